@@ -1,0 +1,9 @@
+// Every CLI command lives in its own file under commands/ and registers itself here (one line each).
+import type { Command } from 'commander';
+import { registerRun } from './run.ts';
+import { registerSchema } from './schema.ts';
+
+export function registerCommands(program: Command): void {
+  registerRun(program);
+  registerSchema(program);
+}

@@ -1,0 +1,362 @@
+// Deterministic discrete-event engine (SimPy-shaped: now, a heap, a loop).
+//
+// Time is exact integer nanoseconds. Pending events live in a binary heap on parallel typed arrays
+// keyed by (time, sequence): the sequence number is the insertion order, so simultaneous events run
+// in the order they were scheduled and runs are reproducible. Keys are float64 nanoseconds relative
+// to a BigInt epoch, and the epoch moves forward ("rebase") long before a key could exceed 2^53, so
+// every key is an exact integer however long the run: a simulated year or a century.
+import type { Ns } from './time.ts';
+
+/** Relative keys stay below this; the epoch is moved forward when `now` passes REBASE_AT. */
+const REBASE_AT = 2 ** 50;
+/** Events further ahead than this (≈ 52 days) wait in an exact BigInt side list until they come near. */
+const NEAR = 2 ** 52;
+
+export type EventCallback = () => void;
+
+export class EngineError extends Error {
+  override name = 'EngineError';
+}
+
+/** A re-armable timer, like the kernel's hrtimer or QEMU's QEMUTimer: at most one pending expiry. */
+export interface Timer {
+  /** Arm (or re-arm) to fire at absolute time `at`. */
+  armAt(at: Ns): void;
+  /** Arm (or re-arm) to fire `delayNs` from now. */
+  armIn(delayNs: number | bigint): void;
+  cancel(): void;
+  readonly pending: boolean;
+  /** Absolute expiry when pending, else null. */
+  readonly expires: Ns | null;
+}
+
+/** What a model needs from whatever drives time: the simulation engine or a live backend. */
+export interface Scheduler {
+  readonly now: Ns;
+  timer(callback: EventCallback): Timer;
+}
+
+interface FarEvent {
+  at: Ns;
+  seq: number;
+  slot: number;
+}
+
+export class Engine implements Scheduler {
+  private epoch = 0n; // absolute ns of relative key 0
+  private nowRel = 0; // relative ns of the event being dispatched / last dispatched
+  private nowCache: Ns | null = 0n;
+
+  // heap
+  private cap: number;
+  private size = 0;
+  private keys: Float64Array;
+  private seqs: Float64Array;
+  private slots: Int32Array;
+
+  // slots: one per timer / one-shot event; an entry is live while its seq matches the slot's
+  private callbacks: (EventCallback | null)[] = [];
+  private armedSeq: number[] = [];
+  private armedRel: number[] = [];
+  private freeSlots: number[] = [];
+  private oneShot: boolean[] = [];
+
+  private far: FarEvent[] = [];
+  private nextSeq = 0;
+  private dispatched = 0;
+  private stopped = false;
+
+  constructor(initialCapacity = 1024) {
+    this.cap = initialCapacity;
+    this.keys = new Float64Array(initialCapacity);
+    this.seqs = new Float64Array(initialCapacity);
+    this.slots = new Int32Array(initialCapacity);
+  }
+
+  /** Current simulated time, exact. */
+  get now(): Ns {
+    if (this.nowCache === null) this.nowCache = this.epoch + BigInt(this.nowRel);
+    return this.nowCache;
+  }
+
+  /** Number of events dispatched so far. */
+  get eventsDispatched(): number {
+    return this.dispatched;
+  }
+
+  /** Events waiting (including cancelled entries not yet discarded). */
+  get pendingCount(): number {
+    return this.size + this.far.length;
+  }
+
+  /** Schedule a one-shot callback at absolute time `at`. Returns a handle for `cancel`. */
+  at(at: Ns, callback: EventCallback): number {
+    const slot = this.allocSlot(callback, true);
+    this.arm(slot, at - this.now);
+    return slot;
+  }
+
+  /** Schedule a one-shot callback `delayNs` from now. */
+  after(delayNs: number | bigint, callback: EventCallback): number {
+    const slot = this.allocSlot(callback, true);
+    this.arm(slot, delayNs);
+    return slot;
+  }
+
+  /** Cancel a one-shot event by handle; cancelling an event that already ran is a no-op. */
+  cancel(handle: number): void {
+    if (this.armedSeq[handle] === -1) return;
+    this.armedSeq[handle] = -1;
+    if (this.oneShot[handle]) this.releaseSlot(handle);
+  }
+
+  timer(callback: EventCallback): Timer {
+    const slot = this.allocSlot(callback, false);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const engine = this;
+    return {
+      armAt(at: Ns) {
+        engine.arm(slot, at - engine.now);
+      },
+      armIn(delayNs: number | bigint) {
+        engine.arm(slot, delayNs);
+      },
+      cancel() {
+        engine.armedSeq[slot] = -1;
+      },
+      get pending() {
+        return engine.armedSeq[slot] !== -1;
+      },
+      get expires() {
+        return engine.expiryOf(slot);
+      },
+    };
+  }
+
+  /** Stop the current run() after the event being dispatched. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /**
+   * Dispatch events in time order until none are left, `until` is passed (events at exactly `until`
+   * run) or stop() is called. When `until` is given, time ends exactly there.
+   */
+  run(until?: Ns): void {
+    if (until !== undefined && until < this.now) throw new EngineError(`run(until=${until}) is before now=${this.now}`);
+    this.stopped = false;
+    let limit = this.limitRel(until);
+    for (;;) {
+      if (this.size === 0) {
+        if (this.far.length === 0) break;
+        // Nothing near: the earliest far event is next. Jump the epoch to it (no one can observe the gap).
+        const next = this.far[0]!.at;
+        if (until !== undefined && next > until) break;
+        this.epoch = next;
+        this.nowRel = 0;
+        this.nowCache = null;
+        this.pullFar();
+        limit = this.limitRel(until);
+        continue;
+      }
+      const k = this.keys[0]!;
+      if (k > limit) break;
+      const seq = this.seqs[0]!;
+      const slot = this.slots[0]!;
+      this.popTop();
+      if (this.armedSeq[slot] !== seq) continue; // cancelled or re-armed since
+      this.nowRel = k;
+      this.nowCache = null;
+      this.armedSeq[slot] = -1;
+      const cb = this.callbacks[slot]!;
+      if (this.oneShot[slot]) this.releaseSlot(slot);
+      this.dispatched++;
+      cb();
+      if (this.nowRel >= REBASE_AT) {
+        this.rebaseBy(this.nowRel);
+        limit = this.limitRel(until);
+      }
+      if (this.stopped) return;
+    }
+    if (until !== undefined) this.advanceTo(until);
+  }
+
+  /**
+   * Move time forward to `t` with no event dispatched in between: used at the end of run(until) and by
+   * models that advance periodic work analytically. Pending events must all lie at or after `t`.
+   */
+  advanceTo(t: Ns): void {
+    if (t < this.now) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
+    const next = this.nextEventTime();
+    if (next !== null && next < t) throw new EngineError(`advanceTo(${t}) would skip an event pending at ${next}`);
+    const rel = t - this.epoch;
+    if (rel < BigInt(REBASE_AT)) {
+      this.nowRel = Number(rel);
+      this.nowCache = t;
+    } else if (rel < BigInt(NEAR)) {
+      this.rebaseBy(Number(rel));
+    } else {
+      this.size = 0; // only stale entries can remain (checked above)
+      this.epoch = t;
+      this.nowRel = 0;
+      this.nowCache = t;
+      this.pullFar();
+    }
+  }
+
+  /** Absolute time of the earliest live pending event, or null. */
+  nextEventTime(): Ns | null {
+    while (this.size > 0 && this.armedSeq[this.slots[0]!] !== this.seqs[0]) this.popTop();
+    if (this.size > 0) return this.epoch + BigInt(this.keys[0]!);
+    return this.far.length > 0 ? this.far[0]!.at : null;
+  }
+
+  private expiryOf(slot: number): Ns | null {
+    const seq = this.armedSeq[slot];
+    if (seq === -1) return null;
+    const rel = this.armedRel[slot]!;
+    if (!Number.isNaN(rel)) return this.epoch + BigInt(rel);
+    return this.far.find((f) => f.seq === seq)!.at;
+  }
+
+  // --- internals ---
+
+  private limitRel(until: Ns | undefined): number {
+    if (until === undefined) return Infinity;
+    const rel = until - this.epoch;
+    return rel >= BigInt(NEAR) ? Infinity : Number(rel);
+  }
+
+  private allocSlot(callback: EventCallback, oneShot: boolean): number {
+    const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.callbacks.length;
+    this.callbacks[slot] = callback;
+    this.armedSeq[slot] = -1;
+    this.armedRel[slot] = 0;
+    this.oneShot[slot] = oneShot;
+    return slot;
+  }
+
+  private releaseSlot(slot: number): void {
+    this.callbacks[slot] = null;
+    this.freeSlots.push(slot);
+  }
+
+  private arm(slot: number, delay: number | bigint): void {
+    let key: number;
+    if (typeof delay === 'number') {
+      if (!(delay >= 0) || !Number.isSafeInteger(delay)) throw new EngineError(`delay must be a non-negative integer number of ns, got ${delay}`);
+      key = this.nowRel + delay;
+      if (key >= NEAR) return this.armFar(slot, this.now + BigInt(delay));
+    } else {
+      if (delay < 0n) throw new EngineError(`cannot schedule in the past (delay ${delay} ns)`);
+      const rel = BigInt(this.nowRel) + delay;
+      if (rel >= BigInt(NEAR)) return this.armFar(slot, this.now + delay);
+      key = Number(rel);
+    }
+    const seq = this.nextSeq++;
+    this.armedSeq[slot] = seq;
+    this.armedRel[slot] = key;
+    this.push(key, seq, slot);
+  }
+
+  /** Events beyond the reach of float64 keys wait, sorted by (time, seq), until the epoch nears them. */
+  private armFar(slot: number, at: Ns): void {
+    const seq = this.nextSeq++;
+    this.armedSeq[slot] = seq;
+    this.armedRel[slot] = NaN;
+    const ev = { at, seq, slot };
+    let i = this.far.length;
+    while (i > 0 && this.far[i - 1]!.at > at) i--;
+    this.far.splice(i, 0, ev);
+  }
+
+  private push(key: number, seq: number, slot: number): void {
+    if (this.size === this.cap) this.grow();
+    const keys = this.keys;
+    const seqs = this.seqs;
+    const slots = this.slots;
+    let i = this.size++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pk = keys[p]!;
+      if (pk < key || (pk === key && seqs[p]! < seq)) break;
+      keys[i] = pk;
+      seqs[i] = seqs[p]!;
+      slots[i] = slots[p]!;
+      i = p;
+    }
+    keys[i] = key;
+    seqs[i] = seq;
+    slots[i] = slot;
+  }
+
+  private popTop(): void {
+    const n = --this.size;
+    if (n === 0) return;
+    const keys = this.keys;
+    const seqs = this.seqs;
+    const slots = this.slots;
+    const key = keys[n]!;
+    const seq = seqs[n]!;
+    const slot = slots[n]!;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      const r = c + 1;
+      if (r < n) {
+        const rk = keys[r]!;
+        const ck = keys[c]!;
+        if (rk < ck || (rk === ck && seqs[r]! < seqs[c]!)) c = r;
+      }
+      const ck = keys[c]!;
+      if (key < ck || (key === ck && seq < seqs[c]!)) break;
+      keys[i] = ck;
+      seqs[i] = seqs[c]!;
+      slots[i] = slots[c]!;
+      i = c;
+    }
+    keys[i] = key;
+    seqs[i] = seq;
+    slots[i] = slot;
+  }
+
+  private grow(): void {
+    const cap = this.cap * 2;
+    const k = new Float64Array(cap);
+    k.set(this.keys);
+    const s = new Float64Array(cap);
+    s.set(this.seqs);
+    const sl = new Int32Array(cap);
+    sl.set(this.slots);
+    this.keys = k;
+    this.seqs = s;
+    this.slots = sl;
+    this.cap = cap;
+  }
+
+  /** Move the epoch forward by `shift` ns (≤ every live key), keeping every absolute time unchanged. */
+  private rebaseBy(shift: number): void {
+    const now = this.epoch + BigInt(this.nowRel);
+    for (let i = 0; i < this.size; i++) this.keys[i] = this.keys[i]! - shift;
+    for (let s = 0; s < this.armedRel.length; s++) if (this.armedSeq[s] !== -1) this.armedRel[s] = this.armedRel[s]! - shift;
+    this.epoch += BigInt(shift);
+    this.nowRel = Number(now - this.epoch);
+    this.nowCache = now;
+    this.pullFar();
+  }
+
+  /** Move far events that the current epoch can now represent exactly into the heap. */
+  private pullFar(): void {
+    let n = 0;
+    for (const f of this.far) {
+      const rel = f.at - this.epoch;
+      if (rel >= BigInt(NEAR)) break;
+      n++;
+      if (this.armedSeq[f.slot] !== f.seq) continue;
+      this.armedRel[f.slot] = Number(rel);
+      this.push(Number(rel), f.seq, f.slot);
+    }
+    if (n > 0) this.far.splice(0, n);
+  }
+}
