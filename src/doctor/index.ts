@@ -1,0 +1,8 @@
+// doctor: read the running Linux system's timekeeping (read-only), explain it, and describe it as a
+// scenario that makes the guest model its twin.
+export { runDoctor, reportToJson, DOCTOR_SCHEMA, type DoctorReport, type DoctorOptions } from './doctor.ts';
+export { explain, renderText, unreadable, CLOCKSOURCE_RATINGS, type Finding, type Severity } from './explain.ts';
+export { liveSource, recordedSource, type SystemSource, type Reading } from './source.ts';
+export * from './parse.ts';
+export { decodeTimex, timexQuery, readAdjtimex, TIMEX_LAYOUT, STA, type Timex } from './adjtimex.ts';
+export { measureClockCost, CLOCK_IDS, type VdsoCost, type ClockCost } from './vdso.ts';

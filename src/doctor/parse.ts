@@ -1,0 +1,368 @@
+// Pure parsers over the text the kernel exposes. No I/O here: every function takes text and returns
+// data, so each one is tested on recorded inputs from several machines (test/fixtures/doctor).
+
+/** available_clocksource / current_clocksource: names separated by spaces (kernel/time/clocksource.c). */
+export function parseClocksourceList(text: string): string[] {
+  return text.split(/\s+/).filter(Boolean);
+}
+
+export interface CmdlineParam {
+  key: string;
+  value?: string;
+}
+
+/** The timekeeping-relevant boot parameters, named as in Documentation/admin-guide/kernel-parameters.txt. */
+export interface CmdlineTime {
+  clocksource?: string;
+  /** tsc=reliable / unstable / noirqtime / nowatchdog / recalibrate (comma-separated list). */
+  tsc: string[];
+  notsc: boolean;
+  noKvmclock: boolean;
+  noKvmclockVsyscall: boolean;
+  nohz?: string;
+  nohzFull?: string;
+  highres?: string;
+  hpet?: string;
+  noTimerCheck: boolean;
+  lpj?: string;
+  tscEarlyKhz?: string;
+  clocksourceWatchdog?: string;
+}
+
+export interface Cmdline {
+  raw: string;
+  /** Parameters the kernel parses (everything before a bare "--"). */
+  params: CmdlineParam[];
+  /** What follows "--": handed to init, not parsed by the kernel. */
+  initArgs: string[];
+  time: CmdlineTime;
+}
+
+/** Split a command line the way the kernel's next_arg() does: spaces separate, double quotes group. */
+export function splitCmdline(raw: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let inQuote = false;
+  let has = false;
+  for (const ch of raw.trim()) {
+    if (ch === '"') {
+      inQuote = !inQuote;
+      has = true;
+      continue;
+    }
+    if (!inQuote && /\s/.test(ch)) {
+      if (has) out.push(cur);
+      cur = '';
+      has = false;
+      continue;
+    }
+    cur += ch;
+    has = true;
+  }
+  if (has) out.push(cur);
+  return out;
+}
+
+export function parseCmdline(text: string): Cmdline {
+  const raw = text.replace(/\n$/, '');
+  const words = splitCmdline(raw);
+  const dash = words.indexOf('--');
+  const kernelWords = dash >= 0 ? words.slice(0, dash) : words;
+  const params = kernelWords.map((w): CmdlineParam => {
+    const eq = w.indexOf('=');
+    return eq < 0 ? { key: w } : { key: w.slice(0, eq), value: w.slice(eq + 1) };
+  });
+  // The kernel lets a later occurrence win for most early_param()s; so do we.
+  const last = (k: string) => [...params].reverse().find((p) => p.key === k);
+  const flag = (k: string) => params.some((p) => p.key === k);
+  const tscWords = params.filter((p) => p.key === 'tsc' && p.value !== undefined).flatMap((p) => p.value!.split(','));
+  const time: CmdlineTime = {
+    clocksource: last('clocksource')?.value,
+    tsc: tscWords,
+    notsc: flag('notsc'),
+    noKvmclock: flag('no-kvmclock'),
+    noKvmclockVsyscall: flag('no-kvmclock-vsyscall'),
+    nohz: last('nohz')?.value,
+    nohzFull: last('nohz_full')?.value,
+    highres: last('highres')?.value,
+    hpet: last('hpet')?.value,
+    noTimerCheck: flag('no_timer_check'),
+    lpj: last('lpj')?.value,
+    tscEarlyKhz: last('tsc_early_khz')?.value,
+    clocksourceWatchdog: last('clocksource.watchdog')?.value,
+  };
+  for (const k of Object.keys(time) as (keyof CmdlineTime)[]) if (time[k] === undefined) delete time[k];
+  return { raw, params, initArgs: dash >= 0 ? words.slice(dash + 1) : [], time };
+}
+
+/** CPU flags that matter for timekeeping (arch/x86/include/asm/cpufeatures.h names as /proc/cpuinfo prints them). */
+export const TIME_FLAGS = [
+  'tsc',
+  'rdtscp',
+  'constant_tsc',
+  'nonstop_tsc',
+  'tsc_known_freq',
+  'tsc_reliable',
+  'tsc_deadline_timer',
+  'tsc_adjust',
+  'arat',
+  'hypervisor',
+  'x2apic',
+] as const;
+
+export interface CpuInfo {
+  cpus: number;
+  vendor?: string;
+  modelName?: string;
+  /** "cpu MHz" of the first CPU, as printed. */
+  cpuMhz?: string;
+  /** Flags of the first CPU. */
+  flags: string[];
+  /** Flags present on some CPUs but not all (a mixed system; empty normally). */
+  inconsistentFlags: string[];
+  /** Which of TIME_FLAGS are set. */
+  timeFlags: Record<(typeof TIME_FLAGS)[number], boolean>;
+  /** constant_tsc and nonstop_tsc together: the kernel sets both from CPUID 0x80000007 EDX bit 8. */
+  invariantTsc: boolean;
+}
+
+export function parseCpuinfo(text: string): CpuInfo {
+  const blocks = text.split(/\n\s*\n/).filter((b) => /\S/.test(b));
+  const parsed = blocks.map((b) => {
+    const m = new Map<string, string>();
+    for (const line of b.split('\n')) {
+      const i = line.indexOf(':');
+      if (i < 0) continue;
+      m.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+    }
+    return m;
+  });
+  const cpuBlocks = parsed.filter((m) => m.has('processor') || m.has('flags'));
+  const first = cpuBlocks[0] ?? new Map<string, string>();
+  const flagSets = cpuBlocks.map((m) => new Set((m.get('flags') ?? '').split(/\s+/).filter(Boolean)));
+  const flags = [...(flagSets[0] ?? new Set<string>())];
+  const all = new Set(flagSets.flatMap((s) => [...s]));
+  const inconsistentFlags = [...all].filter((f) => !flagSets.every((s) => s.has(f))).sort();
+  const has = (f: string) => flagSets.length > 0 && flagSets.every((s) => s.has(f));
+  const timeFlags = Object.fromEntries(TIME_FLAGS.map((f) => [f, has(f)])) as CpuInfo['timeFlags'];
+  const info: CpuInfo = {
+    cpus: cpuBlocks.length,
+    vendor: first.get('vendor_id'),
+    modelName: first.get('model name'),
+    cpuMhz: first.get('cpu MHz'),
+    flags,
+    inconsistentFlags,
+    timeFlags,
+    invariantTsc: timeFlags.constant_tsc && timeFlags.nonstop_tsc,
+  };
+  if (info.vendor === undefined) delete info.vendor;
+  if (info.modelName === undefined) delete info.modelName;
+  if (info.cpuMhz === undefined) delete info.cpuMhz;
+  return info;
+}
+
+export interface LogLine {
+  /** Seconds since boot as printed ("0.000051"), when the line has a timestamp. */
+  ts?: string;
+  text: string;
+}
+
+/**
+ * Kernel log text in dmesg format. Also accepts syslog/journal copies ("Feb  2 17:33:32 host kernel: [ ... ] text")
+ * and lines without timestamps (a serial console with printk.time=0).
+ */
+export function parseKernelLog(text: string): LogLine[] {
+  const out: LogLine[] = [];
+  for (let line of text.split('\n')) {
+    line = line.replace(/\r$/, '');
+    if (!line.trim()) continue;
+    const k = / kernel: /.exec(line);
+    if (k && /^\S/.test(line) && !line.startsWith('[')) line = line.slice(k.index + ' kernel: '.length);
+    const m = /^\[\s*(\d+\.\d+)\]\s?(.*)$/.exec(line);
+    if (m) out.push({ ts: m[1]!, text: m[2]! });
+    else out.push({ text: line });
+  }
+  return out;
+}
+
+/**
+ * Boot lines about clocks: what the kernel's clocksource, TSC, kvm-clock, HPET, PIT, sched_clock and Hyper-V
+ * timer code print (kernel/time/clocksource.c, arch/x86/kernel/{tsc.c,kvmclock.c,hpet.c,apic/apic.c},
+ * drivers/clocksource/hyperv_timer.c, kernel/sched/clock.c).
+ */
+const CLOCK_LINE = [
+  /^clocksource: /,
+  /^tsc: /,
+  /^kvm-clock: /,
+  /^Hypervisor detected: /,
+  /^TSC deadline timer (available|enabled)/,
+  /^TSC synchronization/,
+  /^TSC found unstable/,
+  /^Marking TSC unstable/,
+  /^sched_clock: /,
+  /^hpet\d*: /,
+  /^hpet: /,
+  /^clockevents: /,
+  /^Switched to clocksource /, // kernels before 4.2 printed without the "clocksource: " prefix
+  /^Clocksource /,
+  /^Hyper-V: .*(TSC|clock|timer)/i,
+  /^hv_clocksource|^hyperv_clocksource/,
+  /^APIC timer disabled/,
+  /^\.\.TIMER: /,
+  /^Using TSC|^Refined TSC/,
+  /^pvclock/,
+];
+
+export function isClockLine(text: string): boolean {
+  return CLOCK_LINE.some((re) => re.test(text));
+}
+
+export function clockLines(lines: LogLine[]): LogLine[] {
+  return lines.filter((l) => isClockLine(l.text));
+}
+
+export interface RegisteredClocksource {
+  name: string;
+  mask: string;
+  maxCycles: string;
+  maxIdleNs: string;
+}
+
+export interface ClockFacts {
+  kernelVersion?: string;
+  hypervisor?: string;
+  /** Clocksources in the order they registered, with what __clocksource_update_freq_scale printed. */
+  registered: RegisteredClocksource[];
+  /** Every "Switched to clocksource X", in order. */
+  switches: string[];
+  /** "tsc: Detected 2596.134 MHz processor": the MHz text. */
+  tscDetectedMhz?: string;
+  /** "tsc: Detected 2596.134 MHz TSC" (separate TSC frequency), if printed. */
+  tscDetectedTscMhz?: string;
+  /** "tsc: Refined TSC clocksource calibration: 2700.280 MHz". */
+  tscRefinedMhz?: string;
+  tscCalibration?: string;
+  tscDeadline: boolean;
+  /** Why the TSC was marked unstable ("tsc: Marking TSC unstable due to ..."). */
+  tscUnstable: string[];
+  /** "clocksource: timekeeping watchdog on CPUn: Marking clocksource 'x' as unstable ..." */
+  watchdogMarked: string[];
+  kvmClockMsrs?: string;
+  kvmClockSchedOffsetCycles?: string;
+  /** "random: crng reseeded due to virtual machine fork": this VM was restored from a snapshot. */
+  vmFork: boolean;
+  /** The command line the kernel printed at boot. */
+  bootCommandLine?: string;
+}
+
+export function clockFacts(lines: LogLine[]): ClockFacts {
+  const f: ClockFacts = { registered: [], switches: [], tscDeadline: false, tscUnstable: [], watchdogMarked: [], vmFork: false };
+  for (const { text } of lines) {
+    let m: RegExpExecArray | null;
+    if ((m = /^Linux version (\S+)/.exec(text))) f.kernelVersion ??= m[1]!;
+    else if ((m = /^Hypervisor detected: (.+)$/.exec(text))) f.hypervisor = m[1]!.trim();
+    else if ((m = /^clocksource: ([^:]+): mask: (0x[0-9a-f]+) max_cycles: (0x[0-9a-f]+), max_idle_ns: (\d+) ns/.exec(text)))
+      f.registered.push({ name: m[1]!, mask: m[2]!, maxCycles: m[3]!, maxIdleNs: m[4]! });
+    else if ((m = /^(?:clocksource: )?Switched to clocksource (\S+)/.exec(text))) f.switches.push(m[1]!);
+    else if ((m = /^tsc: Detected ([\d.]+) MHz processor/.exec(text))) f.tscDetectedMhz = m[1]!;
+    else if ((m = /^tsc: Detected ([\d.]+) MHz TSC/.exec(text))) f.tscDetectedTscMhz = m[1]!;
+    else if ((m = /^tsc: Refined TSC clocksource calibration: ([\d.]+) MHz/.exec(text))) f.tscRefinedMhz = m[1]!;
+    else if ((m = /^tsc: (Fast TSC calibration.*|PIT calibration matches.*|Detected .* TSC freq.*|Using PIT calibration.*)$/.exec(text))) f.tscCalibration = m[1]!;
+    else if (/^TSC deadline timer (available|enabled)/.test(text)) f.tscDeadline = true;
+    else if ((m = /^tsc: Marking TSC unstable due to (.+)$/.exec(text))) f.tscUnstable.push(m[1]!);
+    else if ((m = /^clocksource: timekeeping watchdog on CPU\d+: Marking clocksource '([^']+)' as unstable/.exec(text))) f.watchdogMarked.push(m[1]!);
+    else if ((m = /^kvm-clock: Using msrs (\S+ and \S+)/.exec(text))) f.kvmClockMsrs = m[1]!;
+    else if ((m = /^kvm-clock: using sched offset of (\d+) cycles/.exec(text))) f.kvmClockSchedOffsetCycles = m[1]!;
+    else if (/crng reseeded due to virtual machine fork/.test(text)) f.vmFork = true;
+    else if ((m = /^Command line: (.*)$/.exec(text))) f.bootCommandLine ??= m[1]!;
+  }
+  return f;
+}
+
+export interface CpuTimes {
+  user: bigint;
+  nice: bigint;
+  system: bigint;
+  idle: bigint;
+  iowait: bigint;
+  irq: bigint;
+  softirq: bigint;
+  steal: bigint;
+  total: bigint;
+}
+
+/** The aggregate "cpu" line of /proc/stat (fs/proc/stat.c), in USER_HZ ticks. */
+export function parseProcStat(text: string): CpuTimes | undefined {
+  const line = text.split('\n').find((l) => /^cpu\s/.test(l));
+  if (!line) return undefined;
+  const v = line.trim().split(/\s+/).slice(1).map((x) => BigInt(x));
+  const at = (i: number) => v[i] ?? 0n;
+  // guest and guest_nice (fields 9, 10) are already included in user and nice: not added to total.
+  const total = [0, 1, 2, 3, 4, 5, 6, 7].reduce((s, i) => s + at(i), 0n);
+  return { user: at(0), nice: at(1), system: at(2), idle: at(3), iowait: at(4), irq: at(5), softirq: at(6), steal: at(7), total };
+}
+
+export interface StealSample {
+  stealTicks: string;
+  totalTicks: string;
+  /** Steal as a share of all CPU time in the interval, 0..1. */
+  share: number;
+}
+
+export function stealBetween(a: CpuTimes, b: CpuTimes): StealSample {
+  const steal = b.steal - a.steal;
+  const total = b.total - a.total;
+  return { stealTicks: steal.toString(), totalTicks: total.toString(), share: total > 0n ? Number(steal) / Number(total) : 0 };
+}
+
+export interface VdsoMappings {
+  vdso: boolean;
+  vvar: boolean;
+  /** [vvar_vclock]: the pvclock / Hyper-V TSC page mapped for the vDSO (Linux ≥ 6.13 names it separately). */
+  vvarVclock: boolean;
+  /** Size of [vvar] in 4 KiB pages; before 6.13 the pvclock/hvclock pages sat inside it. */
+  vvarPages: number;
+}
+
+/** [vdso]/[vvar]/[vvar_vclock] lines of /proc/<pid>/maps (arch/x86/entry/vdso/vma.c). */
+export function parseMaps(text: string): VdsoMappings {
+  const res: VdsoMappings = { vdso: false, vvar: false, vvarVclock: false, vvarPages: 0 };
+  for (const line of text.split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+)\s.*\[(vdso|vvar|vvar_vclock)\]\s*$/.exec(line);
+    if (!m) continue;
+    if (m[3] === 'vdso') res.vdso = true;
+    else if (m[3] === 'vvar_vclock') res.vvarVclock = true;
+    else {
+      res.vvar = true;
+      res.vvarPages = Number((BigInt('0x' + m[2]) - BigInt('0x' + m[1])) / 4096n);
+    }
+  }
+  return res;
+}
+
+export const NTP_CLIENTS: Record<string, string> = {
+  chronyd: 'chrony',
+  ntpd: 'ntpd',
+  'systemd-timesyn': 'systemd-timesyncd', // comm is cut to 15 characters (TASK_COMM_LEN)
+  'systemd-timesyncd': 'systemd-timesyncd',
+  openntpd: 'OpenNTPD',
+  ntpsec: 'NTPsec',
+  ptp4l: 'linuxptp ptp4l',
+  phc2sys: 'linuxptp phc2sys',
+  'vmware-toolsd': 'VMware Tools (may sync time)',
+  'qemu-ga': 'QEMU guest agent (sets time only on request)',
+  'hv_kvp_daemon': 'Hyper-V KVP daemon',
+};
+
+/** Which time-sync programs appear among process names (from /proc/<pid>/comm). */
+export function ntpClientsFromComms(comms: string[]): string[] {
+  const found = new Set<string>();
+  for (const c of comms) {
+    const name = NTP_CLIENTS[c.trim()];
+    if (name) found.add(name);
+  }
+  return [...found].sort();
+}
+
+/** KVM backends by module name in /sys/module. */
+export const KVM_BACKENDS = ['kvm_intel', 'kvm_amd', 'kvm_pvm'] as const;
