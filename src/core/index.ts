@@ -6,3 +6,4 @@ export * from './prng.ts';
 export * from './trace.ts';
 export * from './errors.ts';
 export * from './units.ts';
+export * from './pvclock-abi.ts';

@@ -1,0 +1,169 @@
+// The paravirtual clock ABI shared by host (KVM) and guest (Linux), as
+// arch/x86/include/asm/pvclock-abi.h, arch/x86/include/uapi/asm/kvm_para.h and
+// arch/x86/include/asm/pvclock.h define it: record layouts, flag bits, MSR numbers, and the one
+// piece of arithmetic both sides must agree on (pvclock_scale_delta / __pvclock_read_cycles).
+// Both the hypervisor model and the guest model import this; it depends on nothing above core.
+import type { Cycles, Ns } from './time.ts';
+import { mulU64U32Shr, u64 } from './u64.ts';
+
+// --- MSRs (arch/x86/include/uapi/asm/kvm_para.h, Documentation/virt/kvm/x86/msr.rst) ---
+export const MSR_KVM_WALL_CLOCK = 0x11;
+export const MSR_KVM_SYSTEM_TIME = 0x12;
+export const MSR_KVM_WALL_CLOCK_NEW = 0x4b564d00;
+export const MSR_KVM_SYSTEM_TIME_NEW = 0x4b564d01;
+export const MSR_KVM_ASYNC_PF_EN = 0x4b564d02;
+export const MSR_KVM_STEAL_TIME = 0x4b564d03;
+export const MSR_IA32_TSC = 0x10;
+export const MSR_IA32_TSC_ADJUST = 0x3b;
+
+/** Bit 0 of MSR_KVM_SYSTEM_TIME(_NEW) and MSR_KVM_STEAL_TIME: enable. */
+export const KVM_MSR_ENABLED = 1n;
+/** Steal-time record alignment: the GPA must be 64-byte aligned, bits 1..5 reserved. */
+export const KVM_STEAL_ALIGNMENT_BITS = 5n;
+export const KVM_STEAL_VALID_BITS = u64(-1n << (KVM_STEAL_ALIGNMENT_BITS + 1n));
+export const KVM_STEAL_RESERVED_MASK = ((1n << KVM_STEAL_ALIGNMENT_BITS) - 1n) << 1n;
+
+// --- CPUID (Documentation/virt/kvm/x86/cpuid.rst) ---
+export const KVM_CPUID_SIGNATURE = 0x40000000;
+export const KVM_CPUID_FEATURES = 0x40000001;
+export const KVM_CPUID_TIMING_INFO = 0x40000010;
+export const KVM_FEATURE_CLOCKSOURCE = 0;
+export const KVM_FEATURE_CLOCKSOURCE2 = 3;
+export const KVM_FEATURE_STEAL_TIME = 5;
+export const KVM_FEATURE_CLOCKSOURCE_STABLE_BIT = 24;
+
+// --- pvclock flags (pvclock-abi.h) ---
+export const PVCLOCK_TSC_STABLE_BIT = 1 << 0;
+export const PVCLOCK_GUEST_STOPPED = 1 << 1;
+export const PVCLOCK_COUNTS_FROM_ZERO = 1 << 2;
+
+// --- steal time preempted bits (kvm_para.h) ---
+export const KVM_VCPU_PREEMPTED = 1 << 0;
+export const KVM_VCPU_FLUSH_TLB = 1 << 1;
+
+/** struct pvclock_vcpu_time_info: 32 bytes, 32-byte aligned. */
+export interface PvclockVcpuTimeInfo {
+  version: number; // u32
+  tscTimestamp: Cycles; // u64
+  systemTime: Ns; // u64
+  tscToSystemMul: number; // u32
+  tscShift: number; // s8
+  flags: number; // u8
+}
+
+export const PVCLOCK_VCPU_TIME_INFO_SIZE = 32;
+export const PVCLOCK_VCPU_TIME_INFO_LAYOUT = {
+  version: 0,
+  pad0: 4,
+  tsc_timestamp: 8,
+  system_time: 16,
+  tsc_to_system_mul: 24,
+  tsc_shift: 28,
+  flags: 29,
+  pad: 30,
+} as const;
+
+/** struct pvclock_wall_clock: 12 bytes, packed. */
+export interface PvclockWallClock {
+  version: number; // u32
+  sec: number; // u32
+  nsec: number; // u32
+}
+export const PVCLOCK_WALL_CLOCK_SIZE = 12;
+export const PVCLOCK_WALL_CLOCK_LAYOUT = { version: 0, sec: 4, nsec: 8 } as const;
+
+/** struct kvm_steal_time: 64 bytes, 64-byte aligned. */
+export interface KvmStealTime {
+  steal: Ns; // u64
+  version: number; // u32
+  flags: number; // u32
+  preempted: number; // u8
+}
+export const KVM_STEAL_TIME_SIZE = 64;
+export const KVM_STEAL_TIME_LAYOUT = { steal: 0, version: 8, flags: 12, preempted: 16, u8_pad: 17, pad: 20 } as const;
+
+/** A little-endian view on some bytes (guest memory, a test buffer). */
+function view(buf: Uint8Array): DataView {
+  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+export function decodePvclock(buf: Uint8Array, off = 0): PvclockVcpuTimeInfo {
+  const v = view(buf);
+  const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
+  return {
+    version: v.getUint32(off + L.version, true),
+    tscTimestamp: v.getBigUint64(off + L.tsc_timestamp, true),
+    systemTime: v.getBigUint64(off + L.system_time, true),
+    tscToSystemMul: v.getUint32(off + L.tsc_to_system_mul, true),
+    tscShift: v.getInt8(off + L.tsc_shift),
+    flags: v.getUint8(off + L.flags),
+  };
+}
+
+export function encodePvclock(rec: PvclockVcpuTimeInfo, buf: Uint8Array = new Uint8Array(PVCLOCK_VCPU_TIME_INFO_SIZE), off = 0): Uint8Array {
+  const v = view(buf);
+  const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
+  v.setUint32(off + L.version, rec.version >>> 0, true);
+  v.setUint32(off + L.pad0, 0, true);
+  v.setBigUint64(off + L.tsc_timestamp, u64(rec.tscTimestamp), true);
+  v.setBigUint64(off + L.system_time, u64(rec.systemTime), true);
+  v.setUint32(off + L.tsc_to_system_mul, rec.tscToSystemMul >>> 0, true);
+  v.setInt8(off + L.tsc_shift, rec.tscShift);
+  v.setUint8(off + L.flags, rec.flags & 0xff);
+  v.setUint16(off + L.pad, 0, true);
+  return buf;
+}
+
+export function decodeWallClock(buf: Uint8Array, off = 0): PvclockWallClock {
+  const v = view(buf);
+  return { version: v.getUint32(off, true), sec: v.getUint32(off + 4, true), nsec: v.getUint32(off + 8, true) };
+}
+
+export function encodeWallClock(wc: PvclockWallClock, buf: Uint8Array = new Uint8Array(PVCLOCK_WALL_CLOCK_SIZE), off = 0): Uint8Array {
+  const v = view(buf);
+  v.setUint32(off, wc.version >>> 0, true);
+  v.setUint32(off + 4, wc.sec >>> 0, true);
+  v.setUint32(off + 8, wc.nsec >>> 0, true);
+  return buf;
+}
+
+export function decodeStealTime(buf: Uint8Array, off = 0): KvmStealTime {
+  const v = view(buf);
+  const L = KVM_STEAL_TIME_LAYOUT;
+  return {
+    steal: v.getBigUint64(off + L.steal, true),
+    version: v.getUint32(off + L.version, true),
+    flags: v.getUint32(off + L.flags, true),
+    preempted: v.getUint8(off + L.preempted),
+  };
+}
+
+export function encodeStealTime(st: KvmStealTime, buf: Uint8Array = new Uint8Array(KVM_STEAL_TIME_SIZE), off = 0): Uint8Array {
+  const v = view(buf);
+  const L = KVM_STEAL_TIME_LAYOUT;
+  v.setBigUint64(off + L.steal, u64(st.steal), true);
+  v.setUint32(off + L.version, st.version >>> 0, true);
+  v.setUint32(off + L.flags, st.flags >>> 0, true);
+  v.setUint8(off + L.preempted, st.preempted & 0xff);
+  return buf;
+}
+
+/**
+ * pvclock_scale_delta() from arch/x86/include/asm/pvclock.h: shift the delta left or right by
+ * tsc_shift first, then take the high part of the 96-bit product with the 32.32 fraction.
+ */
+export function pvclockScaleDelta(delta: bigint, mulFrac: number, shift: number): bigint {
+  let d = u64(delta);
+  if (shift < 0) d >>= BigInt(-shift);
+  else d = u64(d << BigInt(shift));
+  return mulU64U32Shr(d, mulFrac, 32);
+}
+
+/**
+ * __pvclock_read_cycles() from arch/x86/include/asm/pvclock.h: the record's time at a TSC value.
+ * The TSC delta is a u64 subtraction, so a TSC behind tsc_timestamp wraps (as in the kernel).
+ */
+export function pvclockReadCycles(rec: Pick<PvclockVcpuTimeInfo, 'tscTimestamp' | 'systemTime' | 'tscToSystemMul' | 'tscShift'>, tsc: Cycles): Ns {
+  const delta = u64(tsc - rec.tscTimestamp);
+  return u64(rec.systemTime + pvclockScaleDelta(delta, rec.tscToSystemMul, rec.tscShift));
+}

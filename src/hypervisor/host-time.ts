@@ -1,0 +1,87 @@
+// What KVM reads from the host kernel's timekeeping: rdtsc, tsc_khz, and the clocks behind
+// get_kvmclock_base_ns() (CLOCK_MONOTONIC_RAW + boot offset) and ktime_get_real_ns(), together with
+// whether the host clocksource is the TSC (gtod_is_based_on_tsc in arch/x86/kvm/x86.c).
+//
+// The host's raw clock is the TSC clocksource's own mult/shift: kernel/time/timekeeping.c accumulates
+// cycles * mult in shifted nanoseconds, so CLOCK_MONOTONIC_RAW at a TSC reading is exactly
+// ((tsc - tsc_at_boot) * mult) >> shift. That mult is far coarser than kvmclock's 32.32 multiplier,
+// and the two disagree by a few ns per second: this is why two master-clock snapshots give guest
+// clocks that differ (see KvmVm.getClock).
+import type { Cycles, Ns } from '../core/time.ts';
+import { clocksCalcMultShift } from '../core/u64.ts';
+
+export interface HostTimekeeper {
+  /** tsc_khz of the host kernel. */
+  readonly tscKhz: number;
+  /** X86_FEATURE_CONSTANT_TSC. */
+  readonly constantTsc: boolean;
+  /** Host clocksource is the TSC (required for KVM's master clock). */
+  readonly clocksourceIsTsc: boolean;
+  /** check_tsc_unstable(). */
+  readonly tscUnstable: boolean;
+  /** rdtsc() on the host, now. */
+  rdtsc(): Cycles;
+  /** get_kvmclock_base_ns() computed from this host TSC reading. */
+  baseNsAt(tsc: Cycles): Ns;
+  /** CLOCK_REALTIME (ns since the epoch) computed from this host TSC reading. */
+  realtimeNsAt(tsc: Cycles): Ns;
+}
+
+export interface LinuxHostTimekeeperConfig {
+  tscKhz: number;
+  /** Host TSC now (in a simulation: the host's TSC at the engine's current time). */
+  rdtsc: () => Cycles;
+  /** Host TSC value at which CLOCK_MONOTONIC_RAW (and boot time) read 0. */
+  tscAtBoot?: Cycles;
+  /** CLOCK_REALTIME at boot, ns since the epoch. */
+  realtimeAtBootNs?: Ns;
+  /**
+   * NTP frequency correction of CLOCK_MONOTONIC/REALTIME relative to RAW, in units of mult
+   * (timekeeping_apply_adjustment changes tkr_mono.mult by small integers). 0 = unadjusted.
+   */
+  monoMultAdjust?: number;
+  constantTsc?: boolean;
+  clocksourceIsTsc?: boolean;
+  tscUnstable?: boolean;
+}
+
+/**
+ * A Linux host whose clocksource is the TSC, registered with clocksource_register_khz(): mult/shift
+ * from __clocksource_update_freq_scale(cs, 1000, khz) → clocks_calc_mult_shift(khz, NSEC_PER_SEC/1000,
+ * 600 * 1000) (kernel/time/clocksource.c; 600 s is the cap for >32-bit masks).
+ */
+export class LinuxHostTimekeeper implements HostTimekeeper {
+  readonly tscKhz: number;
+  readonly constantTsc: boolean;
+  readonly clocksourceIsTsc: boolean;
+  readonly tscUnstable: boolean;
+  /** tkr_raw.mult and shift. */
+  readonly rawMult: number;
+  readonly rawShift: number;
+  private readonly monoMult: bigint;
+  private readonly tsc0: Cycles;
+  private readonly real0: Ns;
+  readonly rdtsc: () => Cycles;
+
+  constructor(cfg: LinuxHostTimekeeperConfig) {
+    this.tscKhz = cfg.tscKhz;
+    this.rdtsc = cfg.rdtsc;
+    this.constantTsc = cfg.constantTsc ?? true;
+    this.clocksourceIsTsc = cfg.clocksourceIsTsc ?? true;
+    this.tscUnstable = cfg.tscUnstable ?? false;
+    const { mult, shift } = clocksCalcMultShift(cfg.tscKhz, 1_000_000, 600 * 1000);
+    this.rawMult = mult;
+    this.rawShift = shift;
+    this.monoMult = BigInt(mult + (cfg.monoMultAdjust ?? 0));
+    this.tsc0 = cfg.tscAtBoot ?? 0n;
+    this.real0 = cfg.realtimeAtBootNs ?? 0n;
+  }
+
+  baseNsAt(tsc: Cycles): Ns {
+    return ((tsc - this.tsc0) * BigInt(this.rawMult)) >> BigInt(this.rawShift);
+  }
+
+  realtimeNsAt(tsc: Cycles): Ns {
+    return this.real0 + (((tsc - this.tsc0) * this.monoMult) >> BigInt(this.rawShift));
+  }
+}

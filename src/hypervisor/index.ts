@@ -1,0 +1,46 @@
+// hypervisor: KVM's clock semantics for x86 guests, bit-exact with arch/x86/kvm/x86.c.
+//
+// How to use it (the vmm layer drives this; the guest sees only guest memory, MSRs and the TSC):
+//
+//   const host = new LinuxHostTimekeeper({ tscKhz: 2_596_136, rdtsc: () => worldHost.rdtsc(engine.now) });
+//   const memory = new FlatGuestMemory(1 << 20);
+//   const vm = new KvmVm({ host, memory, scheduler: engine, tscScaling: VMX_TSC_SCALING }); // KVM_CREATE_VM
+//   const vcpu = vm.createVcpu({ runDelayNs: () => thread.runDelay });                        // KVM_CREATE_VCPU
+//   vcpu.setMsr(MSR_KVM_SYSTEM_TIME_NEW, 0x1000n | 1n);   // guest enables kvmclock (wrmsr)
+//   vcpu.setMsr(MSR_KVM_STEAL_TIME, 0x2000n | 1n);        // guest enables steal time
+//   vcpu.run(cpu);          // KVM_RUN: vcpu_load, vcpu_enter_guest (requests → pvclock record), vcpu_put
+//   vcpu.readL1Tsc();       // what RDTSC returns in the guest now
+//   vm.getClock();          // KVM_GET_CLOCK  {clock, flags, realtime, hostTsc}
+//   vm.setClock({ clock }); // KVM_SET_CLOCK
+//   vcpu.kvmclockCtrl();    // KVM_KVMCLOCK_CTRL (GUEST_STOPPED on the next record update)
+//
+// The records themselves (layouts, flags, MSR numbers, pvclock_scale_delta) are in
+// core/pvclock-abi.ts; the guest's read of them is guest/pvclock.ts.
+export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, type TimeScale } from './timescale.ts';
+export {
+  type TscScalingCaps,
+  VMX_TSC_SCALING,
+  SVM_TSC_SCALING,
+  NO_TSC_SCALING,
+  defaultTscScalingRatio,
+  kvmScaleTsc,
+  tscScalingRatio,
+  adjustTscKhz,
+  TSC_TOLERANCE_PPM,
+} from './tsc.ts';
+export { type HostTimekeeper, LinuxHostTimekeeper, type LinuxHostTimekeeperConfig } from './host-time.ts';
+export { type GuestMemory, FlatGuestMemory } from './guest-memory.ts';
+export {
+  KvmVm,
+  type KvmVmOptions,
+  type KvmClockData,
+  type MasterClock,
+  KVM_CLOCK_TSC_STABLE,
+  KVM_CLOCK_REALTIME,
+  KVM_CLOCK_HOST_TSC,
+  KVM_CLOCK_VALID_FLAGS,
+  KVMCLOCK_UPDATE_DELAY_NS,
+  KVMCLOCK_SYNC_PERIOD_NS,
+} from './kvm.ts';
+export { KvmVcpu, type KvmVcpuOptions, type KvmRequest } from './vcpu.ts';
+export { predictGetClock, explainClockPair, type ClockPairExplanation } from './clock-pair.ts';

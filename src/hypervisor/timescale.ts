@@ -1,0 +1,53 @@
+// kvm_get_time_scale() and div_frac() from arch/x86/kvm/x86.c: the 32.32 fixed-point multiplier and
+// power-of-two shift that convert base_hz ticks to scaled_hz ticks, as pvclock_scale_delta() applies
+// them. KVM computes the kvmclock scale with (NSEC_PER_SEC, tsc_khz*1000) and the guest-TSC-from-ns
+// scale with (user_tsc_khz*1000, NSEC_PER_SEC).
+import { InputError } from '../core/errors.ts';
+import { u32, u64 } from '../core/u64.ts';
+import { pvclockScaleDelta } from '../core/pvclock-abi.ts';
+
+export interface TimeScale {
+  /** s8 tsc_shift */
+  shift: number;
+  /** u32 tsc_to_system_mul */
+  mul: number;
+}
+
+const HI32 = 0xffff_ffff_0000_0000n;
+
+/** div_frac(): (dividend << 32) / divisor, as do_shl32_div32 computes it (x86 divl; dividend < divisor). */
+export function divFrac(dividend: bigint, divisor: bigint): number {
+  if (divisor === 0n) throw new RangeError('div_frac: division by zero');
+  // The divl in do_shl32_div32 faults if the quotient does not fit 32 bits; kvm_get_time_scale's loops
+  // guarantee dividend < divisor, so it always fits.
+  return Number(u32(((dividend & 0xffff_ffffn) << 32n) / divisor));
+}
+
+/** kvm_get_time_scale(scaled_hz, base_hz) from arch/x86/kvm/x86.c. */
+export function kvmGetTimeScale(scaledHz: bigint, baseHz: bigint): TimeScale {
+  if (scaledHz <= 0n || baseHz <= 0n) throw new InputError(`kvm_get_time_scale needs positive rates (scaled ${scaledHz}, base ${baseHz})`);
+  let tps64 = u64(baseHz);
+  let scaled64 = u64(scaledHz);
+  let shift = 0;
+  while (tps64 > u64(scaled64 * 2n) || (tps64 & HI32) !== 0n) {
+    tps64 >>= 1n;
+    shift--;
+  }
+  let tps32 = u32(tps64);
+  while (tps32 <= scaled64 || (scaled64 & HI32) !== 0n) {
+    if ((scaled64 & HI32) !== 0n || (tps32 & 0x8000_0000n) !== 0n) scaled64 >>= 1n;
+    else tps32 = u32(tps32 << 1n);
+    shift++;
+  }
+  return { shift, mul: divFrac(scaled64, tps32) };
+}
+
+/** The kvmclock scale for a TSC of `tscKhz` kHz: kvm_get_time_scale(NSEC_PER_SEC, tsc_khz * 1000). */
+export function kvmclockScale(tscKhz: number | bigint): TimeScale {
+  return kvmGetTimeScale(1_000_000_000n, BigInt(tscKhz) * 1000n);
+}
+
+/** nsec_to_cycles() from arch/x86/kvm/x86.h: ns to guest TSC cycles with the vCPU's virtual_tsc scale. */
+export function nsecToCycles(ns: bigint, virtualTsc: TimeScale): bigint {
+  return pvclockScaleDelta(ns, virtualTsc.mul, virtualTsc.shift);
+}

@@ -1,0 +1,505 @@
+// One vCPU's clock state (struct kvm_vcpu_arch) and its clock paths in arch/x86/kvm/x86.c:
+// the guest TSC (offset + scaling, kvm_read_l1_tsc), kvm_set_tsc_khz, kvm_synchronize_tsc and TSC
+// MSR writes, the kvmclock MSRs (kvm_write_system_time), the per-vCPU pvclock record
+// (kvm_guest_time_update → kvm_setup_guest_pvclock), KVMCLOCK_CTRL (kvm_set_guest_paused), steal
+// time (record_steal_time, kvm_steal_time_set_preempted), and the request processing of
+// vcpu_enter_guest in the order KVM checks the requests.
+import type { Cycles, Ns } from '../core/time.ts';
+import { InputError } from '../core/errors.ts';
+import { s64, u64 } from '../core/u64.ts';
+import {
+  KVM_MSR_ENABLED,
+  KVM_STEAL_RESERVED_MASK,
+  KVM_STEAL_TIME_LAYOUT,
+  KVM_STEAL_VALID_BITS,
+  KVM_VCPU_PREEMPTED,
+  MSR_IA32_TSC,
+  MSR_IA32_TSC_ADJUST,
+  MSR_KVM_STEAL_TIME,
+  MSR_KVM_SYSTEM_TIME,
+  MSR_KVM_SYSTEM_TIME_NEW,
+  MSR_KVM_WALL_CLOCK,
+  MSR_KVM_WALL_CLOCK_NEW,
+  PVCLOCK_GUEST_STOPPED,
+  PVCLOCK_TSC_STABLE_BIT,
+  PVCLOCK_VCPU_TIME_INFO_SIZE,
+  decodePvclock,
+  encodePvclock,
+  pvclockScaleDelta,
+  type PvclockVcpuTimeInfo,
+} from '../core/pvclock-abi.ts';
+import type { KvmVm } from './kvm.ts';
+import { KVMCLOCK_UPDATE_DELAY_NS } from './kvm.ts';
+import { kvmGetTimeScale, kvmclockScale, nsecToCycles, type TimeScale } from './timescale.ts';
+import { TSC_TOLERANCE_PPM, adjustTscKhz, defaultTscScalingRatio, kvmScaleTsc, tscScalingRatio } from './tsc.ts';
+
+/** The KVM requests this model processes, in vcpu_enter_guest's order. */
+export type KvmRequest = 'MASTERCLOCK_UPDATE' | 'GLOBAL_CLOCK_UPDATE' | 'CLOCK_UPDATE' | 'STEAL_UPDATE';
+const REQUEST_ORDER: readonly KvmRequest[] = ['MASTERCLOCK_UPDATE', 'GLOBAL_CLOCK_UPDATE', 'CLOCK_UPDATE', 'STEAL_UPDATE'];
+
+export interface KvmVcpuOptions {
+  vm: KvmVm;
+  id: number;
+  /** The vCPU thread's sched_info.run_delay (ns it waited runnable), read at guest entry. */
+  runDelayNs?: () => Ns;
+}
+
+export class KvmVcpu {
+  readonly vm: KvmVm;
+  readonly id: number;
+  private readonly runDelayNs: () => Ns;
+  private readonly requests = new Set<KvmRequest>();
+
+  // TSC (kvm_vcpu_arch)
+  virtualTscKhz = 0;
+  virtualTsc: TimeScale = { shift: 0, mul: 0 };
+  l1TscOffset: bigint = 0n;
+  l1TscScalingRatio: bigint;
+  tscCatchup = false;
+  tscAlwaysCatchup = false;
+  thisTscGeneration = 0;
+  thisTscNsec: Ns = 0n;
+  thisTscWrite: Cycles = 0n;
+  lastGuestTsc: Cycles = 0n;
+  lastHostTsc: Cycles = 0n;
+  ia32TscAdjustMsr: bigint = 0n;
+
+  // kvmclock
+  /** vcpu->arch.time: the value written to MSR_KVM_SYSTEM_TIME(_NEW). */
+  systemTimeMsr = 0n;
+  pvTimeActive = false;
+  hwTscKhz = 0;
+  pvclockScale: TimeScale = { shift: 0, mul: 0 };
+  pvclockSetGuestStoppedRequest = false;
+  /** The last record KVM wrote (hv_clock as built in kvm_guest_time_update), for inspection. */
+  lastPvclock: PvclockVcpuTimeInfo | null = null;
+
+  // steal time (vcpu->arch.st)
+  stealMsr = 0n;
+  lastSteal: Ns = 0n;
+  stealPreempted = 0;
+
+  /** vcpu->cpu: -1 until first loaded. */
+  cpu = -1;
+  /** Between vcpu_load and vcpu_put: a kick is handled at once. */
+  running = false;
+  private inEntry = false;
+
+  constructor(opts: KvmVcpuOptions) {
+    this.vm = opts.vm;
+    this.id = opts.id;
+    this.runDelayNs = opts.runDelayNs ?? (() => 0n);
+    this.l1TscScalingRatio = defaultTscScalingRatio(this.vm.tscScaling);
+    // kvm_arch_vcpu_create(): kvm_set_tsc_khz(vcpu, kvm->arch.default_tsc_khz)
+    this.setTscKhz(this.vm.defaultTscKhz);
+  }
+
+  /** kvm_arch_vcpu_postcreate(): synchronize the new vCPU's TSC with the others (value 0). */
+  postcreate(): void {
+    this.synchronizeTsc(null);
+  }
+
+  makeRequest(req: KvmRequest): void {
+    this.requests.add(req);
+  }
+
+  hasRequest(req: KvmRequest): boolean {
+    return this.requests.has(req);
+  }
+
+  /** kvm_vcpu_kick(): a running vCPU exits and re-enters at once, handling its requests. */
+  kick(): void {
+    if (this.running && !this.inEntry) this.enterGuest();
+  }
+
+  // ---------------------------------------------------------------- TSC
+
+  /** kvm_read_l1_tsc(): the TSC the guest reads when the host TSC is `hostTsc`. */
+  readL1Tsc(hostTsc: Cycles = this.vm.host.rdtsc()): Cycles {
+    return u64(this.l1TscOffset + kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling));
+  }
+
+  /** kvm_compute_l1_tsc_offset(): the offset that makes the guest TSC read `targetTsc` now. */
+  private computeL1TscOffset(targetTsc: Cycles): bigint {
+    return u64(targetTsc - kvmScaleTsc(this.vm.host.rdtsc(), this.l1TscScalingRatio, this.vm.tscScaling));
+  }
+
+  private writeTscOffset(offset: bigint): void {
+    this.l1TscOffset = u64(offset);
+  }
+
+  /**
+   * kvm_set_tsc_khz() (KVM_SET_TSC_KHZ on the vCPU): virtual_tsc scale for nsec_to_cycles, and a
+   * scaling ratio (or catch-up without hardware scaling) when the rate is outside ±250 ppm.
+   */
+  setTscKhz(userTscKhz: number): void {
+    const caps = this.vm.tscScaling;
+    if (userTscKhz === 0) {
+      this.l1TscScalingRatio = defaultTscScalingRatio(caps);
+      throw new InputError('KVM_SET_TSC_KHZ: 0 kHz (EINVAL)');
+    }
+    this.virtualTsc = kvmGetTimeScale(BigInt(userTscKhz) * 1000n, 1_000_000_000n);
+    this.virtualTscKhz = userTscKhz;
+    const hostKhz = this.vm.host.tscKhz;
+    const lo = adjustTscKhz(hostKhz, -TSC_TOLERANCE_PPM);
+    const hi = adjustTscKhz(hostKhz, TSC_TOLERANCE_PPM);
+    const useScaling = userTscKhz < lo || userTscKhz > hi;
+    if (!useScaling) {
+      this.l1TscScalingRatio = defaultTscScalingRatio(caps);
+      return;
+    }
+    if (!caps.hasTscControl) {
+      if (userTscKhz > hostKhz) {
+        this.tscCatchup = true;
+        this.tscAlwaysCatchup = true;
+        return;
+      }
+      throw new InputError(`KVM_SET_TSC_KHZ: ${userTscKhz} kHz is below the host's ${hostKhz} kHz and the CPU cannot scale the TSC (EINVAL)`);
+    }
+    const ratio = tscScalingRatio(userTscKhz, hostKhz, caps);
+    if (ratio === 0n || ratio >= caps.maxRatio) throw new InputError(`KVM_SET_TSC_KHZ: invalid TSC scaling ratio for ${userTscKhz} kHz (EINVAL)`);
+    this.l1TscScalingRatio = ratio;
+  }
+
+  /**
+   * kvm_synchronize_tsc(): a TSC write from the host (`value` = null on vCPU creation). Writes of 0,
+   * and host writes within one second of the expected value once userspace has set a TSC, are taken
+   * as "meant to be in sync" and reuse the current generation's offset, so vCPUs created or restored
+   * together share one TSC.
+   */
+  synchronizeTsc(value: Cycles | null): void {
+    const vm = this.vm;
+    let data = value ?? 0n;
+    let offset = this.computeL1TscOffset(data);
+    const ns = vm.getKvmclockBaseNs();
+    const elapsed = u64(ns - vm.lastTscNsec);
+    let synchronizing = false;
+    let matched = false;
+    if (this.virtualTscKhz) {
+      if (data === 0n) {
+        synchronizing = true;
+      } else if (vm.userSetTsc) {
+        const tscExp = u64(vm.lastTscWrite + nsecToCycles(elapsed, this.virtualTsc));
+        const tscHz = BigInt(this.virtualTscKhz) * 1000n;
+        synchronizing = data < tscExp + tscHz && data + tscHz > tscExp;
+      }
+    }
+    if (synchronizing && this.virtualTscKhz === vm.lastTscKhz) {
+      if (!vm.host.tscUnstable) {
+        offset = vm.curTscOffset;
+      } else {
+        data = u64(data + nsecToCycles(elapsed, this.virtualTsc));
+        offset = this.computeL1TscOffset(data);
+      }
+      matched = true;
+    }
+    this.__synchronizeTsc(offset, data, ns, matched, value !== null);
+  }
+
+  private __synchronizeTsc(offset: bigint, tsc: Cycles, ns: Ns, matched: boolean, userSetTsc: boolean): void {
+    const vm = this.vm;
+    if (userSetTsc) vm.userSetTsc = true;
+    vm.lastTscNsec = ns;
+    vm.lastTscWrite = tsc;
+    vm.lastTscKhz = this.virtualTscKhz;
+    vm.lastTscOffset = offset;
+    this.lastGuestTsc = tsc;
+    this.writeTscOffset(offset);
+    if (!matched) {
+      vm.curTscGeneration++;
+      vm.curTscNsec = ns;
+      vm.curTscWrite = tsc;
+      vm.curTscOffset = offset;
+      vm.nrVcpusMatchedTsc = 0;
+    } else if (this.thisTscGeneration !== vm.curTscGeneration) {
+      vm.nrVcpusMatchedTsc++;
+    }
+    this.thisTscGeneration = vm.curTscGeneration;
+    this.thisTscNsec = vm.curTscNsec;
+    this.thisTscWrite = vm.curTscWrite;
+    this.trackTscMatching(!matched);
+    if (vm.trace.on) vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'kvm_synchronize_tsc', [], { offset, tsc, matched, generation: vm.curTscGeneration });
+  }
+
+  /** kvm_track_tsc_matching(): request a master-clock update when it must toggle or re-snapshot. */
+  private trackTscMatching(newGeneration: boolean): void {
+    const vm = this.vm;
+    const use = vm.nrVcpusMatchedTsc + 1 === vm.onlineVcpus && vm.host.clocksourceIsTsc;
+    if ((vm.useMasterClock && newGeneration) || vm.useMasterClock !== use) this.makeRequest('MASTERCLOCK_UPDATE');
+  }
+
+  /** compute_guest_tsc(): where the guest TSC should be at kernel_ns (used for catch-up). */
+  private computeGuestTsc(kernelNs: Ns): Cycles {
+    return u64(pvclockScaleDelta(u64(kernelNs - this.thisTscNsec), this.virtualTsc.mul, this.virtualTsc.shift) + this.thisTscWrite);
+  }
+
+  // ---------------------------------------------------------------- MSRs
+
+  /**
+   * kvm_set_msr_common() for the clock MSRs. Returns false where KVM would inject #GP (guest) or
+   * fail the ioctl (host). `hostInitiated` = KVM_SET_MSRS from userspace.
+   */
+  setMsr(index: number, data: bigint, hostInitiated = false): boolean {
+    data = u64(data);
+    switch (index) {
+      case MSR_IA32_TSC:
+        if (hostInitiated) {
+          this.synchronizeTsc(data);
+        } else {
+          const adj = s64(this.computeL1TscOffset(data) - this.l1TscOffset);
+          this.writeTscOffset(this.l1TscOffset + adj);
+          this.ia32TscAdjustMsr = s64(this.ia32TscAdjustMsr + adj);
+        }
+        return true;
+      case MSR_IA32_TSC_ADJUST: {
+        if (!hostInitiated) this.writeTscOffset(this.l1TscOffset + s64(data - this.ia32TscAdjustMsr));
+        this.ia32TscAdjustMsr = s64(data);
+        return true;
+      }
+      case MSR_KVM_WALL_CLOCK_NEW:
+      case MSR_KVM_WALL_CLOCK:
+        this.vm.wallClockGpa = data;
+        this.vm.writeWallClock(data, 0);
+        return true;
+      case MSR_KVM_SYSTEM_TIME_NEW:
+      case MSR_KVM_SYSTEM_TIME:
+        this.writeSystemTime(data, index === MSR_KVM_SYSTEM_TIME, hostInitiated);
+        return true;
+      case MSR_KVM_STEAL_TIME:
+        if (data & KVM_STEAL_RESERVED_MASK) return false;
+        this.stealMsr = data;
+        if (data & KVM_MSR_ENABLED) this.makeRequest('STEAL_UPDATE');
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  getMsr(index: number): bigint | null {
+    switch (index) {
+      case MSR_IA32_TSC:
+        return this.readL1Tsc();
+      case MSR_IA32_TSC_ADJUST:
+        return u64(this.ia32TscAdjustMsr);
+      case MSR_KVM_SYSTEM_TIME_NEW:
+      case MSR_KVM_SYSTEM_TIME:
+        return this.systemTimeMsr;
+      case MSR_KVM_WALL_CLOCK_NEW:
+      case MSR_KVM_WALL_CLOCK:
+        return this.vm.wallClockGpa;
+      case MSR_KVM_STEAL_TIME:
+        return this.stealMsr;
+      default:
+        return null;
+    }
+  }
+
+  /** kvm_write_system_time(). */
+  private writeSystemTime(systemTime: bigint, oldMsr: boolean, hostInitiated: boolean): void {
+    const vm = this.vm;
+    if (this.id === 0 && !hostInitiated) {
+      if (vm.bootVcpuRunsOldKvmclock !== oldMsr) this.makeRequest('MASTERCLOCK_UPDATE');
+      vm.bootVcpuRunsOldKvmclock = oldMsr;
+    }
+    this.systemTimeMsr = systemTime;
+    this.makeRequest('GLOBAL_CLOCK_UPDATE');
+    this.pvTimeActive = (systemTime & 1n) === 1n;
+  }
+
+  /** The GPA of this vCPU's pvclock record, or null while kvmclock is off. */
+  get pvTimeGpa(): bigint | null {
+    return this.pvTimeActive ? this.systemTimeMsr & ~1n : null;
+  }
+
+  // ---------------------------------------------------------------- kvmclock
+
+  /**
+   * kvm_guest_time_update(): build this vCPU's pvclock record from the master-clock snapshot (or a
+   * fresh host TSC + base ns without the master clock) and write it with the version protocol.
+   */
+  guestTimeUpdate(): void {
+    const vm = this.vm;
+    const useMasterClock = vm.useMasterClock;
+    let hostTsc: Cycles;
+    let kernelNs: Ns;
+    if (useMasterClock) {
+      hostTsc = vm.masterCycleNow;
+      kernelNs = vm.masterKernelNs;
+    } else {
+      hostTsc = vm.host.rdtsc();
+      kernelNs = vm.getKvmclockBaseNs();
+    }
+    let tgtTscKhz = vm.host.tscKhz;
+    let tscTimestamp = this.readL1Tsc(hostTsc);
+    if (this.tscCatchup) {
+      const tsc = this.computeGuestTsc(kernelNs);
+      if (tsc > tscTimestamp) {
+        this.writeTscOffset(this.l1TscOffset + (tsc - tscTimestamp));
+        tscTimestamp = tsc;
+      }
+    }
+    if (vm.tscScaling.hasTscControl) {
+      tgtTscKhz = Number(BigInt.asUintN(32, kvmScaleTsc(BigInt(tgtTscKhz), this.l1TscScalingRatio, vm.tscScaling))) || 1;
+    }
+    if (this.hwTscKhz !== tgtTscKhz) {
+      this.pvclockScale = kvmclockScale(tgtTscKhz);
+      this.hwTscKhz = tgtTscKhz;
+    }
+    const hv: PvclockVcpuTimeInfo = {
+      version: 0,
+      tscTimestamp,
+      systemTime: u64(kernelNs + vm.kvmclockOffset),
+      tscToSystemMul: this.pvclockScale.mul,
+      tscShift: this.pvclockScale.shift,
+      flags: useMasterClock ? PVCLOCK_TSC_STABLE_BIT : 0,
+    };
+    this.lastGuestTsc = tscTimestamp;
+    if (this.pvTimeActive) {
+      if (this.pvclockSetGuestStoppedRequest) {
+        hv.flags |= PVCLOCK_GUEST_STOPPED;
+        this.pvclockSetGuestStoppedRequest = false;
+      }
+      this.setupGuestPvclock(hv);
+    }
+    this.lastPvclock = hv;
+    if (vm.trace.on) {
+      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'kvm_guest_time_update', ['vcpu_enter_guest'], {
+        tsc_timestamp: hv.tscTimestamp,
+        system_time: hv.systemTime,
+        tsc_to_system_mul: hv.tscToSystemMul,
+        tsc_shift: hv.tscShift,
+        flags: hv.flags,
+        version: hv.version,
+      });
+    }
+  }
+
+  /**
+   * kvm_setup_guest_pvclock(): version made odd, record written (keeping a GUEST_STOPPED the guest
+   * has not yet consumed), version made even again.
+   */
+  private setupGuestPvclock(hv: PvclockVcpuTimeInfo): void {
+    const gpa = this.pvTimeGpa!;
+    const mem = this.vm.memory;
+    const guest = decodePvclock(mem.read(gpa, PVCLOCK_VCPU_TIME_INFO_SIZE));
+    hv.version = ((guest.version + 1) | 1) >>> 0;
+    mem.write(gpa, encodePvclock({ ...guest, version: hv.version }).subarray(0, 4));
+    hv.flags |= guest.flags & PVCLOCK_GUEST_STOPPED;
+    mem.write(gpa, encodePvclock(hv));
+    hv.version = (hv.version + 1) >>> 0;
+    mem.write(gpa, encodePvclock(hv).subarray(0, 4));
+  }
+
+  /** KVM_KVMCLOCK_CTRL → kvm_set_guest_paused(): GUEST_STOPPED on the next record update. */
+  kvmclockCtrl(): void {
+    if (!this.pvTimeActive) throw new InputError('KVM_KVMCLOCK_CTRL: kvmclock is not enabled on this vCPU (EINVAL)');
+    this.pvclockSetGuestStoppedRequest = true;
+    this.makeRequest('CLOCK_UPDATE');
+  }
+
+  // ---------------------------------------------------------------- steal time
+
+  /**
+   * record_steal_time(): on guest entry, add the thread's run_delay since the last entry to the
+   * record's steal field, bumping version around the update and clearing preempted.
+   */
+  recordStealTime(): void {
+    if (!(this.stealMsr & KVM_MSR_ENABLED)) return;
+    const gpa = this.stealMsr & KVM_STEAL_VALID_BITS;
+    const mem = this.vm.memory;
+    const L = KVM_STEAL_TIME_LAYOUT;
+    const buf = mem.read(gpa, 64);
+    const dv = new DataView(buf.buffer);
+    dv.setUint8(L.preempted, 0);
+    this.stealPreempted = 0;
+    let version = dv.getUint32(L.version, true);
+    if (version & 1) version += 1; // first time write, random junk
+    version = (version + 1) >>> 0;
+    dv.setUint32(L.version, version, true);
+    mem.write(gpa, buf.subarray(0, 20));
+    const runDelay = this.runDelayNs();
+    const steal = u64(dv.getBigUint64(L.steal, true) + runDelay - this.lastSteal);
+    this.lastSteal = runDelay;
+    dv.setBigUint64(L.steal, steal, true);
+    version = (version + 1) >>> 0;
+    dv.setUint32(L.version, version, true);
+    mem.write(gpa, buf.subarray(0, 20));
+    const vm = this.vm;
+    if (vm.trace.on) vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'record_steal_time', ['vcpu_enter_guest'], { steal, version, run_delay: runDelay });
+  }
+
+  /** kvm_steal_time_set_preempted(): on vcpu_put of a preempted vCPU. */
+  private setStealPreempted(): void {
+    if (!(this.stealMsr & KVM_MSR_ENABLED) || this.stealPreempted) return;
+    const gpa = this.stealMsr & KVM_STEAL_VALID_BITS;
+    this.vm.memory.write(gpa + BigInt(KVM_STEAL_TIME_LAYOUT.preempted), Uint8Array.of(KVM_VCPU_PREEMPTED));
+    this.stealPreempted = KVM_VCPU_PREEMPTED;
+  }
+
+  // ---------------------------------------------------------------- entry / load / put
+
+  /**
+   * kvm_arch_vcpu_load(): on a new physical CPU (or the first load) KVM asks for a global clock
+   * update unless the master clock is on; every load requests a steal-time update.
+   */
+  load(cpu: number): void {
+    if (this.cpu !== cpu) {
+      const hostTsc = this.vm.host.rdtsc();
+      if (this.lastHostTsc !== 0n && hostTsc < this.lastHostTsc) this.vm.backwardsTscObserved = true;
+      if (this.vm.host.tscUnstable) {
+        this.writeTscOffset(this.computeL1TscOffset(this.lastGuestTsc));
+        this.tscCatchup = true;
+      }
+      if (!this.vm.useMasterClock || this.cpu === -1) this.makeRequest('GLOBAL_CLOCK_UPDATE');
+      this.cpu = cpu;
+    }
+    this.makeRequest('STEAL_UPDATE');
+    this.running = true;
+  }
+
+  /** kvm_arch_vcpu_put(): `preempted` = the thread was preempted while runnable. */
+  put(preempted: boolean): void {
+    if (preempted) this.setStealPreempted();
+    this.lastHostTsc = this.vm.host.rdtsc();
+    this.running = false;
+  }
+
+  /** vcpu_enter_guest(): handle pending clock requests in KVM's order. */
+  enterGuest(): void {
+    this.inEntry = true;
+    try {
+      this.handleRequests();
+    } finally {
+      this.inEntry = false;
+    }
+  }
+
+  private handleRequests(): void {
+    for (const req of REQUEST_ORDER) {
+      if (!this.requests.delete(req)) continue;
+      switch (req) {
+        case 'MASTERCLOCK_UPDATE':
+          this.vm.updateMasterclock();
+          break;
+        case 'GLOBAL_CLOCK_UPDATE':
+          // kvm_gen_kvmclock_update(): this vCPU now, the others after KVMCLOCK_UPDATE_DELAY.
+          this.requests.add('CLOCK_UPDATE');
+          this.vm.scheduleKvmclockUpdate(KVMCLOCK_UPDATE_DELAY_NS);
+          break;
+        case 'CLOCK_UPDATE':
+          this.guestTimeUpdate();
+          break;
+        case 'STEAL_UPDATE':
+          this.recordStealTime();
+          break;
+      }
+    }
+  }
+
+  /** One KVM_RUN round: load on `cpu`, enter (requests handled), and put. */
+  run(cpu = 0, preempted = false): void {
+    this.load(cpu);
+    this.enterGuest();
+    this.put(preempted);
+  }
+}
