@@ -1,0 +1,129 @@
+// The guest's read of a pvclock record, as arch/x86/kernel/pvclock.c does it:
+// pvclock_read_begin/retry (the version protocol: odd = being written, changed = torn read),
+// __pvclock_read_cycles at the current TSC, consumption of PVCLOCK_GUEST_STOPPED (the guest clears
+// it and touches the soft-lockup watchdogs), and — unless the record has PVCLOCK_TSC_STABLE_BIT and
+// the guest trusts it (pvclock_set_flags(PVCLOCK_TSC_STABLE_BIT), kvmclock.c does so when CPUID
+// 0x40000001 has KVM_FEATURE_CLOCKSOURCE_STABLE_BIT) — the global monotonic guard `last_value`.
+// Imports only core: the guest sees nothing of the hypervisor but memory and the TSC.
+import type { Cycles, Ns } from '../core/time.ts';
+import {
+  PVCLOCK_GUEST_STOPPED,
+  PVCLOCK_TSC_STABLE_BIT,
+  PVCLOCK_VCPU_TIME_INFO_LAYOUT,
+  PVCLOCK_VCPU_TIME_INFO_SIZE,
+  decodePvclock,
+  decodeWallClock,
+  PVCLOCK_WALL_CLOCK_SIZE,
+  pvclockReadCycles,
+  type PvclockVcpuTimeInfo,
+} from '../core/pvclock-abi.ts';
+import { NSEC_PER_SEC } from '../core/time.ts';
+
+/** Guest memory as the guest kernel reads and writes it (bytes at a guest physical address). */
+export interface PvclockMemory {
+  read(gpa: bigint, len: number): Uint8Array;
+  write(gpa: bigint, bytes: Uint8Array): void;
+}
+
+export interface PvclockReadResult {
+  ns: Ns;
+  /** Flags seen in the consistent read. */
+  flags: number;
+  /** Attempts the version loop needed (1 = no retry). */
+  attempts: number;
+  /** The record had GUEST_STOPPED: the guest cleared it and touched its watchdogs. */
+  guestStopped: boolean;
+  /** The monotonic guard replaced the computed value with last_value. */
+  clamped: boolean;
+}
+
+function readU32(mem: PvclockMemory, gpa: bigint): number {
+  const b = mem.read(gpa, 4);
+  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+}
+
+/** Error thrown when the version never settles (a hypervisor that leaves the record odd). */
+export class PvclockTornError extends Error {
+  override name = 'PvclockTornError';
+}
+
+/**
+ * The guest kernel's pvclock state: `valid_flags` (pvclock_set_flags) and the single global
+ * `last_value` shared by every vCPU's read, exactly as in pvclock.c.
+ */
+export class PvclockGuest {
+  validFlags = 0;
+  lastValue: Ns = 0n;
+  /** Calls of pvclock_touch_watchdogs() (GUEST_STOPPED seen). */
+  watchdogTouches = 0;
+
+  constructor(opts: { stableBitTrusted?: boolean } = {}) {
+    if (opts.stableBitTrusted) this.validFlags |= PVCLOCK_TSC_STABLE_BIT;
+  }
+
+  /** pvclock_set_flags(). */
+  setFlags(flags: number): void {
+    this.validFlags = flags;
+  }
+
+  /**
+   * __pvclock_clocksource_read(src, dowd = true): the version loop around the read, then the
+   * GUEST_STOPPED consumption, then the monotonic guard unless stable.
+   * `rdtsc` is called inside the loop (rdtsc_ordered in the kernel), once per attempt.
+   */
+  read(mem: PvclockMemory, gpa: bigint, rdtsc: () => Cycles, maxAttempts = 1000): PvclockReadResult {
+    let attempts = 0;
+    let rec: PvclockVcpuTimeInfo;
+    let ret: Ns;
+    for (;;) {
+      attempts++;
+      if (attempts > maxAttempts) throw new PvclockTornError(`pvclock record at 0x${gpa.toString(16)} never reached an even, unchanged version`);
+      const before = decodePvclock(mem.read(gpa, PVCLOCK_VCPU_TIME_INFO_SIZE));
+      const version = before.version & ~1; // pvclock_read_begin
+      rec = before;
+      ret = pvclockReadCycles(rec, rdtsc());
+      const after = readU32(mem, gpa); // pvclock_read_retry re-reads version
+      if (version === after) break;
+    }
+    const flags = rec.flags;
+    let guestStopped = false;
+    if (flags & PVCLOCK_GUEST_STOPPED) {
+      // src->flags &= ~PVCLOCK_GUEST_STOPPED; pvclock_touch_watchdogs();
+      const off = BigInt(PVCLOCK_VCPU_TIME_INFO_LAYOUT.flags);
+      const cur = mem.read(gpa + off, 1)[0]!;
+      mem.write(gpa + off, Uint8Array.of(cur & ~PVCLOCK_GUEST_STOPPED));
+      this.watchdogTouches++;
+      guestStopped = true;
+    }
+    if (this.validFlags & PVCLOCK_TSC_STABLE_BIT && flags & PVCLOCK_TSC_STABLE_BIT) {
+      return { ns: ret, flags, attempts, guestStopped, clamped: false };
+    }
+    // last_value: the value returned never goes below one any vCPU returned before.
+    if (ret <= this.lastValue) return { ns: this.lastValue, flags, attempts, guestStopped, clamped: true };
+    this.lastValue = ret;
+    return { ns: ret, flags, attempts, guestStopped, clamped: false };
+  }
+
+  /**
+   * pvclock_read_wallclock(): the boot wall clock (the wall-clock MSR record) plus the current
+   * kvmclock, as a timespec in ns since the epoch.
+   */
+  readWallclock(mem: PvclockMemory, wallGpa: bigint, vcpuGpa: bigint, rdtsc: () => Cycles, maxAttempts = 1000): { sec: bigint; nsec: number } {
+    let wc;
+    let attempts = 0;
+    for (;;) {
+      if (++attempts > maxAttempts) throw new PvclockTornError(`wall clock record at 0x${wallGpa.toString(16)} never settled`);
+      const version = readU32(mem, wallGpa);
+      wc = decodeWallClock(mem.read(wallGpa, PVCLOCK_WALL_CLOCK_SIZE));
+      const again = readU32(mem, wallGpa);
+      if (!(again & 1) && version === again && wc.version === version) break;
+    }
+    const delta = this.read(mem, vcpuGpa, rdtsc).ns + BigInt(wc.sec) * NSEC_PER_SEC + BigInt(wc.nsec);
+    return { sec: delta / NSEC_PER_SEC, nsec: Number(delta % NSEC_PER_SEC) };
+  }
+}
+
+/** Convenience: read a record held in a plain object (no memory, no retry needed). */
+export function pvclockReadRecord(rec: PvclockVcpuTimeInfo, tsc: Cycles): Ns {
+  return pvclockReadCycles(rec, tsc);
+}
