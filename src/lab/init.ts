@@ -73,10 +73,10 @@ net_up() {
 }
 
 chrony_start() {
-  # $1 host, $2 port. makestep 1 -1: step whenever the offset exceeds 1 s (Debian ships "makestep 1 3").
+  # $1 host, $2 port. makestep 0.1 -1: step whenever the offset exceeds 0.1 s (Debian ships "makestep 1 3").
   cat > /etc/chrony.conf <<EOF
 server $1 port $2 iburst minpoll -1 maxpoll -1
-makestep 1 -1
+makestep 0.1 -1
 pidfile /run/chronyd.pid
 cmdport 0
 bindcmdaddress /

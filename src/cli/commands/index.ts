@@ -1,11 +1,13 @@
 // Every CLI command lives in its own file under commands/ and registers itself here (one line each).
 import type { Command } from 'commander';
 import { registerDoctor } from './doctor.ts';
+import { registerLab } from './lab.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
+  registerLab(program);
   registerRun(program);
   registerSchema(program);
 }

@@ -1,0 +1,83 @@
+// `timevisor lab boot|pause|trace`: experiments on a real Linux guest under real QEMU (TCG), each printed
+// beside its simulated twin. QEMU and any host chronyd (serve-only, -x) are stopped on every path.
+import type { Command } from 'commander';
+import { InputError } from '../../core/errors.ts';
+import { labBoot, labPause, labTrace, type BootResult, type PauseResult, type TraceResult } from '../../lab/index.ts';
+import type { SyncMode } from '../../lab/twin.ts';
+import type { TraceKind } from '../../lab/experiments.ts';
+
+const fmt = (v: number | null): string => (v === null ? '—' : `${v.toFixed(6)} s`);
+
+function printBoot(r: BootResult): void {
+  const out: string[] = [`machine: ${r.machine}`, `kernel:  ${r.kernel}`, ''];
+  const rows: [string, string, string][] = [
+    ['available_clocksource', r.real.available_clocksource, r.model.available_clocksource],
+    ['current_clocksource', r.real.current_clocksource, r.model.current_clocksource],
+    ['clockevent_device', r.real.clockevent_device, r.model.clockevent_device],
+    ['boot_offset_s', fmt(r.real.boot_offset_s), fmt(r.model.boot_offset_s)],
+  ];
+  out.push(`${'quantity'.padEnd(24)}${'real'.padEnd(28)}model`);
+  for (const [k, a, b] of rows) out.push(`${k.padEnd(24)}${a.padEnd(28)}${b}`);
+  out.push('', 'real boot log (clock lines):', ...r.real.boot_log.map((l) => '  ' + l));
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function printPause(r: PauseResult): void {
+  const keys = ['realtime_lag_after_resume_s', 'monotonic_advance_during_pause_s', 'boottime_advance_during_pause_s', 'error_after_sync_s', 'sync_done_at_s'] as const;
+  const out = [`machine: ${r.machine}`, `pause: ${r.seconds} s (host measured ${r.real.pause_host_s.toFixed(6)} s), sync: ${r.sync}`, ''];
+  out.push(`${'quantity'.padEnd(36)}${'real'.padEnd(20)}model`);
+  for (const k of keys) out.push(`${k.padEnd(36)}${fmt(r.real[k]).padEnd(20)}${fmt(r.model[k])}`);
+  out.push('', `serial sample round trip ≤ ${r.real.sample_rtt_s.toFixed(3)} s`, ...r.real.notes);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function printTrace(r: TraceResult): void {
+  const out = [`machine: ${r.machine}`, `function_graph on: ${r.graph_functions.join(', ')}`, '', 'real (in-guest ftrace, stack counts):'];
+  out.push(...r.real.stacks.map((l) => '  ' + l), '', `model (call paths, ${r.model.source}):`, ...r.model.stacks.map((l) => '  ' + l));
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function json(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
+}
+
+export function registerLab(program: Command): void {
+  const lab = program.command('lab').description('Real Linux guest under real QEMU (TCG): boot, pause/resume and sync, in-guest traces — each beside its simulated twin');
+
+  lab
+    .command('boot')
+    .description("boot the guest; its clock boot lines, clocksources, clockevent device and RTC-derived boot offset")
+    .option('--json', 'print one JSON object with `real` and `model`')
+    .action(async (opts: { json?: boolean }) => {
+      const r = await labBoot();
+      if (opts.json) json(r);
+      else printBoot(r);
+    });
+
+  lab
+    .command('pause')
+    .description('QMP stop, wait, cont; what REALTIME, MONOTONIC and BOOTTIME saw, and the error after a sync')
+    .requiredOption('--seconds <n>', 'pause length in seconds')
+    .option('--sync <mode>', 'none | agent (qemu-ga guest-set-time) | ntp (chronyd in the guest against a serve-only chronyd on host loopback)', 'none')
+    .option('--json', 'print one JSON object with `real` and `model`')
+    .action(async (opts: { seconds: string; sync: string; json?: boolean }) => {
+      const seconds = Number(opts.seconds);
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
+      if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
+      const r = await labPause(seconds, opts.sync as SyncMode);
+      if (opts.json) json(r);
+      else printPause(r);
+    });
+
+  lab
+    .command('trace')
+    .description('in-guest ftrace (function_graph) of the kernel path for: rtc (boot-time RTC read), settime (guest-set-time), ntp (adjtimex)')
+    .argument('<what>', 'rtc | settime | ntp')
+    .option('--json', 'print one JSON object with `real` and `model`')
+    .action(async (what: string, opts: { json?: boolean }) => {
+      if (!['rtc', 'settime', 'ntp'].includes(what)) throw new InputError(`expected rtc, settime or ntp, got "${what}"`, 'lab trace');
+      const r = await labTrace(what as TraceKind);
+      if (opts.json) json(r);
+      else printTrace(r);
+    });
+}

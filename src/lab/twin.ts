@@ -1,0 +1,123 @@
+// The simulated twins of the lab's experiments, for the machine the lab runs: QEMU `-machine pc`, TCG,
+// `-cpu qemu64`, one vCPU. Until the guest model's `qemu-tcg` profile and the vmm's pause/resume
+// lifecycle exist, the semantics the twins need are written out here, small and explicit, each with the
+// source it follows. docs/fidelity.md (## lab) lists every difference measured against the real guest.
+import type { Ns } from '../core/time.ts';
+
+const NS = 1_000_000_000n;
+
+// ---------------------------------------------------------------------------------------------- boot
+
+export interface BootSide {
+  boot_log: string[];
+  available_clocksource: string;
+  current_clocksource: string;
+  clockevent_device: string;
+  boot_offset_s: number;
+}
+
+/**
+ * The RTC arithmetic that sets the boot wall clock.
+ * - QEMU hw/rtc/mc146818rtc.c rtc_set_date_from_host(): at realize, base_rtc = the host's time in whole
+ *   seconds and last_update = the host clock in ns at that instant; a read returns base_rtc plus whole
+ *   seconds elapsed since last_update. So the RTC's second boundaries are those of the host shifted by
+ *   frac(host time at QEMU start).
+ * - Linux drivers/rtc/class.c rtc_hctosys(): tv_sec = RTC seconds, tv_nsec = NSEC_PER_SEC >> 1 (the
+ *   "best guess is to add 0.5s" for the truncated value), then do_settimeofday64().
+ * Returns the guest's REALTIME − host REALTIME right after hctosys, ns: in (−1.5 s, +0.5 s].
+ */
+export function rtcBootOffsetNs(hostAtRtcInitNs: Ns, hostAtReadNs: Ns): Ns {
+  const baseRtc = hostAtRtcInitNs / NS;
+  const elapsedWhole = (hostAtReadNs - hostAtRtcInitNs) / NS;
+  const guestSet = (baseRtc + elapsedWhole) * NS + NS / 2n;
+  return guestSet - hostAtReadNs;
+}
+
+/**
+ * What Linux 6.1 does on this machine, from the kernel's rules: qemu64 has a TSC but no invariant-TSC bit
+ * and no KVM leaves (no kvm-clock); the ACPI tables list an HPET; PIIX4 has the ACPI PM timer.
+ * Ratings (DESIGN.md): tsc 300 > hpet 250 > acpi_pm 200; jiffies/refined-jiffies are not listed once the
+ * tick is one-shot. The TSC starts as tsc-early and is replaced by tsc after the refined calibration
+ * (arch/x86/kernel/tsc.c tsc_refine_calibration_work). The per-CPU clockevent is the local APIC timer
+ * (arch/x86/kernel/apic/apic.c lapic_clockevent "lapic"), HPET stays the broadcast/boot device.
+ */
+export function modelBootQemuTcg(hostAtRtcInitNs: Ns, hostAtReadNs: Ns): BootSide {
+  return {
+    boot_log: [
+      'tsc: Fast TSC calibration using PIT',
+      'clocksource: refined-jiffies: mask: 0xffffffff',
+      'clocksource: hpet: mask: 0xffffffff',
+      'clocksource: tsc-early: mask: 0xffffffffffffffff',
+      'clocksource: jiffies: mask: 0xffffffff',
+      'clocksource: Switched to clocksource tsc-early',
+      'clocksource: acpi_pm: mask: 0xffffff',
+      'rtc_cmos 00:05: setting system clock to …',
+      'tsc: Refined TSC clocksource calibration',
+      'clocksource: Switched to clocksource tsc',
+    ],
+    available_clocksource: 'tsc hpet acpi_pm',
+    current_clocksource: 'tsc',
+    clockevent_device: 'lapic',
+    boot_offset_s: Number(rtcBootOffsetNs(hostAtRtcInitNs, hostAtReadNs)) / 1e9,
+  };
+}
+
+// --------------------------------------------------------------------------------------------- pause
+
+export type SyncMode = 'none' | 'agent' | 'ntp';
+
+export interface PauseSide {
+  realtime_lag_after_resume_s: number;
+  monotonic_advance_during_pause_s: number;
+  boottime_advance_during_pause_s: number;
+  error_after_sync_s: number;
+  sync_done_at_s: number | null;
+}
+
+export interface PauseModelInput {
+  /** Host time between the STOP and RESUME events, ns. */
+  pauseNs: Ns;
+  /** Guest REALTIME − host REALTIME just before the pause, ns (the twin starts from the real state). */
+  offsetBeforeNs: Ns;
+  sync: SyncMode;
+  /** chronyd poll interval in the guest, s (the lab configures minpoll = maxpoll = −1: 0.5 s). */
+  ntpPollS?: number;
+}
+
+/**
+ * QEMU stop/cont: under TCG, vm_stop → cpu_disable_ticks freezes the guest TSC (softmmu/cpu-timers.c) and
+ * QEMU_CLOCK_VIRTUAL (HPET, PIT, APIC timer) stops; under KVM, hw/i386/kvm/clock.c saves the kvmclock on
+ * stop and restores it on cont. Either way the guest's clocksource does not advance while paused, so
+ * MONOTONIC and BOOTTIME (no suspend happened inside the guest) see nothing and REALTIME falls behind by
+ * the pause length.
+ * Sync: qga guest-set-time (qga/commands-posix.c) calls settimeofday() with µs, truncating the ns the host
+ * sent; the twin takes delivery as instantaneous. chronyd with `makestep 0.1 -1` steps at its first poll
+ * after the resume (a poll timer on the frozen monotonic clock comes due ≤ one poll interval later).
+ */
+export function modelPause(inp: PauseModelInput): PauseSide {
+  const lagNs = inp.pauseNs;
+  const afterResume = inp.offsetBeforeNs - lagNs;
+  let error: Ns;
+  let done: number | null;
+  switch (inp.sync) {
+    case 'none':
+      error = afterResume;
+      done = null;
+      break;
+    case 'agent':
+      error = 0n; // settimeofday's µs truncation (< 1 µs) is below what the report rounds to
+      done = 0;
+      break;
+    case 'ntp':
+      error = 0n;
+      done = inp.ntpPollS ?? 0.5;
+      break;
+  }
+  return {
+    realtime_lag_after_resume_s: Number(lagNs) / 1e9,
+    monotonic_advance_during_pause_s: 0,
+    boottime_advance_during_pause_s: 0,
+    error_after_sync_s: Number(error) / 1e9,
+    sync_done_at_s: done,
+  };
+}
