@@ -88,7 +88,8 @@ export function explain(r: DoctorReport): Finding[] {
     if (cur === 'hpet' || cur === 'acpi_pm')
       add('risk', 'clocksource', `"${cur}" is an emulated device: every clock read is a trap to the hypervisor (microseconds), and the vDSO cannot read it, so every gettimeofday/clock_gettime is a system call.`);
   } else {
-    add('note', 'clocksource', `The current clocksource could not be read: ${r.clocksource.current.ok ? 'empty' : r.clocksource.current.reason}.`);
+    const last = facts?.switches.at(-1);
+    add('note', 'clocksource', `The current clocksource could not be read (${r.clocksource.current.ok ? 'empty' : r.clocksource.current.reason})${last ? `; the kernel log's last switch was to "${last}" (rating ${CLOCKSOURCE_RATINGS[last] ?? '?'})` : ''}.`);
   }
 
   // TSC.
@@ -97,7 +98,7 @@ export function explain(r: DoctorReport): Finding[] {
     const parts = [`constant_tsc ${f.constant_tsc ? 'yes' : 'no'}`, `nonstop_tsc ${f.nonstop_tsc ? 'yes' : 'no'}`, `tsc_known_freq ${f.tsc_known_freq ? 'yes' : 'no'}`, `tsc_deadline_timer ${f.tsc_deadline_timer ? 'yes' : 'no'}`];
     const mhz = facts?.tscRefinedMhz ?? facts?.tscDetectedMhz;
     add('info', 'tsc', `TSC: ${parts.join(', ')}${mhz ? `; the kernel measured or was told ${mhz} MHz` : ''}.${f.tsc_known_freq ? ' The frequency came from CPUID or the hypervisor, not from calibration against another timer.' : ''}`);
-    if (!cpu.invariantTsc) add('risk', 'tsc', 'The TSC is not invariant (constant_tsc and nonstop_tsc are not both set): its rate may change with CPU power states, so the kernel will not trust it over kvm-clock or HPET.');
+    if (!cpu.invariantTsc) add('risk', 'tsc', 'The TSC is not invariant (constant_tsc and nonstop_tsc are not both set): its rate may change with CPU power states or stop in deep C-states, so kvm-clock keeps its rating of 400 above it and the clocksource watchdog keeps checking it.');
     if (cpu.inconsistentFlags.length) add('note', 'tsc', `CPUs disagree on flags: ${cpu.inconsistentFlags.join(', ')}.`);
   }
   const tscParams = cmd?.time.tsc ?? [];
@@ -107,7 +108,7 @@ export function explain(r: DoctorReport): Finding[] {
   if (tscParams.includes('reliable')) add('note', 'tsc', 'tsc=reliable: the clocksource watchdog will not check the TSC, so a TSC that really jumps (a migration to a different host) goes unnoticed.');
   if (cmd?.time.noKvmclock) add('note', 'clocksource', 'no-kvmclock on the command line: kvm-clock is not registered; the guest uses the TSC or an emulated timer, and reads its boot wall clock from the CMOS RTC (1 s granularity).');
   if (cmd?.time.noKvmclockVsyscall) add('note', 'vdso', 'no-kvmclock-vsyscall: the vDSO will not read kvm-clock; with kvm-clock as clocksource every clock_gettime becomes a system call.');
-  for (const why of facts?.tscUnstable ?? []) add('risk', 'tsc', `The kernel marked the TSC unstable at run time (due to ${why}); it switched to ${facts?.switches.at(-1) ?? 'another clocksource'} and will not switch back until reboot.`);
+  for (const why of facts?.tscUnstable ?? []) add('risk', 'tsc', `The kernel marked the TSC unstable at run time (due to ${why}); it uses ${facts?.switches.at(-1) ?? 'another clocksource'} instead and will not go back to the TSC until reboot.`);
   for (const cs of facts?.watchdogMarked ?? []) add('risk', 'clocksource', `The clocksource watchdog found "${cs}" skewing against its reference and marked it unstable: a sign of a vCPU being descheduled or of a host TSC problem.`);
 
   // Clock events.
@@ -204,13 +205,10 @@ export function renderText(r: DoctorReport, findings = explain(r), extra: string
   lines.push(`timevisor doctor — ${r.origin === 'live' ? 'this machine' : r.origin}`);
   if (r.kernel.ok) lines.push(r.kernel.value);
   lines.push('');
-  let topic = '';
-  for (const f of findings) {
-    if (f.topic !== topic) {
-      lines.push(`${f.topic}:`);
-      topic = f.topic;
-    }
-    lines.push(`  ${MARK[f.severity]} ${f.text}`);
+  const topics = [...new Set(findings.map((f) => f.topic))];
+  for (const topic of topics) {
+    lines.push(`${topic}:`);
+    for (const f of findings.filter((x) => x.topic === topic)) lines.push(`  ${MARK[f.severity]} ${f.text}`);
   }
   const risks = findings.filter((f) => f.severity === 'risk');
   lines.push('');

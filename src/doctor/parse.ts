@@ -231,6 +231,8 @@ export interface RegisteredClocksource {
 export interface ClockFacts {
   kernelVersion?: string;
   hypervisor?: string;
+  /** The log line the hypervisor name came from. */
+  hypervisorLine?: string;
   /** Clocksources in the order they registered, with what __clocksource_update_freq_scale printed. */
   registered: RegisteredClocksource[];
   /** Every "Switched to clocksource X", in order. */
@@ -260,7 +262,16 @@ export function clockFacts(lines: LogLine[]): ClockFacts {
   for (const { text } of lines) {
     let m: RegExpExecArray | null;
     if ((m = /^Linux version (\S+)/.exec(text))) f.kernelVersion ??= m[1]!;
-    else if ((m = /^Hypervisor detected: (.+)$/.exec(text))) f.hypervisor = m[1]!.trim();
+    else if ((m = /^Hypervisor detected: (.+)$/.exec(text))) {
+      f.hypervisor = m[1]!.trim();
+      f.hypervisorLine = text;
+    } else if (/^Hyper-V Host Build:/.test(text) && f.hypervisor === undefined) {
+      f.hypervisor = 'Microsoft Hyper-V';
+      f.hypervisorLine = text;
+    } else if (/^Booting paravirtualized kernel on Xen/.test(text) && f.hypervisor === undefined) {
+      f.hypervisor = 'Xen';
+      f.hypervisorLine = text;
+    }
     else if ((m = /^clocksource: ([^:]+): mask: (0x[0-9a-f]+) max_cycles: (0x[0-9a-f]+), max_idle_ns: (\d+) ns/.exec(text)))
       f.registered.push({ name: m[1]!, mask: m[2]!, maxCycles: m[3]!, maxIdleNs: m[4]! });
     else if ((m = /^(?:clocksource: )?Switched to clocksource (\S+)/.exec(text))) f.switches.push(m[1]!);
@@ -271,7 +282,13 @@ export function clockFacts(lines: LogLine[]): ClockFacts {
     else if (/^TSC deadline timer (available|enabled)/.test(text)) f.tscDeadline = true;
     else if ((m = /^tsc: Marking TSC unstable due to (.+)$/.exec(text))) f.tscUnstable.push(m[1]!);
     else if ((m = /^clocksource: timekeeping watchdog on CPU\d+: Marking clocksource '([^']+)' as unstable/.exec(text))) f.watchdogMarked.push(m[1]!);
-    else if ((m = /^kvm-clock: Using msrs (\S+ and \S+)/.exec(text))) f.kvmClockMsrs = m[1]!;
+    else if ((m = /^kvm-clock: Using msrs (\S+ and \S+)/.exec(text))) {
+      f.kvmClockMsrs = m[1]!;
+      if (f.hypervisor === undefined) {
+        f.hypervisor = 'KVM';
+        f.hypervisorLine = text;
+      }
+    }
     else if ((m = /^kvm-clock: using sched offset of (\d+) cycles/.exec(text))) f.kvmClockSchedOffsetCycles = m[1]!;
     else if (/crng reseeded due to virtual machine fork/.test(text)) f.vmFork = true;
     else if ((m = /^Command line: (.*)$/.exec(text))) f.bootCommandLine ??= m[1]!;

@@ -135,7 +135,7 @@ export function detectHypervisor(parts: {
   let name: string | undefined;
   if (parts.log.ok && parts.log.value.facts.hypervisor) {
     name = parts.log.value.facts.hypervisor;
-    evidence.push(`kernel log: "Hypervisor detected: ${name}"`);
+    evidence.push(`kernel log: "${parts.log.value.facts.hypervisorLine ?? name}"`);
   }
   if (parts.sysHypervisorType.ok && parts.sysHypervisorType.value.trim()) {
     const t = parts.sysHypervisorType.value.trim();
@@ -146,6 +146,10 @@ export function detectHypervisor(parts: {
     if (parts.available.value.names.includes('kvm-clock')) {
       evidence.push('kvm-clock is an available clocksource (KVM paravirtual clock)');
       name ??= 'KVM';
+    }
+    if (parts.available.value.names.includes('xen')) {
+      evidence.push('the xen clocksource is available');
+      name ??= 'Xen';
     }
     if (parts.available.value.names.some((n) => n.startsWith('hyperv_clocksource'))) {
       evidence.push('a Hyper-V clocksource is available');
@@ -178,6 +182,7 @@ export interface KvmInfo {
 
 export function readKvm(src: SystemSource): Reading<KvmInfo> {
   if (src.platform !== 'linux') return missing(`no /dev/kvm on ${src.platform}`);
+  if (!src.live && !src.exists('/dev') && !src.exists('/sys/module')) return missing('/dev and /sys/module: not in the recording');
   const devKvm = src.exists('/dev/kvm');
   const backends = KVM_BACKENDS.filter((m) => src.exists(`/sys/module/${m}`));
   const info: KvmInfo = { devKvm, backends };
