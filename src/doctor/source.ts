@@ -4,7 +4,7 @@
 //
 // Read-only by construction: this module imports only reading functions from node:fs (a test scans
 // src/doctor for write APIs), and /dev/kmsg is opened O_RDONLY|O_NONBLOCK.
-import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
@@ -163,13 +163,4 @@ export function recordedSource(dir: string): SystemSource {
       }
     },
   };
-}
-
-/** Resolve a symlink read-only (used for /proc/<pid>/exe); undefined when it cannot be read. */
-export function readLink(path: string): string | undefined {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return undefined;
-  }
 }
