@@ -124,7 +124,8 @@ function eventNs(e: QmpEvent | undefined): bigint | null {
 /** Prepare the chosen sync mechanism on a booted guest; returns a cleanup. */
 export async function prepareSync(guest: QemuGuest, sync: SyncMode): Promise<{ close: () => Promise<void>; chrony: HostChronyServer | null }> {
   if (sync === 'agent') {
-    await guest.ok('agent-start');
+    if (!guest.started.has('agent')) await guest.ok('agent-start');
+    guest.started.add('agent');
     const qga = await guest.qga();
     await qga.sync(60_000);
     await qga.ping();
@@ -133,11 +134,14 @@ export async function prepareSync(guest: QemuGuest, sync: SyncMode): Promise<{ c
   if (sync === 'ntp') {
     const chrony = await HostChronyServer.start();
     try {
-      await guest.ok('net-up');
+      if (!guest.started.has('net')) await guest.ok('net-up');
+      guest.started.add('net');
+      if (guest.started.has('chrony')) throw new InputError('chronyd already runs in this guest', 'lab pause --sync ntp');
       await guest.ok(`chrony-start 10.0.2.2 ${chrony.port}`);
+      guest.started.add('chrony');
       // The boot offset (up to 1.5 s) is above makestep's 0.1 s: wait for chronyd's first step.
       await guest.waitFor((m) => m.kind === 'line' && m.tag === 'chrony' && /stepped|Selected source/.test(m.text), 60_000, 'chronyd selecting the host server');
-      await waitNtpSynced(guest, 30_000);
+      await waitNtpSynced(guest, 30_000); // then its residual (< 0.1 s) slews away
     } catch (e) {
       await chrony.close();
       throw e;
@@ -147,7 +151,7 @@ export async function prepareSync(guest: QemuGuest, sync: SyncMode): Promise<{ c
   return { close: async () => undefined, chrony: null };
 }
 
-const NTP_SYNCED_S = 0.05;
+const NTP_SYNCED_S = 0.1;
 
 async function waitNtpSynced(guest: QemuGuest, timeoutMs: number): Promise<TimedSample> {
   const deadline = Date.now() + timeoutMs;
@@ -163,6 +167,7 @@ export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMo
   if (!(seconds > 0 && seconds <= 600)) throw new InputError(`--seconds must be in (0, 600], got ${seconds}`, '--seconds');
   const qmp = await guest.qmp();
   const notes: string[] = [];
+  guest.drain('chrony');
   const before = await guest.clock();
   const nEvents = qmp.events.length;
   const stopSent = hostRealtimeNs();
@@ -194,10 +199,11 @@ export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMo
     doneAt = s(hostRealtimeNs() - resumeNs);
     final = await guest.clock();
   } else if (sync === 'ntp') {
-    final = await waitNtpSynced(guest, 60_000);
-    doneAt = s(final.hostMidNs - resumeNs);
-    const steps = guest.peek('chrony').map((m) => (m.kind === 'line' ? m.text : '')).filter((t) => /stepped/.test(t));
-    if (steps.length) notes.push(`chronyd: ${steps[steps.length - 1]}`);
+    // chronyd (makestep 0.1 -1) steps once it has enough samples of the new offset: wait for its log line.
+    const step = await guest.waitFor((m) => m.kind === 'line' && m.tag === 'chrony' && /stepped/.test(m.text), 60_000, 'chronyd stepping the clock after the resume');
+    doneAt = s(hostRealtimeNs() - resumeNs);
+    final = await guest.clock();
+    if (step.kind === 'line') notes.push(`chronyd: ${step.text}`);
   }
   const rtt = [before, after, final].map((t) => t.hostRecvNs - t.hostSentNs).reduce((a, b) => (a > b ? a : b));
   return {
@@ -251,26 +257,36 @@ const MODEL_PATHS: Record<TraceKind, { stacks: string[]; source: string }> = {
     source: 'drivers/rtc/{class.c,interface.c,rtc-cmos.c,rtc-mc146818-lib.c}, kernel/time/timekeeping.c',
   },
   settime: {
-    // kernel/time/time.c settimeofday → do_sys_settimeofday64 → kernel/time/timekeeping.c do_settimeofday64;
-    // then qemu-ga's `hwclock -w`: drivers/rtc/dev.c rtc_dev_ioctl → interface.c rtc_set_time → cmos_set_time
-    stacks: ['__x64_sys_settimeofday;do_sys_settimeofday64;do_settimeofday64', 'rtc_set_time;cmos_set_time'],
-    source: 'kernel/time/{time.c,timekeeping.c}, drivers/rtc/{dev.c,interface.c,rtc-cmos.c}',
+    // qemu-ga's settimeofday() is glibc's, which (since 2.31) issues clock_settime(CLOCK_REALTIME):
+    // kernel/time/posix-timers.c posix_clock_realtime_set → kernel/time/time.c do_sys_settimeofday64 →
+    // kernel/time/timekeeping.c do_settimeofday64 (→ clock_was_set); then qemu-ga's `hwclock -w`:
+    // drivers/rtc/dev.c rtc_dev_ioctl → interface.c rtc_set_time → rtc-cmos.c cmos_set_time → mc146818_set_time
+    stacks: [
+      '__x64_sys_clock_settime;posix_clock_realtime_set;do_sys_settimeofday64;do_settimeofday64',
+      '__x64_sys_clock_settime;posix_clock_realtime_set;do_sys_settimeofday64;do_settimeofday64;clock_was_set',
+      'rtc_set_time;cmos_set_time;mc146818_set_time',
+    ],
+    source: 'kernel/time/{posix-timers.c,time.c,timekeeping.c}, drivers/rtc/{dev.c,interface.c,rtc-cmos.c,rtc-mc146818-lib.c}',
   },
   ntp: {
-    // kernel/time/posix-timers.c clock_adjtime → do_clock_adjtime → posix-clock … kernel/time/timekeeping.c
-    // do_adjtimex → kernel/time/ntp.c __do_adjtimex (ADJ_SETOFFSET steps go through timekeeping_inject_offset)
-    stacks: ['__x64_sys_clock_adjtime;do_clock_adjtime;do_adjtimex;__do_adjtimex'],
+    // chronyd's ntp_adjtime() is glibc's clock_adjtime(CLOCK_REALTIME): kernel/time/posix-timers.c
+    // posix_clock_realtime_adj → kernel/time/timekeeping.c do_adjtimex → kernel/time/ntp.c __do_adjtimex;
+    // a step (ADJ_SETOFFSET) goes through timekeeping_inject_offset
+    stacks: [
+      '__x64_sys_clock_adjtime;posix_clock_realtime_adj;do_adjtimex;__do_adjtimex',
+      '__x64_sys_clock_adjtime;posix_clock_realtime_adj;do_adjtimex;timekeeping_inject_offset',
+    ],
     source: 'kernel/time/{posix-timers.c,timekeeping.c,ntp.c}',
   },
 };
 
-const GRAPH_FUNCTIONS: Record<TraceKind, string[]> = {
+export const GRAPH_FUNCTIONS: Record<TraceKind, string[]> = {
   rtc: ['rtc_read_time', 'do_settimeofday64'],
-  settime: ['__x64_sys_settimeofday', 'rtc_set_time'],
+  settime: ['__x64_sys_clock_settime', '__x64_sys_settimeofday', 'rtc_set_time'],
   ntp: ['__x64_sys_clock_adjtime', '__x64_sys_adjtimex'],
 };
 
-function traceResult(kind: TraceKind, lines: readonly string[]): TraceResult {
+export function traceResult(kind: TraceKind, lines: readonly string[]): TraceResult {
   const imp = importFunctionGraph(lines);
   return {
     kind,
@@ -297,9 +313,11 @@ export async function labTraceSettimeOn(guest: QemuGuest): Promise<TraceResult> 
 export async function labTraceNtpOn(guest: QemuGuest): Promise<TraceResult> {
   const chrony = await HostChronyServer.start();
   try {
-    await guest.ok('net-up');
+    if (!guest.started.has('net')) await guest.ok('net-up');
+    guest.started.add('net');
     await guest.ok(`trace-start ${GRAPH_FUNCTIONS.ntp.join(' ')}`);
     await guest.ok(`chrony-start 10.0.2.2 ${chrony.port}`);
+    guest.started.add('chrony');
     await guest.waitFor((m) => m.kind === 'line' && m.tag === 'chrony' && /stepped|Selected source/.test(m.text), 60_000, 'chronyd selecting the host server');
     await delay(1_500); // a few more polls (0.5 s each) so regular adjtimex calls are in the trace too
     const lines = await guest.block('trace-dump', 'trace', 60_000);

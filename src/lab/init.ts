@@ -52,7 +52,7 @@ trace_start() {
   echo nop > $TR/current_tracer
   echo > $TR/trace
   echo "$*" > $TR/set_graph_function
-  echo 10 > $TR/max_graph_depth
+  echo 6 > $TR/max_graph_depth
   echo function_graph > $TR/current_tracer
   echo funcgraph-abstime > $TR/trace_options
   echo 1 > $TR/tracing_on

@@ -61,6 +61,8 @@ export class QemuGuest {
   readonly stderr: string[] = [];
   readonly qgaSocket: string;
   readonly hostStartNs: bigint;
+  /** In-guest services already started ("agent", "net", "chrony"), so experiments can share one guest. */
+  readonly started = new Set<string>();
   private readonly proc: ChildProcess;
   private readonly parser: LineProtocolParser;
   private readonly inbox: SerialMessage[] = [];
@@ -152,6 +154,13 @@ export class QemuGuest {
         };
       });
     }
+  }
+
+  /** Remove (and return) every queued message of a tag, e.g. old chronyd log lines before an experiment. */
+  drain(tag: string): SerialMessage[] {
+    const out = this.inbox.filter((m) => m.tag === tag);
+    for (let i = this.inbox.length - 1; i >= 0; i--) if (this.inbox[i]!.tag === tag) this.inbox.splice(i, 1);
+    return out;
   }
 
   /** Messages of a tag seen so far (not consumed), e.g. "chrony" log lines. */
