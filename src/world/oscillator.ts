@@ -1,0 +1,70 @@
+// A host's crystal oscillator: the physical frequency every host counter (TSC, clocks) ticks from.
+//
+// Its rate error is a fixed frequency offset in ppm plus an optional random walk ("wander"): every
+// `wanderIntervalNs` the error takes a normal step of `wanderSigmaPpm`. Phase (the oscillator's own
+// idea of elapsed ns) is kept exactly: the error is held as a 2^-40 fixed-point fraction and each
+// piece of the piecewise-linear phase is integrated in BigInt, so a year of phase has no rounding drift.
+import { Prng } from '../core/prng.ts';
+import type { Ns } from '../core/time.ts';
+
+const FRAC_BITS = 40n;
+const ONE = 1n << FRAC_BITS;
+
+export interface OscillatorConfig {
+  /** Frequency error in parts per million (positive: runs fast). */
+  ppm: number;
+  /** Random-walk step size (standard deviation, ppm) per interval; 0 disables wander. */
+  wanderSigmaPpm?: number;
+  /** Interval between random-walk steps, ns. */
+  wanderIntervalNs?: Ns;
+}
+
+export class Oscillator {
+  private segStart: Ns = 0n; // true time where the current rate began
+  private segPhase: Ns = 0n; // oscillator phase at segStart
+  private rateFrac: bigint; // rate error in units of 2^-40
+  private ppmNow: number;
+  readonly wanderSigmaPpm: number;
+  readonly wanderIntervalNs: Ns;
+
+  constructor(
+    cfg: OscillatorConfig,
+    private readonly prng: Prng,
+  ) {
+    this.ppmNow = cfg.ppm;
+    this.rateFrac = Oscillator.toFrac(cfg.ppm);
+    this.wanderSigmaPpm = cfg.wanderSigmaPpm ?? 0;
+    this.wanderIntervalNs = cfg.wanderIntervalNs ?? 1_000_000_000n;
+  }
+
+  private static toFrac(ppm: number): bigint {
+    return BigInt(Math.round(ppm * 1e-6 * Number(ONE)));
+  }
+
+  /** Current frequency error, ppm (as represented: quantized to 2^-40). */
+  get ppm(): number {
+    return (Number(this.rateFrac) / Number(ONE)) * 1e6;
+  }
+
+  /** Oscillator phase (its own elapsed ns) at true time t ≥ the last rate change. */
+  phaseAt(t: Ns): Ns {
+    const d = t - this.segStart;
+    // floor division of a possibly negative product: BigInt '/' truncates toward zero
+    const p = d * this.rateFrac;
+    const adj = p >= 0n ? p >> FRAC_BITS : -((-p + ONE - 1n) >> FRAC_BITS);
+    return this.segPhase + d + adj;
+  }
+
+  /** Change the rate at true time t (phase stays continuous). */
+  setPpmAt(t: Ns, ppm: number): void {
+    this.segPhase = this.phaseAt(t);
+    this.segStart = t;
+    this.ppmNow = ppm;
+    this.rateFrac = Oscillator.toFrac(ppm);
+  }
+
+  /** One random-walk step at true time t. */
+  wanderStep(t: Ns): void {
+    this.setPpmAt(t, this.ppmNow + this.prng.normal(0, this.wanderSigmaPpm));
+  }
+}

@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine, EngineError } from '../../src/core/engine.ts';
+
+const YEAR = 365n * 86_400n * 1_000_000_000n;
+
+test('events run in time order and simultaneous events in scheduling order', () => {
+  const e = new Engine(2); // tiny capacity forces growth
+  const log: string[] = [];
+  e.after(30, () => log.push('c30'));
+  e.after(10, () => log.push('a10'));
+  e.after(20, () => log.push('b20'));
+  for (const n of ['x', 'y', 'z', 'w']) e.after(20, () => log.push(n + '20'));
+  e.run();
+  assert.deepEqual(log, ['a10', 'b20', 'x20', 'y20', 'z20', 'w20', 'c30']);
+  assert.equal(e.now, 30n);
+  assert.equal(e.eventsDispatched, 7);
+});
+
+test('cancel and re-arm: a cancelled event never runs, a re-armed timer runs once at its new time', () => {
+  const e = new Engine();
+  const log: bigint[] = [];
+  const h = e.after(5, () => log.push(-1n));
+  e.cancel(h);
+  const t = e.timer(() => log.push(e.now));
+  t.armIn(100);
+  t.armAt(50n); // re-arm earlier
+  assert.equal(t.expires, 50n);
+  e.after(70, () => {
+    t.armIn(10); // re-arm from inside another event
+  });
+  e.run();
+  assert.deepEqual(log, [50n, 80n]);
+  assert.equal(t.pending, false);
+  assert.equal(t.expires, null);
+});
+
+test('run(until) stops after events at exactly `until` and leaves time there', () => {
+  const e = new Engine();
+  const log: bigint[] = [];
+  for (const d of [10, 20, 30]) e.after(d, () => log.push(e.now));
+  e.run(20n);
+  assert.deepEqual(log, [10n, 20n]);
+  assert.equal(e.now, 20n);
+  e.run(25n);
+  assert.equal(e.now, 25n);
+  e.run();
+  assert.deepEqual(log, [10n, 20n, 30n]);
+  assert.throws(() => e.run(1n), EngineError);
+});
+
+test('time stays exact to the nanosecond over a simulated year of 1 ms ticks plus odd offsets', () => {
+  const e = new Engine();
+  // A periodic timer of 1000 s + 997,003 ns (odd, so float rounding would show) for one year.
+  const period = 1_000_000_997_003n;
+  let n = 0n;
+  let bad = 0;
+  const t = e.timer(() => {
+    n++;
+    if (e.now !== n * period + 1n) bad++;
+    t.armIn(period);
+  });
+  t.armAt(period + 1n);
+  e.run(YEAR);
+  assert.equal(bad, 0);
+  assert.equal(n, (YEAR - 1n) / period);
+  assert.equal(e.now, YEAR);
+});
+
+test('far events (beyond 2^53 ns) fire at their exact time, in order with near ones', () => {
+  const e = new Engine();
+  const log: [string, bigint][] = [];
+  const far1 = YEAR + 123_456_789n;
+  const far2 = 3n * YEAR + 7n;
+  e.at(far2, () => log.push(['far2', e.now]));
+  e.at(far1, () => log.push(['far1', e.now]));
+  e.after(1_000, () => log.push(['near', e.now]));
+  e.at(far1, () => log.push(['far1b', e.now])); // same time, scheduled later → runs later
+  e.run();
+  assert.deepEqual(log, [
+    ['near', 1000n],
+    ['far1', far1],
+    ['far1b', far1],
+    ['far2', far2],
+  ]);
+  // scheduling relative to a late "now" stays exact
+  e.after(1, () => log.push(['after', e.now]));
+  e.run();
+  assert.deepEqual(log.at(-1), ['after', far2 + 1n]);
+});
+
+test('advanceTo refuses to skip pending events and to go backwards', () => {
+  const e = new Engine();
+  e.after(100, () => {});
+  assert.throws(() => e.advanceTo(200n), /skip/);
+  e.advanceTo(50n);
+  assert.equal(e.now, 50n);
+  assert.throws(() => e.advanceTo(10n), /backwards/);
+  assert.throws(() => e.after(-1, () => {}), EngineError);
+  assert.throws(() => e.after(1.5, () => {}), EngineError);
+});
+
+test('stop() ends run() after the current event; a later run() continues', () => {
+  const e = new Engine();
+  const log: number[] = [];
+  e.after(1, () => {
+    log.push(1);
+    e.stop();
+  });
+  e.after(2, () => log.push(2));
+  e.run();
+  assert.deepEqual(log, [1]);
+  e.run();
+  assert.deepEqual(log, [1, 2]);
+});
