@@ -1,13 +1,17 @@
 // Every CLI command lives in its own file under commands/ and registers itself here (one line each).
 import type { Command } from 'commander';
 import { registerDoctor } from './doctor.ts';
+import { registerKvm } from './kvm.ts';
 import { registerLab } from './lab.ts';
+import { registerPvclock } from './pvclock.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
+  registerKvm(program);
   registerLab(program);
+  registerPvclock(program);
   registerRun(program);
   registerSchema(program);
 }
