@@ -56,10 +56,11 @@ export class Engine implements Scheduler {
 
   // slots: one per timer / one-shot event; an entry is live while its seq matches the slot's
   private callbacks: (EventCallback | null)[] = [];
-  private armedSeq: number[] = [];
-  private armedRel: number[] = [];
+  private slotCount = 0;
+  private armedSeq = new Float64Array(64); // seq of the live heap entry, -1 when not armed
+  private armedRel = new Float64Array(64); // its key (NaN while waiting in the far list)
+  private oneShot = new Uint8Array(64);
   private freeSlots: number[] = [];
-  private oneShot: boolean[] = [];
 
   private far: FarEvent[] = [];
   private nextSeq = 0;
@@ -169,7 +170,7 @@ export class Engine implements Scheduler {
       this.nowCache = null;
       this.armedSeq[slot] = -1;
       const cb = this.callbacks[slot]!;
-      if (this.oneShot[slot]) this.releaseSlot(slot);
+      if (this.oneShot[slot] === 1) this.releaseSlot(slot);
       this.dispatched++;
       cb();
       if (this.nowRel >= REBASE_AT) {
@@ -228,12 +229,30 @@ export class Engine implements Scheduler {
   }
 
   private allocSlot(callback: EventCallback, oneShot: boolean): number {
-    const slot = this.freeSlots.length > 0 ? this.freeSlots.pop()! : this.callbacks.length;
+    let slot: number;
+    if (this.freeSlots.length > 0) slot = this.freeSlots.pop()!;
+    else {
+      slot = this.slotCount++;
+      if (slot === this.armedSeq.length) this.growSlots();
+    }
     this.callbacks[slot] = callback;
     this.armedSeq[slot] = -1;
     this.armedRel[slot] = 0;
-    this.oneShot[slot] = oneShot;
+    this.oneShot[slot] = oneShot ? 1 : 0;
     return slot;
+  }
+
+  private growSlots(): void {
+    const n = this.armedSeq.length * 2;
+    const seq = new Float64Array(n);
+    seq.set(this.armedSeq);
+    const rel = new Float64Array(n);
+    rel.set(this.armedRel);
+    const one = new Uint8Array(n);
+    one.set(this.oneShot);
+    this.armedSeq = seq;
+    this.armedRel = rel;
+    this.oneShot = one;
   }
 
   private releaseSlot(slot: number): void {
@@ -339,7 +358,7 @@ export class Engine implements Scheduler {
   private rebaseBy(shift: number): void {
     const now = this.epoch + BigInt(this.nowRel);
     for (let i = 0; i < this.size; i++) this.keys[i] = this.keys[i]! - shift;
-    for (let s = 0; s < this.armedRel.length; s++) if (this.armedSeq[s] !== -1) this.armedRel[s] = this.armedRel[s]! - shift;
+    for (let s = 0; s < this.slotCount; s++) if (this.armedSeq[s] !== -1) this.armedRel[s] = this.armedRel[s]! - shift;
     this.epoch += BigInt(shift);
     this.nowRel = Number(now - this.epoch);
     this.nowCache = now;

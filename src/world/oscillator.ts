@@ -2,13 +2,14 @@
 //
 // Its rate error is a fixed frequency offset in ppm plus an optional random walk ("wander"): every
 // `wanderIntervalNs` the error takes a normal step of `wanderSigmaPpm`. Phase (the oscillator's own
-// idea of elapsed ns) is kept exactly: the error is held as a 2^-40 fixed-point fraction and each
+// idea of elapsed ns) is kept exactly: the error is held as a 2^-64 fixed-point fraction and each
 // piece of the piecewise-linear phase is integrated in BigInt, so a year of phase has no rounding drift.
 import { Prng } from '../core/prng.ts';
 import type { Ns } from '../core/time.ts';
 
-const FRAC_BITS = 40n;
+const FRAC_BITS = 64n;
 const ONE = 1n << FRAC_BITS;
+const HALF = 1n << (FRAC_BITS - 1n);
 
 export interface OscillatorConfig {
   /** Frequency error in parts per million (positive: runs fast). */
@@ -22,7 +23,7 @@ export interface OscillatorConfig {
 export class Oscillator {
   private segStart: Ns = 0n; // true time where the current rate began
   private segPhase: Ns = 0n; // oscillator phase at segStart
-  private rateFrac: bigint; // rate error in units of 2^-40
+  private rateFrac: bigint; // rate error in units of 2^-64
   private ppmNow: number;
   readonly wanderSigmaPpm: number;
   readonly wanderIntervalNs: Ns;
@@ -41,7 +42,7 @@ export class Oscillator {
     return BigInt(Math.round(ppm * 1e-6 * Number(ONE)));
   }
 
-  /** Current frequency error, ppm (as represented: quantized to 2^-40). */
+  /** Current frequency error, ppm (as represented: quantized to 2^-64). */
   get ppm(): number {
     return (Number(this.rateFrac) / Number(ONE)) * 1e6;
   }
@@ -49,9 +50,8 @@ export class Oscillator {
   /** Oscillator phase (its own elapsed ns) at true time t ≥ the last rate change. */
   phaseAt(t: Ns): Ns {
     const d = t - this.segStart;
-    // floor division of a possibly negative product: BigInt '/' truncates toward zero
-    const p = d * this.rateFrac;
-    const adj = p >= 0n ? p >> FRAC_BITS : -((-p + ONE - 1n) >> FRAC_BITS);
+    // rounded to the nearest ns (>> on a BigInt floors, also for negative products)
+    const adj = (d * this.rateFrac + HALF) >> FRAC_BITS;
     return this.segPhase + d + adj;
   }
 

@@ -70,13 +70,22 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return s || '(top level)';
 }
 
-function describeIssue(issue: z.core.$ZodIssue): { path: PropertyKey[]; message: string } {
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let v = data;
+  for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, data: unknown): { path: PropertyKey[]; message: string } {
   const path = [...issue.path];
+  if (valueAt(data, path) === undefined && issue.code !== 'unrecognized_keys') {
+    const expected = issue.code === 'invalid_type' ? issue.expected : 'a value';
+    return { path, message: `missing; expected ${expected}` };
+  }
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => `"${k}"`).join(', ');
     return { path: [...path, issue.keys[0]!], message: `unknown key ${keys}` };
   }
-  if (issue.code === 'invalid_type' && issue.input === undefined) return { path, message: `missing; expected ${issue.expected}` };
   return { path, message: issue.message.replace(/^Invalid input: /, '') };
 }
 
@@ -118,7 +127,7 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
 export function parseScenario(data: unknown, where = 'scenario', lineOf: (path: PropertyKey[]) => number | null = () => null): Scenario {
   const r = scenarioSchema.safeParse(data);
   let problem: { path: PropertyKey[]; message: string } | null = null;
-  if (!r.success) problem = describeIssue(r.error.issues[0]!);
+  if (!r.success) problem = describeIssue(r.error.issues[0]!, data);
   else problem = crossCheck(r.data);
   if (problem) {
     const line = lineOf(problem.path);
