@@ -255,6 +255,10 @@ export interface ClockFacts {
   vmFork: boolean;
   /** The command line the kernel printed at boot. */
   bootCommandLine?: string;
+  /** OEM id of the ACPI RSDP ("FIRECK" Firecracker, "CLOUDH" Cloud Hypervisor, "BOCHS" QEMU). */
+  acpiOem?: string;
+  /** "DMI: ..." line (firmware vendor and product). */
+  dmi?: string;
 }
 
 export function clockFacts(lines: LogLine[]): ClockFacts {
@@ -292,6 +296,8 @@ export function clockFacts(lines: LogLine[]): ClockFacts {
     else if ((m = /^kvm-clock: using sched offset of (\d+) cycles/.exec(text))) f.kvmClockSchedOffsetCycles = m[1]!;
     else if (/crng reseeded due to virtual machine fork/.test(text)) f.vmFork = true;
     else if ((m = /^Command line: (.*)$/.exec(text))) f.bootCommandLine ??= m[1]!;
+    else if ((m = /^ACPI: RSDP 0x[0-9A-Fa-f]+ [0-9A-Fa-f]+ \(v\d+ (\S+)\s*\)/.exec(text))) f.acpiOem ??= m[1]!;
+    else if ((m = /^DMI: (.+)$/.exec(text))) f.dmi ??= m[1]!;
   }
   return f;
 }

@@ -1,0 +1,223 @@
+// The twin: a scenario that makes timevisor's guest model boot "this machine", and the comparison of what
+// the model then shows against what the machine shows. Choices are explained; what the scenario cannot
+// carry, and whatever the replay does not reproduce, is listed as a difference — never hidden.
+//
+// Pure: planTwin() returns the scenario as data and YAML text; writing the file is the CLI's job (so
+// src/doctor keeps no write path), and replaying it is the guest model's (`timevisor guest --scenario`).
+import { stringify } from 'yaml';
+import type { DoctorReport } from './doctor.ts';
+import { isClockLine, type Cmdline } from './parse.ts';
+
+export interface TwinChoice {
+  key: string;
+  value: string;
+  why: string;
+}
+
+export interface TwinPlan {
+  /** Scenario object in the form src/world/scenario.ts validates (hosts[], vms[]). */
+  scenario: Record<string, unknown>;
+  yaml: string;
+  choices: TwinChoice[];
+  /** What the scenario cannot express about this machine (known before any replay). */
+  gaps: string[];
+}
+
+/** Which VMM profile this machine looks like, from the firmware and hypervisor it shows. */
+export function guessProfile(r: DoctorReport): { profile: string; why: string; gap?: string } {
+  const log = r.kernelLog.ok ? r.kernelLog.value : undefined;
+  const hv = r.hypervisor.ok ? r.hypervisor.value.name : undefined;
+  const evidence = r.hypervisor.ok ? r.hypervisor.value.evidence.join(' ') : '';
+  const oem = log?.facts.acpiOem;
+  const invariant = r.cpu.ok ? r.cpu.value.invariantTsc : true;
+  const avail = r.clocksource.available.ok ? r.clocksource.available.value.names : [];
+  if (oem === 'FIRECK') return { profile: 'firecracker', why: 'ACPI tables from OEM "FIRECK" (Firecracker)' };
+  if (oem === 'CLOUDH') return { profile: 'cloud-hypervisor', why: 'ACPI tables from OEM "CLOUDH" (Cloud Hypervisor)' };
+  const qemu = oem === 'BOCHS' || /QEMU/.test(evidence) || /QEMU|Bochs/.test(log?.facts.dmi ?? '');
+  if (hv === 'KVM') {
+    if (avail.length > 0 && avail.every((n) => n === 'refined-jiffies' || n === 'jiffies'))
+      return { profile: 'kvmtool', why: 'a KVM guest that offers only refined-jiffies and jiffies (no kvm-clock, TSC, HPET or PM timer), as under kvmtool' };
+    const p = invariant ? 'qemu-kvm' : 'qemu-kvm-noinvtsc';
+    return qemu ? { profile: p, why: `QEMU firmware on KVM${invariant ? '' : ', TSC not invariant'}` } : { profile: p, why: `KVM guest of an unrecognised VMM; ${p} is the closest profile`, gap: 'the VMM could not be identified; devices and CPUID of the twin are those of QEMU' };
+  }
+  if (qemu || /unknown hypervisor/.test(hv ?? '')) return { profile: 'qemu-tcg', why: 'QEMU without a paravirtual interface (TCG emulation)' };
+  if (hv === 'none') return { profile: 'qemu-kvm', why: 'bare metal has no VMM profile; qemu-kvm is the nearest', gap: 'this is bare metal: the guest model only boots virtual machines, so firmware, devices and TSC calibration differ' };
+  return { profile: 'qemu-kvm', why: `${hv ?? 'unknown platform'} has no VMM profile; qemu-kvm is the nearest`, gap: `${hv ?? 'this platform'} is not modelled: its paravirtual clock and timer devices have no twin` };
+}
+
+/** The kernel's own parameters back as one line (init arguments after "--" are not the kernel's business). */
+export function kernelCmdline(c: Cmdline): string {
+  return c.params.map((p) => (p.value === undefined ? p.key : `${p.key}=${/\s/.test(p.value) ? `"${p.value}"` : p.value}`)).join(' ');
+}
+
+/** TSC kHz from what the kernel printed ("2596.134" MHz → 2596134). */
+export function mhzTextToKhz(mhz: string): number {
+  const [whole, frac = ''] = mhz.split('.');
+  return Number(whole) * 1000 + Number((frac + '000').slice(0, 3));
+}
+
+export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
+  const choices: TwinChoice[] = [];
+  const gaps: string[] = [];
+  const facts = r.kernelLog.ok ? r.kernelLog.value.facts : undefined;
+  const cpu = r.cpu.ok ? r.cpu.value : undefined;
+
+  const prof = guessProfile(r);
+  choices.push({ key: 'vms[0].profile', value: prof.profile, why: prof.why });
+  if (prof.gap) gaps.push(prof.gap);
+
+  const version = facts?.kernelVersion ?? (r.kernel.ok ? /Linux version (\S+)/.exec(r.kernel.value)?.[1] : undefined);
+  const preset = version && /yocto|i[3-6]86/.test(version) ? 'yocto-qemux86' : 'distro';
+  choices.push({ key: 'vms[0].kernel', value: preset, why: `this kernel is ${version ?? 'unknown'}; ${preset === 'distro' ? 'a 64-bit distribution-style configuration (kvm-clock, HPET, ACPI PM timer, NO_HZ, high-res timers) is the nearest preset' : 'a 32-bit Yocto qemux86 build'}` });
+  if (version) gaps.push(`kernel build: the twin boots the "${preset}" preset, not ${version}; boot lines that depend on this build's configuration may differ`);
+
+  const cmdline = r.cmdline.ok ? kernelCmdline(r.cmdline.value) : '';
+  choices.push({ key: 'vms[0].cmdline', value: cmdline, why: r.cmdline.ok ? "this machine's /proc/cmdline, kernel parameters only" : `/proc/cmdline unreadable (${r.cmdline.reason})` });
+
+  const mhz = facts?.tscRefinedMhz ?? facts?.tscDetectedMhz;
+  let freqKhz: number;
+  if (mhz) {
+    freqKhz = mhzTextToKhz(mhz);
+    choices.push({ key: 'hosts[0].tsc.freq_khz', value: String(freqKhz), why: `the kernel printed "tsc: ${facts?.tscRefinedMhz ? 'Refined TSC clocksource calibration' : 'Detected'} ${mhz} MHz"; the host's true TSC rate is not visible from inside the guest (only what KVM/CPUID reported), so the printed value is used` });
+  } else {
+    freqKhz = 2_596_136;
+    choices.push({ key: 'hosts[0].tsc.freq_khz', value: String(freqKhz), why: 'no TSC frequency in the kernel log; the value recorded from this workplace\'s KVM host (DESIGN.md) is a placeholder' });
+    gaps.push('the TSC frequency is unknown (no "tsc: Detected" line), so the twin\'s is a placeholder');
+  }
+  const constant = cpu?.timeFlags.constant_tsc ?? true;
+  const nonstop = cpu?.timeFlags.nonstop_tsc ?? true;
+  choices.push({ key: 'hosts[0].tsc', value: `constant ${constant}, nonstop ${nonstop}`, why: cpu ? 'from the constant_tsc / nonstop_tsc CPU flags' : '/proc/cpuinfo unreadable: assumed invariant' });
+  if (cpu && !cpu.timeFlags.tsc) gaps.push('this CPU shows no TSC at all (CPUID.1:EDX bit 4 clear); the twin\'s profile decides whether its guest sees one');
+
+  const tx = r.ntp.adjtimex.ok ? r.ntp.adjtimex.value : undefined;
+  let ppm = 0;
+  if (tx?.synchronized) {
+    ppm = Math.round(-tx.freqPpm * 1000) / 1000;
+    choices.push({ key: 'hosts[0].oscillator.ppm', value: String(ppm), why: `the kernel's NTP frequency correction is ${tx.freqPpm.toFixed(3)} ppm, so the clocksource runs ${(-tx.freqPpm).toFixed(3)} ppm off true time` });
+  } else {
+    choices.push({ key: 'hosts[0].oscillator.ppm', value: '0', why: tx ? 'the clock is not NTP-disciplined, so its frequency error cannot be read: assumed 0' : 'adjtimex not read: assumed 0' });
+  }
+  const clients = r.ntp.clients.ok ? r.ntp.clients.value : undefined;
+  if (clients && clients.length > 0) gaps.push(`the guest runs ${clients.join(', ')}; the scenario format has no guest NTP client yet, so the twin's wall clock is not disciplined`);
+
+  const scenario = {
+    name,
+    description: `Twin of ${r.origin === 'live' ? 'the machine timevisor doctor ran on' : r.origin}${version ? ` (Linux ${version})` : ''}, written by timevisor doctor.`,
+    seed: 1,
+    duration: '10s',
+    sample_interval: '1s',
+    hosts: [{ name: 'host', oscillator: { ppm }, tsc: { freq_khz: freqKhz, constant, nonstop, invariant: constant && nonstop }, ntp: true }],
+    vms: [{ name: 'twin', host: 'host', profile: prof.profile, kernel: preset, cmdline }],
+  };
+  const header = ['# Written by `timevisor doctor --scenario`: a twin of this machine for the guest model.', ...choices.map((c) => `# ${c.key} = ${c.value}: ${c.why}`), ...gaps.map((g) => `# gap: ${g}`)].map((l) => l.replace(/\n/g, ' '));
+  return { scenario, yaml: header.join('\n') + '\n' + stringify(scenario), choices, gaps };
+}
+
+/** What the guest model reports (keys of `timevisor guest --json`). */
+export interface GuestView {
+  boot_log: string[];
+  available_clocksource: string;
+  current_clocksource: string;
+  clockevent_device: string;
+}
+
+export interface MachineView {
+  available_clocksource?: string;
+  current_clocksource?: string;
+  clockevent_device?: string;
+  /** Clock lines of the boot log, without timestamps; undefined when the kernel log is unreadable. */
+  boot_clock_lines?: string[];
+  /** What the machine hides, and why (each comparison it prevents is skipped, not passed). */
+  hidden: string[];
+}
+
+export function machineView(r: DoctorReport): MachineView {
+  const hidden: string[] = [];
+  const v: MachineView = { hidden };
+  if (r.clocksource.available.ok) v.available_clocksource = r.clocksource.available.value.text;
+  else hidden.push(`available_clocksource: ${r.clocksource.available.reason}`);
+  if (r.clocksource.current.ok) v.current_clocksource = r.clocksource.current.value.text;
+  else hidden.push(`current_clocksource: ${r.clocksource.current.reason}`);
+  if (r.clockevents.ok && r.clockevents.value.perCpu.length > 0) v.clockevent_device = r.clockevents.value.perCpu[0]!;
+  else hidden.push(`clockevent device: ${r.clockevents.ok ? 'no per-CPU device listed' : r.clockevents.reason}`);
+  if (r.kernelLog.ok) v.boot_clock_lines = r.kernelLog.value.clockLines.map(stripTimestamp);
+  else hidden.push(`boot log: ${r.kernelLog.reason}`);
+  return v;
+}
+
+function stripTimestamp(line: string): string {
+  return line.replace(/^\[\s*\d+\.\d+\]\s?/, '');
+}
+
+export interface TwinDifference {
+  what: string;
+  machine: string;
+  twin: string;
+}
+
+export interface TwinComparison {
+  /** Keys compared and equal. */
+  matched: string[];
+  differences: TwinDifference[];
+  /** Comparisons not made because the machine hides the input. */
+  skipped: string[];
+  /** Boot clock lines of the machine that the twin printed exactly. */
+  matchedLines: number;
+}
+
+/** Numbers replaced, so "using sched offset of 52991526 cycles" and "... of 1234 cycles" are the same kind of line. */
+export function lineShape(line: string): string {
+  return line.replace(/0x[0-9a-f]+|\d+(\.\d+)?/gi, '#');
+}
+
+export function compareTwin(machine: MachineView, twin: GuestView): TwinComparison {
+  const res: TwinComparison = { matched: [], differences: [], skipped: [...machine.hidden], matchedLines: 0 };
+  const sysfs: [string, string | undefined, string][] = [
+    ['available_clocksource', machine.available_clocksource, twin.available_clocksource],
+    ['current_clocksource', machine.current_clocksource, twin.current_clocksource],
+    ['clockevent_device', machine.clockevent_device, twin.clockevent_device],
+  ];
+  for (const [what, m, t] of sysfs) {
+    if (m === undefined) continue;
+    // Compare the sysfs text itself; the twin may or may not end it with the file's newline.
+    if (m.replace(/\n$/, '') === t.replace(/\n$/, '')) res.matched.push(what);
+    else res.differences.push({ what, machine: JSON.stringify(m), twin: JSON.stringify(t) });
+  }
+  if (machine.boot_clock_lines) {
+    const twinLines = twin.boot_log.map(stripTimestamp).filter(isClockLine);
+    const pool = [...twinLines];
+    for (const line of machine.boot_clock_lines) {
+      const exact = pool.indexOf(line);
+      if (exact >= 0) {
+        pool.splice(exact, 1);
+        res.matchedLines++;
+        continue;
+      }
+      const shaped = pool.findIndex((l) => lineShape(l) === lineShape(line));
+      if (shaped >= 0) {
+        res.differences.push({ what: 'boot line (numbers differ)', machine: line, twin: pool[shaped]! });
+        pool.splice(shaped, 1);
+      } else res.differences.push({ what: 'boot line missing in the twin', machine: line, twin: '' });
+    }
+    for (const extra of pool) res.differences.push({ what: 'boot line only in the twin', machine: '', twin: extra });
+    // Same lines, other order: the clocksource switch sequence is what matters.
+    const sw = (ls: string[]) => ls.filter((l) => /Switched to clocksource/.test(l)).map((l) => l.replace(/^.*Switched to clocksource /, ''));
+    const ms = sw(machine.boot_clock_lines);
+    const ts = sw(twinLines);
+    if (ms.join(' → ') === ts.join(' → ')) res.matched.push('clocksource switch sequence');
+    else res.differences.push({ what: 'clocksource switch sequence', machine: ms.join(' → '), twin: ts.join(' → ') });
+    if (res.matchedLines === machine.boot_clock_lines.length && pool.length === 0) res.matched.push('boot clock lines');
+  }
+  return res;
+}
+
+export function renderComparison(c: TwinComparison): string[] {
+  const out: string[] = [];
+  out.push(`twin: ${c.matched.length ? `matches ${c.matched.join(', ')}` : 'matches nothing'}${c.matchedLines ? ` (${c.matchedLines} boot clock lines identical)` : ''}.`);
+  if (c.differences.length) {
+    out.push('twin differences (machine | twin):');
+    for (const d of c.differences) out.push(`  - ${d.what}: ${d.machine || '—'} | ${d.twin || '—'}`);
+  }
+  for (const s of c.skipped) out.push(`  (not compared: ${s})`);
+  return out;
+}

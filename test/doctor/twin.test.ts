@@ -1,0 +1,93 @@
+// The twin scenario: choices from recorded machines, validity against the scenario schema, and the
+// comparison of a guest-model boot against the machine.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { runDoctor } from '../../src/doctor/doctor.ts';
+import { recordedSource } from '../../src/doctor/source.ts';
+import { compareTwin, guessProfile, kernelCmdline, lineShape, machineView, mhzTextToKhz, planTwin, type GuestView } from '../../src/doctor/twin.ts';
+import { parseCmdline } from '../../src/doctor/parse.ts';
+import { parseScenarioText } from '../../src/world/scenario.ts';
+
+const FIX = join(import.meta.dirname, '../fixtures/doctor');
+const recorded = (m: string) => runDoctor({ source: recordedSource(join(FIX, m)) });
+
+test('the VMM profile is recognised from firmware and hypervisor', async () => {
+  assert.equal(guessProfile(await recorded('firecracker-pvm')).profile, 'firecracker');
+  assert.equal(guessProfile(await recorded('cloud-hypervisor-kvm')).profile, 'cloud-hypervisor');
+  assert.equal(guessProfile(await recorded('qemu-tcg-pc')).profile, 'qemu-tcg');
+  assert.equal(guessProfile(await recorded('qemu-tcg-jiffies-only')).profile, 'qemu-tcg');
+  const hv = guessProfile(await recorded('hyperv-azure-invariant-tsc'));
+  assert.equal(hv.profile, 'qemu-kvm');
+  assert.match(hv.gap!, /Microsoft Hyper-V is not modelled/);
+});
+
+test('TSC kHz is read exactly from the printed MHz', () => {
+  assert.equal(mhzTextToKhz('2596.134'), 2596134);
+  assert.equal(mhzTextToKhz('2904.000'), 2904000);
+  assert.equal(mhzTextToKhz('3193.9'), 3193900);
+});
+
+test('the twin command line keeps kernel parameters and drops init arguments', () => {
+  assert.equal(kernelCmdline(parseCmdline('console=ttyS0 tsc=reliable acpi_osi="A B" -- --firecracker-init --addr 0.0.0.0\n')), 'console=ttyS0 tsc=reliable acpi_osi="A B"');
+});
+
+test('every recorded machine gives a twin scenario the scenario schema accepts', async () => {
+  const machines = readdirSync(FIX, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  for (const m of machines) {
+    const plan = planTwin(await recorded(m));
+    const s = parseScenarioText(plan.yaml, `${m} twin`);
+    assert.equal(s.vms.length, 1);
+    assert.equal(s.vms[0]!.host, s.hosts[0]!.name);
+  }
+});
+
+test('this machine, recorded: Firecracker profile, its TSC rate and its command line', async () => {
+  const plan = planTwin(await recorded('firecracker-pvm'));
+  const s = parseScenarioText(plan.yaml, 'twin');
+  assert.equal(s.vms[0]!.profile, 'firecracker');
+  assert.equal(s.hosts[0]!.tsc.freq_khz, 2596134);
+  assert.equal(s.hosts[0]!.tsc.invariant, true);
+  assert.match(s.vms[0]!.cmdline, /^mitigations=auto,no_guest_host,no_guest_guest console=ttyS0 .* rdinit=\/process_api$/);
+});
+
+const machine = {
+  available_clocksource: 'tsc kvm-clock \n',
+  current_clocksource: 'tsc\n',
+  clockevent_device: 'lapic-deadline',
+  boot_clock_lines: ['kvm-clock: Using msrs 4b564d01 and 4b564d00', 'kvm-clock: using sched offset of 52991526 cycles', 'clocksource: Switched to clocksource kvm-clock', 'clocksource: Switched to clocksource tsc'],
+  hidden: [],
+};
+
+test('a twin that prints the same sysfs text and lines matches everything', () => {
+  const twin: GuestView = { boot_log: ['Linux version x', ...machine.boot_clock_lines], available_clocksource: 'tsc kvm-clock ', current_clocksource: 'tsc\n', clockevent_device: 'lapic-deadline' };
+  const c = compareTwin(machine, twin);
+  assert.deepEqual(c.differences, []);
+  // The trailing newline is the file's, not the text's: "tsc kvm-clock " and "tsc kvm-clock \n" are the same.
+  assert.deepEqual(c.matched, ['available_clocksource', 'current_clocksource', 'clockevent_device', 'clocksource switch sequence', 'boot clock lines']);
+  assert.equal(c.matchedLines, 4);
+});
+
+test('differences are listed: other numbers, missing lines, extra lines, another clocksource', () => {
+  const twin: GuestView = {
+    boot_log: ['kvm-clock: Using msrs 4b564d01 and 4b564d00', 'kvm-clock: using sched offset of 1000 cycles', 'clocksource: Switched to clocksource kvm-clock', 'clocksource: hpet: mask: 0xffffffff max_cycles: 0xffffffff, max_idle_ns: 19112604467 ns'],
+    available_clocksource: 'kvm-clock tsc ',
+    current_clocksource: 'kvm-clock\n',
+    clockevent_device: 'lapic',
+  };
+  const c = compareTwin(machine, twin);
+  const what = c.differences.map((d) => d.what);
+  assert.deepEqual(what, ['available_clocksource', 'current_clocksource', 'clockevent_device', 'boot line (numbers differ)', 'boot line missing in the twin', 'boot line only in the twin', 'clocksource switch sequence']);
+  assert.equal(c.differences[3]!.twin, 'kvm-clock: using sched offset of 1000 cycles');
+  assert.equal(lineShape('tsc: Detected 2596.134 MHz processor'), 'tsc: Detected # MHz processor');
+});
+
+test('what the machine hides is skipped and said, not passed', async () => {
+  const view = machineView(await recorded('coreos-bare-metal-refined-jiffies'));
+  assert.equal(view.boot_clock_lines, undefined);
+  const c = compareTwin(view, { boot_log: [], available_clocksource: 'refined-jiffies jiffies tsc ', current_clocksource: 'refined-jiffies \n', clockevent_device: 'lapic' });
+  assert.ok(c.skipped.some((s) => s.startsWith('boot log:')));
+  assert.ok(c.skipped.some((s) => s.startsWith('clockevent device:')));
+  assert.deepEqual(c.matched, ['available_clocksource', 'current_clocksource']);
+});
