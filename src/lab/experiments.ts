@@ -8,7 +8,7 @@ import { HostChronyServer } from './host-chrony.ts';
 import { buildGuestImage, type GuestImage } from './image.ts';
 import { delay, hostRealtimeNs, QemuGuest, type QemuOptions, type TimedSample } from './qemu.ts';
 import type { QmpEvent } from './qmp.ts';
-import { modelBootQemuTcg, modelPause, type BootSide, type PauseSide, type SyncMode } from './twin.ts';
+import { distanceToRtcTickNs, modelBootQemuTcg, modelPause, type BootSide, type PauseSide, type SyncMode } from './twin.ts';
 
 export const MACHINE = 'qemu-system-x86_64 -machine pc -accel tcg -cpu qemu64 -smp 1';
 
@@ -48,7 +48,7 @@ const BOOT_LOG = /clocksource|tsc:|rtc_cmos|hpet|acpi_pm|clockevent|kvm-clock|sc
 export interface BootResult {
   machine: string;
   kernel: string;
-  real: BootSide & { sample_rtt_s: number; rtc_read_guest_s: number | null };
+  real: BootSide & { sample_rtt_s: number; rtc_read_guest_s: number | null; rtc_read_to_tick_s: number | null };
   model: BootSide;
 }
 
@@ -78,7 +78,27 @@ export function printkToMonotonicNs(dmesg: readonly string[], pattern: RegExp): 
   return printkNs - (stable ? BigInt(stable[2]!) : 0n);
 }
 
+/**
+ * A host instant at which QEMU's RTC ticked to its next second, found by polling the pc machine's
+ * "rtc-time" property (hw/i386/pc.c aliases it to the mc146818 "date") through QMP. Must run before
+ * anything in the guest writes the RTC (hwclock -w moves its phase).
+ */
+export async function measureRtcTick(guest: QemuGuest, timeoutMs = 1_500): Promise<{ tickNs: bigint; uncertaintyNs: bigint } | null> {
+  const qmp = await guest.qmp();
+  const deadline = Date.now() + timeoutMs;
+  let prev: { sec: number; after: bigint } | null = null;
+  while (Date.now() < deadline) {
+    const before = hostRealtimeNs();
+    const r = (await qmp.execute('qom-get', { path: '/machine', property: 'rtc-time' })) as { tm_sec: number };
+    const after = hostRealtimeNs();
+    if (prev && r.tm_sec !== prev.sec) return { tickNs: (prev.after + before) / 2n, uncertaintyNs: (after - prev.after) / 2n };
+    prev = { sec: r.tm_sec, after };
+  }
+  return null;
+}
+
 export async function labBootOn(guest: QemuGuest): Promise<BootResult> {
+  const tick = await measureRtcTick(guest);
   const sys = await settledSysinfo(guest);
   const sample = await guest.clock();
   const dmesg = await guest.dmesg();
@@ -97,8 +117,10 @@ export async function labBootOn(guest: QemuGuest): Promise<BootResult> {
       boot_offset_s: s(offsetNs(sample)),
       sample_rtt_s: s(sample.hostRecvNs - sample.hostSentNs),
       rtc_read_guest_s: readGuestNs === null ? null : s(readGuestNs),
+      // How close the boot-time RTC read came to an RTC tick: within a few ms, the twin's rounding may flip.
+      rtc_read_to_tick_s: tick && readGuestNs !== null ? s(distanceToRtcTickNs(tick.tickNs, hostAtReadNs)) : null,
     },
-    model: modelBootQemuTcg(guest.hostStartNs, hostAtReadNs),
+    model: modelBootQemuTcg(tick?.tickNs ?? guest.hostStartNs, hostAtReadNs),
   };
 }
 

@@ -18,19 +18,25 @@ export interface BootSide {
 
 /**
  * The RTC arithmetic that sets the boot wall clock.
- * - QEMU hw/rtc/mc146818rtc.c rtc_set_date_from_host(): at realize, base_rtc = the host's time in whole
- *   seconds and last_update = the host clock in ns at that instant; a read returns base_rtc plus whole
- *   seconds elapsed since last_update. So the RTC's second boundaries are those of the host shifted by
- *   frac(host time at QEMU start).
+ * - QEMU hw/rtc/mc146818rtc.c: rtc_set_date_from_host() seeds base_rtc = the host's time in whole seconds
+ *   and last_update = the host clock (rtc_clock = host) in ns at the same instant; get_guest_rtc_ns() is
+ *   base_rtc·10⁹ + (now − last_update), read in whole seconds. So the RTC ticks at last_update + k s, and
+ *   at each tick it shows floor(host time at that tick).
  * - Linux drivers/rtc/class.c rtc_hctosys(): tv_sec = RTC seconds, tv_nsec = NSEC_PER_SEC >> 1 (the
  *   "best guess is to add 0.5s" for the truncated value), then do_settimeofday64().
- * Returns the guest's REALTIME − host REALTIME right after hctosys, ns: in (−1.5 s, +0.5 s].
+ * `rtcTickHostNs` is any host instant at which the RTC's seconds ticked over (QEMU start, or a tick seen
+ * through QMP). Returns the guest's REALTIME − host REALTIME right after hctosys, ns: in (−1.5 s, +0.5 s].
  */
-export function rtcBootOffsetNs(hostAtRtcInitNs: Ns, hostAtReadNs: Ns): Ns {
-  const baseRtc = hostAtRtcInitNs / NS;
-  const elapsedWhole = (hostAtReadNs - hostAtRtcInitNs) / NS;
-  const guestSet = (baseRtc + elapsedWhole) * NS + NS / 2n;
-  return guestSet - hostAtReadNs;
+export function rtcBootOffsetNs(rtcTickHostNs: Ns, hostAtReadNs: Ns): Ns {
+  const floorDiv = (a: bigint, b: bigint) => (a >= 0n ? a / b : -((-a + b - 1n) / b));
+  const shown = floorDiv(rtcTickHostNs, NS) + floorDiv(hostAtReadNs - rtcTickHostNs, NS);
+  return shown * NS + NS / 2n - hostAtReadNs;
+}
+
+/** Distance from a host instant to the nearest RTC tick, ns (how close the boot read came to a flip). */
+export function distanceToRtcTickNs(rtcTickHostNs: Ns, hostNs: Ns): Ns {
+  const r = (((hostNs - rtcTickHostNs) % NS) + NS) % NS;
+  return r < NS - r ? r : NS - r;
 }
 
 /**
@@ -41,7 +47,7 @@ export function rtcBootOffsetNs(hostAtRtcInitNs: Ns, hostAtReadNs: Ns): Ns {
  * (arch/x86/kernel/tsc.c tsc_refine_calibration_work). The per-CPU clockevent is the local APIC timer
  * (arch/x86/kernel/apic/apic.c lapic_clockevent "lapic"), HPET stays the broadcast/boot device.
  */
-export function modelBootQemuTcg(hostAtRtcInitNs: Ns, hostAtReadNs: Ns): BootSide {
+export function modelBootQemuTcg(rtcTickHostNs: Ns, hostAtReadNs: Ns): BootSide {
   return {
     boot_log: [
       'tsc: Fast TSC calibration using PIT',
@@ -58,7 +64,7 @@ export function modelBootQemuTcg(hostAtRtcInitNs: Ns, hostAtReadNs: Ns): BootSid
     available_clocksource: 'tsc hpet acpi_pm',
     current_clocksource: 'tsc',
     clockevent_device: 'lapic',
-    boot_offset_s: Number(rtcBootOffsetNs(hostAtRtcInitNs, hostAtReadNs)) / 1e9,
+    boot_offset_s: Number(rtcBootOffsetNs(rtcTickHostNs, hostAtReadNs)) / 1e9,
   };
 }
 

@@ -91,6 +91,8 @@ test('RTC boot offset: QEMU’s RTC second boundaries follow QEMU’s start, hct
   assert.equal(rtcBootOffsetNs(100n * S + 300_000_000n, 101n * S + 200_000_000n), -700_000_000n);
   // Read at 101.4: 1.1 s elapsed → RTC 101 → guest 101.5; offset +0.1 s.
   assert.equal(rtcBootOffsetNs(100n * S + 300_000_000n, 101n * S + 400_000_000n), 100_000_000n);
+  // The same RTC phase measured from a tick seen after the read (101.3 s) gives the same answer.
+  assert.equal(rtcBootOffsetNs(101n * S + 300_000_000n, 101n * S + 200_000_000n), -700_000_000n);
   // Worst case just under −1.5 s: start at x.999, read just before the next RTC boundary.
   assert.equal(rtcBootOffsetNs(100n * S + 999_000_000n, 101n * S + 998_000_000n), -1_498_000_000n);
 });
