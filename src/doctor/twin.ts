@@ -6,6 +6,7 @@
 // src/doctor keeps no write path), and replaying it is the guest model's (`timevisor guest --scenario`).
 import { stringify } from 'yaml';
 import type { DoctorReport } from './doctor.ts';
+import { gapFor } from './gaps.ts';
 import { isClockLine, type Cmdline } from './parse.ts';
 
 export interface TwinChoice {
@@ -216,7 +217,11 @@ export function renderComparison(c: TwinComparison): string[] {
   out.push(`twin: ${c.matched.length ? `matches ${c.matched.join(', ')}` : 'matches nothing'}${c.matchedLines ? ` (${c.matchedLines} boot clock lines identical)` : ''}.`);
   if (c.differences.length) {
     out.push('twin differences (machine | twin):');
-    for (const d of c.differences) out.push(`  - ${d.what}: ${d.machine || '—'} | ${d.twin || '—'}`);
+    for (const d of c.differences) {
+      out.push(`  - ${d.what}: ${d.machine || '—'} | ${d.twin || '—'}`);
+      const gap = gapFor(d);
+      if (gap) out.push(`      known gap (${gap.id}): ${gap.explanation}`);
+    }
   }
   for (const s of c.skipped) out.push(`  (not compared: ${s})`);
   return out;
