@@ -72,41 +72,39 @@ function load(): Bindings | null {
   return bindings;
 }
 
-/** Best (lowest) per-call time over `rounds` rounds of `n` calls: robust against preemption and steal. */
-function bestPerCall(n: number, rounds: number, call: () => void): number {
-  let best = Infinity;
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) call();
-    const dt = Number(process.hrtime.bigint() - t0) / n;
-    if (dt < best) best = dt;
-  }
-  return best;
+/** ns per call for one round of `n` calls. */
+function perCall(n: number, call: () => void): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) call();
+  return Number(process.hrtime.bigint() - t0) / n;
 }
 
+/**
+ * Rounds interleave every series (floor, then each clock through the vDSO and as a system call), and each
+ * series keeps its best round: load from other processes then hits all series alike instead of one block.
+ */
 export function measureClockCost(iterations = 2000, rounds = 5): Reading<VdsoCost> {
   if (process.platform !== 'linux') return missing(`clock_gettime cost is measured on Linux only (this is ${process.platform})`);
   if (process.arch !== 'x64') return missing(`the system call number is recorded for x86-64 only (this is ${process.arch})`);
   const b = load();
   if (!b) return missing('koffi could not load libc.so.6');
   const ts = Buffer.alloc(16);
-  const ffi = bestPerCall(iterations, rounds, () => b.noop(ts, 0, 0));
-  const clocks: ClockCost[] = [];
-  for (const [name, id] of Object.entries(CLOCK_IDS) as [ClockName, number][]) {
-    if (b.clockGettime(id, ts) !== 0) continue; // clock not supported by this kernel
-    const rawVdso = bestPerCall(iterations, rounds, () => b.clockGettime(id, ts));
-    const rawSys = bestPerCall(iterations, rounds, () => b.syscall(NR_CLOCK_GETTIME_X86_64, id, ts));
-    const vdsoNs = Math.max(0, rawVdso - ffi);
-    const syscallNs = Math.max(0, rawSys - ffi);
-    clocks.push({
-      clock: name,
-      vdsoNs: round1(vdsoNs),
-      syscallNs: round1(syscallNs),
-      rawVdsoNs: round1(rawVdso),
-      rawSyscallNs: round1(rawSys),
-      servedInUserspace: vdsoNs * 2 < syscallNs,
+  const ids = (Object.entries(CLOCK_IDS) as [ClockName, number][]).filter(([, id]) => b.clockGettime(id, ts) === 0);
+  let ffi = Infinity;
+  const best = ids.map(() => ({ vdso: Infinity, sys: Infinity }));
+  for (let r = 0; r < rounds; r++) {
+    ffi = Math.min(ffi, perCall(iterations, () => b.noop(ts, 0, 0)));
+    ids.forEach(([, id], i) => {
+      best[i]!.vdso = Math.min(best[i]!.vdso, perCall(iterations, () => b.clockGettime(id, ts)));
+      best[i]!.sys = Math.min(best[i]!.sys, perCall(iterations, () => b.syscall(NR_CLOCK_GETTIME_X86_64, id, ts)));
     });
   }
+  const clocks = ids.map(([name], i): ClockCost => {
+    const { vdso, sys } = best[i]!;
+    const vdsoNs = Math.max(0, vdso - ffi);
+    const syscallNs = Math.max(0, sys - ffi);
+    return { clock: name, vdsoNs: round1(vdsoNs), syscallNs: round1(syscallNs), rawVdsoNs: round1(vdso), rawSyscallNs: round1(sys), servedInUserspace: vdsoNs * 2 < syscallNs };
+  });
   return got({ ffiOverheadNs: round1(ffi), iterations: iterations * rounds, clocks });
 }
 
