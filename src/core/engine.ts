@@ -63,6 +63,7 @@ export class Engine implements Scheduler {
   private freeSlots: number[] = [];
 
   private far: FarEvent[] = [];
+  private topDead = false; // the root entry was dispatched and awaits replacement or removal
   private nextSeq = 0;
   private dispatched = 0;
   private stopped = false;
@@ -164,8 +165,13 @@ export class Engine implements Scheduler {
       if (k > limit) break;
       const seq = this.seqs[0]!;
       const slot = this.slots[0]!;
-      this.popTop();
-      if (this.armedSeq[slot] !== seq) continue; // cancelled or re-armed since
+      if (this.armedSeq[slot] !== seq) {
+        this.popTop(); // cancelled or re-armed since
+        continue;
+      }
+      // The dispatched entry stays at the root until the callback's first arm() replaces it (one
+      // sift-down instead of a pop and a push: the common "timer re-arms itself" case).
+      this.topDead = true;
       this.nowRel = k;
       this.nowCache = null;
       this.armedSeq[slot] = -1;
@@ -173,6 +179,7 @@ export class Engine implements Scheduler {
       if (this.oneShot[slot] === 1) this.releaseSlot(slot);
       this.dispatched++;
       cb();
+      this.settleTop();
       if (this.nowRel >= REBASE_AT) {
         this.rebaseBy(this.nowRel);
         limit = this.limitRel(until);
@@ -207,6 +214,7 @@ export class Engine implements Scheduler {
 
   /** Absolute time of the earliest live pending event, or null. */
   nextEventTime(): Ns | null {
+    this.settleTop();
     while (this.size > 0 && this.armedSeq[this.slots[0]!] !== this.seqs[0]) this.popTop();
     if (this.size > 0) return this.epoch + BigInt(this.keys[0]!);
     return this.far.length > 0 ? this.far[0]!.at : null;
@@ -289,7 +297,47 @@ export class Engine implements Scheduler {
     this.far.splice(i, 0, ev);
   }
 
+  /** Remove the already-dispatched root entry if no arm() has replaced it yet. */
+  private settleTop(): void {
+    if (this.topDead) {
+      this.topDead = false;
+      this.popTop();
+    }
+  }
+
+  /** Put a new entry at the root (over the dispatched one) and sift it down. */
+  private replaceTop(key: number, seq: number, slot: number): void {
+    const keys = this.keys;
+    const seqs = this.seqs;
+    const slots = this.slots;
+    const n = this.size;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      const r = c + 1;
+      if (r < n) {
+        const rk = keys[r]!;
+        const ck = keys[c]!;
+        if (rk < ck || (rk === ck && seqs[r]! < seqs[c]!)) c = r;
+      }
+      const ck = keys[c]!;
+      if (key < ck || (key === ck && seq < seqs[c]!)) break;
+      keys[i] = ck;
+      seqs[i] = seqs[c]!;
+      slots[i] = slots[c]!;
+      i = c;
+    }
+    keys[i] = key;
+    seqs[i] = seq;
+    slots[i] = slot;
+  }
+
   private push(key: number, seq: number, slot: number): void {
+    if (this.topDead) {
+      this.topDead = false;
+      return this.replaceTop(key, seq, slot);
+    }
     if (this.size === this.cap) this.grow();
     const keys = this.keys;
     const seqs = this.seqs;
@@ -312,32 +360,7 @@ export class Engine implements Scheduler {
   private popTop(): void {
     const n = --this.size;
     if (n === 0) return;
-    const keys = this.keys;
-    const seqs = this.seqs;
-    const slots = this.slots;
-    const key = keys[n]!;
-    const seq = seqs[n]!;
-    const slot = slots[n]!;
-    let i = 0;
-    for (;;) {
-      let c = 2 * i + 1;
-      if (c >= n) break;
-      const r = c + 1;
-      if (r < n) {
-        const rk = keys[r]!;
-        const ck = keys[c]!;
-        if (rk < ck || (rk === ck && seqs[r]! < seqs[c]!)) c = r;
-      }
-      const ck = keys[c]!;
-      if (key < ck || (key === ck && seq < seqs[c]!)) break;
-      keys[i] = ck;
-      seqs[i] = seqs[c]!;
-      slots[i] = slots[c]!;
-      i = c;
-    }
-    keys[i] = key;
-    seqs[i] = seq;
-    slots[i] = slot;
+    this.replaceTop(this.keys[n]!, this.seqs[n]!, this.slots[n]!);
   }
 
   private grow(): void {
