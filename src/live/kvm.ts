@@ -10,12 +10,17 @@ import type { KvmClockData } from '../hypervisor/kvm.ts';
 import { errnoName, libc, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, type Libc, type NativePointer } from './sys.ts';
 import * as U from './uapi.ts';
 
-export const KVM_DEVICE = '/dev/kvm';
+/** The KVM device node; TIMEVISOR_KVM_DEVICE overrides it (tests use it to check the missing-device path). */
+const EINTR = 4;
+
+export function kvmDevicePath(): string {
+  return process.env.TIMEVISOR_KVM_DEVICE ?? '/dev/kvm';
+}
 
 /** Why the live backend cannot run here, or null if /dev/kvm is usable. Never throws. */
 export function kvmUnavailableReason(): string | null {
   if (process.platform !== 'linux' || process.arch !== 'x64') return `live KVM needs Linux on x86-64 (this is ${process.platform}/${process.arch})`;
-  if (!existsSync(KVM_DEVICE)) return `${KVM_DEVICE} does not exist (no KVM on this machine)`;
+  if (!existsSync(kvmDevicePath())) return `${kvmDevicePath()} does not exist (no KVM on this machine)`;
   try {
     const k = LiveKvm.open();
     k.close();
@@ -36,10 +41,13 @@ export class LiveKvm {
   private readonly onSignal: (sig: NodeJS.Signals) => void;
   private readonly onExit: () => void;
 
-  private constructor(c: Libc, fd: number) {
+  private readonly onClose: ((released: number) => void) | null;
+
+  private constructor(c: Libc, fd: number, onClose: ((released: number) => void) | null) {
     this.c = c;
     this.fd = fd;
-    this.track(`close ${KVM_DEVICE}`, () => c.close(fd));
+    this.onClose = onClose;
+    this.track(`close ${kvmDevicePath()}`, () => c.close(fd));
     this.onSignal = (sig) => {
       this.close();
       process.removeListener(sig, this.onSignal);
@@ -69,15 +77,16 @@ export class LiveKvm {
   }
 
   /** Open /dev/kvm. Throws UnavailableError (missing device, permission, API, capability). */
-  static open(): LiveKvm {
-    if (!existsSync(KVM_DEVICE)) throw new UnavailableError(`${KVM_DEVICE} is not available`, 'no such device: this machine has no KVM');
+  static open(opts: { onClose?: (released: number) => void } = {}): LiveKvm {
+    const dev = kvmDevicePath();
+    if (!existsSync(dev)) throw new UnavailableError(`${dev} is not available`, 'no such device: this machine has no KVM');
     const c = libc();
-    const fd = c.open(KVM_DEVICE, O_RDWR | O_CLOEXEC);
+    const fd = c.open(dev, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       const e = c.errno();
-      throw new UnavailableError(`cannot open ${KVM_DEVICE}`, e === 13 ? 'permission denied (EACCES): run as root or join the kvm group' : errnoName(e));
+      throw new UnavailableError(`cannot open ${dev}`, e === 13 ? 'permission denied (EACCES): run as root or join the kvm group' : errnoName(e));
     }
-    return new LiveKvm(c, fd);
+    return new LiveKvm(c, fd, opts.onClose ?? null);
   }
 
   /** KVM_CHECK_EXTENSION. */
@@ -97,14 +106,17 @@ export class LiveKvm {
     process.removeListener('SIGINT', this.onSignal);
     process.removeListener('SIGTERM', this.onSignal);
     process.removeListener('exit', this.onExit);
+    let released = 0;
     while (this.cleanups.length) {
       const c = this.cleanups.pop()!;
       try {
         c.run();
+        released++;
       } catch {
         // keep releasing the rest
       }
     }
+    this.onClose?.(released);
   }
 
   get isClosed(): boolean {
@@ -120,6 +132,15 @@ export class LiveKvm {
     const r = this.c.ioctlPtr(fd, req, arg);
     if (r < 0) throw new UnavailableError(`${what} failed`, errnoName(this.c.errno()));
     return r;
+  }
+
+  /** ioctl with an integer argument; returns the raw result (errno via lastErrno()). */
+  ioctlRaw(fd: number, req: number, arg: number): number {
+    return this.c.ioctlInt(fd, req, arg);
+  }
+
+  lastErrno(): number {
+    return this.c.errno();
   }
 
   ioctlInt(fd: number, req: number, arg: number, what: string): number {
@@ -316,7 +337,13 @@ export class LiveVcpu {
 
   /** KVM_RUN once; returns the exit. */
   runOnce(): ExitInfo {
-    this.vm.kvm.ioctlInt(this.fd, U.KVM_RUN, 0, 'KVM_RUN');
+    // A signal (SIGCHLD of a finished helper, SIGINT) makes KVM_RUN return EINTR: report it as
+    // KVM_EXIT_INTR and let the caller loop; SIGINT's handler closes everything once JS runs again.
+    if (this.vm.kvm.ioctlRaw(this.fd, U.KVM_RUN, 0) < 0) {
+      const e = this.vm.kvm.lastErrno();
+      if (e === EINTR) return { reason: U.KVM_EXIT_INTR };
+      throw new UnavailableError('KVM_RUN failed', errnoName(e));
+    }
     const reason = this.runView.getUint32(U.KVM_RUN_LAYOUT.exit_reason, true);
     if (reason === U.KVM_EXIT_IO) {
       return { reason, port: this.runView.getUint16(U.KVM_RUN_LAYOUT['io.port'], true), direction: this.run[U.KVM_RUN_LAYOUT['io.direction']]! };
