@@ -9,7 +9,7 @@ import { sampleKvmClock } from '../../src/live/clock.ts';
 import { measureSteal } from '../../src/live/steal.ts';
 import { livePause } from '../../src/live/pause.ts';
 import { bootMicroGuest, STEAL_GPA } from '../../src/live/micro-guest.ts';
-import { threadRunDelayNs } from '../../src/live/steal.ts';
+import { threadRunDelayNs, type StealRun } from '../../src/live/steal.ts';
 
 const unavailable = kvmUnavailableReason();
 const repo = fileURLToPath(new URL('../../', import.meta.url));
@@ -41,8 +41,8 @@ test('live: the model predicts KVM_GET_CLOCK from the pvclock record to the nano
 test('live: steal grows under a pinned competitor, stays lower alone, and equals the thread run delay', async (t) => {
   if (!needKvm(t)) return;
   // Alternate quiet and contended rounds so that background load on this shared machine falls on both.
-  const quiet = [];
-  const busy = [];
+  const quiet: StealRun[] = [];
+  const busy: StealRun[] = [];
   for (let i = 0; i < 2; i++) {
     quiet.push(await measureSteal({ seconds: 0.3, contended: false, ...(quiet[0] ? { cpu: quiet[0].cpu } : {}) }));
     busy.push(await measureSteal({ seconds: 0.3, contended: true, cpu: quiet[0]!.cpu }));
