@@ -2,7 +2,7 @@
 // called with modes = 0, and the steal interval is two reads of /proc/stat with a wait between them.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { readAdjtimex, type Timex } from './adjtimex.ts';
-import { stealBetween, type CpuInfo, type Cmdline, type StealSample, type VdsoMappings } from './parse.ts';
+import { stealBetween, type CpuInfo, type Cmdline, type StealSample, type TimerList, type VdsoMappings } from './parse.ts';
 import {
   detectHypervisor,
   readAvailableClocksource,
@@ -15,6 +15,7 @@ import {
   readKvm,
   readNtpClients,
   readProcStat,
+  readTimerList,
   readVdsoMappings,
   type ClockeventDevices,
   type HypervisorInfo,
@@ -41,6 +42,8 @@ export interface DoctorReport {
   kernel: Reading<string>;
   clocksource: { available: Reading<SysfsText>; current: Reading<SysfsText> };
   clockevents: Reading<ClockeventDevices>;
+  /** Tick mode and high-resolution state from /proc/timer_list (root only). */
+  tick: Reading<TimerList>;
   cmdline: Reading<Cmdline>;
   cpu: Reading<CpuInfo>;
   hypervisor: Reading<HypervisorInfo>;
@@ -104,6 +107,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     kernel: nl(() => readKernelVersion(src)),
     clocksource: { available, current: nl(() => readCurrentClocksource(src)) },
     clockevents: nl(() => readClockevents(src)),
+    tick: nl(() => readTimerList(src)),
     cmdline: nl(() => readCmdline(src)),
     cpu,
     hypervisor,

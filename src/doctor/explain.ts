@@ -118,6 +118,16 @@ export function explain(r: DoctorReport): Finding[] {
     add('info', 'clockevents', `Timer interrupts come from ${devs.map((d) => `"${d}" — ${CLOCKEVENT_WORDS[d] ?? 'a device doctor does not describe'}`).join('; ') || 'no per-CPU device'}${ce.broadcast ? `; broadcast device "${ce.broadcast}"` : '; no broadcast device'}.`);
   }
 
+  // Tick mode: why the jiffies clocksources are (not) listed.
+  const tick = val(r.tick);
+  if (tick) {
+    const cpus = tick.tickDevices.filter((d) => d.cpu !== 'broadcast');
+    const oneshot = cpus.length > 0 && cpus.every((d) => d.mode === 'oneshot');
+    const hres = tick.hresActive.length > 0 && tick.hresActive.every(Boolean);
+    const handlers = [...new Set(cpus.map((d) => d.eventHandler).filter(Boolean))].join(', ');
+    add('info', 'clockevents', `The tick runs in ${oneshot ? 'one-shot' : 'periodic'} mode${hres ? ' with high-resolution timers' : ', without high-resolution timers'}${handlers ? ` (event handler ${handlers})` : ''}.${oneshot ? ' In one-shot mode available_clocksource leaves out clocksources not valid for high resolution, such as jiffies (kernel/time/clocksource.c).' : ' A periodic tick: timers have tick resolution.'}`);
+  }
+
   // Boot log.
   if (!r.kernelLog.ok) add('note', 'kernel log', `The kernel log could not be read (${r.kernelLog.reason}); the boot-time clock decisions are not shown and the twin cannot be checked line by line.`);
   else if (facts) {
@@ -183,6 +193,7 @@ export function unreadable(r: DoctorReport): { what: string; reason: string }[] 
     ['available_clocksource', r.clocksource.available],
     ['current_clocksource', r.clocksource.current],
     ['clockevents', r.clockevents],
+    ['/proc/timer_list', r.tick],
     ['/proc/cmdline', r.cmdline],
     ['/proc/cpuinfo', r.cpu],
     ['hypervisor', r.hypervisor],

@@ -389,3 +389,35 @@ export function ntpClientsFromComms(comms: string[]): string[] {
 
 /** KVM backends by module name in /sys/module. */
 export const KVM_BACKENDS = ['kvm_intel', 'kvm_amd', 'kvm_pvm'] as const;
+
+export interface TickDevice {
+  /** "broadcast" or the CPU number. */
+  cpu: 'broadcast' | number;
+  /** Tick device mode: 0 periodic, 1 one-shot (kernel/time/tick-sched.h TICKDEV_MODE_*). */
+  mode: 'periodic' | 'oneshot';
+  device: string | null;
+  /** hrtimer_interrupt (high-res), tick_nohz_handler (low-res NO_HZ), tick_handle_periodic, ... */
+  eventHandler?: string;
+}
+
+export interface TimerList {
+  /** .hres_active per CPU, in CPU order. */
+  hresActive: boolean[];
+  tickDevices: TickDevice[];
+}
+
+/** /proc/timer_list (kernel/time/timer_list.c): high-resolution mode and the tick devices. */
+export function parseTimerList(text: string): TimerList {
+  const hresActive = [...text.matchAll(/^\s*\.hres_active\s*:\s*(\d+)/gm)].map((m) => m[1] === '1');
+  const tickDevices: TickDevice[] = [];
+  for (const block of text.split(/^Tick Device: /m).slice(1)) {
+    const mode = /^mode:\s*(\d+)/.exec(block)?.[1] === '1' ? 'oneshot' : 'periodic';
+    const cpuM = /^Per CPU device: (\d+)/m.exec(block);
+    const dev = /^Clock Event Device: (.+)$/m.exec(block)?.[1]?.trim();
+    const handler = /^ event_handler:\s*(\S+)/m.exec(block)?.[1];
+    const t: TickDevice = { cpu: cpuM ? Number(cpuM[1]) : 'broadcast', mode, device: !dev || dev === '<NULL>' ? null : dev };
+    if (handler) t.eventHandler = handler;
+    tickDevices.push(t);
+  }
+  return { hresActive, tickDevices };
+}

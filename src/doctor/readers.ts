@@ -12,10 +12,12 @@ import {
   parseKernelLog,
   parseMaps,
   parseProcStat,
+  parseTimerList,
   type ClockFacts,
   type Cmdline,
   type CpuInfo,
   type CpuTimes,
+  type TimerList,
   type VdsoMappings,
 } from './parse.ts';
 import { got, mapReading, missing, type Reading, type SystemSource } from './source.ts';
@@ -195,4 +197,9 @@ export function readKvm(src: SystemSource): Reading<KvmInfo> {
     }
   }
   return got(info);
+}
+
+/** /proc/timer_list is root-only (0400): without permission the reason says so. */
+export function readTimerList(src: SystemSource): Reading<TimerList> {
+  return mapReading(src.readText('/proc/timer_list'), parseTimerList);
 }

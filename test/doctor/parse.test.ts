@@ -15,6 +15,7 @@ import {
   parseKernelLog,
   parseMaps,
   parseProcStat,
+  parseTimerList,
   splitCmdline,
   stealBetween,
 } from '../../src/doctor/parse.ts';
@@ -182,4 +183,14 @@ test('NTP clients are recognised by comm, including the 15-character cut of syst
 test('/dev/kmsg records render like dmesg', () => {
   assert.deepEqual(kmsgRecordToDmesg('6,339,5140900,-;clocksource: Switched to clocksource tsc\n SUBSYSTEM=x\n'), ['[    5.140900] clocksource: Switched to clocksource tsc']);
   assert.deepEqual(kmsgRecordToDmesg('6,1,51,-;kvm-clock: using sched offset of 52991526 cycles\n'), ['[    0.000051] kvm-clock: using sched offset of 52991526 cycles']);
+});
+
+test('/proc/timer_list: one-shot high-res ticks from lapic-deadline on both CPUs, no broadcast device', () => {
+  const t = parseTimerList(read('firecracker-pvm', 'proc/timer_list'));
+  assert.deepEqual(t.hresActive, [true, true]);
+  assert.deepEqual(t.tickDevices, [
+    { cpu: 'broadcast', mode: 'oneshot', device: null },
+    { cpu: 0, mode: 'oneshot', device: 'lapic-deadline', eventHandler: 'hrtimer_interrupt' },
+    { cpu: 1, mode: 'oneshot', device: 'lapic-deadline', eventHandler: 'hrtimer_interrupt' },
+  ]);
 });
