@@ -252,7 +252,11 @@ export class KvmVcpu {
         }
         return true;
       case MSR_IA32_TSC_ADJUST: {
-        if (!hostInitiated) this.writeTscOffset(this.l1TscOffset + s64(data - this.ia32TscAdjustMsr));
+        if (!hostInitiated) {
+          this.writeTscOffset(this.l1TscOffset + s64(data - this.ia32TscAdjustMsr));
+          // "tsc_timestamp must be adjusted as well, otherwise guest's percpu pvclock time could jump"
+          this.makeRequest('CLOCK_UPDATE');
+        }
         this.ia32TscAdjustMsr = s64(data);
         return true;
       }

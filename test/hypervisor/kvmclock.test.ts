@@ -313,3 +313,17 @@ test('kvmclock_sync_fn refreshes every record each 300 s through the 100 ms upda
   assert.equal(pvclockReadCycles(rec, vcpu.readL1Tsc(d.hostTsc)), d.clock);
   vm.destroy();
 });
+
+test('a guest IA32_TSC_ADJUST write moves the TSC and refreshes the pvclock record so kvmclock does not jump', () => {
+  const { host, memory, vm } = setup();
+  const v = vm.createVcpu();
+  v.setMsr(MSR_KVM_SYSTEM_TIME_NEW, PVCLOCK_GPA | 1n, true);
+  v.run(0);
+  host.advance(1_000_000n);
+  const before = vm.getClock().clock;
+  v.setMsr(0x3b, 5_000_000n, false); // MSR_IA32_TSC_ADJUST += 5M cycles
+  assert.equal(v.hasRequest('CLOCK_UPDATE'), true);
+  v.run(0);
+  const rec = decodePvclock(memory.read(PVCLOCK_GPA, 32));
+  assert.equal(pvclockReadCycles(rec, v.readL1Tsc()), before);
+});
