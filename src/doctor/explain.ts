@@ -161,7 +161,11 @@ export function explain(r: DoctorReport): Finding[] {
   } else if (!r.ntp.adjtimex.ok) add('note', 'ntp', `Kernel NTP state not read: ${r.ntp.adjtimex.reason}.`);
   if (clients) {
     if (clients.length === 0) add('risk', 'ntp', 'No NTP client is running: nothing corrects the wall clock. After a pause or snapshot restore the wall clock stays behind by the pause length, and it drifts with the host crystal (typically a few ppm, i.e. ~0.1-1 s a day).');
-    else add('info', 'ntp', `Time sync running: ${clients.join(', ')}.`);
+    else {
+      add('info', 'ntp', `Time sync running: ${clients.join(', ')}.`);
+      if (tx && !tx.synchronized)
+        add('note', 'ntp', 'Yet the kernel clock is not synchronized (STA_UNSYNC): the client has not synced yet, cannot reach a server, only serves time, or runs without adjusting the clock (chronyd -x).');
+    }
   } else if (!r.ntp.clients.ok) add('note', 'ntp', `Running NTP clients not determined: ${r.ntp.clients.reason}.`);
 
   // Steal.
@@ -228,7 +232,7 @@ export function renderText(r: DoctorReport, findings = explain(r), extra: string
   if (missingItems.length) {
     lines.push('');
     lines.push('Not read:');
-    for (const m of missingItems) lines.push(`  - ${m.what}: ${m.reason}`);
+    for (const m of missingItems) lines.push(`  - ${m.reason.startsWith(m.what) ? m.reason : `${m.what}: ${m.reason}`}`);
   }
   if (extra.length) lines.push('', ...extra);
   return lines.join('\n') + '\n';

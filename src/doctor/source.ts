@@ -33,14 +33,14 @@ export interface SystemSource {
   kernelLog(): Reading<string>;
 }
 
-function errReason(e: unknown): string {
+function errReason(e: unknown, permissionHint = 'readable by root only'): string {
   const err = e as NodeJS.ErrnoException;
   switch (err.code) {
     case 'ENOENT':
       return 'does not exist on this kernel';
     case 'EACCES':
     case 'EPERM':
-      return `permission denied (${err.code}); run as root or set kernel.dmesg_restrict=0 where it is the kernel log`;
+      return `permission denied (${err.code}): ${permissionHint}`;
     default:
       return err.code ? `${err.code}: ${err.message}` : String(e);
   }
@@ -52,7 +52,7 @@ function readKmsg(): Reading<string> {
   try {
     fd = openSync('/dev/kmsg', constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
-    return missing(`/dev/kmsg: ${errReason(e)}`);
+    return missing(`/dev/kmsg: ${errReason(e, 'needs root or CAP_SYSLOG while kernel.dmesg_restrict=1')}`);
   }
   const lines: string[] = [];
   const buf = Buffer.alloc(8192);

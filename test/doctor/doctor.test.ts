@@ -118,3 +118,26 @@ test('--root reads a recording; a bad --steal-ms is a one-line input error (exit
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--steal-ms/);
 });
+
+test('live, as an unprivileged user: root-only inputs are named with "permission denied"', (t) => {
+  const runuser = spawnSync('runuser', ['--help']);
+  if (process.platform !== 'linux' || process.getuid?.() !== 0 || runuser.error) {
+    const why = 'needs Linux, root and runuser(1) to drop to the nobody user';
+    console.log(`skip: ${why}`);
+    t.skip(why);
+    return;
+  }
+  const p = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, 'bin/timevisor.js', 'doctor', '--json', '--no-measure', '--steal-ms', '0'], { cwd: ROOT, encoding: 'utf8' });
+  if (p.status !== 0 && /EACCES|permission/i.test(p.stderr)) {
+    const why = `nobody cannot run the project from ${ROOT}`;
+    console.log(`skip: ${why}`);
+    t.skip(why);
+    return;
+  }
+  assert.equal(p.status, 0, p.stderr);
+  const j = JSON.parse(p.stdout) as { unreadable: { what: string; reason: string }[]; clocksource: { current: { ok: boolean } } };
+  // /proc/timer_list is mode 0400 on every kernel (kernel/time/timer_list.c proc_create("timer_list", 0400, ...)).
+  const tl = j.unreadable.find((u) => u.what === '/proc/timer_list');
+  assert.ok(tl && /permission denied/.test(tl.reason), JSON.stringify(j.unreadable));
+  assert.equal(j.clocksource.current.ok, true);
+});
