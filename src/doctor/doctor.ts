@@ -125,7 +125,15 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   };
 }
 
-/** JSON-ready copy: bigints become decimal strings. */
+const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function snakeKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(snakeKeys);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [snake(k), snakeKeys(x)]));
+  return v;
+}
+
+/** JSON-ready copy in the project's JSON style: snake_case keys, 64-bit values as decimal strings. */
 export function reportToJson(report: unknown): unknown {
-  return JSON.parse(JSON.stringify(report, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+  return snakeKeys(JSON.parse(JSON.stringify(report, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))));
 }

@@ -82,7 +82,7 @@ export function registerDoctor(program: Command): void {
         else if (!replay.ok) extra.push(`twin not replayed: ${replay.reason}`);
       }
       if (opts.json) {
-        process.stdout.write(JSON.stringify({ ...(reportToJson(report) as object), findings, unreadable: unreadable(report), ...(twin ? { twin } : {}) }, null, 2) + '\n');
+        process.stdout.write(JSON.stringify(reportToJson({ ...report, findings, unreadable: unreadable(report), ...(twin ? { twin } : {}) }), null, 2) + '\n');
       } else {
         process.stdout.write(renderText(report, findings, extra));
       }
