@@ -1,0 +1,497 @@
+// Booting a guest kernel's timekeeping, in the order Linux does it on x86 (init/main.c start_kernel,
+// arch/x86/kernel/setup.c, time.c x86_late_time_init, the fs_initcall clocksource_done_booting and
+// the device_initcall init_tsc_clocksource), driven by a Scheduler so that the TSC refinement a
+// second later and the clocksource watchdog run in model time. The result is a GuestKernel: its
+// boot log, sysfs texts, clocks, adjtimex, steal accounting and vDSO read paths.
+import type { Scheduler, Timer } from '../core/engine.ts';
+import type { TraceRecorder } from '../core/trace.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import { CLOCK_SOURCE_MUST_VERIFY, CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';
+import { ClocksourceCore } from './clocksources.ts';
+import { parseCmdline, type ParsedCmdline } from './cmdline.ts';
+import { setupTick, type TickSetup } from './clockevents.ts';
+import { jiffiesClocksource, PIT_TICK_RATE, refinedJiffiesClocksource, tickNsec } from './jiffies.ts';
+import type { KernelConfig } from './kernel.ts';
+import { kvmclockAvailable, kvmclockInit, kvmclockVdsoMode, type KvmclockSetup } from './kvmclock.ts';
+import type { GuestPlatform } from './platform.ts';
+import { StealAccounting, kvmStealClock, type CpuMode } from './steal.ts';
+import { Timekeeper, type ClockId } from './timekeeper.ts';
+import type { Timex, TimexResult } from './ntp.ts';
+import {
+  cpuKhzFromCpuid,
+  mhz,
+  nativeCalibrateTsc,
+  pitHpetPtimerCalibrateCpu,
+  PMTMR_TICKS_PER_SEC,
+  quickPitCalibrate,
+  refineCalibration,
+  tscClocksource,
+  tscEarlyClocksource,
+} from './tsc.ts';
+import { Clocksource as CS, CLOCK_SOURCE_IS_CONTINUOUS } from './clocksource.ts';
+import { clocksourceMask } from '../core/u64.ts';
+import { vdsoReadCosts, type VdsoReadCost } from './vdso.ts';
+import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_STEAL_TIME } from '../core/pvclock-abi.ts';
+
+/** Where this model's guest kernel places the per-CPU steal-time records. */
+export const STEAL_TIME_GPA = 0x10_2000n;
+import { ClocksourceWatchdog } from './watchdog.ts';
+
+/** Model times of boot steps after kernel entry. Defaults: this workplace's 6.18 Firecracker guest's dmesg. */
+export interface BootPhases {
+  tscEarly: Ns;
+  cmdlineParse: Ns;
+  refinedJiffies: Ns;
+  jiffies: Ns;
+  lateTimeInit: Ns;
+  doneBooting: Ns;
+  deviceInitcall: Ns;
+  /** tsc_refine_calibration_work runs HZ jiffies after it is first scheduled. */
+  refineDelay: Ns;
+}
+
+export const DEFAULT_BOOT_PHASES: BootPhases = {
+  tscEarly: 51_000n,
+  cmdlineParse: 60_000n,
+  refinedJiffies: 97_078_000n,
+  jiffies: 248_153_000n,
+  lateTimeInit: 249_607_000n,
+  doneBooting: 309_322_000n,
+  deviceInitcall: 379_140_000n,
+  refineDelay: NSEC_PER_SEC,
+};
+
+export interface BootGuestOptions {
+  platform: GuestPlatform;
+  kernel: KernelConfig;
+  cmdline?: string;
+  scheduler: Scheduler;
+  phases?: Partial<BootPhases>;
+  /** How often update_wall_time() runs once booted (default: every tick; NOHZ idle guests wake less). */
+  updateIntervalNs?: Ns;
+  /** What the vCPUs are doing, for /proc/stat (default idle). */
+  cpuMode?: (cpu: number) => CpuMode;
+  trace?: TraceRecorder;
+}
+
+export interface LogLine {
+  /** ns since kernel entry (the dmesg timestamp). */
+  t: Ns;
+  line: string;
+}
+
+export type WallClockSource = 'kvmclock' | 'cmos' | 'none';
+
+export class GuestKernel {
+  readonly log: LogLine[] = [];
+  readonly core: ClocksourceCore;
+  readonly cmdline: ParsedCmdline;
+  readonly bootStart: Ns;
+  timekeeper!: Timekeeper;
+  tick: TickSetup = { device: null, broadcast: null, lines: [] };
+  oneshot = false;
+  tscKhz = 0;
+  cpuKhz = 0;
+  tscUnstable = false;
+  tscKnownFreq = false;
+  kvmclock: KvmclockSetup | null = null;
+  hpetEnabled = false;
+  pmTimerEnabled = false;
+  wallClockSource: WallClockSource = 'none';
+  bootWallNs: Ns = 0n;
+  steal: StealAccounting | null = null;
+  readonly watchdog: ClocksourceWatchdog;
+  readonly tickNsec: Ns;
+  private tscEarly: Clocksource | null = null;
+  private tsc: Clocksource | null = null;
+  private readonly jiffiesCs: Clocksource;
+  private readonly refinedJiffiesCs: Clocksource;
+  private updateTimer: Timer | null = null;
+  private lastAccountedJiffies = 0n;
+
+  constructor(readonly opts: BootGuestOptions) {
+    const k = opts.kernel;
+    this.cmdline = parseCmdline(opts.cmdline ?? '');
+    this.bootStart = opts.scheduler.now;
+    this.tickNsec = tickNsec(k.hz);
+    this.core = new ClocksourceCore(
+      {
+        log: (l) => this.printk(l),
+        changeClocksource: (cs) => {
+          this.timekeeper?.changeClocksource(cs);
+          this.checkOneshot();
+        },
+        oneshotActive: () => this.oneshot,
+        clockNotify: () => this.checkOneshot(),
+      },
+      { override: this.cmdline.time.clocksource, watchdog: k.clocksourceWatchdog },
+    );
+    const readJiffies = (): bigint => this.jiffies();
+    this.jiffiesCs = jiffiesClocksource(k.hz, readJiffies);
+    this.refinedJiffiesCs = refinedJiffiesClocksource(k.hz, PIT_TICK_RATE, readJiffies);
+    this.watchdog = new ClocksourceWatchdog(
+      this.core,
+      opts.scheduler,
+      k.hz,
+      (l) => this.printk(l),
+      (cs) => {
+        if (cs === this.tsc || cs === this.tscEarly) this.tscCsMarkUnstable();
+      },
+      () => this.checkOneshot(),
+    );
+  }
+
+  get platform(): GuestPlatform {
+    return this.opts.platform;
+  }
+
+  get kernel(): KernelConfig {
+    return this.opts.kernel;
+  }
+
+  /** Model ns since kernel entry. */
+  uptimeNs(): Ns {
+    return this.opts.scheduler.now - this.bootStart;
+  }
+
+  /** jiffies (32-bit view as the jiffies clocksource reads it): INITIAL_JIFFIES + ticks since boot. */
+  jiffies(): bigint {
+    const initial = BigInt.asUintN(32, BigInt(-300 * this.kernel.hz));
+    return BigInt.asUintN(32, initial + this.uptimeNs() / this.tickNsec);
+  }
+
+  printk(line: string): void {
+    this.log.push({ t: this.uptimeNs(), line });
+    const tr = this.opts.trace;
+    if (tr?.on) tr.instant(this.opts.scheduler.now, 'guest', 'printk', ['vprintk_emit'], { line });
+  }
+
+  private register(cs: Clocksource, scale: number, freq: number): void {
+    this.core.register(cs, scale, freq);
+    this.watchdog.start();
+  }
+
+  // ---------------------------------------------------------------- boot steps
+
+  /** setup_arch() → kvm_init_platform → kvmclock_init, then tsc_early_init. */
+  setupArch(): void {
+    const p = this.platform;
+    const k = this.kernel;
+    const t = this.cmdline.time;
+    if (p.cpuid.kvm && k.kvmGuest) this.printk('Hypervisor detected: KVM');
+    if (kvmclockAvailable(p, k, t)) {
+      this.kvmclock = kvmclockInit(p);
+      for (const l of this.kvmclock.lines) this.printk(l);
+      this.kvmclock.clocksource.vdsoClockMode = kvmclockVdsoMode(this.kvmclock, k, t);
+      this.register(this.kvmclock.clocksource, 1, 1_000_000_000);
+    }
+    this.timekeepingInit();
+  }
+
+  /** timekeeping_init(): read the persistent clock (read_persistent_wall_and_boot_offset). */
+  private timekeepingInit(): void {
+    const p = this.platform;
+    let wall = 0n;
+    if (this.kvmclock) {
+      wall = this.kvmclock.wallclock();
+      this.wallClockSource = 'kvmclock';
+    } else if (p.devices.rtc && p.readCmos) {
+      // mach_get_cmos_time → mc146818_get_time: waits out UIP, whole seconds only
+      const r = p.readCmos();
+      wall = r.seconds * NSEC_PER_SEC;
+      this.wallClockSource = 'cmos';
+    }
+    this.bootWallNs = wall;
+    this.core.setDefault(this.jiffiesCs);
+    this.timekeeper = new Timekeeper(this.jiffiesCs, this.kernel.hz, wall, this.uptimeNs());
+  }
+
+  tscEarlyInit(): void {
+    const p = this.platform;
+    const t = this.cmdline.time;
+    if (!p.cpuid.tsc) return;
+    if (this.kvmclock) {
+      // x86_platform.calibrate_tsc/calibrate_cpu = kvm_get_tsc_khz; sets X86_FEATURE_TSC_KNOWN_FREQ
+      this.cpuKhz = this.kvmclock.tscKhz();
+      this.tscKhz = t.tscEarlyKhz || this.cpuKhz;
+      this.tscKnownFreq = true;
+    } else {
+      // native_calibrate_cpu_early: CPUID 0x16, else the quick PIT calibration
+      let cpu = cpuKhzFromCpuid(p);
+      if (!cpu) {
+        const q = quickPitCalibrate(p);
+        for (const l of q.lines) this.printk(l);
+        cpu = q.khz;
+      }
+      const nt = nativeCalibrateTsc(p, this.kernel.hz);
+      this.tscKnownFreq = nt.knownFreq;
+      this.cpuKhz = cpu;
+      this.tscKhz = t.tscEarlyKhz || nt.khz;
+    }
+    this.combineFrequencies();
+  }
+
+  /** The tail of determine_cpu_tsc_frequencies(). */
+  private combineFrequencies(): boolean {
+    if (this.tscKhz === 0) this.tscKhz = this.cpuKhz;
+    else if (Math.abs(this.cpuKhz - this.tscKhz) * 10 > this.tscKhz) this.cpuKhz = this.tscKhz;
+    if (this.tscKhz === 0) return false;
+    this.printk(`tsc: Detected ${mhz(this.cpuKhz)} MHz processor`);
+    if (this.cpuKhz !== this.tscKhz) this.printk(`tsc: Detected ${mhz(this.tscKhz)} MHz TSC`);
+    return true;
+  }
+
+  /** parse_args(): __setup handlers run after setup_arch (tsc=unstable, notsc). */
+  parseArgs(): void {
+    const t = this.cmdline.time;
+    if (t.tscUnstable) this.markTscUnstable('boot parameter');
+    if (t.notsc) this.markTscUnstable('boot parameter notsc');
+  }
+
+  /** mark_tsc_unstable(reason). */
+  markTscUnstable(reason: string): void {
+    if (this.tscUnstable) return;
+    this.tscUnstable = true;
+    this.printk(`tsc: Marking TSC unstable due to ${reason}`);
+    for (const cs of [this.tscEarly, this.tsc]) if (cs && this.core.list.includes(cs)) this.core.markUnstable(cs);
+  }
+
+  /** tsc_cs_mark_unstable(): the watchdog's verdict. */
+  private tscCsMarkUnstable(): void {
+    if (this.tscUnstable) return;
+    this.tscUnstable = true;
+    this.printk('tsc: Marking TSC unstable due to clocksource watchdog');
+  }
+
+  registerRefinedJiffies(): void {
+    this.register(this.refinedJiffiesCs, 0, 0);
+  }
+
+  registerJiffies(): void {
+    if (!this.core.list.includes(this.jiffiesCs)) this.register(this.jiffiesCs, 0, 0);
+  }
+
+  /** x86_late_time_init(): hpet_time_init, intr_mode_init (APIC timer), tsc_init. */
+  lateTimeInit(): void {
+    const p = this.platform;
+    const k = this.kernel;
+    const t = this.cmdline.time;
+    const acpi = p.devices.acpi && !t.noacpi;
+    // The HPET is found through the ACPI HPET table (or hpet=force on chipsets that need it)
+    if (p.devices.hpet && k.hpetTimer && !t.hpetDisable && acpi && p.readHpet) {
+      this.hpetEnabled = true;
+      const hz = Math.round(1e15 / p.devices.hpet.periodFs);
+      const readHpet = p.readHpet;
+      this.register(new CS({ name: 'hpet', rating: 250, mask: clocksourceMask(32), flags: CLOCK_SOURCE_IS_CONTINUOUS, read: () => readHpet() & 0xffff_ffffn }), 1, hz);
+    }
+    this.pmTimerEnabled = !!(acpi && p.devices.acpi?.pmTimer && k.acpiPmTimer && p.readPmTimer);
+    this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc);
+    for (const l of this.tick.lines) this.printk(l);
+    this.tscInit();
+  }
+
+  /** tsc_init(). */
+  private tscInit(): void {
+    const p = this.platform;
+    const t = this.cmdline.time;
+    if (!p.cpuid.tsc) return;
+    if (!this.tscKhz) {
+      const r = pitHpetPtimerCalibrateCpu(p, this.hpetEnabled, this.pmTimerEnabled);
+      for (const l of r.lines) this.printk(l);
+      this.cpuKhz = r.khz;
+      if (!this.combineFrequencies()) {
+        this.markTscUnstable('could not calculate TSC khz');
+        return;
+      }
+    }
+    const constant = p.cpuid.invariantTsc;
+    let disableWatchdog = t.tscReliable || t.tscNoWatchdog;
+    // check_system_tsc_reliable(): constant + nonstop + TSC_ADJUST (+ ≤ 4 packages)
+    if (constant && p.cpuid.tscAdjust) disableWatchdog = true;
+    // unsynchronized_tsc()
+    let unsync = this.tscUnstable;
+    if (!unsync && !constant && !t.tscReliable && p.cpuid.vendor !== 'intel' && p.vcpus > 1) unsync = true;
+    if (unsync) {
+      this.markTscUnstable('TSCs unsynchronized');
+      return;
+    }
+    const read = (): bigint => p.rdtsc();
+    this.tscEarly = tscEarlyClocksource(read);
+    this.tsc = tscClocksource(read);
+    if (disableWatchdog) {
+      // tsc_disable_clocksource_watchdog()
+      this.tscEarly.flags &= ~CLOCK_SOURCE_MUST_VERIFY;
+      this.tsc.flags &= ~CLOCK_SOURCE_MUST_VERIFY;
+    }
+    this.register(this.tscEarly, 1000, this.tscKhz);
+  }
+
+  /** clocksource_done_booting() and, in the same initcall level, the acpi_pm driver. */
+  doneBooting(): void {
+    this.registerJiffies();
+    this.core.doneBooting();
+    this.checkOneshot();
+    if (this.pmTimerEnabled) {
+      const read = this.platform.readPmTimer!;
+      this.register(new CS({ name: 'acpi_pm', rating: 200, mask: clocksourceMask(24), flags: CLOCK_SOURCE_IS_CONTINUOUS, read: () => read() & 0xff_ffffn }), 1, PMTMR_TICKS_PER_SEC);
+    }
+  }
+
+  /** init_tsc_clocksource() (device_initcall). */
+  initTscClocksource(): void {
+    if (!this.platform.cpuid.tsc || !this.tscKhz || !this.tscEarly || !this.tsc) return;
+    if (this.tscUnstable) {
+      this.core.unregister(this.tscEarly);
+      return;
+    }
+    if (this.tscKnownFreq && !this.cmdline.time.tscRecalibrate) {
+      this.register(this.tsc, 1000, this.tscKhz);
+      this.core.unregister(this.tscEarly);
+      return;
+    }
+    const timer = this.opts.scheduler.timer(() => this.refine());
+    timer.armIn(this.phases.refineDelay);
+  }
+
+  /** tsc_refine_calibration_work(). */
+  private refine(): void {
+    if (!this.tsc || !this.tscEarly) return;
+    if (!this.tscUnstable) {
+      const freq = refineCalibration(this.platform, this.hpetEnabled, this.pmTimerEnabled);
+      if (freq !== null && Math.abs(this.tscKhz - freq) <= this.tscKhz / 100) {
+        this.tscKhz = freq;
+        this.printk(`tsc: Refined TSC clocksource calibration: ${mhz(freq)} MHz`);
+      }
+      this.register(this.tsc, 1000, this.tscKhz);
+    }
+    this.core.unregister(this.tscEarly);
+  }
+
+  /** tick_check_oneshot_change(): NOHZ or high resolution needs a one-shot device and an hres clocksource. */
+  private checkOneshot(): void {
+    if (this.oneshot) return;
+    const t = this.cmdline.time;
+    const k = this.kernel;
+    const wants = (t.highres && k.highResTimers) || (t.nohz && k.noHz);
+    const dev = this.tick.device;
+    const cs = this.core.curr;
+    if (wants && dev?.oneshot && cs && cs.has(CLOCK_SOURCE_VALID_FOR_HRES) && this.core.finishedBooting) this.oneshot = true;
+  }
+
+  /** Start steal accounting and periodic timekeeping updates after boot. */
+  startRuntime(): void {
+    const p = this.platform;
+    const kvm = p.cpuid.kvm;
+    // kvm_guest_init(): steal time when KVM_FEATURE_STEAL_TIME and not no-steal-acc (CONFIG_PARAVIRT)
+    const stealOn = this.kernel.kvmGuest && !!kvm && ((kvm.features >>> KVM_FEATURE_STEAL_TIME) & 1) === 1 && !this.cmdline.time.noSteal && !!p.memory && !!p.wrmsr;
+    let stealClock: ((cpu: number) => Ns) | null = null;
+    if (stealOn) {
+      // kvm_register_steal_time(): per-CPU 64-byte record, GPA | KVM_MSR_ENABLED
+      for (let c = 0; c < p.vcpus; c++) p.wrmsr!(c, MSR_KVM_STEAL_TIME, (STEAL_TIME_GPA + BigInt(c * 64)) | 1n);
+      const mem = p.memory!;
+      stealClock = (cpu) => kvmStealClock(() => decodeStealTime(mem.read(STEAL_TIME_GPA + BigInt(cpu * 64), KVM_STEAL_TIME_SIZE)));
+    }
+    this.steal = new StealAccounting(p.vcpus, this.tickNsec, stealClock);
+    this.lastAccountedJiffies = this.uptimeNs() / this.tickNsec;
+    const interval = this.opts.updateIntervalNs ?? this.tickNsec;
+    this.updateTimer = this.opts.scheduler.timer(() => {
+      this.update();
+      this.updateTimer!.armIn(interval);
+    });
+    this.updateTimer.armIn(interval);
+  }
+
+  /** update_wall_time() and process accounting for the ticks since the last update. */
+  update(): void {
+    this.timekeeper.advance();
+    const now = this.uptimeNs() / this.tickNsec;
+    const n = Number(now - this.lastAccountedJiffies);
+    this.lastAccountedJiffies = now;
+    if (this.steal && n > 0) {
+      const mode = this.opts.cpuMode;
+      for (let c = 0; c < this.platform.vcpus; c++) this.steal.ticks(c, mode ? mode(c) : 'idle', n);
+    }
+  }
+
+  get phases(): BootPhases {
+    return { ...DEFAULT_BOOT_PHASES, ...this.opts.phases };
+  }
+
+  // ---------------------------------------------------------------- what userspace sees
+
+  bootLog(): string[] {
+    return this.log.map((l) => l.line);
+  }
+
+  /** dmesg lines with "[%5lu.%06lu] " timestamps. */
+  dmesg(): string[] {
+    return this.log.map((l) => {
+      const us = l.t / 1000n;
+      return `[${String(us / 1_000_000n).padStart(5)}.${String(us % 1_000_000n).padStart(6, '0')}] ${l.line}`;
+    });
+  }
+
+  availableClocksource(): string {
+    return this.core.availableText();
+  }
+
+  currentClocksource(): string {
+    return this.core.currentText();
+  }
+
+  /** /sys/devices/system/clockevents/clockevent0/current_device. */
+  clockeventDevice(): string {
+    return `${this.tick.device?.name ?? ''}\n`;
+  }
+
+  /** echo NAME > current_clocksource. */
+  writeCurrentClocksource(name: string): void {
+    this.core.writeCurrent(name);
+  }
+
+  clockGettime(id: ClockId): Ns {
+    return this.timekeeper.get(id);
+  }
+
+  adjtimex(txc: Timex): TimexResult {
+    return this.timekeeper.adjtimex(txc);
+  }
+
+  settimeofday(ns: Ns): void {
+    this.timekeeper.setTimeOfDay(ns);
+  }
+
+  procStat(): string {
+    return this.steal?.procStat() ?? '';
+  }
+
+  vdso(): VdsoReadCost[] {
+    return this.core.curr ? vdsoReadCosts(this.core.curr, this.platform) : [];
+  }
+}
+
+/**
+ * Boot a guest: schedules Linux's timekeeping boot steps on the scheduler starting now and
+ * returns the kernel at once; run the scheduler past `phases.deviceInitcall` (plus a second when
+ * the TSC must be refined) to see the finished boot.
+ */
+export function bootGuest(opts: BootGuestOptions): GuestKernel {
+  const g = new GuestKernel(opts);
+  const ph = g.phases;
+  const at = (dt: Ns, fn: () => void): void => {
+    const timer = opts.scheduler.timer(fn);
+    timer.armAt(g.bootStart + dt);
+  };
+  g.setupArch();
+  at(ph.tscEarly, () => g.tscEarlyInit());
+  at(ph.cmdlineParse, () => g.parseArgs());
+  at(ph.refinedJiffies, () => g.registerRefinedJiffies());
+  if (opts.kernel.jiffiesBeforeTscEarly) at(ph.jiffies, () => g.registerJiffies());
+  at(ph.lateTimeInit, () => g.lateTimeInit());
+  at(ph.doneBooting, () => {
+    g.doneBooting();
+    g.startRuntime();
+  });
+  at(ph.deviceInitcall, () => g.initTscClocksource());
+  return g;
+}

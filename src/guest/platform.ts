@@ -1,0 +1,82 @@
+// What a guest kernel can see of its machine: CPUID leaves, the timer devices the VMM put on its
+// buses, the counters it can read, and the paravirtual records KVM writes into its memory. The
+// guest model touches nothing else (DESIGN.md: the guest sees the hypervisor only through CPUID,
+// MSRs, ports/MMIO, shared memory and interrupts). The vmm layer builds one per VM.
+import type { Cycles, Ns } from '../core/time.ts';
+import type { PvclockMemory } from './pvclock.ts';
+
+export type CpuVendor = 'intel' | 'amd';
+
+export interface GuestCpuid {
+  vendor: CpuVendor;
+  /** CPUID.1:EDX bit 4. */
+  tsc: boolean;
+  /** CPUID.1:ECX bit 24 (tsc_deadline_timer). */
+  tscDeadlineTimer: boolean;
+  /** CPUID.1:ECX bit 31: running under a hypervisor. */
+  hypervisor: boolean;
+  /** CPUID.0x80000007:EDX bit 8. Linux sets constant_tsc and nonstop_tsc from it (init_amd/init_intel). */
+  invariantTsc: boolean;
+  /** CPUID.7.0:EBX bit 1 (tsc_adjust). */
+  tscAdjust: boolean;
+  /** CPUID 0x15 (Intel): TSC/crystal ratio and crystal Hz; absent when the leaf is not offered. */
+  leaf15?: { denominator: number; numerator: number; crystalHz: number };
+  /** CPUID 0x16 EAX: processor base frequency in MHz (Intel). */
+  leaf16BaseMhz?: number;
+  /** The KVM leaves, when the VMM exposes them (0x40000000 "KVMKVMKVM"). */
+  kvm?: {
+    /** 0x40000001 EAX feature bits (KVM_FEATURE_*). */
+    features: number;
+    /** 0x40000010 EAX: TSC frequency in kHz (QEMU's vmware-cpuid-freq, Cloud Hypervisor); 0 if absent. */
+    tscKhz: number;
+    /** 0x40000010 EBX: LAPIC bus frequency in kHz. */
+    apicBusKhz: number;
+  };
+}
+
+export interface GuestDevices {
+  /** i8254 PIT on ports 0x40-0x43; speakerPort: port 0x61 (channel-2 gate and OUT2) is emulated. */
+  pit: { speakerPort: boolean } | null;
+  /** HPET at 0xfed00000 with its counter period in femtoseconds and number of comparators. */
+  hpet: { periodFs: number; comparators: number; counter64: boolean } | null;
+  /** ACPI tables present; pmTimer: the FADT names a PM timer block (not HW-reduced). */
+  acpi: { pmTimer: boolean; pmTimerPort: number } | null;
+  /** MC146818 CMOS RTC on ports 0x70/0x71. */
+  rtc: boolean;
+  /** Local APIC (in-kernel irqchip). */
+  lapic: boolean;
+}
+
+/** Wall time the CMOS RTC shows, as Linux's mc146818_get_time reads it (whole seconds, UIP state). */
+export interface CmosReading {
+  /** RTC seconds since the epoch at the moment of the read. */
+  seconds: bigint;
+  /** ns until the UIP bit clears when it is set now, else 0n. */
+  uipWaitNs: Ns;
+}
+
+export interface GuestPlatform {
+  cpuid: GuestCpuid;
+  devices: GuestDevices;
+  vcpus: number;
+  /** Guest TSC of vCPU 0 now. */
+  rdtsc(): Cycles;
+  /** The TSC's true rate in Hz (what a perfect reference would measure). */
+  tscTrueHz(): number;
+  /** HPET main counter (low 32 bits as hpet_readl reads) and its true rate. */
+  readHpet?(): bigint;
+  /** ACPI PM timer (24-bit) and its true rate, 3.579545 MHz nominal. */
+  readPmTimer?(): bigint;
+  /** True rate of the PIT input clock relative to nominal 1.193182 MHz (1 = exact). */
+  pitRateRatio: number;
+  /** Cost in ns of one port read that exits to the hypervisor (PIT, PM timer), as the guest sees it. */
+  pioReadNs: number;
+  /** Cost in ns of one MMIO read that exits (HPET). */
+  mmioReadNs: number;
+  /** Guest RAM, where the kernel places its pvclock, wall-clock and steal-time records. */
+  memory?: PvclockMemory;
+  /** WRMSR on vCPU `cpu` (exits to KVM, which handles it and re-enters the guest). */
+  wrmsr?(cpu: number, index: number, value: bigint): void;
+  /** The CMOS RTC as Linux reads it at boot. */
+  readCmos?(): CmosReading;
+}

@@ -1,0 +1,47 @@
+// Which clock_gettime() calls the vDSO answers in userspace and which fall back to the system call
+// (lib/vdso/gettimeofday.c, arch/x86/include/asm/vdso/gettimeofday.h): the high-resolution clocks
+// read in userspace only when the current clocksource has a vDSO clock mode (TSC, or pvclock with
+// the stable bit); *_COARSE clocks always do. The per-read costs are a model (see docs/fidelity.md).
+import type { Clocksource } from './clocksource.ts';
+import type { GuestPlatform } from './platform.ts';
+
+export type VdsoClock = 'CLOCK_REALTIME' | 'CLOCK_MONOTONIC' | 'CLOCK_MONOTONIC_RAW' | 'CLOCK_BOOTTIME' | 'CLOCK_TAI' | 'CLOCK_REALTIME_COARSE' | 'CLOCK_MONOTONIC_COARSE';
+
+export interface VdsoReadCost {
+  clock: VdsoClock;
+  path: 'vdso' | 'syscall';
+  /** Modelled ns per clock_gettime() call. */
+  ns: number;
+}
+
+/** Modelled costs of the pieces, ns: a vDSO read with rdtsc, the pvclock extra, a syscall round trip. */
+export const VDSO_COST = { base: 15, rdtsc: 10, pvclockExtra: 8, syscall: 90, coarse: 8, jiffiesRead: 2 } as const;
+
+/** Cost of cs->read() inside the kernel. */
+export function clocksourceReadNs(cs: Clocksource, p: GuestPlatform): number {
+  switch (cs.name) {
+    case 'tsc':
+    case 'tsc-early':
+      return VDSO_COST.rdtsc;
+    case 'kvm-clock':
+      return VDSO_COST.rdtsc + VDSO_COST.pvclockExtra;
+    case 'hpet':
+      return p.mmioReadNs;
+    case 'acpi_pm':
+      return p.pioReadNs;
+    default:
+      return VDSO_COST.jiffiesRead;
+  }
+}
+
+export function vdsoReadCosts(cs: Clocksource, p: GuestPlatform): VdsoReadCost[] {
+  const inUser = cs.vdsoClockMode !== 'none';
+  const userNs = VDSO_COST.base + VDSO_COST.rdtsc + (cs.vdsoClockMode === 'pvclock' ? VDSO_COST.pvclockExtra : 0);
+  const sysNs = VDSO_COST.syscall + clocksourceReadNs(cs, p);
+  const hres: VdsoClock[] = ['CLOCK_REALTIME', 'CLOCK_MONOTONIC', 'CLOCK_MONOTONIC_RAW', 'CLOCK_BOOTTIME', 'CLOCK_TAI'];
+  return [
+    ...hres.map((clock): VdsoReadCost => (inUser ? { clock, path: 'vdso', ns: userNs } : { clock, path: 'syscall', ns: sysNs })),
+    { clock: 'CLOCK_REALTIME_COARSE', path: 'vdso', ns: VDSO_COST.coarse },
+    { clock: 'CLOCK_MONOTONIC_COARSE', path: 'vdso', ns: VDSO_COST.coarse },
+  ];
+}

@@ -1,0 +1,131 @@
+// Boot a guest kernel preset on a machine profile: create the VM now, enter the kernel after the
+// profile's firmware/loader time, and report what the guest prints and shows in sysfs.
+import type { Scheduler } from '../core/engine.ts';
+import type { Ns } from '../core/time.ts';
+import type { TraceRecorder } from '../core/trace.ts';
+import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/boot.ts';
+import { parseCmdline } from '../guest/cmdline.ts';
+import type { KernelConfig } from '../guest/kernel.ts';
+import type { HostCpu, MachineProfile } from './profiles.ts';
+import { VirtualMachine } from './machine.ts';
+import { hex } from '../core/u64.ts';
+
+export interface BootVmOptions {
+  profile: MachineProfile;
+  kernel: KernelConfig;
+  /** User kernel arguments (the VMM's own come first). */
+  cmdline?: string;
+  host?: Partial<HostCpu>;
+  scheduler: Scheduler;
+  vcpus?: number;
+  epochNs?: Ns;
+  stealFraction?: number;
+  tscRateChange?: { atNs: Ns; ppm: number };
+  updateIntervalNs?: Ns;
+  cpuMode?: BootGuestOptions['cpuMode'];
+  trace?: TraceRecorder;
+}
+
+export class BootedVm {
+  readonly vm: VirtualMachine;
+  readonly kernelEntryAt: Ns;
+  readonly cmdline: string;
+  private g: GuestKernel | null = null;
+
+  constructor(readonly opts: BootVmOptions) {
+    const user = opts.cmdline ?? '';
+    parseCmdline(user); // malformed input fails now, naming --cmdline
+    this.cmdline = [opts.profile.vmmCmdline, user].filter((s) => s.trim() !== '').join(' ');
+    this.vm = new VirtualMachine({
+      profile: opts.profile,
+      scheduler: opts.scheduler,
+      ...(opts.host ? { host: opts.host } : {}),
+      ...(opts.vcpus !== undefined ? { vcpus: opts.vcpus } : {}),
+      ...(opts.epochNs !== undefined ? { epochNs: opts.epochNs } : {}),
+      ...(opts.stealFraction !== undefined ? { stealFraction: opts.stealFraction } : {}),
+      ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
+    });
+    this.kernelEntryAt = this.vm.createdAt + opts.profile.vmToKernelNs;
+    const t = opts.scheduler.timer(() => {
+      this.g = bootGuest({
+        platform: this.vm.platform,
+        kernel: opts.kernel,
+        cmdline: this.cmdline,
+        scheduler: opts.scheduler,
+        ...(opts.updateIntervalNs !== undefined ? { updateIntervalNs: opts.updateIntervalNs } : {}),
+        ...(opts.cpuMode ? { cpuMode: opts.cpuMode } : {}),
+        ...(opts.trace ? { trace: opts.trace } : {}),
+      });
+    });
+    t.armAt(this.kernelEntryAt);
+  }
+
+  /** The guest kernel once the scheduler has passed kernel entry. */
+  get guest(): GuestKernel {
+    if (!this.g) throw new Error('guest kernel not entered yet: run the scheduler past kernelEntryAt');
+    return this.g;
+  }
+
+  get entered(): boolean {
+    return this.g !== null;
+  }
+}
+
+export function bootVm(opts: BootVmOptions): BootedVm {
+  return new BootedVm(opts);
+}
+
+export interface GuestReport {
+  profile: string;
+  kernel: string;
+  cmdline: string;
+  host_tsc_khz: number;
+  boot_log: string[];
+  dmesg: string[];
+  available_clocksource: string;
+  current_clocksource: string;
+  clockevent_device: string;
+  broadcast_device: string;
+  tick_mode: 'oneshot' | 'periodic';
+  tsc_khz: number;
+  tsc_unstable: boolean;
+  wall_clock_source: string;
+  boot_wall_clock_ns: string;
+  clocksources: { name: string; rating: number; mult: number; shift: number; mask: string; max_cycles: string; max_idle_ns: string; valid_for_hres: boolean; watchdog: boolean }[];
+  watchdog: string | null;
+  vdso: { clock: string; path: string; ns: number }[];
+}
+
+export function guestReport(b: BootedVm): GuestReport {
+  const g = b.guest;
+  return {
+    profile: b.opts.profile.name,
+    kernel: b.opts.kernel.name,
+    cmdline: b.cmdline,
+    host_tsc_khz: b.vm.host.tscKhz,
+    boot_log: g.bootLog(),
+    dmesg: g.dmesg(),
+    available_clocksource: g.availableClocksource(),
+    current_clocksource: g.currentClocksource(),
+    clockevent_device: g.clockeventDevice(),
+    broadcast_device: `${g.tick.broadcast?.name ?? ''}\n`,
+    tick_mode: g.oneshot ? 'oneshot' : 'periodic',
+    tsc_khz: g.tscKhz,
+    tsc_unstable: g.tscUnstable,
+    wall_clock_source: g.wallClockSource,
+    boot_wall_clock_ns: String(g.bootWallNs),
+    clocksources: g.core.list.map((c) => ({
+      name: c.name,
+      rating: c.rating,
+      mult: c.mult,
+      shift: c.shift,
+      mask: hex(c.mask),
+      max_cycles: hex(c.maxCycles),
+      max_idle_ns: String(c.maxIdleNs),
+      valid_for_hres: c.has(0x20),
+      watchdog: g.core.watchdog === c,
+    })),
+    watchdog: g.core.watchdog?.name ?? null,
+    vdso: g.vdso().map((v) => ({ clock: v.clock, path: v.path, ns: v.ns })),
+  };
+}

@@ -1,0 +1,152 @@
+// A virtual machine as a guest sees it: the profile's CPUID and devices on top of a host whose TSC
+// runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
+// Builds the GuestPlatform that src/guest boots on.
+import type { Scheduler, Timer } from '../core/engine.ts';
+import { InputError } from '../core/errors.ts';
+import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/time.ts';
+import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, type KvmVcpu } from '../hypervisor/index.ts';
+import type { CmosReading, GuestPlatform } from '../guest/platform.ts';
+import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
+
+export interface VirtualMachineOptions {
+  profile: MachineProfile;
+  host?: Partial<HostCpu>;
+  scheduler: Scheduler;
+  vcpus?: number;
+  /** True UTC (ns since the epoch) at scheduler time 0. */
+  epochNs?: Ns;
+  /** How long the host has been up at scheduler time 0 (its TSC count). */
+  hostUptimeNs?: Ns;
+  /** Fraction of time each vCPU thread waits runnable on the host (shows up as steal). */
+  stealFraction?: number;
+  /** From `atNs` on, the guest-visible TSC runs `ppm` faster than calibrated (a non-invariant TSC
+   *  changing rate with CPU frequency, as under TCG on such a host). */
+  tscRateChange?: { atNs: Ns; ppm: number };
+  /** How often vCPUs re-enter the guest (KVM handles clock/steal requests on entry). */
+  vcpuEntryIntervalNs?: Ns;
+}
+
+/** Validate host parameters; an impossible host is an InputError naming the option. */
+export function resolveHost(h: Partial<HostCpu> | undefined, where = '--host-tsc-khz'): HostCpu {
+  const host = { ...DEFAULT_HOST, ...h };
+  if (!Number.isInteger(host.tscKhz) || host.tscKhz <= 0) throw new InputError(`host TSC frequency must be a positive whole number of kHz, got ${host.tscKhz}`, where);
+  if (host.tscKhz < 1000 || host.tscKhz > 100_000_000) throw new InputError(`host TSC frequency ${host.tscKhz} kHz is outside 1 MHz … 100 GHz`, where);
+  if (!Number.isFinite(host.ppm) || Math.abs(host.ppm) > 1000) throw new InputError(`oscillator error ${host.ppm} ppm is outside ±1000 ppm`, 'oscillator.ppm');
+  return host;
+}
+
+export class VirtualMachine {
+  readonly host: HostCpu;
+  readonly platform: GuestPlatform;
+  readonly kvm: KvmVm | null = null;
+  readonly vcpus: KvmVcpu[] = [];
+  readonly memory = new FlatGuestMemory(0x20_0000);
+  readonly createdAt: Ns;
+  private readonly hostTsc0: Cycles;
+  private readonly sched: Scheduler;
+  private readonly entryTimer: Timer | null = null;
+
+  constructor(readonly opts: VirtualMachineOptions) {
+    this.sched = opts.scheduler;
+    this.host = resolveHost(opts.host);
+    const p = opts.profile;
+    const nrVcpus = opts.vcpus ?? p.defaultVcpus;
+    if (!Number.isInteger(nrVcpus) || nrVcpus < 1 || nrVcpus > 64) throw new InputError(`vCPU count must be 1…64, got ${nrVcpus}`, '--vcpus');
+    this.createdAt = opts.scheduler.now;
+    const uptime = opts.hostUptimeNs ?? 3600n * NSEC_PER_SEC;
+    this.hostTsc0 = this.cyclesFor(uptime);
+    const epoch = opts.epochNs ?? 1_767_225_600n * NSEC_PER_SEC; // 2026-01-01T00:00:00Z
+    const stealFraction = opts.stealFraction ?? 0;
+    const cpuid = p.cpuid(this.host);
+    const vm = this;
+    const platform: GuestPlatform = {
+      cpuid,
+      devices: p.devices,
+      vcpus: nrVcpus,
+      rdtsc: () => vm.guestTsc(),
+      tscTrueHz: () => vm.tscTrueHz(),
+      pitRateRatio: 1,
+      pioReadNs: p.pioReadNs,
+      mmioReadNs: p.mmioReadNs,
+    };
+    // HPET and PM timer count from the VMM's virtual clock (host CLOCK_MONOTONIC): true time here
+    if (p.devices.hpet) {
+      const period = BigInt(p.devices.hpet.periodFs);
+      platform.readHpet = () => ((vm.sched.now - vm.createdAt) * 1_000_000n) / period;
+    }
+    if (p.devices.acpi?.pmTimer) platform.readPmTimer = () => ((vm.sched.now - vm.createdAt) * 3_579_545n) / NSEC_PER_SEC;
+    if (p.devices.rtc) platform.readCmos = (): CmosReading => vm.readCmos(epoch);
+    if (p.accel === 'kvm') {
+      const hostTk = new LinuxHostTimekeeper({
+        tscKhz: this.host.tscKhz,
+        rdtsc: () => vm.hostTsc(),
+        tscAtBoot: 0n,
+        realtimeAtBootNs: epoch - uptime,
+        constantTsc: this.host.invariantTsc,
+      });
+      const kvm = new KvmVm({ host: hostTk, memory: this.memory, scheduler: opts.scheduler, name: p.name });
+      (this as { kvm: KvmVm | null }).kvm = kvm;
+      for (let i = 0; i < nrVcpus; i++) {
+        this.vcpus.push(kvm.createVcpu({ runDelayNs: () => BigInt(Math.floor(Number(vm.sched.now - vm.createdAt) * stealFraction)) }));
+      }
+      for (const v of this.vcpus) v.run(v.id);
+      platform.memory = this.memory;
+      platform.wrmsr = (cpu, index, value) => {
+        const v = vm.vcpus[cpu];
+        if (!v || !v.setMsr(index, value)) throw new InputError(`guest WRMSR 0x${index.toString(16)} failed on vCPU ${cpu}`);
+        v.run(cpu); // the exit is handled and the vCPU re-enters: pending clock/steal requests run
+      };
+      const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
+      const t = opts.scheduler.timer(() => {
+        for (const v of vm.vcpus) v.run(v.id);
+        t.armIn(interval);
+      });
+      t.armIn(interval);
+      this.entryTimer = t;
+    }
+    this.platform = platform;
+  }
+
+  /** Cycles of a TSC at the host's true rate over `ns`. */
+  private cyclesFor(ns: Ns): Cycles {
+    const ppb = BigInt(Math.round(this.host.ppm * 1000));
+    return (ns * BigInt(this.host.tscKhz) * (1_000_000_000n + ppb)) / 1_000_000_000_000_000n;
+  }
+
+  /** The host TSC now. */
+  hostTsc(): Cycles {
+    return this.hostTsc0 + this.cyclesFor(this.sched.now);
+  }
+
+  tscTrueHz(): number {
+    return this.host.tscKhz * 1000 * (1 + this.host.ppm / 1e6);
+  }
+
+  /** What RDTSC returns in the guest (vCPU 0). */
+  guestTsc(): Cycles {
+    let tsc: Cycles;
+    if (this.kvm) tsc = this.vcpus[0]!.readL1Tsc();
+    else tsc = this.cyclesFor(this.sched.now - this.createdAt); // TCG: host TSC rate, from reset
+    const ch = this.opts.tscRateChange;
+    if (ch && this.sched.now > ch.atNs) {
+      const extra = ((this.sched.now - ch.atNs) * BigInt(this.host.tscKhz) * BigInt(Math.round(ch.ppm * 1000))) / 1_000_000_000_000_000n;
+      tsc += extra;
+    }
+    return tsc;
+  }
+
+  /** The CMOS RTC set from host UTC when the VMM started; UIP in the last 244 µs of each second. */
+  private readCmos(epoch: Ns): CmosReading {
+    const utc = epoch + this.sched.now;
+    const frac = utc % NSEC_PER_SEC;
+    const uipStart = NSEC_PER_SEC - 244_000n;
+    const wait = frac >= uipStart ? NSEC_PER_SEC - frac : 0n;
+    // mc146818_get_time waits for UIP to clear, so it reads the second that has just begun
+    return { seconds: (utc + wait) / NSEC_PER_SEC, uipWaitNs: wait };
+  }
+
+  destroy(): void {
+    this.entryTimer?.cancel();
+    this.kvm?.destroy();
+  }
+}
