@@ -71,9 +71,15 @@ export async function measureSteal(opts: { seconds: number; contended: boolean; 
     const t0 = process.hrtime.bigint();
     const end = t0 + BigInt(Math.round(opts.seconds * 1e9));
     let entries = 0;
-    while (process.hrtime.bigint() < end) {
+    let nextYield = t0 + 20_000_000n;
+    for (let now = t0; now < end; now = process.hrtime.bigint()) {
       g.vcpu.runOnce();
       entries++;
+      // Let the event loop run every 20 ms so Ctrl-C reaches LiveKvm's handler promptly.
+      if (now >= nextYield) {
+        await new Promise((r) => setImmediate(r));
+        nextYield = now + 20_000_000n;
+      }
     }
     const wallNs = process.hrtime.bigint() - t0;
     const rd1 = threadRunDelayNs();

@@ -327,3 +327,17 @@ test('a guest IA32_TSC_ADJUST write moves the TSC and refreshes the pvclock reco
   const rec = decodePvclock(memory.read(PVCLOCK_GPA, 32));
   assert.equal(pvclockReadCycles(rec, v.readL1Tsc()), before);
 });
+
+test('trace events are named after the KVM functions they stand for', async () => {
+  const { TraceRecorder } = await import('../../src/core/trace.ts');
+  const trace = new TraceRecorder({ enabled: true });
+  const host = new ManualHost(KHZ);
+  const vm = new KvmVm({ host: host.tk, memory: new FlatGuestMemory(0x10000), trace });
+  const v = vm.createVcpu();
+  v.setMsr(MSR_KVM_SYSTEM_TIME_NEW, PVCLOCK_GPA | 1n, true);
+  v.setMsr(MSR_KVM_STEAL_TIME, STEAL_GPA | 1n, true);
+  v.run(0);
+  vm.setClock({ clock: 1n });
+  const names = new Set(trace.recorded.map((e) => e.name));
+  for (const n of ['pvclock_update_vm_gtod_copy', 'kvm_synchronize_tsc', 'kvm_guest_time_update', 'record_steal_time', 'kvm_vm_ioctl_set_clock']) assert.ok(names.has(n), n);
+});
