@@ -359,6 +359,11 @@ export class LiveVcpu {
     this.vm.kvm.ioctlInt(this.fd, U.KVM_KVMCLOCK_CTRL, 0, 'KVM_KVMCLOCK_CTRL');
   }
 
+  /** KVM_SET_TSC_KHZ on the vCPU (kvm_set_tsc_khz). */
+  setTscKhz(khz: number): void {
+    this.vm.kvm.ioctlInt(this.fd, U.KVM_SET_TSC_KHZ, khz, 'KVM_SET_TSC_KHZ');
+  }
+
   /** KVM_GET_TSC_KHZ on the vCPU. */
   getTscKhz(): number {
     return this.vm.kvm.ioctlInt(this.fd, U.KVM_GET_TSC_KHZ, 0, 'KVM_GET_TSC_KHZ');

@@ -171,3 +171,35 @@ test('CLI: no permission on /dev/kvm is a clear message and exit 3', (t) => {
   assert.equal(r.status, 3, r.stderr);
   assert.match(r.stderr, /cannot open \/dev\/kvm \(permission denied/);
 });
+
+test('live: KVM_SET_TSC_KHZ on the vCPU is accepted or refused exactly where the model accepts or refuses it', async (t) => {
+  if (!needKvm(t)) return;
+  const { KvmVm, FlatGuestMemory, LinuxHostTimekeeper, NO_TSC_SCALING, VMX_TSC_SCALING } = await import('../../src/hypervisor/index.ts');
+  const { KVM_CAP_TSC_CONTROL } = await import('../../src/live/uapi.ts');
+  const k = LiveKvm.open();
+  try {
+    const caps = k.checkExtension(KVM_CAP_TSC_CONTROL) > 0 ? VMX_TSC_SCALING : NO_TSC_SCALING;
+    const vm = k.createVm();
+    const v = vm.createVcpu();
+    const hostKhz = v.getTscKhz();
+    const model = new KvmVm({ host: new LinuxHostTimekeeper({ tscKhz: hostKhz, rdtsc: () => 1_000_000n }), memory: new FlatGuestMemory(0x1000), tscScaling: caps }).createVcpu();
+    for (const khz of [hostKhz, hostKhz + 300, hostKhz - 300, hostKhz * 2, Math.floor(hostKhz / 2)]) {
+      let liveOk = true;
+      let modelOk = true;
+      try {
+        v.setTscKhz(khz);
+      } catch {
+        liveOk = false;
+      }
+      try {
+        model.setTscKhz(khz);
+      } catch {
+        modelOk = false;
+      }
+      assert.equal(liveOk, modelOk, `${khz} kHz on a ${hostKhz} kHz host (${caps === NO_TSC_SCALING ? 'no' : 'with'} TSC scaling)`);
+      if (liveOk) assert.equal(v.getTscKhz(), khz);
+    }
+  } finally {
+    k.close();
+  }
+});
