@@ -264,6 +264,9 @@ export class GuestKernel {
   }
 
   registerRefinedJiffies(): void {
+    // apic.c prints this when it finds the CPUID bit, before tsc_init can still clear it
+    const p = this.platform;
+    if (p.cpuid.tscDeadlineTimer && p.devices.lapic && this.kernel.localApic && !this.cmdline.time.nolapic) this.printk('TSC deadline timer available');
     this.register(this.refinedJiffiesCs, 0, 0);
   }
 
@@ -286,7 +289,6 @@ export class GuestKernel {
     }
     this.pmTimerEnabled = !!(acpi && p.devices.acpi?.pmTimer && k.acpiPmTimer && p.readPmTimer);
     this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc);
-    for (const l of this.tick.lines) this.printk(l);
     this.tscInit();
   }
 

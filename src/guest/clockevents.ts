@@ -39,6 +39,5 @@ export function setupTick(p: GuestPlatform, k: KernelConfig, t: TimeParams, hpet
   const lapicOk = p.devices.lapic && k.localApic && !t.nolapic;
   if (!lapicOk) return { device: global, broadcast: null, lines };
   const deadline = p.cpuid.tscDeadlineTimer && tscUsable;
-  if (deadline) lines.push('TSC deadline timer available');
   return { device: deadline ? LAPIC_DEADLINE : LAPIC, broadcast: global, lines };
 }

@@ -1,6 +1,7 @@
 // Every CLI command lives in its own file under commands/ and registers itself here (one line each).
 import type { Command } from 'commander';
 import { registerDoctor } from './doctor.ts';
+import { registerGuest } from './guest.ts';
 import { registerKvm } from './kvm.ts';
 import { registerLab } from './lab.ts';
 import { registerPvclock } from './pvclock.ts';
@@ -9,6 +10,7 @@ import { registerSchema } from './schema.ts';
 
 export function registerCommands(program: Command): void {
   registerDoctor(program);
+  registerGuest(program);
   registerKvm(program);
   registerLab(program);
   registerPvclock(program);
