@@ -203,3 +203,35 @@ test('live: KVM_SET_TSC_KHZ on the vCPU is accepted or refused exactly where the
     k.close();
   }
 });
+
+test('live: master clock off until the first KVM_RUN, as the model says (KVM_GET_CLOCK flags 0, then 0xe)', (t) => {
+  if (!needKvm(t)) return;
+  const k = LiveKvm.open();
+  try {
+    const vm = k.createVm();
+    const v = vm.createVcpu();
+    assert.equal(vm.getClock().flags, 0, 'no master clock before the vCPU has entered');
+    vm.writeGuest(0x1000, Uint8Array.of(0xe6, 0x10, 0xeb, 0xfc));
+    v.setRealMode(0x1000);
+    v.runOnce();
+    assert.equal(vm.getClock().flags, 0xe);
+  } finally {
+    k.close();
+  }
+});
+
+test('live: after KVM_SET_CLOCK(X) the next record has system_time exactly X (offset taken at the new snapshot)', (t) => {
+  if (!needKvm(t)) return;
+  const k = LiveKvm.open();
+  try {
+    const g = bootMicroGuest(k, { steal: false });
+    for (const x of [42_000_000_000n, 123_456_789n, 1n << 40n]) {
+      g.vm.setClock({ clock: x });
+      g.vcpu.runOnce();
+      const rec = g.vm.readPvclock(0x2000);
+      assert.equal(rec.systemTime, x);
+    }
+  } finally {
+    k.close();
+  }
+});
