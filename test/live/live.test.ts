@@ -235,3 +235,23 @@ test('live: after KVM_SET_CLOCK(X) the next record has system_time exactly X (of
     k.close();
   }
 });
+
+test('live: the wall-clock MSR record holds the epoch KVM_GET_CLOCK implies (realtime − clock from one TSC reading)', async (t) => {
+  if (!needKvm(t)) return;
+  const { decodeWallClock } = await import('../../src/core/index.ts');
+  const k = LiveKvm.open();
+  try {
+    const g = bootMicroGuest(k, { steal: false });
+    const wc = decodeWallClock(g.vm.memory.slice(0x3000, 0x300c));
+    assert.equal(wc.version, 2);
+    const d = g.vm.getClock();
+    const epochNow = d.realtime - d.clock;
+    const epochRecorded = BigInt(wc.sec) * 1_000_000_000n + BigInt(wc.nsec);
+    // Both are realtime − kvmclock at one TSC reading; they drift apart only by the host's NTP slew of
+    // CLOCK_REALTIME against kvmclock's raw rate (≤ 500 ppm) over the few ms between them.
+    const diff = epochNow > epochRecorded ? epochNow - epochRecorded : epochRecorded - epochNow;
+    assert.ok(diff < 100_000n, `epoch recorded ${epochRecorded}, now ${epochNow}`);
+  } finally {
+    k.close();
+  }
+});
