@@ -1,5 +1,6 @@
 // Every CLI command lives in its own file under commands/ and registers itself here (one line each).
 import type { Command } from 'commander';
+import { registerDevices } from './devices.ts';
 import { registerDoctor } from './doctor.ts';
 import { registerGuest } from './guest.ts';
 import { registerKvm } from './kvm.ts';
@@ -9,6 +10,7 @@ import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
 
 export function registerCommands(program: Command): void {
+  registerDevices(program);
   registerDoctor(program);
   registerGuest(program);
   registerKvm(program);
