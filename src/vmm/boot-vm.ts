@@ -21,6 +21,8 @@ export interface BootVmOptions {
   epochNs?: Ns;
   stealFraction?: number;
   tscRateChange?: { atNs: Ns; ppm: number };
+  /** How often vCPUs re-enter the guest (KVM handles clock/steal requests then). */
+  vcpuEntryIntervalNs?: Ns;
   updateIntervalNs?: Ns;
   cpuMode?: BootGuestOptions['cpuMode'];
   trace?: TraceRecorder;
@@ -44,6 +46,7 @@ export class BootedVm {
       ...(opts.epochNs !== undefined ? { epochNs: opts.epochNs } : {}),
       ...(opts.stealFraction !== undefined ? { stealFraction: opts.stealFraction } : {}),
       ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
+      ...(opts.vcpuEntryIntervalNs !== undefined ? { vcpuEntryIntervalNs: opts.vcpuEntryIntervalNs } : {}),
     });
     this.kernelEntryAt = this.vm.createdAt + opts.profile.vmToKernelNs;
     const t = opts.scheduler.timer(() => {
