@@ -341,3 +341,21 @@ test('trace events are named after the KVM functions they stand for', async () =
   const names = new Set(trace.recorded.map((e) => e.name));
   for (const n of ['pvclock_update_vm_gtod_copy', 'kvm_synchronize_tsc', 'kvm_guest_time_update', 'record_steal_time', 'kvm_vm_ioctl_set_clock']) assert.ok(names.has(n), n);
 });
+
+test('TSC catch-up without hardware scaling: a 2 GHz guest on a 1 GHz host is bumped to 2× elapsed at each clock update', () => {
+  // 1 GHz host: raw clock mult/shift is exact (1 ns per cycle); the virtual_tsc scale for 2 GHz is
+  // shift 2, mul 2^31, so 1e9 ns → (1e9 << 2) * 2^31 >> 32 = 2e9 cycles.
+  const host = new ManualHost(1_000_000, 5_000_000_000n);
+  const vm = new KvmVm({ host: host.tk, memory: new FlatGuestMemory(0x10000) });
+  vm.setDefaultTscKhz(2_000_000);
+  const v = vm.createVcpu();
+  assert.equal(v.tscCatchup, true);
+  assert.deepEqual(v.virtualTsc, { shift: 2, mul: 2 ** 31 });
+  v.setMsr(MSR_KVM_SYSTEM_TIME_NEW, PVCLOCK_GPA | 1n, true);
+  host.advance(1_000_000_000n);
+  assert.equal(v.readL1Tsc(), 1_000_000_000n, 'unscaled hardware TSC ran at the host rate');
+  v.run(0);
+  const rec = decodePvclock(vm.memory.read(PVCLOCK_GPA, 32));
+  assert.equal(rec.tscTimestamp, 2_000_000_000n);
+  assert.equal(v.readL1Tsc(), 2_000_000_000n, 'offset moved forward by the missing cycles');
+});
