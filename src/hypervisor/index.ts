@@ -14,8 +14,17 @@
 //   vm.setClock({ clock }); // KVM_SET_CLOCK
 //   vcpu.kvmclockCtrl();    // KVM_KVMCLOCK_CTRL (GUEST_STOPPED on the next record update)
 //
+// The guest reads its record the Linux way (guest/pvclock.ts), through guest memory and its TSC only:
+//
+//   const guest = new PvclockGuest({ stableBitTrusted: true });   // KVM_FEATURE_CLOCKSOURCE_STABLE_BIT
+//   guest.read(memory, 0x1000n, () => vcpu.readL1Tsc()).ns;       // kvm-clock's read
+//
 // The records themselves (layouts, flags, MSR numbers, pvclock_scale_delta) are in
-// core/pvclock-abi.ts; the guest's read of them is guest/pvclock.ts.
+// core/pvclock-abi.ts. Time moves only through `host.rdtsc` (and the scheduler for the delayed
+// 100 ms / 300 s work): the model never reads the wall clock.
+//
+// Why KVM_GET_CLOCK and a guest's record can disagree (different master-clock snapshots), and how to
+// predict one from the other: clock-pair.ts.
 export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, type TimeScale } from './timescale.ts';
 export {
   type TscScalingCaps,
