@@ -47,6 +47,12 @@ export interface KvmVmOptions {
   memory: GuestMemory;
   /** Vendor TSC scaling (VMX, SVM, or none). */
   tscScaling?: TscScalingCaps;
+  /**
+   * Whether the vendor applies KVM's TSC offset to the guest (VMX/SVM: yes). kvm-pvm's
+   * pvm_write_tsc_offset() forces it to 0 — the guest reads the host TSC — while KVM's own
+   * bookkeeping (cur_tsc_offset, generations, matching) keeps the computed offsets (arch/x86/kvm/pvm/pvm.c).
+   */
+  appliesTscOffset?: boolean;
   /** Drives the delayed kvmclock work; without one, no periodic sync or 100 ms fan-out happens. */
   scheduler?: Scheduler;
   /** kvmclock_periodic_sync module parameter (default true). */
@@ -60,6 +66,7 @@ export class KvmVm {
   readonly host: HostTimekeeper;
   readonly memory: GuestMemory;
   readonly tscScaling: TscScalingCaps;
+  readonly appliesTscOffset: boolean;
   readonly trace: TraceRecorder;
   readonly name: string;
   readonly vcpus: KvmVcpu[] = [];
@@ -97,6 +104,7 @@ export class KvmVm {
     this.host = opts.host;
     this.memory = opts.memory;
     this.tscScaling = opts.tscScaling ?? NO_TSC_SCALING;
+    this.appliesTscOffset = opts.appliesTscOffset ?? true;
     this.trace = opts.trace ?? TraceRecorder.off;
     this.name = opts.name ?? 'vm';
     this.scheduler = opts.scheduler ?? null;

@@ -124,8 +124,9 @@ export class KvmVcpu {
     return u64(targetTsc - kvmScaleTsc(this.vm.host.rdtsc(), this.l1TscScalingRatio, this.vm.tscScaling));
   }
 
+  /** kvm_vcpu_write_tsc_offset() → vendor write_tsc_offset (kvm-pvm drops it: see KvmVmOptions). */
   private writeTscOffset(offset: bigint): void {
-    this.l1TscOffset = u64(offset);
+    this.l1TscOffset = this.vm.appliesTscOffset ? u64(offset) : 0n;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/core/engine.ts';
+import { u64 } from '../../src/core/u64.ts';
 import {
   decodePvclock,
   decodeStealTime,
@@ -358,4 +359,21 @@ test('TSC catch-up without hardware scaling: a 2 GHz guest on a 1 GHz host is bu
   const rec = decodePvclock(vm.memory.read(PVCLOCK_GPA, 32));
   assert.equal(rec.tscTimestamp, 2_000_000_000n);
   assert.equal(v.readL1Tsc(), 2_000_000_000n, 'offset moved forward by the missing cycles');
+});
+
+test('kvm-pvm drops the TSC offset (guest TSC = host TSC) but KVM still matches vCPUs and runs the master clock', () => {
+  const host = new ManualHost(KHZ);
+  const vm = new KvmVm({ host: host.tk, memory: new FlatGuestMemory(0x10000), appliesTscOffset: false });
+  const v0 = vm.createVcpu();
+  host.advance(1_000n);
+  const v1 = vm.createVcpu();
+  assert.equal(v0.l1TscOffset, 0n);
+  assert.equal(v1.readL1Tsc(), host.tsc);
+  assert.equal(vm.nrVcpusMatchedTsc, 1);
+  assert.equal(vm.curTscOffset, u64(-1_000_000_000_000n), 'bookkeeping keeps the offset KVM computed');
+  v0.setMsr(MSR_KVM_SYSTEM_TIME_NEW, PVCLOCK_GPA | 1n, true);
+  v0.run(0);
+  const rec = decodePvclock(vm.memory.read(PVCLOCK_GPA, 32));
+  assert.equal(rec.tscTimestamp, host.tsc, 'record in host-TSC terms, as read live on kvm-pvm');
+  assert.equal(predictGetClock(rec, vm.getClock().hostTsc), vm.getClock().clock);
 });
