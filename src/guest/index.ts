@@ -1,0 +1,35 @@
+// guest: the Linux guest kernel's timekeeping as a model. A guest boots on a GuestPlatform (CPUID,
+// devices, counters, guest memory and WRMSR — what src/vmm builds from a profile and a host) and
+// becomes a GuestKernel: boot log, sysfs texts, clocks (timekeeper with NTP), watchdog, clockevents,
+// steal accounting and vDSO read paths.
+//
+//   const g = bootGuest({ platform, kernel, cmdline, scheduler });  // schedules the boot steps
+//   engine.run(t);                                                  // boot proceeds in model time
+//   g.currentClocksource();  g.clockGettime('realtime');  g.adjtimex({ modes: ADJ_OFFSET, offset });
+export { bootGuest, GuestKernel, DEFAULT_BOOT_PHASES, STEAL_TIME_GPA, type BootGuestOptions, type BootPhases, type LogLine, type WallClockSource } from './boot.ts';
+export type { GuestPlatform, GuestCpuid, GuestDevices, CmosReading, CpuVendor } from './platform.ts';
+export type { KernelConfig } from './kernel.ts';
+export { parseCmdline, splitCmdline, type ParsedCmdline, type TimeParams } from './cmdline.ts';
+export {
+  Clocksource,
+  clocksourceUpdateFreqScale,
+  clocksCalcMaxNsecs,
+  clocksourceMaxAdjustment,
+  CLOCK_SOURCE_IS_CONTINUOUS,
+  CLOCK_SOURCE_MUST_VERIFY,
+  CLOCK_SOURCE_VALID_FOR_HRES,
+  CLOCK_SOURCE_UNSTABLE,
+  WATCHDOG_THRESHOLD,
+  WATCHDOG_MAX_SKEW,
+} from './clocksource.ts';
+export { ClocksourceCore } from './clocksources.ts';
+export { ClocksourceWatchdog } from './watchdog.ts';
+export { jiffiesClocksource, refinedJiffiesClocksource, tickNsec, PIT_TICK_RATE, JIFFIES_SHIFT } from './jiffies.ts';
+export { kvmclockInit, kvmclockAvailable, pvclockTscKhz, HV_CLOCK_GPA, WALL_CLOCK_GPA, type KvmclockSetup } from './kvmclock.ts';
+export { quickPitCalibrate, pitHpetPtimerCalibrateCpu, nativeCalibrateTsc, mhz } from './tsc.ts';
+export { Timekeeper, type ClockId } from './timekeeper.ts';
+export * from './ntp.ts';
+export { setupTick, type ClockeventDevice, type TickSetup } from './clockevents.ts';
+export { StealAccounting, kvmStealClock, type CpuMode, type CpuStat } from './steal.ts';
+export { vdsoReadCosts, VDSO_COST, type VdsoReadCost, type VdsoClock } from './vdso.ts';
+export { PvclockGuest, pvclockReadRecord, type PvclockMemory, type PvclockReadResult } from './pvclock.ts';
