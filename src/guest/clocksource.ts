@@ -4,7 +4,7 @@
 // line clocksource_register prints. Numbers are computed with the kernel's integer types.
 import type { Cycles, Ns } from '../core/time.ts';
 import { NSEC_PER_SEC, NSEC_PER_USEC } from '../core/time.ts';
-import { U32_MAX, U64_MAX, clocksCalcMultShift, cyc2ns, hex, u32, u64 } from '../core/u64.ts';
+import { U32_MAX, U64_MAX, clocksCalcMultShift, cyc2ns, hex } from '../core/u64.ts';
 
 // include/linux/clocksource.h
 export const CLOCK_SOURCE_IS_CONTINUOUS = 0x01;
@@ -140,11 +140,3 @@ export function clocksourceUpdateFreqScale(cs: Clocksource, scale: number, freq:
   }
   updateMaxDeferment(cs);
 }
-
-/** Nanoseconds to the nearest u64 for cycle arithmetic, kept here so callers read like the kernel. */
-export function nsToCyclesApprox(ns: Ns, freqHz: bigint): Cycles {
-  return u64((ns * freqHz) / NSEC_PER_SEC);
-}
-
-/** (u32) cast helper re-exported for registration code. */
-export const toU32 = (x: bigint): number => Number(u32(x));

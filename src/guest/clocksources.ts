@@ -172,16 +172,6 @@ export class ClocksourceCore {
     this.select();
   }
 
-  /** A watched clocksource passed a watchdog check: it may now drive high resolution mode. */
-  markVerified(cs: Clocksource): void {
-    if (!cs.has(CLOCK_SOURCE_VALID_FOR_HRES) && cs.has(CLOCK_SOURCE_IS_CONTINUOUS)) {
-      cs.flags |= CLOCK_SOURCE_VALID_FOR_HRES;
-      cs.flags |= CLOCK_SOURCE_WATCHDOG;
-      this.ev.clockNotify?.();
-      this.select();
-    }
-  }
-
   byName(name: string): Clocksource | undefined {
     return this.list.find((c) => c.name === name);
   }

@@ -117,13 +117,9 @@ export function pitHpetPtimerCalibrateCpu(p: GuestPlatform, hpetEnabled: boolean
   let pitMin = Infinity;
   let refMin = Infinity;
   const pit = p.devices.pit;
-  const tries: [number, number][] = [
-    [10, 1000],
-    [10, 1000],
-    [50, 5000],
-  ];
+  let ms = 10; // CAL_MS, CAL_PIT_LOOPS
+  let loopmin = 1000;
   for (let i = 0; i < 3; i++) {
-    const [ms, loopmin] = tries[i]!;
     let pitKhz = Infinity;
     if (pit && pit.speakerPort) {
       // each loop: inb(0x61) + rdtsc; the loop must run loopmin times within ms
@@ -139,8 +135,10 @@ export function pitHpetPtimerCalibrateCpu(p: GuestPlatform, hpetEnabled: boolean
       lines.push(`tsc: PIT calibration matches ${refName}. ${i + 1} loops`);
       return { khz: refMin, lines, knownFreq: false };
     }
+    // PIT failed twice (virtual machines): give it CAL2's longer window
     if (i === 1 && pitMin === Infinity) {
-      // CAL2: the longer window is already in `tries`
+      ms = 50;
+      loopmin = 5000;
     }
   }
   if (pitMin === Infinity) {
