@@ -1,7 +1,7 @@
 // Boot a guest kernel preset on a machine profile: create the VM now, enter the kernel after the
 // profile's firmware/loader time, and report what the guest prints and shows in sysfs.
 import type { Scheduler } from '../core/engine.ts';
-import type { Ns } from '../core/time.ts';
+import type { Cycles, Ns } from '../core/time.ts';
 import type { TraceRecorder } from '../core/trace.ts';
 import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/boot.ts';
 import { parseCmdline } from '../guest/cmdline.ts';
@@ -23,6 +23,8 @@ export interface BootVmOptions {
   tscRateChange?: { atNs: Ns; ppm: number };
   /** How often vCPUs re-enter the guest (KVM handles clock/steal requests then). */
   vcpuEntryIntervalNs?: Ns;
+  /** The host's TSC now, when the world owns the host (see VirtualMachineOptions.hostRdtsc). */
+  hostRdtsc?: () => Cycles;
   updateIntervalNs?: Ns;
   cpuMode?: BootGuestOptions['cpuMode'];
   trace?: TraceRecorder;
@@ -47,6 +49,7 @@ export class BootedVm {
       ...(opts.stealFraction !== undefined ? { stealFraction: opts.stealFraction } : {}),
       ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
       ...(opts.vcpuEntryIntervalNs !== undefined ? { vcpuEntryIntervalNs: opts.vcpuEntryIntervalNs } : {}),
+      ...(opts.hostRdtsc ? { hostRdtsc: opts.hostRdtsc } : {}),
     });
     this.kernelEntryAt = this.vm.createdAt + opts.profile.vmToKernelNs;
     const t = opts.scheduler.timer(() => {

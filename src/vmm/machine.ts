@@ -24,6 +24,9 @@ export interface VirtualMachineOptions {
   tscRateChange?: { atNs: Ns; ppm: number };
   /** How often vCPUs re-enter the guest (KVM handles clock/steal requests on entry). */
   vcpuEntryIntervalNs?: Ns;
+  /** The host's TSC now, when a world model owns the host (its oscillator, its TSC offset);
+   *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
+  hostRdtsc?: () => Cycles;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -43,6 +46,7 @@ export class VirtualMachine {
   readonly memory = new FlatGuestMemory(0x20_0000);
   readonly createdAt: Ns;
   private readonly hostTsc0: Cycles;
+  private readonly hostTscAtCreate: Cycles;
   private readonly sched: Scheduler;
   private readonly entryTimer: Timer | null = null;
 
@@ -55,6 +59,7 @@ export class VirtualMachine {
     this.createdAt = opts.scheduler.now;
     const uptime = opts.hostUptimeNs ?? 3600n * NSEC_PER_SEC;
     this.hostTsc0 = this.cyclesFor(uptime);
+    this.hostTscAtCreate = this.hostTsc();
     const epoch = opts.epochNs ?? 1_767_225_600n * NSEC_PER_SEC; // 2026-01-01T00:00:00Z
     const stealFraction = opts.stealFraction ?? 0;
     const cpuid = p.cpuid(this.host);
@@ -115,7 +120,7 @@ export class VirtualMachine {
 
   /** The host TSC now. */
   hostTsc(): Cycles {
-    return this.hostTsc0 + this.cyclesFor(this.sched.now);
+    return this.opts.hostRdtsc ? this.opts.hostRdtsc() : this.hostTsc0 + this.cyclesFor(this.sched.now);
   }
 
   tscTrueHz(): number {
@@ -126,7 +131,7 @@ export class VirtualMachine {
   guestTsc(): Cycles {
     let tsc: Cycles;
     if (this.kvm) tsc = this.vcpus[0]!.readL1Tsc();
-    else tsc = this.cyclesFor(this.sched.now - this.createdAt); // TCG: host TSC rate, from reset
+    else tsc = this.hostTsc() - this.hostTscAtCreate; // TCG: host TSC rate, counting from reset
     const ch = this.opts.tscRateChange;
     if (ch && this.sched.now > ch.atNs) {
       const extra = ((this.sched.now - ch.atNs) * BigInt(this.host.tscKhz) * BigInt(Math.round(ch.ppm * 1000))) / 1_000_000_000_000_000n;
