@@ -39,7 +39,7 @@ export class RecordingIrq implements IrqLine {
   raise(): boolean {
     this.raises++;
     const coalesced = this.pending > 0;
-    this.pending++;
+    if (!coalesced) this.pending++;
     if (!this.level) {
       this.level = true;
       this.onChange?.(true);
