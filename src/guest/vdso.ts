@@ -14,8 +14,9 @@ export interface VdsoReadCost {
   ns: number;
 }
 
-/** Modelled costs of the pieces, ns: a vDSO read with rdtsc, the pvclock extra, a syscall round trip. */
-export const VDSO_COST = { base: 15, rdtsc: 10, pvclockExtra: 8, syscall: 90, coarse: 8, jiffiesRead: 2 } as const;
+/** Modelled costs of the pieces, ns: a vDSO read with rdtsc, the pvclock extra, a syscall round trip
+ *  (230 ns: CLOCK_*_COARSE through syscall(228) on this workplace's Firecracker guest, docs/performance.md ## doctor). */
+export const VDSO_COST = { base: 15, rdtsc: 10, pvclockExtra: 8, syscall: 230, coarse: 8, jiffiesRead: 2 } as const;
 
 /** Cost of cs->read() inside the kernel. */
 export function clocksourceReadNs(cs: Clocksource, p: GuestPlatform): number {
