@@ -13,3 +13,4 @@ export { measureSteal, threadRunDelayNs, type StealRun } from './steal.ts';
 export { livePause, simulatePause, type PauseReport, type PauseSide } from './pause.ts';
 export { uapiTable } from './uapi.ts';
 export { compileC, cToolchainMissing, type CompiledProgram } from './cc.ts';
+export { measureKvmclockDrift, type DriftReport } from './drift.ts';

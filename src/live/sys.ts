@@ -30,6 +30,8 @@ export interface Libc {
   sched_setaffinity(pid: number, size: number, mask: Uint8Array): number;
   sched_getaffinity(pid: number, size: number, mask: Uint8Array): number;
   sched_getcpu(): number;
+  /** adjtimex(2) on a 208-byte struct timex; callers pass modes = 0 only (a pure query). */
+  adjtimex(buf: Uint8Array): number;
   errno(): number;
   address(ptr: NativePointer): bigint;
   view(ptr: NativePointer, len: number): ArrayBuffer;
@@ -63,6 +65,7 @@ export function libc(): Libc {
   const setaff = lib.func('int sched_setaffinity(int pid, size_t size, void *mask)');
   const getaff = lib.func('int sched_getaffinity(int pid, size_t size, void *mask)');
   const getcpu = lib.func('int sched_getcpu(void)');
+  const adjtimex = lib.func('int adjtimex(void *buf)');
   cached = {
     open: (p, f) => open(p, f) as number,
     close: (fd) => close(fd) as number,
@@ -73,6 +76,7 @@ export function libc(): Libc {
     sched_setaffinity: (pid, size, mask) => setaff(pid, size, mask) as number,
     sched_getaffinity: (pid, size, mask) => getaff(pid, size, mask) as number,
     sched_getcpu: () => getcpu() as number,
+    adjtimex: (buf) => adjtimex(buf) as number,
     errno: () => koffi.errno(),
     address: (ptr) => koffi.address(ptr),
     view: (ptr, len) => koffi.view(ptr, len),
@@ -114,4 +118,15 @@ export function pinCurrentThread(cpu: number): Uint8Array {
 
 export function restoreAffinity(mask: Uint8Array): void {
   libc().sched_setaffinity(0, mask.length, mask);
+}
+
+/**
+ * The host's NTP frequency state, read with adjtimex(modes = 0), which changes nothing
+ * (kernel/time/ntp.c). freq is scaled ppm (ppm << 16); tick is µs per USER_HZ tick (10000 nominal).
+ */
+export function hostNtpState(): { freq: bigint; tick: bigint; status: number } {
+  const buf = new Uint8Array(208); // struct timex, all zero: modes = 0
+  if (libc().adjtimex(buf) < 0) throw new UnavailableError('adjtimex failed', errnoName(libc().errno()));
+  const dv = new DataView(buf.buffer);
+  return { freq: dv.getBigInt64(16, true), tick: dv.getBigInt64(88, true), status: dv.getInt32(40, true) };
 }

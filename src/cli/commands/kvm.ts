@@ -11,7 +11,10 @@ function seconds(v: string, max: number): number {
   return s;
 }
 
-const ms = (ns: bigint) => (Number(ns) / 1e6).toFixed(3);
+const ms = (ns: bigint) => {
+  const v = Number(ns) / 1e6;
+  return (Math.abs(v) < 0.0005 ? 0 : v).toFixed(3);
+};
 
 function stringify(x: unknown): string {
   return JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
@@ -81,7 +84,8 @@ export function registerKvm(program: Command): void {
         process.stdout.write(stringify(r) + '\n');
         return;
       }
-      const line = (name: string, s: { progress: bigint; guestStopped: boolean }) => `  ${name.padEnd(14)} guest kvmclock advanced ${ms(s.progress)} ms${s.guestStopped ? ' (GUEST_STOPPED set)' : ''}`;
+      const line = (name: string, s: { progress: bigint; guestStopped: boolean; wallLag: bigint }) =>
+        `  ${name.padEnd(14)} guest kvmclock advanced ${ms(s.progress)} ms${s.guestStopped ? ' (GUEST_STOPPED set)' : ''}; guest wall clock fell ${ms(s.wallLag)} ms behind the host`;
       process.stdout.write(
         [
           `pause of ${ms(r.pauseNs)} ms (wall ${ms(r.live.wallNs)} ms)`,
