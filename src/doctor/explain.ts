@@ -133,7 +133,10 @@ export function explain(r: DoctorReport): Finding[] {
   else if (facts) {
     if (facts.switches.length) add('info', 'kernel log', `At boot the kernel switched clocksource ${facts.switches.map((s) => `→ ${s}`).join(' ')}.`);
     if (facts.vmFork) add('note', 'snapshot', 'The kernel log says "crng reseeded due to virtual machine fork": this VM was restored from a snapshot. Its monotonic clock continued from the snapshot; its wall clock is only right if something (NTP, a guest agent) set it after the restore.');
-    if (facts.kvmClockSchedOffsetCycles) add('info', 'kernel log', `kvm-clock started sched_clock at an offset of ${facts.kvmClockSchedOffsetCycles} TSC cycles (time the vCPU ran before the kernel took over).`);
+    if (facts.kvmClockSchedOffsetCycles) {
+      const ms = (Number(facts.kvmClockSchedOffsetCycles) / 1e6).toFixed(1);
+      add('info', 'kernel log', `kvm-clock read ${facts.kvmClockSchedOffsetCycles} when the kernel set it up ("using sched offset of … cycles" — the value is kvm-clock nanoseconds, arch/x86/kernel/kvmclock.c): ${ms} ms passed between the VMM starting the VM's clock and kvmclock_init.`);
+    }
   }
 
   // vDSO.

@@ -61,15 +61,24 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
   const choices: TwinChoice[] = [];
   const gaps: string[] = [];
   const facts = r.kernelLog.ok ? r.kernelLog.value.facts : undefined;
-  const cpu = r.cpu.ok ? r.cpu.value : undefined;
 
+  const cpu = r.cpu.ok ? r.cpu.value : undefined;
   const prof = guessProfile(r);
   choices.push({ key: 'vms[0].profile', value: prof.profile, why: prof.why });
   if (prof.gap) gaps.push(prof.gap);
 
   const version = facts?.kernelVersion ?? (r.kernel.ok ? /Linux version (\S+)/.exec(r.kernel.value)?.[1] : undefined);
-  const preset = version && /yocto|i[3-6]86/.test(version) ? 'yocto-qemux86' : 'distro';
-  choices.push({ key: 'vms[0].kernel', value: preset, why: `this kernel is ${version ?? 'unknown'}; ${preset === 'distro' ? 'a 64-bit distribution-style configuration (kvm-clock, HPET, ACPI PM timer, NO_HZ, high-res timers) is the nearest preset' : 'a 32-bit Yocto qemux86 build'}` });
+  const avail = r.clocksource.available.ok ? r.clocksource.available.value.names : [];
+  const jiffiesOnly = avail.length > 0 && avail.every((n) => n === 'refined-jiffies' || n === 'jiffies');
+  let preset = version && /yocto|i[3-6]86/.test(version) ? 'yocto-qemux86' : 'distro';
+  if (jiffiesOnly && prof.profile !== 'kvmtool') {
+    // The one modelled machine that ends with nothing but jiffies (docs/fidelity.md, guest section).
+    choices[0] = { key: 'vms[0].profile', value: 'kvmtool', why: `only ${avail.join(' and ')} are available; kvmtool with the yocto-qemux86 kernel is the modelled machine that ends there (TSC calibration against the PIT fails, no HPET, no PM timer) — this machine looked like ${prof.profile}` };
+    prof.profile = 'kvmtool';
+    preset = 'yocto-qemux86';
+    gaps.push(`this machine reached a jiffies-only clock its own way (${cpu && !cpu.timeFlags.tsc ? 'its CPU has no TSC' : 'no usable TSC'}); the scenario cannot express VMM options such as QEMU's -cpu or -machine, so the twin takes the modelled route to the same sysfs text and its boot lines say why it got there (TSC calibration failing) differently`);
+  }
+  choices.push({ key: 'vms[0].kernel', value: preset, why: `this kernel is ${version ?? 'unknown'}; ${preset === 'distro' ? 'a 64-bit distribution-style configuration (kvm-clock, HPET, ACPI PM timer, NO_HZ, high-res timers) is the nearest preset' : 'the 32-bit Yocto qemux86 preset'}` });
   if (version) gaps.push(`kernel build: the twin boots the "${preset}" preset, not ${version}; boot lines that depend on this build's configuration may differ`);
 
   const cmdline = r.cmdline.ok ? kernelCmdline(r.cmdline.value) : '';

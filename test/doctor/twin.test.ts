@@ -2,13 +2,15 @@
 // comparison of a guest-model boot against the machine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDoctor } from '../../src/doctor/doctor.ts';
 import { recordedSource } from '../../src/doctor/source.ts';
 import { compareTwin, guessProfile, kernelCmdline, lineShape, machineView, mhzTextToKhz, planTwin, type GuestView } from '../../src/doctor/twin.ts';
 import { parseCmdline } from '../../src/doctor/parse.ts';
 import { parseScenarioText } from '../../src/world/scenario.ts';
+import { replayTwin } from '../../src/cli/commands/doctor.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/doctor');
 const recorded = (m: string) => runDoctor({ source: recordedSource(join(FIX, m)) });
@@ -90,4 +92,28 @@ test('what the machine hides is skipped and said, not passed', async () => {
   assert.ok(c.skipped.some((s) => s.startsWith('boot log:')));
   assert.ok(c.skipped.some((s) => s.startsWith('clockevent device:')));
   assert.deepEqual(c.matched, ['available_clocksource', 'current_clocksource']);
+});
+
+test('twins of recorded machines reproduce their sysfs texts and clocksource switches in the guest model', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'timevisor-twins-'));
+  try {
+    for (const m of ['firecracker-pvm', 'qemu-tcg-pc', 'qemu-tcg-jiffies-only']) {
+      const r = await recorded(m);
+      const file = join(dir, `${m}.yaml`);
+      writeFileSync(file, planTwin(r).yaml);
+      const replay = replayTwin(file);
+      if (!replay.ok) {
+        const why = `the guest model cannot replay twins: ${replay.reason}`;
+        console.log(`skip: ${why}`);
+        t.skip(why);
+        return;
+      }
+      const c = compareTwin(machineView(r), replay.guest);
+      for (const key of ['available_clocksource', 'current_clocksource', 'clockevent_device', 'clocksource switch sequence']) {
+        assert.ok(c.matched.includes(key), `${m}: ${key} differs: ${JSON.stringify(c.differences.find((d) => d.what === key))}`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
