@@ -107,6 +107,13 @@ export class GuestKernel {
   private readonly jiffiesCs: Clocksource;
   private readonly refinedJiffiesCs: Clocksource;
   private updateTimer: Timer | null = null;
+  private periodicTimer: Timer | null = null;
+  private deliveryTimer: Timer | null = null;
+  private ticksHandled = 0n;
+  private pendingTicks = 0n;
+  private oneshotBase: { ticks: bigint; t: Ns } | null = null;
+  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
+  ticksLost = 0;
   private lastAccountedJiffies = 0n;
 
   constructor(readonly opts: BootGuestOptions) {
@@ -154,10 +161,53 @@ export class GuestKernel {
     return this.opts.scheduler.now - this.bootStart;
   }
 
-  /** jiffies (32-bit view as the jiffies clocksource reads it): INITIAL_JIFFIES + ticks since boot. */
+  /**
+   * jiffies (32-bit, as the jiffies clocksource reads it): INITIAL_JIFFIES plus ticks handled. With a
+   * periodic tick each handled interrupt is one jiffy (tick_periodic → do_timer(1)), so ticks lost
+   * while the vCPU was descheduled are lost jiffies; once the tick is one-shot, jiffies follow
+   * ktime (tick_do_update_jiffies64).
+   */
   jiffies(): bigint {
     const initial = BigInt.asUintN(32, BigInt(-300 * this.kernel.hz));
-    return BigInt.asUintN(32, initial + this.uptimeNs() / this.tickNsec);
+    let ticks: bigint;
+    if (this.oneshotBase) ticks = this.oneshotBase.ticks + (this.uptimeNs() - this.oneshotBase.t) / this.tickNsec;
+    else if (this.periodicTimer) ticks = this.ticksHandled;
+    else ticks = this.uptimeNs() / this.tickNsec;
+    return BigInt.asUintN(32, initial + ticks);
+  }
+
+  /** Start the periodic tick (tick_handle_periodic) at kernel entry. */
+  startPeriodicTick(): void {
+    this.ticksHandled = this.uptimeNs() / this.tickNsec;
+    this.periodicTimer = this.opts.scheduler.timer(() => this.periodicTick());
+    this.periodicTimer.armIn(this.tickNsec);
+  }
+
+  /**
+   * One expiry of the periodic timer. While vCPU 0 is descheduled the interrupt waits: KVM's PIT in
+   * reinject mode counts every missed tick and delivers them one per EOI afterwards (i8254.c
+   * pit_timer_fn/kvm_pit_ack_irq), while the LAPIC timer drops an expiry that finds one still
+   * pending (lapic.c apic_timer_expired): those jiffies are lost.
+   */
+  private periodicTick(): void {
+    if (this.oneshot) return;
+    this.periodicTimer!.armIn(this.tickNsec);
+    const p = this.platform;
+    if (p.vcpuRunning && !p.vcpuRunning(0)) {
+      const reinject = this.tick.device?.name === 'pit';
+      if (this.pendingTicks === 0n || reinject) this.pendingTicks++;
+      else this.ticksLost++;
+      if (!this.deliveryTimer) this.deliveryTimer = this.opts.scheduler.timer(() => this.deliverPending());
+      if (!this.deliveryTimer.pending && p.nextVcpuRun) this.deliveryTimer.armAt(p.nextVcpuRun(0));
+      return;
+    }
+    this.deliverPending();
+    this.ticksHandled++;
+  }
+
+  private deliverPending(): void {
+    this.ticksHandled += this.pendingTicks;
+    this.pendingTicks = 0n;
   }
 
   printk(line: string): void {
@@ -377,7 +427,15 @@ export class GuestKernel {
     const wants = (t.highres && k.highResTimers) || (t.nohz && k.noHz);
     const dev = this.tick.device;
     const cs = this.core.curr;
-    if (wants && dev?.oneshot && cs && cs.has(CLOCK_SOURCE_VALID_FOR_HRES) && this.core.finishedBooting) this.oneshot = true;
+    if (wants && dev?.oneshot && cs && cs.has(CLOCK_SOURCE_VALID_FOR_HRES) && this.core.finishedBooting) {
+      this.oneshotBase = { ticks: this.jiffiesTicks(), t: this.uptimeNs() };
+      this.oneshot = true;
+      this.periodicTimer?.cancel();
+    }
+  }
+
+  private jiffiesTicks(): bigint {
+    return this.periodicTimer ? this.ticksHandled + this.pendingTicks : this.uptimeNs() / this.tickNsec;
   }
 
   /** Start steal accounting and periodic timekeeping updates after boot. */
@@ -484,6 +542,7 @@ export function bootGuest(opts: BootGuestOptions): GuestKernel {
     const timer = opts.scheduler.timer(fn);
     timer.armAt(g.bootStart + dt);
   };
+  g.startPeriodicTick();
   g.setupArch();
   at(ph.tscEarly, () => g.tscEarlyInit());
   at(ph.cmdlineParse, () => g.parseArgs());

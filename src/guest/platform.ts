@@ -77,6 +77,10 @@ export interface GuestPlatform {
   memory?: PvclockMemory;
   /** WRMSR on vCPU `cpu` (exits to KVM, which handles it and re-enters the guest). */
   wrmsr?(cpu: number, index: number, value: bigint): void;
+  /** Whether vCPU `cpu`'s thread is running on the host now (an interrupt can be taken). */
+  vcpuRunning?(cpu: number): boolean;
+  /** When vCPU `cpu` next runs (absolute scheduler time), while it is descheduled. */
+  nextVcpuRun?(cpu: number): Ns;
   /** The CMOS RTC as Linux reads it at boot. */
   readCmos?(): CmosReading;
 }

@@ -23,6 +23,8 @@ export interface BootVmOptions {
   tscRateChange?: { atNs: Ns; ppm: number };
   /** How often vCPUs re-enter the guest (KVM handles clock/steal requests then). */
   vcpuEntryIntervalNs?: Ns;
+  /** vCPU threads run `runNs` out of every `periodNs` (descheduled the rest: lost ticks, steal). */
+  deschedule?: { periodNs: Ns; runNs: Ns };
   /** The host's TSC now, when the world owns the host (see VirtualMachineOptions.hostRdtsc). */
   hostRdtsc?: () => Cycles;
   updateIntervalNs?: Ns;
@@ -50,6 +52,7 @@ export class BootedVm {
       ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
       ...(opts.vcpuEntryIntervalNs !== undefined ? { vcpuEntryIntervalNs: opts.vcpuEntryIntervalNs } : {}),
       ...(opts.hostRdtsc ? { hostRdtsc: opts.hostRdtsc } : {}),
+      ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
     });
     this.kernelEntryAt = this.vm.createdAt + opts.profile.vmToKernelNs;
     const t = opts.scheduler.timer(() => {

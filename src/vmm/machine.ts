@@ -24,6 +24,8 @@ export interface VirtualMachineOptions {
   tscRateChange?: { atNs: Ns; ppm: number };
   /** How often vCPUs re-enter the guest (KVM handles clock/steal requests on entry). */
   vcpuEntryIntervalNs?: Ns;
+  /** vCPU threads run `runNs` out of every `periodNs` (an overcommitted host); the rest is steal. */
+  deschedule?: { periodNs: Ns; runNs: Ns };
   /** The host's TSC now, when a world model owns the host (its oscillator, its TSC offset);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
   hostRdtsc?: () => Cycles;
@@ -80,6 +82,12 @@ export class VirtualMachine {
       platform.readHpet = () => ((vm.sched.now - vm.createdAt) * 1_000_000n) / period;
     }
     if (p.devices.acpi?.pmTimer) platform.readPmTimer = () => ((vm.sched.now - vm.createdAt) * 3_579_545n) / NSEC_PER_SEC;
+    const ds = opts.deschedule;
+    if (ds) {
+      if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs) throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
+      platform.vcpuRunning = () => (vm.sched.now - vm.createdAt) % ds.periodNs < ds.runNs;
+      platform.nextVcpuRun = () => vm.createdAt + ((vm.sched.now - vm.createdAt) / ds.periodNs + 1n) * ds.periodNs;
+    }
     if (p.devices.rtc) platform.readCmos = (): CmosReading => vm.readCmos(epoch);
     if (p.accel === 'kvm') {
       const hostTk = new LinuxHostTimekeeper({
@@ -92,7 +100,7 @@ export class VirtualMachine {
       const kvm = new KvmVm({ host: hostTk, memory: this.memory, scheduler: opts.scheduler, name: p.name });
       (this as { kvm: KvmVm | null }).kvm = kvm;
       for (let i = 0; i < nrVcpus; i++) {
-        this.vcpus.push(kvm.createVcpu({ runDelayNs: () => BigInt(Math.floor(Number(vm.sched.now - vm.createdAt) * stealFraction)) }));
+        this.vcpus.push(kvm.createVcpu({ runDelayNs: () => vm.runDelay(stealFraction) }));
       }
       for (const v of this.vcpus) v.run(v.id);
       platform.memory = this.memory;
@@ -110,6 +118,18 @@ export class VirtualMachine {
       this.entryTimer = t;
     }
     this.platform = platform;
+  }
+
+  /** The vCPU threads' sched_info.run_delay: time spent runnable but not running. */
+  private runDelay(stealFraction: number): Ns {
+    const up = this.sched.now - this.createdAt;
+    const ds = this.opts.deschedule;
+    if (ds) {
+      const off = ds.periodNs - ds.runNs;
+      const inPeriod = up % ds.periodNs;
+      return (up / ds.periodNs) * off + (inPeriod > ds.runNs ? inPeriod - ds.runNs : 0n);
+    }
+    return BigInt(Math.floor(Number(up) * stealFraction));
   }
 
   /** Cycles of a TSC at the host's true rate over `ns`. */
