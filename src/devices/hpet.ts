@@ -201,10 +201,16 @@ export class Hpet implements MmioDevice {
   private hpetTimer(t: HpetTimer): void {
     const cur = this.getTicks();
     if (t.config & HPET_TN_PERIODIC && t.period !== 0n) {
+      // On a match the comparator advances by the period (spec 2.3.9.2.2). QEMU 7.2 advances only while
+      // the counter is strictly past it, which under an exact virtual clock re-fires 1 tick later.
+      // Closed form of QEMU's `while (cmp behind counter) cmp += period` loop, so a comparator far
+      // behind the counter costs one step rather than billions.
       if (t.config & HPET_TN_32BIT) {
-        while (s32(t.cmp - cur) < 0n) t.cmp = (t.cmp + t.period) & M32;
+        const behind = s32(cur - t.cmp);
+        if (behind >= 0n) t.cmp = (t.cmp + (behind / t.period + 1n) * t.period) & M32;
       } else {
-        while (s64(t.cmp - cur) < 0n) t.cmp = (t.cmp + t.period) & M64;
+        const behind = s64(cur - t.cmp);
+        if (behind >= 0n) t.cmp = (t.cmp + (behind / t.period + 1n) * t.period) & M64;
       }
       this.armTicks(t, this.calculateDiff(t, cur));
     } else if (t.config & HPET_TN_32BIT && !(t.config & HPET_TN_PERIODIC) && t.wrapFlag) {
@@ -263,7 +269,13 @@ export class Hpet implements MmioDevice {
   }
 
   mmioWrite(offset: number, size: AccessSize, value: bigint): void {
-    // Registers are 32 bits wide in QEMU's model; a 64-bit write is two 32-bit writes, low half first.
+    // A 64-bit comparator write is one write, as on hardware (QEMU 7.2 instead ORs the old high half in).
+    if (size === 8 && offset >= 0x100 && (offset - 0x100) % 0x20 === HPET_TN_CMP) {
+      const t = this.timers[(offset - 0x100) >> 5];
+      if (t) this.writeComparator64(t, value);
+      return;
+    }
+    // Other registers are 32 bits wide in QEMU's model; a 64-bit write is two 32-bit writes, low half first.
     if (size === 8) {
       this.write(offset, value & M32);
       this.write(offset + 4, value >> 32n);
@@ -364,6 +376,15 @@ export class Hpet implements MmioDevice {
     }
   }
 
+  private writeComparator64(t: HpetTimer, value: bigint): void {
+    const periodic = (t.config & HPET_TN_PERIODIC) !== 0n;
+    if (t.config & HPET_TN_32BIT) value &= M32;
+    if (!periodic || t.config & HPET_TN_SETVAL) t.cmp = value;
+    if (periodic) t.period = value & (t.config & HPET_TN_32BIT ? M32 >> 1n : M64 >> 1n);
+    t.config &= ~HPET_TN_SETVAL;
+    if (this.enabled()) this.setTimer(t);
+  }
+
   // --- snapshot ---
 
   saveState(): HpetState {
@@ -397,12 +418,11 @@ export class Hpet implements MmioDevice {
       t.cmp = big(ts.cmp);
       t.fsb = big(ts.fsb);
       t.period = big(ts.period);
-      t.wrapFlag = ts.wrapFlag;
       t.timer.cancel();
-      if (ts.expires !== null) {
-        const d = big(ts.expires) - this.d.clock();
-        t.timer.armIn(d > 0n ? d : 0n);
-      }
+      // Re-derive each timer from its comparator and the restored counter, so the state can be
+      // restored onto a clock that reads differently (another host); `expires` is informational.
+      if (this.enabled() && ts.expires !== null) this.setTimer(t);
+      t.wrapFlag = ts.wrapFlag && t.wrapFlag;
     });
   }
 }

@@ -114,7 +114,7 @@ export class Pit implements PortDevice {
 
   // --- ports ---
 
-  portRead(port: number): number {
+  portRead(port: number, _size: 1 | 2 | 4 = 1): number {
     const addr = port & 3;
     if (addr === 3) return 0; // the mode/command register is write-only
     const s = this.ch[addr]!;
@@ -460,7 +460,7 @@ export class SpeakerPort implements PortDevice {
 
   constructor(private readonly pit: Pit) {}
 
-  portRead(): number {
+  portRead(_port = 0x61, _size: 1 | 2 | 4 = 1): number {
     this.dummyRefreshClock ^= 1 << 4;
     return (this.pit.getGate(2) ? 1 : 0) | (this.dataOn << 1) | this.dummyRefreshClock | ((this.pit.getOut(2) ? 1 : 0) << 5);
   }

@@ -176,7 +176,7 @@ export class CmosRtc implements PortDevice {
 
   // --- port interface ---
 
-  portRead(port: number): number {
+  portRead(port: number, _size: 1 | 2 | 4 = 1): number {
     if ((port & 1) === 0) return 0xff;
     return this.readData();
   }
