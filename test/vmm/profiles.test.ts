@@ -90,3 +90,25 @@ test('bad input is an InputError naming the option', () => {
   assert.throws(() => boot('firecracker', 'distro', 'console="ttyS0'), (e: unknown) => e instanceof InputError && e.where === '--cmdline');
   assert.throws(() => boot('firecracker', 'distro', '', 0), (e: unknown) => e instanceof InputError && e.where === '--host-tsc-khz');
 });
+
+test('runtime switching through current_clocksource, and clocksource=tsc on a guest without invariant TSC', () => {
+  const r = boot('qemu-kvm-noinvtsc', 'distro', 'clocksource=tsc');
+  assert.equal(r.current_clocksource, 'tsc\n');
+  assert.ok(r.boot_log.includes('clocksource: Switched to clocksource tsc'));
+});
+
+test('echo NAME > current_clocksource switches at once; an unknown name changes nothing', async () => {
+  const { Engine } = await import('../../src/core/engine.ts');
+  const { bootVm, machineProfile, kernelPreset } = await import('../../src/vmm/index.ts');
+  const e = new Engine();
+  const b = bootVm({ profile: machineProfile('qemu-kvm'), kernel: kernelPreset('distro'), scheduler: e });
+  e.run(b.kernelEntryAt + 3_000_000_000n);
+  const g = b.guest;
+  assert.equal(g.currentClocksource(), 'tsc\n');
+  g.writeCurrentClocksource('hpet\n');
+  assert.equal(g.currentClocksource(), 'hpet\n');
+  assert.equal(g.bootLog().at(-1), 'clocksource: Switched to clocksource hpet');
+  g.writeCurrentClocksource('nonexistent');
+  assert.equal(g.currentClocksource(), 'tsc\n');
+  assert.equal(g.availableClocksource(), 'tsc kvm-clock hpet acpi_pm \n');
+});
