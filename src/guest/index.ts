@@ -27,7 +27,7 @@ export { ClocksourceWatchdog } from './watchdog.ts';
 export { jiffiesClocksource, refinedJiffiesClocksource, tickNsec, PIT_TICK_RATE, JIFFIES_SHIFT } from './jiffies.ts';
 export { kvmclockInit, kvmclockAvailable, pvclockTscKhz, HV_CLOCK_GPA, WALL_CLOCK_GPA, type KvmclockSetup } from './kvmclock.ts';
 export { quickPitCalibrate, pitHpetPtimerCalibrateCpu, nativeCalibrateTsc, mhz } from './tsc.ts';
-export { Timekeeper, type ClockId } from './timekeeper.ts';
+export { Timekeeper, standaloneTimekeeper, type ClockId, type StandaloneTimekeeperOptions } from './timekeeper.ts';
 export * from './ntp.ts';
 export { setupTick, type ClockeventDevice, type TickSetup } from './clockevents.ts';
 export { StealAccounting, kvmStealClock, type CpuMode, type CpuStat } from './steal.ts';

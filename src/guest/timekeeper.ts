@@ -4,7 +4,8 @@
 // (timekeeping_adjust), clocksource changes, settimeofday and ADJ_SETOFFSET steps.
 import type { Cycles, Ns } from '../core/time.ts';
 import { NSEC_PER_SEC } from '../core/time.ts';
-import type { Clocksource } from './clocksource.ts';
+import { CLOCK_SOURCE_IS_CONTINUOUS, Clocksource, clocksourceUpdateFreqScale } from './clocksource.ts';
+import { U64_MAX } from '../core/u64.ts';
 import { ADJ_FREQUENCY, ADJ_SETOFFSET, ADJ_TICK, NTP_SCALE_SHIFT, NtpState, type Timex, type TimexResult } from './ntp.ts';
 
 interface TkReadBase {
@@ -271,4 +272,33 @@ export class Timekeeper {
   injectSleep(ns: Ns): void {
     this.offsBoot += ns;
   }
+}
+
+export interface StandaloneTimekeeperOptions {
+  /** Clocksource name, for messages ("tsc", "kvm-clock"). */
+  name: string;
+  /** Reads the counter now. */
+  read: () => Cycles;
+  /** Counter frequency as registered: `scale` × `freq` Hz (scale 1000 = clocksource_register_khz). */
+  freq: number;
+  scale?: number;
+  /** Counter width mask (default 64 bits). */
+  mask?: bigint;
+  /** CONFIG_HZ (NTP interval length); default 250. */
+  hz?: number;
+  /** CLOCK_REALTIME at start, ns since the epoch. */
+  wallNs: Ns;
+  /** CLOCK_MONOTONIC at start (default 0). */
+  monotonicNs?: Ns;
+}
+
+/**
+ * A timekeeper on one clocksource without booting a kernel: the clocksource is registered with the
+ * kernel's arithmetic (mult/shift/max_cycles) and the timekeeper starts on it. For simulations with
+ * many guests that need Linux's clock arithmetic and NTP discipline but not its boot.
+ */
+export function standaloneTimekeeper(o: StandaloneTimekeeperOptions): Timekeeper {
+  const cs = new Clocksource({ name: o.name, rating: 300, mask: o.mask ?? U64_MAX, flags: CLOCK_SOURCE_IS_CONTINUOUS, read: o.read });
+  clocksourceUpdateFreqScale(cs, o.scale ?? 1, o.freq);
+  return new Timekeeper(cs, o.hz ?? 250, o.wallNs, o.monotonicNs ?? 0n);
 }

@@ -133,3 +133,21 @@ test('lost ticks: a jiffies-clocked guest whose vCPU runs half of every 100 ms l
   const fc = run('firecracker', 'distro');
   assert.ok(Math.abs(fc.advanced - 20) < 1e-3, `tsc guest advanced ${fc.advanced} s`);
 });
+
+test('standalone timekeeper: without NTP it runs at the rounded mult (6462379 >> 24), 73 ppb slow at 2,596,136 kHz', async () => {
+  const { standaloneTimekeeper } = await import('../../src/guest/timekeeper.ts');
+  let now = 0n; // ns of true time
+  const khz = 2_596_136n;
+  const cycles = (): bigint => (now * khz) / 1_000_000n;
+  const tk = standaloneTimekeeper({ name: 'tsc', read: cycles, freq: 2_596_136, scale: 1000, wallNs: EPOCH });
+  for (let i = 0; i < 3600; i++) {
+    now += NSEC_PER_SEC;
+    tk.advance();
+  }
+  // the kernel's own conversion of the same cycle count: cycles * mult >> shift
+  const expected = (cycles() * 6_462_379n) >> 24n;
+  const got = tk.get('monotonic');
+  assert.ok(got - expected >= -2n && got - expected <= 2n, `timekeeper ${got} vs cyc2ns ${expected}`);
+  assert.ok(now - got > 260_000n && now - got < 270_000n, `${now - got} ns behind true time after 1 h`);
+  assert.equal(tk.get('realtime') - tk.get('monotonic'), EPOCH);
+});
