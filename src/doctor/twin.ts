@@ -123,18 +123,26 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
   return { scenario, yaml: header.join('\n') + '\n' + stringify(scenario), choices, gaps };
 }
 
-/** What the guest model reports (keys of `timevisor guest --json`). */
+/** What the guest model reports (keys of `timevisor guest --json`; the optional ones where it has them). */
 export interface GuestView {
   boot_log: string[];
   available_clocksource: string;
   current_clocksource: string;
   clockevent_device: string;
+  broadcast_device?: string;
+  tick_mode?: string;
+  vdso?: { clock: string; path: string }[];
 }
 
 export interface MachineView {
   available_clocksource?: string;
   current_clocksource?: string;
   clockevent_device?: string;
+  /** Broadcast clockevent device as its sysfs file reads ("" + newline when there is none). */
+  broadcast_device?: string;
+  tick_mode?: 'oneshot' | 'periodic';
+  /** Measured read path per clock: "vdso" when clearly cheaper than the system call. */
+  vdso?: { clock: string; path: 'vdso' | 'syscall' }[];
   /** Clock lines of the boot log, without timestamps; undefined when the kernel log is unreadable. */
   boot_clock_lines?: string[];
   /** What the machine hides, and why (each comparison it prevents is skipped, not passed). */
@@ -150,6 +158,12 @@ export function machineView(r: DoctorReport): MachineView {
   else hidden.push(`current_clocksource: ${r.clocksource.current.reason}`);
   if (r.clockevents.ok && r.clockevents.value.perCpu.length > 0) v.clockevent_device = r.clockevents.value.perCpu[0]!;
   else hidden.push(`clockevent device: ${r.clockevents.ok ? 'no per-CPU device listed' : r.clockevents.reason}`);
+  if (r.clockevents.ok) v.broadcast_device = `${r.clockevents.value.broadcast ?? ''}\n`;
+  if (r.tick.ok) {
+    const cpus = r.tick.value.tickDevices.filter((d) => d.cpu !== 'broadcast');
+    if (cpus.length > 0) v.tick_mode = cpus.every((d) => d.mode === 'oneshot') ? 'oneshot' : 'periodic';
+  } else hidden.push(`tick mode: ${r.tick.reason}`);
+  if (r.vdso.cost.ok) v.vdso = r.vdso.cost.value.clocks.map((c) => ({ clock: c.clock, path: c.servedInUserspace ? 'vdso' : 'syscall' }));
   if (r.kernelLog.ok) v.boot_clock_lines = r.kernelLog.value.clockLines.map(stripTimestamp);
   else hidden.push(`boot log: ${r.kernelLog.reason}`);
   return v;
@@ -187,11 +201,21 @@ export function compareTwin(machine: MachineView, twin: GuestView): TwinComparis
     ['current_clocksource', machine.current_clocksource, twin.current_clocksource],
     ['clockevent_device', machine.clockevent_device, twin.clockevent_device],
   ];
+  if (twin.broadcast_device !== undefined) sysfs.push(['broadcast_device', machine.broadcast_device, twin.broadcast_device]);
+  if (twin.tick_mode !== undefined) sysfs.push(['tick_mode', machine.tick_mode, twin.tick_mode]);
   for (const [what, m, t] of sysfs) {
     if (m === undefined) continue;
     // Compare the sysfs text itself; the twin may or may not end it with the file's newline.
     if (m.replace(/\n$/, '') === t.replace(/\n$/, '')) res.matched.push(what);
     else res.differences.push({ what, machine: JSON.stringify(m), twin: JSON.stringify(t) });
+  }
+  if (machine.vdso && twin.vdso) {
+    const diffs = machine.vdso.flatMap((mc) => {
+      const tc = twin.vdso!.find((x) => x.clock === mc.clock);
+      return tc && tc.path !== mc.path ? [`${mc.clock}: ${mc.path} vs ${tc.path}`] : [];
+    });
+    if (diffs.length === 0) res.matched.push('vDSO read paths');
+    else res.differences.push({ what: 'vDSO read paths', machine: diffs.join('; '), twin: '' });
   }
   if (machine.boot_clock_lines) {
     const twinLines = twin.boot_log.map(stripTimestamp).filter(isClockLine);

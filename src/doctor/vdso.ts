@@ -18,6 +18,7 @@ export const CLOCK_IDS = {
   CLOCK_REALTIME_COARSE: 5,
   CLOCK_MONOTONIC_COARSE: 6,
   CLOCK_BOOTTIME: 7,
+  CLOCK_TAI: 11,
 } as const;
 
 /** __NR_clock_gettime on x86-64 (arch/x86/entry/syscalls/syscall_64.tbl). */

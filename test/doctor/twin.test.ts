@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDoctor } from '../../src/doctor/doctor.ts';
 import { recordedSource } from '../../src/doctor/source.ts';
+import { replayScenario } from '../../src/doctor/replay.ts';
 import { compareTwin, guessProfile, kernelCmdline, lineShape, machineView, mhzTextToKhz, planTwin, type GuestView } from '../../src/doctor/twin.ts';
 import { parseCmdline } from '../../src/doctor/parse.ts';
 import { parseScenarioText } from '../../src/world/scenario.ts';
-import { replayTwin } from '../../src/cli/commands/doctor.ts';
+import { guestCli } from './guest-cli.ts';
 
 const FIX = join(import.meta.dirname, '../fixtures/doctor');
 const recorded = (m: string) => runDoctor({ source: recordedSource(join(FIX, m)) });
@@ -101,7 +102,7 @@ test('twins of recorded machines reproduce their sysfs texts and clocksource swi
       const r = await recorded(m);
       const file = join(dir, `${m}.yaml`);
       writeFileSync(file, planTwin(r).yaml);
-      const replay = replayTwin(file);
+      const replay = guestCli(file);
       if (!replay.ok) {
         const why = `the guest model cannot replay twins: ${replay.reason}`;
         console.log(`skip: ${why}`);
@@ -112,6 +113,29 @@ test('twins of recorded machines reproduce their sysfs texts and clocksource swi
       for (const key of ['available_clocksource', 'current_clocksource', 'clockevent_device', 'clocksource switch sequence']) {
         assert.ok(c.matched.includes(key), `${m}: ${key} differs: ${JSON.stringify(c.differences.find((d) => d.what === key))}`);
       }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the in-process replay doctor prints equals what `timevisor guest --scenario` shows', async (t) => {
+  const r = await recorded('firecracker-pvm');
+  const plan = planTwin(r);
+  const dir = mkdtempSync(join(tmpdir(), 'timevisor-twin-cli-'));
+  try {
+    const file = join(dir, 'twin.yaml');
+    writeFileSync(file, plan.yaml);
+    const cli = guestCli(file);
+    if (!cli.ok) {
+      console.log(`skip: ${cli.reason}`);
+      t.skip(cli.reason);
+      return;
+    }
+    const lib = replayScenario(plan.scenario);
+    assert.ok(lib.ok, lib.ok ? '' : lib.reason);
+    for (const k of ['boot_log', 'available_clocksource', 'current_clocksource', 'clockevent_device', 'broadcast_device', 'tick_mode'] as const) {
+      assert.deepEqual(lib.value[k], cli.guest[k], k);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,7 @@
 // `timevisor doctor`: read this machine's timekeeping (read-only), explain it, and with --scenario write
-// a twin scenario and replay it through the guest model (`timevisor guest --scenario FILE --json`) to list
-// what the twin does not reproduce. The file write lives here, in the CLI: src/doctor has no write path.
-import { spawnSync } from 'node:child_process';
+// a twin scenario, boot it in the guest model (what `timevisor guest --scenario FILE` does) and list what
+// the twin does not reproduce. The file write lives here, in the CLI: src/doctor has no write path.
 import { writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { InputError } from '../../core/errors.ts';
 import {
@@ -14,10 +12,10 @@ import {
   recordedSource,
   renderComparison,
   renderText,
+  replayScenario,
   reportToJson,
   runDoctor,
   unreadable,
-  type GuestView,
   type TwinComparison,
 } from '../../doctor/index.ts';
 
@@ -27,25 +25,6 @@ interface DoctorCliOptions {
   root?: string;
   measure: boolean;
   stealMs: string;
-}
-
-const BIN = fileURLToPath(new URL('../../../bin/timevisor.js', import.meta.url));
-
-/** Boot the twin in the guest model through its CLI; a reason instead when it cannot run. */
-export function replayTwin(file: string): { ok: true; guest: GuestView } | { ok: false; reason: string } {
-  const p = spawnSync(process.execPath, [BIN, 'guest', '--scenario', file, '--json'], { encoding: 'utf8', timeout: 120_000 });
-  if (p.error) return { ok: false, reason: p.error.message };
-  if (p.status !== 0) return { ok: false, reason: `timevisor guest --scenario failed (exit ${p.status}): ${(p.stderr || p.stdout).trim().split('\n')[0]}` };
-  try {
-    const j = JSON.parse(p.stdout) as Record<string, unknown>;
-    const vm = (Array.isArray(j.vms) ? (j.vms[0] as Record<string, unknown>) : j) ?? j;
-    for (const k of ['boot_log', 'available_clocksource', 'current_clocksource', 'clockevent_device']) {
-      if (!(k in vm)) return { ok: false, reason: `timevisor guest --json has no "${k}"` };
-    }
-    return { ok: true, guest: vm as unknown as GuestView };
-  } catch (e) {
-    return { ok: false, reason: `timevisor guest --json printed no JSON: ${(e as Error).message}` };
-  }
 }
 
 export function registerDoctor(program: Command): void {
@@ -71,9 +50,9 @@ export function registerDoctor(program: Command): void {
         } catch (e) {
           throw new InputError(`cannot write the twin scenario: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, opts.scenario);
         }
-        const replay = replayTwin(opts.scenario);
+        const replay = replayScenario(plan.scenario);
         let comparison: TwinComparison | undefined;
-        if (replay.ok) comparison = compareTwin(machineView(report), replay.guest);
+        if (replay.ok) comparison = compareTwin(machineView(report), replay.value);
         twin = { file: opts.scenario, choices: plan.choices, gaps: plan.gaps, ...(comparison ? { comparison } : { replay_error: replay.ok ? undefined : replay.reason }) };
         extra.push(`Twin scenario written to ${opts.scenario}:`);
         for (const c of plan.choices) extra.push(`  ${c.key} = ${c.value || '""'} — ${c.why}`);
