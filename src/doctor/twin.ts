@@ -177,6 +177,8 @@ export interface TwinDifference {
   what: string;
   machine: string;
   twin: string;
+  /** The documented reason, when this is a known gap of the guest model or the scenario format. */
+  gap?: { id: string; explanation: string };
 }
 
 export interface TwinComparison {
@@ -242,6 +244,10 @@ export function compareTwin(machine: MachineView, twin: GuestView): TwinComparis
     else res.differences.push({ what: 'clocksource switch sequence', machine: ms.join(' → '), twin: ts.join(' → ') });
     if (res.matchedLines === machine.boot_clock_lines.length && pool.length === 0) res.matched.push('boot clock lines');
   }
+  for (const d of res.differences) {
+    const g = gapFor(d);
+    if (g) d.gap = { id: g.id, explanation: g.explanation };
+  }
   return res;
 }
 
@@ -252,8 +258,7 @@ export function renderComparison(c: TwinComparison): string[] {
     out.push('twin differences (machine | twin):');
     for (const d of c.differences) {
       out.push(`  - ${d.what}: ${d.machine || '—'} | ${d.twin || '—'}`);
-      const gap = gapFor(d);
-      if (gap) out.push(`      known gap (${gap.id}): ${gap.explanation}`);
+      if (d.gap) out.push(`      known gap (${d.gap.id}): ${d.gap.explanation}`);
     }
   }
   for (const s of c.skipped) out.push(`  (not compared: ${s})`);
