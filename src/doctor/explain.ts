@@ -80,7 +80,7 @@ export function explain(r: DoctorReport): Finding[] {
       add(cmd.time.clocksource === cur ? 'info' : 'note', 'clocksource', cmd.time.clocksource === cur ? `It was asked for on the command line (clocksource=${cmd.time.clocksource}).` : `The command line asks for clocksource=${cmd.time.clocksource}, but the kernel uses ${cur}: the requested one was unavailable or unstable.`);
     }
     if (cur === 'tsc' && avail?.names.includes('kvm-clock'))
-      add('info', 'clocksource', 'kvm-clock is present but lowered its rating to 299 because the TSC is constant, nonstop and not marked unstable (arch/x86/kernel/kvmclock.c), so tsc (300) won. Guest time is the raw TSC scaled by the frequency the kernel was told; KVM keeps the guest TSC running across host migration only if the VMM restores it.');
+      add('info', 'clocksource', 'kvm-clock is present but lowered its rating to 299 because the TSC is constant, nonstop and not marked unstable (arch/x86/kernel/kvmclock.c), so tsc (300) won. The guest now reads the TSC directly with the frequency it was told at boot: across a pause, snapshot restore or live migration its clock stays right only if KVM and the VMM keep the guest TSC continuous and at the same rate (TSC offset and scaling), which kvm-clock would otherwise absorb.');
     if (cur === 'kvm-clock' && cpu?.invariantTsc && avail?.names.includes('tsc'))
       add('note', 'clocksource', 'The TSC is invariant yet kvm-clock is in use: either the command line forced it, or the TSC was marked unstable (see below). kvm-clock is safe across pause and migration; it costs a little more to read.');
     if (cur === 'jiffies' || cur === 'refined-jiffies')
