@@ -131,6 +131,7 @@ export function explain(r: DoctorReport): Finding[] {
   // Boot log.
   if (!r.kernelLog.ok) add('note', 'kernel log', `The kernel log could not be read (${r.kernelLog.reason}); the boot-time clock decisions are not shown and the twin cannot be checked line by line.`);
   else if (facts) {
+    if (!log?.fromBoot) add('note', 'kernel log', 'The kernel log does not start at boot (its first lines were dropped from the ring buffer, or this is an excerpt): boot-time clock decisions may be missing.');
     if (facts.switches.length) add('info', 'kernel log', `At boot the kernel switched clocksource ${facts.switches.map((s) => `→ ${s}`).join(' ')}.`);
     if (facts.vmFork) add('note', 'snapshot', 'The kernel log says "crng reseeded due to virtual machine fork": this VM was restored from a snapshot. Its monotonic clock continued from the snapshot; its wall clock is only right if something (NTP, a guest agent) set it after the restore.');
     if (facts.kvmClockSchedOffsetCycles) {

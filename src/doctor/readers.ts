@@ -77,6 +77,8 @@ export function readKernelVersion(src: SystemSource): Reading<string> {
 
 export interface KernelLogSummary {
   lines: number;
+  /** Whether the log still starts at boot ("Linux version ..." first): a long-running kernel's ring buffer may have dropped it. */
+  fromBoot: boolean;
   /** Clock lines as printed, with timestamps. */
   clockLines: string[];
   facts: ClockFacts;
@@ -87,6 +89,7 @@ export function readKernelLog(src: SystemSource): Reading<KernelLogSummary> {
     const lines = parseKernelLog(text);
     return {
       lines: lines.length,
+      fromBoot: lines[0]?.text.startsWith('Linux version ') ?? false,
       clockLines: clockLines(lines).map((l) => (l.ts === undefined ? l.text : `[${l.ts.padStart(12)}] ${l.text}`)),
       facts: clockFacts(lines),
     };

@@ -164,8 +164,9 @@ export function machineView(r: DoctorReport): MachineView {
     if (cpus.length > 0) v.tick_mode = cpus.every((d) => d.mode === 'oneshot') ? 'oneshot' : 'periodic';
   } else hidden.push(`tick mode: ${r.tick.reason}`);
   if (r.vdso.cost.ok) v.vdso = r.vdso.cost.value.clocks.map((c) => ({ clock: c.clock, path: c.servedInUserspace ? 'vdso' : 'syscall' }));
-  if (r.kernelLog.ok) v.boot_clock_lines = r.kernelLog.value.clockLines.map(stripTimestamp);
-  else hidden.push(`boot log: ${r.kernelLog.reason}`);
+  if (!r.kernelLog.ok) hidden.push(`boot log: ${r.kernelLog.reason}`);
+  else if (!r.kernelLog.value.fromBoot) hidden.push('boot log: the kernel log no longer starts at boot (the ring buffer dropped the first lines, or only an excerpt was recorded)');
+  else v.boot_clock_lines = r.kernelLog.value.clockLines.map(stripTimestamp);
   return v;
 }
 
