@@ -113,12 +113,12 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     hypervisor,
     kernelLog,
     ntp: {
-      adjtimex: src.live ? readAdjtimex() : liveOnly('adjtimex(2)'),
+      adjtimex: nl(() => (src.live ? readAdjtimex() : liveOnly('adjtimex(2)'))),
       clients: nl(() => readNtpClients(src)),
     },
     vdso: {
       mappings: nl(() => readVdsoMappings(src)),
-      cost: !src.live ? liveOnly('clock_gettime cost') : opts.measure === false ? missing('clock_gettime cost: not requested (--no-measure)') : measureClockCost(opts.costIterations),
+      cost: nl(() => (!src.live ? liveOnly('clock_gettime cost') : opts.measure === false ? missing('clock_gettime cost: not requested (--no-measure)') : measureClockCost(opts.costIterations))),
     },
     steal: { sinceBoot, interval },
     kvm: readKvm(src),

@@ -72,8 +72,11 @@ test('on a non-Linux system every reading says why it is missing', async () => {
     exists: () => false,
     kernelLog: () => missing('no Linux kernel log on darwin'),
   };
-  const r = await runDoctor({ source: mac, measure: false, stealIntervalMs: 0 });
+  const r = await runDoctor({ source: mac, stealIntervalMs: 0 });
   const u = unreadable(r);
+  for (const what of ['adjtimex', 'clock_gettime cost', 'kernel log', '/proc/cpuinfo']) {
+    assert.ok(u.some((x) => x.what === what && /darwin/.test(x.reason)), `${what}: ${JSON.stringify(u.find((x) => x.what === what))}`);
+  }
   assert.ok(u.some((x) => x.what === 'available_clocksource' && /not a Linux system \(darwin\)/.test(x.reason)));
   assert.ok(u.some((x) => x.what === '/dev/kvm' && /darwin/.test(x.reason)));
   const f = explain(r);
