@@ -168,7 +168,7 @@ export function explain(r: DoctorReport): Finding[] {
     else {
       add('info', 'ntp', `Time sync running: ${clients.join(', ')}.`);
       if (tx && !tx.synchronized)
-        add('note', 'ntp', 'Yet the kernel clock is not synchronized (STA_UNSYNC): the client has not synced yet, cannot reach a server, only serves time, or runs without adjusting the clock (chronyd -x).');
+        add('risk', 'ntp', 'Yet the kernel clock is not synchronized (STA_UNSYNC): the client has not synced yet, cannot reach a server, only serves time, or runs without adjusting the clock (chronyd -x). Until it synchronizes the wall clock is as undisciplined as with no client: after a pause or snapshot restore it stays behind by the pause length.');
     }
   } else if (!r.ntp.clients.ok) add('note', 'ntp', `Running NTP clients not determined: ${r.ntp.clients.reason}.`);
 
