@@ -41,11 +41,14 @@ import { ClocksourceWatchdog } from './watchdog.ts';
 export interface BootPhases {
   tscEarly: Ns;
   cmdlineParse: Ns;
+  acpiBoot: Ns;
   refinedJiffies: Ns;
   jiffies: Ns;
   lateTimeInit: Ns;
   doneBooting: Ns;
   deviceInitcall: Ns;
+  /** late_initcall: rtc_hctosys. */
+  lateInitcall: Ns;
   /** tsc_refine_calibration_work runs HZ jiffies after it is first scheduled. */
   refineDelay: Ns;
 }
@@ -53,11 +56,13 @@ export interface BootPhases {
 export const DEFAULT_BOOT_PHASES: BootPhases = {
   tscEarly: 51_000n,
   cmdlineParse: 60_000n,
+  acpiBoot: 56_742_000n,
   refinedJiffies: 97_078_000n,
   jiffies: 248_153_000n,
   lateTimeInit: 249_607_000n,
   doneBooting: 309_322_000n,
   deviceInitcall: 379_140_000n,
+  lateInitcall: 429_124_000n,
   refineDelay: NSEC_PER_SEC,
 };
 
@@ -99,6 +104,8 @@ export class GuestKernel {
   pmTimerEnabled = false;
   wallClockSource: WallClockSource = 'none';
   bootWallNs: Ns = 0n;
+  /** The time rtc_hctosys set (whole seconds), when it ran. */
+  hctosysNs: Ns | null = null;
   steal: StealAccounting | null = null;
   readonly watchdog: ClocksourceWatchdog;
   readonly tickNsec: Ns;
@@ -313,6 +320,30 @@ export class GuestKernel {
     this.printk('tsc: Marking TSC unstable due to clocksource watchdog');
   }
 
+  /** acpi_boot_init(): the FADT's PM timer port and the HPET table (acpi_parse_fadt, acpi_parse_hpet). */
+  acpiBoot(): void {
+    const p = this.platform;
+    const k = this.kernel;
+    if (!p.devices.acpi || this.cmdline.time.noacpi) return;
+    if (p.devices.acpi.pmTimer && k.acpiPmTimer) this.printk(`ACPI: PM-Timer IO Port: 0x${p.devices.acpi.pmTimerPort.toString(16)}`);
+    if (p.devices.hpet && k.hpetTimer) this.printk(`ACPI: HPET id: 0x${p.devices.hpet.id.toString(16)} base: 0xfed00000`);
+  }
+
+  /**
+   * rtc_hctosys() (late_initcall, CONFIG_RTC_HCTOSYS): rtc_cmos reads the CMOS clock and sets the
+   * system time to its whole second — also in guests that started from the kvmclock wall clock.
+   */
+  rtcHctosys(): void {
+    const p = this.platform;
+    if (!p.devices.rtc || !this.kernel.rtcHctosys || !p.readCmos) return;
+    const sec = p.readCmos().seconds;
+    const name = p.devices.acpi && !this.cmdline.time.noacpi && p.devices.rtcPnpName ? p.devices.rtcPnpName : 'rtc_cmos';
+    const iso = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
+    this.timekeeper.setTimeOfDay(sec * NSEC_PER_SEC);
+    this.hctosysNs = sec * NSEC_PER_SEC;
+    this.printk(`rtc_cmos ${name}: setting system clock to ${iso} UTC (${sec})`);
+  }
+
   registerRefinedJiffies(): void {
     // apic.c prints this when it finds the CPUID bit, before tsc_init can still clear it
     const p = this.platform;
@@ -381,6 +412,14 @@ export class GuestKernel {
   /** clocksource_done_booting() and, in the same initcall level, the acpi_pm driver. */
   doneBooting(): void {
     this.registerJiffies();
+    if (this.hpetEnabled && this.kernel.hpetCharDev) {
+      // hpet_late_init → hpet_reserve_platform_timers → drivers/char/hpet.c hpet_alloc
+      const h = this.platform.devices.hpet!;
+      const hz = Math.round(1e15 / h.periodFs);
+      this.printk(`hpet: ${h.comparators} channels of 0 reserved for per-cpu timers`);
+      this.printk(`hpet0: at MMIO 0xfed00000, IRQs ${h.irqs.join(', ')}`);
+      this.printk(`hpet0: ${h.comparators} comparators, ${h.counter64 ? 64 : 32}-bit ${Math.floor(hz / 1e6)}.${String(hz % 1e6).padStart(6, '0')} MHz counter`);
+    }
     this.core.doneBooting();
     this.checkOneshot();
     if (this.pmTimerEnabled) {
@@ -546,6 +585,7 @@ export function bootGuest(opts: BootGuestOptions): GuestKernel {
   g.setupArch();
   at(ph.tscEarly, () => g.tscEarlyInit());
   at(ph.cmdlineParse, () => g.parseArgs());
+  at(ph.acpiBoot, () => g.acpiBoot());
   at(ph.refinedJiffies, () => g.registerRefinedJiffies());
   if (opts.kernel.jiffiesBeforeTscEarly) at(ph.jiffies, () => g.registerJiffies());
   at(ph.lateTimeInit, () => g.lateTimeInit());
@@ -554,5 +594,6 @@ export function bootGuest(opts: BootGuestOptions): GuestKernel {
     g.startRuntime();
   });
   at(ph.deviceInitcall, () => g.initTscClocksource());
+  at(ph.lateInitcall, () => g.rtcHctosys());
   return g;
 }

@@ -31,6 +31,10 @@ export interface KernelConfig {
   localApic: boolean;
   /** CONFIG_PARAVIRT_TIME_ACCOUNTING: subtract steal from task time. */
   paravirtTimeAccounting: boolean;
+  /** CONFIG_RTC_HCTOSYS: rtc_cmos sets the system clock (whole seconds) at late_initcall. */
+  rtcHctosys: boolean;
+  /** CONFIG_HPET (the /dev/hpet driver that prints the hpet0: lines). */
+  hpetCharDev: boolean;
   /** The jiffies clocksource is registered before tsc-early (6.x order seen on a 6.18 guest). */
   jiffiesBeforeTscEarly: boolean;
 }

@@ -37,12 +37,15 @@ export interface GuestCpuid {
 export interface GuestDevices {
   /** i8254 PIT on ports 0x40-0x43; speakerPort: port 0x61 (channel-2 gate and OUT2) is emulated. */
   pit: { speakerPort: boolean } | null;
-  /** HPET at 0xfed00000 with its counter period in femtoseconds and number of comparators. */
-  hpet: { periodFs: number; comparators: number; counter64: boolean } | null;
+  /** HPET at 0xfed00000: counter period (fs), comparators, width, the ACPI HPET table's event timer
+   *  block id, and the IRQs its timers are routed to. */
+  hpet: { periodFs: number; comparators: number; counter64: boolean; id: number; irqs: number[] } | null;
   /** ACPI tables present; pmTimer: the FADT names a PM timer block (not HW-reduced). */
   acpi: { pmTimer: boolean; pmTimerPort: number } | null;
   /** MC146818 CMOS RTC on ports 0x70/0x71. */
   rtc: boolean;
+  /** The rtc_cmos device name Linux gives it: a PNP id ("00:04") with ACPI, else "rtc_cmos". */
+  rtcPnpName?: string;
   /** Local APIC (in-kernel irqchip). */
   lapic: boolean;
 }

@@ -95,9 +95,9 @@ export function quickPitCalibrate(p: GuestPlatform): CalibrationResult {
     const elapsedNs = i * msbStepNs;
     // d1 + d2 (each about one port read) must be < delta >> 11
     if (2 * readNs < elapsedNs / 2048) {
-      // delta counts TSC cycles over i*256 PIT ticks, plus one read of skew
-      const deltaCycles = Math.floor(((elapsedNs + readNs) * p.tscTrueHz()) / 1e9);
-      const khz = Math.floor((deltaCycles * PIT_TICK_RATE) / (i * 256 * 1000));
+      // delta counts TSC cycles over i*256 PIT ticks; both ends are seen with the same read latency,
+      // so the result is the TSC rate in PIT units; the ±1-cycle quantisation of delta is not modelled
+      const khz = Math.floor(p.tscTrueHz() / 1000 / p.pitRateRatio + 1e-6);
       return { khz, lines: ['tsc: Fast TSC calibration using PIT'], knownFreq: false };
     }
   }

@@ -25,7 +25,33 @@ export const KERNEL_PRESETS: Record<string, KernelConfig> = {
     clocksourceWatchdog: true,
     localApic: true,
     paravirtTimeAccounting: false,
+    rtcHctosys: true,
+    hpetCharDev: true,
     jiffiesBeforeTscEarly: true,
+  },
+  /**
+   * Debian 12's 6.1 kernel (linux-image-amd64): the distro options, with 6.1's boot order (the
+   * jiffies clocksource registers at core_initcall, after tsc-early), as recorded under QEMU TCG in
+   * test/fixtures/doctor/qemu-tcg-pc/.
+   */
+  debian12: {
+    name: 'debian12',
+    version: '6.1.0-amd64',
+    bits: 64,
+    hz: 250,
+    kvmGuest: true,
+    paravirtClock: true,
+    hpetTimer: true,
+    acpiPmTimer: true,
+    x86Tsc: true,
+    noHz: true,
+    highResTimers: true,
+    clocksourceWatchdog: true,
+    localApic: true,
+    paravirtTimeAccounting: false,
+    rtcHctosys: true,
+    hpetCharDev: true,
+    jiffiesBeforeTscEarly: false,
   },
   /**
    * A 32-bit Yocto `qemux86` linux-yocto kernel. The qemux86 BSP builds the standard ktype without
@@ -49,6 +75,8 @@ export const KERNEL_PRESETS: Record<string, KernelConfig> = {
     clocksourceWatchdog: true,
     localApic: true,
     paravirtTimeAccounting: false,
+    rtcHctosys: true,
+    hpetCharDev: true,
     jiffiesBeforeTscEarly: true,
   },
 };

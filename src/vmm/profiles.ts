@@ -56,9 +56,11 @@ export interface MachineProfile {
 
 const QEMU_PC_DEVICES: GuestDevices = {
   pit: { speakerPort: true }, // hw/timer/i8254 (in-kernel under KVM) + hw/audio/pcspk.c on port 0x61
-  hpet: { periodFs: 10_000_000, comparators: 3, counter64: true }, // hw/timer/hpet.c HPET_CLK_PERIOD 10 ns
-  acpi: { pmTimer: true, pmTimerPort: 0xb008 }, // hw/acpi/piix4.c + hw/acpi/core.c acpi_pm_tmr
+  // hw/timer/hpet.c: HPET_CLK_PERIOD 10 ns, 3 timers, capabilities id 0x8086a201; IRQs 2, 8, 0 as Linux routes them
+  hpet: { periodFs: 10_000_000, comparators: 3, counter64: true, id: 0x8086a201, irqs: [2, 8, 0] },
+  acpi: { pmTimer: true, pmTimerPort: 0x608 }, // hw/acpi/piix4.c (PM base 0x600) + hw/acpi/core.c acpi_pm_tmr
   rtc: true, // hw/rtc/mc146818rtc.c
+  rtcPnpName: '00:04',
   lapic: true,
 };
 
@@ -109,8 +111,8 @@ export const PROFILES: Record<string, MachineProfile> = {
     vmmCmdline: '',
     cpuid: (h) => ({ vendor: 'amd', tsc: true, tscDeadlineTimer: false, hypervisor: true, invariantTsc: false, tscAdjust: false }),
     devices: QEMU_PC_DEVICES,
-    pioReadNs: 400,
-    mmioReadNs: 600,
+    pioReadNs: 1_500,
+    mmioReadNs: 2_000,
     vmToKernelNs: 900_000_000n,
   },
   firecracker: {
@@ -163,7 +165,7 @@ export const PROFILES: Record<string, MachineProfile> = {
       tscAdjust: h.tscAdjust,
       kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: h.invariantTsc ? h.tscKhz : 0, apicBusKhz: h.invariantTsc ? 1_000_000 : 0 },
     }),
-    devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: true, pmTimerPort: 0x608 }, rtc: true, lapic: true },
+    devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: true, pmTimerPort: 0x608 }, rtc: true, rtcPnpName: '00:00', lapic: true },
     pioReadNs: 2_500,
     mmioReadNs: 6_000,
     vmToKernelNs: 60_000_000n,
