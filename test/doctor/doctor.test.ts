@@ -144,3 +144,16 @@ test('live, as an unprivileged user: root-only inputs are named with "permission
   assert.ok(tl && /permission denied/.test(tl.reason), JSON.stringify(j.unreadable));
   assert.equal(j.clocksource.current.ok, true);
 });
+
+test('published logs: a watchdog verdict and a TSC marked unstable become risks; the switch is explained', async () => {
+  for (const [m, to] of [['bhyve-propolis-guest', 'acpi_pm'], ['bare-metal-watchdog-hpet', 'hpet']] as const) {
+    const f = explain(await runDoctor({ source: recordedSource(join(FIX, m)) }));
+    const risks = f.filter((x) => x.severity === 'risk').map((x) => x.text);
+    assert.ok(risks.some((t) => /watchdog found "tsc" skewing/.test(t)), m);
+    assert.ok(risks.some((t) => t.includes(`due to clocksource watchdog); it uses ${to} instead`)), m);
+    assert.ok(f.some((x) => x.topic === 'clocksource' && x.text.includes(`last switch was to "${to}"`)), m);
+  }
+  const hv = explain(await runDoctor({ source: recordedSource(join(FIX, 'hyperv-azure-tsc-unstable')) }));
+  assert.ok(hv.some((x) => x.severity === 'risk' && /due to running on Hyper-V/.test(x.text)));
+  assert.ok(hv.some((x) => x.topic === 'hypervisor' && /Microsoft Hyper-V/.test(x.text)));
+});
