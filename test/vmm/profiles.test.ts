@@ -112,3 +112,17 @@ test('echo NAME > current_clocksource switches at once; an unknown name changes 
   assert.equal(g.currentClocksource(), 'tsc\n');
   assert.equal(g.availableClocksource(), 'tsc kvm-clock hpet acpi_pm \n');
 });
+
+test('cloud-hypervisor at 2,904,000 kHz: the kvm-clock and tsc lines of a published Cloud Hypervisor boot log', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const real = readFileSync(join(import.meta.dirname, '../fixtures/doctor/cloud-hypervisor-kvm/dmesg.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.replace(/^\[ *[\d.]+\] /, ''))
+    // "kvm-clock: cpu 0, msr …, primary cpu clock" is a pre-5.19 kernel's line; the sched offset depends on that boot
+    .filter((l) => /^(kvm-clock: Using|clocksource: kvm-clock|tsc: Detected)/.test(l));
+  const r = boot('cloud-hypervisor', 'distro', '', 2_904_000);
+  for (const l of real) assert.ok(r.boot_log.includes(l), l);
+  assert.equal(real.length, 3);
+  assert.equal(r.available_clocksource, 'tsc kvm-clock acpi_pm \n');
+});
