@@ -151,3 +151,30 @@ test('standalone timekeeper: without NTP it runs at the rounded mult (6462379 >>
   assert.ok(now - got > 260_000n && now - got < 270_000n, `${now - got} ns behind true time after 1 h`);
   assert.equal(tk.get('realtime') - tk.get('monotonic'), EPOCH);
 });
+
+test('adjtimex: frequency clamps at ±500 ppm, ADJ_SETOFFSET steps REALTIME only, adjtime slews at most 500 µs per second', async () => {
+  const { standaloneTimekeeper } = await import('../../src/guest/timekeeper.ts');
+  const { ADJ_FREQUENCY, ADJ_SETOFFSET, ADJ_OFFSET_SINGLESHOT } = await import('../../src/guest/ntp.ts');
+  let now = 0n;
+  const tk = standaloneTimekeeper({ name: 'kvm-clock', read: () => now, freq: 1_000_000_000, wallNs: EPOCH });
+  // freq is ppm << 16; 600 ppm asks for more than MAXFREQ
+  assert.equal(tk.adjtimex({ modes: ADJ_FREQUENCY, freq: 600 * 65536 }).freq, 500n * 65536n);
+  assert.equal(tk.adjtimex({ modes: ADJ_FREQUENCY, freq: -600 * 65536 }).freq, -500n * 65536n);
+  tk.adjtimex({ modes: ADJ_FREQUENCY, freq: 0 });
+  const m0 = tk.get('monotonic');
+  tk.adjtimex({ modes: ADJ_SETOFFSET, setOffsetNs: 3n * NSEC_PER_SEC });
+  assert.equal(tk.get('realtime') - tk.get('monotonic'), EPOCH + 3n * NSEC_PER_SEC);
+  assert.equal(tk.get('monotonic'), m0);
+  // adjtime(+2 ms): from the next second_overflow on, 500 µs per second for 4 seconds
+  tk.adjtimex({ modes: ADJ_OFFSET_SINGLESHOT, offset: 2000 });
+  const r0 = tk.get('realtime');
+  for (let s = 1; s <= 6; s++) {
+    for (let t = 0; t < 250; t++) {
+      now += 4_000_000n;
+      tk.advance();
+    }
+    const gained = tk.get('realtime') - r0 - BigInt(s) * NSEC_PER_SEC;
+    const want = BigInt(Math.min(Math.max(s - 1, 0), 4)) * 500_000n;
+    assert.ok(gained - want > -20_000n && gained - want < 20_000n, `after ${s} s slewed ${gained} ns, expected ≈ ${want}`);
+  }
+});
