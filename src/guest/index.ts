@@ -33,3 +33,4 @@ export { setupTick, type ClockeventDevice, type TickSetup } from './clockevents.
 export { StealAccounting, kvmStealClock, type CpuMode, type CpuStat } from './steal.ts';
 export { vdsoReadCosts, VDSO_COST, type VdsoReadCost, type VdsoClock } from './vdso.ts';
 export { PvclockGuest, pvclockReadRecord, type PvclockMemory, type PvclockReadResult } from './pvclock.ts';
+export { NtpKernelClient, type NtpClientOptions, type NtpMeasurement } from './ntp-client.ts';

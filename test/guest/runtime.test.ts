@@ -178,3 +178,23 @@ test('adjtimex: frequency clamps at ±500 ppm, ADJ_SETOFFSET steps REALTIME only
     assert.ok(gained - want > -20_000n && gained - want < 20_000n, `after ${s} s slewed ${gained} ns, expected ≈ ${want}`);
   }
 });
+
+test('NtpKernelClient: steps a 2 s error away at once, then the kernel PLL pulls a +50 ppm guest in', async () => {
+  const { NtpKernelClient } = await import('../../src/guest/ntp-client.ts');
+  const e = new Engine();
+  const b = bootVm({ profile: machineProfile('qemu-kvm'), kernel: kernelPreset('distro'), host: { ppm: 50 }, scheduler: e, epochNs: EPOCH - 2n * NSEC_PER_SEC, updateIntervalNs: NSEC_PER_SEC, vcpuEntryIntervalNs: NSEC_PER_SEC });
+  e.run(b.kernelEntryAt + 2n * NSEC_PER_SEC);
+  const g = b.guest;
+  const client = new NtpKernelClient({
+    scheduler: e,
+    adjtimex: (t) => g.adjtimex(t),
+    measure: () => ({ offsetNs: EPOCH + e.now - g.clockGettime('realtime'), delayNs: 200_000n }),
+    pollExp: 4,
+  });
+  client.start();
+  assert.equal(client.steps, 1);
+  e.run(e.now + 6n * 3600n * NSEC_PER_SEC);
+  const off = g.clockGettime('realtime') - (EPOCH + e.now);
+  assert.ok(off > -100_000n && off < 100_000n, `offset ${off} ns after 6 h`);
+  assert.ok(Math.abs(g.timekeeper.ntp.freqPpm() + 50) < 0.5, `freq ${g.timekeeper.ntp.freqPpm()} ppm`);
+});

@@ -1,0 +1,64 @@
+// A minimal ntpd-style client in kernel-discipline mode (ntpd's ntp_loopfilter.c with the kernel
+// PLL): every poll it measures the offset to a server, steps the clock when the offset exceeds the
+// step threshold (128 ms, via ADJ_SETOFFSET), and otherwise hands the offset to the kernel PLL with
+// ADJ_OFFSET | ADJ_STATUS (STA_PLL | STA_NANO) and the poll exponent as time constant. The
+// measurement itself (network, server) is the caller's: the world model or a test.
+import type { Scheduler, Timer } from '../core/engine.ts';
+import type { Ns } from '../core/time.ts';
+import { ADJ_MAXERROR, ADJ_ESTERROR, ADJ_NANO, ADJ_OFFSET, ADJ_SETOFFSET, ADJ_STATUS, ADJ_TIMECONST, STA_NANO, STA_PLL, type Timex, type TimexResult } from './ntp.ts';
+
+export interface NtpMeasurement {
+  /** Server time minus guest CLOCK_REALTIME, ns (what the client should add). */
+  offsetNs: Ns;
+  /** Round-trip delay, ns. */
+  delayNs: Ns;
+}
+
+export interface NtpClientOptions {
+  scheduler: Scheduler;
+  /** adjtimex(2) of the guest kernel. */
+  adjtimex: (txc: Timex) => TimexResult;
+  /** One client/server exchange now. */
+  measure: () => NtpMeasurement;
+  /** log2 of the poll interval in seconds (ntpd minpoll 6 = 64 s); default 6. */
+  pollExp?: number;
+  /** Step threshold, ns (ntpd's 128 ms). */
+  stepThresholdNs?: Ns;
+}
+
+export class NtpKernelClient {
+  private readonly timer: Timer;
+  readonly pollExp: number;
+  steps = 0;
+  polls = 0;
+  lastOffsetNs: Ns = 0n;
+
+  constructor(private readonly o: NtpClientOptions) {
+    this.pollExp = o.pollExp ?? 6;
+    this.timer = o.scheduler.timer(() => this.poll());
+  }
+
+  start(): void {
+    this.o.adjtimex({ modes: ADJ_STATUS | ADJ_NANO | ADJ_TIMECONST, status: STA_PLL | STA_NANO, constant: this.pollExp }); // ntpd: ntv.constant = sys_poll with a nanosecond kernel
+    this.poll();
+  }
+
+  stop(): void {
+    this.timer.cancel();
+  }
+
+  private poll(): void {
+    this.polls++;
+    const m = this.o.measure();
+    this.lastOffsetNs = m.offsetNs;
+    const threshold = this.o.stepThresholdNs ?? 128_000_000n;
+    if (m.offsetNs > threshold || -m.offsetNs > threshold) {
+      this.o.adjtimex({ modes: ADJ_SETOFFSET | ADJ_NANO, setOffsetNs: m.offsetNs });
+      this.steps++;
+    } else {
+      const err = m.delayNs / 2n;
+      this.o.adjtimex({ modes: ADJ_OFFSET | ADJ_NANO | ADJ_MAXERROR | ADJ_ESTERROR, offset: m.offsetNs, maxerror: err / 1000n, esterror: err / 1000n });
+    }
+    this.timer.armIn(BigInt(2 ** this.pollExp) * 1_000_000_000n);
+  }
+}
