@@ -80,7 +80,10 @@ makestep 0.1 -1
 pidfile /run/chronyd.pid
 cmdport 0
 bindcmdaddress /
+logdir /run/chrony
+log measurements
 EOF
+  mkdir -p /run/chrony
   (chronyd -d -u root -F 0 -f /etc/chrony.conf 2>&1 | sed 's/^/@tv chrony /' > $T) &
   echo "@tv ok chrony-start"
 }
@@ -97,13 +100,14 @@ while read -r cmd rest; do
   case "$cmd" in
     clock) clock $rest ;;
     sys) sysinfo ;;
-    dmesg) echo "@tv begin dmesg"; dmesg; echo "@tv end dmesg" ;;
+    dmesg) echo "@tv begin dmesg $rest"; dmesg; echo "@tv end dmesg $rest" ;;
     trace-start) trace_start $rest ;;
     trace-dump) trace_dump $rest ;;
     net-up) net_up ;;
     chrony-start) chrony_start $rest ;;
     agent-start) agent_start ;;
-    hwclock) echo "@tv begin hwclock"; hwclock -r -u; echo "@tv end hwclock" ;;
+    hwclock) echo "@tv begin hwclock $rest"; hwclock -r -u; echo "@tv end hwclock $rest" ;;
+    exec) set -- $rest; id=$1; shift; echo "@tv begin exec $id"; "$@" 2>&1; echo "@tv end exec $id" ;;
     poweroff) poweroff -f ;;
     '') ;;
     *) echo "@tv error unknown command $cmd" ;;

@@ -193,8 +193,14 @@ export class QemuGuest {
   }
 
   async dmesg(): Promise<string[]> {
-    this.send('dmesg');
-    const m = await this.waitFor((x) => x.kind === 'block' && x.tag === 'dmesg', 60_000, 'dmesg block');
+    return this.block('dmesg', 'dmesg', 60_000);
+  }
+
+  /** Run a command line in the guest (busybox) and return its output. For diagnosis. */
+  async exec(commandLine: string, timeoutMs = 30_000): Promise<string[]> {
+    const id = `x${++this.seq}`;
+    this.send(`exec ${id} ${commandLine}`);
+    const m = await this.waitFor((x) => x.kind === 'block' && x.tag === 'exec' && x.id === id, timeoutMs, 'exec block');
     return m.kind === 'block' ? m.lines : [];
   }
 
