@@ -339,8 +339,11 @@ export class GuestKernel {
     const sec = p.readCmos().seconds;
     const name = p.devices.acpi && !this.cmdline.time.noacpi && p.devices.rtcPnpName ? p.devices.rtcPnpName : 'rtc_cmos';
     const iso = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
-    this.timekeeper.setTimeOfDay(sec * NSEC_PER_SEC);
-    this.hctosysNs = sec * NSEC_PER_SEC;
+    // drivers/rtc/class.c rtc_hctosys(): tv_nsec = NSEC_PER_SEC >> 1 — the RTC only says which
+    // second it is, "the best guess is to add 0.5s".
+    const ns = sec * NSEC_PER_SEC + (NSEC_PER_SEC >> 1n);
+    this.timekeeper.setTimeOfDay(ns);
+    this.hctosysNs = ns;
     this.printk(`rtc_cmos ${name}: setting system clock to ${iso} UTC (${sec})`);
   }
 
@@ -494,6 +497,14 @@ export class GuestKernel {
     this.lastAccountedJiffies = this.uptimeNs() / this.tickNsec;
     const interval = this.opts.updateIntervalNs ?? this.tickNsec;
     this.updateTimer = this.opts.scheduler.timer(() => {
+      // No vCPU runs while the VM is paused or descheduled: the tick that drives update_wall_time()
+      // waits for it (the accumulation then catches up in one go, as logarithmic_accumulation does).
+      const p = this.platform;
+      if (p.vcpuRunning && !p.vcpuRunning(0)) {
+        if (p.nextVcpuRun) this.updateTimer!.armAt(p.nextVcpuRun(0));
+        else this.updateTimer!.armIn(interval);
+        return;
+      }
       this.update();
       this.updateTimer!.armIn(interval);
     });

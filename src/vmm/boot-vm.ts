@@ -27,6 +27,8 @@ export interface BootVmOptions {
   deschedule?: { periodNs: Ns; runNs: Ns };
   /** The host's TSC now, when the world owns the host (see VirtualMachineOptions.hostRdtsc). */
   hostRdtsc?: () => Cycles;
+  /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
+  hostUptimeNs?: Ns;
   updateIntervalNs?: Ns;
   cpuMode?: BootGuestOptions['cpuMode'];
   trace?: TraceRecorder;
@@ -52,6 +54,7 @@ export class BootedVm {
       ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
       ...(opts.vcpuEntryIntervalNs !== undefined ? { vcpuEntryIntervalNs: opts.vcpuEntryIntervalNs } : {}),
       ...(opts.hostRdtsc ? { hostRdtsc: opts.hostRdtsc } : {}),
+      ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
     });
     this.kernelEntryAt = this.vm.createdAt + opts.profile.vmToKernelNs;

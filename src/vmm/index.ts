@@ -4,3 +4,4 @@ export { PROFILES, machineProfile, DEFAULT_HOST, KVM_SUPPORTED_FEATURES, QEMU_KV
 export { KERNEL_PRESETS, kernelPreset } from './kernels.ts';
 export { VirtualMachine, resolveHost, type VirtualMachineOptions } from './machine.ts';
 export { bootVm, type BootVmOptions, type BootedVm, guestReport, type GuestReport } from './boot-vm.ts';
+export { VmLifecycle, PAUSE_CLOCK_POLICY, type PauseClockPolicy, type PauseRecord } from './lifecycle.ts';

@@ -111,13 +111,20 @@ export class VirtualMachine {
       };
       const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
       const t = opts.scheduler.timer(() => {
-        for (const v of vm.vcpus) v.run(v.id);
+        if (!vm.vcpusPaused) for (const v of vm.vcpus) v.run(v.id);
         t.armIn(interval);
       });
       t.armIn(interval);
       this.entryTimer = t;
     }
     this.platform = platform;
+  }
+
+  private vcpusPaused = false;
+
+  /** The VMM stopped (true) or restarted (false) the vCPU threads: paused vCPUs never enter the guest. */
+  setVcpusPaused(paused: boolean): void {
+    this.vcpusPaused = paused;
   }
 
   /** The vCPU threads' sched_info.run_delay: time spent runnable but not running. */

@@ -1,7 +1,15 @@
-// The built-in demo scenario `timevisor run` uses with no file: one day, two VMs on one host whose
-// crystal runs 12 ppm fast with a little wander. One guest set its clock from kvmclock (ns precise),
-// the other from the CMOS RTC (whole seconds); neither runs NTP, so both drift with the crystal.
-export const DEMO_SCENARIO_YAML = `# timevisor demo: what a free-running guest clock does in a day
+// The built-in demo scenario `timevisor run` uses with no file: one day on a host whose crystal runs
+// 12 ppm fast, four guests, one 15-minute pause at 06:00 for three of them.
+//   - vm-kvmclock: QEMU without invariant TSC, so the guest stays on kvm-clock; QEMU saves and
+//     restores kvmclock across the pause, so the guest's wall clock falls 15 min behind and stays
+//     there, and the crystal's 12 ppm adds up on top.
+//   - vm-agent: the same guest, but the management layer calls the guest agent's guest-set-time
+//     after the resume: the lag is gone a second later; the drift comes back.
+//   - vm-ntp: the same guest with an NTP client: it steps the clock back after the pause and
+//     disciplines the 12 ppm away.
+//   - vm-tsc: QEMU with invariant TSC: the guest switches to the tsc clocksource, which keeps counting
+//     through the pause, so its wall clock never falls behind (its monotonic clock jumps instead).
+export const DEMO_SCENARIO_YAML = `# timevisor demo: what a pause and a crystal do to guest clocks in a day
 name: demo
 seed: 42
 start: "2026-01-01T00:00:00Z"
@@ -15,11 +23,23 @@ hosts:
 vms:
   - name: vm-kvmclock
     host: host0
-    profile: qemu-kvm
-    boot_at: 0.25s
-  - name: vm-rtc
+    profile: qemu-kvm-noinvtsc
+    update_interval: 10s
+    pauses: [{ at: 6h, duration: 15min }]
+  - name: vm-agent
+    host: host0
+    profile: qemu-kvm-noinvtsc
+    update_interval: 10s
+    pauses: [{ at: 6h, duration: 15min }]
+    sync: { method: agent, agent_delay: 1s }
+  - name: vm-ntp
+    host: host0
+    profile: qemu-kvm-noinvtsc
+    pauses: [{ at: 6h, duration: 15min }]
+    sync: { method: ntp }
+  - name: vm-tsc
     host: host0
     profile: qemu-kvm
-    wall_clock: rtc
-    boot_at: 0.75s
+    update_interval: 10s
+    pauses: [{ at: 6h, duration: 15min }]
 `;

@@ -6,6 +6,9 @@ import { LineCounter, parseDocument, isNode } from 'yaml';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import { parseDuration } from '../core/units.ts';
+import { parseCmdline } from '../guest/cmdline.ts';
+import { kernelPreset } from '../vmm/kernels.ts';
+import { machineProfile } from '../vmm/profiles.ts';
 
 const duration = z
   .union([z.string(), z.number().nonnegative()])
@@ -32,15 +35,29 @@ export const hostSchema = z.strictObject({
   realtime_error: z.number().default(0).describe("host REALTIME minus true UTC at the start, seconds (only without host NTP)"),
 });
 
+export const pauseSchema = z.strictObject({
+  at: duration.describe('when the VMM pauses the VM, from the start of the scenario'),
+  duration: duration.describe('how long it stays paused'),
+});
+
+export const syncSchema = z.strictObject({
+  method: z.enum(['none', 'agent', 'ntp']).default('none').describe("what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, or an NTP client in the guest"),
+  agent_delay: duration.default('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
+  ntp_poll_exp: z.number().int().min(4).max(17).default(6).describe('ntp: log2 of the poll interval in seconds (6 = 64 s)'),
+  ntp_step_threshold: duration.default('128ms').describe('ntp: offsets beyond this are stepped (ADJ_SETOFFSET), smaller ones slewed by the kernel PLL'),
+});
+
 export const vmSchema = z.strictObject({
   name: z.string().min(1),
   host: z.string().min(1).describe('name of the host it runs on'),
   profile: z.string().default('qemu-kvm').describe('VMM machine profile: qemu-kvm, qemu-kvm-noinvtsc, firecracker, cloud-hypervisor, kvmtool, qemu-tcg'),
-  kernel: z.string().default('distro').describe('guest kernel preset: distro, yocto-qemux86'),
-  cmdline: z.string().default('').describe('guest kernel command line'),
-  boot_at: duration.default(0).describe('when the VM boots, from the start of the scenario'),
-  clocksource: z.enum(['auto', 'kvm-clock', 'tsc']).default('auto').describe('clocksource of the simple first guest clock'),
-  wall_clock: z.enum(['auto', 'kvmclock', 'rtc']).default('auto').describe('where the guest reads its wall clock at boot'),
+  kernel: z.string().default('distro').describe('guest kernel preset: distro, yocto-qemux86, debian12'),
+  cmdline: z.string().default('').describe('guest kernel command line (clocksource=, no-kvmclock, tsc=…)'),
+  vcpus: z.number().int().min(1).max(64).optional().describe("vCPU count (default: the profile's)"),
+  boot_at: duration.default(0).describe('when the VMM creates the VM, from the start of the scenario'),
+  pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
+  sync: syncSchema.default({ method: 'none', agent_delay: '1s', ntp_poll_exp: 6, ntp_step_threshold: '128ms' }),
+  update_interval: duration.default('1s').describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
 });
 
 export const scenarioSchema = z.strictObject({
@@ -106,7 +123,16 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     [['duration'], s.duration],
     [['sample_interval'], s.sample_interval],
     ...s.hosts.map((h, i): [PropertyKey[], string | number] => [['hosts', i, 'oscillator', 'wander_interval'], h.oscillator.wander_interval]),
-    ...s.vms.map((v, i): [PropertyKey[], string | number] => [['vms', i, 'boot_at'], v.boot_at]),
+    ...s.vms.flatMap((v, i): [PropertyKey[], string | number][] => [
+      [['vms', i, 'boot_at'], v.boot_at],
+      [['vms', i, 'update_interval'], v.update_interval],
+      [['vms', i, 'sync', 'agent_delay'], v.sync.agent_delay],
+      [['vms', i, 'sync', 'ntp_step_threshold'], v.sync.ntp_step_threshold],
+      ...v.pauses.flatMap((p, j): [PropertyKey[], string | number][] => [
+        [['vms', i, 'pauses', j, 'at'], p.at],
+        [['vms', i, 'pauses', j, 'duration'], p.duration],
+      ]),
+    ]),
   ];
   for (const [path, v] of checks) {
     try {
@@ -116,6 +142,27 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     }
   }
   if (parseDuration(s.sample_interval) === 0n) return { path: ['sample_interval'], message: 'must be greater than 0' };
+  for (const [i, vm] of s.vms.entries()) {
+    const named: [string, () => unknown][] = [
+      ['profile', () => machineProfile(vm.profile)],
+      ['kernel', () => kernelPreset(vm.kernel)],
+      ['cmdline', () => parseCmdline(vm.cmdline)],
+    ];
+    for (const [key, check] of named) {
+      try {
+        check();
+      } catch (e) {
+        return { path: ['vms', i, key], message: (e as Error).message };
+      }
+    }
+    if (parseDuration(vm.update_interval) === 0n) return { path: ['vms', i, 'update_interval'], message: 'must be greater than 0' };
+    let end = parseDuration(vm.boot_at);
+    for (const [j, p] of vm.pauses.entries()) {
+      const at = parseDuration(p.at);
+      if (at <= end) return { path: ['vms', i, 'pauses', j, 'at'], message: j === 0 ? 'a pause must come after boot_at' : 'pauses must be in order and must not overlap' };
+      end = at + parseDuration(p.duration);
+    }
+  }
   for (const [i, h] of s.hosts.entries()) {
     if (h.oscillator.wander_sigma_ppm > 0 && parseDuration(h.oscillator.wander_interval) === 0n)
       return { path: ['hosts', i, 'oscillator', 'wander_interval'], message: 'must be greater than 0 when wander_sigma_ppm is set' };

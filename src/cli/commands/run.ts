@@ -24,13 +24,26 @@ export function humanSummary(res: SimulationResult): string {
     lines.push(`host ${h.name}: TSC ${(h.tsc_khz / 1000).toFixed(3)} MHz, crystal ${h.ppm_start >= 0 ? '+' : ''}${h.ppm_start.toFixed(3)} ppm → ${h.ppm_end >= 0 ? '+' : ''}${h.ppm_end.toFixed(3)} ppm at the end, ` + (h.ntp ? 'host clock NTP-synced' : `host clock free-running (offset ${fmtOffset(h.final_realtime_offset_ns)} at the end)`));
   }
   lines.push('');
-  lines.push('guest CLOCK_REALTIME minus true time (no NTP in the guest: the offset grows with the crystal error):');
-  const rows = [['vm', 'clocksource', 'wall clock at boot', 'at boot', 'at end', 'worst', 'drift']];
+  lines.push('guest CLOCK_REALTIME minus true time:');
+  const rows = [['vm', 'profile', 'clocksource', 'wall clock from', 'sync', 'at boot', 'at end', 'worst', 'drift now']];
   for (const v of s.vms) {
-    rows.push([v.name, v.clocksource, v.wall_clock === 'rtc' ? 'CMOS RTC (1 s)' : 'kvmclock (ns)', fmtOffset(v.initial_offset_ns), fmtOffset(v.final_offset_ns), formatDuration(BigInt(v.max_abs_offset_ns)), `${v.drift_ppm >= 0 ? '+' : ''}${v.drift_ppm.toFixed(3)} ppm`]);
+    rows.push([v.name, v.profile, v.clocksource, v.wall_clock_source, v.sync, fmtOffset(v.initial_offset_ns), fmtOffset(v.final_offset_ns), formatDuration(BigInt(v.max_abs_offset_ns)), `${v.drift_ppm >= 0 ? '+' : ''}${v.drift_ppm.toFixed(3)} ppm`]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) lines.push('  ' + r.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  for (const r of rows) lines.push('  ' + r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  const paused = s.vms.filter((v) => v.pauses.length > 0);
+  if (paused.length > 0) {
+    lines.push('');
+    lines.push('pauses (what the guest saw across each one):');
+    const prow = [['vm', 'paused at', 'for', 'monotonic advanced', 'offset before', 'after resume', 'after sync']];
+    for (const v of paused) {
+      for (const p of v.pauses) {
+        prow.push([v.name, formatDuration(BigInt(Math.round(p.at_s * 1e9))), formatDuration(BigInt(Math.round(p.duration_s * 1e9))), formatDuration(BigInt(p.monotonic_advance_ns)), fmtOffset(p.offset_before_ns), fmtOffset(p.offset_after_resume_ns), p.offset_after_sync_ns === null ? '—' : fmtOffset(p.offset_after_sync_ns)]);
+      }
+    }
+    const pw = prow[0]!.map((_, i) => Math.max(...prow.map((r) => r[i]!.length)));
+    for (const r of prow) lines.push('  ' + r.map((c, i) => c.padEnd(pw[i]!)).join('  ').trimEnd());
+  }
   lines.push('');
   const marks = '▁▂▃▄▅▆▇█';
   for (const v of s.vms) {
