@@ -18,7 +18,11 @@ function printBoot(r: BootResult): void {
   ];
   out.push(`${'quantity'.padEnd(24)}${'real'.padEnd(28)}model`);
   for (const [k, a, b] of rows) out.push(`${k.padEnd(24)}${a.padEnd(28)}${b}`);
+  if (r.rtc_check.predicted_boot_offset_s !== null) {
+    out.push('', `QEMU RTC arithmetic with the RTC phase measured through QMP: boot offset ${fmt(r.rtc_check.predicted_boot_offset_s)} (read ${fmt(r.rtc_check.read_to_tick_s)} from an RTC tick)`);
+  }
   out.push('', 'real boot log (clock lines):', ...r.real.boot_log.map((l) => '  ' + l));
+  out.push('', 'model boot log:', ...r.model.boot_log.map((l) => '  ' + l));
   process.stdout.write(out.join('\n') + '\n');
 }
 
