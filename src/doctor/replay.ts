@@ -2,6 +2,7 @@
 // `timevisor guest --scenario` does (test/doctor/twin.test.ts checks the two agree line for line).
 import { Engine } from '../core/engine.ts';
 import { NSEC_PER_SEC } from '../core/time.ts';
+import { parseDuration } from '../core/units.ts';
 import { bootVm, guestReport, kernelPreset, machineProfile, type GuestReport } from '../vmm/index.ts';
 import { parseScenario } from '../world/scenario.ts';
 import { got, missing, type Reading } from './source.ts';
@@ -21,6 +22,8 @@ export function replayScenario(scenario: unknown, settleNs = TWIN_SETTLE_NS): Re
       cmdline: vm.cmdline,
       host: { tscKhz: h.tsc.freq_khz, ppm: h.oscillator.ppm, invariantTsc: h.tsc.invariant && h.tsc.constant && h.tsc.nonstop },
       scheduler: engine,
+      ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
+      ...(vm.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: parseDuration(vm.kvmclock_at_init, 'vms[0].kvmclock_at_init') } : {}),
     });
     engine.run(b.kernelEntryAt + settleNs);
     const r = guestReport(b);

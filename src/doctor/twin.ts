@@ -110,6 +110,15 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
   const clients = r.ntp.clients.ok ? r.ntp.clients.value : undefined;
   if (clients && clients.length > 0) gaps.push(`the guest runs ${clients.join(', ')}; the scenario format has no guest NTP client yet, so the twin's wall clock is not disciplined`);
 
+  // kvm_sched_clock_init() printed kvm-clock's reading at kvmclock_init: how long this VM existed
+  // before its kernel set up kvm-clock (boot-specific, so carried over rather than taken from the profile)
+  const offset = facts?.kvmClockSchedOffsetCycles;
+  const vmExtra: Record<string, string> = {};
+  if (offset !== undefined) {
+    vmExtra.kvmclock_at_init = `${offset}ns`;
+    choices.push({ key: 'vms[0].kvmclock_at_init', value: vmExtra.kvmclock_at_init, why: `the kernel printed "kvm-clock: using sched offset of ${offset} cycles": kvm-clock read ${offset} ns at kvmclock_init (arch/x86/kernel/kvmclock.c kvm_sched_clock_init)` });
+  }
+
   const scenario = {
     name,
     description: `Twin of ${r.origin === 'live' ? 'the machine timevisor doctor ran on' : r.origin}${version ? ` (Linux ${version})` : ''}, written by timevisor doctor.`,
@@ -117,7 +126,7 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     duration: '10s',
     sample_interval: '1s',
     hosts: [{ name: 'host', oscillator: { ppm }, tsc: { freq_khz: freqKhz, constant, nonstop, invariant: constant && nonstop }, ntp: true }],
-    vms: [{ name: 'twin', host: 'host', profile: prof.profile, kernel: preset, cmdline }],
+    vms: [{ name: 'twin', host: 'host', profile: prof.profile, kernel: preset, cmdline, ...vmExtra }],
   };
   const header = ['# Written by `timevisor doctor --scenario`: a twin of this machine for the guest model.', ...choices.map((c) => `# ${c.key} = ${c.value}: ${c.why}`), ...gaps.map((g) => `# gap: ${g}`)].map((l) => l.replace(/\n/g, ' '));
   return { scenario, yaml: header.join('\n') + '\n' + stringify(scenario), choices, gaps };

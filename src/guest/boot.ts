@@ -99,6 +99,8 @@ export class GuestKernel {
   cpuKhz = 0;
   tscUnstable = false;
   tscKnownFreq = false;
+  /** lapic_timer_period known without calibration (CPUID 0x15 crystal), ticks per jiffy; 0 if not. */
+  lapicTimerPeriod = 0;
   kvmclock: KvmclockSetup | null = null;
   hpetEnabled = false;
   pmTimerEnabled = false;
@@ -282,6 +284,7 @@ export class GuestKernel {
       }
       const nt = nativeCalibrateTsc(p, this.kernel.hz);
       this.tscKnownFreq = nt.knownFreq;
+      this.lapicTimerPeriod = nt.lapicTimerPeriod;
       this.cpuKhz = cpu;
       this.tscKhz = t.tscEarlyKhz || nt.khz;
     }
@@ -372,7 +375,10 @@ export class GuestKernel {
       this.register(new CS({ name: 'hpet', rating: 250, mask: clocksourceMask(32), flags: CLOCK_SOURCE_IS_CONTINUOUS, read: () => readHpet() & 0xffff_ffffn }), 1, hz);
     }
     this.pmTimerEnabled = !!(acpi && p.devices.acpi?.pmTimer && k.acpiPmTimer && p.readPmTimer);
-    this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc);
+    // intr_mode_select and timer_init (hpet_time_init → pit_timer_init) run before tsc_init, so
+    // apic_needs_pit() sees the frequencies tsc_early_init found
+    const freq = { tscKhz: this.tscKhz, cpuKhz: this.cpuKhz, lapicTimerPeriod: this.lapicTimerPeriod };
+    this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc, freq);
     this.tscInit();
   }
 

@@ -27,15 +27,52 @@ export interface TickSetup {
   lines: string[];
 }
 
+/** What apic_needs_pit() looks at besides CPUID and the command line (known at x86_late_time_init). */
+export interface PitDecisionInputs {
+  /** tsc_khz and cpu_khz as tsc_early_init left them (0: calibration failed). */
+  tscKhz: number;
+  cpuKhz: number;
+  /** lapic_timer_period already known (native_calibrate_tsc from CPUID 0x15's crystal); 0 if not. */
+  lapicTimerPeriod?: number;
+}
+
 /**
- * Boot-time choice: the global timer (hpet_time_init: HPET if enabled, else the PIT) is the first
- * tick device; setup_boot_APIC_clock() registers the local APIC timer, which replaces it on each
- * CPU and leaves the global one as broadcast device. TSC deadline mode needs the CPUID bit and a
- * TSC with a known frequency (tsc_init clears the bit when calibration fails).
+ * apic_needs_pit() (arch/x86/kernel/apic/apic.c): whether the PIT is still needed, for TSC or APIC
+ * timer calibration or as a tick source. Every modelled VMM provides an MP table or an ACPI MADT, so
+ * apic_intr_mode is never APIC_VIRTUAL_WIRE_NO_CONFIG; it is APIC_PIC only when the APIC is
+ * disabled (nolapic) or absent.
  */
-export function setupTick(p: GuestPlatform, k: KernelConfig, t: TimeParams, hpetEnabled: boolean, tscUsable: boolean): TickSetup {
+export function apicNeedsPit(p: GuestPlatform, k: KernelConfig, t: TimeParams, f: PitDecisionInputs): boolean {
+  if (!f.tscKhz || !f.cpuKhz) return true; // frequencies unknown: PIT needed to calibrate
+  if (!p.devices.lapic || !k.localApic || t.nolapic) return true; // no APIC / apic_is_disabled / APIC_PIC
+  if (!p.cpuid.arat) return true; // "Virt guests may lack ARAT, but still have DEADLINE"
+  if (p.cpuid.tscDeadlineTimer) return false; // deadline timer is TSC based
+  if (t.noapictimer) return true; // disable_apic_timer
+  return !f.lapicTimerPeriod;
+}
+
+/**
+ * use_pit() (arch/x86/kernel/i8253.c): without CONFIG_X86_TSC or a TSC the PIT is always set up,
+ * otherwise apic_needs_pit() decides. When it says no, pit_timer_init() stops the PIT
+ * (clockevent_i8253_disable) and registers no pit clockevent.
+ */
+export function usePit(p: GuestPlatform, k: KernelConfig, t: TimeParams, f: PitDecisionInputs): boolean {
+  if (!k.x86Tsc || !p.cpuid.tsc) return true;
+  return apicNeedsPit(p, k, t, f);
+}
+
+/**
+ * Boot-time choice: the global timer (hpet_time_init: the HPET legacy clockevent if enabled, else
+ * the PIT when use_pit() says so, else none) is the first tick device; setup_boot_APIC_clock()
+ * registers the local APIC timer, which replaces it on each CPU and leaves the global one as
+ * broadcast device. TSC deadline mode needs the CPUID bit and a TSC with a known frequency
+ * (tsc_init clears the bit when calibration fails). Without `freq` (older callers) the
+ * frequencies count as known exactly when the TSC is usable.
+ */
+export function setupTick(p: GuestPlatform, k: KernelConfig, t: TimeParams, hpetEnabled: boolean, tscUsable: boolean, freq?: PitDecisionInputs): TickSetup {
   const lines: string[] = [];
-  const global = hpetEnabled ? HPET : p.devices.pit ? PIT : null;
+  const f = freq ?? { tscKhz: tscUsable ? 1 : 0, cpuKhz: tscUsable ? 1 : 0 };
+  const global = hpetEnabled ? HPET : p.devices.pit && usePit(p, k, t, f) ? PIT : null;
   const lapicOk = p.devices.lapic && k.localApic && !t.nolapic;
   if (!lapicOk) return { device: global, broadcast: null, lines };
   const deadline = p.cpuid.tscDeadlineTimer && tscUsable;

@@ -25,6 +25,8 @@ export interface TimeParams {
   highres: boolean;
   noacpi: boolean;
   nolapic: boolean;
+  /** noapictimer (apic.c parse_disable_apic_timer): disable_apic_timer. Optional for older callers. */
+  noapictimer?: boolean;
   /** kvm-guest: no-kvmapf etc. are accepted and ignored here. */
 }
 
@@ -112,6 +114,7 @@ export function parseCmdline(cmdline: string, option = '--cmdline'): ParsedCmdli
     highres: true,
     noacpi: false,
     nolapic: false,
+    noapictimer: false,
   };
   const messages: string[] = [];
   for (const [name, value] of params) {
@@ -171,6 +174,9 @@ export function parseCmdline(cmdline: string, option = '--cmdline'): ParsedCmdli
       case 'nolapic':
       case 'disableapic':
         time.nolapic = true;
+        break;
+      case 'noapictimer':
+        time.noapictimer = true;
         break;
       default:
         break;

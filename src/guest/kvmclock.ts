@@ -38,6 +38,10 @@ export interface KvmclockSetup {
   read: () => Ns;
   /** kvm_get_wallclock(): writes the wall-clock MSR and reads the boot wall time, ns since the epoch. */
   wallclock: () => Ns;
+  /** kvm_sched_clock_offset: kvm-clock's reading at kvmclock_init. */
+  schedClockOffset: Ns;
+  /** kvm_sched_clock_read(): the paravirt sched_clock. */
+  schedClock: () => Ns;
 }
 
 const hasBit = (features: number, bit: number): boolean => ((features >>> bit) & 1) === 1;
@@ -76,8 +80,11 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
   const record = (): PvclockVcpuTimeInfo => decodePvclock(mem.read(HV_CLOCK_GPA, PVCLOCK_VCPU_TIME_INFO_SIZE));
   const read = (): Ns => pvclock.read(mem, HV_CLOCK_GPA, () => p.rdtsc()).ns;
   const stable = stableFeature && (record().flags & PVCLOCK_TSC_STABLE_BIT) !== 0;
-  // kvm_sched_clock_init(): the sched_clock offset is the kvm-clock reading at this moment
-  if (stable) lines.push(`kvm-clock: using sched offset of ${read()} cycles`);
+  // kvm_sched_clock_init(): clear_sched_clock_stable() unless stable, then sched_clock becomes
+  // kvm_clock_read() - kvm_sched_clock_offset, the offset being kvm-clock's reading now; 4.19+
+  // print it whether or not the clock is stable (older kernels returned early when unstable)
+  const schedClockOffset = read();
+  lines.push(`kvm-clock: using sched offset of ${schedClockOffset} cycles`);
   // Rating drop on X86_FEATURE_CONSTANT_TSC && X86_FEATURE_NONSTOP_TSC. Its !check_tsc_unstable()
   // test cannot see tsc=unstable: __setup parameters are parsed after setup_arch().
   const rating = p.cpuid.invariantTsc ? 299 : 400;
@@ -87,7 +94,8 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
     const w = pvclock.readWallclock(mem, WALL_CLOCK_GPA, HV_CLOCK_GPA, () => p.rdtsc());
     return w.sec * 1_000_000_000n + BigInt(w.nsec);
   };
-  return { clocksource: cs, msrSystemTime, msrWallClock, stable, lines, pvclock, tscKhz: () => pvclockTscKhz(record()), read, wallclock };
+  const schedClock = (): Ns => read() - schedClockOffset;
+  return { clocksource: cs, msrSystemTime, msrWallClock, stable, lines, pvclock, tscKhz: () => pvclockTscKhz(record()), read, wallclock, schedClockOffset, schedClock };
 }
 
 /**

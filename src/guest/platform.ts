@@ -19,6 +19,9 @@ export interface GuestCpuid {
   invariantTsc: boolean;
   /** CPUID.7.0:EBX bit 1 (tsc_adjust). */
   tscAdjust: boolean;
+  /** CPUID.6:EAX bit 2 (arat): the APIC timer keeps running in deep C-states. KVM always offers it
+   *  (arch/x86/kvm/cpuid.c, leaf 6: "allow ARAT"); absent means not offered. */
+  arat?: boolean;
   /** CPUID 0x15 (Intel): TSC/crystal ratio and crystal Hz; absent when the leaf is not offered. */
   leaf15?: { denominator: number; numerator: number; crystalHz: number };
   /** CPUID 0x16 EAX: processor base frequency in MHz (Intel). */

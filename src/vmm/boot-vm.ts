@@ -9,6 +9,7 @@ import type { KernelConfig } from '../guest/kernel.ts';
 import type { HostCpu, MachineProfile } from './profiles.ts';
 import { VirtualMachine } from './machine.ts';
 import { hex } from '../core/u64.ts';
+import { InputError } from '../core/errors.ts';
 
 export interface BootVmOptions {
   profile: MachineProfile;
@@ -29,6 +30,14 @@ export interface BootVmOptions {
   hostRdtsc?: () => Cycles;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
   hostUptimeNs?: Ns;
+  /**
+   * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
+   * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
+   * loader — when kvmclock_init ran. The kernel enters (kvmclock_init is the model's first step) at
+   * the first ns at which kvm-clock reads this value. Default: the profile's vmToKernelNs. Without
+   * kvm-clock the kernel enters this long after VM creation.
+   */
+  kvmclockAtInitNs?: Ns;
   updateIntervalNs?: Ns;
   cpuMode?: BootGuestOptions['cpuMode'];
   trace?: TraceRecorder;
@@ -57,7 +66,7 @@ export class BootedVm {
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
     });
-    this.kernelEntryAt = this.vm.createdAt + opts.profile.vmToKernelNs;
+    this.kernelEntryAt = this.vm.createdAt + (opts.kvmclockAtInitNs !== undefined ? firstNsReading(this.vm, opts.kvmclockAtInitNs) : opts.profile.vmToKernelNs);
     const t = opts.scheduler.timer(() => {
       this.g = bootGuest({
         platform: this.vm.platform,
@@ -81,6 +90,21 @@ export class BootedVm {
   get entered(): boolean {
     return this.g !== null;
   }
+}
+
+/**
+ * ns after VM creation at which kvm-clock first reads `reading`. kvm-clock counts ns since
+ * KVM_CREATE_VM, but through the TSC and a 32.32 scale, so a reading and the true time between
+ * them differ by a few ns (truncation); step to the exact one.
+ */
+function firstNsReading(vm: VirtualMachine, reading: Ns): Ns {
+  if (reading < 0n) throw new InputError(`kvm-clock reading at kvmclock_init must not be negative, got ${reading}`, 'kvmclock_at_init');
+  const at = (dt: Ns): Ns | null => vm.kvmclockAt(vm.createdAt + dt);
+  let dt = reading;
+  if (at(dt) === null) return dt;
+  for (let i = 0; i < 1000 && at(dt)! < reading; i++) dt++;
+  for (let i = 0; i < 1000 && dt > 0n && at(dt - 1n)! >= reading; i++) dt--;
+  return dt;
 }
 
 export function bootVm(opts: BootVmOptions): BootedVm {

@@ -4,7 +4,9 @@
 import type { Scheduler, Timer } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/time.ts';
-import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, type KvmVcpu } from '../hypervisor/index.ts';
+import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, kvmclockScale, type KvmVcpu } from '../hypervisor/index.ts';
+import { pvclockReadCycles } from '../core/pvclock-abi.ts';
+import { u64 } from '../core/u64.ts';
 import type { CmosReading, GuestPlatform } from '../guest/platform.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 
@@ -143,6 +145,20 @@ export class VirtualMachine {
   private cyclesFor(ns: Ns): Cycles {
     const ppb = BigInt(Math.round(this.host.ppm * 1000));
     return (ns * BigInt(this.host.tscKhz) * (1_000_000_000n + ppb)) / 1_000_000_000_000_000n;
+  }
+
+  /**
+   * What kvm-clock will read at scheduler time `t` (≥ now), as KVM_GET_CLOCK computes it from the
+   * current master-clock snapshot (arch/x86/kvm/x86.c __get_kvmclock) — with an unscaled TSC the same
+   * number a vCPU's record gives the guest (src/hypervisor/clock-pair.ts). Null when it cannot be
+   * foreseen: no KVM, no master clock, or a host TSC owned by the world.
+   */
+  kvmclockAt(t: Ns): Ns | null {
+    const kvm = this.kvm;
+    if (!kvm || !kvm.useMasterClock || this.opts.hostRdtsc || t < this.sched.now) return null;
+    const { shift, mul } = kvmclockScale(this.host.tscKhz);
+    const rec = { tscTimestamp: kvm.masterCycleNow, systemTime: u64(kvm.masterKernelNs + kvm.kvmclockOffset), tscToSystemMul: mul, tscShift: shift };
+    return pvclockReadCycles(rec, this.hostTsc0 + this.cyclesFor(t));
   }
 
   /** The host TSC now. */

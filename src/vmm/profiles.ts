@@ -86,6 +86,7 @@ const qemuKvm = (invtsc: boolean): MachineProfile => ({
     hypervisor: true,
     invariantTsc: invtsc && h.invariantTsc,
     tscAdjust: h.tscAdjust,
+    arat: true, // -cpu host: KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4 (arch/x86/kvm/cpuid.c)
     kvm: { features: QEMU_KVM_FEATURES, tscKhz: invtsc && h.invariantTsc ? h.tscKhz : 0, apicBusKhz: invtsc && h.invariantTsc ? 1_000_000 : 0 },
   }),
   devices: QEMU_PC_DEVICES,
@@ -109,7 +110,8 @@ export const PROFILES: Record<string, MachineProfile> = {
     accel: 'tcg',
     defaultVcpus: 1,
     vmmCmdline: '',
-    cpuid: (h) => ({ vendor: 'amd', tsc: true, tscDeadlineTimer: false, hypervisor: true, invariantTsc: false, tscAdjust: false }),
+    // qemu64 defines no CPUID leaf 6 features (no arat): the recorded Debian 12 TCG guest's cpuinfo has none
+    cpuid: (h) => ({ vendor: 'amd', tsc: true, tscDeadlineTimer: false, hypervisor: true, invariantTsc: false, tscAdjust: false, arat: false }),
     devices: QEMU_PC_DEVICES,
     pioReadNs: 1_500,
     mmioReadNs: 2_000,
@@ -136,6 +138,7 @@ export const PROFILES: Record<string, MachineProfile> = {
       hypervisor: true,
       invariantTsc: h.invariantTsc,
       tscAdjust: h.tscAdjust,
+      arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
       kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
     }),
     devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: false, pmTimerPort: 0 }, rtc: false, lapic: true },
@@ -163,6 +166,7 @@ export const PROFILES: Record<string, MachineProfile> = {
       hypervisor: true,
       invariantTsc: h.invariantTsc,
       tscAdjust: h.tscAdjust,
+      arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
       kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: h.invariantTsc ? h.tscKhz : 0, apicBusKhz: h.invariantTsc ? 1_000_000 : 0 },
     }),
     devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: true, pmTimerPort: 0x608 }, rtc: true, rtcPnpName: '00:00', lapic: true },
@@ -190,6 +194,7 @@ export const PROFILES: Record<string, MachineProfile> = {
       hypervisor: true,
       invariantTsc: h.invariantTsc,
       tscAdjust: h.tscAdjust,
+      arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
       kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
     }),
     devices: { pit: { speakerPort: false }, hpet: null, acpi: null, rtc: true, lapic: true },

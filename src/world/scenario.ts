@@ -58,6 +58,7 @@ export const vmSchema = z.strictObject({
   pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
   sync: syncSchema.default({ method: 'none', agent_delay: '1s', ntp_poll_exp: 6, ntp_step_threshold: '128ms' }),
   update_interval: duration.default('1s').describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
+  kvmclock_at_init: duration.optional().describe('what kvm-clock read when the guest kernel set it up ("kvm-clock: using sched offset of N cycles", N ns): how long VMM, firmware and loader ran before kvmclock_init, e.g. "52991526ns" (default: the VMM profile\'s)'),
 });
 
 export const scenarioSchema = z.strictObject({

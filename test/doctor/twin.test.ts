@@ -148,3 +148,13 @@ test('a kernel log that no longer starts at boot is not compared line by line', 
   assert.ok(view.hidden.some((h) => /no longer starts at boot/.test(h)));
   assert.ok(machineView(await recorded('firecracker-pvm')).boot_clock_lines!.length > 0);
 });
+
+test('the twin carries the kvm-clock reading at kvmclock_init that the machine printed', async () => {
+  const plan = planTwin(await recorded('firecracker-pvm'));
+  const s = parseScenarioText(plan.yaml, 'twin');
+  assert.equal(s.vms[0]!.kvmclock_at_init, '52991526ns');
+  const r = replayScenario(s);
+  assert.ok(r.ok);
+  assert.ok(r.value.boot_log.includes('kvm-clock: using sched offset of 52991526 cycles'));
+  assert.equal(r.value.broadcast_device, '\n');
+});

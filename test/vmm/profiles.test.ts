@@ -126,3 +126,14 @@ test('cloud-hypervisor at 2,904,000 kHz: the kvm-clock and tsc lines of a publis
   assert.equal(real.length, 3);
   assert.equal(r.available_clocksource, 'tsc kvm-clock acpi_pm \n');
 });
+
+test('kvmclock_at_init: the guest prints exactly the kvm-clock reading it was set up at', () => {
+  // this machine's own line: "kvm-clock: using sched offset of 52991526 cycles"
+  for (const ns of [52_991_526n, 1n, 1_000_000_007n]) {
+    const r = runGuest({ profile: 'firecracker', kernel: 'distro', cmdline: '', host: { tscKhz: 2_596_134 }, kvmclockAtInitNs: ns });
+    assert.ok(r.boot_log.includes(`kvm-clock: using sched offset of ${ns} cycles`), `${ns}: ${r.boot_log[2]}`);
+  }
+  // without it, the profile's firmware time: 52 ms for Firecracker, read through kvm-clock's
+  // 32.32 scale, which truncates (52000000 ns of TSC reads as 51999999)
+  assert.ok(boot('firecracker').boot_log.includes('kvm-clock: using sched offset of 51999999 cycles'));
+});

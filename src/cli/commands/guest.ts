@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import { Engine } from '../../core/engine.ts';
 import { InputError } from '../../core/errors.ts';
-import { NSEC_PER_SEC } from '../../core/time.ts';
+import { NSEC_PER_SEC, type Ns } from '../../core/time.ts';
+import { parseDuration } from '../../core/units.ts';
 import { bootVm, guestReport, kernelPreset, machineProfile, PROFILES, KERNEL_PRESETS, type GuestReport, type HostCpu } from '../../vmm/index.ts';
 import { loadScenario } from '../../world/scenario.ts';
 
@@ -29,6 +30,8 @@ export interface GuestRun {
   cmdline: string;
   host: Partial<HostCpu>;
   vcpus?: number;
+  /** kvm-clock's reading at kvmclock_init (scenario vms[].kvmclock_at_init); default: the profile's. */
+  kvmclockAtInitNs?: Ns;
 }
 
 /** What `--scenario FILE` means: the first VM of the scenario on its host. */
@@ -41,6 +44,8 @@ export function guestRunFromScenario(file: string): GuestRun {
     kernel: vm.kernel,
     cmdline: vm.cmdline,
     host: { tscKhz: h.tsc.freq_khz, ppm: h.oscillator.ppm, invariantTsc: h.tsc.invariant && h.tsc.constant && h.tsc.nonstop },
+    ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
+    ...(vm.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: parseDuration(vm.kvmclock_at_init, 'vms[0].kvmclock_at_init') } : {}),
   };
 }
 
@@ -48,7 +53,15 @@ export function runGuest(run: GuestRun, settleNs = 3n * NSEC_PER_SEC): GuestRepo
   const profile = machineProfile(run.profile);
   const kernel = kernelPreset(run.kernel);
   const engine = new Engine();
-  const b = bootVm({ profile, kernel, cmdline: run.cmdline, host: run.host, scheduler: engine, ...(run.vcpus ? { vcpus: run.vcpus } : {}) });
+  const b = bootVm({
+    profile,
+    kernel,
+    cmdline: run.cmdline,
+    host: run.host,
+    scheduler: engine,
+    ...(run.vcpus ? { vcpus: run.vcpus } : {}),
+    ...(run.kvmclockAtInitNs !== undefined ? { kvmclockAtInitNs: run.kvmclockAtInitNs } : {}),
+  });
   engine.run(b.kernelEntryAt + settleNs);
   const r = guestReport(b);
   b.vm.destroy();
