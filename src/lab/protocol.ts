@@ -8,15 +8,19 @@ import type { Ns } from '../core/time.ts';
 
 export type SerialMessage =
   | { kind: 'line'; tag: string; text: string }
-  | { kind: 'block'; tag: string; id: string; lines: string[] };
+  | { kind: 'block'; tag: string; id: string; lines: string[]; /** host time its first line arrived */ firstLineAt?: bigint };
 
 /** Splits the serial byte stream into protocol messages; console lines go to `console`. */
 export class LineProtocolParser {
   readonly console: string[] = [];
   private partial = '';
-  private block: { tag: string; id: string; lines: string[] } | null = null;
+  private block: { tag: string; id: string; lines: string[]; firstLineAt?: bigint } | null = null;
 
-  constructor(private readonly onMessage: (m: SerialMessage) => void) {}
+  constructor(
+    private readonly onMessage: (m: SerialMessage) => void,
+    /** Host clock used to stamp when a block's first line arrives (the guest reads, then prints at once). */
+    private readonly now: (() => bigint) | null = null,
+  ) {}
 
   push(chunk: string): void {
     const text = this.partial + chunk;
@@ -28,7 +32,10 @@ export class LineProtocolParser {
   private line(l: string): void {
     const at = l.indexOf('@tv ');
     if (at < 0) {
-      if (this.block) this.block.lines.push(l);
+      if (this.block) {
+        if (this.block.lines.length === 0 && this.now) this.block.firstLineAt = this.now();
+        this.block.lines.push(l);
+      }
       else this.console.push(l);
       return;
     }
@@ -42,7 +49,7 @@ export class LineProtocolParser {
     } else if (tag === 'end' && this.block) {
       const b = this.block;
       this.block = null;
-      this.onMessage({ kind: 'block', tag: b.tag, id: b.id, lines: b.lines });
+      this.onMessage({ kind: 'block', tag: b.tag, id: b.id, lines: b.lines, ...(b.firstLineAt !== undefined ? { firstLineAt: b.firstLineAt } : {}) });
     } else {
       this.onMessage({ kind: 'line', tag, text: rest });
     }

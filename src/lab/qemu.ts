@@ -93,7 +93,7 @@ export class QemuGuest {
     this.parser = new LineProtocolParser((m) => {
       this.inbox.push(m);
       this.wake?.();
-    });
+    }, hostRealtimeNs);
     this.console = this.parser.console;
     installExitHook();
     this.hostStartNs = hostRealtimeNs();
@@ -204,11 +204,19 @@ export class QemuGuest {
     return m.kind === 'block' ? m.lines : [];
   }
 
+  /**
+   * Sample the guest's clocks. The guest reads /proc/timer_list with shell builtins as soon as the command
+   * line arrives and prints its lines at once, so the read lies between sending the command and the
+   * arrival of the block's first line (not its end, which waits for adjtimex and /proc/uptime).
+   */
   async clock(): Promise<TimedSample> {
+    const id = `c${++this.seq}`;
     const hostSentNs = hostRealtimeNs();
-    const lines = await this.block('clock', 'clock');
-    const hostRecvNs = hostRealtimeNs();
-    return { guest: parseClockBlock(lines), hostSentNs, hostRecvNs, hostMidNs: (hostSentNs + hostRecvNs) / 2n };
+    this.send(`clock ${id}`);
+    const m = await this.waitFor((x) => x.kind === 'block' && x.tag === 'clock' && x.id === id, 30_000, 'clock block');
+    if (m.kind !== 'block') throw new Error('unreachable');
+    const hostRecvNs = m.firstLineAt ?? hostRealtimeNs();
+    return { guest: parseClockBlock(m.lines), hostSentNs, hostRecvNs, hostMidNs: (hostSentNs + hostRecvNs) / 2n };
   }
 
   async ok(command: string, timeoutMs = 30_000): Promise<string> {
