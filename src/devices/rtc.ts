@@ -478,9 +478,10 @@ export class CmosRtc implements PortDevice {
       this.coalescedTimer.cancel();
       return;
     }
-    // divide each RTC interval into 2 - 8 smaller intervals
+    // divide each RTC interval into 2 - 8 smaller intervals; at 8192 Hz (4 cycles) QEMU's integer
+    // division reaches 0 and re-arms at the same instant, which a virtual clock never leaves: at least 1 cycle
     const c = Math.min(this.irqCoalesced, 7) + 1;
-    this.coalescedTimer.armIn(periodicClockToNs(BigInt(Math.floor(this.period / c))));
+    this.coalescedTimer.armIn(periodicClockToNs(BigInt(Math.max(1, Math.floor(this.period / c)))));
   }
 
   private rtcCoalescedTimer(): void {

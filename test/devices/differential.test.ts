@@ -2,7 +2,7 @@
 // against timevisor's pc machine; the answers must match, line by line, except where the manifest
 // states a tolerance for a value that depends on QEMU's real-time clock.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -24,10 +24,29 @@ const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as
 const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' });
 const qemuMissing = qemu.error || qemu.status !== 0 ? 'qemu-system-x86_64 not installed (Debian package qemu-system-x86)' : null;
 
-function runQemu(script: string): string[] {
-  const r = spawnSync('timeout', ['20', 'qemu-system-x86_64', ...manifest.qemuArgs], { input: script, encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0 && r.status !== 124 && r.stdout.length === 0) throw new Error(`qemu failed: ${r.stderr}`);
-  return r.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('IRQ '));
+/** Run a script through QEMU; QEMU keeps running after stdin closes, so stop it once every line is answered. */
+function runQemu(script: string, expected: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('timeout', ['20', 'qemu-system-x86_64', ...manifest.qemuArgs], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const answers: string[] = [];
+    let buf = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line !== '' && !line.startsWith('IRQ ')) answers.push(line);
+      }
+      if (answers.length >= expected) child.kill('SIGTERM');
+    });
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', () => (answers.length >= expected ? resolve(answers) : reject(new Error(`qemu answered ${answers.length} of ${expected} lines: ${stderr.slice(-500)}`))));
+    child.stdin.end(script);
+  });
 }
 
 function runTimevisor(lines: string[]): string[] {
@@ -41,7 +60,7 @@ function valueOf(answer: string): bigint | null {
 }
 
 for (const [name, { rules }] of Object.entries(manifest.scripts)) {
-  test(`qtest differential vs QEMU: ${name}`, (t) => {
+  test(`qtest differential vs QEMU: ${name}`, async (t) => {
     if (qemuMissing) {
       console.log(`skipping ${name}: ${qemuMissing}`);
       t.skip(qemuMissing);
@@ -50,7 +69,7 @@ for (const [name, { rules }] of Object.entries(manifest.scripts)) {
     const text = readFileSync(join(dir, name), 'utf8');
     const lines = text.split('\n').filter((l) => l !== '');
     const ours = runTimevisor(lines);
-    const theirs = runQemu(text);
+    const theirs = await runQemu(text, lines.length);
     assert.equal(theirs.length, lines.length, `QEMU answered ${theirs.length} of ${lines.length} lines`);
     assert.equal(ours.length, lines.length);
     let identical = 0;

@@ -117,6 +117,15 @@ test('periodic periods below min_timer_period_us are clamped (200 µs by default
   assert.equal(u.vectors.length, 100);
 });
 
+test('a clamped periodic timer counts TMCCT down from the clamped period, so it can exceed TMICT (KVM apic_get_tmcct)', () => {
+  const t = make();
+  t.lapic.writeReg(APIC_LVTT, PERIODIC | 0x40);
+  t.lapic.writeReg(APIC_TDCR, 0xb);
+  t.lapic.writeReg(APIC_TMICT, 1_000);
+  t.engine.run(1_000n);
+  assert.equal(t.lapic.readReg(APIC_TMCCT), 199_000);
+});
+
 test('changing the divisor mid-count rescales the remaining time', () => {
   const t = make();
   t.lapic.writeReg(APIC_LVTT, ONESHOT | 0x40);
