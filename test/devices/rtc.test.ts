@@ -251,3 +251,19 @@ test('rtcBaseSeconds: utc, localtime and explicit dates, and a clear error for a
   assert.equal(rtcBaseSeconds('2020-01-01', 0n), 1_577_836_800n);
   assert.throws(() => rtcBaseSeconds('yesterday', 0n), /invalid RTC base/);
 });
+
+test('clock=vm vs clock=host: on the VM clock the RTC stops during a pause and falls behind; on the host clock it keeps counting', () => {
+  const engine = new Engine();
+  let pausedNs = 0n;
+  const vmClock = () => engine.now - pausedNs; // QEMU_CLOCK_VIRTUAL stops while the VM is stopped
+  const base = rtcBaseSeconds('2020-01-01T00:00:00', 0n);
+  const vm = new CmosRtc({ scheduler: engine, clock: vmClock, irq: new RecordingIrq(), baseSeconds: base });
+  const host = new CmosRtc({ scheduler: engine, irq: new RecordingIrq(), baseSeconds: base });
+  engine.run(10n * S);
+  pausedNs += 30n * S; // a 30 s pause: the engine moves, the VM clock does not
+  engine.run(40n * S);
+  const sec = (r: CmosRtc) => (r.portWrite(0x70, 1, 0), r.portRead(0x71, 1));
+  assert.equal(sec(vm), 0x10);
+  assert.equal(sec(host), 0x40);
+  assert.equal(host.guestRtcNs() - vm.guestRtcNs(), 30n * S);
+});
