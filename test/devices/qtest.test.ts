@@ -100,6 +100,8 @@ test('`timevisor devices qtest` answers a script on stdin and exits at end of in
   });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, "OK\nOK 0x0020\nFAIL Unknown command 'bogus'\nOK 1000\n");
+  const partial = spawnSync(process.execPath, [bin, 'devices', 'qtest'], { input: 'endianness\nendianness', encoding: 'utf8', timeout: 60_000 });
+  assert.equal(partial.stdout, 'OK little\n', 'an unterminated last line is not a command (qtest_process_inbuf)');
   const bad = spawnSync(process.execPath, [bin, 'devices', 'qtest', '--machine', 'q35'], { input: '', encoding: 'utf8', timeout: 60_000 });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown machine 'q35'/);

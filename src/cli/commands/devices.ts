@@ -1,6 +1,5 @@
 // `timevisor devices qtest`: serve QEMU's qtest text protocol on stdin/stdout against timevisor's own
 // `pc` machine model, with a virtual clock that only clock_step / clock_set move.
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { InputError } from '../../core/errors.ts';
 import { NSEC_PER_SEC } from '../../core/time.ts';
@@ -38,9 +37,19 @@ export function registerDevices(program: Command): void {
         ...(opts.acpiPm !== undefined ? { acpiPmBase: Number(opts.acpiPm) } : {}),
         ...(opts.kvmPit !== undefined ? { kvmPit: { reinject: opts.kvmPit === 'reinject' } } : {}),
       });
-      const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
-      for await (const line of rl) {
-        process.stdout.write(session.handle(line).join('\n') + '\n');
+      // As qtest_process_inbuf: only newline-terminated lines are commands; a trailing partial line
+      // at end of input is never executed. Each answer is written as soon as its line arrives.
+      let pending = '';
+      process.stdin.setEncoding('utf8');
+      for await (const chunk of process.stdin as AsyncIterable<string>) {
+        pending += chunk;
+        let nl: number;
+        const out: string[] = [];
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          out.push(...session.handle(pending.slice(0, nl)));
+          pending = pending.slice(nl + 1);
+        }
+        if (out.length > 0) process.stdout.write(out.join('\n') + '\n');
       }
     });
 }
