@@ -51,7 +51,7 @@ export interface PitState {
   /** QEMU: next OUT transition of channel 0 (null when none). */
   nextTransitionTime: string | null;
   /** KVM: hrtimer expiry, period (ns, 0 = one-shot), pending ticks and irq_ack. */
-  kvm: { expires: string | null; period: string; pending: number; irqAck: boolean } | null;
+  kvm: { expires: string | null; period: string; isPeriodic: boolean; pending: number; irqAck: boolean } | null;
 }
 
 interface Channel {
@@ -79,8 +79,11 @@ export class Pit implements PortDevice {
   private readonly irqTimer: Timer;
   // KVM in-kernel state (struct kvm_kpit_state)
   private kvmPeriod: Ns = 0n;
+  /** The hrtimer's expiry; like hrtimer's _softexpires it stays after the timer fires or is cancelled. */
+  private kvmExpires: Ns = 0n;
   private kvmPending = 0;
   private kvmIrqAck = true;
+  private kvmIsPeriodic = false;
   /** IRQ0 edges injected (KVM mode) or rising edges (QEMU mode), and KVM ticks dropped or deferred. */
   readonly stats = { irq0: 0, deferred: 0, clamped: 0 };
 
@@ -342,43 +345,54 @@ export class Pit implements PortDevice {
 
   private kvmLoadCount(val: number): void {
     const mode = this.ch[0]!.mode;
-    if (mode === 0 || mode === 1 || mode === 4) this.createPitTimer(val, false);
-    else if (mode === 2 || mode === 3) this.createPitTimer(val, true);
+    if (mode === 2 || mode === 3) this.createPitTimer(val, true);
+    else if (mode <= 5) this.createPitTimer(val, false);
     else this.destroyPitTimer();
   }
 
-  /** create_pit_timer: interval = val * NSEC_PER_SEC / KVM_PIT_FREQ; periodic periods clamped to min_timer_period_us. */
+  /**
+   * create_pit_timer: interval = val * NSEC_PER_SEC / KVM_PIT_FREQ, also kept as the period of one-shot
+   * timers (it is what kpit_elapsed counts against); periodic periods are clamped to min_timer_period_us.
+   */
   private createPitTimer(val: number, isPeriod: boolean): void {
+    if (this.irqDisabled) return; // KVM_PIT_FLAGS_HPET_LEGACY: the running timer is left alone
     const interval = (BigInt(val) * NSEC_PER_SEC) / PIT_FREQ;
     this.irqTimer.cancel();
-    this.kvmPeriod = isPeriod ? interval : 0n;
+    this.kvmPeriod = interval;
+    this.kvmIsPeriodic = isPeriod;
+    this.kvmPending = 0; // kvm_pit_reset_reinject
+    this.kvmIrqAck = true;
     if (isPeriod && this.kvmPeriod < this.kvm!.minPeriod) {
       this.kvmPeriod = this.kvm!.minPeriod; // "requested %lld ns i8254 timer period limited to %lld ns"
       this.stats.clamped++;
     }
-    this.kvmPending = 0; // kvm_pit_reset_reinject
-    this.kvmIrqAck = true;
-    if (this.irqDisabled) return; // KVM_PIT_FLAGS_HPET_LEGACY: no timer
+    this.kvmExpires = this.d.clock() + interval;
     this.irqTimer.armIn(interval);
     this.traceEvent('create_pit_timer', { interval: Number(interval), period: Number(this.kvmPeriod) });
   }
 
+  /** destroy_pit_timer only cancels: period and the expiry stay, so reads keep counting from them. */
   private destroyPitTimer(): void {
     this.irqTimer.cancel();
-    this.kvmPeriod = 0n;
   }
 
+  /**
+   * __kpit_elapsed: period - hrtimer_get_remaining(). Periodic: time since the last expiry (against the
+   * clamped period). One-shot: time since the load, carrying on past the expiry so mode 0 wraps.
+   */
   private kpitElapsed(): Ns {
-    if (this.kvmPeriod === 0n) return 0n; // one-shot: KVM reports no elapsed time (__kpit_elapsed)
-    const e = expiresOnClock(this.irqTimer, this.d.clock, this.d.scheduler);
-    if (e === null) return 0n;
-    return this.kvmPeriod - (e - this.d.clock());
+    if (this.kvmPeriod === 0n) return 0n;
+    const elapsed = this.kvmPeriod - (this.kvmExpires - this.d.clock());
+    return elapsed < 0n ? 0n : elapsed;
   }
 
   /** pit_timer_fn: count a pending tick (reinject), queue pit_do_work, restart if periodic. */
   private pitTimerFn(): void {
     if (this.kvm!.reinject) this.kvmPending++;
-    if (this.kvmPeriod !== 0n) this.irqTimer.armIn(this.kvmPeriod);
+    if (this.kvmIsPeriodic) {
+      this.kvmExpires += this.kvmPeriod; // hrtimer_add_expires_ns
+      armAtClock(this.irqTimer, this.d.clock, this.kvmExpires);
+    }
     this.traceEvent('pit_timer_fn', { pending: this.kvmPending });
     this.pitDoWork();
   }
@@ -428,7 +442,7 @@ export class Pit implements PortDevice {
       channels: this.ch.map((c) => ({ ...c, countLoadTime: str(c.countLoadTime) })),
       irqDisabled: this.irqDisabled,
       nextTransitionTime: this.kvm || this.nextTransitionTime === null ? null : str(this.nextTransitionTime),
-      kvm: this.kvm ? { expires: exp === null ? null : str(exp), period: str(this.kvmPeriod), pending: this.kvmPending, irqAck: this.kvmIrqAck } : null,
+      kvm: this.kvm ? { expires: exp === null ? null : str(this.kvmExpires), period: str(this.kvmPeriod), isPeriodic: this.kvmIsPeriodic, pending: this.kvmPending, irqAck: this.kvmIrqAck } : null,
     };
   }
 
@@ -439,6 +453,8 @@ export class Pit implements PortDevice {
     this.irqTimer.cancel();
     if (this.kvm && s.kvm) {
       this.kvmPeriod = big(s.kvm.period);
+      this.kvmIsPeriodic = s.kvm.isPeriodic;
+      if (s.kvm.expires !== null) this.kvmExpires = big(s.kvm.expires);
       this.kvmPending = s.kvm.pending;
       this.kvmIrqAck = s.kvm.irqAck;
       if (s.kvm.expires !== null) armAtClock(this.irqTimer, this.d.clock, big(s.kvm.expires));

@@ -173,13 +173,26 @@ test('KVM clamps a periodic channel 0 to min_timer_period_us; the first expiry s
   assert.equal(q.irq.raises, 11); // 83_809 * k <= 1 ms
 });
 
-test('KVM one-shot (mode 0) fires once, and channel 0 reads do not count down (kpit_elapsed is 0 without a period)', () => {
+test('KVM one-shot (mode 0) fires once; channel 0 counts down from the hrtimer and wraps past zero (__kpit_elapsed)', () => {
   const p = make({ reinject: true });
   p.load(0, 0x30, 1000);
+  p.engine.run(ticksNs(400n));
+  p.out(0x43, 0x00);
+  assert.equal(p.inp(0x40) | (p.inp(0x40) << 8), 600);
   p.engine.run(10_000_000n);
   assert.equal(p.irq.raises, 1);
+  // 10 ms = 11931.8 ticks after the load: 1000 - 11931 wrapped to 16 bits
   p.out(0x43, 0x00);
-  assert.equal(p.inp(0x40) | (p.inp(0x40) << 8), 1000);
+  assert.equal(p.inp(0x40) | (p.inp(0x40) << 8), (1000 - 11931) & 0xffff);
+});
+
+test('KVM periodic channel 0 reads count against the clamped period', () => {
+  const p = make({ reinject: false });
+  p.load(0, 0x34, 100); // 83,809 ns requested, period clamped to 200 µs
+  p.engine.run(83_809n + 100_000n); // 100 µs after the first expiry
+  p.out(0x43, 0x00);
+  // elapsed = 200,000 - (283,809 - 183,809) = 100,000 ns = 119 ticks; mode 2: 100 - 119 % 100
+  assert.equal(p.inp(0x40) | (p.inp(0x40) << 8), 81);
 });
 
 test('saveState/restore round-trips channel state and the armed IRQ0 timer', () => {
