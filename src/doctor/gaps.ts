@@ -17,10 +17,11 @@ export interface KnownGap {
 export const KNOWN_GAPS: KnownGap[] = [
   {
     id: 'sched-clock-marking-stable',
-    machine: /^sched_clock: Marking stable \(/,
-    kinds: ['boot line missing in the twin', 'boot line (numbers differ)'],
+    machine: /^sched_clock: Marking stable \(-?\d+, -?\d+\)->\(-?\d+, -?\d+\)$/,
+    twin: /^sched_clock: Marking stable \(-?\d+, -?\d+\)->\(-?\d+, -?\d+\)$/,
+    kinds: ['boot line (numbers differ)'],
     explanation:
-      'kernel/sched/clock.c __set_sched_clock_stable prints it from sched_clock_init_late (a late_initcall) when sched_clock is stable, with the GTOD and raw sched_clock stamps and offsets of that moment. The guest model keeps no sched_clock/GTOD offset bookkeeping and does not print it; its four numbers depend on this boot\'s timing.',
+      "kernel/sched/clock.c __set_sched_clock_stable (late_initcall sched_clock_init_late) prints (tick_gtod, __gtod_offset)->(tick_raw, __sched_clock_offset): CLOCK_MONOTONIC and the raw sched_clock (kvm-clock since kvmclock_init, or the TSC) as the last scheduler tick stamped them, the GTOD offset taken at sched_clock_init, and the offset that keeps local_clock() continuous (the fourth is always the first plus the second minus the third). The twin prints the line when and because the kernel does, with its own numbers; the machine's differ because until the switch to kvm-clock/tsc CLOCK_MONOTONIC runs on the jiffies clocksource, and this boot lost jiffies (ticks the vCPU did not take while the host stalled it or interrupts were off) — the machine's GTOD trails its raw sched_clock by tick_raw - tick_gtod, tens of ms here — and its dmesg timestamps after sched_clock_init are in that GTOD frame. Neither the lost ticks nor when they happened can be read from inside the guest, so the twin loses none.",
   },
 ];
 

@@ -201,9 +201,9 @@ export interface TwinComparison {
   matchedLines: number;
 }
 
-/** Numbers replaced, so "using sched offset of 52991526 cycles" and "... of 1234 cycles" are the same kind of line. */
+/** Numbers (signed, as %lld prints them) replaced, so "(432011435, 1456806)->(463841125, -30372884)" and "(1, 2)->(3, 4)" are the same kind of line. */
 export function lineShape(line: string): string {
-  return line.replace(/0x[0-9a-f]+|\d+(\.\d+)?/gi, '#');
+  return line.replace(/0x[0-9a-f]+|-?\d+(\.\d+)?/gi, '#');
 }
 
 export function compareTwin(machine: MachineView, twin: GuestView): TwinComparison {

@@ -36,6 +36,8 @@ import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_S
 /** Where this model's guest kernel places the per-CPU steal-time records. */
 export const STEAL_TIME_GPA = 0x10_2000n;
 import { ClocksourceWatchdog } from './watchdog.ts';
+import { SchedClock } from './sched-clock.ts';
+import { clocksCalcMultShift, mulU64U32Shr, u64 } from '../core/u64.ts';
 
 /** Model times of boot steps after kernel entry. Defaults: this workplace's 6.18 Firecracker guest's dmesg. */
 export interface BootPhases {
@@ -49,6 +51,8 @@ export interface BootPhases {
   deviceInitcall: Ns;
   /** late_initcall: rtc_hctosys. */
   lateInitcall: Ns;
+  /** late_initcall sched_clock_init_late() (after the built-in drivers). */
+  schedClockLate: Ns;
   /** tsc_refine_calibration_work runs HZ jiffies after it is first scheduled. */
   refineDelay: Ns;
 }
@@ -63,6 +67,7 @@ export const DEFAULT_BOOT_PHASES: BootPhases = {
   doneBooting: 309_322_000n,
   deviceInitcall: 379_140_000n,
   lateInitcall: 429_124_000n,
+  schedClockLate: 434_462_000n,
   refineDelay: NSEC_PER_SEC,
 };
 
@@ -110,7 +115,11 @@ export class GuestKernel {
   hctosysNs: Ns | null = null;
   steal: StealAccounting | null = null;
   readonly watchdog: ClocksourceWatchdog;
+  /** kernel/sched/clock.c state: sched_clock stability and its GTOD/raw offsets. */
+  readonly schedClock: SchedClock;
   readonly tickNsec: Ns;
+  /** cyc2ns data of the native TSC sched_clock (arch/x86/kernel/tsc.c), once tsc_enable_sched_clock ran. */
+  private cyc2ns: { mul: number; shift: number; offset: bigint } | null = null;
   private tscEarly: Clocksource | null = null;
   private tsc: Clocksource | null = null;
   private readonly jiffiesCs: Clocksource;
@@ -155,6 +164,33 @@ export class GuestKernel {
       },
       () => this.checkOneshot(),
     );
+    this.schedClock = new SchedClock({ sched: () => this.schedClockRaw(), ktime: () => this.timekeeper.get('monotonic'), printk: (l) => this.printk(l) });
+  }
+
+  /**
+   * sched_clock(): kvm_sched_clock_read() once kvmclock is set up (paravirt), else
+   * native_sched_clock(): the TSC through cyc2ns once tsc_enable_sched_clock() ran, before that
+   * (or without a usable TSC) jiffies since boot times NSEC_PER_SEC/HZ.
+   */
+  schedClockRaw(): Ns {
+    if (this.kvmclock) return this.kvmclock.schedClock();
+    const c = this.cyc2ns;
+    if (c) return u64(mulU64U32Shr(this.platform.rdtsc(), c.mul, c.shift) + c.offset);
+    return this.jiffiesTicks() * (NSEC_PER_SEC / BigInt(this.kernel.hz));
+  }
+
+  /** __set_cyc2ns_scale(): new mult/shift for `khz`, offset chosen so sched_clock continues. */
+  private setCyc2nsScale(khz: number): void {
+    const tsc = this.platform.rdtsc();
+    const c = this.cyc2ns;
+    const nsNow = c ? u64(mulU64U32Shr(tsc, c.mul, c.shift) + c.offset) : 0n; // zeroed data reads 0
+    const { mult, shift } = clocksCalcMultShift(khz, 1_000_000, 0);
+    this.cyc2ns = { mul: mult, shift, offset: u64(nsNow - mulU64U32Shr(tsc, mult, shift)) };
+  }
+
+  /** using_native_sched_clock(): the paravirt sched_clock was not replaced (no kvmclock). */
+  private usingNativeSchedClock(): boolean {
+    return this.kvmclock === null;
   }
 
   get platform(): GuestPlatform {
@@ -241,6 +277,8 @@ export class GuestKernel {
     if (kvmclockAvailable(p, k, t)) {
       this.kvmclock = kvmclockInit(p);
       for (const l of this.kvmclock.lines) this.printk(l);
+      // kvm_sched_clock_init(): without PVCLOCK_TSC_STABLE_BIT sched_clock is not stable
+      if (!this.kvmclock.stable) this.schedClock.clear();
       this.kvmclock.clocksource.vdsoClockMode = kvmclockVdsoMode(this.kvmclock, k, t);
       this.register(this.kvmclock.clocksource, 1, 1_000_000_000);
     }
@@ -288,7 +326,8 @@ export class GuestKernel {
       this.cpuKhz = cpu;
       this.tscKhz = t.tscEarlyKhz || nt.khz;
     }
-    this.combineFrequencies();
+    // tsc_early_init(): tsc_enable_sched_clock() once the frequencies are known
+    if (this.combineFrequencies()) this.setCyc2nsScale(this.tscKhz);
   }
 
   /** The tail of determine_cpu_tsc_frequencies(). */
@@ -312,6 +351,7 @@ export class GuestKernel {
   markTscUnstable(reason: string): void {
     if (this.tscUnstable) return;
     this.tscUnstable = true;
+    if (this.usingNativeSchedClock()) this.schedClock.clear();
     this.printk(`tsc: Marking TSC unstable due to ${reason}`);
     for (const cs of [this.tscEarly, this.tsc]) if (cs && this.core.list.includes(cs)) this.core.markUnstable(cs);
   }
@@ -320,6 +360,7 @@ export class GuestKernel {
   private tscCsMarkUnstable(): void {
     if (this.tscUnstable) return;
     this.tscUnstable = true;
+    if (this.usingNativeSchedClock()) this.schedClock.clear();
     this.printk('tsc: Marking TSC unstable due to clocksource watchdog');
   }
 
@@ -395,6 +436,7 @@ export class GuestKernel {
         this.markTscUnstable('could not calculate TSC khz');
         return;
       }
+      this.setCyc2nsScale(this.tscKhz); // tsc_enable_sched_clock()
     }
     const constant = p.cpuid.invariantTsc;
     let disableWatchdog = t.tscReliable || t.tscNoWatchdog;
@@ -416,6 +458,25 @@ export class GuestKernel {
       this.tsc.flags &= ~CLOCK_SOURCE_MUST_VERIFY;
     }
     this.register(this.tscEarly, 1000, this.tscKhz);
+  }
+
+  /**
+   * sched_clock_init() (start_kernel, right after late_time_init), then the scheduler tick's
+   * sched_clock_tick() stamps on every jiffy boundary until sched_clock_init_late().
+   */
+  schedClockInit(): void {
+    this.schedClock.init();
+    const t = this.opts.scheduler.timer(() => {
+      if (this.schedClock.running === 2) return;
+      this.schedClock.tick();
+      t.armIn(this.tickNsec);
+    });
+    t.armAt(this.bootStart + (this.uptimeNs() / this.tickNsec + 1n) * this.tickNsec);
+  }
+
+  /** sched_clock_init_late() (late_initcall). */
+  schedClockInitLate(): void {
+    this.schedClock.initLate();
   }
 
   /** clocksource_done_booting() and, in the same initcall level, the acpi_pm driver. */
@@ -461,6 +522,7 @@ export class GuestKernel {
       if (freq !== null && Math.abs(this.tscKhz - freq) <= this.tscKhz / 100) {
         this.tscKhz = freq;
         this.printk(`tsc: Refined TSC clocksource calibration: ${mhz(freq)} MHz`);
+        this.setCyc2nsScale(freq); // set_cyc2ns_scale(tsc_khz, cpu, tsc_stop)
       }
       this.register(this.tsc, 1000, this.tscKhz);
     }
@@ -605,12 +667,16 @@ export function bootGuest(opts: BootGuestOptions): GuestKernel {
   at(ph.acpiBoot, () => g.acpiBoot());
   at(ph.refinedJiffies, () => g.registerRefinedJiffies());
   if (opts.kernel.jiffiesBeforeTscEarly) at(ph.jiffies, () => g.registerJiffies());
-  at(ph.lateTimeInit, () => g.lateTimeInit());
+  at(ph.lateTimeInit, () => {
+    g.lateTimeInit();
+    g.schedClockInit();
+  });
   at(ph.doneBooting, () => {
     g.doneBooting();
     g.startRuntime();
   });
   at(ph.deviceInitcall, () => g.initTscClocksource());
   at(ph.lateInitcall, () => g.rtcHctosys());
+  at(ph.schedClockLate, () => g.schedClockInitLate());
   return g;
 }
