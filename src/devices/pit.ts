@@ -108,7 +108,11 @@ export class Pit implements PortDevice {
       gate: i !== 2,
       countLoadTime: now,
     }));
-    if (!this.kvm) {
+    if (this.kvm) {
+      // QEMU's kvm-pit reset writes its reset state (mode 3, count 0x10000) with KVM_SET_PIT2, whose
+      // kvm_pit_load_count starts channel 0's periodic hrtimer (hw/i386/kvm/i8254.c, kvm_vm_ioctl_set_pit2)
+      this.createPitTimer(0x10000, true);
+    } else {
       // pit_reset: arm the first OUT transition without touching the line
       this.nextTransitionTime = this.nextTransition(now);
       if (this.nextTransitionTime !== null) armAtClock(this.irqTimer, this.d.clock, this.nextTransitionTime);
@@ -422,6 +426,13 @@ export class Pit implements PortDevice {
       this.kvmPending--;
       if (this.kvmPending > 0) this.pitDoWork();
     }
+  }
+
+  /** pit_mask_notifier: unmasking IRQ0 drops the ticks waiting for reinjection (kvm_pit_reset_reinject). */
+  irqMaskChanged(masked: boolean): void {
+    if (!this.kvm || masked) return;
+    this.kvmPending = 0;
+    this.kvmIrqAck = true;
   }
 
   /** Ticks counted but not yet delivered (KVM reinject mode). */

@@ -152,6 +152,25 @@ test('KVM reinject: missed ticks are counted and delivered one per acknowledgeme
   assert.equal(p.irq.raises, 10, 'nothing left to reinject');
 });
 
+test('KVM: unmasking IRQ0 drops the ticks waiting for reinjection (pit_mask_notifier)', () => {
+  const p = make({ reinject: true });
+  p.load(0, 0x34, 1193);
+  p.engine.run(10_000_000n);
+  assert.equal(p.pit.pendingTicks, 10);
+  p.pit.irqMaskChanged(true);
+  assert.equal(p.pit.pendingTicks, 10);
+  p.pit.irqMaskChanged(false);
+  assert.equal(p.pit.pendingTicks, 0);
+  p.engine.run(11_000_000n);
+  assert.equal(p.irq.raises, 2, 'the next tick injects at once: irq_ack was reset too');
+});
+
+test('KVM: channel 0 runs its reset-time 18.2 Hz periodic timer (mode 3, count 0x10000) until reprogrammed', () => {
+  const p = make({ reinject: false });
+  p.engine.run(1_000_000_000n);
+  assert.equal(p.irq.raises, 18); // 65536 / 1193182 s = 54.925 ms per tick
+});
+
 test('KVM discard: every tick injects whether or not the last was acknowledged', () => {
   const p = make({ reinject: false });
   p.load(0, 0x34, 1193);

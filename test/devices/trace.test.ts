@@ -19,7 +19,7 @@ test('KVM PIT traces create_pit_timer, pit_timer_fn and kvm_set_irq; the LAPIC t
   lapic.setRunState('halted');
   engine.run(3_000_000n);
   const names = trace.recorded.map((e) => `${e.source}:${e.name}`);
-  assert.deepEqual(names.slice(0, 3), ['vm0/pit:create_pit_timer', 'vm0/vcpu0/lapic:start_hv_timer', 'vm0/vcpu0/lapic:kvm_lapic_switch_to_sw_timer']);
+  assert.deepEqual(names.slice(0, 4), ['vm0/pit:create_pit_timer', 'vm0/pit:create_pit_timer', 'vm0/vcpu0/lapic:start_hv_timer', 'vm0/vcpu0/lapic:kvm_lapic_switch_to_sw_timer']);
   assert.equal(names.filter((n) => n === 'vm0/pit:pit_timer_fn').length, 3);
   assert.equal(names.filter((n) => n === 'vm0/pit:kvm_set_irq').length, 3);
   assert.ok(trace.recorded.every((e) => e.ts <= 3_000_000n));
