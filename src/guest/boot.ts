@@ -42,6 +42,8 @@ import { clocksCalcMultShift, mulU64U32Shr, u64 } from '../core/u64.ts';
 /** Model times of boot steps after kernel entry. Defaults: this workplace's 6.18 Firecracker guest's dmesg. */
 export interface BootPhases {
   tscEarly: Ns;
+  /** start_kernel's timekeeping_init(): the persistent clock is read, CLOCK_MONOTONIC starts at local_clock(). */
+  timekeepingInit: Ns;
   cmdlineParse: Ns;
   acpiBoot: Ns;
   refinedJiffies: Ns;
@@ -59,6 +61,8 @@ export interface BootPhases {
 
 export const DEFAULT_BOOT_PHASES: BootPhases = {
   tscEarly: 51_000n,
+  // the 6.18 guest registers the jiffies clocksource from timekeeping_init (its "jiffies:" line)
+  timekeepingInit: 248_153_000n,
   cmdlineParse: 60_000n,
   acpiBoot: 56_742_000n,
   refinedJiffies: 97_078_000n,
@@ -216,14 +220,17 @@ export class GuestKernel {
     const initial = BigInt.asUintN(32, BigInt(-300 * this.kernel.hz));
     let ticks: bigint;
     if (this.oneshotBase) ticks = this.oneshotBase.ticks + (this.uptimeNs() - this.oneshotBase.t) / this.tickNsec;
-    else if (this.periodicTimer) ticks = this.ticksHandled;
-    else ticks = this.uptimeNs() / this.tickNsec;
+    else ticks = this.ticksHandled; // no tick device before x86_late_time_init: no timer interrupt, jiffies stay
+
     return BigInt.asUintN(32, initial + ticks);
   }
 
-  /** Start the periodic tick (tick_handle_periodic) at kernel entry. */
+  /**
+   * Start the periodic tick (tick_handle_periodic) when the first clockevent device registers: on
+   * x86 that is x86_late_time_init (hpet_time_init / pit_timer_init, then the local APIC timer);
+   * until then no timer interrupt arrives and jiffies do not move.
+   */
   startPeriodicTick(): void {
-    this.ticksHandled = this.uptimeNs() / this.tickNsec;
     this.periodicTimer = this.opts.scheduler.timer(() => this.periodicTick());
     this.periodicTimer.armIn(this.tickNsec);
   }
@@ -242,12 +249,18 @@ export class GuestKernel {
       const reinject = this.tick.device?.name === 'pit';
       if (this.pendingTicks === 0n || reinject) this.pendingTicks++;
       else this.ticksLost++;
-      if (!this.deliveryTimer) this.deliveryTimer = this.opts.scheduler.timer(() => this.deliverPending());
+      if (!this.deliveryTimer)
+        this.deliveryTimer = this.opts.scheduler.timer(() => {
+          this.deliverPending();
+          this.schedClock.tick();
+        });
       if (!this.deliveryTimer.pending && p.nextVcpuRun) this.deliveryTimer.armAt(p.nextVcpuRun(0));
       return;
     }
     this.deliverPending();
     this.ticksHandled++;
+    // tick_periodic → update_process_times → sched_tick → sched_clock_tick
+    this.schedClock.tick();
   }
 
   private deliverPending(): void {
@@ -282,11 +295,17 @@ export class GuestKernel {
       this.kvmclock.clocksource.vdsoClockMode = kvmclockVdsoMode(this.kvmclock, k, t);
       this.register(this.kvmclock.clocksource, 1, 1_000_000_000);
     }
-    this.timekeepingInit();
+    // Until timekeeping_init() the kernel's clocks read zero.
+    this.core.setDefault(this.jiffiesCs);
+    this.timekeeper = new Timekeeper(this.jiffiesCs, this.kernel.hz, 0n, 0n);
   }
 
-  /** timekeeping_init(): read the persistent clock (read_persistent_wall_and_boot_offset). */
-  private timekeepingInit(): void {
+  /**
+   * timekeeping_init(): read the persistent clock (read_persistent_wall_and_boot_offset: the wall
+   * clock, and local_clock() as the boot offset CLOCK_MONOTONIC starts from), on the jiffies
+   * clocksource.
+   */
+  timekeepingInit(): void {
     const p = this.platform;
     let wall = 0n;
     if (this.kvmclock) {
@@ -300,7 +319,8 @@ export class GuestKernel {
     }
     this.bootWallNs = wall;
     this.core.setDefault(this.jiffiesCs);
-    this.timekeeper = new Timekeeper(this.jiffiesCs, this.kernel.hz, wall, this.uptimeNs());
+    // local_clock() before sched_clock_init() is the raw sched_clock()
+    this.timekeeper = new Timekeeper(this.jiffiesCs, this.kernel.hz, wall, this.schedClockRaw());
   }
 
   tscEarlyInit(): void {
@@ -420,6 +440,7 @@ export class GuestKernel {
     // apic_needs_pit() sees the frequencies tsc_early_init found
     const freq = { tscKhz: this.tscKhz, cpuKhz: this.cpuKhz, lapicTimerPeriod: this.lapicTimerPeriod };
     this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc, freq);
+    if (this.tick.device) this.startPeriodicTick();
     this.tscInit();
   }
 
@@ -466,12 +487,19 @@ export class GuestKernel {
    */
   schedClockInit(): void {
     this.schedClock.init();
+  }
+
+  /**
+   * In one-shot mode the tick is tick_sched_timer on the jiffy grid (while the CPU is busy, as it
+   * is during boot); it keeps stamping sched_clock_data until sched_clock_init_late().
+   */
+  private startOneshotSchedTick(): void {
     const t = this.opts.scheduler.timer(() => {
       if (this.schedClock.running === 2) return;
       this.schedClock.tick();
       t.armIn(this.tickNsec);
     });
-    t.armAt(this.bootStart + (this.uptimeNs() / this.tickNsec + 1n) * this.tickNsec);
+    t.armIn(this.tickNsec);
   }
 
   /** sched_clock_init_late() (late_initcall). */
@@ -541,11 +569,12 @@ export class GuestKernel {
       this.oneshotBase = { ticks: this.jiffiesTicks(), t: this.uptimeNs() };
       this.oneshot = true;
       this.periodicTimer?.cancel();
+      if (this.schedClock.running === 1) this.startOneshotSchedTick();
     }
   }
 
   private jiffiesTicks(): bigint {
-    return this.periodicTimer ? this.ticksHandled + this.pendingTicks : this.uptimeNs() / this.tickNsec;
+    return this.ticksHandled + this.pendingTicks;
   }
 
   /** Start steal accounting and periodic timekeeping updates after boot. */
@@ -660,10 +689,10 @@ export function bootGuest(opts: BootGuestOptions): GuestKernel {
     const timer = opts.scheduler.timer(fn);
     timer.armAt(g.bootStart + dt);
   };
-  g.startPeriodicTick();
   g.setupArch();
   at(ph.tscEarly, () => g.tscEarlyInit());
   at(ph.cmdlineParse, () => g.parseArgs());
+  at(ph.timekeepingInit, () => g.timekeepingInit());
   at(ph.acpiBoot, () => g.acpiBoot());
   at(ph.refinedJiffies, () => g.registerRefinedJiffies());
   if (opts.kernel.jiffiesBeforeTscEarly) at(ph.jiffies, () => g.registerJiffies());

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Engine } from '../../src/core/engine.ts';
 import { NSEC_PER_SEC } from '../../src/core/time.ts';
 import { bootVm, kernelPreset, machineProfile } from '../../src/vmm/index.ts';
+import { DEFAULT_BOOT_PHASES } from '../../src/guest/boot.ts';
 import { ADJ_NANO, ADJ_OFFSET, ADJ_STATUS, ADJ_TIMECONST, STA_NANO, STA_PLL } from '../../src/guest/ntp.ts';
 
 const EPOCH = 1_767_225_600n * NSEC_PER_SEC;
@@ -76,7 +77,9 @@ test('without steal time (kernel without KVM_GUEST) the steal column stays 0', (
 test('boot wall clock: ns precision from the kvmclock record, whole seconds from the CMOS RTC', () => {
   const e = new Engine();
   const fc = bootVm({ profile: machineProfile('firecracker'), kernel: kernelPreset('distro'), scheduler: e, epochNs: EPOCH + 123_456_789n });
-  e.run(fc.kernelEntryAt + 1n);
+  // read_persistent_wall_and_boot_offset() runs in timekeeping_init()
+  const tkInit = DEFAULT_BOOT_PHASES.timekeepingInit;
+  e.run(fc.kernelEntryAt + tkInit + 1n);
   assert.equal(fc.guest.wallClockSource, 'kvmclock');
   // the host's own CLOCK_REALTIME at that moment (its TSC mult is not exact, so it is not true time)
   const hostReal = fc.vm.kvm!.host.realtimeNsAt(fc.vm.hostTsc());
@@ -85,10 +88,10 @@ test('boot wall clock: ns precision from the kvmclock record, whole seconds from
   assert.notEqual(fc.guest.bootWallNs % NSEC_PER_SEC, 0n);
   const e2 = new Engine();
   const kt = bootVm({ profile: machineProfile('kvmtool'), kernel: kernelPreset('yocto-qemux86'), scheduler: e2, epochNs: EPOCH + 123_456_789n });
-  e2.run(kt.kernelEntryAt + 1n);
+  e2.run(kt.kernelEntryAt + tkInit + 1n);
   assert.equal(kt.guest.wallClockSource, 'cmos');
   assert.equal(kt.guest.bootWallNs % NSEC_PER_SEC, 0n);
-  const lag = EPOCH + 123_456_789n + kt.kernelEntryAt - kt.guest.bootWallNs;
+  const lag = EPOCH + 123_456_789n + kt.kernelEntryAt + tkInit - kt.guest.bootWallNs;
   assert.ok(lag >= 0n && lag < NSEC_PER_SEC, `CMOS lag ${lag}`);
 });
 
