@@ -245,7 +245,9 @@ export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMo
     // chronyd may step more than once after a resume: done = the first of 4 samples in a row (≥ 1.5 s) within 0.1 s
     final = await waitNtpSynced(guest, 90_000, 4);
     doneAt = s(final.hostMidNs - resumeNs);
-    const steps = [firstStep, ...guest.drain('chrony')].filter((m) => m.kind === 'line' && /stepped by/.test(m.text));
+    const log = [firstStep, ...guest.drain('chrony')];
+    const steps = log.filter((m) => m.kind === 'line' && /stepped by/.test(m.text));
+    for (const m of log) if (m.kind === 'line' && !/stepped by/.test(m.text)) notes.push(`chronyd: ${m.text.replace(/^\S+Z /, '')}`);
     notes.push(`chronyd stepped ${steps.length} time(s) after the resume: ${steps.map((m) => (m.kind === 'line' ? (/stepped by (\S+)/.exec(m.text)?.[1] ?? '?') : '')).join(', ')} s`);
     notes.push(`guest adjtimex after sync: freq ${(final.guest.adjtimex.freq / 65536).toFixed(3)} ppm, status 0x${final.guest.adjtimex.status.toString(16)}`);
   }

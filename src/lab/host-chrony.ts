@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnavailableError } from '../core/errors.ts';
+import { requireTool } from './debian.ts';
 import { chronydBinary } from './image.ts';
 
 async function freeUdpPort(): Promise<number> {
@@ -45,7 +46,9 @@ export class HostChronyServer {
       ].join('\n'),
     );
     // -x: never adjust the system clock (serve only); -d: stay in the foreground so we own the process.
-    const proc = spawn(bin, ['-x', '-d', '-u', 'root', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Under coreutils timeout(1), so it ends with its lifetime even if this process is killed outright.
+    const timeout = requireTool('timeout', 'coreutils');
+    const proc = spawn(timeout, ['--kill-after=3', String(Math.ceil(lifetimeMs / 1000)), bin, '-x', '-d', '-u', 'root', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     proc.on('error', () => undefined);
     const server = new HostChronyServer(proc, dir, port, exited);
@@ -53,10 +56,14 @@ export class HostChronyServer {
       s.setEncoding('utf8');
       s.on('data', (d: string) => server.log.push(...d.split('\n').filter(Boolean)));
     }
-    const kill = setTimeout(() => proc.kill('SIGKILL'), lifetimeMs);
+    const kill = setTimeout(() => proc.kill('SIGTERM'), lifetimeMs);
     kill.unref();
-    proc.once('exit', () => clearTimeout(kill));
-    process.once('exit', () => proc.kill('SIGKILL'));
+    const onExit = () => proc.kill('SIGTERM');
+    process.once('exit', onExit);
+    proc.once('exit', () => {
+      clearTimeout(kill);
+      process.removeListener('exit', onExit);
+    });
     // chronyd logs "chronyd version … starting" and then serves; give it a moment and check it is alive.
     await new Promise((r) => setTimeout(r, 300));
     if (proc.exitCode !== null) {
@@ -68,7 +75,7 @@ export class HostChronyServer {
 
   async close(): Promise<void> {
     if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
-    const t = setTimeout(() => this.proc.kill('SIGKILL'), 2_000);
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 5_000);
     await this.exited;
     clearTimeout(t);
     rmSync(this.dir, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnavailableError } from '../core/errors.ts';
-import { which } from './debian.ts';
+import { requireTool, which } from './debian.ts';
 import type { GuestImage } from './image.ts';
 import { LineProtocolParser, parseClockBlock, parseKeyValues, type GuestClockSample, type SerialMessage } from './protocol.ts';
 import { QgaClient } from './qga.ts';
@@ -45,12 +45,14 @@ export interface TimedSample {
 }
 
 const live = new Set<ChildProcess>();
+const liveDirs = new Set<string>();
 let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM'); // timeout(1) passes it on, KILLs 5 s later
+    for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
   });
 }
 
@@ -77,6 +79,7 @@ export class QemuGuest {
   constructor(opts: QemuOptions) {
     const bin = qemuBinary();
     this.dir = mkdtempSync(join(tmpdir(), 'timevisor-lab-'));
+    liveDirs.add(this.dir);
     const qmp = join(this.dir, 'qmp.sock');
     this.qgaSocket = join(this.dir, 'qga.sock');
     const append = ['console=ttyS0', 'quiet', 'panic=-1', ...(opts.append ?? [])].join(' ');
@@ -97,7 +100,10 @@ export class QemuGuest {
     this.console = this.parser.console;
     installExitHook();
     this.hostStartNs = hostRealtimeNs();
-    this.proc = spawn(bin, this.args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Under coreutils timeout(1): QEMU dies at the end of its lifetime even if this process is killed outright.
+    const lifetimeMs = opts.lifetimeMs ?? 300_000;
+    const timeout = requireTool('timeout', 'coreutils');
+    this.proc = spawn(timeout, ['--kill-after=5', String(Math.ceil(lifetimeMs / 1000)), bin, ...this.args], { stdio: ['pipe', 'pipe', 'pipe'] });
     live.add(this.proc);
     this.exited = new Promise((resolve) => this.proc.once('exit', () => {
       live.delete(this.proc);
@@ -110,7 +116,7 @@ export class QemuGuest {
     this.proc.stdout!.on('data', (d: string) => this.parser.push(d));
     this.proc.stderr!.setEncoding('utf8');
     this.proc.stderr!.on('data', (d: string) => this.stderr.push(d));
-    this.hardKill = setTimeout(() => this.proc.kill('SIGKILL'), opts.lifetimeMs ?? 300_000);
+    this.hardKill = setTimeout(() => this.proc.kill('SIGTERM'), lifetimeMs);
     this.hardKill.unref();
     this.qmpPath = qmp;
   }
@@ -235,10 +241,12 @@ export class QemuGuest {
     } finally {
       this.qgaClient?.close();
       this.qmpClient?.close();
+      if (this.running) this.proc.kill('SIGTERM'); // timeout(1) forwards it to QEMU and KILLs it 5 s later
+      await Promise.race([this.exited, delay(8_000)]);
       if (this.running) this.proc.kill('SIGKILL');
-      await Promise.race([this.exited, delay(5_000)]);
       clearTimeout(this.hardKill);
       rmSync(this.dir, { recursive: true, force: true });
+      liveDirs.delete(this.dir);
     }
   }
 }

@@ -45,6 +45,11 @@ function json(v: unknown): void {
   process.stdout.write(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
 }
 
+/** Ctrl-C or a TERM ends the run through process exit, whose hooks stop QEMU and the host chronyd. */
+function exitOnSignals(): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+}
+
 export function registerLab(program: Command): void {
   const lab = program.command('lab').description('Real Linux guest under real QEMU (TCG): boot, pause/resume and sync, in-guest traces — each beside its simulated twin');
 
@@ -53,6 +58,7 @@ export function registerLab(program: Command): void {
     .description("boot the guest; its clock boot lines, clocksources, clockevent device and RTC-derived boot offset")
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (opts: { json?: boolean }) => {
+      exitOnSignals();
       const r = await labBoot();
       if (opts.json) json(r);
       else printBoot(r);
@@ -68,6 +74,7 @@ export function registerLab(program: Command): void {
       const seconds = Number(opts.seconds);
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
       if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
+      exitOnSignals();
       const r = await labPause(seconds, opts.sync as SyncMode);
       if (opts.json) json(r);
       else printPause(r);
@@ -80,6 +87,7 @@ export function registerLab(program: Command): void {
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (what: string, opts: { json?: boolean }) => {
       if (!['rtc', 'settime', 'ntp'].includes(what)) throw new InputError(`expected rtc, settime or ntp, got "${what}"`, 'lab trace');
+      exitOnSignals();
       const r = await labTrace(what as TraceKind);
       if (opts.json) json(r);
       else printTrace(r);
