@@ -65,3 +65,31 @@ test('guests print Marking stable unless their sched_clock was cleared first', (
   // kvmtool's Yocto guest: TSC calibration fails, "could not calculate TSC khz" clears it
   assert.equal(line(runGuest({ profile: 'kvmtool', kernel: 'yocto-qemux86', cmdline: '', host: {} })), undefined);
 });
+
+test('no TSC: jiffies-based sched_clock and GTOD both start at 0 (offset 0), refined-jiffies then runs 250 ns per jiffy ahead', async () => {
+  // The structure of the recorded no-TSC QEMU TCG guest's line (test/fixtures/doctor/qemu-tcg-jiffies-only):
+  // "sched_clock: Marking stable (1064018000, 0)->(1064000000, 18000)".
+  const { Engine } = await import('../../src/core/engine.ts');
+  const { bootGuest, DEFAULT_BOOT_PHASES: ph } = await import('../../src/guest/boot.ts');
+  const { KERNEL_PRESETS } = await import('../../src/vmm/kernels.ts');
+  const e = new Engine();
+  const g = bootGuest({
+    platform: {
+      cpuid: { vendor: 'amd', tsc: false, tscDeadlineTimer: false, hypervisor: true, invariantTsc: false, tscAdjust: false, arat: false },
+      devices: { pit: { speakerPort: true }, hpet: null, acpi: null, rtc: false, lapic: true },
+      vcpus: 1,
+      rdtsc: () => 0n,
+      tscTrueHz: () => 0,
+      pitRateRatio: 1,
+      pioReadNs: 1500,
+      mmioReadNs: 2000,
+    },
+    kernel: KERNEL_PRESETS.distro!,
+    scheduler: e,
+  });
+  e.run(ph.schedClockLate + 1n);
+  // Ticks start at x86_late_time_init (249.607 ms): the last before sched_clock_init_late (434.462 ms)
+  // is jiffy 46 (433.607 ms), so tick_raw = 46 × 4 ms. clocksource_done_booting (309.322 ms, jiffy 14)
+  // switches GTOD to refined-jiffies, 4000250 ns per jiffy (mult 1024064000 >> 8): 14 × 4 ms + 32 × 4.00025 ms.
+  assert.equal(line({ boot_log: g.bootLog() }), 'sched_clock: Marking stable (184008000, 0)->(184000000, 8000)');
+});
