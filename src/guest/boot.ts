@@ -441,7 +441,22 @@ export class GuestKernel {
     const freq = { tscKhz: this.tscKhz, cpuKhz: this.cpuKhz, lapicTimerPeriod: this.lapicTimerPeriod };
     this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc, freq);
     if (this.tick.device) this.startPeriodicTick();
+    this.checkTimer();
     this.tscInit();
+  }
+
+  /**
+   * check_timer() (arch/x86/kernel/apic/io_apic.c), from setup_IO_APIC in intr_mode_init: only with
+   * a global clockevent (HPET or PIT) and the IO-APIC in use (not "noapic"); IRQ0's vector is
+   * ISA_IRQ_VECTOR(0) = 0x30, its pin the firmware's routing, and no pin is set up as ExtINT.
+   */
+  private checkTimer(): void {
+    const p = this.platform;
+    const t = this.cmdline.time;
+    const global = this.tick.broadcast ?? (this.tick.device && !this.tick.device.perCpu ? this.tick.device : null);
+    const pin = p.devices.ioapicIrq0Pin;
+    if (!global || pin === undefined || t.noapic || t.nolapic || !p.devices.lapic || !this.kernel.localApic) return;
+    this.printk(`..TIMER: vector=0x30 apic1=0 pin1=${pin} apic2=-1 pin2=-1`);
   }
 
   /** tsc_init(). */

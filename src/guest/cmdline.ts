@@ -27,6 +27,8 @@ export interface TimeParams {
   nolapic: boolean;
   /** noapictimer (apic.c parse_disable_apic_timer): disable_apic_timer. Optional for older callers. */
   noapictimer?: boolean;
+  /** noapic (io_apic.c): skip_ioapic_setup — no IO-APIC, no check_timer(). Optional for older callers. */
+  noapic?: boolean;
   /** kvm-guest: no-kvmapf etc. are accepted and ignored here. */
 }
 
@@ -115,6 +117,7 @@ export function parseCmdline(cmdline: string, option = '--cmdline'): ParsedCmdli
     noacpi: false,
     nolapic: false,
     noapictimer: false,
+    noapic: false,
   };
   const messages: string[] = [];
   for (const [name, value] of params) {
@@ -177,6 +180,9 @@ export function parseCmdline(cmdline: string, option = '--cmdline'): ParsedCmdli
         break;
       case 'noapictimer':
         time.noapictimer = true;
+        break;
+      case 'noapic':
+        time.noapic = true;
         break;
       default:
         break;

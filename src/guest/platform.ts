@@ -49,6 +49,9 @@ export interface GuestDevices {
   rtc: boolean;
   /** The rtc_cmos device name Linux gives it: a PNP id ("00:04") with ACPI, else "rtc_cmos". */
   rtcPnpName?: string;
+  /** IO-APIC pin the firmware's MADT (interrupt source override) or MP table wires ISA IRQ0 to;
+   *  absent where the model does not know the VMM's tables. */
+  ioapicIrq0Pin?: number;
   /** Local APIC (in-kernel irqchip). */
   lapic: boolean;
 }

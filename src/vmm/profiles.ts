@@ -61,6 +61,8 @@ const QEMU_PC_DEVICES: GuestDevices = {
   acpi: { pmTimer: true, pmTimerPort: 0x608 }, // hw/acpi/piix4.c (PM base 0x600) + hw/acpi/core.c acpi_pm_tmr
   rtc: true, // hw/rtc/mc146818rtc.c
   rtcPnpName: '00:04',
+  // hw/i386/acpi-common.c build_madt: interrupt source override IRQ0 → GSI 2 (SeaBIOS's MP table agrees)
+  ioapicIrq0Pin: 2,
   lapic: true,
 };
 

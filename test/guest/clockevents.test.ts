@@ -66,3 +66,12 @@ test('profiles: KVM guests offer ARAT and get no broadcast device; QEMU TCG\'s q
   // kvmtool's 32-bit Yocto guest cannot calibrate the TSC: the PIT stays and drives its periodic tick
   assert.equal(runGuest({ profile: 'kvmtool', kernel: 'yocto-qemux86', cmdline: '', host: {} }).broadcast_device, 'pit\n');
 });
+
+test('check_timer() prints ..TIMER only with a global clockevent and the IO-APIC in use', () => {
+  const timer = (profile: string, cmdline = '', kernel = 'distro') => runGuest({ profile, kernel, cmdline, host: {} }).boot_log.filter((l) => l.startsWith('..TIMER'));
+  // the recorded Debian 12 TCG guest's line (test/fixtures/doctor/qemu-tcg-pc): IRQ0 on pin 2 by QEMU's MADT override
+  assert.deepEqual(timer('qemu-tcg', '', 'debian12'), ['..TIMER: vector=0x30 apic1=0 pin1=2 apic2=-1 pin2=-1']);
+  assert.deepEqual(timer('qemu-kvm'), ['..TIMER: vector=0x30 apic1=0 pin1=2 apic2=-1 pin2=-1'], 'HPET is the global clockevent');
+  assert.deepEqual(timer('qemu-tcg', 'noapic', 'debian12'), [], 'noapic: no IO-APIC setup');
+  assert.deepEqual(timer('firecracker'), [], 'no global clockevent (this machine prints none)');
+});
