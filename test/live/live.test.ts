@@ -71,7 +71,9 @@ test('live: the first steal record carries the whole run delay of the vCPU threa
     const after = threadRunDelayNs();
     const st = g.vm.readSteal(STEAL_GPA);
     assert.ok(st.steal >= before && st.steal <= after, `${before} <= ${st.steal} <= ${after}`);
-    assert.equal(st.version, 2);
+    // record_steal_time() bumps version by 2 per update; KVM_REQ_STEAL_UPDATE comes with every vcpu_load,
+    // so a KVM_RUN that was interrupted and re-entered (EINTR, preemption) adds another update.
+    assert.ok(st.version >= 2 && st.version % 2 === 0, `version ${st.version}`);
   } finally {
     k.close();
   }
