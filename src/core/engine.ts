@@ -14,6 +14,13 @@ const NEAR = 2 ** 52;
 
 export type EventCallback = () => void;
 
+/** A copy of `a` with room for `n` elements. */
+function grown<T extends Float64Array | Int32Array | Uint8Array>(a: T, n: number): T {
+  const b = new (a.constructor as new (n: number) => T)(n);
+  b.set(a);
+  return b;
+}
+
 export class EngineError extends Error {
   override name = 'EngineError';
 }
@@ -252,15 +259,9 @@ export class Engine implements Scheduler {
 
   private growSlots(): void {
     const n = this.armedSeq.length * 2;
-    const seq = new Float64Array(n);
-    seq.set(this.armedSeq);
-    const rel = new Float64Array(n);
-    rel.set(this.armedRel);
-    const one = new Uint8Array(n);
-    one.set(this.oneShot);
-    this.armedSeq = seq;
-    this.armedRel = rel;
-    this.oneShot = one;
+    this.armedSeq = grown(this.armedSeq, n);
+    this.armedRel = grown(this.armedRel, n);
+    this.oneShot = grown(this.oneShot, n);
   }
 
   private releaseSlot(slot: number): void {
@@ -364,17 +365,10 @@ export class Engine implements Scheduler {
   }
 
   private grow(): void {
-    const cap = this.cap * 2;
-    const k = new Float64Array(cap);
-    k.set(this.keys);
-    const s = new Float64Array(cap);
-    s.set(this.seqs);
-    const sl = new Int32Array(cap);
-    sl.set(this.slots);
-    this.keys = k;
-    this.seqs = s;
-    this.slots = sl;
-    this.cap = cap;
+    this.cap *= 2;
+    this.keys = grown(this.keys, this.cap);
+    this.seqs = grown(this.seqs, this.cap);
+    this.slots = grown(this.slots, this.cap);
   }
 
   /** Move the epoch forward by `shift` ns (≤ every live key), keeping every absolute time unchanged. */
