@@ -41,12 +41,21 @@ const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 export class PortBus {
   private readonly byPort = new Map<number, PortRange>();
 
-  map(base: number, length: number, device: PortDevice, maxSize: 1 | 2 | 4 = 1): void {
+  /**
+   * Map `length` ports at `base`. Overlaps are an error, unless `below` is set: then ports already taken
+   * stay with their device (a guest-relocated PCI block under fixed ISA ports).
+   */
+  map(base: number, length: number, device: PortDevice, maxSize: 1 | 2 | 4 = 1, below = false): void {
     for (let p = base; p < base + length; p++) {
-      if (this.byPort.has(p)) throw new InputError(`port 0x${p.toString(16)} is already mapped`);
+      if (this.byPort.has(p) && !below) throw new InputError(`port 0x${p.toString(16)} is already mapped`);
     }
     const r = { base, length, device, maxSize };
-    for (let p = base; p < base + length; p++) this.byPort.set(p, r);
+    for (let p = base; p < base + length && p <= 0xffff; p++) if (!this.byPort.has(p)) this.byPort.set(p, r);
+  }
+
+  /** Remove a device's ports (a guest moved or disabled a relocatable block, e.g. the PIIX4 PM base). */
+  unmap(base: number, length: number, device: PortDevice): void {
+    for (let p = base; p < base + length; p++) if (this.byPort.get(p)?.device === device) this.byPort.delete(p);
   }
 
   read(port: number, size: 1 | 2 | 4): number {

@@ -7,7 +7,7 @@ import { Engine } from '../core/engine.ts';
 import type { Ns } from '../core/time.ts';
 import type { TraceRecorder } from '../core/trace.ts';
 import { AcpiPmTimer } from './acpi-pm.ts';
-import { type AccessSize, type MmioDevice, MmioBus, PortBus } from './bus.ts';
+import { type AccessSize, type MmioDevice, MmioBus, PortBus, type PortDevice } from './bus.ts';
 import { Hpet, HPET_BASE, HPET_LEN } from './hpet.ts';
 import { type IrqLine, RecordingIrq } from './irq.ts';
 import { type KvmPitOptions, Pit, SpeakerPort } from './pit.ts';
@@ -21,7 +21,10 @@ export interface PcMachineOptions {
   lostTickPolicy?: LostTickPolicy;
   /** Model KVM's in-kernel PIT (channel 0) instead of QEMU's userspace one. */
   kvmPit?: KvmPitOptions;
-  /** Put an ACPI PM1a event block + PM timer at this port (firmware's PMBA); none by default, as under qtest without firmware. */
+  /**
+   * Program the PIIX4 PM base to this port at start, as firmware does (SeaBIOS: 0x600). Without it the
+   * PM block appears only once the guest writes PMBA/PMREGMISC through PCI config, as under qtest.
+   */
   acpiPmBase?: number;
   /** RAM size in bytes (QEMU's default 128 MiB). */
   ramBytes?: number;
@@ -42,6 +45,93 @@ class GatedIrq implements IrqLine {
     if (this.open) this.out.lower();
   }
 }
+
+/**
+ * PCI configuration mechanism #1 (ports 0xcf8/0xcfc, hw/pci/pci_host.c) with just enough of the pc
+ * board's functions to answer vendor/device reads, plus the PIIX4 power-management function 00:01.3,
+ * whose PMBA (0x40) and PMREGMISC (0x80) decide where the ACPI PM block appears (hw/acpi/piix4.c
+ * pm_io_space_update: base = PMBA & 0xffc0, enabled by PMREGMISC bit 0).
+ */
+class PciHost implements PortDevice {
+  private configReg = 0;
+  private readonly ids = new Map<number, number>([
+    [0x00, 0x12378086], // 00:00.0 i440FX host bridge
+    [0x08, 0x70008086], // 00:01.0 PIIX3 ISA bridge
+    [0x09, 0x70108086], // 00:01.1 PIIX3 IDE
+    [0x0b, 0x71138086], // 00:01.3 PIIX4 ACPI (power management)
+  ]);
+  private readonly pmConfig = new Uint8Array(256);
+  private mapped: number | null = null;
+
+  constructor(
+    private readonly ports: PortBus,
+    private readonly pm: AcpiPmTimer,
+  ) {
+    this.pmConfig[0x40] = 0x01; // PMBA: I/O space indicator
+  }
+
+  portRead(port: number, size: 1 | 2 | 4): number {
+    if (port === 0xcf8) return size === 4 ? this.configReg >>> 0 : ONES[size];
+    const addr = this.address(port);
+    if (addr === null) return ONES[size];
+    const devfn = (addr >> 8) & 0xff;
+    const reg = addr & 0xff;
+    const id = this.ids.get(devfn);
+    if ((addr >> 16) & 0xff || id === undefined) return ONES[size];
+    let v = 0;
+    for (let i = 0; i < size; i++) {
+      const r = reg + i;
+      const byte = devfn === 0x0b && r >= 0x04 ? this.pmConfig[r]! : r < 4 ? (id >>> (8 * r)) & 0xff : 0;
+      v += byte * 2 ** (8 * i);
+    }
+    return v;
+  }
+
+  portWrite(port: number, size: 1 | 2 | 4, value: number): void {
+    if (port === 0xcf8) {
+      if (size === 4) this.configReg = value >>> 0;
+      return;
+    }
+    const addr = this.address(port);
+    if (addr === null || (addr >> 8) !== 0x0b) return; // only the PM function's registers are writable here
+    const reg = addr & 0xff;
+    for (let i = 0; i < size && reg + i < 256; i++) {
+      if (reg + i < 0x40) continue; // header: not modelled
+      this.pmConfig[reg + i] = Math.floor(value / 2 ** (8 * i)) & 0xff;
+    }
+    this.pmConfig[0x40] |= 0x01;
+    this.pmIoSpaceUpdate();
+  }
+
+  private address(port: number): number | null {
+    if (!(this.configReg & 0x80000000)) return null;
+    return ((this.configReg & 0x00fffffc) | (port & 3)) >>> 0;
+  }
+
+  /** pm_io_space_update */
+  pmIoSpaceUpdate(): void {
+    const c = this.pmConfig;
+    const base = (c[0x40]! | (c[0x41]! << 8)) & 0xffc0;
+    const enabled = (c[0x80]! & 1) === 1;
+    if (this.mapped !== null) this.ports.unmap(this.mapped, AcpiPmTimer.LENGTH, this.pm);
+    this.mapped = null;
+    if (enabled) {
+      this.pm.base = base;
+      this.ports.map(base, AcpiPmTimer.LENGTH, this.pm, 4, true);
+      this.mapped = base;
+    }
+  }
+
+  /** What firmware does on the pc machine: PMBA = base, PMIOSE = 1. */
+  firmwareSetup(base: number): void {
+    this.pmConfig[0x40] = (base & 0xc0) | 1;
+    this.pmConfig[0x41] = (base >> 8) & 0xff;
+    this.pmConfig[0x80] = 1;
+    this.pmIoSpaceUpdate();
+  }
+}
+
+const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
 
 /** Sparse guest RAM in 4 KiB pages. */
 class Ram implements MmioDevice {
@@ -74,7 +164,8 @@ export class PcMachine {
   readonly pit: Pit;
   readonly speaker: SpeakerPort;
   readonly hpet: Hpet;
-  readonly acpiPm: AcpiPmTimer | null;
+  readonly acpiPm: AcpiPmTimer;
+  readonly pci: PciHost;
 
   constructor(opts: PcMachineOptions) {
     const scheduler = this.engine;
@@ -101,11 +192,10 @@ export class PcMachine {
     this.ports.map(0x61, 1, this.speaker);
     this.mmio.map(HPET_BASE, HPET_LEN, this.hpet, { min: 4, max: 8 });
     this.mmio.map(0n, BigInt(opts.ramBytes ?? 128 * 2 ** 20), new Ram());
-    this.acpiPm = null;
-    if (opts.acpiPmBase !== undefined) {
-      this.acpiPm = new AcpiPmTimer({ scheduler, irq: this.gsi[9]!, trace, name: 'pc/acpi-pm', base: opts.acpiPmBase });
-      this.ports.map(opts.acpiPmBase, AcpiPmTimer.LENGTH, this.acpiPm, 4);
-    }
+    this.acpiPm = new AcpiPmTimer({ scheduler, irq: this.gsi[9]!, trace, name: 'pc/acpi-pm', base: 0 });
+    this.pci = new PciHost(this.ports, this.acpiPm);
+    this.ports.map(0xcf8, 8, this.pci, 4);
+    if (opts.acpiPmBase !== undefined) this.pci.firmwareSetup(opts.acpiPmBase);
   }
 
   get now(): Ns {
@@ -125,7 +215,7 @@ export class PcMachine {
       pit: this.pit.saveState(),
       speaker: this.speaker.saveState(),
       hpet: this.hpet.saveState(),
-      acpiPm: this.acpiPm?.saveState() ?? null,
+      acpiPm: this.acpiPm.saveState(),
     };
   }
 }

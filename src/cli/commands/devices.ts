@@ -23,7 +23,7 @@ export function registerDevices(program: Command): void {
     .option('--rtc-base <base>', 'RTC start: utc, localtime, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (as QEMU -rtc base=)', 'utc')
     .option('--utc-offset <seconds>', 'host UTC offset for --rtc-base localtime', '0')
     .option('--lost-tick-policy <policy>', 'RTC periodic interrupt policy: discard or slew (QEMU driftfix)', 'discard')
-    .option('--acpi-pm <port>', 'map an ACPI PM1a block with the PM timer at this base port (timer at +8)')
+    .option('--acpi-pm <port>', 'program the PIIX4 PM base to this port at start, as firmware does (PM timer at +8); otherwise the guest enables it through PCI config')
     .option('--kvm-pit <mode>', "model KVM's in-kernel PIT channel 0: reinject or discard")
     .action(async (opts: QtestOpts) => {
       if (opts.machine !== 'pc') throw new InputError(`unknown machine '${opts.machine}' (only 'pc')`, '--machine');
