@@ -82,6 +82,17 @@ test('HPET legacy replacement takes IRQ0 away from the PIT and gives it to HPET 
   assert.equal(out.filter((l) => l === 'IRQ raise 0').length, 1, 'only the HPET one-shot at 10 µs');
 });
 
+test('PIIX4 PM: the PM timer appears at PMBA + 8 once PMREGMISC enables it, and counts with the virtual clock', () => {
+  const s = session();
+  assert.deepEqual(run(s, 'inl 0xb008'), ['OK 0xffffffff']);
+  run(s, 'outl 0xcf8 0x80000b40\noutl 0xcfc 0xb001\noutl 0xcf8 0x80000b80\noutb 0xcfc 0x01');
+  assert.deepEqual(run(s, 'clock_step 1000000000\ninl 0xb008'), ['OK 1000000000', 'OK 0x369e99']); // 3,579,545
+  run(s, 'outl 0xcf8 0x80000b40\noutl 0xcfc 0x0601');
+  assert.deepEqual(run(s, 'inl 0xb008\ninl 0x608'), ['OK 0xffffffff', 'OK 0x369e99']);
+  run(s, 'outl 0xcf8 0x80000b80\noutb 0xcfc 0x00');
+  assert.deepEqual(run(s, 'inl 0x608'), ['OK 0xffffffff']);
+});
+
 test('memory: write/read hex, b64write/b64read, memset, writeq/readq in RAM', () => {
   const s = session();
   assert.deepEqual(run(s, 'write 0x1000 4 0xdeadbeef\nread 0x1000 4'), ['OK', 'OK 0xdeadbeef']);
