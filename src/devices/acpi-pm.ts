@@ -63,6 +63,12 @@ export class AcpiPmTimer implements PortDevice {
   }
 
   portRead(port: number, size: 1 | 2 | 4): number {
+    const off = port - this.base;
+    if (off === 8) {
+      // PM_TMR, the hot path: one clock read however wide the access
+      const c = this.counter();
+      return size === 4 ? c : c & (size === 2 ? 0xffff : 0xff);
+    }
     let v = 0;
     for (let i = 0; i < size; i++) v += this.readByte(port - this.base + i) * 2 ** (8 * i);
     return v;
