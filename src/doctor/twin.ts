@@ -255,7 +255,7 @@ export function compareTwin(machine: MachineView, twin: GuestView): TwinComparis
     if (res.matchedLines === machine.boot_clock_lines.length && pool.length === 0) res.matched.push('boot clock lines');
   }
   for (const d of res.differences) {
-    const g = gapFor(d);
+    const g = gapFor(d, machine.boot_clock_lines);
     if (g) d.gap = { id: g.id, explanation: g.explanation };
   }
   return res;
