@@ -137,6 +137,7 @@ export class Pit implements PortDevice {
         case RW_STATE_WORD0:
           s.countLatched = RW_STATE_MSB;
           return s.latchedCount & 0xff;
+        case RW_STATE_LSB:
         default:
           s.countLatched = 0;
           return s.latchedCount & 0xff;
