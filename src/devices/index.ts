@@ -21,12 +21,19 @@
 //   Pit          ports 0x40-0x43   portRead/portWrite, setGate/getGate/getOut, ackIrq() (KVM reinject),
 //                                 setIrqDisabled() (HPET legacy); SpeakerPort is port 0x61
 //   Hpet         MMIO 0xfed00000   mmioRead/mmioWrite (offset in the 1 KiB block), counter()
-//   AcpiPmTimer  ports base..+11   portRead/portWrite; PM_TMR at base+8
+//   AcpiPmTimer  ports base..+11   portRead/portWrite: PM1_STS +0, PM1_EN +2, PM1_CNT +4, PM_TMR +8
 //   LapicTimer   APIC page regs    readReg/writeReg (0x320 LVTT, 0x380 TMICT, 0x390 TMCCT, 0x3e0 TDCR),
 //                                 msrRead/msrWrite (0x6e0 TSC deadline, x2APIC 0x832/0x838/0x839/0x83e),
 //                                 setRunState('running'|'halted'|'preempted') for KVM's hv/sw timer switch
 //   PortBus / MmioBus  map ranges to devices and split wide accesses as QEMU's memory core does
-//   PcMachine    QEMU's `pc` board with all of the above; QtestSession speaks qtest to it
+//   PcMachine    QEMU's `pc` board with all of the above (PIT/RTC through the HPET's legacy gate, PM block
+//                relocatable through PIIX4 PCI config); QtestSession speaks qtest to it
+//
+// Snapshots: saveState() returns plain data with 64-bit values as decimal strings; restore() expects the
+// device's clock to continue from where it was saved (as QEMU's migrated QEMU_CLOCK_VIRTUAL does). The
+// HPET re-derives its timers from the saved counter, so it can also be restored onto another clock.
+// Interrupts: a device calls irq.raise()/lower(); raise() returns false when the interrupt coalesced with
+// an undelivered one (the RTC's slew policy counts those). RecordingIrq is a ready-made line for tests.
 export * from './irq.ts';
 export * from './bus.ts';
 export { type DeviceDeps, muldiv64 } from './common.ts';
