@@ -221,7 +221,6 @@ export class GuestKernel {
     let ticks: bigint;
     if (this.oneshotBase) ticks = this.oneshotBase.ticks + (this.uptimeNs() - this.oneshotBase.t) / this.tickNsec;
     else ticks = this.ticksHandled; // no tick device before x86_late_time_init: no timer interrupt, jiffies stay
-
     return BigInt.asUintN(32, initial + ticks);
   }
 
@@ -295,9 +294,10 @@ export class GuestKernel {
       this.kvmclock.clocksource.vdsoClockMode = kvmclockVdsoMode(this.kvmclock, k, t);
       this.register(this.kvmclock.clocksource, 1, 1_000_000_000);
     }
-    // Until timekeeping_init() the kernel's clocks read zero.
-    this.core.setDefault(this.jiffiesCs);
-    this.timekeeper = new Timekeeper(this.jiffiesCs, this.kernel.hz, 0n, 0n);
+    // Model convenience: the clocks start from the persistent clock at kernel entry, so that callers
+    // sampling the guest before timekeeping_init (no userspace could) see the boot wall time rather
+    // than 0; timekeeping_init() reads it again at its own boot step, as Linux does.
+    this.timekeepingInit();
   }
 
   /**
