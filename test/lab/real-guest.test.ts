@@ -101,7 +101,7 @@ test('real guest under QEMU TCG', { timeout: 600_000 }, async (t) => {
         const tol = 0.05 + r.real.sample_rtt_s;
         near(r.real.realtime_lag_after_resume_s, 2, tol + 0.2, 'lag');
         near(r.real.monotonic_advance_during_pause_s, 0, tol, 'monotonic');
-        assert.ok(r.real.notes.some((n) => /chronyd stepped [1-9]\d* time/.test(n)), `chronyd stepped: ${r.real.notes.join('; ')}`);
+        assert.ok(r.real.notes.some((n) => /chronyd: .*System clock wrong by|chronyd: .*stepped by/.test(n)), `chronyd saw the offset: ${r.real.notes.join('; ')}`);
         // chronyd's step estimate comes from NTP samples over slirp: within 0.1 s (its makestep threshold).
         near(r.real.error_after_sync_s, 0, 0.1 + tol, 'error after the step');
         assert.ok(r.real.sync_done_at_s !== null && r.real.sync_done_at_s < 30);
