@@ -55,7 +55,7 @@ export interface BootResult {
    * QEMU's RTC arithmetic (twin.ts rtcBootOffsetNs) fed the RTC phase measured through QMP and the host
    * instant of the guest's hctosys read: checks the mechanism behind boot_offset_s to the millisecond.
    */
-  rtc_check: { rtc_tick_host_s: number | null; read_to_tick_s: number | null; predicted_boot_offset_s: number | null };
+  rtc_check: { rtc_tick_host_s: number | null; tick_uncertainty_s: number | null; read_to_tick_s: number | null; predicted_boot_offset_s: number | null };
 }
 
 /**
@@ -127,6 +127,7 @@ export async function labBootOn(guest: QemuGuest): Promise<BootResult> {
     model: modelBootQemuTcg(guest.hostStartNs),
     rtc_check: {
       rtc_tick_host_s: tick ? s(tick.tickNs) : null,
+      tick_uncertainty_s: tick ? s(tick.uncertaintyNs) : null,
       // how close the boot-time read came to an RTC tick: within a few ms the prediction may round the other way
       read_to_tick_s: tick && readGuestNs !== null ? s(distanceToRtcTickNs(tick.tickNs, hostAtReadNs)) : null,
       predicted_boot_offset_s: tick && readGuestNs !== null ? s(rtcBootOffsetNs(tick.tickNs, hostAtReadNs)) : null,

@@ -56,9 +56,11 @@ test('real guest under QEMU TCG', { timeout: 600_000 }, async (t) => {
       // of an RTC tick may round the other way.
       const c = r.rtc_check;
       assert.ok(c.predicted_boot_offset_s !== null && c.read_to_tick_s !== null, 'RTC phase measured through QMP');
+      // tolerance: the clock sample's and the RTC tick's timing uncertainty, plus 10 ms for printk → monotonic
+      const tol = 0.01 + r.real.sample_rtt_s + (c.tick_uncertainty_s ?? 0);
       const diff = r.real.boot_offset_s - c.predicted_boot_offset_s;
-      const flipPossible = c.read_to_tick_s < 0.02;
-      assert.ok(Math.abs(diff) < 0.02 || (flipPossible && Math.abs(Math.abs(diff) - 1) < 0.02), `real ${r.real.boot_offset_s} vs predicted ${c.predicted_boot_offset_s}`);
+      const flipPossible = c.read_to_tick_s < tol;
+      assert.ok(Math.abs(diff) < tol || (flipPossible && Math.abs(Math.abs(diff) - 1) < tol), `real ${r.real.boot_offset_s} vs predicted ${c.predicted_boot_offset_s} (tolerance ${tol})`);
     });
 
     await t.test('trace rtc: the boot-time RTC read, traced from the kernel command line, follows the twin’s call path', async () => {
@@ -83,7 +85,7 @@ test('real guest under QEMU TCG', { timeout: 600_000 }, async (t) => {
       const r = await labPauseOn(guest, 2, 'agent');
       const tol = 0.05 + r.real.sample_rtt_s;
       near(r.real.realtime_lag_after_resume_s, 2, tol + 0.2, 'lag');
-      near(r.real.error_after_sync_s, 0, tol, 'error after guest-set-time');
+      near(r.real.error_after_sync_s, 0, tol + 0.05, 'error after guest-set-time'); // + agent delivery over isa-serial
       assert.ok(r.real.sync_done_at_s !== null && r.real.sync_done_at_s < 5);
     });
 
