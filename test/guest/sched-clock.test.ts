@@ -93,3 +93,18 @@ test('no TSC: jiffies-based sched_clock and GTOD both start at 0 (offset 0), ref
   // switches GTOD to refined-jiffies, 4000250 ns per jiffy (mult 1024064000 >> 8): 14 × 4 ms + 32 × 4.00025 ms.
   assert.equal(line({ boot_log: g.bootLog() }), 'sched_clock: Marking stable (184008000, 0)->(184000000, 8000)');
 });
+
+test('kvm-clock without the stable bit: the sched offset is still printed, sched_clock is never marked stable', async () => {
+  const { Engine } = await import('../../src/core/engine.ts');
+  const { bootVm, guestReport, kernelPreset, machineProfile } = await import('../../src/vmm/index.ts');
+  const fc = machineProfile('firecracker');
+  // KVM_FEATURE_CLOCKSOURCE_STABLE_BIT (24) withheld, as a VMM may do
+  const profile = { ...fc, cpuid: (h: Parameters<typeof fc.cpuid>[0]) => { const c = fc.cpuid(h); return { ...c, kvm: { ...c.kvm!, features: (c.kvm!.features & ~(1 << 24)) >>> 0 } }; } };
+  const e = new Engine();
+  const b = bootVm({ profile, kernel: kernelPreset('distro'), scheduler: e, kvmclockAtInitNs: 52_991_526n });
+  e.run(b.kernelEntryAt + 2_000_000_000n);
+  const log = guestReport(b).boot_log;
+  assert.ok(log.includes('kvm-clock: using sched offset of 52991526 cycles'));
+  assert.equal(line({ boot_log: log }), undefined);
+  assert.equal(b.guest.schedClock.stable, false);
+});
