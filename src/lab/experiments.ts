@@ -43,7 +43,7 @@ export function offsetNs(t: TimedSample): Ns {
 
 // ---------------------------------------------------------------------------------------------- boot
 
-const BOOT_LOG = /clocksource|tsc:|rtc_cmos|hpet|acpi_pm|clockevent|kvm-clock|sched_clock|Calibrating delay/i;
+const BOOT_LOG = /clocksource|tsc:|rtc_cmos|hpet|acpi_pm|PM-Timer|\.\.TIMER|clockevent|kvm-clock|sched_clock|Calibrating delay/i;
 
 export interface BootResult {
   machine: string;
