@@ -81,8 +81,8 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
   const read = (): Ns => pvclock.read(mem, HV_CLOCK_GPA, () => p.rdtsc()).ns;
   const stable = stableFeature && (record().flags & PVCLOCK_TSC_STABLE_BIT) !== 0;
   // kvm_sched_clock_init(): clear_sched_clock_stable() unless stable, then sched_clock becomes
-  // kvm_clock_read() - kvm_sched_clock_offset, the offset being kvm-clock's reading now; 4.19+
-  // print it whether or not the clock is stable (older kernels returned early when unstable)
+  // kvm_clock_read() - kvm_sched_clock_offset, the offset being kvm-clock's reading now; current
+  // kernels print it whether or not the clock is stable (4.x returned early when unstable)
   const schedClockOffset = read();
   lines.push(`kvm-clock: using sched offset of ${schedClockOffset} cycles`);
   // Rating drop on X86_FEATURE_CONSTANT_TSC && X86_FEATURE_NONSTOP_TSC. Its !check_tsc_unstable()
