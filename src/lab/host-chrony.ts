@@ -58,7 +58,10 @@ export class HostChronyServer {
     }
     const kill = setTimeout(() => proc.kill('SIGTERM'), lifetimeMs);
     kill.unref();
-    const onExit = () => proc.kill('SIGTERM');
+    const onExit = () => {
+      proc.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    };
     process.once('exit', onExit);
     proc.once('exit', () => {
       clearTimeout(kill);
