@@ -127,6 +127,7 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     ...s.vms.flatMap((v, i): [PropertyKey[], string | number][] => [
       [['vms', i, 'boot_at'], v.boot_at],
       [['vms', i, 'update_interval'], v.update_interval],
+      ...(v.kvmclock_at_init !== undefined ? [[['vms', i, 'kvmclock_at_init'], v.kvmclock_at_init] as [PropertyKey[], string | number]] : []),
       [['vms', i, 'sync', 'agent_delay'], v.sync.agent_delay],
       [['vms', i, 'sync', 'ntp_step_threshold'], v.sync.ntp_step_threshold],
       ...v.pauses.flatMap((p, j): [PropertyKey[], string | number][] => [

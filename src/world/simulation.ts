@@ -178,6 +178,7 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
         scheduler: engine,
         epochNs,
         ...(cfg.vcpus !== undefined ? { vcpus: cfg.vcpus } : {}),
+        ...(cfg.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: parseDuration(cfg.kvmclock_at_init) } : {}),
         updateIntervalNs: parseDuration(cfg.update_interval),
         vcpuEntryIntervalNs: parseDuration(cfg.update_interval),
         trace,

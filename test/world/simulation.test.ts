@@ -97,3 +97,12 @@ test('the demo parses and names four guests', () => {
   const s = parseScenarioText(DEMO_SCENARIO_YAML);
   assert.deepEqual(s.vms.map((v) => v.name), ['vm-kvmclock', 'vm-agent', 'vm-ntp', 'vm-tsc']);
 });
+
+test('kvmclock_at_init moves kernel entry to when kvm-clock reads that value (the sched offset line)', () => {
+  const base = simulate(parseScenarioText(scenario(0, 'profile: firecracker, update_interval: 10s', '1min', '10s')));
+  const late = simulate(parseScenarioText(scenario(0, 'profile: firecracker, update_interval: 10s, kvmclock_at_init: 2s', '1min', '10s')));
+  // the first sample is taken at kernel entry: 2 s after VM creation (to within kvm-clock's 1-ns scaling)
+  const t0 = late.timeline[0]!.t;
+  assert.ok(t0 >= 2_000_000_000n && t0 <= 2_000_000_002n, String(t0));
+  assert.ok(base.timeline[0]!.t < 1_000_000_000n);
+});
