@@ -28,6 +28,8 @@ export class HostChronyServer {
   ) {}
 
   static async start(lifetimeMs = 300_000): Promise<HostChronyServer> {
+    // chronyd exits with "Fatal error : Not superuser" otherwise, even with -x
+    if (process.geteuid && process.geteuid() !== 0) throw new UnavailableError('the host chronyd (serve-only, -x) needs root', 'chronyd refuses to start as another user');
     const bin = chronydBinary();
     const dir = mkdtempSync(join(tmpdir(), 'timevisor-chrony-'));
     const port = await freeUdpPort();
