@@ -89,3 +89,13 @@ test('schema/scenario.schema.json is regenerated from the zod schema (npm run sc
   const published = readFileSync(new URL('../../schema/scenario.schema.json', import.meta.url), 'utf8');
   assert.equal(published, JSON.stringify(scenarioJsonSchema(), null, 2) + '\n');
 });
+
+test("the README's scenario example is a valid scenario", async () => {
+  const { readFileSync } = await import('node:fs');
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const block = /## Scenario files\s+```yaml\n([\s\S]*?)```/.exec(readme);
+  assert.ok(block, 'README has a ```yaml block under "## Scenario files"');
+  const s = parseScenarioText(block[1]!, 'README.md');
+  assert.equal(s.vms[0]!.sync.method, 'agent');
+  assert.equal(s.vms[0]!.pauses.length, 1);
+});
