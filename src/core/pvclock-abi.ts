@@ -88,7 +88,11 @@ function view(buf: Uint8Array): DataView {
 }
 
 export function decodePvclock(buf: Uint8Array, off = 0): PvclockVcpuTimeInfo {
-  const v = view(buf);
+  return decodePvclockView(view(buf), off);
+}
+
+/** decodePvclock on a DataView the caller keeps (no allocation but the record). */
+export function decodePvclockView(v: DataView, off = 0): PvclockVcpuTimeInfo {
   const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
   return {
     version: v.getUint32(off + L.version, true),
@@ -157,6 +161,17 @@ export function pvclockScaleDelta(delta: bigint, mulFrac: number, shift: number)
   if (shift < 0) d >>= BigInt(-shift);
   else d = u64(d << BigInt(shift));
   return mulU64U32Shr(d, mulFrac, 32);
+}
+
+/**
+ * __pvclock_read_cycles() on a record in place (a DataView on guest memory at `off`), without
+ * decoding it into an object: the hot path of every kvm-clock read.
+ */
+export function pvclockReadCyclesView(v: DataView, off: number, tsc: Cycles): Ns {
+  const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
+  const delta = u64(tsc - v.getBigUint64(off + L.tsc_timestamp, true));
+  const scaled = pvclockScaleDelta(delta, v.getUint32(off + L.tsc_to_system_mul, true), v.getInt8(off + L.tsc_shift));
+  return u64(v.getBigUint64(off + L.system_time, true) + scaled);
 }
 
 /**

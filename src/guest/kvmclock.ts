@@ -78,7 +78,8 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
   const stableFeature = hasBit(features, KVM_FEATURE_CLOCKSOURCE_STABLE_BIT);
   if (stableFeature) pvclock.setFlags(PVCLOCK_TSC_STABLE_BIT);
   const record = (): PvclockVcpuTimeInfo => decodePvclock(mem.read(HV_CLOCK_GPA, PVCLOCK_VCPU_TIME_INFO_SIZE));
-  const read = (): Ns => pvclock.read(mem, HV_CLOCK_GPA, () => p.rdtsc()).ns;
+  const rdtsc = (): bigint => p.rdtsc();
+  const read = (): Ns => pvclock.readNs(mem, HV_CLOCK_GPA, rdtsc);
   const stable = stableFeature && (record().flags & PVCLOCK_TSC_STABLE_BIT) !== 0;
   // kvm_sched_clock_init(): clear_sched_clock_stable() unless stable, then sched_clock becomes
   // kvm_clock_read() - kvm_sched_clock_offset, the offset being kvm-clock's reading now; current

@@ -15,6 +15,7 @@ import {
   decodeWallClock,
   PVCLOCK_WALL_CLOCK_SIZE,
   pvclockReadCycles,
+  pvclockReadCyclesView,
   type PvclockVcpuTimeInfo,
 } from '../core/pvclock-abi.ts';
 import { NSEC_PER_SEC } from '../core/time.ts';
@@ -23,6 +24,9 @@ import { NSEC_PER_SEC } from '../core/time.ts';
 export interface PvclockMemory {
   read(gpa: bigint, len: number): Uint8Array;
   write(gpa: bigint, bytes: Uint8Array): void;
+  /** Flat RAM from GPA 0, when the memory is that (the model's FlatGuestMemory): records are then
+   *  read in place, as the kernel dereferences its hv_clock pointer, with no copy per read. */
+  readonly bytes?: Uint8Array;
 }
 
 export interface PvclockReadResult {
@@ -39,7 +43,7 @@ export interface PvclockReadResult {
 
 function readU32(mem: PvclockMemory, gpa: bigint): number {
   const b = mem.read(gpa, 4);
-  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+  return (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
 }
 
 /** Error thrown when the version never settles (a hypervisor that leaves the record odd). */
@@ -57,8 +61,43 @@ export class PvclockGuest {
   /** Calls of pvclock_touch_watchdogs() (GUEST_STOPPED seen). */
   watchdogTouches = 0;
 
+  /** A DataView on the flat RAM of the memory last read (see PvclockMemory.bytes). */
+  private viewMem: PvclockMemory | null = null;
+  private view: DataView | null = null;
+
   constructor(opts: { stableBitTrusted?: boolean } = {}) {
     if (opts.stableBitTrusted) this.validFlags |= PVCLOCK_TSC_STABLE_BIT;
+  }
+
+  /** The in-place view for a record at `gpa`, or null (memory without flat bytes, or out of range:
+   *  the copying path then reports the bad address as the memory does). */
+  private recordView(mem: PvclockMemory, gpa: bigint): DataView | null {
+    if (mem !== this.viewMem) {
+      const b = mem.bytes;
+      this.viewMem = mem;
+      this.view = b ? new DataView(b.buffer, b.byteOffset, b.byteLength) : null;
+    }
+    const v = this.view;
+    if (!v || gpa < 0n || gpa + BigInt(PVCLOCK_VCPU_TIME_INFO_SIZE) > BigInt(v.byteLength)) return null;
+    return v;
+  }
+
+  /** read(...).ns without the result object: what kvm_clock_read() returns. */
+  readNs(mem: PvclockMemory, gpa: bigint, rdtsc: () => Cycles): Ns {
+    const v = this.recordView(mem, gpa);
+    if (!v) return this.read(mem, gpa, rdtsc).ns;
+    const off = Number(gpa);
+    const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
+    // In the model nothing writes guest memory during a read, so the version loop settles at once
+    // unless the version is odd (the copying path then reports the stuck record).
+    const version = v.getUint32(off + L.version, true);
+    const flags = v.getUint8(off + L.flags);
+    if (version & 1 || flags & PVCLOCK_GUEST_STOPPED) return this.read(mem, gpa, rdtsc).ns;
+    const ret = pvclockReadCyclesView(v, off, rdtsc());
+    if (this.validFlags & PVCLOCK_TSC_STABLE_BIT && flags & PVCLOCK_TSC_STABLE_BIT) return ret;
+    if (ret <= this.lastValue) return this.lastValue;
+    this.lastValue = ret;
+    return ret;
   }
 
   /** pvclock_set_flags(). */

@@ -10,12 +10,14 @@ export interface GuestMemory {
 /** Flat guest RAM starting at GPA 0. */
 export class FlatGuestMemory implements GuestMemory {
   readonly bytes: Uint8Array;
+  private readonly size: bigint;
   constructor(size: number) {
     this.bytes = new Uint8Array(size);
+    this.size = BigInt(size);
   }
 
   private check(gpa: bigint, len: number): number {
-    if (gpa < 0n || gpa + BigInt(len) > BigInt(this.bytes.length)) {
+    if (gpa < 0n || gpa + BigInt(len) > this.size) {
       throw new InputError(`guest physical address 0x${gpa.toString(16)}+${len} is outside guest memory (${this.bytes.length} bytes)`);
     }
     return Number(gpa);

@@ -97,3 +97,37 @@ test('pvclock_read_wallclock adds the boot epoch to the current kvmclock', () =>
   // 1700000000.999999000 + 2.000002000 = 1700000003.000001000
   assert.deepEqual(ts, { sec: 1_700_000_003n, nsec: 1_000 });
 });
+
+test('readNs (in place on flat RAM) returns what read() returns, with the same last_value guard', () => {
+  const mem = new FlatGuestMemory(0x1000);
+  mem.write(GPA, rec({ systemTime: 5_000n }));
+  mem.write(GPA + 0x40n, rec({ systemTime: 4_900n })); // lags vCPU0's record by 100 ns
+  const fast = new PvclockGuest();
+  const slow = new PvclockGuest();
+  const copy = { read: (gpa: bigint, len: number) => mem.read(gpa, len), write: (gpa: bigint, b: Uint8Array) => mem.write(gpa, b) };
+  // hand-derived: 1 ns per cycle from tsc_timestamp 1000
+  const steps: [bigint, bigint, bigint][] = [
+    [GPA, 1000n, 5_000n],
+    [GPA + 0x40n, 1050n, 5_000n], // 4950 clamped to last_value
+    [GPA + 0x40n, 1200n, 5_100n],
+    [GPA, 1100n, 5_100n], // 5100 = last_value
+  ];
+  for (const [gpa, tsc, want] of steps) {
+    assert.equal(fast.readNs(mem, gpa, () => tsc), want);
+    assert.equal(slow.read(copy, gpa, () => tsc).ns, want);
+  }
+  assert.equal(fast.lastValue, slow.lastValue);
+});
+
+test('readNs consumes GUEST_STOPPED and reports a stuck odd version like read()', () => {
+  const mem = new FlatGuestMemory(0x1000);
+  mem.write(GPA, rec({ flags: PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED }));
+  const g = new PvclockGuest({ stableBitTrusted: true });
+  assert.equal(g.readNs(mem, GPA, () => 1500n), 5_500n);
+  assert.equal(mem.read(GPA + 29n, 1)[0], PVCLOCK_TSC_STABLE_BIT);
+  assert.equal(g.watchdogTouches, 1);
+  mem.write(GPA, rec({ version: 7 }));
+  assert.throws(() => g.readNs(mem, GPA, () => 1000n), PvclockTornError);
+  // a record outside RAM is the memory's error, as on the copying path
+  assert.throws(() => g.readNs(mem, 0x1000n - 16n, () => 1000n), /outside guest memory/);
+});
