@@ -85,6 +85,8 @@ export interface BootGuestOptions {
   updateIntervalNs?: Ns;
   /** What the vCPUs are doing, for /proc/stat (default idle). */
   cpuMode?: (cpu: number) => CpuMode;
+  /** Let the clocksource watchdog fast-forward quiet spans (default true; see watchdog.ts). */
+  watchdogFastForward?: boolean;
   trace?: TraceRecorder;
 }
 
@@ -167,6 +169,10 @@ export class GuestKernel {
         if (cs === this.tsc || cs === this.tscEarly) this.tscCsMarkUnstable();
       },
       () => this.checkOneshot(),
+      {
+        ...(opts.watchdogFastForward !== undefined ? { fastForward: opts.watchdogFastForward } : {}),
+        ...(opts.platform.counterEpoch ? { counterEpoch: () => opts.platform.counterEpoch!() } : {}),
+      },
     );
     this.schedClock = new SchedClock({ sched: () => this.schedClockRaw(), ktime: () => this.timekeeper.get('monotonic'), printk: (l) => this.printk(l) });
   }

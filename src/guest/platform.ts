@@ -92,4 +92,12 @@ export interface GuestPlatform {
   nextVcpuRun?(cpu: number): Ns;
   /** The CMOS RTC as Linux reads it at boot. */
   readCmos?(): CmosReading;
+  /**
+   * The VMM's promise that lets the guest advance periodic work analytically (the clocksource
+   * watchdog): between two scheduler events every counter above (TSC, the pvclock record's reading,
+   * HPET, PM timer) is an affine function of scheduler time up to a few counts of rounding, and this
+   * number changes whenever the VMM changes a counter's rate or value (pause, resume, a TSC rate
+   * change). Absent: such work runs event by event.
+   */
+  counterEpoch?(): number;
 }

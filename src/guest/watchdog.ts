@@ -2,7 +2,16 @@
 // WATCHDOG_INTERVAL each watched clocksource's elapsed time is compared with the watchdog's; a
 // difference beyond both uncertainty margins marks it unstable, a clean pass makes a continuous
 // one valid for high resolution mode.
-import type { Scheduler, Timer } from '../core/engine.ts';
+//
+// Fast-forward (DESIGN.md: periodic work nobody observes is advanced analytically). Between two
+// scheduler events nothing changes the counters' rates or the pvclock record, so every interval of
+// such a quiet span has the same skew up to a few counts of rounding. Once two consecutive
+// intervals inside a span passed with a margin wider than that rounding, every later interval of
+// the span passes too: the watchdog then sleeps to the last grid point before the next event and
+// reads both clocks there for real (the "last" interval), so the state it carries on with, the
+// pvclock last_value the reads leave behind and everything it prints are the ones the event-by-event
+// watchdog produces. Any interval that holds an event is checked event by event.
+import type { Engine, Scheduler, Timer } from '../core/engine.ts';
 import type { Cycles, Ns } from '../core/time.ts';
 import { hex } from '../core/u64.ts';
 import {
@@ -20,13 +29,46 @@ const PAD = '                      ';
 interface WdState {
   wdLast: Cycles;
   csLast: Cycles;
+  /** Skew of the last interval checked, when it passed with room for any interval of its span. */
+  skew: Ns | null;
+}
+
+/** Counts of rounding one counter reading can carry (nested floors: host TSC, scaling, pvclock). */
+const ROUNDING_COUNTS = 8;
+/** Extra ns of rounding allowed per interval on top of the counters' own (conversions, phase). */
+const ROUNDING_SLACK_NS = 1000n;
+
+/** The earliest pending scheduler event, when the scheduler can tell (the simulation engine can). */
+type NextEventTime = () => Ns | null;
+
+export interface WatchdogOptions {
+  /** Advance quiet spans analytically (default); false runs every WATCHDOG_INTERVAL as an event. */
+  fastForward?: boolean;
+  /** GuestPlatform.counterEpoch: without it the watchdog never fast-forwards. */
+  counterEpoch?: () => number;
 }
 
 export class ClocksourceWatchdog {
   private readonly timer: Timer;
   private readonly state = new Map<Clocksource, WdState>();
   readonly intervalNs: Ns;
+  /** clocksource_watchdog() runs, counting the intervals a fast-forward covered. */
   checks = 0;
+  /** Advance quiet spans analytically; false: every interval is a scheduler event (for tests). */
+  fastForward: boolean;
+  /** Intervals covered by fast-forwards (not run as events). */
+  fastForwarded = 0;
+  /** Fast-forwards that found a counter changed without a scheduler event (then checked as one long interval). */
+  fastForwardMisses = 0;
+  private readonly nextEventTime: NextEventTime | null;
+  private readonly counterEpoch: (() => number) | null;
+  /** Next foreign event after the last check (the end of the quiet span), null when unknown. */
+  private quietUntil: Ns | null = null;
+  private quietEpoch = 0;
+  /** Consecutive intervals inside the current quiet span that passed with room and changed nothing. */
+  private streak = 0;
+  /** Set while sleeping through a span: the last real check's time and the intervals skipped. */
+  private skip: { from: Ns; intervals: number } | null = null;
 
   constructor(
     private readonly core: ClocksourceCore,
@@ -36,10 +78,15 @@ export class ClocksourceWatchdog {
     /** cs->mark_unstable callbacks (tsc_cs_mark_unstable). */
     private readonly onUnstable: (cs: Clocksource) => void,
     private readonly onHresValid: () => void,
+    opts: WatchdogOptions = {},
   ) {
     // WATCHDOG_INTERVAL = HZ >> 1 jiffies
     this.intervalNs = (BigInt(hz >> 1) * 1_000_000_000n) / BigInt(hz);
     this.timer = sched.timer(() => this.run());
+    this.fastForward = opts.fastForward ?? true;
+    this.counterEpoch = opts.counterEpoch ?? null;
+    const engine = sched as Partial<Pick<Engine, 'nextEventTime'>>;
+    this.nextEventTime = typeof engine.nextEventTime === 'function' ? () => engine.nextEventTime!.call(sched) : null;
   }
 
   /** clocksource_start_watchdog(): runs while there is a watchdog and something to watch. */
@@ -51,7 +98,17 @@ export class ClocksourceWatchdog {
   private run(): void {
     const wd = this.core.watchdog;
     if (!wd) return;
+    const now = this.sched.now;
+    // The interval just ended lies inside the quiet span seen at the last check.
+    const inSpan = this.quietUntil !== null && now < this.quietUntil && this.epoch() === this.quietEpoch;
+    const skip = this.skip;
+    this.skip = null;
+    if (skip) {
+      this.checks += skip.intervals - 1;
+      this.fastForwarded += skip.intervals - 1;
+    }
     this.checks++;
+    let quiet = inSpan;
     for (const cs of [...this.core.watchdogList]) {
       if (cs.has(CLOCK_SOURCE_UNSTABLE)) continue;
       const csnow = cs.read();
@@ -59,8 +116,20 @@ export class ClocksourceWatchdog {
       const st = this.state.get(cs);
       if (!cs.has(CLOCK_SOURCE_WATCHDOG) || !st) {
         cs.flags |= CLOCK_SOURCE_WATCHDOG;
-        this.state.set(cs, { wdLast: wdnow, csLast: csnow });
+        this.state.set(cs, { wdLast: wdnow, csLast: csnow, skew: null });
+        quiet = false;
         continue;
+      }
+      if (skip && st.skew !== null) {
+        if (inSpan && this.spanAgrees(cs, wd, st, csnow, wdnow, skip.intervals)) {
+          // every interval of the span passed (see the header): carry on from this reading
+          st.wdLast = wdnow;
+          st.csLast = csnow;
+          continue;
+        }
+        // a counter changed without a scheduler event: what a late timer sees, one long interval
+        this.fastForwardMisses++;
+        this.fastForward = false;
       }
       const wdNsec = wd.cyc2ns((wdnow - st.wdLast) & wd.mask);
       const csNsec = cs.cyc2ns((csnow - st.csLast) & cs.mask);
@@ -70,6 +139,9 @@ export class ClocksourceWatchdog {
       st.csLast = csnow;
       const md = cs.uncertaintyMarginNs + wd.uncertaintyMarginNs;
       const skew = csNsec - wdNsec;
+      const room = md - roundingNs(cs) - roundingNs(wd);
+      st.skew = skew <= room && -skew <= room ? skew : null;
+      if (st.skew === null) quiet = false;
       if (skew > md || -skew > md) {
         this.log(`clocksource: timekeeping watchdog on CPU0: Marking clocksource '${cs.name}' as unstable because the skew is too large:`);
         this.log(`clocksource: ${PAD}'${wd.name}' wd_nsec: ${wdNsec} wd_now: ${hex(wdnow).slice(2)} wd_last: ${hex(wdLast).slice(2)} mask: ${hex(wd.mask).slice(2)}`);
@@ -93,6 +165,7 @@ export class ClocksourceWatchdog {
         continue;
       }
       if (!cs.has(CLOCK_SOURCE_VALID_FOR_HRES) && cs.has(CLOCK_SOURCE_IS_CONTINUOUS) && wd.has(CLOCK_SOURCE_IS_CONTINUOUS)) {
+        quiet = false;
         cs.flags |= CLOCK_SOURCE_VALID_FOR_HRES;
         if (!this.core.finishedBooting) continue;
         if (cs !== this.core.curr) {
@@ -103,6 +176,62 @@ export class ClocksourceWatchdog {
         }
       }
     }
-    if (this.core.watchdogList.length > 0) this.timer.armIn(this.intervalNs);
+    if (this.core.watchdogList.length === 0) return;
+    this.streak = quiet ? this.streak + 1 : 0;
+    this.armNext(now);
   }
+
+  private epoch(): number {
+    return this.counterEpoch ? this.counterEpoch() : 0;
+  }
+
+  /**
+   * Arm the next run: the next grid point, or — after two quiet intervals that passed with room —
+   * the last grid point before the next scheduler event. Called last in run(), while this timer is
+   * not pending, so the earliest pending event is someone else's.
+   */
+  private armNext(now: Ns): void {
+    const I = this.intervalNs;
+    const next = this.fastForward && this.counterEpoch && this.nextEventTime ? this.nextEventTime() : null;
+    // an event still due now (after this one) may schedule anything: no span
+    this.quietUntil = next !== null && next > now ? next : null;
+    this.quietEpoch = this.epoch();
+    if (this.quietUntil !== null && this.streak >= 2) {
+      const intervals = Number((this.quietUntil - 1n - now) / I);
+      if (intervals >= 2) {
+        this.skip = { from: now, intervals };
+        this.timer.armIn(BigInt(intervals) * I);
+        return;
+      }
+    }
+    this.timer.armIn(I);
+  }
+
+  /**
+   * The span's average skew (one long delta of each clock, unwrapped) agrees with the last checked
+   * interval's within the rounding bound: the counters really were affine in between. Counters that
+   * wrap within the span cannot tell, and rely on the counter epoch alone.
+   */
+  private spanAgrees(cs: Clocksource, wd: Clocksource, st: WdState, csnow: Cycles, wdnow: Cycles, intervals: number): boolean {
+    const spanNs = BigInt(intervals) * this.intervalNs;
+    if (wraps(cs, spanNs) || wraps(wd, spanNs)) return true;
+    const n = BigInt(intervals);
+    const csTotal = ((csnow - st.csLast) * BigInt(cs.mult)) >> BigInt(cs.shift);
+    const wdTotal = ((wdnow - st.wdLast) * BigInt(wd.mult)) >> BigInt(wd.shift);
+    const drift = csTotal - wdTotal - n * st.skew!;
+    const bound = n * (roundingNs(cs) + roundingNs(wd)) + 2n;
+    return drift <= bound && -drift <= bound;
+  }
+}
+
+/** How far one interval's delta of `cs` can stray from the affine value, ns (counts of rounding). */
+function roundingNs(cs: Clocksource): Ns {
+  const perCount = (BigInt(cs.mult) + (1n << BigInt(cs.shift)) - 1n) >> BigInt(cs.shift); // ceil ns per count
+  return BigInt(ROUNDING_COUNTS) * perCount + ROUNDING_SLACK_NS;
+}
+
+/** Whether `cs` may wrap its mask within `spanNs` (counts at up to twice its registered rate). */
+function wraps(cs: Clocksource, spanNs: Ns): boolean {
+  if (cs.freqHz === 0n) return true;
+  return (spanNs * cs.freqHz * 2n) / 1_000_000_000n >= cs.mask;
 }

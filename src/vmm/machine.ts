@@ -120,13 +120,20 @@ export class VirtualMachine {
       this.entryTimer = t;
     }
     this.platform = platform;
+    // The TSC rate change happens in a scheduler event, so counters change only at events
+    const ch = opts.tscRateChange;
+    if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => vm.counterEpoch++).armAt(ch.atNs);
+    platform.counterEpoch = () => vm.counterEpoch;
   }
 
   private vcpusPaused = false;
+  /** GuestPlatform.counterEpoch: changes whenever the VMM changes a guest counter's rate or value. */
+  private counterEpoch = 0;
 
   /** The VMM stopped (true) or restarted (false) the vCPU threads: paused vCPUs never enter the guest. */
   setVcpusPaused(paused: boolean): void {
     this.vcpusPaused = paused;
+    this.counterEpoch++;
   }
 
   /** The vCPU threads' sched_info.run_delay: time spent runnable but not running. */
