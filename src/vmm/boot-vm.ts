@@ -8,6 +8,7 @@ import { parseCmdline } from '../guest/cmdline.ts';
 import type { KernelConfig } from '../guest/kernel.ts';
 import type { HostCpu, MachineProfile } from './profiles.ts';
 import { VirtualMachine } from './machine.ts';
+import type { RtcConfig } from './vm-devices.ts';
 import { hex } from '../core/u64.ts';
 import { InputError } from '../core/errors.ts';
 
@@ -30,6 +31,8 @@ export interface BootVmOptions {
   hostRdtsc?: () => Cycles;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
   hostUptimeNs?: Ns;
+  /** QEMU's `-rtc base=…,clock=…` for the qemu-* profiles (see VirtualMachineOptions.rtc). */
+  rtc?: RtcConfig;
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -65,6 +68,7 @@ export class BootedVm {
       ...(opts.hostRdtsc ? { hostRdtsc: opts.hostRdtsc } : {}),
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
+      ...(opts.rtc ? { rtc: opts.rtc } : {}),
     });
     this.kernelEntryAt = this.vm.createdAt + (opts.kvmclockAtInitNs !== undefined ? firstNsReading(this.vm, opts.kvmclockAtInitNs) : opts.profile.vmToKernelNs);
     const t = opts.scheduler.timer(() => {
@@ -77,6 +81,7 @@ export class BootedVm {
         ...(opts.cpuMode ? { cpuMode: opts.cpuMode } : {}),
         ...(opts.trace ? { trace: opts.trace } : {}),
       });
+      this.vm.devices.guestPitDisable();
     });
     t.armAt(this.kernelEntryAt);
   }

@@ -5,3 +5,7 @@ export { KERNEL_PRESETS, kernelPreset } from './kernels.ts';
 export { VirtualMachine, resolveHost, type VirtualMachineOptions } from './machine.ts';
 export { bootVm, type BootVmOptions, type BootedVm, guestReport, type GuestReport } from './boot-vm.ts';
 export { VmLifecycle, PAUSE_CLOCK_POLICY, type PauseClockPolicy, type PauseRecord } from './lifecycle.ts';
+export { VmDevices, vmmKind, type VmDevicesOptions, type RtcConfig, type VmmKind } from './vm-devices.ts';
+export { VmVirtualClock } from './vm-clock.ts';
+export { KvmtoolRtc } from './kvmtool-rtc.ts';
+export { mc146818GetTime, MC146818_GET_TIME_TIMEOUT_MS, UIP_RECHECK_DELAY_US, type CmosPortIo, type Mc146818Time, type Mc146818Options } from './mc146818-get-time.ts';

@@ -24,10 +24,13 @@ export interface PauseClockPolicy {
   saveRestoreKvmclock: boolean;
   /** KVM_KVMCLOCK_CTRL on each vCPU at resume (sets PVCLOCK_GUEST_STOPPED for the soft-lockup watchdog). */
   kvmclockCtrl: boolean;
+  /** vm_stop stops QEMU_CLOCK_VIRTUAL (softmmu/cpus.c do_vm_stop → cpu_disable_ticks): HPET, PM timer and
+   *  PIT stand still until cont. Absent or false: the VMM's timer devices run on host time. */
+  stopsVirtualClock?: boolean;
   source: string;
 }
 
-const QEMU: PauseClockPolicy = { saveRestoreKvmclock: true, kvmclockCtrl: true, source: 'QEMU hw/i386/kvm/clock.c kvmclock_vm_state_change' };
+const QEMU: PauseClockPolicy = { saveRestoreKvmclock: true, kvmclockCtrl: true, stopsVirtualClock: true, source: 'QEMU hw/i386/kvm/clock.c kvmclock_vm_state_change; softmmu/cpus.c do_vm_stop' };
 
 export const PAUSE_CLOCK_POLICY: Readonly<Record<string, PauseClockPolicy>> = {
   'qemu-kvm': QEMU,
@@ -78,6 +81,7 @@ export class VmLifecycle {
     this.current = { pausedAt: this.b.opts.scheduler.now, resumedAt: null, savedKvmclock: saved };
     this.plannedResume = resumeAt ?? null;
     this.b.vm.setVcpusPaused(true);
+    if (this.policy.stopsVirtualClock) this.b.vm.vmStateChange(false);
   }
 
   resume(): void {
@@ -90,6 +94,7 @@ export class VmLifecycle {
     this.history.push(rec);
     this.current = null;
     this.plannedResume = null;
+    if (this.policy.stopsVirtualClock) this.b.vm.vmStateChange(true);
     this.b.vm.setVcpusPaused(false);
     for (const v of this.b.vm.vcpus) v.run(v.id); // vCPUs re-enter: pending clock requests run now
   }

@@ -7,8 +7,9 @@ import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/time.ts';
 import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, kvmclockScale, type KvmVcpu } from '../hypervisor/index.ts';
 import { pvclockReadCycles } from '../core/pvclock-abi.ts';
 import { u64 } from '../core/u64.ts';
-import type { CmosReading, GuestPlatform } from '../guest/platform.ts';
+import type { GuestPlatform } from '../guest/platform.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
+import { VmDevices, type RtcConfig } from './vm-devices.ts';
 
 export interface VirtualMachineOptions {
   profile: MachineProfile;
@@ -31,6 +32,8 @@ export interface VirtualMachineOptions {
   /** The host's TSC now, when a world model owns the host (its oscillator, its TSC offset);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
   hostRdtsc?: () => Cycles;
+  /** QEMU's `-rtc base=…,clock=…` (qemu-* profiles); default base=utc (the epoch), clock=host. */
+  rtc?: RtcConfig;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -48,6 +51,8 @@ export class VirtualMachine {
   readonly kvm: KvmVm | null = null;
   readonly vcpus: KvmVcpu[] = [];
   readonly memory = new FlatGuestMemory(0x20_0000);
+  /** The profile's timer devices on the VM's port and MMIO buses; the guest's reads go through them. */
+  readonly devices: VmDevices;
   readonly createdAt: Ns;
   private readonly hostTsc0: Cycles;
   private readonly hostTscAtCreate: Cycles;
@@ -78,19 +83,19 @@ export class VirtualMachine {
       pioReadNs: p.pioReadNs,
       mmioReadNs: p.mmioReadNs,
     };
-    // HPET and PM timer count from the VMM's virtual clock (host CLOCK_MONOTONIC): true time here
-    if (p.devices.hpet) {
-      const period = BigInt(p.devices.hpet.periodFs);
-      platform.readHpet = () => ((vm.sched.now - vm.createdAt) * 1_000_000n) / period;
-    }
-    if (p.devices.acpi?.pmTimer) platform.readPmTimer = () => ((vm.sched.now - vm.createdAt) * 3_579_545n) / NSEC_PER_SEC;
+    // The devices count the VMM's clocks (QEMU_CLOCK_VIRTUAL, or host time for the other VMMs' own
+    // devices), with the RTC's time base the scenario's UTC at creation; the guest reads them by MMIO/PIO.
+    const devices = new VmDevices({ profile: p, scheduler: opts.scheduler, hostRealtime: () => epoch + vm.sched.now, ...(opts.rtc ? { rtc: opts.rtc } : {}) });
+    this.devices = devices;
+    if (devices.hpet) platform.readHpet = () => devices.readHpet();
+    if (devices.pmTimerPort !== null) platform.readPmTimer = () => devices.readPmTimer();
     const ds = opts.deschedule;
     if (ds) {
       if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs) throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
       platform.vcpuRunning = () => (vm.sched.now - vm.createdAt) % ds.periodNs < ds.runNs;
       platform.nextVcpuRun = () => vm.createdAt + ((vm.sched.now - vm.createdAt) / ds.periodNs + 1n) * ds.periodNs;
     }
-    if (p.devices.rtc) platform.readCmos = (): CmosReading => vm.readCmos(epoch);
+    if (devices.rtc) platform.readCmos = () => devices.readCmos();
     if (p.accel === 'kvm') {
       const hostTk = new LinuxHostTimekeeper({
         tscKhz: this.host.tscKhz,
@@ -190,14 +195,12 @@ export class VirtualMachine {
     return tsc;
   }
 
-  /** The CMOS RTC set from host UTC when the VMM started; UIP in the last 244 µs of each second. */
-  private readCmos(epoch: Ns): CmosReading {
-    const utc = epoch + this.sched.now;
-    const frac = utc % NSEC_PER_SEC;
-    const uipStart = NSEC_PER_SEC - 244_000n;
-    const wait = frac >= uipStart ? NSEC_PER_SEC - frac : 0n;
-    // mc146818_get_time waits for UIP to clear, so it reads the second that has just begun
-    return { seconds: (utc + wait) / NSEC_PER_SEC, uipWaitNs: wait };
+  /**
+   * The VM stopped (false) or runs again (true), as QEMU's vm_state_change notifiers see it: for the
+   * qemu-* device set QEMU_CLOCK_VIRTUAL stops, so HPET, PM timer, PIT and a clock=vm RTC stand still.
+   */
+  vmStateChange(running: boolean): void {
+    this.devices.vmStateChange(running);
   }
 
   destroy(): void {

@@ -1,0 +1,220 @@
+// The timer devices a VMM puts on a VM's buses (src/devices), per profile, and the guest's reads of
+// them as real port/MMIO accesses:
+//
+//   qemu-*            QEMU pc (hw/i386/pc.c pc_basic_device_init): MC146818 RTC at 0x70 (-rtc base=utc,
+//                     clock=host by default: system/rtc.c configure_rtc), PIT at 0x40 and port 0x61 (in-kernel
+//                     under KVM, QEMU's own under TCG), HPET at 0xfed00000, PIIX4 PM block at 0x600 (PM_TMR
+//                     0x608). HPET, PM timer and PIT count QEMU_CLOCK_VIRTUAL, which stops while the VM is stopped
+//                     (the in-kernel PIT is saved on stop and reloaded on cont: hw/i386/kvm/i8254.c
+//                     kvm_pit_vm_state_change).
+//   cloud-hypervisor  KVM's in-kernel PIT with the speaker stub, its PM timer at 0x608 counting host time
+//                     since the device was made (devices/src/acpi.rs AcpiPmTimerDevice, Instant::now), its CMOS
+//                     (devices/src/legacy/cmos.rs): host CLOCK_REALTIME on every read, UIP in the last 244 µs
+//                     of each host second.
+//   kvmtool           KVM's in-kernel PIT without port 0x61, its CMOS (hw/rtc.c: host time(), no UIP).
+//   firecracker       KVM's in-kernel PIT with the speaker stub; nothing else.
+//
+// The KVM in-kernel PIT runs on host hrtimers and the Cloud Hypervisor / kvmtool devices on host clocks,
+// so under those VMMs nothing stops while the VM is paused.
+import { Engine, type Scheduler } from '../core/engine.ts';
+import { InputError } from '../core/errors.ts';
+import { NSEC_PER_SEC, type Clock, type Ns } from '../core/time.ts';
+import { AcpiPmTimer, CmosRtc, Hpet, HPET_BASE, HPET_CFG, HPET_CFG_ENABLE, HPET_COUNTER, HPET_LEN, MmioBus, noIrq, Pit, PortBus, rtcBaseSeconds, SpeakerPort, type PortDevice } from '../devices/index.ts';
+import type { CmosReading } from '../guest/platform.ts';
+import { KvmtoolRtc } from './kvmtool-rtc.ts';
+import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
+import type { MachineProfile } from './profiles.ts';
+import { VmVirtualClock } from './vm-clock.ts';
+
+/** QEMU's `-rtc` option (qemu-* profiles only; the other VMMs' RTCs always show host UTC). */
+export interface RtcConfig {
+  /** `base=`: 'utc' (default), 'localtime' (with utcOffsetSeconds) or a date 'YYYY-MM-DD[THH:MM:SS]'. */
+  base?: string;
+  /** `clock=`: 'host' (QEMU's default: host CLOCK_REALTIME, runs on while paused) or 'vm' (QEMU_CLOCK_VIRTUAL). */
+  clock?: 'host' | 'vm';
+  /** The host's UTC offset for base=localtime. */
+  utcOffsetSeconds?: number;
+}
+
+export interface VmDevicesOptions {
+  profile: MachineProfile;
+  scheduler: Scheduler;
+  /** The host's CLOCK_REALTIME (ns since the epoch): what `-rtc base=utc` and the host-clocked RTCs read. */
+  hostRealtime: Clock;
+  rtc?: RtcConfig;
+}
+
+export type VmmKind = 'qemu' | 'firecracker' | 'cloud-hypervisor' | 'kvmtool';
+
+/** Which VMM's device models a profile gets (profiles not named after one get QEMU's). */
+export function vmmKind(profile: MachineProfile): VmmKind {
+  const n = profile.name;
+  if (n === 'firecracker' || n === 'cloud-hypervisor' || n === 'kvmtool') return n;
+  return 'qemu';
+}
+
+/** QEMU's FADT names CMOS 0x32 as the century byte (hw/i386/acpi-build.c, RTC_CENTURY). */
+const QEMU_FADT_CENTURY = 0x32;
+const HPET_COUNTER_ADDR = HPET_BASE + BigInt(HPET_COUNTER);
+const HPET_CFG_ADDR = HPET_BASE + BigInt(HPET_CFG);
+
+export class VmDevices {
+  readonly kind: VmmKind;
+  readonly ports = new PortBus();
+  readonly mmio = new MmioBus();
+  /** QEMU_CLOCK_VIRTUAL (used by the qemu-* device set; other VMMs' devices never stop). */
+  readonly virtualClock: VmVirtualClock;
+  readonly rtc: CmosRtc | KvmtoolRtc | null = null;
+  readonly pit: Pit | null = null;
+  readonly speaker: SpeakerPort | null = null;
+  readonly hpet: Hpet | null = null;
+  readonly acpiPm: AcpiPmTimer | null = null;
+  /** The port the guest reads the PM timer at (the FADT's PM_TMR_BLK), when there is one. */
+  readonly pmTimerPort: number | null = null;
+  /** The guest's most recent RTC read, as mc146818_get_time went. */
+  lastRtcRead: Mc146818Time | null = null;
+  private readonly rtcClock: Clock | null = null;
+  private hpetStarted = false;
+
+  constructor(private readonly opts: VmDevicesOptions) {
+    const { profile: p, scheduler } = opts;
+    this.kind = vmmKind(p);
+    const qemu = this.kind === 'qemu';
+    const vclock = new VmVirtualClock(scheduler);
+    this.virtualClock = vclock;
+    const createdAt = scheduler.now;
+    if (opts.rtc && !qemu) throw new InputError(`-rtc options are QEMU's; the ${p.name} RTC always shows host UTC`, 'rtc');
+
+    if (p.devices.rtc) {
+      if (qemu) {
+        const onVm = opts.rtc?.clock === 'vm';
+        const clock: Clock = onVm ? vclock.clock : opts.hostRealtime;
+        const base = rtcBaseSeconds(opts.rtc?.base ?? 'utc', opts.hostRealtime(), opts.rtc?.utcOffsetSeconds ?? 0);
+        // rtc_set_date_from_host: base_rtc = the base's whole second, offset 0 at realize — the RTC's
+        // seconds turn on the phase of QEMU's start, not on the host's second boundaries
+        this.rtc = new CmosRtc({ scheduler: onVm ? vclock.scheduler : scheduler, clock, irq: noIrq, name: `${p.name}/rtc`, baseSeconds: base });
+        this.rtcClock = clock;
+      } else if (this.kind === 'cloud-hypervisor') {
+        // the host's UTC seconds, sub-second phase included (clock_gettime on every read)
+        const now = opts.hostRealtime();
+        const sec = now / NSEC_PER_SEC;
+        this.rtc = new CmosRtc({ scheduler, clock: opts.hostRealtime, irq: noIrq, name: `${p.name}/cmos`, baseSeconds: sec, startNs: sec * NSEC_PER_SEC });
+        this.rtcClock = opts.hostRealtime;
+      } else {
+        this.rtc = new KvmtoolRtc(opts.hostRealtime);
+        this.rtcClock = opts.hostRealtime;
+      }
+      this.ports.map(0x70, 2, this.rtc!);
+    }
+
+    if (p.devices.pit) {
+      const kvmPit = p.accel === 'kvm' ? { kvm: { reinject: true } } : {};
+      this.pit = qemu
+        ? new Pit({ scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${p.name}/pit`, ...kvmPit })
+        : new Pit({ scheduler, irq: noIrq, name: `${p.name}/pit`, ...kvmPit });
+      this.ports.map(0x40, 4, this.pit!);
+      if (p.devices.pit.speakerPort) {
+        this.speaker = new SpeakerPort(this.pit!);
+        this.ports.map(0x61, 1, this.speaker!);
+      }
+    }
+
+    if (p.devices.hpet) {
+      this.hpet = new Hpet({ scheduler: vclock.scheduler, clock: vclock.clock, irqs: [], name: `${p.name}/hpet` });
+      this.mmio.map(HPET_BASE, HPET_LEN, this.hpet!, { min: 4, max: 8 });
+    }
+
+    const acpi = p.devices.acpi;
+    if (acpi?.pmTimer) {
+      const port = acpi.pmTimerPort;
+      this.pmTimerPort = port;
+      if (qemu) {
+        // the PIIX4 PM1a block, PM_TMR at +8 (hw/acpi/core.c acpi_pm_tmr_get on QEMU_CLOCK_VIRTUAL)
+        this.acpiPm = new AcpiPmTimer({ scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${p.name}/acpi-pm`, base: port - 8 });
+        this.ports.map(port - 8, AcpiPmTimer.LENGTH, this.acpiPm!, 4);
+      } else {
+        // Cloud Hypervisor's AcpiPmTimerDevice is the timer register alone, counting from its creation
+        this.acpiPm = new AcpiPmTimer({ scheduler, clock: () => scheduler.now - createdAt, irq: noIrq, name: `${p.name}/pm-timer`, base: port - 8 });
+        this.ports.map(port, 4, this.acpiPm!, 4);
+      }
+    }
+  }
+
+  /** Whether the VM is stopped or running (QEMU's vm_state_change): the virtual clock follows. */
+  vmStateChange(running: boolean): void {
+    if (this.kind !== 'qemu') return;
+    if (running) this.virtualClock.start();
+    else this.virtualClock.stop();
+  }
+
+  /**
+   * What the guest's i8253 driver leaves the PIT in when the PIT is not its tick (pit_timer_init →
+   * clockevent_i8253_disable, drivers/clocksource/i8253.c): mode 0 written to 0x43, then a zero count
+   * (i8253_clear_counter_on_shutdown) — so the 18.2 Hz of the reset state (QEMU's pit_reset_common,
+   * which QEMU also loads into KVM's PIT) ends with one last one-shot. Applied at kernel entry; a guest
+   * that ticks from the PIT has that tick modelled in src/guest, not written to this device.
+   */
+  guestPitDisable(): void {
+    if (!this.pit) return;
+    this.ports.write(0x43, 1, 0x30);
+    this.ports.write(0x40, 1, 0);
+    this.ports.write(0x40, 1, 0);
+  }
+
+  /** hpet_readl(HPET_COUNTER): a 32-bit MMIO read at 0xfed000f0. */
+  readHpet(): bigint {
+    if (!this.hpetStarted) this.hpetEnable();
+    return this.mmio.read(HPET_COUNTER_ADDR, 4);
+  }
+
+  /**
+   * What hpet_enable → hpet_clocksource_register → hpet_restart_counter (arch/x86/kernel/hpet.c) writes:
+   * stop the counter, zero both halves, start it. Done at the guest's first counter read, which the guest
+   * model makes just after the hpet clocksource is registered; the guest's clocks use only differences.
+   */
+  private hpetEnable(): void {
+    this.hpetStarted = true;
+    const cfg = this.mmio.read(HPET_CFG_ADDR, 4);
+    this.mmio.write(HPET_CFG_ADDR, 4, cfg & ~HPET_CFG_ENABLE);
+    this.mmio.write(HPET_COUNTER_ADDR, 4, 0n);
+    this.mmio.write(HPET_COUNTER_ADDR + 4n, 4, 0n);
+    this.mmio.write(HPET_CFG_ADDR, 4, cfg | HPET_CFG_ENABLE);
+  }
+
+  /** acpi_pm_read_verified's inl(pmtmr_ioport). */
+  readPmTimer(): bigint {
+    if (this.pmTimerPort === null) throw new InputError('this machine has no ACPI PM timer', 'readPmTimer');
+    return BigInt(this.ports.read(this.pmTimerPort, 4));
+  }
+
+  /**
+   * The guest's mc146818_get_time(): the kernel's port accesses, in order, each taking the profile's
+   * trapped-PIO time, and 100 µs udelays while UIP is set — evaluated on a copy of the RTC that runs
+   * ahead of the VMM's clock by exactly that much (the guest model reads synchronously at one instant).
+   */
+  readCmos(timeoutMs?: number): CmosReading {
+    const rtc = this.rtc;
+    if (!rtc || !this.rtcClock) throw new InputError('this machine has no CMOS RTC', 'readCmos');
+    const probe = this.rtcProbe(rtc, this.rtcClock);
+    const r = mc146818GetTime(
+      { outb: (port, v) => probe.port.portWrite(port, 1, v), inb: (port) => probe.port.portRead(port, 1), advance: probe.advance, accessNs: BigInt(Math.round(this.opts.profile.pioReadNs)) },
+      { centuryIndex: this.kind === 'qemu' ? QEMU_FADT_CENTURY : null, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
+    );
+    rtc.portWrite(0x70, 1, 0x00); // the index the guest left selected (RTC_SECONDS)
+    this.lastRtcRead = r;
+    return { seconds: r.seconds, uipWaitNs: r.uipWaitNs };
+  }
+
+  /** A copy of the RTC on a private clock starting at the real one's reading, and a way to move it on. */
+  private rtcProbe(rtc: CmosRtc | KvmtoolRtc, clock: Clock): { port: PortDevice; advance: (ns: Ns) => void } {
+    const t0 = clock();
+    if (rtc instanceof KvmtoolRtc) {
+      let dt = 0n;
+      return { port: new KvmtoolRtc(() => t0 + dt), advance: (ns) => void (dt += ns) };
+    }
+    const engine = new Engine(16);
+    const copy = new CmosRtc({ scheduler: engine, clock: () => t0 + engine.now, irq: noIrq, baseSeconds: 0n });
+    copy.restore(rtc.saveState());
+    return { port: copy, advance: (ns) => engine.run(engine.now + ns) };
+  }
+}
