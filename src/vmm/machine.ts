@@ -201,6 +201,7 @@ export class VirtualMachine {
    */
   vmStateChange(running: boolean): void {
     this.devices.vmStateChange(running);
+    this.counterEpoch++; // HPET and PM timer change rate
   }
 
   destroy(): void {
