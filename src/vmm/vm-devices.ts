@@ -19,7 +19,7 @@
 import { Engine, type Scheduler } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Clock, type Ns } from '../core/time.ts';
-import { AcpiPmTimer, CmosRtc, Hpet, HPET_BASE, HPET_CFG, HPET_CFG_ENABLE, HPET_COUNTER, HPET_LEN, MmioBus, noIrq, Pit, PortBus, rtcBaseSeconds, SpeakerPort, type PortDevice } from '../devices/index.ts';
+import { AcpiPmTimer, CmosRtc, Hpet, UIP_HOLD_LENGTH, HPET_BASE, HPET_CFG, HPET_CFG_ENABLE, HPET_COUNTER, HPET_LEN, MmioBus, noIrq, Pit, PortBus, rtcBaseSeconds, SpeakerPort, type PortDevice } from '../devices/index.ts';
 import type { CmosReading } from '../guest/platform.ts';
 import { KvmtoolRtc } from './kvmtool-rtc.ts';
 import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
@@ -195,14 +195,25 @@ export class VmDevices {
   readCmos(timeoutMs?: number): CmosReading {
     const rtc = this.rtc;
     if (!rtc || !this.rtcClock) throw new InputError('this machine has no CMOS RTC', 'readCmos');
-    const probe = this.rtcProbe(rtc, this.rtcClock);
+    const accessNs = BigInt(Math.round(this.opts.profile.pioReadNs));
+    const probe = this.rtcQuiet(rtc, this.rtcClock, 32n * accessNs) ? { port: rtc, advance: () => {} } : this.rtcProbe(rtc, this.rtcClock);
     const r = mc146818GetTime(
-      { outb: (port, v) => probe.port.portWrite(port, 1, v), inb: (port) => probe.port.portRead(port, 1), advance: probe.advance, accessNs: BigInt(Math.round(this.opts.profile.pioReadNs)) },
+      { outb: (port, v) => probe.port.portWrite(port, 1, v), inb: (port) => probe.port.portRead(port, 1), advance: probe.advance, accessNs },
       { centuryIndex: this.kind === 'qemu' ? QEMU_FADT_CENTURY : null, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
     );
     rtc.portWrite(0x70, 1, 0x00); // the index the guest left selected (RTC_SECONDS)
     this.lastRtcRead = r;
     return { seconds: r.seconds, uipWaitNs: r.uipWaitNs };
+  }
+
+  /**
+   * Whether nothing the reader can see changes within `spanNs` from now: the RTC's second (and so its
+   * UIP window, 244 µs before the update) lies further ahead. Then the kernel's accesses, all made in
+   * that span, read the same on the real device at this instant as at their own times.
+   */
+  private rtcQuiet(rtc: CmosRtc | KvmtoolRtc, clock: Clock, spanNs: Ns): boolean {
+    const frac = (rtc instanceof CmosRtc ? rtc.guestRtcNs() : clock()) % NSEC_PER_SEC;
+    return frac >= 0n && frac + spanNs < NSEC_PER_SEC - UIP_HOLD_LENGTH;
   }
 
   /** A copy of the RTC on a private clock starting at the real one's reading, and a way to move it on. */
@@ -212,9 +223,21 @@ export class VmDevices {
       let dt = 0n;
       return { port: new KvmtoolRtc(() => t0 + dt), advance: (ns) => void (dt += ns) };
     }
-    const engine = new Engine(16);
-    const copy = new CmosRtc({ scheduler: engine, clock: () => t0 + engine.now, irq: noIrq, baseSeconds: 0n });
+    // one copy per VM, re-loaded for each read; its engine only moves forward, so the copy's clock is
+    // t0 plus how far the engine has moved since this read began
+    let p = this.probe;
+    if (!p) {
+      const engine = new Engine(16);
+      const at = { t0: 0n, e0: 0n };
+      const copy = new CmosRtc({ scheduler: engine, clock: () => at.t0 + engine.now - at.e0, irq: noIrq, baseSeconds: 0n });
+      p = this.probe = { engine, at, copy };
+    }
+    const { engine, at, copy } = p;
+    at.t0 = t0;
+    at.e0 = engine.now;
     copy.restore(rtc.saveState());
     return { port: copy, advance: (ns) => engine.run(engine.now + ns) };
   }
+
+  private probe: { engine: Engine; at: { t0: Ns; e0: Ns }; copy: CmosRtc } | null = null;
 }
