@@ -112,6 +112,13 @@ export class VmDevices {
       this.pit = qemu
         ? new Pit({ scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${p.name}/pit`, ...kvmPit })
         : new Pit({ scheduler, irq: noIrq, name: `${p.name}/pit`, ...kvmPit });
+      if (!qemu && this.pit.saveState().kvm) {
+        // KVM_CREATE_PIT2 alone: kvm_pit_reset sets every channel's mode to 0xff, so loading the count
+        // starts no hrtimer (arch/x86/kvm/i8254.c pit_load_count → destroy_pit_timer); only QEMU writes
+        // its own reset state (mode 3) into the kernel. Channel 0 is left without a timer here too.
+        const st = this.pit.saveState();
+        this.pit.restore({ ...st, kvm: { ...st.kvm!, expires: null } });
+      }
       this.ports.map(0x40, 4, this.pit!);
       if (p.devices.pit.speakerPort) {
         this.speaker = new SpeakerPort(this.pit!);

@@ -194,3 +194,23 @@ test('profiles get the devices their VMM has: Firecracker a PIT only, kvmtool no
   const q = vmAt('qemu-kvm').vm.devices;
   assert.ok(q.pit && q.speaker && q.rtc && q.hpet && q.acpiPm);
 });
+
+test("the PIT: QEMU's reset state runs channel 0 at 18.2 Hz until the guest's i8253 driver stops it; KVM's own reset starts no timer", () => {
+  const q = vmAt('qemu-kvm');
+  q.e.run(100n * MS);
+  const s0 = q.vm.devices.pit!.saveState().kvm!;
+  assert.equal(s0.isPeriodic, true);
+  assert.equal(s0.period, String((65536n * NSEC_PER_SEC) / 1_193_182n)); // 0x10000 PIT ticks
+  assert.notEqual(s0.expires, null);
+  const fc = vmAt('firecracker');
+  fc.e.run(100n * MS);
+  assert.equal(fc.vm.devices.pit!.saveState().kvm!.expires, null);
+  // booted: clockevent_i8253_disable at kernel entry (0.35 s) leaves a 0x10000-tick one-shot, spent by 0.41 s
+  const e = new Engine();
+  const b = bootVm({ profile: machineProfile('qemu-kvm'), kernel: kernelPreset('distro'), scheduler: e });
+  e.run(2n * NSEC_PER_SEC);
+  const s1 = b.vm.devices.pit!.saveState();
+  assert.equal(s1.channels[0]!.mode, 0);
+  assert.equal(s1.kvm!.isPeriodic, false);
+  assert.equal(s1.kvm!.expires, null);
+});
