@@ -22,9 +22,10 @@ export const UIP_RECHECK_DELAY_US = 100;
 /** UIP_RECHECK_DELAY_MS: rechecks per ms (the loop bound is `i / this < timeout`). */
 const UIP_RECHECK_DELAY_MS = 1000 / UIP_RECHECK_DELAY_US;
 /**
- * The timeout (ms) mach_get_cmos_time and cmos_read_time pass in current kernels (1000 since the
- * "rtc: mc146818-lib: …" timeout rework; 10 before it, and the original loop was 100 rechecks of
- * 100 µs = 10 ms). UIP lasts 244 µs, so with a working RTC every one of them gives the same answer.
+ * The timeout (ms) mach_get_cmos_time and cmos_read_time pass: 1000 since "rtc: Extend timeout for
+ * waiting for UIP to clear to 1s" (v6.7, backported to 6.1.y); from v5.19 ("rtc-mc146818-lib: reduce
+ * RTC_UIP polling period") until then the loop was 100 rechecks of 100 µs = 10 ms, and before that 10
+ * rechecks of mdelay(1). UIP lasts 244 µs, so with a working RTC the 100-µs versions answer alike.
  */
 export const MC146818_GET_TIME_TIMEOUT_MS = 1000;
 
