@@ -203,11 +203,17 @@ export class VmDevices {
     const rtc = this.rtc;
     if (!rtc || !this.rtcClock) throw new InputError('this machine has no CMOS RTC', 'readCmos');
     const accessNs = BigInt(Math.round(this.opts.profile.pioReadNs));
-    const probe = this.rtcQuiet(rtc, this.rtcClock, 32n * accessNs) ? { port: rtc, advance: () => {} } : this.rtcProbe(rtc, this.rtcClock);
-    const r = mc146818GetTime(
-      { outb: (port, v) => probe.port.portWrite(port, 1, v), inb: (port) => probe.port.portRead(port, 1), advance: probe.advance, accessNs },
-      { centuryIndex: this.kind === 'qemu' ? QEMU_FADT_CENTURY : null, ...(timeoutMs !== undefined ? { timeoutMs } : {}) },
-    );
+    const opts = { centuryIndex: this.kind === 'qemu' ? QEMU_FADT_CENTURY : null, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+    const getTime = (dev: { port: PortDevice; advance: (ns: Ns) => void }) =>
+      mc146818GetTime({ outb: (port, v) => dev.port.portWrite(port, 1, v), inb: (port) => dev.port.portRead(port, 1), advance: dev.advance, accessNs }, opts);
+    let r: Mc146818Time | null = null;
+    if (this.rtcQuiet(rtc, this.rtcClock, 32n * accessNs)) {
+      // on the real device at this instant; a read that had to wait (it cannot, if the check is right)
+      // is redone on the copy, where time moves
+      r = getTime({ port: rtc, advance: () => {} });
+      if (!r.ok || r.loops > 1) r = null;
+    }
+    r ??= getTime(this.rtcProbe(rtc, this.rtcClock));
     rtc.portWrite(0x70, 1, 0x00); // the index the guest left selected (RTC_SECONDS)
     this.lastRtcRead = r;
     return { seconds: r.seconds, uipWaitNs: r.uipWaitNs };
@@ -219,8 +225,15 @@ export class VmDevices {
    * that span, read the same on the real device at this instant as at their own times.
    */
   private rtcQuiet(rtc: CmosRtc | KvmtoolRtc, clock: Clock, spanNs: Ns): boolean {
-    const frac = (rtc instanceof CmosRtc ? rtc.guestRtcNs() : clock()) % NSEC_PER_SEC;
-    return frac >= 0n && frac + spanNs < NSEC_PER_SEC - UIP_HOLD_LENGTH;
+    if (rtc instanceof KvmtoolRtc) {
+      const frac = clock() % NSEC_PER_SEC;
+      return frac >= 0n && frac + spanNs < NSEC_PER_SEC;
+    }
+    const frac = rtc.guestRtcNs() % NSEC_PER_SEC;
+    // UIP stays latched until the update timer has run, which at the very ns of an update may not yet
+    // have happened: ask register A too (a read the kernel makes anyway)
+    rtc.portWrite(0x70, 1, 0x0a);
+    return frac >= 0n && frac + spanNs < NSEC_PER_SEC - UIP_HOLD_LENGTH && (rtc.portRead(0x71, 1) & 0x80) === 0;
   }
 
   /** A copy of the RTC on a private clock starting at the real one's reading, and a way to move it on. */

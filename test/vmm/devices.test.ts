@@ -214,3 +214,13 @@ test("the PIT: QEMU's reset state runs channel 0 at 18.2 Hz until the guest's i8
   assert.equal(s1.kvm!.isPeriodic, false);
   assert.equal(s1.kvm!.expires, null);
 });
+
+test('a read at the very ns of a QEMU RTC update, before the update timer has run, still reads the new second', () => {
+  const e = new Engine();
+  let r: { seconds: bigint } | null = null;
+  let vm: VirtualMachine | null = null;
+  e.at(NSEC_PER_SEC, () => (r = vm!.platform.readCmos!())); // queued before the RTC arms its update timer
+  vm = new VirtualMachine({ profile: machineProfile('qemu-kvm'), scheduler: e, epochNs: EPOCH_S * NSEC_PER_SEC });
+  e.run(2n * NSEC_PER_SEC);
+  assert.equal(r!.seconds, EPOCH_S + 1n);
+});
