@@ -33,6 +33,8 @@ export interface BootVmOptions {
   hostUptimeNs?: Ns;
   /** QEMU's `-rtc base=…,clock=…` for the qemu-* profiles (see VirtualMachineOptions.rtc). */
   rtc?: RtcConfig;
+  /** The host's CLOCK_REALTIME now, when the world owns the host (see VirtualMachineOptions.hostRealtime). */
+  hostRealtime?: () => Ns;
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -69,6 +71,7 @@ export class BootedVm {
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
+      ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
     });
     this.kernelEntryAt = this.vm.createdAt + (opts.kvmclockAtInitNs !== undefined ? firstNsReading(this.vm, opts.kvmclockAtInitNs) : opts.profile.vmToKernelNs);
     const t = opts.scheduler.timer(() => {

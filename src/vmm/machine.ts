@@ -34,6 +34,9 @@ export interface VirtualMachineOptions {
   hostRdtsc?: () => Cycles;
   /** QEMU's `-rtc base=…,clock=…` (qemu-* profiles); default base=utc (the epoch), clock=host. */
   rtc?: RtcConfig;
+  /** The host's CLOCK_REALTIME (ns since the epoch) now, when a world model owns the host: what
+   *  `-rtc base=utc,clock=host` and the other VMMs' CMOS devices read. Default: epochNs + scheduler time. */
+  hostRealtime?: () => Ns;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -85,7 +88,7 @@ export class VirtualMachine {
     };
     // The devices count the VMM's clocks (QEMU_CLOCK_VIRTUAL, or host time for the other VMMs' own
     // devices), with the RTC's time base the scenario's UTC at creation; the guest reads them by MMIO/PIO.
-    const devices = new VmDevices({ profile: p, scheduler: opts.scheduler, hostRealtime: () => epoch + vm.sched.now, ...(opts.rtc ? { rtc: opts.rtc } : {}) });
+    const devices = new VmDevices({ profile: p, scheduler: opts.scheduler, hostRealtime: opts.hostRealtime ?? (() => epoch + vm.sched.now), ...(opts.rtc ? { rtc: opts.rtc } : {}) });
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
     if (devices.pmTimerPort !== null) platform.readPmTimer = () => devices.readPmTimer();

@@ -224,3 +224,13 @@ test('a read at the very ns of a QEMU RTC update, before the update timer has ru
   e.run(2n * NSEC_PER_SEC);
   assert.equal(r!.seconds, EPOCH_S + 1n);
 });
+
+test("a host whose CLOCK_REALTIME is 2.5 s ahead gives a QEMU guest an RTC 2.5 s ahead (base=utc reads the host's clock)", () => {
+  const e = new Engine();
+  const vm = new VirtualMachine({ profile: machineProfile('qemu-kvm'), scheduler: e, epochNs: EPOCH_S * NSEC_PER_SEC, hostRealtime: () => EPOCH_S * NSEC_PER_SEC + 2_500n * MS + e.now });
+  e.run(600n * MS);
+  // created at host time :02.5 → base :02, phase 0 at creation; 0.6 s later the RTC shows :02
+  assert.equal(vm.platform.readCmos!().seconds, EPOCH_S + 2n);
+  e.run(1_500n * MS);
+  assert.equal(vm.platform.readCmos!().seconds, EPOCH_S + 3n);
+});
