@@ -95,7 +95,8 @@ export class VmDevices {
         this.rtc = new CmosRtc({ scheduler: onVm ? vclock.scheduler : scheduler, clock, irq: noIrq, name: `${p.name}/rtc`, baseSeconds: base });
         this.rtcClock = clock;
       } else if (this.kind === 'cloud-hypervisor') {
-        // the host's UTC seconds, sub-second phase included (clock_gettime on every read)
+        // the host's UTC seconds, sub-second phase included (clock_gettime on every read). Register B
+        // reads 0x02 here, 0 under CH; both give 24-hour BCD hours, which is all mc146818_get_time sees
         const now = opts.hostRealtime();
         const sec = now / NSEC_PER_SEC;
         this.rtc = new CmosRtc({ scheduler, clock: opts.hostRealtime, irq: noIrq, name: `${p.name}/cmos`, baseSeconds: sec, startNs: sec * NSEC_PER_SEC });
