@@ -216,15 +216,15 @@ export class ClocksourceWatchdog {
 
   /**
    * The span's average skew (one long delta of each clock, unwrapped) agrees with the last checked
-   * interval's within the rounding bound: the counters really were affine in between. Counters that
-   * wrap within the span cannot tell, and rely on the counter epoch alone.
+   * interval's within the rounding bound: the counters really were affine in between. A counter whose
+   * mask the span's delta may exceed cannot tell, and relies on the counter epoch alone.
    */
   private spanAgrees(cs: Clocksource, wd: Clocksource, st: WdState, csnow: Cycles, wdnow: Cycles, intervals: number): boolean {
     const spanNs = BigInt(intervals) * this.intervalNs;
     if (wraps(cs, spanNs) || wraps(wd, spanNs)) return true;
     const n = BigInt(intervals);
-    const csTotal = ((csnow - st.csLast) * BigInt(cs.mult)) >> BigInt(cs.shift);
-    const wdTotal = ((wdnow - st.wdLast) * BigInt(wd.mult)) >> BigInt(wd.shift);
+    const csTotal = (((csnow - st.csLast) & cs.mask) * BigInt(cs.mult)) >> BigInt(cs.shift);
+    const wdTotal = (((wdnow - st.wdLast) & wd.mask) * BigInt(wd.mult)) >> BigInt(wd.shift);
     const drift = csTotal - wdTotal - n * st.skew!;
     const bound = n * (roundingNs(cs) + roundingNs(wd)) + 2n;
     return drift <= bound && -drift <= bound;
@@ -237,7 +237,8 @@ function roundingNs(cs: Clocksource): Ns {
   return BigInt(ROUNDING_COUNTS) * perCount + ROUNDING_SLACK_NS;
 }
 
-/** Whether `cs` may wrap its mask within `spanNs` (counts at up to twice its registered rate). */
+/** Whether a delta of `cs` over `spanNs` may exceed its mask (counting at up to twice its registered
+ *  rate): the masked long delta is then ambiguous. */
 function wraps(cs: Clocksource, spanNs: Ns): boolean {
   if (cs.freqHz === 0n) return true;
   return (spanNs * cs.freqHz * 2n) / 1_000_000_000n >= cs.mask;

@@ -153,3 +153,11 @@ test('a counter changed outside any scheduler event is noticed at the end of the
   assert.equal(wd.fastForward, false); // event by event from then on
   assert.ok(r.b.guest.bootLog().some((l) => l.includes("Marking clocksource 'tsc' as unstable")));
 });
+
+test('spans shorter than the HPET wrap but crossing it (20-s updates, 32-bit HPET wraps every 42.9 s) fast-forward cleanly', () => {
+  const fast = bothWays({ opts: { profile: machineProfile('qemu-tcg'), updateIntervalNs: 20n * S }, until: 600n * S });
+  const wd = fast.b.guest.watchdog;
+  assert.equal(wd.fastForwardMisses, 0);
+  assert.equal(wd.fastForward, true);
+  assert.ok(wd.fastForwarded > 900, `fast-forwarded ${wd.fastForwarded}`);
+});
