@@ -11,10 +11,12 @@
 //                     ioctl: kvm_arch_vm_ioctl → -ENOTTY), then stops the vCPU threads
 //                     (kvmtool kvm-ipc.c handle_pause → kvm.c kvm__pause)
 //
+//   qemu-tcg          stop freezes the emulated TSC and QEMU_CLOCK_VIRTUAL (cpu_disable_ticks)
+//
 // Saving and restoring kvmclock hides the pause from a guest clocked by kvm-clock: its monotonic
 // clocks do not see the gap, and its wall clock falls behind by the pause until something (guest
-// agent, NTP) sets it. No VMM here touches the TSC on pause, so a guest clocked by the TSC sees the
-// pause as elapsed time and its wall clock stays right.
+// agent, NTP) sets it. Under KVM no VMM here touches the TSC on pause, so a guest clocked by the TSC
+// sees the pause as elapsed time and its wall clock stays right; under TCG the TSC stops too.
 import { InputError } from '../core/errors.ts';
 import type { Ns } from '../core/time.ts';
 import type { BootedVm } from './boot-vm.ts';
@@ -38,6 +40,8 @@ export const PAUSE_CLOCK_POLICY: Readonly<Record<string, PauseClockPolicy>> = {
   'cloud-hypervisor': { saveRestoreKvmclock: true, kvmclockCtrl: false, source: 'cloud-hypervisor vmm/src/vm.rs Pausable::pause/resume' },
   firecracker: { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
   kvmtool: { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'kvmtool kvm-ipc.c handle_pause (KVMCLOCK_CTRL on the VM fd fails with ENOTTY)' },
+  // TCG: no kvmclock, but vm_stop's cpu_disable_ticks also freezes the emulated TSC
+  'qemu-tcg': { saveRestoreKvmclock: false, kvmclockCtrl: false, stopsVirtualClock: true, source: 'QEMU softmmu/cpus.c do_vm_stop, softmmu/cpu-timers.c cpu_disable_ticks' },
 };
 
 export interface PauseRecord {

@@ -189,7 +189,7 @@ export class VirtualMachine {
   guestTsc(): Cycles {
     let tsc: Cycles;
     if (this.kvm) tsc = this.vcpus[0]!.readL1Tsc();
-    else tsc = this.hostTsc() - this.hostTscAtCreate; // TCG: host TSC rate, counting from reset
+    else tsc = (this.ticksStoppedAt ?? this.hostTsc()) - this.hostTscAtCreate - this.ticksStoppedCycles; // TCG: host TSC rate, counting from reset, minus stops
     const ch = this.opts.tscRateChange;
     if (ch && this.sched.now > ch.atNs) {
       const extra = ((this.sched.now - ch.atNs) * BigInt(this.host.tscKhz) * BigInt(Math.round(ch.ppm * 1000))) / 1_000_000_000_000_000n;
@@ -204,8 +204,21 @@ export class VirtualMachine {
    */
   vmStateChange(running: boolean): void {
     this.devices.vmStateChange(running);
-    this.counterEpoch++; // HPET and PM timer change rate
+    if (!this.kvm) {
+      // TCG: cpu_disable_ticks/cpu_enable_ticks (softmmu/cpu-timers.c) freeze cpu_get_ticks(), which
+      // helper_rdtsc returns: the guest TSC stands still while the VM is stopped (under KVM it runs on).
+      const now = this.hostTsc();
+      if (!running && this.ticksStoppedAt === null) this.ticksStoppedAt = now;
+      else if (running && this.ticksStoppedAt !== null) {
+        this.ticksStoppedCycles += now - this.ticksStoppedAt;
+        this.ticksStoppedAt = null;
+      }
+    }
+    this.counterEpoch++; // HPET, PM timer (and the TCG TSC) change rate
   }
+
+  private ticksStoppedAt: Cycles | null = null;
+  private ticksStoppedCycles: Cycles = 0n;
 
   destroy(): void {
     this.entryTimer?.cancel();

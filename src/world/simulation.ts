@@ -175,6 +175,7 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
         host: { tscKhz: host.tsc.freqKhz, ppm: host.oscillator.ppm, invariantTsc: host.tsc.invariant },
         hostRdtsc: () => host.rdtsc(engine.now),
         hostUptimeNs: 0n, // the world's host TSC counts from 0 at the scenario's start
+        hostRealtime: () => host.realtime(engine.now), // what the VMM's RTC (and kvmtool's time()) read
         scheduler: engine,
         epochNs,
         ...(cfg.vcpus !== undefined ? { vcpus: cfg.vcpus } : {}),

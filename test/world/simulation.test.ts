@@ -106,3 +106,22 @@ test('kvmclock_at_init moves kernel entry to when kvm-clock reads that value (th
   assert.ok(t0 >= 2_000_000_000n && t0 <= 2_000_000_002n, String(t0));
   assert.ok(base.timeline[0]!.t < 1_000_000_000n);
 });
+
+test('QEMU TCG pause: the emulated TSC stops (cpu_disable_ticks), so a tsc guest lags by the pause as the real lab guest did', () => {
+  const res = simulate(parseScenarioText(scenario(0, 'profile: qemu-tcg, kernel: debian12, update_interval: 10s, pauses: [{ at: 1h, duration: 15s }]', '2h', '10min')));
+  const v = res.summary.vms[0]!;
+  const p = v.pauses[0]!;
+  assert.ok(Math.abs(Number(p.monotonic_advance_ns)) < 10e3, `${v.clocksource}: monotonic advanced ${p.monotonic_advance_ns}`);
+  const lost = Number(BigInt(p.offset_before_ns) - BigInt(p.offset_after_resume_ns));
+  assert.ok(Math.abs(lost - 15e9) < 10e3, `lost ${lost}`);
+});
+
+test("a host whose own clock is 3 s off hands that error to an RTC-clocked guest", () => {
+  const yaml = scenario(0, 'profile: qemu-kvm, cmdline: "no-kvmclock", update_interval: 10s', '10min', '1min').replace('oscillator: { ppm: 0 }', 'oscillator: { ppm: 0 }\n    ntp: false\n    realtime_error: 3');
+  const res = simulate(parseScenarioText(yaml));
+  const v = res.summary.vms[0]!;
+  assert.equal(v.wall_clock_source, 'cmos');
+  // RTC whole seconds (+0.5 s from rtc_hctosys) on top of the host's +3 s: within (2.5, 3.5] s
+  const off = Number(v.final_offset_ns);
+  assert.ok(off > 2.5e9 && off <= 3.5e9, String(off));
+});
