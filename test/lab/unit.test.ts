@@ -107,6 +107,29 @@ test('pause twin: the clocksource is frozen while stopped; REALTIME falls behind
   assert.equal(agent.error_after_sync_s, 0);
 });
 
+test("the lab's pause twin agrees with the full simulation of a QEMU TCG guest (vmm lifecycle: cpu_disable_ticks)", async () => {
+  const { parseScenarioText } = await import('../../src/world/scenario.ts');
+  const { simulate } = await import('../../src/world/simulation.ts');
+  const run = (sync: string) =>
+    simulate(
+      parseScenarioText(`duration: 5min
+sample_interval: 1min
+hosts: [{ name: h, tsc: { freq_khz: 2596136 } }]
+vms: [{ name: v, host: h, profile: qemu-tcg, kernel: debian12, update_interval: 1s, pauses: [{ at: 2min, duration: 15s }], sync: { method: ${sync}, agent_delay: 0s } }]
+`),
+    ).summary.vms[0]!.pauses[0]!;
+  for (const sync of ['none', 'agent'] as const) {
+    const sim = run(sync);
+    const offsetBeforeNs = BigInt(sim.offset_before_ns);
+    const twin = modelPause({ pauseNs: 15n * S, offsetBeforeNs, sync });
+    const lagS = Number(offsetBeforeNs - BigInt(sim.offset_after_resume_ns)) / 1e9;
+    assert.ok(Math.abs(lagS - twin.realtime_lag_after_resume_s) < 1e-5, `${sync}: lag ${lagS} vs ${twin.realtime_lag_after_resume_s}`);
+    assert.ok(Math.abs(Number(sim.monotonic_advance_ns) / 1e9 - twin.monotonic_advance_during_pause_s) < 1e-5);
+    const afterSync = sim.offset_after_sync_ns === null ? Number(sim.offset_after_resume_ns) : Number(sim.offset_after_sync_ns);
+    assert.ok(Math.abs(afterSync / 1e9 - twin.error_after_sync_s) < 1e-5, `${sync}: ${afterSync} vs ${twin.error_after_sync_s}`);
+  }
+});
+
 test('the init script serves every command the host sends', () => {
   const sh = initScript({ modules: ['/lib/modules/e1000.ko'] });
   for (const cmd of ['clock)', 'sys)', 'dmesg)', 'trace-start)', 'trace-dump)', 'net-up)', 'chrony-start)', 'agent-start)']) assert.ok(sh.includes(cmd), cmd);
