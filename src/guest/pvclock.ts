@@ -64,6 +64,9 @@ export class PvclockGuest {
   /** A DataView on the flat RAM of the memory last read (see PvclockMemory.bytes). */
   private viewMem: PvclockMemory | null = null;
   private view: DataView | null = null;
+  /** The last record address found inside the view, and its offset. */
+  private viewGpa = -1n;
+  private viewOff = 0;
 
   constructor(opts: { stableBitTrusted?: boolean } = {}) {
     if (opts.stableBitTrusted) this.validFlags |= PVCLOCK_TSC_STABLE_BIT;
@@ -76,9 +79,14 @@ export class PvclockGuest {
       const b = mem.bytes;
       this.viewMem = mem;
       this.view = b ? new DataView(b.buffer, b.byteOffset, b.byteLength) : null;
+      this.viewGpa = -1n;
     }
     const v = this.view;
-    if (!v || gpa < 0n || gpa + BigInt(PVCLOCK_VCPU_TIME_INFO_SIZE) > BigInt(v.byteLength)) return null;
+    if (!v) return null;
+    if (gpa === this.viewGpa) return v;
+    if (gpa < 0n || gpa + BigInt(PVCLOCK_VCPU_TIME_INFO_SIZE) > BigInt(v.byteLength)) return null;
+    this.viewGpa = gpa;
+    this.viewOff = Number(gpa);
     return v;
   }
 
@@ -86,7 +94,7 @@ export class PvclockGuest {
   readNs(mem: PvclockMemory, gpa: bigint, rdtsc: () => Cycles): Ns {
     const v = this.recordView(mem, gpa);
     if (!v) return this.read(mem, gpa, rdtsc).ns;
-    const off = Number(gpa);
+    const off = this.viewOff;
     const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
     // In the model nothing writes guest memory during a read, so the version loop settles at once
     // unless the version is odd (the copying path then reports the stuck record).

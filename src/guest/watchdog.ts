@@ -108,7 +108,8 @@ export class ClocksourceWatchdog {
     }
     this.checksRun++;
     let quiet = inSpan;
-    for (const cs of [...this.core.watchdogList]) {
+    const list = this.core.watchdogList;
+    for (const cs of list.length === 1 ? [list[0]!] : [...list]) {
       if (cs.has(CLOCK_SOURCE_UNSTABLE)) continue;
       const csnow = cs.read();
       const wdnow = wd.read();
@@ -231,10 +232,16 @@ export class ClocksourceWatchdog {
   }
 }
 
+const roundingCache = new WeakMap<Clocksource, { mult: number; shift: number; ns: Ns }>();
+
 /** How far one interval's delta of `cs` can stray from the affine value, ns (counts of rounding). */
 function roundingNs(cs: Clocksource): Ns {
+  const c = roundingCache.get(cs);
+  if (c && c.mult === cs.mult && c.shift === cs.shift) return c.ns;
   const perCount = (BigInt(cs.mult) + (1n << BigInt(cs.shift)) - 1n) >> BigInt(cs.shift); // ceil ns per count
-  return BigInt(ROUNDING_COUNTS) * perCount + ROUNDING_SLACK_NS;
+  const ns = BigInt(ROUNDING_COUNTS) * perCount + ROUNDING_SLACK_NS;
+  roundingCache.set(cs, { mult: cs.mult, shift: cs.shift, ns });
+  return ns;
 }
 
 /** Whether a delta of `cs` over `spanNs` may exceed its mask (counting at up to twice its registered
