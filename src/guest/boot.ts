@@ -172,6 +172,10 @@ export class GuestKernel {
       {
         ...(opts.watchdogFastForward !== undefined ? { fastForward: opts.watchdogFastForward } : {}),
         ...(opts.platform.counterEpoch ? { counterEpoch: () => opts.platform.counterEpoch!() } : {}),
+        longIntervalSkip: kernelAtLeast(k.version, 6, 3),
+        // read through the platform each time: the VMM's lifecycle installs these after boot
+        vcpuRunning: () => !opts.platform.vcpuRunning || opts.platform.vcpuRunning(0),
+        nextVcpuRun: () => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(0) : opts.scheduler.now),
       },
     );
     this.schedClock = new SchedClock({ sched: () => this.schedClockRaw(), ktime: () => this.timekeeper.get('monotonic'), printk: (l) => this.printk(l) });
@@ -619,7 +623,8 @@ export class GuestKernel {
       // waits for it (the accumulation then catches up in one go, as logarithmic_accumulation does).
       const p = this.platform;
       if (p.vcpuRunning && !p.vcpuRunning(0)) {
-        if (p.nextVcpuRun) this.updateTimer!.armAt(p.nextVcpuRun(0));
+        const at = p.nextVcpuRun?.(0);
+        if (at !== undefined && at > this.opts.scheduler.now) this.updateTimer!.armAt(at);
         else this.updateTimer!.armIn(interval);
         return;
       }
@@ -703,6 +708,14 @@ export class GuestKernel {
  * returns the kernel at once; run the scheduler past `phases.deviceInitcall` (plus a second when
  * the TSC must be refined) to see the finished boot.
  */
+/** Whether a uname -r style version ("6.12", "6.1.0-amd64") is at least major.minor. */
+export function kernelAtLeast(version: string, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const [a, b] = [Number(m[1]), Number(m[2])];
+  return a > major || (a === major && b >= minor);
+}
+
 export function bootGuest(opts: BootGuestOptions): GuestKernel {
   const g = new GuestKernel(opts);
   const ph = g.phases;

@@ -46,6 +46,11 @@ export interface WatchdogOptions {
   fastForward?: boolean;
   /** GuestPlatform.counterEpoch: without it the watchdog never fast-forwards. */
   counterEpoch?: () => number;
+  /** Kernels since v6.3 skip the check when an interval ran longer than WATCHDOG_INTERVAL_MAX_NS. */
+  longIntervalSkip?: boolean;
+  /** Whether vCPU 0 runs now, and when it next does (GuestPlatform.vcpuRunning/nextVcpuRun). */
+  vcpuRunning?: () => boolean;
+  nextVcpuRun?: () => Ns;
 }
 
 export class ClocksourceWatchdog {
@@ -61,6 +66,12 @@ export class ClocksourceWatchdog {
   fastForwardMisses = 0;
   private readonly nextEventTime: NextEventTime | null;
   private readonly counterEpoch: (() => number) | null;
+  private readonly vcpuRunning: (() => boolean) | null;
+  private readonly longIntervalSkip: boolean;
+  private readonly intervalMaxNs: Ns;
+  /** watchdog_max_interval: the longest skipped interval reported so far. */
+  private maxInterval = 0n;
+  private readonly nextVcpuRun: (() => Ns) | null;
   /** Next foreign event after the last check (the end of the quiet span), null when unknown. */
   private quietUntil: Ns | null = null;
   private quietEpoch = 0;
@@ -84,6 +95,11 @@ export class ClocksourceWatchdog {
     this.timer = sched.timer(() => this.run());
     this.fastForward = opts.fastForward ?? true;
     this.counterEpoch = opts.counterEpoch ?? null;
+    this.vcpuRunning = opts.vcpuRunning ?? null;
+    this.longIntervalSkip = opts.longIntervalSkip ?? false;
+    // WATCHDOG_INTERVAL_MAX_NS = 2 * WATCHDOG_INTERVAL * (NSEC_PER_SEC / HZ)
+    this.intervalMaxNs = 2n * this.intervalNs;
+    this.nextVcpuRun = opts.nextVcpuRun ?? null;
     const engine = sched as Partial<Pick<Engine, 'nextEventTime'>>;
     this.nextEventTime = typeof engine.nextEventTime === 'function' ? () => engine.nextEventTime!.call(sched) : null;
   }
@@ -95,6 +111,14 @@ export class ClocksourceWatchdog {
   }
 
   private run(): void {
+    if (this.vcpuRunning && !this.vcpuRunning()) {
+      // A kernel timer on a stopped vCPU fires when the vCPU runs again: after a pause the next check
+      // spans the whole pause (so a TSC that ran on while kvmclock was restored shows the pause as skew).
+      const at = this.nextVcpuRun?.();
+      if (at !== undefined && at > this.sched.now) this.timer.armAt(at);
+      else this.timer.armIn(this.intervalNs);
+      return;
+    }
     const skip = this.skip;
     this.skip = null;
     const wd = this.core.watchdog;
@@ -137,6 +161,20 @@ export class ClocksourceWatchdog {
       const csLast = st.csLast;
       st.wdLast = wdnow;
       st.csLast = csnow;
+      if (this.longIntervalSkip) {
+        // kernel/time/clocksource.c (v6.3+): a stretched interval (late softirq, or a vCPU that did not
+        // run — e.g. a paused VM) is not judged, since fixed margins cannot cover it
+        const interval = csNsec > wdNsec ? csNsec : wdNsec;
+        if (interval > this.intervalMaxNs) {
+          if (interval > 2n * this.maxInterval) {
+            this.maxInterval = interval;
+            this.log(`clocksource: Long readout interval, skipping watchdog check: cs_nsec: ${csNsec} wd_nsec: ${wdNsec}`);
+          }
+          st.skew = null;
+          quiet = false;
+          continue;
+        }
+      }
       const md = cs.uncertaintyMarginNs + wd.uncertaintyMarginNs;
       const skew = csNsec - wdNsec;
       const room = md - roundingNs(cs) - roundingNs(wd);
