@@ -157,6 +157,7 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
     if (a > st.maxAbs) st.maxAbs = a;
   };
   const canRead = (r: VmRun) => r.boot !== null && r.boot.entered && !(r.lifecycle?.paused ?? false);
+  const ntpClients = new Map<VmRun, NtpKernelClient>();
 
   const runs: VmRun[] = s.vms.map((cfg, index) => {
     const host = hosts.get(cfg.host)!;
@@ -192,7 +193,7 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
     return r;
   });
 
-  function startNtp(r: VmRun): NtpKernelClient {
+  function startNtp(r: VmRun): void {
     const sync = r.cfg.sync;
     const client = new NtpKernelClient({
       scheduler: engine,
@@ -207,9 +208,7 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
       if (!r.lifecycle?.paused) client.start();
     });
     ntpClients.set(r, client);
-    return client;
   }
-  const ntpClients = new Map<VmRun, NtpKernelClient>();
 
   function schedulePauses(r: VmRun): void {
     for (const p of r.cfg.pauses) {
