@@ -172,7 +172,7 @@ export class GuestKernel {
       {
         ...(opts.watchdogFastForward !== undefined ? { fastForward: opts.watchdogFastForward } : {}),
         ...(opts.platform.counterEpoch ? { counterEpoch: () => opts.platform.counterEpoch!() } : {}),
-        longIntervalSkip: kernelAtLeast(k.version, 6, 3),
+        longIntervalSkip: k.watchdogLongIntervalSkip ?? kernelAtLeast(k.version, 6, 3),
         // read through the platform each time: the VMM's lifecycle installs these after boot
         vcpuRunning: () => !opts.platform.vcpuRunning || opts.platform.vcpuRunning(0),
         nextVcpuRun: () => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(0) : opts.scheduler.now),

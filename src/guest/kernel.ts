@@ -7,6 +7,9 @@ export interface KernelConfig {
   name: string;
   /** uname -r style version, for messages. */
   version: string;
+  /** clocksource_watchdog skips intervals longer than WATCHDOG_INTERVAL_MAX_NS ("Long readout interval");
+   *  upstream since v6.3, and in stable backports — absent: decided from `version`. */
+  watchdogLongIntervalSkip?: boolean;
   /** CONFIG_X86_64 (64) or CONFIG_X86_32 (32). */
   bits: 32 | 64;
   /** CONFIG_HZ. */
