@@ -108,7 +108,12 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     choices.push({ key: 'hosts[0].oscillator.ppm', value: '0', why: tx ? 'the clock is not NTP-disciplined, so its frequency error cannot be read: assumed 0' : 'adjtimex not read: assumed 0' });
   }
   const clients = r.ntp.clients.ok ? r.ntp.clients.value : undefined;
-  if (clients && clients.length > 0) gaps.push(`the guest runs ${clients.join(', ')}; the scenario format has no guest NTP client yet, so the twin's wall clock is not disciplined`);
+  const vmSync: { sync?: { method: 'ntp' } } = {};
+  if (clients && clients.length > 0) {
+    vmSync.sync = { method: 'ntp' };
+    choices.push({ key: 'vms[0].sync.method', value: 'ntp', why: `the machine runs ${clients.join(', ')}` });
+    gaps.push(`the twin's NTP client is timevisor's ntpd-style kernel-discipline client against an ideal server, not ${clients.join('/')} with this machine's servers and settings`);
+  }
 
   // kvm_sched_clock_init() printed kvm-clock's reading at kvmclock_init: how long this VM existed
   // before its kernel set up kvm-clock (boot-specific, so carried over rather than taken from the profile)
@@ -126,7 +131,7 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     duration: '10s',
     sample_interval: '1s',
     hosts: [{ name: 'host', oscillator: { ppm }, tsc: { freq_khz: freqKhz, constant, nonstop, invariant: constant && nonstop }, ntp: true }],
-    vms: [{ name: 'twin', host: 'host', profile: prof.profile, kernel: preset, cmdline, ...vmExtra }],
+    vms: [{ name: 'twin', host: 'host', profile: prof.profile, kernel: preset, cmdline, ...vmExtra, ...vmSync }],
   };
   const header = ['# Written by `timevisor doctor --scenario`: a twin of this machine for the guest model.', ...choices.map((c) => `# ${c.key} = ${c.value}: ${c.why}`), ...gaps.map((g) => `# gap: ${g}`)].map((l) => l.replace(/\n/g, ' '));
   return { scenario, yaml: header.join('\n') + '\n' + stringify(scenario), choices, gaps };

@@ -159,6 +159,16 @@ test('the twin carries the kvm-clock reading at kvmclock_init that the machine p
   assert.equal(r.value.broadcast_device, '\n');
 });
 
+test('a machine running an NTP client gets a twin with sync: ntp, and the difference in clients is listed', async () => {
+  const r = await recorded('firecracker-pvm');
+  const withChrony = { ...r, ntp: { ...r.ntp, clients: { ok: true as const, value: ['chronyd'] } } };
+  const plan = planTwin(withChrony);
+  const s = parseScenarioText(plan.yaml, 'twin');
+  assert.equal(s.vms[0]!.sync.method, 'ntp');
+  assert.ok(plan.gaps.some((g) => g.includes('chronyd')));
+  assert.equal(parseScenarioText(planTwin(r).yaml, 'twin').vms[0]!.sync.method, 'none'); // this machine runs none
+});
+
 test('recorded KVM and TCG machines: what their twins do not reproduce is only the documented boot-timing numbers', async () => {
   const expected: Record<string, string[]> = {
     // told its TSC rate by kvm-clock: only the sched_clock stamps differ
