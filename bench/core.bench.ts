@@ -51,11 +51,25 @@ vms:
 const bench: Bench = (report) => {
   engineRate(1000, 2_000_000); // warm-up
   for (const pending of [10, 1_000, 10_000]) {
-    report({ name: `engine: events/s with ${pending.toLocaleString('en-US')} pending`, value: engineRate(pending, 5_000_000), unit: 'events/s' });
+    report({
+      name: `engine: events/s with ${pending.toLocaleString('en-US')} pending`,
+      value: engineRate(pending, 5_000_000),
+      unit: 'events/s',
+    });
   }
   const demo = scenarioRate(DEMO_SCENARIO_YAML);
-  report({ name: 'demo scenario (4 VMs, 1 day, a pause, agent and NTP sync)', value: demo.ratio, unit: '× real time', note: `${demo.wallMs.toFixed(1)} ms wall` });
+  report({
+    name: 'demo scenario (4 VMs, 1 day, a pause, agent and NTP sync)',
+    value: demo.ratio,
+    unit: '× real time',
+    note: `${demo.wallMs.toFixed(1)} ms wall`,
+  });
   const one = scenarioRate(ONE_VM_ONE_DAY);
-  report({ name: 'one VM, one day, 1-s samples and 1-s wander steps', value: one.ratio, unit: '× real time', note: `${one.wallMs.toFixed(1)} ms wall` });
+  report({
+    name: 'one VM, one day, 1-s samples and 1-s wander steps',
+    value: one.ratio,
+    unit: '× real time',
+    note: `${one.wallMs.toFixed(1)} ms wall`,
+  });
 };
 export default bench;

@@ -82,7 +82,12 @@ const bench: Bench = (report) => {
   let before = rtcM.engine.eventsDispatched;
   let t0 = performance.now();
   rtcM.runUntil(60_000_000_000n);
-  report({ name: 'RTC periodic interrupt at 8192 Hz, 60 s simulated', value: (rtcM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000), unit: 'events/s', note: `${rtcM.engine.eventsDispatched - before} events` });
+  report({
+    name: 'RTC periodic interrupt at 8192 Hz, 60 s simulated',
+    value: (rtcM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000),
+    unit: 'events/s',
+    note: `${rtcM.engine.eventsDispatched - before} events`,
+  });
 
   const pitM = pc();
   pitM.ports.write(0x43, 1, 0x34);
@@ -91,7 +96,12 @@ const bench: Bench = (report) => {
   before = pitM.engine.eventsDispatched;
   t0 = performance.now();
   pitM.runUntil(300_000_000_000n);
-  report({ name: 'PIT mode 2 at 1 kHz (QEMU userspace IRQ0), 300 s simulated', value: (pitM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000), unit: 'events/s', note: `${pitM.engine.eventsDispatched - before} events` });
+  report({
+    name: 'PIT mode 2 at 1 kHz (QEMU userspace IRQ0), 300 s simulated',
+    value: (pitM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000),
+    unit: 'events/s',
+    note: `${pitM.engine.eventsDispatched - before} events`,
+  });
 
   const kvmM = new PcMachine({ rtcBaseSeconds: 0n, kvmPit: { reinject: false } });
   kvmM.ports.write(0x43, 1, 0x34);
@@ -100,7 +110,12 @@ const bench: Bench = (report) => {
   before = kvmM.engine.eventsDispatched;
   t0 = performance.now();
   kvmM.runUntil(300_000_000_000n);
-  report({ name: 'PIT mode 2 at 1 kHz (KVM in-kernel hrtimer), 300 s simulated', value: (kvmM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000), unit: 'events/s', note: `${kvmM.engine.eventsDispatched - before} events` });
+  report({
+    name: 'PIT mode 2 at 1 kHz (KVM in-kernel hrtimer), 300 s simulated',
+    value: (kvmM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000),
+    unit: 'events/s',
+    note: `${kvmM.engine.eventsDispatched - before} events`,
+  });
 
   const hM = pc();
   hM.mmio.write(0xfed00100n, 4, 0x4cn | (3n << 9n));
@@ -109,7 +124,12 @@ const bench: Bench = (report) => {
   before = hM.engine.eventsDispatched;
   t0 = performance.now();
   hM.runUntil(100_000_000_000n);
-  report({ name: 'HPET periodic timer at 10 kHz, 100 s simulated', value: (hM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000), unit: 'events/s', note: `${hM.engine.eventsDispatched - before} events` });
+  report({
+    name: 'HPET periodic timer at 10 kHz, 100 s simulated',
+    value: (hM.engine.eventsDispatched - before) / ((performance.now() - t0) / 1000),
+    unit: 'events/s',
+    note: `${hM.engine.eventsDispatched - before} events`,
+  });
 
   const engine = new Engine();
   const lapic = new LapicTimer({ scheduler: engine, irq: new RecordingIrq(), tscKhz: 2_596_136 });
@@ -119,7 +139,12 @@ const bench: Bench = (report) => {
   before = engine.eventsDispatched;
   t0 = performance.now();
   engine.run(300_000_000_000n);
-  report({ name: 'LAPIC periodic timer at 1 kHz, 300 s simulated', value: (engine.eventsDispatched - before) / ((performance.now() - t0) / 1000), unit: 'events/s', note: `${engine.eventsDispatched - before} events` });
+  report({
+    name: 'LAPIC periodic timer at 1 kHz, 300 s simulated',
+    value: (engine.eventsDispatched - before) / ((performance.now() - t0) / 1000),
+    unit: 'events/s',
+    note: `${engine.eventsDispatched - before} events`,
+  });
   report({
     name: 'LAPIC TMCCT read',
     value: rate(N, () => {

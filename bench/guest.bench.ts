@@ -20,14 +20,26 @@ const bench: Bench = (report) => {
 
   // 2. clock reads
   const e = new Engine();
-  const b = bootVm({ profile: machineProfile('firecracker'), kernel: kernelPreset('distro'), scheduler: e, host: { ppm: 50 }, updateIntervalNs: NSEC_PER_SEC, vcpuEntryIntervalNs: NSEC_PER_SEC });
+  const b = bootVm({
+    profile: machineProfile('firecracker'),
+    kernel: kernelPreset('distro'),
+    scheduler: e,
+    host: { ppm: 50 },
+    updateIntervalNs: NSEC_PER_SEC,
+    vcpuEntryIntervalNs: NSEC_PER_SEC,
+  });
   e.run(b.kernelEntryAt + 2n * NSEC_PER_SEC);
   const g = b.guest;
   const reads = 200_000;
   t0 = performance.now();
   let sink = 0n;
   for (let i = 0; i < reads; i++) sink ^= g.clockGettime('monotonic');
-  report({ name: 'clock_gettime(MONOTONIC) on tsc (timekeeper read)', value: reads / ((performance.now() - t0) / 1000), unit: 'reads/s', note: String(sink & 1n) });
+  report({
+    name: 'clock_gettime(MONOTONIC) on tsc (timekeeper read)',
+    value: reads / ((performance.now() - t0) / 1000),
+    unit: 'reads/s',
+    note: String(sink & 1n),
+  });
 
   // 3. NTP-disciplined guest, 1-s updates, 16-s polls, 6 simulated hours
   g.adjtimex({ modes: ADJ_STATUS | ADJ_NANO | ADJ_TIMECONST, status: STA_PLL | STA_NANO, constant: 4 });
@@ -39,7 +51,12 @@ const bench: Bench = (report) => {
     e.run(e.now + 16n * NSEC_PER_SEC);
   }
   const wall = (performance.now() - t0) / 1000;
-  report({ name: 'NTP-disciplined guest, 1-s timekeeper updates, 6 h', value: (Number(hours) * 3600) / wall, unit: '× real time', note: `${wall.toFixed(2)} s wall` });
+  report({
+    name: 'NTP-disciplined guest, 1-s timekeeper updates, 6 h',
+    value: (Number(hours) * 3600) / wall,
+    unit: '× real time',
+    note: `${wall.toFixed(2)} s wall`,
+  });
 
   // 4. timekeeping_advance per tick (periodic 250 Hz) for one simulated minute
   const e2 = new Engine();
@@ -49,6 +66,11 @@ const bench: Bench = (report) => {
   t0 = performance.now();
   e2.run(e2.now + 60n * NSEC_PER_SEC);
   const secs = (performance.now() - t0) / 1000;
-  report({ name: 'guest with a 250 Hz update_wall_time (+ 100 Hz vCPU entries)', value: 60 / secs, unit: '× real time', note: `${b2.guest.timekeeper.advances - adv0} advances` });
+  report({
+    name: 'guest with a 250 Hz update_wall_time (+ 100 Hz vCPU entries)',
+    value: 60 / secs,
+    unit: '× real time',
+    note: `${b2.guest.timekeeper.advances - adv0} advances`,
+  });
 };
 export default bench;

@@ -43,9 +43,19 @@ const bench: Bench = async (report) => {
     }
     const bestTs = Math.min(...ts);
     const bestC = Math.min(...c);
-    report({ name: 'KVM_RUN PIO exit round trip, TypeScript (koffi)', value: bestTs / 1000, unit: 'µs/exit', note: `best of ${ROUNDS}×${EXITS}` });
+    report({
+      name: 'KVM_RUN PIO exit round trip, TypeScript (koffi)',
+      value: bestTs / 1000,
+      unit: 'µs/exit',
+      note: `best of ${ROUNDS}×${EXITS}`,
+    });
     report({ name: 'KVM_RUN PIO exit round trip, C', value: bestC / 1000, unit: 'µs/exit', note: `best of ${ROUNDS}×${EXITS}` });
-    report({ name: 'FFI overhead: TypeScript / C', value: bestTs / bestC, unit: '×', note: `goal ≤ 1.10; ${((bestTs - bestC) / 1000).toFixed(2)} µs/exit extra` });
+    report({
+      name: 'FFI overhead: TypeScript / C',
+      value: bestTs / bestC,
+      unit: '×',
+      note: `goal ≤ 1.10; ${((bestTs - bestC) / 1000).toFixed(2)} µs/exit extra`,
+    });
   } finally {
     kvm.close();
     prog.dispose();

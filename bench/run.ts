@@ -21,7 +21,9 @@ const files = readdirSync(here)
   .sort();
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
-console.log(`machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${arch()} Linux ${release()}, Node ${process.version}`);
+console.log(
+  `machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${arch()} Linux ${release()}, Node ${process.version}`,
+);
 const rows: (BenchRow & { bench: string })[] = [];
 for (const f of files) {
   const mod = (await import(pathToFileURL(join(here, f)).href)) as { default: Bench };

@@ -19,12 +19,28 @@ sample_interval: 1d
 hosts: [{ name: h, oscillator: { ppm: -3 }, tsc: { freq_khz: 2000000 } }]
 vms: [{ name: v, host: h, profile: qemu-kvm-noinvtsc, update_interval: 300s }]
 `);
-  report({ name: 'one VM for a simulated year (simulated / wall)', value: year.simS / year.wallS, unit: '× real time', note: `${year.wallS.toFixed(1)} s wall, ${year.events} events` });
+  report({
+    name: 'one VM for a simulated year (simulated / wall)',
+    value: year.simS / year.wallS,
+    unit: '× real time',
+    note: `${year.wallS.toFixed(1)} s wall, ${year.events} events`,
+  });
 
-  const hosts = Array.from({ length: 10 }, (_, i) => `  - { name: h${i}, oscillator: { ppm: ${(i % 7) - 3} }, tsc: { freq_khz: 2000000 } }`).join('\n');
-  const vms = Array.from({ length: 100 }, (_, i) => `  - { name: v${i}, host: h${i % 10}, profile: qemu-kvm-noinvtsc, update_interval: 300s, boot_at: ${i}s }`).join('\n');
+  const hosts = Array.from(
+    { length: 10 },
+    (_, i) => `  - { name: h${i}, oscillator: { ppm: ${(i % 7) - 3} }, tsc: { freq_khz: 2000000 } }`,
+  ).join('\n');
+  const vms = Array.from(
+    { length: 100 },
+    (_, i) => `  - { name: v${i}, host: h${i % 10}, profile: qemu-kvm-noinvtsc, update_interval: 300s, boot_at: ${i}s }`,
+  ).join('\n');
   const fleet = measure(`name: fleet\nduration: 1d\nsample_interval: 1h\nhosts:\n${hosts}\nvms:\n${vms}\n`);
-  report({ name: '100 VMs for a simulated day (VM-days simulated / wall)', value: (100 * fleet.simS) / fleet.wallS, unit: '× real time', note: `${fleet.wallS.toFixed(1)} s wall, ${fleet.events} events` });
+  report({
+    name: '100 VMs for a simulated day (VM-days simulated / wall)',
+    value: (100 * fleet.simS) / fleet.wallS,
+    unit: '× real time',
+    note: `${fleet.wallS.toFixed(1)} s wall, ${fleet.events} events`,
+  });
 };
 
 export default bench;

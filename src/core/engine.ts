@@ -272,7 +272,8 @@ export class Engine implements Scheduler {
   private arm(slot: number, delay: number | bigint): void {
     let key: number;
     if (typeof delay === 'number') {
-      if (!(delay >= 0) || !Number.isSafeInteger(delay)) throw new EngineError(`delay must be a non-negative integer number of ns, got ${delay}`);
+      if (!(delay >= 0) || !Number.isSafeInteger(delay))
+        throw new EngineError(`delay must be a non-negative integer number of ns, got ${delay}`);
       key = this.nowRel + delay;
       if (key >= NEAR) return this.armFar(slot, this.now + BigInt(delay));
     } else {

@@ -104,7 +104,11 @@ export function decodePvclockView(v: DataView, off = 0): PvclockVcpuTimeInfo {
   };
 }
 
-export function encodePvclock(rec: PvclockVcpuTimeInfo, buf: Uint8Array = new Uint8Array(PVCLOCK_VCPU_TIME_INFO_SIZE), off = 0): Uint8Array {
+export function encodePvclock(
+  rec: PvclockVcpuTimeInfo,
+  buf: Uint8Array = new Uint8Array(PVCLOCK_VCPU_TIME_INFO_SIZE),
+  off = 0,
+): Uint8Array {
   const v = view(buf);
   const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
   v.setUint32(off + L.version, rec.version >>> 0, true);
@@ -178,7 +182,10 @@ export function pvclockReadCyclesView(v: DataView, off: number, tsc: Cycles): Ns
  * __pvclock_read_cycles() from arch/x86/include/asm/pvclock.h: the record's time at a TSC value.
  * The TSC delta is a u64 subtraction, so a TSC behind tsc_timestamp wraps (as in the kernel).
  */
-export function pvclockReadCycles(rec: Pick<PvclockVcpuTimeInfo, 'tscTimestamp' | 'systemTime' | 'tscToSystemMul' | 'tscShift'>, tsc: Cycles): Ns {
+export function pvclockReadCycles(
+  rec: Pick<PvclockVcpuTimeInfo, 'tscTimestamp' | 'systemTime' | 'tscToSystemMul' | 'tscShift'>,
+  tsc: Cycles,
+): Ns {
   const delta = u64(tsc - rec.tscTimestamp);
   return u64(rec.systemTime + pvclockScaleDelta(delta, rec.tscToSystemMul, rec.tscShift));
 }

@@ -27,7 +27,7 @@ export function parseDuration(v: string | number, where = 'duration'): Ns {
   const unit = UNIT_NS[m[2] ?? 's']!;
   const [whole, frac = ''] = m[1]!.split('.');
   const scale = 10n ** BigInt(frac.length);
-  return (BigInt(whole!) * scale + BigInt(frac || '0')) * unit / scale;
+  return ((BigInt(whole!) * scale + BigInt(frac || '0')) * unit) / scale;
 }
 
 /** Human form of a duration in ns: "1d 2h", "15 s", "250 µs". */

@@ -89,7 +89,8 @@ export class AcpiPmTimer implements PortDevice {
       const v = Math.floor(value / 2 ** (8 * i)) & 0xffff;
       if (off === 0) this.writeSts(v);
       else if (off === 2) this.writeEn(v);
-      else if (off === 4) this.cnt = v & ~ACPI_BITMASK_SLEEP_ENABLE; // sleep requests are not modelled
+      else if (off === 4)
+        this.cnt = v & ~ACPI_BITMASK_SLEEP_ENABLE; // sleep requests are not modelled
       else if (off === 5) this.cnt = ((v << 8) | (this.cnt & 0xff)) & ~ACPI_BITMASK_SLEEP_ENABLE;
       if (size === 1) break;
     }

@@ -99,7 +99,8 @@ export class MmioBus {
 
   map(base: bigint, length: bigint, device: MmioDevice, sizes: { min?: AccessSize; max?: AccessSize } = {}): void {
     for (const r of this.ranges) {
-      if (base < r.base + r.length && r.base < base + length) throw new InputError(`MMIO range 0x${base.toString(16)} overlaps 0x${r.base.toString(16)}`);
+      if (base < r.base + r.length && r.base < base + length)
+        throw new InputError(`MMIO range 0x${base.toString(16)} overlaps 0x${r.base.toString(16)}`);
     }
     this.ranges.push({ base, length, device, minSize: sizes.min ?? 1, maxSize: sizes.max ?? 8 });
   }

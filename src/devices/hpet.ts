@@ -160,7 +160,8 @@ export class Hpet implements MmioDevice {
   }
 
   private updateIrq(t: HpetTimer, set: boolean): void {
-    const route = t.tn <= 1 && this.legacy() ? (t.tn === 0 ? 0 : RTC_ISA_IRQ) : Number((t.config & HPET_TN_INT_ROUTE_MASK) >> HPET_TN_INT_ROUTE_SHIFT);
+    const route =
+      t.tn <= 1 && this.legacy() ? (t.tn === 0 ? 0 : RTC_ISA_IRQ) : Number((t.config & HPET_TN_INT_ROUTE_MASK) >> HPET_TN_INT_ROUTE_SHIFT);
     const line = this.irqs[route] ?? noIrq;
     const mask = 1n << BigInt(t.tn);
     const fsb = (t.config & HPET_TN_FSB_ENABLE) !== 0n;

@@ -93,7 +93,7 @@ class PciHost implements PortDevice {
       return;
     }
     const addr = this.address(port);
-    if (addr === null || (addr >> 8) !== 0x0b) return; // only the PM function's registers are writable here
+    if (addr === null || addr >> 8 !== 0x0b) return; // only the PM function's registers are writable here
     const reg = addr & 0xff;
     for (let i = 0; i < size && reg + i < 256; i++) {
       if (reg + i < 0x40) continue; // header: not modelled
@@ -174,7 +174,15 @@ export class PcMachine {
     const rtcOut = new GatedIrq(this.gsi[8]!);
     this.pit = new Pit({ scheduler, irq: pitOut, trace, name: 'pc/pit', ...(opts.kvmPit ? { kvm: opts.kvmPit } : {}) });
     this.speaker = new SpeakerPort(this.pit);
-    this.rtc = new CmosRtc({ scheduler, irq: rtcOut, trace, name: 'pc/rtc', baseSeconds: opts.rtcBaseSeconds, startNs: 0n, lostTickPolicy: opts.lostTickPolicy ?? 'discard' });
+    this.rtc = new CmosRtc({
+      scheduler,
+      irq: rtcOut,
+      trace,
+      name: 'pc/rtc',
+      baseSeconds: opts.rtcBaseSeconds,
+      startNs: 0n,
+      lostTickPolicy: opts.lostTickPolicy ?? 'discard',
+    });
     this.hpet = new Hpet({
       scheduler,
       irqs: this.gsi,

@@ -421,7 +421,7 @@ export class Pit implements PortDevice {
    * tick, one per acknowledgement.
    */
   ackIrq(): void {
-    if (!this.kvm || !this.kvm.reinject) return;
+    if (!this.kvm?.reinject) return;
     this.kvmIrqAck = true;
     if (this.kvmPending > 0) {
       this.kvmPending--;
@@ -454,7 +454,15 @@ export class Pit implements PortDevice {
       channels: this.ch.map((c) => ({ ...c, countLoadTime: str(c.countLoadTime) })),
       irqDisabled: this.irqDisabled,
       nextTransitionTime: this.kvm || this.nextTransitionTime === null ? null : str(this.nextTransitionTime),
-      kvm: this.kvm ? { expires: exp === null ? null : str(this.kvmExpires), period: str(this.kvmPeriod), isPeriodic: this.kvmIsPeriodic, pending: this.kvmPending, irqAck: this.kvmIrqAck } : null,
+      kvm: this.kvm
+        ? {
+            expires: exp === null ? null : str(this.kvmExpires),
+            period: str(this.kvmPeriod),
+            isPeriodic: this.kvmIsPeriodic,
+            pending: this.kvmPending,
+            irqAck: this.kvmIrqAck,
+          }
+        : null,
     };
   }
 

@@ -340,7 +340,7 @@ export class CmosRtc implements PortDevice {
 
   private toBcd(a: number): number {
     if (this.cmos[RTC_REG_B]! & REG_B_DM) return a & 0xff;
-    return ((Math.trunc(a / 10) << 4) | a % 10) & 0xff;
+    return ((Math.trunc(a / 10) << 4) | (a % 10)) & 0xff;
   }
 
   private fromBcd(a: number): number {
@@ -517,7 +517,8 @@ export class CmosRtc implements PortDevice {
       }
       nextUpdate = this.nextAlarmTime; // UF already set: only the alarm can still change C
     }
-    if (nextUpdate !== expiresOnClock(this.updateTimer, this.d.clock, this.d.scheduler)) armAtClock(this.updateTimer, this.d.clock, nextUpdate);
+    if (nextUpdate !== expiresOnClock(this.updateTimer, this.d.clock, this.d.scheduler))
+      armAtClock(this.updateTimer, this.d.clock, nextUpdate);
   }
 
   /** Seconds from now to the next alarm match, honouring "don't care" (0xC0-0xFF) fields (get_next_alarm). */

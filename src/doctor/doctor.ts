@@ -65,7 +65,9 @@ export interface DoctorOptions {
 }
 
 function notLinux<T>(src: SystemSource): Reading<T> | undefined {
-  return src.platform === 'linux' ? undefined : missing(`not a Linux system (${src.platform}): the kernel interfaces doctor reads do not exist here`);
+  return src.platform === 'linux'
+    ? undefined
+    : missing(`not a Linux system (${src.platform}): the kernel interfaces doctor reads do not exist here`);
 }
 
 export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
@@ -85,7 +87,8 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     }),
   );
   const stat0 = nl(() => readProcStat(src));
-  const liveOnly = (what: string) => missing(src.live ? `${what}: skipped` : `${what} is measured on the running system, not in a recording`);
+  const liveOnly = (what: string) =>
+    missing(src.live ? `${what}: skipped` : `${what} is measured on the running system, not in a recording`);
 
   let interval: StealReport['interval'];
   const ms = opts.stealIntervalMs ?? 250;
@@ -118,7 +121,13 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     },
     vdso: {
       mappings: nl(() => readVdsoMappings(src)),
-      cost: nl(() => (!src.live ? liveOnly('clock_gettime cost') : opts.measure === false ? missing('clock_gettime cost: not requested (--no-measure)') : measureClockCost(opts.costIterations))),
+      cost: nl(() =>
+        !src.live
+          ? liveOnly('clock_gettime cost')
+          : opts.measure === false
+            ? missing('clock_gettime cost: not requested (--no-measure)')
+            : measureClockCost(opts.costIterations),
+      ),
     },
     steal: { sinceBoot, interval },
     kvm: readKvm(src),

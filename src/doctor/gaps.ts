@@ -28,8 +28,10 @@ export const KNOWN_GAPS: KnownGap[] = [
   {
     id: 'tsc-measured-frequency',
     kinds: ['boot line (numbers differ)'],
-    machine: /^(tsc: Detected \d+\.\d{3} MHz processor|clocksource: tsc-early: mask: 0xffffffffffffffff max_cycles: 0x[0-9a-f]+, max_idle_ns: \d+ ns)$/,
-    requires: /^tsc: (Fast TSC calibration using PIT|PIT calibration matches|using (HPET|PMTIMER) reference calibration|Using PIT calibration value)/,
+    machine:
+      /^(tsc: Detected \d+\.\d{3} MHz processor|clocksource: tsc-early: mask: 0xffffffffffffffff max_cycles: 0x[0-9a-f]+, max_idle_ns: \d+ ns)$/,
+    requires:
+      /^tsc: (Fast TSC calibration using PIT|PIT calibration matches|using (HPET|PMTIMER) reference calibration|Using PIT calibration value)/,
     explanation:
       "this machine measured its TSC frequency instead of being told it (no kvm-clock or CPUID 0x15/0x16): quick_pit_calibrate (arch/x86/kernel/tsc.c) counts TSC cycles between the last reads that still saw PIT channel 2's MSB at 0xff and at 0xff-i, stopping once two loop periods are under 1/2048 of the span; the result is off from the TSC's rate against the PIT's clock by where the MSB changes fell between reads — up to one loop period (two trapped port reads) over i x 256 PIT ticks, i.e. anywhere within about ±500 ppm by construction, a few ppm in practice. The refinement a second later (tsc_refine_calibration_work, HPET or PM timer read once at each end of ~1 s) has its own sampling error. The twin takes the refined number (the rate the machine's clock finally runs at) as its TSC rate, and its calibrations return that rate without sampling error; so the machine's early number, and the tsc-early max_cycles/max_idle_ns computed from it, keep that boot's difference between the two samplings, which depends on instruction timing (under TCG, translation and I/O emulation time) that cannot be read back.",
   },

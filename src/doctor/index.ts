@@ -6,6 +6,20 @@ export { liveSource, recordedSource, type SystemSource, type Reading } from './s
 export * from './parse.ts';
 export { decodeTimex, timexQuery, readAdjtimex, TIMEX_LAYOUT, STA, type Timex } from './adjtimex.ts';
 export { measureClockCost, CLOCK_IDS, type VdsoCost, type ClockCost } from './vdso.ts';
-export { planTwin, machineView, compareTwin, renderComparison, guessProfile, kernelCmdline, mhzTextToKhz, lineShape, type TwinPlan, type GuestView, type MachineView, type TwinComparison, type TwinDifference } from './twin.ts';
+export {
+  planTwin,
+  machineView,
+  compareTwin,
+  renderComparison,
+  guessProfile,
+  kernelCmdline,
+  mhzTextToKhz,
+  lineShape,
+  type TwinPlan,
+  type GuestView,
+  type MachineView,
+  type TwinComparison,
+  type TwinDifference,
+} from './twin.ts';
 export { KNOWN_GAPS, gapFor, type KnownGap } from './gaps.ts';
 export { replayScenario, TWIN_SETTLE_NS } from './replay.ts';

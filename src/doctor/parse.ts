@@ -275,25 +275,25 @@ export function clockFacts(lines: LogLine[]): ClockFacts {
     } else if (/^Booting paravirtualized kernel on Xen/.test(text) && f.hypervisor === undefined) {
       f.hypervisor = 'Xen';
       f.hypervisorLine = text;
-    }
-    else if ((m = /^clocksource: ([^:]+): mask: (0x[0-9a-f]+) max_cycles: (0x[0-9a-f]+), max_idle_ns: (\d+) ns/.exec(text)))
+    } else if ((m = /^clocksource: ([^:]+): mask: (0x[0-9a-f]+) max_cycles: (0x[0-9a-f]+), max_idle_ns: (\d+) ns/.exec(text)))
       f.registered.push({ name: m[1]!, mask: m[2]!, maxCycles: m[3]!, maxIdleNs: m[4]! });
     else if ((m = /^(?:clocksource: )?Switched to clocksource (\S+)/.exec(text))) f.switches.push(m[1]!);
     else if ((m = /^tsc: Detected ([\d.]+) MHz processor/.exec(text))) f.tscDetectedMhz = m[1]!;
     else if ((m = /^tsc: Detected ([\d.]+) MHz TSC/.exec(text))) f.tscDetectedTscMhz = m[1]!;
     else if ((m = /^tsc: Refined TSC clocksource calibration: ([\d.]+) MHz/.exec(text))) f.tscRefinedMhz = m[1]!;
-    else if ((m = /^tsc: (Fast TSC calibration.*|PIT calibration matches.*|Detected .* TSC freq.*|Using PIT calibration.*)$/.exec(text))) f.tscCalibration = m[1]!;
+    else if ((m = /^tsc: (Fast TSC calibration.*|PIT calibration matches.*|Detected .* TSC freq.*|Using PIT calibration.*)$/.exec(text)))
+      f.tscCalibration = m[1]!;
     else if (/^TSC deadline timer (available|enabled)/.test(text)) f.tscDeadline = true;
     else if ((m = /^tsc: Marking TSC unstable due to (.+)$/.exec(text))) f.tscUnstable.push(m[1]!);
-    else if ((m = /^clocksource: timekeeping watchdog on CPU\d+: Marking clocksource '([^']+)' as unstable/.exec(text))) f.watchdogMarked.push(m[1]!);
+    else if ((m = /^clocksource: timekeeping watchdog on CPU\d+: Marking clocksource '([^']+)' as unstable/.exec(text)))
+      f.watchdogMarked.push(m[1]!);
     else if ((m = /^kvm-clock: Using msrs (\S+ and \S+)/.exec(text))) {
       f.kvmClockMsrs = m[1]!;
       if (f.hypervisor === undefined) {
         f.hypervisor = 'KVM';
         f.hypervisorLine = text;
       }
-    }
-    else if ((m = /^kvm-clock: using sched offset of (\d+) cycles/.exec(text))) f.kvmClockSchedOffsetCycles = m[1]!;
+    } else if ((m = /^kvm-clock: using sched offset of (\d+) cycles/.exec(text))) f.kvmClockSchedOffsetCycles = m[1]!;
     else if (/crng reseeded due to virtual machine fork/.test(text)) f.vmFork = true;
     else if ((m = /^Command line: (.*)$/.exec(text))) f.bootCommandLine ??= m[1]!;
     else if ((m = /^ACPI: RSDP 0x[0-9A-Fa-f]+ [0-9A-Fa-f]+ \(v\d+ (\S+)\s*\)/.exec(text))) f.acpiOem ??= m[1]!;
@@ -318,7 +318,11 @@ export interface CpuTimes {
 export function parseProcStat(text: string): CpuTimes | undefined {
   const line = text.split('\n').find((l) => /^cpu\s/.test(l));
   if (!line) return undefined;
-  const v = line.trim().split(/\s+/).slice(1).map((x) => BigInt(x));
+  const v = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map((x) => BigInt(x));
   const at = (i: number) => v[i] ?? 0n;
   // guest and guest_nice (fields 9, 10) are already included in user and nice: not added to total.
   const total = [0, 1, 2, 3, 4, 5, 6, 7].reduce((s, i) => s + at(i), 0n);
@@ -374,7 +378,7 @@ export const NTP_CLIENTS: Record<string, string> = {
   phc2sys: 'linuxptp phc2sys',
   'vmware-toolsd': 'VMware Tools (may sync time)',
   'qemu-ga': 'QEMU guest agent (sets time only on request)',
-  'hv_kvp_daemon': 'Hyper-V KVP daemon',
+  hv_kvp_daemon: 'Hyper-V KVP daemon',
 };
 
 /** Which time-sync programs appear among process names (from /proc/<pid>/comm). */

@@ -49,9 +49,7 @@ export interface ClockeventDevices {
 export function readClockevents(src: SystemSource): Reading<ClockeventDevices> {
   const dir = src.listDir(CLOCKEVENTS_DIR);
   if (!dir.ok) return dir;
-  const cpus = dir.value
-    .filter((n) => /^clockevent\d+$/.test(n))
-    .sort((a, b) => Number(a.slice(10)) - Number(b.slice(10)));
+  const cpus = dir.value.filter((n) => /^clockevent\d+$/.test(n)).sort((a, b) => Number(a.slice(10)) - Number(b.slice(10)));
   const perCpu: string[] = [];
   for (const c of cpus) {
     const r = src.readText(`${CLOCKEVENTS_DIR}/${c}/current_device`);

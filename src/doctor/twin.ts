@@ -37,13 +37,32 @@ export function guessProfile(r: DoctorReport): { profile: string; why: string; g
   const qemu = oem === 'BOCHS' || /QEMU/.test(evidence) || /QEMU|Bochs/.test(log?.facts.dmi ?? '');
   if (hv === 'KVM') {
     if (avail.length > 0 && avail.every((n) => n === 'refined-jiffies' || n === 'jiffies'))
-      return { profile: 'kvmtool', why: 'a KVM guest that offers only refined-jiffies and jiffies (no kvm-clock, TSC, HPET or PM timer), as under kvmtool' };
+      return {
+        profile: 'kvmtool',
+        why: 'a KVM guest that offers only refined-jiffies and jiffies (no kvm-clock, TSC, HPET or PM timer), as under kvmtool',
+      };
     const p = invariant ? 'qemu-kvm' : 'qemu-kvm-noinvtsc';
-    return qemu ? { profile: p, why: `QEMU firmware on KVM${invariant ? '' : ', TSC not invariant'}` } : { profile: p, why: `KVM guest of an unrecognised VMM; ${p} is the closest profile`, gap: 'the VMM could not be identified; devices and CPUID of the twin are those of QEMU' };
+    return qemu
+      ? { profile: p, why: `QEMU firmware on KVM${invariant ? '' : ', TSC not invariant'}` }
+      : {
+          profile: p,
+          why: `KVM guest of an unrecognised VMM; ${p} is the closest profile`,
+          gap: 'the VMM could not be identified; devices and CPUID of the twin are those of QEMU',
+        };
   }
-  if (qemu || /unknown hypervisor/.test(hv ?? '')) return { profile: 'qemu-tcg', why: 'QEMU without a paravirtual interface (TCG emulation)' };
-  if (hv === 'none') return { profile: 'qemu-kvm', why: 'bare metal has no VMM profile; qemu-kvm is the nearest', gap: 'this is bare metal: the guest model only boots virtual machines, so firmware, devices and TSC calibration differ' };
-  return { profile: 'qemu-kvm', why: `${hv ?? 'unknown platform'} has no VMM profile; qemu-kvm is the nearest`, gap: `${hv ?? 'this platform'} is not modelled: its paravirtual clock and timer devices have no twin` };
+  if (qemu || /unknown hypervisor/.test(hv ?? ''))
+    return { profile: 'qemu-tcg', why: 'QEMU without a paravirtual interface (TCG emulation)' };
+  if (hv === 'none')
+    return {
+      profile: 'qemu-kvm',
+      why: 'bare metal has no VMM profile; qemu-kvm is the nearest',
+      gap: 'this is bare metal: the guest model only boots virtual machines, so firmware, devices and TSC calibration differ',
+    };
+  return {
+    profile: 'qemu-kvm',
+    why: `${hv ?? 'unknown platform'} has no VMM profile; qemu-kvm is the nearest`,
+    gap: `${hv ?? 'this platform'} is not modelled: its paravirtual clock and timer devices have no twin`,
+  };
 }
 
 /** The kernel's own parameters back as one line (init arguments after "--" are not the kernel's business). */
@@ -73,46 +92,86 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
   let preset = version && /yocto|i[3-6]86/.test(version) ? 'yocto-qemux86' : 'distro';
   if (jiffiesOnly && prof.profile !== 'kvmtool') {
     // The one modelled machine that ends with nothing but jiffies (docs/fidelity.md, guest section).
-    choices[0] = { key: 'vms[0].profile', value: 'kvmtool', why: `only ${avail.join(' and ')} are available; kvmtool with the yocto-qemux86 kernel is the modelled machine that ends there (TSC calibration against the PIT fails, no HPET, no PM timer) — this machine looked like ${prof.profile}` };
+    choices[0] = {
+      key: 'vms[0].profile',
+      value: 'kvmtool',
+      why: `only ${avail.join(' and ')} are available; kvmtool with the yocto-qemux86 kernel is the modelled machine that ends there (TSC calibration against the PIT fails, no HPET, no PM timer) — this machine looked like ${prof.profile}`,
+    };
     prof.profile = 'kvmtool';
     preset = 'yocto-qemux86';
-    gaps.push(`this machine reached a jiffies-only clock its own way (${cpu && !cpu.timeFlags.tsc ? 'its CPU has no TSC' : 'no usable TSC'}); the scenario cannot express VMM options such as QEMU's -cpu or -machine, so the twin takes the modelled route to the same sysfs text and its boot lines say why it got there (TSC calibration failing) differently`);
+    gaps.push(
+      `this machine reached a jiffies-only clock its own way (${cpu && !cpu.timeFlags.tsc ? 'its CPU has no TSC' : 'no usable TSC'}); the scenario cannot express VMM options such as QEMU's -cpu or -machine, so the twin takes the modelled route to the same sysfs text and its boot lines say why it got there (TSC calibration failing) differently`,
+    );
   }
-  choices.push({ key: 'vms[0].kernel', value: preset, why: `this kernel is ${version ?? 'unknown'}; ${preset === 'distro' ? 'a 64-bit distribution-style configuration (kvm-clock, HPET, ACPI PM timer, NO_HZ, high-res timers) is the nearest preset' : 'the 32-bit Yocto qemux86 preset'}` });
-  if (version) gaps.push(`kernel build: the twin boots the "${preset}" preset, not ${version}; boot lines that depend on this build's configuration may differ`);
+  choices.push({
+    key: 'vms[0].kernel',
+    value: preset,
+    why: `this kernel is ${version ?? 'unknown'}; ${preset === 'distro' ? 'a 64-bit distribution-style configuration (kvm-clock, HPET, ACPI PM timer, NO_HZ, high-res timers) is the nearest preset' : 'the 32-bit Yocto qemux86 preset'}`,
+  });
+  if (version)
+    gaps.push(
+      `kernel build: the twin boots the "${preset}" preset, not ${version}; boot lines that depend on this build's configuration may differ`,
+    );
 
   const cmdline = r.cmdline.ok ? kernelCmdline(r.cmdline.value) : '';
-  choices.push({ key: 'vms[0].cmdline', value: cmdline, why: r.cmdline.ok ? "this machine's /proc/cmdline, kernel parameters only" : `/proc/cmdline unreadable (${r.cmdline.reason})` });
+  choices.push({
+    key: 'vms[0].cmdline',
+    value: cmdline,
+    why: r.cmdline.ok ? "this machine's /proc/cmdline, kernel parameters only" : `/proc/cmdline unreadable (${r.cmdline.reason})`,
+  });
 
   const mhz = facts?.tscRefinedMhz ?? facts?.tscDetectedMhz;
   let freqKhz: number;
   if (mhz) {
     freqKhz = mhzTextToKhz(mhz);
-    choices.push({ key: 'hosts[0].tsc.freq_khz', value: String(freqKhz), why: `the kernel printed "tsc: ${facts?.tscRefinedMhz ? 'Refined TSC clocksource calibration' : 'Detected'} ${mhz} MHz"; the host's true TSC rate is not visible from inside the guest (only what KVM/CPUID reported), so the printed value is used` });
+    choices.push({
+      key: 'hosts[0].tsc.freq_khz',
+      value: String(freqKhz),
+      why: `the kernel printed "tsc: ${facts?.tscRefinedMhz ? 'Refined TSC clocksource calibration' : 'Detected'} ${mhz} MHz"; the host's true TSC rate is not visible from inside the guest (only what KVM/CPUID reported), so the printed value is used`,
+    });
   } else {
     freqKhz = 2_596_136;
-    choices.push({ key: 'hosts[0].tsc.freq_khz', value: String(freqKhz), why: 'no TSC frequency in the kernel log; the value recorded from this workplace\'s KVM host (DESIGN.md) is a placeholder' });
+    choices.push({
+      key: 'hosts[0].tsc.freq_khz',
+      value: String(freqKhz),
+      why: "no TSC frequency in the kernel log; the value recorded from this workplace's KVM host (DESIGN.md) is a placeholder",
+    });
     gaps.push('the TSC frequency is unknown (no "tsc: Detected" line), so the twin\'s is a placeholder');
   }
   const constant = cpu?.timeFlags.constant_tsc ?? true;
   const nonstop = cpu?.timeFlags.nonstop_tsc ?? true;
-  choices.push({ key: 'hosts[0].tsc', value: `constant ${constant}, nonstop ${nonstop}`, why: cpu ? 'from the constant_tsc / nonstop_tsc CPU flags' : '/proc/cpuinfo unreadable: assumed invariant' });
-  if (cpu && !cpu.timeFlags.tsc) gaps.push('this CPU shows no TSC at all (CPUID.1:EDX bit 4 clear); the twin\'s profile decides whether its guest sees one');
+  choices.push({
+    key: 'hosts[0].tsc',
+    value: `constant ${constant}, nonstop ${nonstop}`,
+    why: cpu ? 'from the constant_tsc / nonstop_tsc CPU flags' : '/proc/cpuinfo unreadable: assumed invariant',
+  });
+  if (cpu && !cpu.timeFlags.tsc)
+    gaps.push("this CPU shows no TSC at all (CPUID.1:EDX bit 4 clear); the twin's profile decides whether its guest sees one");
 
   const tx = r.ntp.adjtimex.ok ? r.ntp.adjtimex.value : undefined;
   let ppm = 0;
   if (tx?.synchronized) {
     ppm = Math.round(-tx.freqPpm * 1000) / 1000;
-    choices.push({ key: 'hosts[0].oscillator.ppm', value: String(ppm), why: `the kernel's NTP frequency correction is ${tx.freqPpm.toFixed(3)} ppm, so the clocksource runs ${(-tx.freqPpm).toFixed(3)} ppm off true time` });
+    choices.push({
+      key: 'hosts[0].oscillator.ppm',
+      value: String(ppm),
+      why: `the kernel's NTP frequency correction is ${tx.freqPpm.toFixed(3)} ppm, so the clocksource runs ${(-tx.freqPpm).toFixed(3)} ppm off true time`,
+    });
   } else {
-    choices.push({ key: 'hosts[0].oscillator.ppm', value: '0', why: tx ? 'the clock is not NTP-disciplined, so its frequency error cannot be read: assumed 0' : 'adjtimex not read: assumed 0' });
+    choices.push({
+      key: 'hosts[0].oscillator.ppm',
+      value: '0',
+      why: tx ? 'the clock is not NTP-disciplined, so its frequency error cannot be read: assumed 0' : 'adjtimex not read: assumed 0',
+    });
   }
   const clients = r.ntp.clients.ok ? r.ntp.clients.value : undefined;
   const vmSync: { sync?: { method: 'ntp' } } = {};
   if (clients && clients.length > 0) {
     vmSync.sync = { method: 'ntp' };
     choices.push({ key: 'vms[0].sync.method', value: 'ntp', why: `the machine runs ${clients.join(', ')}` });
-    gaps.push(`the twin's NTP client is timevisor's ntpd-style kernel-discipline client against an ideal server, not ${clients.join('/')} with this machine's servers and settings`);
+    gaps.push(
+      `the twin's NTP client is timevisor's ntpd-style kernel-discipline client against an ideal server, not ${clients.join('/')} with this machine's servers and settings`,
+    );
   }
 
   // kvm_sched_clock_init() printed kvm-clock's reading at kvmclock_init: how long this VM existed
@@ -121,7 +180,11 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
   const vmExtra: Record<string, string> = {};
   if (offset !== undefined) {
     vmExtra.kvmclock_at_init = `${offset}ns`;
-    choices.push({ key: 'vms[0].kvmclock_at_init', value: vmExtra.kvmclock_at_init, why: `the kernel printed "kvm-clock: using sched offset of ${offset} cycles": kvm-clock read ${offset} ns at kvmclock_init (arch/x86/kernel/kvmclock.c kvm_sched_clock_init)` });
+    choices.push({
+      key: 'vms[0].kvmclock_at_init',
+      value: vmExtra.kvmclock_at_init,
+      why: `the kernel printed "kvm-clock: using sched offset of ${offset} cycles": kvm-clock read ${offset} ns at kvmclock_init (arch/x86/kernel/kvmclock.c kvm_sched_clock_init)`,
+    });
   }
 
   const scenario = {
@@ -130,10 +193,16 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     seed: 1,
     duration: '10s',
     sample_interval: '1s',
-    hosts: [{ name: 'host', oscillator: { ppm }, tsc: { freq_khz: freqKhz, constant, nonstop, invariant: constant && nonstop }, ntp: true }],
+    hosts: [
+      { name: 'host', oscillator: { ppm }, tsc: { freq_khz: freqKhz, constant, nonstop, invariant: constant && nonstop }, ntp: true },
+    ],
     vms: [{ name: 'twin', host: 'host', profile: prof.profile, kernel: preset, cmdline, ...vmExtra, ...vmSync }],
   };
-  const header = ['# Written by `timevisor doctor --scenario`: a twin of this machine for the guest model.', ...choices.map((c) => `# ${c.key} = ${c.value}: ${c.why}`), ...gaps.map((g) => `# gap: ${g}`)].map((l) => l.replace(/\n/g, ' '));
+  const header = [
+    '# Written by `timevisor doctor --scenario`: a twin of this machine for the guest model.',
+    ...choices.map((c) => `# ${c.key} = ${c.value}: ${c.why}`),
+    ...gaps.map((g) => `# gap: ${g}`),
+  ].map((l) => l.replace(/\n/g, ' '));
   return { scenario, yaml: header.join('\n') + '\n' + stringify(scenario), choices, gaps };
 }
 
@@ -179,7 +248,10 @@ export function machineView(r: DoctorReport): MachineView {
   } else hidden.push(`tick mode: ${r.tick.reason}`);
   if (r.vdso.cost.ok) v.vdso = r.vdso.cost.value.clocks.map((c) => ({ clock: c.clock, path: c.servedInUserspace ? 'vdso' : 'syscall' }));
   if (!r.kernelLog.ok) hidden.push(`boot log: ${r.kernelLog.reason}`);
-  else if (!r.kernelLog.value.fromBoot) hidden.push('boot log: the kernel log no longer starts at boot (the ring buffer dropped the first lines, or only an excerpt was recorded)');
+  else if (!r.kernelLog.value.fromBoot)
+    hidden.push(
+      'boot log: the kernel log no longer starts at boot (the ring buffer dropped the first lines, or only an excerpt was recorded)',
+    );
   else v.boot_clock_lines = r.kernelLog.value.clockLines.map(stripTimestamp);
   return v;
 }
@@ -252,7 +324,8 @@ export function compareTwin(machine: MachineView, twin: GuestView): TwinComparis
     }
     for (const extra of pool) res.differences.push({ what: 'boot line only in the twin', machine: '', twin: extra });
     // Same lines, other order: the clocksource switch sequence is what matters.
-    const sw = (ls: string[]) => ls.filter((l) => /Switched to clocksource/.test(l)).map((l) => l.replace(/^.*Switched to clocksource /, ''));
+    const sw = (ls: string[]) =>
+      ls.filter((l) => /Switched to clocksource/.test(l)).map((l) => l.replace(/^.*Switched to clocksource /, ''));
     const ms = sw(machine.boot_clock_lines);
     const ts = sw(twinLines);
     if (ms.join(' → ') === ts.join(' → ')) res.matched.push('clocksource switch sequence');
@@ -268,7 +341,9 @@ export function compareTwin(machine: MachineView, twin: GuestView): TwinComparis
 
 export function renderComparison(c: TwinComparison): string[] {
   const out: string[] = [];
-  out.push(`twin: ${c.matched.length ? `matches ${c.matched.join(', ')}` : 'matches nothing'}${c.matchedLines ? ` (${c.matchedLines} boot clock lines identical)` : ''}.`);
+  out.push(
+    `twin: ${c.matched.length ? `matches ${c.matched.join(', ')}` : 'matches nothing'}${c.matchedLines ? ` (${c.matchedLines} boot clock lines identical)` : ''}.`,
+  );
   if (c.differences.length) {
     out.push('twin differences (machine | twin):');
     for (const d of c.differences) {

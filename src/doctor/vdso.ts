@@ -94,17 +94,33 @@ export function measureClockCost(iterations = 2000, rounds = 5): Reading<VdsoCos
   let ffi = Infinity;
   const best = ids.map(() => ({ vdso: Infinity, sys: Infinity }));
   for (let r = 0; r < rounds; r++) {
-    ffi = Math.min(ffi, perCall(iterations, () => b.noop(ts, 0, 0)));
+    ffi = Math.min(
+      ffi,
+      perCall(iterations, () => b.noop(ts, 0, 0)),
+    );
     ids.forEach(([, id], i) => {
-      best[i]!.vdso = Math.min(best[i]!.vdso, perCall(iterations, () => b.clockGettime(id, ts)));
-      best[i]!.sys = Math.min(best[i]!.sys, perCall(iterations, () => b.syscall(NR_CLOCK_GETTIME_X86_64, id, ts)));
+      best[i]!.vdso = Math.min(
+        best[i]!.vdso,
+        perCall(iterations, () => b.clockGettime(id, ts)),
+      );
+      best[i]!.sys = Math.min(
+        best[i]!.sys,
+        perCall(iterations, () => b.syscall(NR_CLOCK_GETTIME_X86_64, id, ts)),
+      );
     });
   }
   const clocks = ids.map(([name], i): ClockCost => {
     const { vdso, sys } = best[i]!;
     const vdsoNs = Math.max(0, vdso - ffi);
     const syscallNs = Math.max(0, sys - ffi);
-    return { clock: name, vdsoNs: round1(vdsoNs), syscallNs: round1(syscallNs), rawVdsoNs: round1(vdso), rawSyscallNs: round1(sys), servedInUserspace: vdsoNs * 2 < syscallNs };
+    return {
+      clock: name,
+      vdsoNs: round1(vdsoNs),
+      syscallNs: round1(syscallNs),
+      rawVdsoNs: round1(vdso),
+      rawSyscallNs: round1(sys),
+      servedInUserspace: vdsoNs * 2 < syscallNs,
+    };
   });
   return got({ ffiOverheadNs: round1(ffi), iterations: iterations * rounds, clocks });
 }

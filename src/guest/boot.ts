@@ -178,7 +178,11 @@ export class GuestKernel {
         nextVcpuRun: () => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(0) : opts.scheduler.now),
       },
     );
-    this.schedClock = new SchedClock({ sched: () => this.schedClockRaw(), ktime: () => this.timekeeper.get('monotonic'), printk: (l) => this.printk(l) });
+    this.schedClock = new SchedClock({
+      sched: () => this.schedClockRaw(),
+      ktime: () => this.timekeeper.get('monotonic'),
+      printk: (l) => this.printk(l),
+    });
   }
 
   /**
@@ -424,7 +428,8 @@ export class GuestKernel {
   registerRefinedJiffies(): void {
     // apic.c prints this when it finds the CPUID bit, before tsc_init can still clear it
     const p = this.platform;
-    if (p.cpuid.tscDeadlineTimer && p.devices.lapic && this.kernel.localApic && !this.cmdline.time.nolapic) this.printk('TSC deadline timer available');
+    if (p.cpuid.tscDeadlineTimer && p.devices.lapic && this.kernel.localApic && !this.cmdline.time.nolapic)
+      this.printk('TSC deadline timer available');
     this.register(this.refinedJiffiesCs, 0, 0);
   }
 
@@ -443,7 +448,17 @@ export class GuestKernel {
       this.hpetEnabled = true;
       const hz = Math.round(1e15 / p.devices.hpet.periodFs);
       const readHpet = p.readHpet;
-      this.register(new CS({ name: 'hpet', rating: 250, mask: clocksourceMask(32), flags: CLOCK_SOURCE_IS_CONTINUOUS, read: () => readHpet() & 0xffff_ffffn }), 1, hz);
+      this.register(
+        new CS({
+          name: 'hpet',
+          rating: 250,
+          mask: clocksourceMask(32),
+          flags: CLOCK_SOURCE_IS_CONTINUOUS,
+          read: () => readHpet() & 0xffff_ffffn,
+        }),
+        1,
+        hz,
+      );
     }
     this.pmTimerEnabled = !!(acpi && p.devices.acpi?.pmTimer && k.acpiPmTimer && p.readPmTimer);
     // intr_mode_select and timer_init (hpet_time_init → pit_timer_init) run before tsc_init, so
@@ -541,13 +556,25 @@ export class GuestKernel {
       const hz = Math.round(1e15 / h.periodFs);
       this.printk(`hpet: ${h.comparators} channels of 0 reserved for per-cpu timers`);
       this.printk(`hpet0: at MMIO 0xfed00000, IRQs ${h.irqs.join(', ')}`);
-      this.printk(`hpet0: ${h.comparators} comparators, ${h.counter64 ? 64 : 32}-bit ${Math.floor(hz / 1e6)}.${String(hz % 1e6).padStart(6, '0')} MHz counter`);
+      this.printk(
+        `hpet0: ${h.comparators} comparators, ${h.counter64 ? 64 : 32}-bit ${Math.floor(hz / 1e6)}.${String(hz % 1e6).padStart(6, '0')} MHz counter`,
+      );
     }
     this.core.doneBooting();
     this.checkOneshot();
     if (this.pmTimerEnabled) {
       const read = this.platform.readPmTimer!;
-      this.register(new CS({ name: 'acpi_pm', rating: 200, mask: clocksourceMask(24), flags: CLOCK_SOURCE_IS_CONTINUOUS, read: () => read() & 0xff_ffffn }), 1, PMTMR_TICKS_PER_SEC);
+      this.register(
+        new CS({
+          name: 'acpi_pm',
+          rating: 200,
+          mask: clocksourceMask(24),
+          flags: CLOCK_SOURCE_IS_CONTINUOUS,
+          read: () => read() & 0xff_ffffn,
+        }),
+        1,
+        PMTMR_TICKS_PER_SEC,
+      );
     }
   }
 
@@ -590,7 +617,7 @@ export class GuestKernel {
     const wants = (t.highres && k.highResTimers) || (t.nohz && k.noHz);
     const dev = this.tick.device;
     const cs = this.core.curr;
-    if (wants && dev?.oneshot && cs && cs.has(CLOCK_SOURCE_VALID_FOR_HRES) && this.core.finishedBooting) {
+    if (wants && dev?.oneshot && cs?.has(CLOCK_SOURCE_VALID_FOR_HRES) && this.core.finishedBooting) {
       this.oneshotBase = { ticks: this.jiffiesTicks(), t: this.uptimeNs() };
       this.oneshot = true;
       this.periodicTimer?.cancel();
@@ -607,7 +634,13 @@ export class GuestKernel {
     const p = this.platform;
     const kvm = p.cpuid.kvm;
     // kvm_guest_init(): steal time when KVM_FEATURE_STEAL_TIME and not no-steal-acc (CONFIG_PARAVIRT)
-    const stealOn = this.kernel.kvmGuest && !!kvm && ((kvm.features >>> KVM_FEATURE_STEAL_TIME) & 1) === 1 && !this.cmdline.time.noSteal && !!p.memory && !!p.wrmsr;
+    const stealOn =
+      this.kernel.kvmGuest &&
+      !!kvm &&
+      ((kvm.features >>> KVM_FEATURE_STEAL_TIME) & 1) === 1 &&
+      !this.cmdline.time.noSteal &&
+      !!p.memory &&
+      !!p.wrmsr;
     let stealClock: ((cpu: number) => Ns) | null = null;
     if (stealOn) {
       // kvm_register_steal_time(): per-CPU 64-byte record, GPA | KVM_MSR_ENABLED

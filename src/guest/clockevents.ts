@@ -69,7 +69,14 @@ export function usePit(p: GuestPlatform, k: KernelConfig, t: TimeParams, f: PitD
  * (tsc_init clears the bit when calibration fails). Without `freq` (older callers) the
  * frequencies count as known exactly when the TSC is usable.
  */
-export function setupTick(p: GuestPlatform, k: KernelConfig, t: TimeParams, hpetEnabled: boolean, tscUsable: boolean, freq?: PitDecisionInputs): TickSetup {
+export function setupTick(
+  p: GuestPlatform,
+  k: KernelConfig,
+  t: TimeParams,
+  hpetEnabled: boolean,
+  tscUsable: boolean,
+  freq?: PitDecisionInputs,
+): TickSetup {
   const lines: string[] = [];
   const f = freq ?? { tscKhz: tscUsable ? 1 : 0, cpuKhz: tscUsable ? 1 : 0 };
   const global = hpetEnabled ? HPET : p.devices.pit && usePit(p, k, t, f) ? PIT : null;

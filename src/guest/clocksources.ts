@@ -9,7 +9,7 @@ import {
   CLOCK_SOURCE_UNSTABLE,
   CLOCK_SOURCE_VALID_FOR_HRES,
   CLOCK_SOURCE_WATCHDOG,
-  Clocksource,
+  type Clocksource,
   clocksourceUpdateFreqScale,
 } from './clocksource.ts';
 import { InputError } from '../core/errors.ts';
@@ -124,7 +124,9 @@ export class ClocksourceCore {
         if (cs.name !== this.overrideName) continue;
         if (!cs.has(CLOCK_SOURCE_VALID_FOR_HRES) && oneshot) {
           if (cs.has(CLOCK_SOURCE_UNSTABLE)) {
-            this.ev.log(`clocksource: Override clocksource ${cs.name} is unstable and not HRT compatible - cannot switch while in HRT/NOHZ mode`);
+            this.ev.log(
+              `clocksource: Override clocksource ${cs.name} is unstable and not HRT compatible - cannot switch while in HRT/NOHZ mode`,
+            );
             this.overrideName = '';
           } else {
             this.ev.log(`clocksource: Override clocksource ${cs.name} is not currently HRT compatible - deferring`);

@@ -80,7 +80,7 @@ export function splitCmdline(cmdline: string, option = '--cmdline'): { params: [
     let name = eq < 0 ? raw : raw.slice(0, eq);
     let value = eq < 0 ? null : raw.slice(eq + 1);
     name = name.replace(/"/g, '');
-    if (value !== null && value.startsWith('"')) value = value.replace(/^"|"$/g, '');
+    if (value?.startsWith('"')) value = value.replace(/^"|"$/g, '');
     if (name === '') throw new InputError(`malformed kernel command line: parameter with an empty name (${JSON.stringify(raw)})`, option);
     params.push([name, value]);
   }

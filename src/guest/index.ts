@@ -6,7 +6,16 @@
 //   const g = bootGuest({ platform, kernel, cmdline, scheduler });  // schedules the boot steps
 //   engine.run(t);                                                  // boot proceeds in model time
 //   g.currentClocksource();  g.clockGettime('realtime');  g.adjtimex({ modes: ADJ_OFFSET, offset });
-export { bootGuest, GuestKernel, DEFAULT_BOOT_PHASES, STEAL_TIME_GPA, type BootGuestOptions, type BootPhases, type LogLine, type WallClockSource } from './boot.ts';
+export {
+  bootGuest,
+  GuestKernel,
+  DEFAULT_BOOT_PHASES,
+  STEAL_TIME_GPA,
+  type BootGuestOptions,
+  type BootPhases,
+  type LogLine,
+  type WallClockSource,
+} from './boot.ts';
 export type { GuestPlatform, GuestCpuid, GuestDevices, CmosReading, CpuVendor } from './platform.ts';
 export type { KernelConfig } from './kernel.ts';
 export { parseCmdline, splitCmdline, type ParsedCmdline, type TimeParams } from './cmdline.ts';

@@ -96,7 +96,19 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
     return w.sec * 1_000_000_000n + BigInt(w.nsec);
   };
   const schedClock = (): Ns => read() - schedClockOffset;
-  return { clocksource: cs, msrSystemTime, msrWallClock, stable, lines, pvclock, tscKhz: () => pvclockTscKhz(record()), read, wallclock, schedClockOffset, schedClock };
+  return {
+    clocksource: cs,
+    msrSystemTime,
+    msrWallClock,
+    stable,
+    lines,
+    pvclock,
+    tscKhz: () => pvclockTscKhz(record()),
+    read,
+    wallclock,
+    schedClockOffset,
+    schedClock,
+  };
 }
 
 /**

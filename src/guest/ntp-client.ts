@@ -5,7 +5,19 @@
 // measurement itself (network, server) is the caller's: the world model or a test.
 import type { Scheduler, Timer } from '../core/engine.ts';
 import type { Ns } from '../core/time.ts';
-import { ADJ_MAXERROR, ADJ_ESTERROR, ADJ_NANO, ADJ_OFFSET, ADJ_SETOFFSET, ADJ_STATUS, ADJ_TIMECONST, STA_NANO, STA_PLL, type Timex, type TimexResult } from './ntp.ts';
+import {
+  ADJ_MAXERROR,
+  ADJ_ESTERROR,
+  ADJ_NANO,
+  ADJ_OFFSET,
+  ADJ_SETOFFSET,
+  ADJ_STATUS,
+  ADJ_TIMECONST,
+  STA_NANO,
+  STA_PLL,
+  type Timex,
+  type TimexResult,
+} from './ntp.ts';
 
 export interface NtpMeasurement {
   /** Server time minus guest CLOCK_REALTIME, ns (what the client should add). */
@@ -57,7 +69,12 @@ export class NtpKernelClient {
       this.steps++;
     } else {
       const err = m.delayNs / 2n;
-      this.o.adjtimex({ modes: ADJ_OFFSET | ADJ_NANO | ADJ_MAXERROR | ADJ_ESTERROR, offset: m.offsetNs, maxerror: err / 1000n, esterror: err / 1000n });
+      this.o.adjtimex({
+        modes: ADJ_OFFSET | ADJ_NANO | ADJ_MAXERROR | ADJ_ESTERROR,
+        offset: m.offsetNs,
+        maxerror: err / 1000n,
+        esterror: err / 1000n,
+      });
     }
     this.timer.armIn(BigInt(2 ** this.pollExp) * 1_000_000_000n);
   }

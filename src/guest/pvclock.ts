@@ -124,7 +124,8 @@ export class PvclockGuest {
     let ret: Ns;
     for (;;) {
       attempts++;
-      if (attempts > maxAttempts) throw new PvclockTornError(`pvclock record at 0x${gpa.toString(16)} never reached an even, unchanged version`);
+      if (attempts > maxAttempts)
+        throw new PvclockTornError(`pvclock record at 0x${gpa.toString(16)} never reached an even, unchanged version`);
       const before = decodePvclock(mem.read(gpa, PVCLOCK_VCPU_TIME_INFO_SIZE));
       const version = before.version & ~1; // pvclock_read_begin
       rec = before;
@@ -155,8 +156,14 @@ export class PvclockGuest {
    * pvclock_read_wallclock(): the boot wall clock (the wall-clock MSR record) plus the current
    * kvmclock, as a timespec in ns since the epoch.
    */
-  readWallclock(mem: PvclockMemory, wallGpa: bigint, vcpuGpa: bigint, rdtsc: () => Cycles, maxAttempts = 1000): { sec: bigint; nsec: number } {
-    let wc;
+  readWallclock(
+    mem: PvclockMemory,
+    wallGpa: bigint,
+    vcpuGpa: bigint,
+    rdtsc: () => Cycles,
+    maxAttempts = 1000,
+  ): { sec: bigint; nsec: number } {
+    let wc: ReturnType<typeof decodeWallClock>;
     let attempts = 0;
     for (;;) {
       if (++attempts > maxAttempts) throw new PvclockTornError(`wall clock record at 0x${wallGpa.toString(16)} never settled`);

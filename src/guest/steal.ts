@@ -20,7 +20,18 @@ export interface CpuStat {
   guestNice: Ns;
 }
 
-const zero = (): CpuStat => ({ user: 0n, nice: 0n, system: 0n, idle: 0n, iowait: 0n, irq: 0n, softirq: 0n, steal: 0n, guest: 0n, guestNice: 0n });
+const zero = (): CpuStat => ({
+  user: 0n,
+  nice: 0n,
+  system: 0n,
+  idle: 0n,
+  iowait: 0n,
+  irq: 0n,
+  softirq: 0n,
+  steal: 0n,
+  guest: 0n,
+  guestNice: 0n,
+});
 
 /** kvm_steal_clock(): retry while the record's version is odd or changes. */
 export function kvmStealClock(read: () => KvmStealTime): Ns {

@@ -85,7 +85,7 @@ export function cpuKhzFromCpuid(p: GuestPlatform): number {
  */
 export function quickPitCalibrate(p: GuestPlatform): CalibrationResult {
   const fail = { khz: 0, lines: ['tsc: Fast TSC calibration failed'], knownFreq: false };
-  if (!p.devices.pit || !p.devices.pit.speakerPort) return fail; // gate never rises: MSB never moves
+  if (!p.devices.pit?.speakerPort) return fail; // gate never rises: MSB never moves
   const QUICK_PIT_ITERATIONS = Math.floor((50 * PIT_TICK_RATE) / 1000 / 256);
   const msbStepNs = (256 / (PIT_TICK_RATE * p.pitRateRatio)) * 1e9;
   const readNs = p.pioReadNs;
@@ -121,7 +121,7 @@ export function pitHpetPtimerCalibrateCpu(p: GuestPlatform, hpetEnabled: boolean
   let loopmin = 1000;
   for (let i = 0; i < 3; i++) {
     let pitKhz = Infinity;
-    if (pit && pit.speakerPort) {
+    if (pit?.speakerPort) {
       // each loop: inb(0x61) + rdtsc; the loop must run loopmin times within ms
       const loops = Math.floor((ms * NSEC_PER_MSEC) / Math.max(1, p.pioReadNs));
       if (loops >= loopmin) pitKhz = Math.floor(trueKhz / p.pitRateRatio);

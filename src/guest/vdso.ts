@@ -5,7 +5,14 @@
 import type { Clocksource } from './clocksource.ts';
 import type { GuestPlatform } from './platform.ts';
 
-export type VdsoClock = 'CLOCK_REALTIME' | 'CLOCK_MONOTONIC' | 'CLOCK_MONOTONIC_RAW' | 'CLOCK_BOOTTIME' | 'CLOCK_TAI' | 'CLOCK_REALTIME_COARSE' | 'CLOCK_MONOTONIC_COARSE';
+export type VdsoClock =
+  | 'CLOCK_REALTIME'
+  | 'CLOCK_MONOTONIC'
+  | 'CLOCK_MONOTONIC_RAW'
+  | 'CLOCK_BOOTTIME'
+  | 'CLOCK_TAI'
+  | 'CLOCK_REALTIME_COARSE'
+  | 'CLOCK_MONOTONIC_COARSE';
 
 export interface VdsoReadCost {
   clock: VdsoClock;

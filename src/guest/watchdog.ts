@@ -182,8 +182,12 @@ export class ClocksourceWatchdog {
       if (st.skew === null) quiet = false;
       if (skew > md || -skew > md) {
         this.log(`clocksource: timekeeping watchdog on CPU0: Marking clocksource '${cs.name}' as unstable because the skew is too large:`);
-        this.log(`clocksource: ${PAD}'${wd.name}' wd_nsec: ${wdNsec} wd_now: ${hex(wdnow).slice(2)} wd_last: ${hex(wdLast).slice(2)} mask: ${hex(wd.mask).slice(2)}`);
-        this.log(`clocksource: ${PAD}'${cs.name}' cs_nsec: ${csNsec} cs_now: ${hex(csnow).slice(2)} cs_last: ${hex(csLast).slice(2)} mask: ${hex(cs.mask).slice(2)}`);
+        this.log(
+          `clocksource: ${PAD}'${wd.name}' wd_nsec: ${wdNsec} wd_now: ${hex(wdnow).slice(2)} wd_last: ${hex(wdLast).slice(2)} mask: ${hex(wd.mask).slice(2)}`,
+        );
+        this.log(
+          `clocksource: ${PAD}'${cs.name}' cs_nsec: ${csNsec} cs_now: ${hex(csnow).slice(2)} cs_last: ${hex(csLast).slice(2)} mask: ${hex(cs.mask).slice(2)}`,
+        );
         this.log(
           `clocksource: ${PAD}Clocksource '${cs.name}' skewed ${skew} ns (${skew / 1_000_000n} ms) over watchdog '${wd.name}' interval of ${wdNsec} ns (${wdNsec / 1_000_000n} ms)`,
         );

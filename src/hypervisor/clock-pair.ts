@@ -51,9 +51,20 @@ export interface ClockPairExplanation {
  * Decompose the difference between the record read (snapshot A) and KVM_GET_CLOCK (snapshot B)
  * at one host TSC: sysA + s(h − cA) − (sysB + s(h − cB)). With A = B it is 0 by construction.
  */
-export function explainClockPair(a: MasterClock, b: MasterClock, kvmclockOffset: bigint, hostTscKhz: number, hostTsc: Cycles): ClockPairExplanation {
+export function explainClockPair(
+  a: MasterClock,
+  b: MasterClock,
+  kvmclockOffset: bigint,
+  hostTscKhz: number,
+  hostTsc: Cycles,
+): ClockPairExplanation {
   const { shift, mul } = kvmclockScale(hostTscKhz);
-  const rec = (m: MasterClock) => ({ tscTimestamp: m.masterCycleNow, systemTime: u64(m.masterKernelNs + kvmclockOffset), tscToSystemMul: mul, tscShift: shift });
+  const rec = (m: MasterClock) => ({
+    tscTimestamp: m.masterCycleNow,
+    systemTime: u64(m.masterKernelNs + kvmclockOffset),
+    tscToSystemMul: mul,
+    tscShift: shift,
+  });
   const recordRead = pvclockReadCycles(rec(a), hostTsc);
   const getClockFromSnapshot = pvclockReadCycles(rec(b), hostTsc);
   return {
@@ -61,6 +72,9 @@ export function explainClockPair(a: MasterClock, b: MasterClock, kvmclockOffset:
     getClockFromSnapshot,
     recordRead,
     rawAdvance: b.masterKernelNs - a.masterKernelNs,
-    pvclockAdvance: pvclockReadCycles({ tscTimestamp: a.masterCycleNow, systemTime: 0n, tscToSystemMul: mul, tscShift: shift }, b.masterCycleNow),
+    pvclockAdvance: pvclockReadCycles(
+      { tscTimestamp: a.masterCycleNow, systemTime: 0n, tscToSystemMul: mul, tscShift: shift },
+      b.masterCycleNow,
+    ),
   };
 }

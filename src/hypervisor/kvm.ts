@@ -158,7 +158,11 @@ export class KvmVm {
       this.masterKernelNs = this.host.baseNsAt(tsc);
     }
     this.useMasterClock = hostTscClocksource && vcpusMatched && !this.backwardsTscObserved && !this.bootVcpuRunsOldKvmclock;
-    this.masterClockHistory.push({ useMasterClock: this.useMasterClock, masterKernelNs: this.masterKernelNs, masterCycleNow: this.masterCycleNow });
+    this.masterClockHistory.push({
+      useMasterClock: this.useMasterClock,
+      masterKernelNs: this.masterKernelNs,
+      masterCycleNow: this.masterCycleNow,
+    });
     if (this.trace.on) {
       this.trace.instant(this.traceNow(), this.name, 'pvclock_update_vm_gtod_copy', ['kvm_update_masterclock'], {
         use_master_clock: this.useMasterClock,
@@ -204,7 +208,12 @@ export class KvmVm {
       }
       const { shift, mul } = this.hostScale();
       const clock = pvclockReadCycles(
-        { tscTimestamp: this.masterCycleNow, systemTime: u64(this.masterKernelNs + this.kvmclockOffset), tscToSystemMul: mul, tscShift: shift },
+        {
+          tscTimestamp: this.masterCycleNow,
+          systemTime: u64(this.masterKernelNs + this.kvmclockOffset),
+          tscToSystemMul: mul,
+          tscShift: shift,
+        },
         hostTsc,
       );
       return { clock, flags, realtime, hostTsc };
@@ -234,7 +243,8 @@ export class KvmVm {
     }
     const nowRawNs = this.useMasterClock ? this.masterKernelNs : this.getKvmclockBaseNs();
     this.kvmclockOffset = s64(clock - nowRawNs);
-    if (this.trace.on) this.trace.instant(this.traceNow(), this.name, 'kvm_vm_ioctl_set_clock', [], { clock, kvmclock_offset: this.kvmclockOffset });
+    if (this.trace.on)
+      this.trace.instant(this.traceNow(), this.name, 'kvm_vm_ioctl_set_clock', [], { clock, kvmclock_offset: this.kvmclockOffset });
     this.endPvclockUpdate();
   }
 
@@ -247,7 +257,12 @@ export class KvmVm {
       const hostTsc = this.host.rdtsc();
       const { shift, mul } = this.hostScale();
       const kvmclock = pvclockReadCycles(
-        { tscTimestamp: this.masterCycleNow, systemTime: u64(this.masterKernelNs + this.kvmclockOffset), tscToSystemMul: mul, tscShift: shift },
+        {
+          tscTimestamp: this.masterCycleNow,
+          systemTime: u64(this.masterKernelNs + this.kvmclockOffset),
+          tscToSystemMul: mul,
+          tscShift: shift,
+        },
         hostTsc,
       );
       return u64(this.host.realtimeNsAt(hostTsc) - kvmclock);

@@ -155,10 +155,13 @@ export class KvmVcpu {
         this.tscAlwaysCatchup = true;
         return;
       }
-      throw new InputError(`KVM_SET_TSC_KHZ: ${userTscKhz} kHz is below the host's ${hostKhz} kHz and the CPU cannot scale the TSC (EINVAL)`);
+      throw new InputError(
+        `KVM_SET_TSC_KHZ: ${userTscKhz} kHz is below the host's ${hostKhz} kHz and the CPU cannot scale the TSC (EINVAL)`,
+      );
     }
     const ratio = tscScalingRatio(userTscKhz, hostKhz, caps);
-    if (ratio === 0n || ratio >= caps.maxRatio) throw new InputError(`KVM_SET_TSC_KHZ: invalid TSC scaling ratio for ${userTscKhz} kHz (EINVAL)`);
+    if (ratio === 0n || ratio >= caps.maxRatio)
+      throw new InputError(`KVM_SET_TSC_KHZ: invalid TSC scaling ratio for ${userTscKhz} kHz (EINVAL)`);
     this.l1TscScalingRatio = ratio;
   }
 
@@ -219,7 +222,13 @@ export class KvmVcpu {
     this.thisTscNsec = vm.curTscNsec;
     this.thisTscWrite = vm.curTscWrite;
     this.trackTscMatching(!matched);
-    if (vm.trace.on) vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'kvm_synchronize_tsc', [], { offset, tsc, matched, generation: vm.curTscGeneration });
+    if (vm.trace.on)
+      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'kvm_synchronize_tsc', [], {
+        offset,
+        tsc,
+        matched,
+        generation: vm.curTscGeneration,
+      });
   }
 
   /** kvm_track_tsc_matching(): request a master-clock update when it must toggle or re-snapshot. */
@@ -430,7 +439,12 @@ export class KvmVcpu {
     dv.setUint32(L.version, version, true);
     mem.write(gpa, buf.subarray(0, 20));
     const vm = this.vm;
-    if (vm.trace.on) vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'record_steal_time', ['vcpu_enter_guest'], { steal, version, run_delay: runDelay });
+    if (vm.trace.on)
+      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'record_steal_time', ['vcpu_enter_guest'], {
+        steal,
+        version,
+        run_delay: runDelay,
+      });
   }
 
   /** kvm_steal_time_set_preempted(): on vcpu_put of a preempted vCPU. */

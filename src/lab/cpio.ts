@@ -38,8 +38,19 @@ function modeOf(e: CpioEntry): number {
 
 function header(ino: number, name: string, mode: number, size: number, nlink: number, rdev: [number, number]): Buffer {
   const fields = [
-    ino, mode, 0 /* uid */, 0 /* gid */, nlink, 0 /* mtime */, size,
-    0, 0 /* dev major/minor */, rdev[0], rdev[1], Buffer.byteLength(name) + 1, 0 /* check */,
+    ino,
+    mode,
+    0 /* uid */,
+    0 /* gid */,
+    nlink,
+    0 /* mtime */,
+    size,
+    0,
+    0 /* dev major/minor */,
+    rdev[0],
+    rdev[1],
+    Buffer.byteLength(name) + 1,
+    0 /* check */,
   ];
   const text = MAGIC + fields.map(hex8).join('');
   const nameBytes = Buffer.from(name + '\0');

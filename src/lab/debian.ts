@@ -41,14 +41,19 @@ export function kernelPackageName(): string {
   const r = spawnSync('apt-cache', ['depends', 'linux-image-amd64'], { encoding: 'utf8' });
   const m = /Depends:\s+(linux-image-\S+-amd64)/.exec(r.stdout ?? '');
   if (r.status !== 0 || !m) {
-    throw new UnavailableError('cannot resolve the Debian kernel package linux-image-amd64', `apt-cache said: ${(r.stderr || r.stdout || '').trim().split('\n')[0] ?? ''} (run apt-get update?)`);
+    throw new UnavailableError(
+      'cannot resolve the Debian kernel package linux-image-amd64',
+      `apt-cache said: ${(r.stderr || r.stdout || '').trim().split('\n')[0] ?? ''} (run apt-get update?)`,
+    );
   }
   return m[1]!;
 }
 
 function findDeb(dir: string, pkg: string): string | null {
   // apt-get names files <pkg>_<version with ':' as %3a>_<arch>.deb
-  const hit = readdirSync(dir).filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb')).sort();
+  const hit = readdirSync(dir)
+    .filter((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'))
+    .sort();
   return hit.length ? join(dir, hit[hit.length - 1]!) : null;
 }
 
@@ -62,7 +67,12 @@ export function fetchDeb(pkg: string): string {
   const r = spawnSync('apt-get', ['download', '-q', pkg], { cwd: dir, encoding: 'utf8', timeout: 300_000 });
   const got = findDeb(dir, pkg);
   if (r.status !== 0 || !got) {
-    const why = (r.stderr || r.stdout || r.error?.message || '').trim().split('\n').filter((l) => !l.startsWith('W:')).pop() ?? '';
+    const why =
+      (r.stderr || r.stdout || r.error?.message || '')
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('W:'))
+        .pop() ?? '';
     throw new UnavailableError(`cannot download the Debian package ${pkg}`, why || `apt-get download exited ${r.status}`);
   }
   return got;
@@ -92,7 +102,11 @@ export function extractDebMembers(pkg: string, patterns: readonly string[]): str
   if (existsSync(stamp)) return dest;
   requireTool('tar', 'tar');
   mkdirSync(dest, { recursive: true });
-  const r = spawnSync('sh', ['-c', 'd="$1"; shift; dpkg-deb --fsys-tarfile "$0" | tar -x -C "$d" --wildcards "$@"', deb, dest, ...patterns], { encoding: 'utf8' });
+  const r = spawnSync(
+    'sh',
+    ['-c', 'd="$1"; shift; dpkg-deb --fsys-tarfile "$0" | tar -x -C "$d" --wildcards "$@"', deb, dest, ...patterns],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new UnavailableError(`cannot extract ${patterns.join(' ')} from ${pkg}`, r.stderr.trim());
   execFileSync('touch', [stamp]);
   return dest;
@@ -110,7 +124,11 @@ export function sharedLibraries(binary: string): { path: string; source: string 
   const out: { path: string; source: string }[] = [];
   for (const line of r.stdout.split('\n')) {
     const missing = /^\s*(\S+) => not found/.exec(line);
-    if (missing) throw new UnavailableError(`${binary} needs ${missing[1]}, which this host does not have`, 'install the Debian package that provides it');
+    if (missing)
+      throw new UnavailableError(
+        `${binary} needs ${missing[1]}, which this host does not have`,
+        'install the Debian package that provides it',
+      );
     const m = /=>\s+(\/\S+)\s+\(/.exec(line) ?? /^\s*(\/\S+)\s+\(/.exec(line);
     if (m) out.push({ path: m[1]!, source: realpathSync(m[1]!) });
   }

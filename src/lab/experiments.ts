@@ -8,7 +8,15 @@ import { HostChronyServer } from './host-chrony.ts';
 import { buildGuestImage, type GuestImage } from './image.ts';
 import { delay, hostRealtimeNs, QemuGuest, type QemuOptions, type TimedSample } from './qemu.ts';
 import type { QmpEvent } from './qmp.ts';
-import { distanceToRtcTickNs, modelBootQemuTcg, modelPause, rtcBootOffsetNs, type BootSide, type PauseSide, type SyncMode } from './twin.ts';
+import {
+  distanceToRtcTickNs,
+  modelBootQemuTcg,
+  modelPause,
+  rtcBootOffsetNs,
+  type BootSide,
+  type PauseSide,
+  type SyncMode,
+} from './twin.ts';
 
 export const MACHINE = 'qemu-system-x86_64 -machine pc -accel tcg -cpu qemu64 -smp 1';
 
@@ -55,7 +63,12 @@ export interface BootResult {
    * QEMU's RTC arithmetic (twin.ts rtcBootOffsetNs) fed the RTC phase measured through QMP and the host
    * instant of the guest's hctosys read: checks the mechanism behind boot_offset_s to the millisecond.
    */
-  rtc_check: { rtc_tick_host_s: number | null; tick_uncertainty_s: number | null; read_to_tick_s: number | null; predicted_boot_offset_s: number | null };
+  rtc_check: {
+    rtc_tick_host_s: number | null;
+    tick_uncertainty_s: number | null;
+    read_to_tick_s: number | null;
+    predicted_boot_offset_s: number | null;
+  };
 }
 
 /**
@@ -155,7 +168,10 @@ function eventNs(e: QmpEvent | undefined): bigint | null {
 }
 
 /** Prepare the chosen sync mechanism on a booted guest; returns a cleanup. */
-export async function prepareSync(guest: QemuGuest, sync: SyncMode): Promise<{ close: () => Promise<void>; chrony: HostChronyServer | null }> {
+export async function prepareSync(
+  guest: QemuGuest,
+  sync: SyncMode,
+): Promise<{ close: () => Promise<void>; chrony: HostChronyServer | null }> {
   if (sync === 'agent') {
     if (!guest.started.has('agent')) await guest.ok('agent-start');
     guest.started.add('agent');
@@ -200,7 +216,11 @@ async function waitNtpSynced(guest: QemuGuest, timeoutMs: number, consecutive = 
     inRow = ok ? inRow + 1 : 0;
     if (inRow === 1) first = t;
     if (inRow >= consecutive) return first!;
-    if (Date.now() > deadline) throw new InputError(`the guest's chronyd did not keep its clock within ${NTP_SYNCED_S} s of the host for ${consecutive} samples in ${timeoutMs} ms (last offset ${s(offsetNs(t)).toFixed(3)} s)`, 'lab pause --sync ntp');
+    if (Date.now() > deadline)
+      throw new InputError(
+        `the guest's chronyd did not keep its clock within ${NTP_SYNCED_S} s of the host for ${consecutive} samples in ${timeoutMs} ms (last offset ${s(offsetNs(t)).toFixed(3)} s)`,
+        'lab pause --sync ntp',
+      );
     await delay(consecutive > 1 ? 500 : 200);
   }
 }
@@ -246,7 +266,9 @@ export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMo
     final = await waitNtpSynced(guest, 90_000, 4);
     doneAt = s(final.hostMidNs - resumeNs);
     for (const m of guest.drain('chrony')) if (m.kind === 'line') notes.push(`chronyd: ${m.text}`);
-    notes.push(`guest adjtimex after sync: freq ${(final.guest.adjtimex.freq / 65536).toFixed(3)} ppm, status 0x${final.guest.adjtimex.status.toString(16)}`);
+    notes.push(
+      `guest adjtimex after sync: freq ${(final.guest.adjtimex.freq / 65536).toFixed(3)} ppm, status 0x${final.guest.adjtimex.status.toString(16)}`,
+    );
   }
   const rtt = [before, after, final].map((t) => t.hostRecvNs - t.hostSentNs).reduce((a, b) => (a > b ? a : b));
   return {
@@ -335,7 +357,12 @@ export function traceResult(kind: TraceKind, lines: readonly string[]): TraceRes
     kind,
     machine: MACHINE,
     graph_functions: GRAPH_FUNCTIONS[kind],
-    real: { stacks: formatStackCounts(imp.recorder.stackCounts()), calls: imp.calls, skipped_lines: imp.skipped.length, raw_lines: lines.length },
+    real: {
+      stacks: formatStackCounts(imp.recorder.stackCounts()),
+      calls: imp.calls,
+      skipped_lines: imp.skipped.length,
+      raw_lines: lines.length,
+    },
     model: MODEL_PATHS[kind],
   };
 }

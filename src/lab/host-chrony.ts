@@ -29,7 +29,8 @@ export class HostChronyServer {
 
   static async start(lifetimeMs = 300_000): Promise<HostChronyServer> {
     // chronyd exits with "Fatal error : Not superuser" otherwise, even with -x
-    if (process.geteuid && process.geteuid() !== 0) throw new UnavailableError('the host chronyd (serve-only, -x) needs root', 'chronyd refuses to start as another user');
+    if (process.geteuid && process.geteuid() !== 0)
+      throw new UnavailableError('the host chronyd (serve-only, -x) needs root', 'chronyd refuses to start as another user');
     const bin = chronydBinary();
     const dir = mkdtempSync(join(tmpdir(), 'timevisor-chrony-'));
     const port = await freeUdpPort();
@@ -50,7 +51,9 @@ export class HostChronyServer {
     // -x: never adjust the system clock (serve only); -d: stay in the foreground so we own the process.
     // Under coreutils timeout(1), so it ends with its lifetime even if this process is killed outright.
     const timeout = requireTool('timeout', 'coreutils');
-    const proc = spawn(timeout, ['--kill-after=3', String(Math.ceil(lifetimeMs / 1000)), bin, '-x', '-d', '-u', 'root', '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(timeout, ['--kill-after=3', String(Math.ceil(lifetimeMs / 1000)), bin, '-x', '-d', '-u', 'root', '-f', conf], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     proc.on('error', () => undefined);
     const server = new HostChronyServer(proc, dir, port, exited);
@@ -73,7 +76,10 @@ export class HostChronyServer {
     await new Promise((r) => setTimeout(r, 300));
     if (proc.exitCode !== null) {
       rmSync(dir, { recursive: true, force: true });
-      throw new UnavailableError('the host chronyd (server only, -x) did not start', server.log.slice(-2).join(' | ') || `exit ${proc.exitCode}`);
+      throw new UnavailableError(
+        'the host chronyd (server only, -x) did not start',
+        server.log.slice(-2).join(' | ') || `exit ${proc.exitCode}`,
+      );
     }
     return server;
   }

@@ -75,7 +75,10 @@ export function buildGuestImage(): GuestImage {
   const pkgs = [kernelPkg, 'busybox-static', 'qemu-guest-agent', 'chrony'];
   const debs = pkgs.map((p) => basename(fetchDeb(p)));
   const init = initScript({ modules: [E1000_IN_IMAGE] });
-  const key = createHash('sha256').update(JSON.stringify({ debs, init, v: 1 })).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ debs, init, v: 1 }))
+    .digest('hex')
+    .slice(0, 16);
   const out = join(labCacheDir(), 'images', key);
   const kernelRoot = extractDebMembers(kernelPkg, ['./boot/vmlinuz-*', './lib/modules/*/kernel/drivers/net/ethernet/intel/e1000/e1000.ko']);
   const vmlinuz = readdirSync(join(kernelRoot, 'boot')).find((f) => f.startsWith('vmlinuz-'));
@@ -96,7 +99,10 @@ export function buildGuestImage(): GuestImage {
 
   tree.program('usr/sbin/qemu-ga', join(extractDeb('qemu-guest-agent'), 'usr', 'sbin', 'qemu-ga'));
   tree.program('usr/sbin/chronyd', join(extractDeb('chrony'), 'usr', 'sbin', 'chronyd'));
-  tree.file(E1000_IN_IMAGE, readFileSync(join(kernelRoot, 'lib', 'modules', kernelRelease, 'kernel/drivers/net/ethernet/intel/e1000/e1000.ko')));
+  tree.file(
+    E1000_IN_IMAGE,
+    readFileSync(join(kernelRoot, 'lib', 'modules', kernelRelease, 'kernel/drivers/net/ethernet/intel/e1000/e1000.ko')),
+  );
   tree.file('etc/passwd', Buffer.from('root:x:0:0:root:/root:/bin/sh\n'));
   tree.file('etc/group', Buffer.from('root:x:0:\n'));
   tree.file('init', Buffer.from(initScript({ modules: [E1000_IN_IMAGE] })), 0o755);

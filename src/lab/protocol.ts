@@ -8,7 +8,7 @@ import type { Ns } from '../core/time.ts';
 
 export type SerialMessage =
   | { kind: 'line'; tag: string; text: string }
-  | { kind: 'block'; tag: string; id: string; lines: string[]; /** host time its first line arrived */ firstLineAt?: bigint };
+  | { kind: 'block'; tag: string; id: string; lines: string[] /** host time its first line arrived */; firstLineAt?: bigint };
 
 /** Splits the serial byte stream into protocol messages; console lines go to `console`. */
 export class LineProtocolParser {
@@ -35,8 +35,7 @@ export class LineProtocolParser {
       if (this.block) {
         if (this.block.lines.length === 0 && this.now) this.block.firstLineAt = this.now();
         this.block.lines.push(l);
-      }
-      else this.console.push(l);
+      } else this.console.push(l);
       return;
     }
     const body = l.slice(at + 4);
@@ -49,7 +48,13 @@ export class LineProtocolParser {
     } else if (tag === 'end' && this.block) {
       const b = this.block;
       this.block = null;
-      this.onMessage({ kind: 'block', tag: b.tag, id: b.id, lines: b.lines, ...(b.firstLineAt !== undefined ? { firstLineAt: b.firstLineAt } : {}) });
+      this.onMessage({
+        kind: 'block',
+        tag: b.tag,
+        id: b.id,
+        lines: b.lines,
+        ...(b.firstLineAt !== undefined ? { firstLineAt: b.firstLineAt } : {}),
+      });
     } else {
       this.onMessage({ kind: 'line', tag, text: rest });
     }

@@ -84,13 +84,35 @@ export class QemuGuest {
     this.qgaSocket = join(this.dir, 'qga.sock');
     const append = ['console=ttyS0', 'quiet', 'panic=-1', ...(opts.append ?? [])].join(' ');
     this.args = [
-      '-machine', 'pc', '-accel', 'tcg', '-cpu', 'qemu64', '-smp', '1', '-m', String(opts.memoryMiB ?? 256),
-      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-      '-kernel', opts.image.kernel, '-initrd', opts.image.initrd, '-append', append,
-      '-serial', 'stdio',
-      '-chardev', `socket,id=qga0,path=${this.qgaSocket},server=on,wait=off`,
-      '-device', 'isa-serial,chardev=qga0',
-      '-qmp', `unix:${qmp},server=on,wait=off`,
+      '-machine',
+      'pc',
+      '-accel',
+      'tcg',
+      '-cpu',
+      'qemu64',
+      '-smp',
+      '1',
+      '-m',
+      String(opts.memoryMiB ?? 256),
+      '-nodefaults',
+      '-no-user-config',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-kernel',
+      opts.image.kernel,
+      '-initrd',
+      opts.image.initrd,
+      '-append',
+      append,
+      '-serial',
+      'stdio',
+      '-chardev',
+      `socket,id=qga0,path=${this.qgaSocket},server=on,wait=off`,
+      '-device',
+      'isa-serial,chardev=qga0',
+      '-qmp',
+      `unix:${qmp},server=on,wait=off`,
       ...(opts.network ? ['-netdev', 'user,id=n0', '-device', 'e1000,netdev=n0'] : []),
     ];
     this.parser = new LineProtocolParser((m) => {
@@ -103,13 +125,17 @@ export class QemuGuest {
     // Under coreutils timeout(1): QEMU dies at the end of its lifetime even if this process is killed outright.
     const lifetimeMs = opts.lifetimeMs ?? 300_000;
     const timeout = requireTool('timeout', 'coreutils');
-    this.proc = spawn(timeout, ['--kill-after=5', String(Math.ceil(lifetimeMs / 1000)), bin, ...this.args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.proc = spawn(timeout, ['--kill-after=5', String(Math.ceil(lifetimeMs / 1000)), bin, ...this.args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     live.add(this.proc);
-    this.exited = new Promise((resolve) => this.proc.once('exit', () => {
-      live.delete(this.proc);
-      this.wake?.();
-      resolve();
-    }));
+    this.exited = new Promise((resolve) =>
+      this.proc.once('exit', () => {
+        live.delete(this.proc);
+        this.wake?.();
+        resolve();
+      }),
+    );
     this.proc.on('error', () => undefined);
     this.proc.stdin!.on('error', () => undefined);
     this.proc.stdout!.setEncoding('utf8');
@@ -150,7 +176,8 @@ export class QemuGuest {
       if (i >= 0) return this.inbox.splice(i, 1)[0]!;
       if (!this.running) throw new UnavailableError(`QEMU exited while waiting for ${what}`, this.failureReason());
       const left = deadline - Date.now();
-      if (left <= 0) throw new UnavailableError(`the guest did not send ${what}`, `nothing within ${timeoutMs} ms; ${this.failureReason()}`);
+      if (left <= 0)
+        throw new UnavailableError(`the guest did not send ${what}`, `nothing within ${timeoutMs} ms; ${this.failureReason()}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.wake = () => {

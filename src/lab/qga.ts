@@ -95,14 +95,18 @@ export class QgaClient {
     const deadline = Date.now() + totalTimeoutMs;
     for (;;) {
       const id = Math.floor(Math.random() * 2 ** 31);
-      const body = Buffer.concat([Buffer.from([0xff]), Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n')]);
+      const body = Buffer.concat([
+        Buffer.from([0xff]),
+        Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n'),
+      ]);
       try {
         const got = await this.request(body, true, 2_000, 'guest-sync-delimited');
         if (got === BigInt(id)) return;
       } catch (e) {
         if (this.closed || Date.now() > deadline) throw e;
       }
-      if (Date.now() > deadline) throw new UnavailableError('guest agent never synchronised', `no matching guest-sync-delimited reply in ${totalTimeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new UnavailableError('guest agent never synchronised', `no matching guest-sync-delimited reply in ${totalTimeoutMs} ms`);
     }
   }
 

@@ -37,7 +37,13 @@ export async function measureKvmclockDrift(seconds: number, kvm?: LiveKvm): Prom
     const { shift, mul } = kvmclockScale(tscKhz);
     const raw = new LinuxHostTimekeeper({ tscKhz, rdtsc: () => 0n });
     const rawNs = (cycles * BigInt(raw.rawMult)) >> BigInt(raw.rawShift);
-    return { tscKhz, cycles, measuredNs: d1.clock - d0.clock - (d1.realtime - d0.realtime), predictedNs: pvclockScaleDelta(cycles, mul, shift) - rawNs, ntp };
+    return {
+      tscKhz,
+      cycles,
+      measuredNs: d1.clock - d0.clock - (d1.realtime - d0.realtime),
+      predictedNs: pvclockScaleDelta(cycles, mul, shift) - rawNs,
+      ntp,
+    };
   } finally {
     if (own) k.close();
   }

@@ -7,7 +7,17 @@
 //     g.vm.readPvclock(PVCLOCK_GPA); g.vm.getClock(); g.vcpu.runOnce();
 //   } finally { kvm.close(); }
 export { LiveKvm, LiveVm, LiveVcpu, kvmUnavailableReason, kvmDevicePath, type ExitInfo } from './kvm.ts';
-export { bootMicroGuest, guestKvmclock, CODE_GPA, PVCLOCK_GPA, WALL_CLOCK_GPA, STEAL_GPA, PIO_PORT, PIO_LOOP, type MicroGuest } from './micro-guest.ts';
+export {
+  bootMicroGuest,
+  guestKvmclock,
+  CODE_GPA,
+  PVCLOCK_GPA,
+  WALL_CLOCK_GPA,
+  STEAL_GPA,
+  PIO_PORT,
+  PIO_LOOP,
+  type MicroGuest,
+} from './micro-guest.ts';
 export { sampleKvmClock, clockSampleJson, type ClockReport, type ClockSample } from './clock.ts';
 export { measureSteal, threadRunDelayNs, type StealRun } from './steal.ts';
 export { livePause, simulatePause, type PauseReport, type PauseSide } from './pause.ts';

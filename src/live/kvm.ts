@@ -5,9 +5,28 @@
 import { existsSync } from 'node:fs';
 import type { Cycles, Ns } from '../core/time.ts';
 import { UnavailableError } from '../core/errors.ts';
-import { decodePvclock, decodeStealTime, PVCLOCK_VCPU_TIME_INFO_SIZE, type KvmStealTime, type PvclockVcpuTimeInfo } from '../core/pvclock-abi.ts';
+import {
+  decodePvclock,
+  decodeStealTime,
+  PVCLOCK_VCPU_TIME_INFO_SIZE,
+  type KvmStealTime,
+  type PvclockVcpuTimeInfo,
+} from '../core/pvclock-abi.ts';
 import type { KvmClockData } from '../hypervisor/kvm.ts';
-import { errnoName, libc, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, O_CLOEXEC, O_RDWR, PROT_READ, PROT_WRITE, type Libc, type NativePointer } from './sys.ts';
+import {
+  errnoName,
+  libc,
+  MAP_ANONYMOUS,
+  MAP_NORESERVE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  O_CLOEXEC,
+  O_RDWR,
+  PROT_READ,
+  PROT_WRITE,
+  type Libc,
+  type NativePointer,
+} from './sys.ts';
 import * as U from './uapi.ts';
 
 /** The KVM device node; TIMEVISOR_KVM_DEVICE overrides it (tests use it to check the missing-device path). */
@@ -19,7 +38,8 @@ export function kvmDevicePath(): string {
 
 /** Why the live backend cannot run here, or null if /dev/kvm is usable. Never throws. */
 export function kvmUnavailableReason(): string | null {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return `live KVM needs Linux on x86-64 (this is ${process.platform}/${process.arch})`;
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    return `live KVM needs Linux on x86-64 (this is ${process.platform}/${process.arch})`;
   if (!existsSync(kvmDevicePath())) return `${kvmDevicePath()} does not exist (no KVM on this machine)`;
   try {
     const k = LiveKvm.open();
@@ -59,14 +79,16 @@ export class LiveKvm {
     process.once('exit', this.onExit);
     try {
       const api = c.ioctlInt(fd, U.KVM_GET_API_VERSION, 0);
-      if (api !== U.KVM_API_VERSION) throw new UnavailableError('unsupported KVM API', `KVM_GET_API_VERSION returned ${api}, expected ${U.KVM_API_VERSION}`);
+      if (api !== U.KVM_API_VERSION)
+        throw new UnavailableError('unsupported KVM API', `KVM_GET_API_VERSION returned ${api}, expected ${U.KVM_API_VERSION}`);
       for (const [cap, name] of [
         [U.KVM_CAP_USER_MEMORY, 'KVM_CAP_USER_MEMORY'],
         [U.KVM_CAP_IRQCHIP, 'KVM_CAP_IRQCHIP'],
         [U.KVM_CAP_ADJUST_CLOCK, 'KVM_CAP_ADJUST_CLOCK'],
         [U.KVM_CAP_EXT_CPUID, 'KVM_CAP_EXT_CPUID'],
       ] as const) {
-        if (c.ioctlInt(fd, U.KVM_CHECK_EXTENSION, cap) <= 0) throw new UnavailableError('KVM lacks a needed capability', `${name} not supported by this host`);
+        if (c.ioctlInt(fd, U.KVM_CHECK_EXTENSION, cap) <= 0)
+          throw new UnavailableError('KVM lacks a needed capability', `${name} not supported by this host`);
       }
       this.vcpuMmapSize = c.ioctlInt(fd, U.KVM_GET_VCPU_MMAP_SIZE, 0);
       if (this.vcpuMmapSize < U.KVM_RUN_LAYOUT.size) throw new UnavailableError('KVM_GET_VCPU_MMAP_SIZE failed', errnoName(c.errno()));
@@ -84,7 +106,10 @@ export class LiveKvm {
     const fd = c.open(dev, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       const e = c.errno();
-      throw new UnavailableError(`cannot open ${dev}`, e === 13 ? 'permission denied (EACCES): run as root or join the kvm group' : errnoName(e));
+      throw new UnavailableError(
+        `cannot open ${dev}`,
+        e === 13 ? 'permission denied (EACCES): run as root or join the kvm group' : errnoName(e),
+      );
     }
     return new LiveKvm(c, fd, opts.onClose ?? null);
   }
@@ -151,7 +176,8 @@ export class LiveKvm {
 
   mmap(len: number, prot: number, flags: number, fd: number, what: string): { ptr: NativePointer; bytes: Uint8Array } {
     const ptr = this.c.mmap(len, prot, flags, fd, 0);
-    if (ptr === null || this.c.address(ptr) === 0xffff_ffff_ffff_ffffn) throw new UnavailableError(`mmap for ${what} failed`, errnoName(this.c.errno()));
+    if (ptr === null || this.c.address(ptr) === 0xffff_ffff_ffff_ffffn)
+      throw new UnavailableError(`mmap for ${what} failed`, errnoName(this.c.errno()));
     this.track(`munmap ${what}`, () => this.c.munmap(ptr, len));
     return { ptr, bytes: new Uint8Array(this.c.view(ptr, len)) };
   }
@@ -202,7 +228,7 @@ export class LiveVm {
     kvm.ioctlInt(fd, U.KVM_CREATE_IRQCHIP, 0, 'KVM_CREATE_IRQCHIP');
     const m = kvm.mmap(memSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 'guest memory');
     this.memory = m.bytes;
-    this.memPtr = m.ptr;
+    this.memPtr = m.ptr; // held so the mapping outlives every view of it
     this.memAddress = kvm.address(m.ptr);
     const region = new Uint8Array(U.KVM_USERSPACE_MEMORY_REGION_LAYOUT.size);
     const dv = new DataView(region.buffer);
@@ -321,7 +347,8 @@ export class LiveVcpu {
       dv.setBigUint64(at + U.KVM_MSR_ENTRY_LAYOUT.data, data, true);
     });
     const n = this.vm.kvm.ioctl(this.fd, U.KVM_SET_MSRS, buf, 'KVM_SET_MSRS');
-    if (n !== msrs.length) throw new UnavailableError('KVM_SET_MSRS refused an MSR', `MSR 0x${msrs[n]![0].toString(16)} (KVM accepted ${n} of ${msrs.length})`);
+    if (n !== msrs.length)
+      throw new UnavailableError('KVM_SET_MSRS refused an MSR', `MSR 0x${msrs[n]![0].toString(16)} (KVM accepted ${n} of ${msrs.length})`);
   }
 
   /** KVM_GET_MSRS for one MSR. */
@@ -346,10 +373,17 @@ export class LiveVcpu {
     }
     const reason = this.runView.getUint32(U.KVM_RUN_LAYOUT.exit_reason, true);
     if (reason === U.KVM_EXIT_IO) {
-      return { reason, port: this.runView.getUint16(U.KVM_RUN_LAYOUT['io.port'], true), direction: this.run[U.KVM_RUN_LAYOUT['io.direction']]! };
+      return {
+        reason,
+        port: this.runView.getUint16(U.KVM_RUN_LAYOUT['io.port'], true),
+        direction: this.run[U.KVM_RUN_LAYOUT['io.direction']]!,
+      };
     }
     if (reason === U.KVM_EXIT_FAIL_ENTRY || reason === U.KVM_EXIT_INTERNAL_ERROR || reason === U.KVM_EXIT_SHUTDOWN) {
-      throw new UnavailableError('the micro-guest could not run', `KVM exit reason ${reason} (suberror/hw reason ${this.runView.getBigUint64(32, true)})`);
+      throw new UnavailableError(
+        'the micro-guest could not run',
+        `KVM exit reason ${reason} (suberror/hw reason ${this.runView.getBigUint64(32, true)})`,
+      );
     }
     return { reason };
   }

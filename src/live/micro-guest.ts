@@ -2,9 +2,16 @@
 // I/O port 0x10 forever (`out 0x10, al; jmp $-2`), so each KVM_RUN returns after two emulated
 // instructions with a PIO exit. kvmclock and steal time are enabled by host-initiated MSR writes
 // (KVM_SET_MSRS), as a VMM restoring a guest would; the records land at fixed guest addresses.
-import { MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_WALL_CLOCK_NEW, MSR_IA32_TSC, pvclockReadCycles, type PvclockVcpuTimeInfo } from '../core/pvclock-abi.ts';
+import {
+  MSR_KVM_STEAL_TIME,
+  MSR_KVM_SYSTEM_TIME_NEW,
+  MSR_KVM_WALL_CLOCK_NEW,
+  MSR_IA32_TSC,
+  pvclockReadCycles,
+  type PvclockVcpuTimeInfo,
+} from '../core/pvclock-abi.ts';
 import type { Ns } from '../core/time.ts';
-import { LiveKvm, type LiveVcpu, type LiveVm } from './kvm.ts';
+import type { LiveKvm, LiveVcpu, LiveVm } from './kvm.ts';
 
 export const CODE_GPA = 0x1000;
 export const PVCLOCK_GPA = 0x2000;

@@ -75,8 +75,20 @@ export async function livePause(seconds: number, kvm?: LiveKvm): Promise<PauseRe
     return {
       pauseNs: BigInt(Math.round(seconds * 1e9)),
       live: {
-        paused: { before: a0, after: a1.ns, progress: a1.ns - a0, guestStopped: (a1.record.flags & PVCLOCK_GUEST_STOPPED) !== 0, wallLag: lagA },
-        freeRunning: { before: b0, after: b1.ns, progress: b1.ns - b0, guestStopped: (b1.record.flags & PVCLOCK_GUEST_STOPPED) !== 0, wallLag: lagB },
+        paused: {
+          before: a0,
+          after: a1.ns,
+          progress: a1.ns - a0,
+          guestStopped: (a1.record.flags & PVCLOCK_GUEST_STOPPED) !== 0,
+          wallLag: lagA,
+        },
+        freeRunning: {
+          before: b0,
+          after: b1.ns,
+          progress: b1.ns - b0,
+          guestStopped: (b1.record.flags & PVCLOCK_GUEST_STOPPED) !== 0,
+          wallLag: lagB,
+        },
         wallNs,
       },
       simulated: sim,

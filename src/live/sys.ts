@@ -48,7 +48,7 @@ export function libc(): Libc {
   } catch (err) {
     throw new UnavailableError('the koffi FFI module cannot be loaded', String((err as Error).message));
   }
-  let lib;
+  let lib: ReturnType<typeof koffi.load>;
   try {
     lib = koffi.load('libc.so.6');
   } catch (err) {

@@ -41,7 +41,14 @@ export const KVM_MSR_ENTRY_LAYOUT = { size: 16, index: 0, data: 8 } as const;
 export const KVM_CPUID2_LAYOUT = { size: 8, nent: 0, entries: 8 } as const;
 export const KVM_CPUID_ENTRY2_LAYOUT = { size: 40, function: 0, index: 4, flags: 8, eax: 12, ebx: 16, ecx: 20, edx: 24 } as const;
 export const KVM_CLOCK_DATA_LAYOUT = { size: 48, clock: 0, flags: 8, realtime: 16, host_tsc: 24 } as const;
-export const KVM_USERSPACE_MEMORY_REGION_LAYOUT = { size: 32, slot: 0, flags: 4, guest_phys_addr: 8, memory_size: 16, userspace_addr: 24 } as const;
+export const KVM_USERSPACE_MEMORY_REGION_LAYOUT = {
+  size: 32,
+  slot: 0,
+  flags: 4,
+  guest_phys_addr: 8,
+  memory_size: 16,
+  userspace_addr: 24,
+} as const;
 export const KVM_PIT_CONFIG_LAYOUT = { size: 64, flags: 0 } as const;
 export const KVM_DEVICE_ATTR_LAYOUT = { size: 24, group: 4, attr: 8, addr: 16 } as const;
 

@@ -73,7 +73,9 @@ export class BootedVm {
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
     });
-    this.kernelEntryAt = this.vm.createdAt + (opts.kvmclockAtInitNs !== undefined ? firstNsReading(this.vm, opts.kvmclockAtInitNs) : opts.profile.vmToKernelNs);
+    this.kernelEntryAt =
+      this.vm.createdAt +
+      (opts.kvmclockAtInitNs !== undefined ? firstNsReading(this.vm, opts.kvmclockAtInitNs) : opts.profile.vmToKernelNs);
     const t = opts.scheduler.timer(() => {
       this.g = bootGuest({
         platform: this.vm.platform,
@@ -135,7 +137,17 @@ export interface GuestReport {
   tsc_unstable: boolean;
   wall_clock_source: string;
   boot_wall_clock_ns: string;
-  clocksources: { name: string; rating: number; mult: number; shift: number; mask: string; max_cycles: string; max_idle_ns: string; valid_for_hres: boolean; watchdog: boolean }[];
+  clocksources: {
+    name: string;
+    rating: number;
+    mult: number;
+    shift: number;
+    mask: string;
+    max_cycles: string;
+    max_idle_ns: string;
+    valid_for_hres: boolean;
+    watchdog: boolean;
+  }[];
   watchdog: string | null;
   vdso: { clock: string; path: string; ns: number }[];
 }

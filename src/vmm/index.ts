@@ -1,6 +1,14 @@
 // vmm: machine profiles (what each VMM offers a guest), guest kernel presets, and a VirtualMachine
 // that turns a profile plus a host into the GuestPlatform a guest kernel boots on; bootVm() does both.
-export { PROFILES, machineProfile, DEFAULT_HOST, KVM_SUPPORTED_FEATURES, QEMU_KVM_FEATURES, type HostCpu, type MachineProfile } from './profiles.ts';
+export {
+  PROFILES,
+  machineProfile,
+  DEFAULT_HOST,
+  KVM_SUPPORTED_FEATURES,
+  QEMU_KVM_FEATURES,
+  type HostCpu,
+  type MachineProfile,
+} from './profiles.ts';
 export { KERNEL_PRESETS, kernelPreset } from './kernels.ts';
 export { VirtualMachine, resolveHost, type VirtualMachineOptions } from './machine.ts';
 export { bootVm, type BootVmOptions, type BootedVm, guestReport, type GuestReport } from './boot-vm.ts';
@@ -8,4 +16,11 @@ export { VmLifecycle, PAUSE_CLOCK_POLICY, type PauseClockPolicy, type PauseRecor
 export { VmDevices, vmmKind, type VmDevicesOptions, type RtcConfig, type VmmKind } from './vm-devices.ts';
 export { VmVirtualClock } from './vm-clock.ts';
 export { KvmtoolRtc } from './kvmtool-rtc.ts';
-export { mc146818GetTime, MC146818_GET_TIME_TIMEOUT_MS, UIP_RECHECK_DELAY_US, type CmosPortIo, type Mc146818Time, type Mc146818Options } from './mc146818-get-time.ts';
+export {
+  mc146818GetTime,
+  MC146818_GET_TIME_TIMEOUT_MS,
+  UIP_RECHECK_DELAY_US,
+  type CmosPortIo,
+  type Mc146818Time,
+  type Mc146818Options,
+} from './mc146818-get-time.ts';

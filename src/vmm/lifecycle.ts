@@ -32,16 +32,30 @@ export interface PauseClockPolicy {
   source: string;
 }
 
-const QEMU: PauseClockPolicy = { saveRestoreKvmclock: true, kvmclockCtrl: true, stopsVirtualClock: true, source: 'QEMU hw/i386/kvm/clock.c kvmclock_vm_state_change; softmmu/cpus.c do_vm_stop' };
+const QEMU: PauseClockPolicy = {
+  saveRestoreKvmclock: true,
+  kvmclockCtrl: true,
+  stopsVirtualClock: true,
+  source: 'QEMU hw/i386/kvm/clock.c kvmclock_vm_state_change; softmmu/cpus.c do_vm_stop',
+};
 
 export const PAUSE_CLOCK_POLICY: Readonly<Record<string, PauseClockPolicy>> = {
   'qemu-kvm': QEMU,
   'qemu-kvm-noinvtsc': QEMU,
   'cloud-hypervisor': { saveRestoreKvmclock: true, kvmclockCtrl: false, source: 'cloud-hypervisor vmm/src/vm.rs Pausable::pause/resume' },
   firecracker: { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
-  kvmtool: { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'kvmtool kvm-ipc.c handle_pause (KVMCLOCK_CTRL on the VM fd fails with ENOTTY)' },
+  kvmtool: {
+    saveRestoreKvmclock: false,
+    kvmclockCtrl: false,
+    source: 'kvmtool kvm-ipc.c handle_pause (KVMCLOCK_CTRL on the VM fd fails with ENOTTY)',
+  },
   // TCG: no kvmclock, but vm_stop's cpu_disable_ticks also freezes the emulated TSC
-  'qemu-tcg': { saveRestoreKvmclock: false, kvmclockCtrl: false, stopsVirtualClock: true, source: 'QEMU softmmu/cpus.c do_vm_stop, softmmu/cpu-timers.c cpu_disable_ticks' },
+  'qemu-tcg': {
+    saveRestoreKvmclock: false,
+    kvmclockCtrl: false,
+    stopsVirtualClock: true,
+    source: 'QEMU softmmu/cpus.c do_vm_stop, softmmu/cpu-timers.c cpu_disable_ticks',
+  },
 };
 
 export interface PauseRecord {
@@ -61,7 +75,11 @@ export class VmLifecycle {
   constructor(private readonly b: BootedVm) {
     const name = b.opts.profile.name;
     const policy = PAUSE_CLOCK_POLICY[name];
-    if (!policy) throw new InputError(`pause/resume is not modelled for profile "${name}" (modelled: ${Object.keys(PAUSE_CLOCK_POLICY).join(', ')})`, 'profile');
+    if (!policy)
+      throw new InputError(
+        `pause/resume is not modelled for profile "${name}" (modelled: ${Object.keys(PAUSE_CLOCK_POLICY).join(', ')})`,
+        'profile',
+      );
     this.policy = policy;
     const p = b.vm.platform;
     const running = p.vcpuRunning?.bind(p);

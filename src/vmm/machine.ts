@@ -42,9 +42,12 @@ export interface VirtualMachineOptions {
 /** Validate host parameters; an impossible host is an InputError naming the option. */
 export function resolveHost(h: Partial<HostCpu> | undefined, where = '--host-tsc-khz'): HostCpu {
   const host = { ...DEFAULT_HOST, ...h };
-  if (!Number.isInteger(host.tscKhz) || host.tscKhz <= 0) throw new InputError(`host TSC frequency must be a positive whole number of kHz, got ${host.tscKhz}`, where);
-  if (host.tscKhz < 1000 || host.tscKhz > 100_000_000) throw new InputError(`host TSC frequency ${host.tscKhz} kHz is outside 1 MHz … 100 GHz`, where);
-  if (!Number.isFinite(host.ppm) || Math.abs(host.ppm) > 1000) throw new InputError(`oscillator error ${host.ppm} ppm is outside ±1000 ppm`, 'oscillator.ppm');
+  if (!Number.isInteger(host.tscKhz) || host.tscKhz <= 0)
+    throw new InputError(`host TSC frequency must be a positive whole number of kHz, got ${host.tscKhz}`, where);
+  if (host.tscKhz < 1000 || host.tscKhz > 100_000_000)
+    throw new InputError(`host TSC frequency ${host.tscKhz} kHz is outside 1 MHz … 100 GHz`, where);
+  if (!Number.isFinite(host.ppm) || Math.abs(host.ppm) > 1000)
+    throw new InputError(`oscillator error ${host.ppm} ppm is outside ±1000 ppm`, 'oscillator.ppm');
   return host;
 }
 
@@ -67,7 +70,8 @@ export class VirtualMachine {
     this.host = resolveHost(opts.host);
     const p = opts.profile;
     const nrVcpus = opts.vcpus ?? p.defaultVcpus;
-    if (!Number.isInteger(nrVcpus) || nrVcpus < 1 || nrVcpus > 64) throw new InputError(`vCPU count must be 1…64, got ${nrVcpus}`, '--vcpus');
+    if (!Number.isInteger(nrVcpus) || nrVcpus < 1 || nrVcpus > 64)
+      throw new InputError(`vCPU count must be 1…64, got ${nrVcpus}`, '--vcpus');
     this.createdAt = opts.scheduler.now;
     const uptime = opts.hostUptimeNs ?? 3600n * NSEC_PER_SEC;
     this.hostTsc0 = this.cyclesFor(uptime);
@@ -75,34 +79,39 @@ export class VirtualMachine {
     const epoch = opts.epochNs ?? 1_767_225_600n * NSEC_PER_SEC; // 2026-01-01T00:00:00Z
     const stealFraction = opts.stealFraction ?? 0;
     const cpuid = p.cpuid(this.host);
-    const vm = this;
     const platform: GuestPlatform = {
       cpuid,
       devices: p.devices,
       vcpus: nrVcpus,
-      rdtsc: () => vm.guestTsc(),
-      tscTrueHz: () => vm.tscTrueHz(),
+      rdtsc: () => this.guestTsc(),
+      tscTrueHz: () => this.tscTrueHz(),
       pitRateRatio: 1,
       pioReadNs: p.pioReadNs,
       mmioReadNs: p.mmioReadNs,
     };
     // The devices count the VMM's clocks (QEMU_CLOCK_VIRTUAL, or host time for the other VMMs' own
     // devices), with the RTC's time base the scenario's UTC at creation; the guest reads them by MMIO/PIO.
-    const devices = new VmDevices({ profile: p, scheduler: opts.scheduler, hostRealtime: opts.hostRealtime ?? (() => epoch + vm.sched.now), ...(opts.rtc ? { rtc: opts.rtc } : {}) });
+    const devices = new VmDevices({
+      profile: p,
+      scheduler: opts.scheduler,
+      hostRealtime: opts.hostRealtime ?? (() => epoch + this.sched.now),
+      ...(opts.rtc ? { rtc: opts.rtc } : {}),
+    });
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
     if (devices.pmTimerPort !== null) platform.readPmTimer = () => devices.readPmTimer();
     const ds = opts.deschedule;
     if (ds) {
-      if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs) throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
-      platform.vcpuRunning = () => (vm.sched.now - vm.createdAt) % ds.periodNs < ds.runNs;
-      platform.nextVcpuRun = () => vm.createdAt + ((vm.sched.now - vm.createdAt) / ds.periodNs + 1n) * ds.periodNs;
+      if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs)
+        throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
+      platform.vcpuRunning = () => (this.sched.now - this.createdAt) % ds.periodNs < ds.runNs;
+      platform.nextVcpuRun = () => this.createdAt + ((this.sched.now - this.createdAt) / ds.periodNs + 1n) * ds.periodNs;
     }
     if (devices.rtc) platform.readCmos = () => devices.readCmos();
     if (p.accel === 'kvm') {
       const hostTk = new LinuxHostTimekeeper({
         tscKhz: this.host.tscKhz,
-        rdtsc: () => vm.hostTsc(),
+        rdtsc: () => this.hostTsc(),
         tscAtBoot: 0n,
         realtimeAtBootNs: epoch - uptime,
         constantTsc: this.host.invariantTsc,
@@ -110,18 +119,18 @@ export class VirtualMachine {
       const kvm = new KvmVm({ host: hostTk, memory: this.memory, scheduler: opts.scheduler, name: p.name });
       (this as { kvm: KvmVm | null }).kvm = kvm;
       for (let i = 0; i < nrVcpus; i++) {
-        this.vcpus.push(kvm.createVcpu({ runDelayNs: () => vm.runDelay(stealFraction) }));
+        this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(stealFraction) }));
       }
       for (const v of this.vcpus) v.run(v.id);
       platform.memory = this.memory;
       platform.wrmsr = (cpu, index, value) => {
-        const v = vm.vcpus[cpu];
-        if (!v || !v.setMsr(index, value)) throw new InputError(`guest WRMSR 0x${index.toString(16)} failed on vCPU ${cpu}`);
+        const v = this.vcpus[cpu];
+        if (!v?.setMsr(index, value)) throw new InputError(`guest WRMSR 0x${index.toString(16)} failed on vCPU ${cpu}`);
         v.run(cpu); // the exit is handled and the vCPU re-enters: pending clock/steal requests run
       };
       const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
       const t = opts.scheduler.timer(() => {
-        if (!vm.vcpusPaused) for (const v of vm.vcpus) v.run(v.id);
+        if (!this.vcpusPaused) for (const v of this.vcpus) v.run(v.id);
         t.armIn(interval);
       });
       t.armIn(interval);
@@ -130,8 +139,8 @@ export class VirtualMachine {
     this.platform = platform;
     // The TSC rate change happens in a scheduler event, so counters change only at events
     const ch = opts.tscRateChange;
-    if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => vm.counterEpoch++).armAt(ch.atNs);
-    platform.counterEpoch = () => vm.counterEpoch;
+    if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => this.counterEpoch++).armAt(ch.atNs);
+    platform.counterEpoch = () => this.counterEpoch;
   }
 
   private vcpusPaused = false;
@@ -170,9 +179,14 @@ export class VirtualMachine {
    */
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
-    if (!kvm || !kvm.useMasterClock || this.opts.hostRdtsc || t < this.sched.now) return null;
+    if (!kvm?.useMasterClock || this.opts.hostRdtsc || t < this.sched.now) return null;
     const { shift, mul } = kvmclockScale(this.host.tscKhz);
-    const rec = { tscTimestamp: kvm.masterCycleNow, systemTime: u64(kvm.masterKernelNs + kvm.kvmclockOffset), tscToSystemMul: mul, tscShift: shift };
+    const rec = {
+      tscTimestamp: kvm.masterCycleNow,
+      systemTime: u64(kvm.masterKernelNs + kvm.kvmclockOffset),
+      tscToSystemMul: mul,
+      tscShift: shift,
+    };
     return pvclockReadCycles(rec, this.hostTsc0 + this.cyclesFor(t));
   }
 

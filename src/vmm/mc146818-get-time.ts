@@ -123,7 +123,17 @@ interface RawTm {
 
 /** The tail of mc146818_get_time: BCD unless DM_BINARY, a century above 19 counts, years ≤ 69 are 20xx. */
 function toTm(r: RawTm, bcd: boolean): RawTm {
-  const t = bcd ? { sec: bcd2bin(r.sec), min: bcd2bin(r.min), hour: bcd2bin(r.hour), mday: bcd2bin(r.mday), mon: bcd2bin(r.mon), year: bcd2bin(r.year), century: bcd2bin(r.century) } : { ...r };
+  const t = bcd
+    ? {
+        sec: bcd2bin(r.sec),
+        min: bcd2bin(r.min),
+        hour: bcd2bin(r.hour),
+        mday: bcd2bin(r.mday),
+        mon: bcd2bin(r.mon),
+        year: bcd2bin(r.year),
+        century: bcd2bin(r.century),
+      }
+    : { ...r };
   // tm_year counts from 1900
   let tmYear = t.year;
   if (t.century > 19) tmYear += (t.century - 19) * 100;

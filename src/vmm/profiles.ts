@@ -21,17 +21,55 @@ export interface HostCpu {
 export const DEFAULT_HOST: HostCpu = { vendor: 'amd', tscKhz: 2_596_136, ppm: 0, invariantTsc: true, tscAdjust: true, tscDeadline: true };
 
 // KVM_FEATURE_* bit numbers (arch/x86/include/uapi/asm/kvm_para.h)
-const F = { CLOCKSOURCE: 0, NOP_IO_DELAY: 1, CLOCKSOURCE2: 3, ASYNC_PF: 4, STEAL_TIME: 5, PV_EOI: 6, PV_UNHALT: 7, PV_TLB_FLUSH: 9, ASYNC_PF_VMEXIT: 10, PV_SEND_IPI: 11, POLL_CONTROL: 12, PV_SCHED_YIELD: 13, ASYNC_PF_INT: 14, MSI_EXT_DEST_ID: 15, STABLE_BIT: 24 } as const;
+const F = {
+  CLOCKSOURCE: 0,
+  NOP_IO_DELAY: 1,
+  CLOCKSOURCE2: 3,
+  ASYNC_PF: 4,
+  STEAL_TIME: 5,
+  PV_EOI: 6,
+  PV_UNHALT: 7,
+  PV_TLB_FLUSH: 9,
+  ASYNC_PF_VMEXIT: 10,
+  PV_SEND_IPI: 11,
+  POLL_CONTROL: 12,
+  PV_SCHED_YIELD: 13,
+  ASYNC_PF_INT: 14,
+  MSI_EXT_DEST_ID: 15,
+  STABLE_BIT: 24,
+} as const;
 const bits = (...b: number[]): number => b.reduce((a, x) => (a | (1 << x)) >>> 0, 0);
 
 /** What KVM_GET_SUPPORTED_CPUID reports in 0x40000001 EAX on a current host (arch/x86/kvm/cpuid.c). */
 export const KVM_SUPPORTED_FEATURES = bits(
-  F.CLOCKSOURCE, F.NOP_IO_DELAY, F.CLOCKSOURCE2, F.ASYNC_PF, F.STEAL_TIME, F.PV_EOI, F.PV_UNHALT, F.PV_TLB_FLUSH,
-  F.ASYNC_PF_VMEXIT, F.PV_SEND_IPI, F.POLL_CONTROL, F.PV_SCHED_YIELD, F.ASYNC_PF_INT, F.MSI_EXT_DEST_ID, F.STABLE_BIT,
+  F.CLOCKSOURCE,
+  F.NOP_IO_DELAY,
+  F.CLOCKSOURCE2,
+  F.ASYNC_PF,
+  F.STEAL_TIME,
+  F.PV_EOI,
+  F.PV_UNHALT,
+  F.PV_TLB_FLUSH,
+  F.ASYNC_PF_VMEXIT,
+  F.PV_SEND_IPI,
+  F.POLL_CONTROL,
+  F.PV_SCHED_YIELD,
+  F.ASYNC_PF_INT,
+  F.MSI_EXT_DEST_ID,
+  F.STABLE_BIT,
 );
 
 /** QEMU's default KVM paravirt features (target/i386/kvm/kvm-cpu.c kvm_default_props). */
-export const QEMU_KVM_FEATURES = bits(F.CLOCKSOURCE, F.NOP_IO_DELAY, F.CLOCKSOURCE2, F.ASYNC_PF, F.STEAL_TIME, F.PV_EOI, F.PV_UNHALT, F.STABLE_BIT);
+export const QEMU_KVM_FEATURES = bits(
+  F.CLOCKSOURCE,
+  F.NOP_IO_DELAY,
+  F.CLOCKSOURCE2,
+  F.ASYNC_PF,
+  F.STEAL_TIME,
+  F.PV_EOI,
+  F.PV_UNHALT,
+  F.STABLE_BIT,
+);
 
 export interface MachineProfile {
   name: string;
@@ -89,7 +127,11 @@ const qemuKvm = (invtsc: boolean): MachineProfile => ({
     invariantTsc: invtsc && h.invariantTsc,
     tscAdjust: h.tscAdjust,
     arat: true, // -cpu host: KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4 (arch/x86/kvm/cpuid.c)
-    kvm: { features: QEMU_KVM_FEATURES, tscKhz: invtsc && h.invariantTsc ? h.tscKhz : 0, apicBusKhz: invtsc && h.invariantTsc ? 1_000_000 : 0 },
+    kvm: {
+      features: QEMU_KVM_FEATURES,
+      tscKhz: invtsc && h.invariantTsc ? h.tscKhz : 0,
+      apicBusKhz: invtsc && h.invariantTsc ? 1_000_000 : 0,
+    },
   }),
   devices: QEMU_PC_DEVICES,
   pioReadNs: 2_500,
@@ -113,7 +155,15 @@ export const PROFILES: Record<string, MachineProfile> = {
     defaultVcpus: 1,
     vmmCmdline: '',
     // qemu64 defines no CPUID leaf 6 features (no arat): the recorded Debian 12 TCG guest's cpuinfo has none
-    cpuid: (h) => ({ vendor: 'amd', tsc: true, tscDeadlineTimer: false, hypervisor: true, invariantTsc: false, tscAdjust: false, arat: false }),
+    cpuid: (_h) => ({
+      vendor: 'amd',
+      tsc: true,
+      tscDeadlineTimer: false,
+      hypervisor: true,
+      invariantTsc: false,
+      tscAdjust: false,
+      arat: false,
+    }),
     devices: QEMU_PC_DEVICES,
     pioReadNs: 1_500,
     mmioReadNs: 2_000,
@@ -121,7 +171,8 @@ export const PROFILES: Record<string, MachineProfile> = {
   },
   firecracker: {
     name: 'firecracker',
-    description: 'Firecracker microVM: KVM leaves passed through, in-kernel PIT with speaker stub, no HPET, HW-reduced ACPI (no PM timer), no CMOS RTC',
+    description:
+      'Firecracker microVM: KVM leaves passed through, in-kernel PIT with speaker stub, no HPET, HW-reduced ACPI (no PM timer), no CMOS RTC',
     command: 'firecracker --config-file vm.json',
     sources: [
       'firecracker src/vmm/src/vstate/vm.rs (KVM_CREATE_PIT2 with KVM_PIT_SPEAKER_DUMMY, KVM_CREATE_IRQCHIP)',
@@ -150,7 +201,8 @@ export const PROFILES: Record<string, MachineProfile> = {
   },
   'cloud-hypervisor': {
     name: 'cloud-hypervisor',
-    description: 'Cloud Hypervisor: KVM leaves plus 0x40000010 TSC kHz (with invariant TSC), in-kernel PIT with speaker stub, ACPI PM timer at 0x608, CMOS RTC, no HPET',
+    description:
+      'Cloud Hypervisor: KVM leaves plus 0x40000010 TSC kHz (with invariant TSC), in-kernel PIT with speaker stub, ACPI PM timer at 0x608, CMOS RTC, no HPET',
     command: 'cloud-hypervisor --kernel vmlinux --cpus boot=1',
     sources: [
       'cloud-hypervisor arch/src/x86_64/mod.rs (0x40000010 EAX = TSC kHz, EBX = 1000000 when the host TSC is invariant)',
@@ -171,14 +223,22 @@ export const PROFILES: Record<string, MachineProfile> = {
       arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
       kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: h.invariantTsc ? h.tscKhz : 0, apicBusKhz: h.invariantTsc ? 1_000_000 : 0 },
     }),
-    devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: true, pmTimerPort: 0x608 }, rtc: true, rtcPnpName: '00:00', lapic: true },
+    devices: {
+      pit: { speakerPort: true },
+      hpet: null,
+      acpi: { pmTimer: true, pmTimerPort: 0x608 },
+      rtc: true,
+      rtcPnpName: '00:00',
+      lapic: true,
+    },
     pioReadNs: 2_500,
     mmioReadNs: 6_000,
     vmToKernelNs: 60_000_000n,
   },
   kvmtool: {
     name: 'kvmtool',
-    description: 'kvmtool (lkvm run): KVM leaves passed through, in-kernel PIT created without the speaker port, no HPET, no ACPI ("noacpi"), CMOS RTC',
+    description:
+      'kvmtool (lkvm run): KVM leaves passed through, in-kernel PIT created without the speaker port, no HPET, no ACPI ("noacpi"), CMOS RTC',
     command: 'lkvm run -k bzImage',
     sources: [
       'kvmtool x86/cpuid.c (KVM_GET_SUPPORTED_CPUID passed through; only hypervisor bit, EPB and PMU leaf filtered)',
@@ -188,7 +248,8 @@ export const PROFILES: Record<string, MachineProfile> = {
     ],
     accel: 'kvm',
     defaultVcpus: 1,
-    vmmCmdline: 'noapic noacpi pci=conf1 reboot=k panic=1 i8042.direct=1 i8042.dumbkbd=1 i8042.nopnp=1 console=ttyS0 earlyprintk=serial i8042.noaux=1',
+    vmmCmdline:
+      'noapic noacpi pci=conf1 reboot=k panic=1 i8042.direct=1 i8042.dumbkbd=1 i8042.nopnp=1 console=ttyS0 earlyprintk=serial i8042.noaux=1',
     cpuid: (h) => ({
       vendor: h.vendor,
       tsc: true,

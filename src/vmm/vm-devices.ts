@@ -19,7 +19,24 @@
 import { Engine, type Scheduler } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Clock, type Ns } from '../core/time.ts';
-import { AcpiPmTimer, CmosRtc, Hpet, UIP_HOLD_LENGTH, HPET_BASE, HPET_CFG, HPET_CFG_ENABLE, HPET_COUNTER, HPET_LEN, MmioBus, noIrq, Pit, PortBus, rtcBaseSeconds, SpeakerPort, type PortDevice } from '../devices/index.ts';
+import {
+  AcpiPmTimer,
+  CmosRtc,
+  Hpet,
+  UIP_HOLD_LENGTH,
+  HPET_BASE,
+  HPET_CFG,
+  HPET_CFG_ENABLE,
+  HPET_COUNTER,
+  HPET_LEN,
+  MmioBus,
+  noIrq,
+  Pit,
+  PortBus,
+  rtcBaseSeconds,
+  SpeakerPort,
+  type PortDevice,
+} from '../devices/index.ts';
 import type { CmosReading } from '../guest/platform.ts';
 import { KvmtoolRtc } from './kvmtool-rtc.ts';
 import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
@@ -92,14 +109,27 @@ export class VmDevices {
         const base = rtcBaseSeconds(opts.rtc?.base ?? 'utc', opts.hostRealtime(), opts.rtc?.utcOffsetSeconds ?? 0);
         // rtc_set_date_from_host: base_rtc = the base's whole second, offset 0 at realize — the RTC's
         // seconds turn on the phase of QEMU's start, not on the host's second boundaries
-        this.rtc = new CmosRtc({ scheduler: onVm ? vclock.scheduler : scheduler, clock, irq: noIrq, name: `${p.name}/rtc`, baseSeconds: base });
+        this.rtc = new CmosRtc({
+          scheduler: onVm ? vclock.scheduler : scheduler,
+          clock,
+          irq: noIrq,
+          name: `${p.name}/rtc`,
+          baseSeconds: base,
+        });
         this.rtcClock = clock;
       } else if (this.kind === 'cloud-hypervisor') {
         // the host's UTC seconds, sub-second phase included (clock_gettime on every read). Register B
         // reads 0x02 here, 0 under CH; both give 24-hour BCD hours, which is all mc146818_get_time sees
         const now = opts.hostRealtime();
         const sec = now / NSEC_PER_SEC;
-        this.rtc = new CmosRtc({ scheduler, clock: opts.hostRealtime, irq: noIrq, name: `${p.name}/cmos`, baseSeconds: sec, startNs: sec * NSEC_PER_SEC });
+        this.rtc = new CmosRtc({
+          scheduler,
+          clock: opts.hostRealtime,
+          irq: noIrq,
+          name: `${p.name}/cmos`,
+          baseSeconds: sec,
+          startNs: sec * NSEC_PER_SEC,
+        });
         this.rtcClock = opts.hostRealtime;
       } else {
         this.rtc = new KvmtoolRtc(opts.hostRealtime);
@@ -138,11 +168,23 @@ export class VmDevices {
       this.pmTimerPort = port;
       if (qemu) {
         // the PIIX4 PM1a block, PM_TMR at +8 (hw/acpi/core.c acpi_pm_tmr_get on QEMU_CLOCK_VIRTUAL)
-        this.acpiPm = new AcpiPmTimer({ scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${p.name}/acpi-pm`, base: port - 8 });
+        this.acpiPm = new AcpiPmTimer({
+          scheduler: vclock.scheduler,
+          clock: vclock.clock,
+          irq: noIrq,
+          name: `${p.name}/acpi-pm`,
+          base: port - 8,
+        });
         this.ports.map(port - 8, AcpiPmTimer.LENGTH, this.acpiPm!, 4);
       } else {
         // Cloud Hypervisor's AcpiPmTimerDevice is the timer register alone, counting from its creation
-        this.acpiPm = new AcpiPmTimer({ scheduler, clock: () => scheduler.now - createdAt, irq: noIrq, name: `${p.name}/pm-timer`, base: port - 8 });
+        this.acpiPm = new AcpiPmTimer({
+          scheduler,
+          clock: () => scheduler.now - createdAt,
+          irq: noIrq,
+          name: `${p.name}/pm-timer`,
+          base: port - 8,
+        });
         this.ports.map(port, 4, this.acpiPm!, 4);
       }
     }
@@ -206,7 +248,10 @@ export class VmDevices {
     const accessNs = BigInt(Math.round(this.opts.profile.pioReadNs));
     const opts = { centuryIndex: this.kind === 'qemu' ? QEMU_FADT_CENTURY : null, ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
     const getTime = (dev: { port: PortDevice; advance: (ns: Ns) => void }) =>
-      mc146818GetTime({ outb: (port, v) => dev.port.portWrite(port, 1, v), inb: (port) => dev.port.portRead(port, 1), advance: dev.advance, accessNs }, opts);
+      mc146818GetTime(
+        { outb: (port, v) => dev.port.portWrite(port, 1, v), inb: (port) => dev.port.portRead(port, 1), advance: dev.advance, accessNs },
+        opts,
+      );
     let r: Mc146818Time | null = null;
     if (this.rtcQuiet(rtc, this.rtcClock, 32n * accessNs)) {
       // on the real device at this instant; a read that had to wait (it cannot, if the check is right)

@@ -49,7 +49,8 @@ export class Host {
     /** True UTC (ns since the Unix epoch) at true time 0. */
     private readonly epochNs: Ns,
   ) {
-    if (!(cfg.tsc.freqKhz > 0) || !Number.isInteger(cfg.tsc.freqKhz)) throw new RangeError(`TSC frequency must be a positive integer kHz, got ${cfg.tsc.freqKhz}`);
+    if (!(cfg.tsc.freqKhz > 0) || !Number.isInteger(cfg.tsc.freqKhz))
+      throw new RangeError(`TSC frequency must be a positive integer kHz, got ${cfg.tsc.freqKhz}`);
     this.name = cfg.name;
     this.tsc = cfg.tsc;
     this.ntp = cfg.ntp;

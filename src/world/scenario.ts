@@ -16,7 +16,12 @@ const duration = z
 
 export const oscillatorSchema = z.strictObject({
   ppm: z.number().min(-1000).max(1000).default(0).describe('frequency error of the host crystal, parts per million (+ runs fast)'),
-  wander_sigma_ppm: z.number().nonnegative().max(100).default(0).describe('random-walk step of the frequency error per wander_interval, ppm (0: none)'),
+  wander_sigma_ppm: z
+    .number()
+    .nonnegative()
+    .max(100)
+    .default(0)
+    .describe('random-walk step of the frequency error per wander_interval, ppm (0: none)'),
   wander_interval: duration.default('1s').describe('interval between random-walk steps'),
 });
 
@@ -32,7 +37,7 @@ export const hostSchema = z.strictObject({
   oscillator: oscillatorSchema.default({ ppm: 0, wander_sigma_ppm: 0, wander_interval: '1s' }),
   tsc: tscSchema,
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
-  realtime_error: z.number().default(0).describe("host REALTIME minus true UTC at the start, seconds (only without host NTP)"),
+  realtime_error: z.number().default(0).describe('host REALTIME minus true UTC at the start, seconds (only without host NTP)'),
 });
 
 export const pauseSchema = z.strictObject({
@@ -41,30 +46,52 @@ export const pauseSchema = z.strictObject({
 });
 
 export const syncSchema = z.strictObject({
-  method: z.enum(['none', 'agent', 'ntp']).default('none').describe("what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, or an NTP client in the guest"),
+  method: z
+    .enum(['none', 'agent', 'ntp'])
+    .default('none')
+    .describe(
+      "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, or an NTP client in the guest",
+    ),
   agent_delay: duration.default('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
   ntp_poll_exp: z.number().int().min(4).max(17).default(6).describe('ntp: log2 of the poll interval in seconds (6 = 64 s)'),
-  ntp_step_threshold: duration.default('128ms').describe('ntp: offsets beyond this are stepped (ADJ_SETOFFSET), smaller ones slewed by the kernel PLL'),
+  ntp_step_threshold: duration
+    .default('128ms')
+    .describe('ntp: offsets beyond this are stepped (ADJ_SETOFFSET), smaller ones slewed by the kernel PLL'),
 });
 
 export const vmSchema = z.strictObject({
   name: z.string().min(1),
   host: z.string().min(1).describe('name of the host it runs on'),
-  profile: z.string().default('qemu-kvm').describe('VMM machine profile: qemu-kvm, qemu-kvm-noinvtsc, firecracker, cloud-hypervisor, kvmtool, qemu-tcg'),
+  profile: z
+    .string()
+    .default('qemu-kvm')
+    .describe('VMM machine profile: qemu-kvm, qemu-kvm-noinvtsc, firecracker, cloud-hypervisor, kvmtool, qemu-tcg'),
   kernel: z.string().default('distro').describe('guest kernel preset: distro, yocto-qemux86, debian12'),
   cmdline: z.string().default('').describe('guest kernel command line (clocksource=, no-kvmclock, tsc=…)'),
   vcpus: z.number().int().min(1).max(64).optional().describe("vCPU count (default: the profile's)"),
   boot_at: duration.default(0).describe('when the VMM creates the VM, from the start of the scenario'),
   pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
   sync: syncSchema.default({ method: 'none', agent_delay: '1s', ntp_poll_exp: 6, ntp_step_threshold: '128ms' }),
-  update_interval: duration.default('1s').describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
-  kvmclock_at_init: duration.optional().describe('what kvm-clock read when the guest kernel set it up ("kvm-clock: using sched offset of N cycles", N ns): how long VMM, firmware and loader ran before kvmclock_init, e.g. "52991526ns" (default: the VMM profile\'s)'),
+  update_interval: duration
+    .default('1s')
+    .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
+  kvmclock_at_init: duration
+    .optional()
+    .describe(
+      'what kvm-clock read when the guest kernel set it up ("kvm-clock: using sched offset of N cycles", N ns): how long VMM, firmware and loader ran before kvmclock_init, e.g. "52991526ns" (default: the VMM profile\'s)',
+    ),
 });
 
 export const scenarioSchema = z.strictObject({
   name: z.string().default('scenario'),
   description: z.string().optional(),
-  seed: z.number().int().nonnegative().max(0xffff_ffff).default(1).describe('PRNG seed: same scenario and seed give byte-identical results'),
+  seed: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(0xffff_ffff)
+    .default(1)
+    .describe('PRNG seed: same scenario and seed give byte-identical results'),
   start: z.iso.datetime({ offset: true }).default('2026-01-01T00:00:00Z').describe('true UTC at the start of the scenario (ISO 8601)'),
   duration: duration.describe('simulated time to run'),
   sample_interval: duration.default('1min').describe('how often offsets are recorded in the timeline'),
@@ -123,11 +150,16 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
   const checks: [PropertyKey[], string | number][] = [
     [['duration'], s.duration],
     [['sample_interval'], s.sample_interval],
-    ...s.hosts.map((h, i): [PropertyKey[], string | number] => [['hosts', i, 'oscillator', 'wander_interval'], h.oscillator.wander_interval]),
+    ...s.hosts.map((h, i): [PropertyKey[], string | number] => [
+      ['hosts', i, 'oscillator', 'wander_interval'],
+      h.oscillator.wander_interval,
+    ]),
     ...s.vms.flatMap((v, i): [PropertyKey[], string | number][] => [
       [['vms', i, 'boot_at'], v.boot_at],
       [['vms', i, 'update_interval'], v.update_interval],
-      ...(v.kvmclock_at_init !== undefined ? [[['vms', i, 'kvmclock_at_init'], v.kvmclock_at_init] as [PropertyKey[], string | number]] : []),
+      ...(v.kvmclock_at_init !== undefined
+        ? [[['vms', i, 'kvmclock_at_init'], v.kvmclock_at_init] as [PropertyKey[], string | number]]
+        : []),
       [['vms', i, 'sync', 'agent_delay'], v.sync.agent_delay],
       [['vms', i, 'sync', 'ntp_step_threshold'], v.sync.ntp_step_threshold],
       ...v.pauses.flatMap((p, j): [PropertyKey[], string | number][] => [
@@ -161,7 +193,11 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     let end = parseDuration(vm.boot_at);
     for (const [j, p] of vm.pauses.entries()) {
       const at = parseDuration(p.at);
-      if (at <= end) return { path: ['vms', i, 'pauses', j, 'at'], message: j === 0 ? 'a pause must come after boot_at' : 'pauses must be in order and must not overlap' };
+      if (at <= end)
+        return {
+          path: ['vms', i, 'pauses', j, 'at'],
+          message: j === 0 ? 'a pause must come after boot_at' : 'pauses must be in order and must not overlap',
+        };
       end = at + parseDuration(p.duration);
     }
   }
@@ -221,7 +257,14 @@ export function loadScenario(file: string): Scenario {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory, expected a YAML file' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'is a directory, expected a YAML file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : (e as Error).message;
     throw new InputError(`cannot read scenario: ${why}`, file);
   }
   return parseScenarioText(text, file);

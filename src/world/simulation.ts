@@ -102,7 +102,11 @@ function buildHost(h: Scenario['hosts'][number], prng: Prng, epochNs: Ns): Host 
   return new Host(
     {
       name: h.name,
-      oscillator: { ppm: h.oscillator.ppm, wanderSigmaPpm: h.oscillator.wander_sigma_ppm, wanderIntervalNs: parseDuration(h.oscillator.wander_interval) },
+      oscillator: {
+        ppm: h.oscillator.ppm,
+        wanderSigmaPpm: h.oscillator.wander_sigma_ppm,
+        wanderIntervalNs: parseDuration(h.oscillator.wander_interval),
+      },
       tsc: { freqKhz: h.tsc.freq_khz, constant: h.tsc.constant, nonstop: h.tsc.nonstop, invariant: h.tsc.invariant },
       ntp: h.ntp,
       initialRealtimeErrorNs: BigInt(Math.round(h.realtime_error * 1e9)),
@@ -143,7 +147,13 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
   const sampleVm = (r: VmRun, t: Ns) => {
     const g = r.boot!.guest;
     const off = g.clockGettime('realtime') - truth(t);
-    timeline.push({ t, vm: r.cfg.name, guestOffsetNs: off, monotonicLagNs: g.clockGettime('monotonic') - (t - r.createdAt), hostOffsetNs: r.host.realtime(t) - truth(t) });
+    timeline.push({
+      t,
+      vm: r.cfg.name,
+      guestOffsetNs: off,
+      monotonicLagNs: g.clockGettime('monotonic') - (t - r.createdAt),
+      hostOffsetNs: r.host.realtime(t) - truth(t),
+    });
     const st = r.stats;
     if (!st.seen) {
       st.initial = off;
@@ -156,7 +166,7 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
     const a = off < 0n ? -off : off;
     if (a > st.maxAbs) st.maxAbs = a;
   };
-  const canRead = (r: VmRun) => r.boot !== null && r.boot.entered && !(r.lifecycle?.paused ?? false);
+  const canRead = (r: VmRun) => r.boot?.entered && !(r.lifecycle?.paused ?? false);
   const ntpClients = new Map<VmRun, NtpKernelClient>();
 
   const runs: VmRun[] = s.vms.map((cfg, index) => {
@@ -164,7 +174,16 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
     const where = (key: string) => `vms[${index}].${key}`;
     const profile = machineProfile(cfg.profile, where('profile'));
     const kernel = kernelPreset(cfg.kernel, where('kernel'));
-    const r: VmRun = { cfg, index, host, boot: null, lifecycle: null, createdAt: 0n, stats: { initial: 0n, last: 0n, prev: 0n, maxAbs: 0n, prevT: 0n, lastT: 0n, seen: false }, pauses: [] };
+    const r: VmRun = {
+      cfg,
+      index,
+      host,
+      boot: null,
+      lifecycle: null,
+      createdAt: 0n,
+      stats: { initial: 0n, last: 0n, prev: 0n, maxAbs: 0n, prevT: 0n, lastT: 0n, seen: false },
+      pauses: [],
+    };
     const bootAt = parseDuration(cfg.boot_at);
     if (bootAt > duration) return r;
     engine.at(bootAt, () => {
@@ -215,10 +234,18 @@ export function simulate(s: Scenario, opts: SimulationOptions = {}): SimulationR
       const at = parseDuration(p.at);
       const len = parseDuration(p.duration);
       if (at > duration) continue;
-      const summary: PauseSummary = { at_s: Number(at) / 1e9, duration_s: Number(len) / 1e9, offset_before_ns: '0', offset_after_resume_ns: '0', monotonic_advance_ns: '0', offset_after_sync_ns: null };
+      const summary: PauseSummary = {
+        at_s: Number(at) / 1e9,
+        duration_s: Number(len) / 1e9,
+        offset_before_ns: '0',
+        offset_after_resume_ns: '0',
+        monotonic_advance_ns: '0',
+        offset_after_sync_ns: null,
+      };
       let monoBefore = 0n;
       engine.at(at, () => {
-        if (!r.boot || !r.boot.entered) throw new InputError(`pause at ${p.at} comes before the guest kernel has started`, 'scenario', `vms[${r.index}].pauses`);
+        if (!r.boot?.entered)
+          throw new InputError(`pause at ${p.at} comes before the guest kernel has started`, 'scenario', `vms[${r.index}].pauses`);
         summary.offset_before_ns = String(offsetOf(r, engine.now));
         monoBefore = r.boot.guest.clockGettime('monotonic');
         ntpClients.get(r)?.stop();

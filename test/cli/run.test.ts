@@ -32,7 +32,9 @@ test('--out writes summary.json and timeline.csv, byte-identical across runs', (
   }
   const summary = JSON.parse(readFileSync(join(dir, 'a', 'summary.json'), 'utf8'));
   assert.equal(summary.vms.length, 4);
-  const csv = readFileSync(join(dir, 'a', 'timeline.csv'), 'utf8').trim().split('\n');
+  const csv = readFileSync(join(dir, 'a', 'timeline.csv'), 'utf8')
+    .trim()
+    .split('\n');
   assert.equal(csv[0], 't_s,vm,guest_offset_ns,monotonic_lag_ns,host_offset_ns');
   assert.ok(csv.length > 4 * 140, String(csv.length));
   assert.deepEqual(readdirSync(join(dir, 'a')).sort(), ['summary.json', 'timeline.csv']); // no temp files left
@@ -41,9 +43,21 @@ test('--out writes summary.json and timeline.csv, byte-identical across runs', (
 test('invalid scenarios give one line naming the file and path, exit 2, no stack trace', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tv-bad-'));
   const cases: [string, string, RegExp][] = [
-    ['type.yaml', 'duration: 1h\nhosts: [{ name: a, tsc: { freq_khz: "x" } }]\nvms: [{ name: v, host: a }]\n', /type\.yaml:2: hosts\[0\]\.tsc\.freq_khz: expected number/],
-    ['neg.yaml', 'duration: 1h\nhosts: [{ name: a, tsc: { freq_khz: -1 } }]\nvms: [{ name: v, host: a }]\n', /neg\.yaml:2: hosts\[0\]\.tsc\.freq_khz: Too small/],
-    ['unknown.yaml', 'duration: 1h\nspeed: 3\nhosts: [{ name: a, tsc: { freq_khz: 1 } }]\nvms: [{ name: v, host: a }]\n', /unknown\.yaml:2: speed: unknown key "speed"/],
+    [
+      'type.yaml',
+      'duration: 1h\nhosts: [{ name: a, tsc: { freq_khz: "x" } }]\nvms: [{ name: v, host: a }]\n',
+      /type\.yaml:2: hosts\[0\]\.tsc\.freq_khz: expected number/,
+    ],
+    [
+      'neg.yaml',
+      'duration: 1h\nhosts: [{ name: a, tsc: { freq_khz: -1 } }]\nvms: [{ name: v, host: a }]\n',
+      /neg\.yaml:2: hosts\[0\]\.tsc\.freq_khz: Too small/,
+    ],
+    [
+      'unknown.yaml',
+      'duration: 1h\nspeed: 3\nhosts: [{ name: a, tsc: { freq_khz: 1 } }]\nvms: [{ name: v, host: a }]\n',
+      /unknown\.yaml:2: speed: unknown key "speed"/,
+    ],
     ['notyaml.yaml', 'hosts: [ { a: 1 \n  ]]] :\n', /notyaml\.yaml(:\d+)?: not valid YAML/],
   ];
   for (const [name, body, re] of cases) {
@@ -56,7 +70,10 @@ test('invalid scenarios give one line naming the file and path, exit 2, no stack
     assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/);
     assert.equal(r.stdout, '');
   }
-  writeFileSync(join(dir, 'profile.yaml'), 'duration: 1h\nhosts: [{ name: a, tsc: { freq_khz: 1000000 } }]\nvms:\n  - { name: v, host: a, profile: vmware }\n');
+  writeFileSync(
+    join(dir, 'profile.yaml'),
+    'duration: 1h\nhosts: [{ name: a, tsc: { freq_khz: 1000000 } }]\nvms:\n  - { name: v, host: a, profile: vmware }\n',
+  );
   const prof = tv('run', join(dir, 'profile.yaml'));
   assert.equal(prof.status, 2);
   assert.match(prof.stderr.trim(), /profile\.yaml:4: vms\[0\]\.profile: unknown machine profile "vmware"/);

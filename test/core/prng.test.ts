@@ -33,14 +33,20 @@ test('the generator is xoshiro128** seeded by SplitMix32 as documented', () => {
     st.push((z ^ (z >>> 16)) >>> 0);
   }
   const expected = referenceXoshiro(st as [number, number, number, number], 8);
-  assert.deepEqual(Array.from({ length: 8 }, () => p.nextU32()), expected);
+  assert.deepEqual(
+    Array.from({ length: 8 }, () => p.nextU32()),
+    expected,
+  );
 });
 
 test('same seed gives the same stream; different seeds and forks differ', () => {
   const a = new Prng(7);
   const b = new Prng(7);
   const xs = Array.from({ length: 100 }, () => a.float());
-  assert.deepEqual(xs, Array.from({ length: 100 }, () => b.float()));
+  assert.deepEqual(
+    xs,
+    Array.from({ length: 100 }, () => b.float()),
+  );
   assert.ok(xs.every((x) => x >= 0 && x < 1));
   assert.notDeepEqual(new Prng(8).float(), new Prng(7).float());
   // a fork does not depend on draws made on its parent

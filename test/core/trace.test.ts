@@ -17,7 +17,14 @@ test('events keep name, parent path, source and args; stackCounts folds them', (
   t.begin(30n, 'vm0/vcpu0', 'kvm_guest_time_update', ['vcpu_enter_guest']);
   t.end(31n, 'vm0/vcpu0', 'kvm_guest_time_update', ['vcpu_enter_guest']);
   assert.equal(t.recorded.length, 4);
-  assert.deepEqual(t.recorded[0], { ts: 10n, name: 'pit_timer_fn', path: ['hrtimer_interrupt', '__hrtimer_run_queues'], source: 'vm0/pit', ph: 'i', args: { channel: 0 } });
+  assert.deepEqual(t.recorded[0], {
+    ts: 10n,
+    name: 'pit_timer_fn',
+    path: ['hrtimer_interrupt', '__hrtimer_run_queues'],
+    source: 'vm0/pit',
+    ph: 'i',
+    args: { channel: 0 },
+  });
   assert.deepEqual(
     [...t.stackCounts()],
     [

@@ -1,6 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clocksCalcMultShift, clocksourceDelta, clocksourceMask, cyc2ns, hex, mulU64U32Shr, mulU64U64Shr, s64, s8, u64, U64_MAX } from '../../src/core/u64.ts';
+import {
+  clocksCalcMultShift,
+  clocksourceDelta,
+  clocksourceMask,
+  cyc2ns,
+  hex,
+  mulU64U32Shr,
+  mulU64U64Shr,
+  s64,
+  s8,
+  u64,
+  U64_MAX,
+} from '../../src/core/u64.ts';
 
 test('mul_u64_u32_shr keeps the full 96-bit product before shifting', () => {
   // (2^64-1)(2^32-1) = 2^96 - 2^64 - 2^32 + 1; >> 32 = 2^64 - 2^32 - 1 (the +1 is shifted out)
@@ -42,14 +54,17 @@ test('clocksource_delta survives counter wrap at the mask', () => {
   assert.throws(() => clocksourceMask(65));
 });
 
-test('clocks_calc_mult_shift reproduces the mult/shift behind real kernels\' tsc lines', () => {
+test("clocks_calc_mult_shift reproduces the mult/shift behind real kernels' tsc lines", () => {
   // Hand derivation for a 2,596,136 kHz TSC registered in kHz (scale 1000, maxsec 600 s):
   // tmp = (600000 * 2596136) >> 32 = 362 → 9 bits → sftacc = 23; the largest shift with mult < 2^23 is 24,
   // mult = (10^6 << 24 + 2596136/2) / 2596136 = 6462379.
   assert.deepEqual(clocksCalcMultShift(2596136, 1_000_000, 600_000), { mult: 6462379, shift: 24 });
   // Real guests printed max_cycles 0x256bfa33b32 (2,596,136 kHz) and 0x256bf8268dd (2,596,134 kHz):
   // max_cycles = U64_MAX / (mult + mult*11/100) (clocks_calc_max_nsecs).
-  for (const [khz, maxCycles] of [[2596136, 0x256bfa33b32n], [2596134, 0x256bf8268ddn]] as const) {
+  for (const [khz, maxCycles] of [
+    [2596136, 0x256bfa33b32n],
+    [2596134, 0x256bf8268ddn],
+  ] as const) {
     const { mult } = clocksCalcMultShift(khz, 1_000_000, 600_000);
     assert.equal(U64_MAX / (BigInt(mult) + BigInt(Math.floor((mult * 11) / 100))), maxCycles);
   }

@@ -3,7 +3,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Engine } from '../../src/core/engine.ts';
-import { Hpet, LapicTimer, MmioBus, Pit, PortBus, type PortDevice, RecordingIrq, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMCCT, X2APIC_TMICT } from '../../src/devices/index.ts';
+import {
+  Hpet,
+  LapicTimer,
+  MmioBus,
+  Pit,
+  PortBus,
+  type PortDevice,
+  RecordingIrq,
+  X2APIC_LVTT,
+  X2APIC_TDCR,
+  X2APIC_TMCCT,
+  X2APIC_TMICT,
+} from '../../src/devices/index.ts';
 
 class Log implements PortDevice {
   writes: string[] = [];
@@ -52,7 +64,7 @@ test('x2APIC MSRs reach the same timer registers as the xAPIC page', () => {
   assert.equal(lapic.msrRead(X2APIC_TMICT), 1000n);
 });
 
-test('HPET FSB (MSI) delivery writes the route register\'s data to its address instead of raising a line', () => {
+test("HPET FSB (MSI) delivery writes the route register's data to its address instead of raising a line", () => {
   const engine = new Engine();
   const msi: [bigint, number][] = [];
   const irqs = Array.from({ length: 24 }, () => new RecordingIrq());
@@ -66,7 +78,10 @@ test('HPET FSB (MSI) delivery writes the route register\'s data to its address i
   wr(0x010, 1n);
   engine.run(1_000n);
   assert.deepEqual(msi, [[0xfee00000n, 0x41]]);
-  assert.equal(irqs.reduce((n, l) => n + l.raises, 0), 0);
+  assert.equal(
+    irqs.reduce((n, l) => n + l.raises, 0),
+    0,
+  );
 });
 
 test('PIT modes 4 and 5: OUT pulses high for exactly the tick at which the count expires', () => {

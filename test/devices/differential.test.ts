@@ -46,7 +46,11 @@ function runQemu(script: string, expected: number): Promise<string[]> {
     });
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
-    child.on('close', () => (answers.length >= expected ? resolve(answers) : reject(new Error(`qemu answered ${answers.length} of ${expected} lines: ${stderr.slice(-500)}`))));
+    child.on('close', () =>
+      answers.length >= expected
+        ? resolve(answers)
+        : reject(new Error(`qemu answered ${answers.length} of ${expected} lines: ${stderr.slice(-500)}`)),
+    );
     child.stdin.end(script);
   });
 }
@@ -56,7 +60,7 @@ function runTimevisor(lines: string[]): string[] {
   return lines.flatMap((l) => s.handle(l)).filter((l) => !l.startsWith('IRQ '));
 }
 
-function valueOf(answer: string): bigint | null {
+function answerValue(answer: string): bigint | null {
   const m = /^OK (0x[0-9a-f]+)$/.exec(answer);
   return m ? BigInt(m[1]!) : null;
 }
@@ -81,8 +85,8 @@ for (const [name, { rules }] of Object.entries(manifest.scripts)) {
       const where = `${name}:${i + 1} '${lines[i]}' (QEMU ${theirs[i]}, timevisor ${ours[i]})`;
       if (rule?.ignore) continue;
       if (rule?.mask || rule?.within !== undefined) {
-        const a = valueOf(theirs[i]!);
-        const b = valueOf(ours[i]!);
+        const a = answerValue(theirs[i]!);
+        const b = answerValue(ours[i]!);
         assert.ok(a !== null && b !== null, where);
         if (rule.mask) assert.equal(a & BigInt(rule.mask), b & BigInt(rule.mask), `${where}: ${rule.why}`);
         else {

@@ -5,10 +5,21 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Engine } from '../../src/core/engine.ts';
 import { Prng } from '../../src/core/prng.ts';
-import { APIC_LVTT, APIC_TDCR, APIC_TMCCT, APIC_TMICT, LapicTimer, MSR_IA32_TSC_DEADLINE, PcMachine, RecordingIrq } from '../../src/devices/index.ts';
+import {
+  APIC_LVTT,
+  APIC_TDCR,
+  APIC_TMCCT,
+  APIC_TMICT,
+  LapicTimer,
+  MSR_IA32_TSC_DEADLINE,
+  PcMachine,
+  RecordingIrq,
+} from '../../src/devices/index.ts';
 
 const PORTS = [0x40, 0x41, 0x42, 0x43, 0x61, 0x70, 0x71, 0x600, 0x602, 0x604, 0x608, 0xcf8, 0xcfc, 0xcfd];
-const HPET_OFFSETS = [0x0, 0x4, 0x10, 0x14, 0x20, 0xf0, 0xf4, 0x100, 0x104, 0x108, 0x10c, 0x110, 0x120, 0x128, 0x12c, 0x140, 0x148, 0x14c, 0x160, 0x3fc];
+const HPET_OFFSETS = [
+  0x0, 0x4, 0x10, 0x14, 0x20, 0xf0, 0xf4, 0x100, 0x104, 0x108, 0x10c, 0x110, 0x120, 0x128, 0x12c, 0x140, 0x148, 0x14c, 0x160, 0x3fc,
+];
 
 function machine() {
   return new PcMachine({ rtcBaseSeconds: 1_600_000_000n, lostTickPolicy: 'slew', acpiPmBase: 0x600 });
@@ -23,7 +34,13 @@ function randomValue(r: Prng): number {
     case 0:
       return r.int(256);
     case 1:
-      return pick(r, [0x00, 0xff, 0x80, 0x7f, 0x30, 0x34, 0x36, 0xe2, 0xc2, 0x0a, 0x0b, 0x0c, 0x26, 0x42, 0x12, 0x86, 0x80000b40, 0x80000b80, 0x601, 0x41, 0x1]);
+      return pick(
+        r,
+        [
+          0x00, 0xff, 0x80, 0x7f, 0x30, 0x34, 0x36, 0xe2, 0xc2, 0x0a, 0x0b, 0x0c, 0x26, 0x42, 0x12, 0x86, 0x80000b40, 0x80000b80, 0x601,
+          0x41, 0x1,
+        ],
+      );
     case 2:
       return r.int(0x10000);
     default:
@@ -120,7 +137,11 @@ test('fuzz: random LAPIC timer register and TSC-deadline writes keep TMCCT withi
     if (k === 0) lapic.writeReg(APIC_LVTT, pick(r, [0x0, 0x20000, 0x40000, 0x60000]) | r.int(256) | (r.int(2) << 16));
     else if (k === 1) lapic.writeReg(APIC_TMICT, r.int(4) === 0 ? Math.floor(r.float() * 2 ** 32) : r.int(100_000));
     else if (k === 2) lapic.writeReg(APIC_TDCR, r.int(16));
-    else if (k === 3) lapic.msrWrite(MSR_IA32_TSC_DEADLINE, r.int(3) === 0 ? 0n : (engine.now * 2_596_136n) / 1_000_000n + BigInt(r.int(5_000_000)) - 100_000n);
+    else if (k === 3)
+      lapic.msrWrite(
+        MSR_IA32_TSC_DEADLINE,
+        r.int(3) === 0 ? 0n : (engine.now * 2_596_136n) / 1_000_000n + BigInt(r.int(5_000_000)) - 100_000n,
+      );
     else if (k === 4) lapic.setRunState(pick(r, ['running', 'halted', 'preempted'] as const));
     else engine.run(engine.now + BigInt(r.int(1_000_000)));
     // TMCCT counts down from TMICT, except that a periodic timer clamped to min_timer_period_us

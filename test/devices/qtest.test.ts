@@ -11,7 +11,12 @@ const run = (s: QtestSession, script: string) => script.split('\n').flatMap((l) 
 
 test('reply formats: OK, OK 0x%04x for port reads, OK 0x%016x for memory reads, OK little for endianness', () => {
   const s = session();
-  assert.deepEqual(run(s, 'outb 0x70 0x0a\ninb 0x71\nreadl 0xfed00000\nendianness'), ['OK', 'OK 0x0026', 'OK 0x000000008086a201', 'OK little']);
+  assert.deepEqual(run(s, 'outb 0x70 0x0a\ninb 0x71\nreadl 0xfed00000\nendianness'), [
+    'OK',
+    'OK 0x0026',
+    'OK 0x000000008086a201',
+    'OK little',
+  ]);
   assert.deepEqual(run(s, 'inl 0x1234\ninw 0x1234'), ['OK 0xffffffff', 'OK 0xffff'], 'unmapped ports read all ones');
 });
 
@@ -46,7 +51,13 @@ test('clock_step and clock_set move the virtual clock and report it; stepping to
 
 test('the RTC seen through qtest: seconds advance with clock_step; UIP shows in the 244 µs window', () => {
   const s = session();
-  assert.deepEqual(run(s, 'clock_step 999755860\noutb 0x70 0x0a\ninb 0x71\noutb 0x70 0x00\ninb 0x71'), ['OK 999755860', 'OK', 'OK 0x00a6', 'OK', 'OK 0x0000']);
+  assert.deepEqual(run(s, 'clock_step 999755860\noutb 0x70 0x0a\ninb 0x71\noutb 0x70 0x00\ninb 0x71'), [
+    'OK 999755860',
+    'OK',
+    'OK 0x00a6',
+    'OK',
+    'OK 0x0000',
+  ]);
   assert.deepEqual(run(s, 'clock_step 244140\ninb 0x71\noutb 0x70 0x0a\ninb 0x71'), ['OK 1000000000', 'OK 0x0001', 'OK', 'OK 0x0026']);
 });
 
@@ -99,7 +110,11 @@ test('memory: write/read hex, b64write/b64read, memset, writeq/readq in RAM', ()
   assert.deepEqual(run(s, 'readl 0x1000'), ['OK 0x00000000efbeadde']);
   assert.deepEqual(run(s, 'b64write 0x2000 3 AQID\nb64read 0x2000 3'), ['OK', 'OK AQID']);
   assert.deepEqual(run(s, 'memset 0x3000 2 0x41\nreadw 0x3000'), ['OK', 'OK 0x0000000000004141']);
-  assert.deepEqual(run(s, 'writeq 0x4000 0x0102030405060708\nreadq 0x4000\nreadb 0x4000'), ['OK', 'OK 0x0102030405060708', 'OK 0x0000000000000008']);
+  assert.deepEqual(run(s, 'writeq 0x4000 0x0102030405060708\nreadq 0x4000\nreadb 0x4000'), [
+    'OK',
+    'OK 0x0102030405060708',
+    'OK 0x0000000000000008',
+  ]);
 });
 
 test('`timevisor devices qtest` answers a script on stdin and exits at end of input', () => {
@@ -111,7 +126,11 @@ test('`timevisor devices qtest` answers a script on stdin and exits at end of in
   });
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, "OK\nOK 0x0020\nFAIL Unknown command 'bogus'\nOK 1000\n");
-  const partial = spawnSync(process.execPath, [bin, 'devices', 'qtest'], { input: 'endianness\nendianness', encoding: 'utf8', timeout: 60_000 });
+  const partial = spawnSync(process.execPath, [bin, 'devices', 'qtest'], {
+    input: 'endianness\nendianness',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   assert.equal(partial.stdout, 'OK little\n', 'an unterminated last line is not a command (qtest_process_inbuf)');
   const bad = spawnSync(process.execPath, [bin, 'devices', 'qtest', '--machine', 'q35'], { input: '', encoding: 'utf8', timeout: 60_000 });
   assert.equal(bad.status, 2);

@@ -9,7 +9,12 @@ const S = 1_000_000_000n;
 function make(base: string, opts: { slew?: boolean } = {}) {
   const engine = new Engine();
   const irq = new RecordingIrq();
-  const rtc = new CmosRtc({ scheduler: engine, irq, baseSeconds: rtcBaseSeconds(base, 0n), lostTickPolicy: opts.slew ? 'slew' : 'discard' });
+  const rtc = new CmosRtc({
+    scheduler: engine,
+    irq,
+    baseSeconds: rtcBaseSeconds(base, 0n),
+    lostTickPolicy: opts.slew ? 'slew' : 'discard',
+  });
   const rd = (i: number) => (rtc.portWrite(0x70, 1, i), rtc.portRead(0x71, 1));
   const wr = (i: number, v: number) => (rtc.portWrite(0x70, 1, i), rtc.portWrite(0x71, 1, v));
   const at = (t: bigint) => engine.run(t);
@@ -151,7 +156,7 @@ test('alarm with "don\'t care" hours and minutes fires every minute at the alarm
   assert.equal(r.rd(0x0c) & 0xa0, 0xa0);
 });
 
-test('SET stops the clock and forces UIE off; clearing SET starts from the written time in the hidden clock\'s phase', () => {
+test("SET stops the clock and forces UIE off; clearing SET starts from the written time in the hidden clock's phase", () => {
   const r = make('2020-01-01T00:00:00');
   r.at(S / 4n);
   r.wr(0x0b, 0x92); // SET | UIE | 24h -> UIE dropped

@@ -12,14 +12,26 @@ test('KVM PIT traces create_pit_timer, pit_timer_fn and kvm_set_irq; the LAPIC t
   pit.portWrite(0x43, 1, 0x34);
   pit.portWrite(0x40, 1, 0xa9);
   pit.portWrite(0x40, 1, 0x04);
-  const lapic = new LapicTimer({ scheduler: engine, irq: new RecordingIrq(), trace, name: 'vm0/vcpu0/lapic', tscKhz: 1_000_000, hvTimer: true });
+  const lapic = new LapicTimer({
+    scheduler: engine,
+    irq: new RecordingIrq(),
+    trace,
+    name: 'vm0/vcpu0/lapic',
+    tscKhz: 1_000_000,
+    hvTimer: true,
+  });
   lapic.writeReg(APIC_LVTT, 0x40);
   lapic.writeReg(APIC_TDCR, 0xb);
   lapic.writeReg(APIC_TMICT, 5_000_000);
   lapic.setRunState('halted');
   engine.run(3_000_000n);
   const names = trace.recorded.map((e) => `${e.source}:${e.name}`);
-  assert.deepEqual(names.slice(0, 4), ['vm0/pit:create_pit_timer', 'vm0/pit:create_pit_timer', 'vm0/vcpu0/lapic:start_hv_timer', 'vm0/vcpu0/lapic:kvm_lapic_switch_to_sw_timer']);
+  assert.deepEqual(names.slice(0, 4), [
+    'vm0/pit:create_pit_timer',
+    'vm0/pit:create_pit_timer',
+    'vm0/vcpu0/lapic:start_hv_timer',
+    'vm0/vcpu0/lapic:kvm_lapic_switch_to_sw_timer',
+  ]);
   assert.equal(names.filter((n) => n === 'vm0/pit:pit_timer_fn').length, 3);
   assert.equal(names.filter((n) => n === 'vm0/pit:kvm_set_irq').length, 3);
   assert.ok(trace.recorded.every((e) => e.ts <= 3_000_000n));

@@ -10,7 +10,9 @@ import { missing, recordedSource, type SystemSource } from '../../src/doctor/sou
 
 const FIX = join(import.meta.dirname, '../fixtures/doctor');
 const ROOT = join(import.meta.dirname, '../..');
-const machines = readdirSync(FIX, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+const machines = readdirSync(FIX, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name);
 
 test('every recorded machine yields a report, and whatever is missing is named with a reason', async () => {
   assert.ok(machines.length >= 10);
@@ -48,11 +50,17 @@ test('the jiffies-only guest is flagged as a risk, with no vDSO clock reads', as
 
 test('a boot parameter that marks the TSC unstable is explained as the risk it is', async () => {
   const src = recordedSource(join(FIX, 'firecracker-pvm'));
-  const patched: SystemSource = { ...src, readText: (p) => (p === '/proc/cmdline' ? { ok: true, value: 'console=ttyS0 tsc=unstable\n' } : src.readText(p)) };
+  const patched: SystemSource = {
+    ...src,
+    readText: (p) => (p === '/proc/cmdline' ? { ok: true, value: 'console=ttyS0 tsc=unstable\n' } : src.readText(p)),
+  };
   const r = await runDoctor({ source: patched });
   const risk = explain(r).find((x) => x.severity === 'risk' && x.topic === 'tsc');
   assert.ok(risk);
-  assert.match(risk.text, /TSC marked unstable by a boot parameter \(tsc=unstable\): the guest stays on kvm-clock even though the TSC is invariant/);
+  assert.match(
+    risk.text,
+    /TSC marked unstable by a boot parameter \(tsc=unstable\): the guest stays on kvm-clock even though the TSC is invariant/,
+  );
 });
 
 test('without a readable kernel log the report says so and carries on', async () => {
@@ -75,7 +83,10 @@ test('on a non-Linux system every reading says why it is missing', async () => {
   const r = await runDoctor({ source: mac, stealIntervalMs: 0 });
   const u = unreadable(r);
   for (const what of ['adjtimex', 'clock_gettime cost', 'kernel log', '/proc/cpuinfo']) {
-    assert.ok(u.some((x) => x.what === what && /darwin/.test(x.reason)), `${what}: ${JSON.stringify(u.find((x) => x.what === what))}`);
+    assert.ok(
+      u.some((x) => x.what === what && /darwin/.test(x.reason)),
+      `${what}: ${JSON.stringify(u.find((x) => x.what === what))}`,
+    );
   }
   assert.ok(u.some((x) => x.what === 'available_clocksource' && /not a Linux system \(darwin\)/.test(x.reason)));
   assert.ok(u.some((x) => x.what === '/dev/kvm' && /darwin/.test(x.reason)));
@@ -107,14 +118,21 @@ test('live: --json prints exactly one JSON object with findings', (t) => {
   }
   const p = spawnSync(process.execPath, ['bin/timevisor.js', 'doctor', '--json', '--steal-ms', '10'], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(p.status, 0, p.stderr);
-  const j = JSON.parse(p.stdout) as { schema: string; findings: unknown[]; vdso: { cost: { ok: boolean; value?: { clocks: { clock: string }[] } } } };
+  const j = JSON.parse(p.stdout) as {
+    schema: string;
+    findings: unknown[];
+    vdso: { cost: { ok: boolean; value?: { clocks: { clock: string }[] } } };
+  };
   assert.equal(j.schema, 'timevisor.doctor/1');
   assert.ok(j.findings.length > 0);
   if (j.vdso.cost.ok) assert.ok(j.vdso.cost.value!.clocks.some((c) => c.clock === 'CLOCK_MONOTONIC_RAW'));
 });
 
 test('--root reads a recording; a bad --steal-ms is a one-line input error (exit 2)', () => {
-  const ok = spawnSync(process.execPath, ['bin/timevisor.js', 'doctor', '--root', join(FIX, 'qemu-tcg-pc')], { cwd: ROOT, encoding: 'utf8' });
+  const ok = spawnSync(process.execPath, ['bin/timevisor.js', 'doctor', '--root', join(FIX, 'qemu-tcg-pc')], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   assert.equal(ok.status, 0, ok.stderr);
   assert.match(ok.stdout, /"tsc" \(rating 300\)/);
   const bad = spawnSync(process.execPath, ['bin/timevisor.js', 'doctor', '--steal-ms', 'soon'], { cwd: ROOT, encoding: 'utf8' });
@@ -130,7 +148,11 @@ test('live, as an unprivileged user: root-only inputs are named with "permission
     t.skip(why);
     return;
   }
-  const p = spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, 'bin/timevisor.js', 'doctor', '--json', '--no-measure', '--steal-ms', '0'], { cwd: ROOT, encoding: 'utf8' });
+  const p = spawnSync(
+    'runuser',
+    ['-u', 'nobody', '--', process.execPath, 'bin/timevisor.js', 'doctor', '--json', '--no-measure', '--steal-ms', '0'],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   if (p.status !== 0 && /EACCES|permission/i.test(p.stderr)) {
     const why = `nobody cannot run the project from ${ROOT}`;
     console.log(`skip: ${why}`);
@@ -146,12 +168,24 @@ test('live, as an unprivileged user: root-only inputs are named with "permission
 });
 
 test('published logs: a watchdog verdict and a TSC marked unstable become risks; the switch is explained', async () => {
-  for (const [m, to] of [['bhyve-propolis-guest', 'acpi_pm'], ['bare-metal-watchdog-hpet', 'hpet']] as const) {
+  for (const [m, to] of [
+    ['bhyve-propolis-guest', 'acpi_pm'],
+    ['bare-metal-watchdog-hpet', 'hpet'],
+  ] as const) {
     const f = explain(await runDoctor({ source: recordedSource(join(FIX, m)) }));
     const risks = f.filter((x) => x.severity === 'risk').map((x) => x.text);
-    assert.ok(risks.some((t) => /watchdog found "tsc" skewing/.test(t)), m);
-    assert.ok(risks.some((t) => t.includes(`due to clocksource watchdog); it uses ${to} instead`)), m);
-    assert.ok(f.some((x) => x.topic === 'clocksource' && x.text.includes(`last switch was to "${to}"`)), m);
+    assert.ok(
+      risks.some((t) => /watchdog found "tsc" skewing/.test(t)),
+      m,
+    );
+    assert.ok(
+      risks.some((t) => t.includes(`due to clocksource watchdog); it uses ${to} instead`)),
+      m,
+    );
+    assert.ok(
+      f.some((x) => x.topic === 'clocksource' && x.text.includes(`last switch was to "${to}"`)),
+      m,
+    );
   }
   const hv = explain(await runDoctor({ source: recordedSource(join(FIX, 'hyperv-azure-tsc-unstable')) }));
   assert.ok(hv.some((x) => x.severity === 'risk' && /due to running on Hyper-V/.test(x.text)));

@@ -9,7 +9,8 @@ const BIN = join(import.meta.dirname, '../../bin/timevisor.js');
 export function guestCli(file: string): { ok: true; guest: GuestView } | { ok: false; reason: string } {
   const p = spawnSync(process.execPath, [BIN, 'guest', '--scenario', file, '--json'], { encoding: 'utf8', timeout: 120_000 });
   if (p.error) return { ok: false, reason: p.error.message };
-  if (p.status !== 0) return { ok: false, reason: `timevisor guest --scenario failed (exit ${p.status}): ${(p.stderr || p.stdout).trim().split('\n')[0]}` };
+  if (p.status !== 0)
+    return { ok: false, reason: `timevisor guest --scenario failed (exit ${p.status}): ${(p.stderr || p.stdout).trim().split('\n')[0]}` };
   try {
     const j = JSON.parse(p.stdout) as Record<string, unknown>;
     for (const k of ['boot_log', 'available_clocksource', 'current_clocksource', 'clockevent_device']) {

@@ -44,7 +44,9 @@ test('the command line splits at "--": kernel parameters before, init arguments 
 });
 
 test('time parameters: clocksource=, tsc= lists, no-kvmclock, quoted values', () => {
-  const c = parseCmdline('root=/dev/vda clocksource=kvm-clock tsc=reliable,nowatchdog no-kvmclock nohz=off acpi_osi="Windows 2009" clocksource=tsc\n');
+  const c = parseCmdline(
+    'root=/dev/vda clocksource=kvm-clock tsc=reliable,nowatchdog no-kvmclock nohz=off acpi_osi="Windows 2009" clocksource=tsc\n',
+  );
   assert.equal(c.time.clocksource, 'tsc'); // the later occurrence wins
   assert.deepEqual(c.time.tsc, ['reliable', 'nowatchdog']);
   assert.equal(c.time.noKvmclock, true);
@@ -76,7 +78,10 @@ test('cpuinfo flags: QEMU TCG guests have no invariant TSC; the -tsc one has no 
 
 test('kernel log lines: dmesg, syslog copies and lines without timestamps', () => {
   const fc = parseKernelLog(read('firecracker-pvm', 'dmesg.txt'));
-  assert.deepEqual(fc[0], { ts: '0.000000', text: 'Linux version 6.18.44-fc-v595 (builder@sandboxing) (gcc (GCC) 15.3.0, GNU ld (GNU Binutils) 2.46) #1 SMP PREEMPT_DYNAMIC @0' });
+  assert.deepEqual(fc[0], {
+    ts: '0.000000',
+    text: 'Linux version 6.18.44-fc-v595 (builder@sandboxing) (gcc (GCC) 15.3.0, GNU ld (GNU Binutils) 2.46) #1 SMP PREEMPT_DYNAMIC @0',
+  });
   const px = parseKernelLog(read('bare-metal-proxmox-syslog', 'dmesg.txt'));
   assert.deepEqual(px[1], { ts: '0.000000', text: 'tsc: Detected 3193.905 MHz processor' });
   const nq = parseKernelLog(read('nested-qemu-hpet', 'dmesg.txt'));
@@ -110,8 +115,16 @@ test('clock facts: this Firecracker guest', () => {
   assert.equal(f.hypervisor, 'KVM');
   assert.equal(f.tscDetectedMhz, '2596.134');
   assert.deepEqual(f.switches, ['kvm-clock', 'tsc']);
-  assert.deepEqual(f.registered.map((r) => r.name), ['kvm-clock', 'refined-jiffies', 'jiffies', 'tsc-early', 'tsc']);
-  assert.deepEqual(f.registered[0], { name: 'kvm-clock', mask: '0xffffffffffffffff', maxCycles: '0x1cd42e4dffb', maxIdleNs: '881590591483' });
+  assert.deepEqual(
+    f.registered.map((r) => r.name),
+    ['kvm-clock', 'refined-jiffies', 'jiffies', 'tsc-early', 'tsc'],
+  );
+  assert.deepEqual(f.registered[0], {
+    name: 'kvm-clock',
+    mask: '0xffffffffffffffff',
+    maxCycles: '0x1cd42e4dffb',
+    maxIdleNs: '881590591483',
+  });
   assert.equal(f.kvmClockMsrs, '4b564d01 and 4b564d00');
   assert.equal(f.kvmClockSchedOffsetCycles, '52991526');
   assert.equal(f.tscDeadline, true);
@@ -130,7 +143,10 @@ test('clock facts: TCG guest calibrates the TSC against the PIT and refines it',
 
 test('clock facts: jiffies-only guest registers nothing but the jiffies clocksources', () => {
   const f = clockFacts(parseKernelLog(read('qemu-tcg-jiffies-only', 'dmesg.txt')));
-  assert.deepEqual(f.registered.map((r) => r.name), ['refined-jiffies', 'jiffies']);
+  assert.deepEqual(
+    f.registered.map((r) => r.name),
+    ['refined-jiffies', 'jiffies'],
+  );
   assert.deepEqual(f.switches, ['refined-jiffies']);
   assert.equal(f.tscDetectedMhz, undefined);
 });
@@ -181,8 +197,12 @@ test('NTP clients are recognised by comm, including the 15-character cut of syst
 });
 
 test('/dev/kmsg records render like dmesg', () => {
-  assert.deepEqual(kmsgRecordToDmesg('6,339,5140900,-;clocksource: Switched to clocksource tsc\n SUBSYSTEM=x\n'), ['[    5.140900] clocksource: Switched to clocksource tsc']);
-  assert.deepEqual(kmsgRecordToDmesg('6,1,51,-;kvm-clock: using sched offset of 52991526 cycles\n'), ['[    0.000051] kvm-clock: using sched offset of 52991526 cycles']);
+  assert.deepEqual(kmsgRecordToDmesg('6,339,5140900,-;clocksource: Switched to clocksource tsc\n SUBSYSTEM=x\n'), [
+    '[    5.140900] clocksource: Switched to clocksource tsc',
+  ]);
+  assert.deepEqual(kmsgRecordToDmesg('6,1,51,-;kvm-clock: using sched offset of 52991526 cycles\n'), [
+    '[    0.000051] kvm-clock: using sched offset of 52991526 cycles',
+  ]);
 });
 
 test('/proc/timer_list: one-shot high-res ticks from lapic-deadline on both CPUs, no broadcast device', () => {

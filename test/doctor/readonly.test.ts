@@ -15,17 +15,34 @@ const sources = readdirSync(DOCTOR)
   .filter((f) => f.endsWith('.ts'))
   .map((f) => ({ file: f, text: readFileSync(join(DOCTOR, f), 'utf8') }));
 
-const READ_ONLY_FS = new Set(['readFileSync', 'readdirSync', 'existsSync', 'openSync', 'readSync', 'closeSync', 'constants', 'readlinkSync', 'accessSync']);
+const READ_ONLY_FS = new Set([
+  'readFileSync',
+  'readdirSync',
+  'existsSync',
+  'openSync',
+  'readSync',
+  'closeSync',
+  'constants',
+  'readlinkSync',
+  'accessSync',
+]);
 
 test('src/doctor imports only reading functions from node:fs, and never fs/promises', () => {
   for (const { file, text } of sources) {
     assert.doesNotMatch(text, /from 'node:fs\/promises'|from 'fs\/promises'|from 'fs'/, file);
     for (const m of text.matchAll(/import\s*\{([^}]*)\}\s*from 'node:fs'/g)) {
-      for (const name of m[1]!.split(',').map((s) => s.trim().split(/\s+as\s+/)[0]!).filter(Boolean)) {
+      for (const name of m[1]!
+        .split(',')
+        .map((s) => s.trim().split(/\s+as\s+/)[0]!)
+        .filter(Boolean)) {
         assert.ok(READ_ONLY_FS.has(name), `${file} imports ${name} from node:fs`);
       }
     }
-    assert.doesNotMatch(text, /\b(writeFile|appendFile|createWriteStream|mkdir|rmSync|unlink|rename|chmod|chown|truncate|copyFile|symlinkSync|utimes)\w*\s*\(/, file);
+    assert.doesNotMatch(
+      text,
+      /\b(writeFile|appendFile|createWriteStream|mkdir|rmSync|unlink|rename|chmod|chown|truncate|copyFile|symlinkSync|utimes)\w*\s*\(/,
+      file,
+    );
   }
 });
 
@@ -37,7 +54,9 @@ test('the only file opened with openSync is /dev/kmsg, read-only and non-blockin
 test('the only program run is dmesg without arguments (dmesg -c would clear the ring buffer)', () => {
   const calls = sources.flatMap(({ text }) => [...text.matchAll(/exec\w*\(([^,]*),\s*(\[[^\]]*\])/g)].map((m) => `${m[1]} ${m[2]}`));
   assert.deepEqual(calls, ["'dmesg' []"]);
-  const cp = sources.flatMap(({ text }) => [...text.matchAll(/import\s*\{([^}]*)\}\s*from 'node:child_process'/g)].map((m) => m[1]!.trim()));
+  const cp = sources.flatMap(({ text }) =>
+    [...text.matchAll(/import\s*\{([^}]*)\}\s*from 'node:child_process'/g)].map((m) => m[1]!.trim()),
+  );
   assert.deepEqual(cp, ['execFileSync']);
 });
 
@@ -46,7 +65,15 @@ test('no clock-setting call is declared anywhere in src/doctor', () => {
     assert.doesNotMatch(text, /clock_settime|settimeofday|clock_adjtime|\bstime\b|ntp_adjtime|KVM_SET|ioctl/, file);
   }
   const decls = sources.flatMap(({ text }) => [...text.matchAll(/libc\.func\('([^']*)'/g)].map((m) => m[1]!));
-  assert.deepEqual(decls.sort(), ['int adjtimex(void *buf)', 'int clock_gettime(int clk, void *ts)', 'long memchr(void *s, int c, long n)', 'long syscall(long nr, long clk, void *ts)'].sort());
+  assert.deepEqual(
+    decls.sort(),
+    [
+      'int adjtimex(void *buf)',
+      'int clock_gettime(int clk, void *ts)',
+      'long memchr(void *s, int c, long n)',
+      'long syscall(long nr, long clk, void *ts)',
+    ].sort(),
+  );
   // syscall() is only ever called with __NR_clock_gettime.
   const vdso = sources.find((s) => s.file === 'vdso.ts')!.text;
   const sysCalls = [...vdso.matchAll(/\.syscall\(([^,]*),/g)].map((m) => m[1]);
@@ -60,7 +87,10 @@ test('adjtimex gets only the all-zero query buffer: modes = 0, and no setter is 
   assert.equal(q.readUInt32LE(TIMEX_LAYOUT.modes), 0);
   const text = sources.find((s) => s.file === 'adjtimex.ts')!.text;
   // The binding is called in exactly one place, with the buffer timexQuery() returned.
-  assert.deepEqual([...text.matchAll(/\bfn\(([^)]*)\)/g)].map((m) => m[1]), ['buf']);
+  assert.deepEqual(
+    [...text.matchAll(/\bfn\(([^)]*)\)/g)].map((m) => m[1]),
+    ['buf'],
+  );
   assert.match(text, /const buf = timexQuery\(\);\n\s*const ret = fn\(buf\);/);
   const exported = Object.keys(adjtimex).sort();
   assert.deepEqual(exported, ['CLOCK_STATES', 'STA', 'TIMEX_LAYOUT', 'decodeTimex', 'readAdjtimex', 'timexQuery']);
@@ -91,7 +121,8 @@ test('decodeTimex: µs offsets scale to ns unless STA_NANO; freq is ppm << 16', 
 test('struct timex offsets match include/uapi/linux/timex.h', (t) => {
   const cc = spawnSync('cc', ['--version']);
   if (cc.error || cc.status !== 0 || process.arch !== 'x64') {
-    const why = process.arch !== 'x64' ? `layout is recorded for x86-64, this is ${process.arch}` : 'no C compiler (cc) to compile linux/timex.h';
+    const why =
+      process.arch !== 'x64' ? `layout is recorded for x86-64, this is ${process.arch}` : 'no C compiler (cc) to compile linux/timex.h';
     console.log(`skip: ${why}`);
     t.skip(why);
     return;
@@ -120,7 +151,15 @@ test('struct timex offsets match include/uapi/linux/timex.h', (t) => {
       return;
     }
     const out = execFileSync(join(dir, 'timex'), { encoding: 'utf8' });
-    const got = Object.fromEntries(out.trim().split('\n').map((l) => { const [k, v] = l.split(' '); return [k!, Number(v)]; }));
+    const got = Object.fromEntries(
+      out
+        .trim()
+        .split('\n')
+        .map((l) => {
+          const [k, v] = l.split(' ');
+          return [k!, Number(v)];
+        }),
+    );
     assert.deepEqual(got, { ...TIMEX_LAYOUT });
   } finally {
     rmSync(dir, { recursive: true, force: true });

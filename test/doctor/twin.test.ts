@@ -8,7 +8,16 @@ import { join } from 'node:path';
 import { runDoctor } from '../../src/doctor/doctor.ts';
 import { recordedSource } from '../../src/doctor/source.ts';
 import { replayScenario } from '../../src/doctor/replay.ts';
-import { compareTwin, guessProfile, kernelCmdline, lineShape, machineView, mhzTextToKhz, planTwin, type GuestView } from '../../src/doctor/twin.ts';
+import {
+  compareTwin,
+  guessProfile,
+  kernelCmdline,
+  lineShape,
+  machineView,
+  mhzTextToKhz,
+  planTwin,
+  type GuestView,
+} from '../../src/doctor/twin.ts';
 import { parseCmdline } from '../../src/doctor/parse.ts';
 import { parseScenarioText } from '../../src/world/scenario.ts';
 import { guestCli } from './guest-cli.ts';
@@ -33,11 +42,16 @@ test('TSC kHz is read exactly from the printed MHz', () => {
 });
 
 test('the twin command line keeps kernel parameters and drops init arguments', () => {
-  assert.equal(kernelCmdline(parseCmdline('console=ttyS0 tsc=reliable acpi_osi="A B" -- --firecracker-init --addr 0.0.0.0\n')), 'console=ttyS0 tsc=reliable acpi_osi="A B"');
+  assert.equal(
+    kernelCmdline(parseCmdline('console=ttyS0 tsc=reliable acpi_osi="A B" -- --firecracker-init --addr 0.0.0.0\n')),
+    'console=ttyS0 tsc=reliable acpi_osi="A B"',
+  );
 });
 
 test('every recorded machine gives a twin scenario the scenario schema accepts', async () => {
-  const machines = readdirSync(FIX, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  const machines = readdirSync(FIX, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name);
   for (const m of machines) {
     const plan = planTwin(await recorded(m));
     const s = parseScenarioText(plan.yaml, `${m} twin`);
@@ -59,29 +73,58 @@ const machine = {
   available_clocksource: 'tsc kvm-clock \n',
   current_clocksource: 'tsc\n',
   clockevent_device: 'lapic-deadline',
-  boot_clock_lines: ['kvm-clock: Using msrs 4b564d01 and 4b564d00', 'kvm-clock: using sched offset of 52991526 cycles', 'clocksource: Switched to clocksource kvm-clock', 'clocksource: Switched to clocksource tsc'],
+  boot_clock_lines: [
+    'kvm-clock: Using msrs 4b564d01 and 4b564d00',
+    'kvm-clock: using sched offset of 52991526 cycles',
+    'clocksource: Switched to clocksource kvm-clock',
+    'clocksource: Switched to clocksource tsc',
+  ],
   hidden: [],
 };
 
 test('a twin that prints the same sysfs text and lines matches everything', () => {
-  const twin: GuestView = { boot_log: ['Linux version x', ...machine.boot_clock_lines], available_clocksource: 'tsc kvm-clock ', current_clocksource: 'tsc\n', clockevent_device: 'lapic-deadline' };
+  const twin: GuestView = {
+    boot_log: ['Linux version x', ...machine.boot_clock_lines],
+    available_clocksource: 'tsc kvm-clock ',
+    current_clocksource: 'tsc\n',
+    clockevent_device: 'lapic-deadline',
+  };
   const c = compareTwin(machine, twin);
   assert.deepEqual(c.differences, []);
   // The trailing newline is the file's, not the text's: "tsc kvm-clock " and "tsc kvm-clock \n" are the same.
-  assert.deepEqual(c.matched, ['available_clocksource', 'current_clocksource', 'clockevent_device', 'clocksource switch sequence', 'boot clock lines']);
+  assert.deepEqual(c.matched, [
+    'available_clocksource',
+    'current_clocksource',
+    'clockevent_device',
+    'clocksource switch sequence',
+    'boot clock lines',
+  ]);
   assert.equal(c.matchedLines, 4);
 });
 
 test('differences are listed: other numbers, missing lines, extra lines, another clocksource', () => {
   const twin: GuestView = {
-    boot_log: ['kvm-clock: Using msrs 4b564d01 and 4b564d00', 'kvm-clock: using sched offset of 1000 cycles', 'clocksource: Switched to clocksource kvm-clock', 'clocksource: hpet: mask: 0xffffffff max_cycles: 0xffffffff, max_idle_ns: 19112604467 ns'],
+    boot_log: [
+      'kvm-clock: Using msrs 4b564d01 and 4b564d00',
+      'kvm-clock: using sched offset of 1000 cycles',
+      'clocksource: Switched to clocksource kvm-clock',
+      'clocksource: hpet: mask: 0xffffffff max_cycles: 0xffffffff, max_idle_ns: 19112604467 ns',
+    ],
     available_clocksource: 'kvm-clock tsc ',
     current_clocksource: 'kvm-clock\n',
     clockevent_device: 'lapic',
   };
   const c = compareTwin(machine, twin);
   const what = c.differences.map((d) => d.what);
-  assert.deepEqual(what, ['available_clocksource', 'current_clocksource', 'clockevent_device', 'boot line (numbers differ)', 'boot line missing in the twin', 'boot line only in the twin', 'clocksource switch sequence']);
+  assert.deepEqual(what, [
+    'available_clocksource',
+    'current_clocksource',
+    'clockevent_device',
+    'boot line (numbers differ)',
+    'boot line missing in the twin',
+    'boot line only in the twin',
+    'clocksource switch sequence',
+  ]);
   assert.equal(c.differences[3]!.twin, 'kvm-clock: using sched offset of 1000 cycles');
   assert.equal(lineShape('tsc: Detected 2596.134 MHz processor'), 'tsc: Detected # MHz processor');
 });
@@ -89,7 +132,12 @@ test('differences are listed: other numbers, missing lines, extra lines, another
 test('what the machine hides is skipped and said, not passed', async () => {
   const view = machineView(await recorded('coreos-bare-metal-refined-jiffies'));
   assert.equal(view.boot_clock_lines, undefined);
-  const c = compareTwin(view, { boot_log: [], available_clocksource: 'refined-jiffies jiffies tsc ', current_clocksource: 'refined-jiffies \n', clockevent_device: 'lapic' });
+  const c = compareTwin(view, {
+    boot_log: [],
+    available_clocksource: 'refined-jiffies jiffies tsc ',
+    current_clocksource: 'refined-jiffies \n',
+    clockevent_device: 'lapic',
+  });
   assert.ok(c.skipped.some((s) => s.startsWith('boot log:')));
   assert.ok(c.skipped.some((s) => s.startsWith('clockevent device:')));
   assert.deepEqual(c.matched, ['available_clocksource', 'current_clocksource']);
@@ -134,7 +182,14 @@ test('the in-process replay doctor prints equals what `timevisor guest --scenari
     }
     const lib = replayScenario(plan.scenario);
     assert.ok(lib.ok, lib.ok ? '' : lib.reason);
-    for (const k of ['boot_log', 'available_clocksource', 'current_clocksource', 'clockevent_device', 'broadcast_device', 'tick_mode'] as const) {
+    for (const k of [
+      'boot_log',
+      'available_clocksource',
+      'current_clocksource',
+      'clockevent_device',
+      'broadcast_device',
+      'tick_mode',
+    ] as const) {
       assert.deepEqual(lib.value[k], cli.guest[k], k);
     }
   } finally {
@@ -181,6 +236,10 @@ test('recorded KVM and TCG machines: what their twins do not reproduce is only t
     const r = replayScenario(planTwin(report).scenario);
     assert.ok(r.ok, m);
     const c = compareTwin(machineView(report), r.value);
-    assert.deepEqual(c.differences.map((d) => d.gap?.id ?? `unexplained: ${d.what}: ${d.machine} | ${d.twin}`), gaps, m);
+    assert.deepEqual(
+      c.differences.map((d) => d.gap?.id ?? `unexplained: ${d.what}: ${d.machine} | ${d.twin}`),
+      gaps,
+      m,
+    );
   }
 });

@@ -15,7 +15,16 @@ const t = (c = '') => parseCmdline(c).time;
 const known = { tscKhz: 2_596_136, cpuKhz: 2_596_136 };
 function platform(cpuid: Partial<GuestPlatform['cpuid']>, lapic = true): GuestPlatform {
   return {
-    cpuid: { vendor: 'amd', tsc: true, tscDeadlineTimer: true, hypervisor: true, invariantTsc: true, tscAdjust: true, arat: true, ...cpuid },
+    cpuid: {
+      vendor: 'amd',
+      tsc: true,
+      tscDeadlineTimer: true,
+      hypervisor: true,
+      invariantTsc: true,
+      tscAdjust: true,
+      arat: true,
+      ...cpuid,
+    },
     devices: { pit: { speakerPort: true }, hpet: null, acpi: null, rtc: false, lapic },
     vcpus: 1,
     rdtsc: () => 0n,
@@ -34,15 +43,23 @@ test('ARAT and the TSC-deadline timer with known frequencies: no PIT clockevent,
   assert.equal(tick.broadcast, null);
 });
 
-test('each of apic_needs_pit()\'s reasons keeps the PIT', () => {
+test("each of apic_needs_pit()'s reasons keeps the PIT", () => {
   assert.equal(apicNeedsPit(platform({}), k, t(), { tscKhz: 0, cpuKhz: 0 }), true, 'frequencies unknown');
   assert.equal(apicNeedsPit(platform({}, false), k, t(), known), true, 'no local APIC');
   assert.equal(apicNeedsPit(platform({}), k, t('nolapic'), known), true, 'APIC disabled');
   assert.equal(apicNeedsPit(platform({ arat: false }), k, t(), known), true, 'no ARAT, even with TSC deadline');
   assert.equal(apicNeedsPit(platform({ arat: undefined }), k, t(), known), true, 'ARAT not offered');
   assert.equal(apicNeedsPit(platform({ tscDeadlineTimer: false }), k, t(), known), true, 'APIC timer frequency unknown');
-  assert.equal(apicNeedsPit(platform({ tscDeadlineTimer: false }), k, t(), { ...known, lapicTimerPeriod: 100_000 }), false, 'APIC timer period from CPUID 0x15');
-  assert.equal(apicNeedsPit(platform({ tscDeadlineTimer: false }), k, t('noapictimer'), { ...known, lapicTimerPeriod: 100_000 }), true, 'noapictimer');
+  assert.equal(
+    apicNeedsPit(platform({ tscDeadlineTimer: false }), k, t(), { ...known, lapicTimerPeriod: 100_000 }),
+    false,
+    'APIC timer period from CPUID 0x15',
+  );
+  assert.equal(
+    apicNeedsPit(platform({ tscDeadlineTimer: false }), k, t('noapictimer'), { ...known, lapicTimerPeriod: 100_000 }),
+    true,
+    'noapictimer',
+  );
 });
 
 test('without a TSC (or CONFIG_X86_TSC) use_pit() always sets the PIT up', () => {
@@ -51,7 +68,7 @@ test('without a TSC (or CONFIG_X86_TSC) use_pit() always sets the PIT up', () =>
   assert.equal(usePit(platform({}), k, t(), known), false);
 });
 
-test('profiles: KVM guests offer ARAT and get no broadcast device; QEMU TCG\'s qemu64 has no ARAT', () => {
+test("profiles: KVM guests offer ARAT and get no broadcast device; QEMU TCG's qemu64 has no ARAT", () => {
   for (const profile of ['firecracker', 'cloud-hypervisor', 'kvmtool']) {
     const r = runGuest({ profile, kernel: 'distro', cmdline: '', host: {} });
     assert.equal(r.broadcast_device, '\n', profile);
@@ -68,7 +85,8 @@ test('profiles: KVM guests offer ARAT and get no broadcast device; QEMU TCG\'s q
 });
 
 test('check_timer() prints ..TIMER only with a global clockevent and the IO-APIC in use', () => {
-  const timer = (profile: string, cmdline = '', kernel = 'distro') => runGuest({ profile, kernel, cmdline, host: {} }).boot_log.filter((l) => l.startsWith('..TIMER'));
+  const timer = (profile: string, cmdline = '', kernel = 'distro') =>
+    runGuest({ profile, kernel, cmdline, host: {} }).boot_log.filter((l) => l.startsWith('..TIMER'));
   // the recorded Debian 12 TCG guest's line (test/fixtures/doctor/qemu-tcg-pc): IRQ0 on pin 2 by QEMU's MADT override
   assert.deepEqual(timer('qemu-tcg', '', 'debian12'), ['..TIMER: vector=0x30 apic1=0 pin1=2 apic2=-1 pin2=-1']);
   assert.deepEqual(timer('qemu-kvm'), ['..TIMER: vector=0x30 apic1=0 pin1=2 apic2=-1 pin2=-1'], 'HPET is the global clockevent');

@@ -99,7 +99,13 @@ test('kvm-clock without the stable bit: the sched offset is still printed, sched
   const { bootVm, guestReport, kernelPreset, machineProfile } = await import('../../src/vmm/index.ts');
   const fc = machineProfile('firecracker');
   // KVM_FEATURE_CLOCKSOURCE_STABLE_BIT (24) withheld, as a VMM may do
-  const profile = { ...fc, cpuid: (h: Parameters<typeof fc.cpuid>[0]) => { const c = fc.cpuid(h); return { ...c, kvm: { ...c.kvm!, features: (c.kvm!.features & ~(1 << 24)) >>> 0 } }; } };
+  const profile = {
+    ...fc,
+    cpuid: (h: Parameters<typeof fc.cpuid>[0]) => {
+      const c = fc.cpuid(h);
+      return { ...c, kvm: { ...c.kvm!, features: (c.kvm!.features & ~(1 << 24)) >>> 0 } };
+    },
+  };
   const e = new Engine();
   const b = bootVm({ profile, kernel: kernelPreset('distro'), scheduler: e, kvmclockAtInitNs: 52_991_526n });
   e.run(b.kernelEntryAt + 2_000_000_000n);

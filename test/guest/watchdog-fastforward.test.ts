@@ -37,7 +37,16 @@ function run(plan: Plan, fastForward: boolean): Run {
   const e = new Engine();
   const opts: BootVmOptions = { kernel: kernelPreset('distro'), scheduler: e, ...plan.opts };
   if (plan.wanderingHost) {
-    const host = new Host({ name: 'h', oscillator: { ppm: -3, wanderSigmaPpm: 0.05, wanderIntervalNs: 600n * S }, tsc: { freqKhz: 2_000_000, constant: true, nonstop: true, invariant: false }, ntp: true }, new Prng(7), 0n);
+    const host = new Host(
+      {
+        name: 'h',
+        oscillator: { ppm: -3, wanderSigmaPpm: 0.05, wanderIntervalNs: 600n * S },
+        tsc: { freqKhz: 2_000_000, constant: true, nonstop: true, invariant: false },
+        ntp: true,
+      },
+      new Prng(7),
+      0n,
+    );
     const wander = e.timer(() => {
       host.oscillator.wanderStep(e.now);
       wander.armIn(600n * S);
@@ -57,7 +66,9 @@ function run(plan: Plan, fastForward: boolean): Run {
 
 function sample(r: Run): void {
   const g = r.b.guest;
-  r.samples.push(`${r.e.now} ${g.clockGettime('monotonic')} ${g.clockGettime('realtime')} ${g.clockGettime('monotonic_raw')} checks=${g.watchdog.checks}`);
+  r.samples.push(
+    `${r.e.now} ${g.clockGettime('monotonic')} ${g.clockGettime('realtime')} ${g.clockGettime('monotonic_raw')} checks=${g.watchdog.checks}`,
+  );
 }
 
 /** Run both ways and require identical observations; returns the fast-forwarded run. */
@@ -90,7 +101,10 @@ test('a 2000 ppm TSC rate change after 20 quiet minutes is caught at the same in
   const K = 2400n; // 20 minutes of intervals
   // 100 ms into interval K+1: 400 ms at +2000 ppm is 800 µs of skew, over the 2 × 250 µs margin
   const atNs = grid(probe, K) + 100n * MS;
-  const plan: Plan = { opts: { profile: machineProfile('qemu-tcg'), updateIntervalNs: 300n * S, tscRateChange: { atNs, ppm: 2000 } }, until: atNs + 60n * S };
+  const plan: Plan = {
+    opts: { profile: machineProfile('qemu-tcg'), updateIntervalNs: 300n * S, tscRateChange: { atNs, ppm: 2000 } },
+    until: atNs + 60n * S,
+  };
   const fast = bothWays(plan);
   const b = fast.b;
   assert.ok(b.guest.watchdog.fastForwarded > 2000, `fast-forwarded ${b.guest.watchdog.fastForwarded} intervals`);
@@ -107,7 +121,10 @@ test('a 2000 ppm TSC rate change after 20 quiet minutes is caught at the same in
 test('a 500 ppm change stays inside the margin both ways, and the watchdog keeps sleeping through spans', () => {
   const probe = bootVm({ profile: machineProfile('qemu-tcg'), kernel: kernelPreset('distro'), scheduler: new Engine() });
   const atNs = grid(probe, 1200n) + 100n * MS;
-  const fast = bothWays({ opts: { profile: machineProfile('qemu-tcg'), updateIntervalNs: 300n * S, tscRateChange: { atNs, ppm: 500 } }, until: atNs + 1800n * S });
+  const fast = bothWays({
+    opts: { profile: machineProfile('qemu-tcg'), updateIntervalNs: 300n * S, tscRateChange: { atNs, ppm: 500 } },
+    until: atNs + 1800n * S,
+  });
   assert.ok(!fast.b.guest.bootLog().some((l) => l.includes('unstable')));
   assert.equal(fast.b.guest.currentClocksource(), 'tsc\n');
   assert.ok(fast.b.guest.watchdog.fastForwarded > 4000);
@@ -142,7 +159,10 @@ test('kvm-clock watching the TSC on a wandering host with 300-s vCPU entries, sa
 test('a counter changed outside any scheduler event is noticed at the end of the span, not skipped over (and a v6.3+ kernel skips the stretched interval)', () => {
   // the VMM resumes a paused VM from outside the engine (between two run() calls): kvm-clock is set
   // back by the pause, which the fast-forward cannot have foreseen
-  const r = run({ opts: { profile: machineProfile('qemu-kvm-noinvtsc'), updateIntervalNs: 300n * S, vcpuEntryIntervalNs: 300n * S }, until: 100n * S }, true);
+  const r = run(
+    { opts: { profile: machineProfile('qemu-kvm-noinvtsc'), updateIntervalNs: 300n * S, vcpuEntryIntervalNs: 300n * S }, until: 100n * S },
+    true,
+  );
   const lc = new VmLifecycle(r.b);
   lc.pause();
   r.e.run(130n * S);

@@ -113,7 +113,10 @@ test('readNs (in place on flat RAM) returns what read() returns, with the same l
     [GPA, 1100n, 5_100n], // 5100 = last_value
   ];
   for (const [gpa, tsc, want] of steps) {
-    assert.equal(fast.readNs(mem, gpa, () => tsc), want);
+    assert.equal(
+      fast.readNs(mem, gpa, () => tsc),
+      want,
+    );
     assert.equal(slow.read(copy, gpa, () => tsc).ns, want);
   }
   assert.equal(fast.lastValue, slow.lastValue);
@@ -123,7 +126,10 @@ test('readNs consumes GUEST_STOPPED and reports a stuck odd version like read()'
   const mem = new FlatGuestMemory(0x1000);
   mem.write(GPA, rec({ flags: PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED }));
   const g = new PvclockGuest({ stableBitTrusted: true });
-  assert.equal(g.readNs(mem, GPA, () => 1500n), 5_500n);
+  assert.equal(
+    g.readNs(mem, GPA, () => 1500n),
+    5_500n,
+  );
   assert.equal(mem.read(GPA + 29n, 1)[0], PVCLOCK_TSC_STABLE_BIT);
   assert.equal(g.watchdogTouches, 1);
   mem.write(GPA, rec({ version: 7 }));

@@ -137,7 +137,7 @@ test('KVM_SET_CLOCK with KVM_CLOCK_REALTIME adds the realtime elapsed since data
   // realtime moved by raw(1 s of cycles) = 2596136000 * 6462379 >> 24 (from a TSC multiple of 2^0; computed exactly below)
   const m = 6_462_379n;
   const t0 = saved.hostTsc;
-  const dReal = ((t0 + 2_596_136_000n) * m >> 24n) - ((t0 * m) >> 24n);
+  const dReal = (((t0 + 2_596_136_000n) * m) >> 24n) - ((t0 * m) >> 24n);
   assert.equal(after.clock, saved.clock + dReal);
   // realtime in the future: clock unchanged
   vm.setClock({ clock: 5n, flags: KVM_CLOCK_REALTIME, realtime: after.realtime + 1_000_000_000n });
@@ -166,7 +166,11 @@ test('KVMCLOCK_CTRL sets GUEST_STOPPED in the next record; KVM keeps it until th
   assert.equal(decodePvclock(memory.read(PVCLOCK_GPA, 32)).flags, PVCLOCK_TSC_STABLE_BIT | PVCLOCK_GUEST_STOPPED);
   vcpu.makeRequest('CLOCK_UPDATE');
   vcpu.run(0);
-  assert.equal(decodePvclock(memory.read(PVCLOCK_GPA, 32)).flags & PVCLOCK_GUEST_STOPPED, PVCLOCK_GUEST_STOPPED, 'retained from the guest copy');
+  assert.equal(
+    decodePvclock(memory.read(PVCLOCK_GPA, 32)).flags & PVCLOCK_GUEST_STOPPED,
+    PVCLOCK_GUEST_STOPPED,
+    'retained from the guest copy',
+  );
   memory.write(PVCLOCK_GPA + 29n, Uint8Array.of(PVCLOCK_TSC_STABLE_BIT)); // the guest clears it (pvclock_clocksource_read)
   vcpu.makeRequest('CLOCK_UPDATE');
   vcpu.run(0);
@@ -257,7 +261,10 @@ test('a guest TSC write moves only the offset and IA32_TSC_ADJUST by the same am
 });
 
 test('KVM_SET_TSC_KHZ: within 250 ppm no scaling; 2x gives ratio 2<<48 on VMX and 2<<32 on SVM', () => {
-  for (const [caps, frac] of [[VMX_TSC_SCALING, 48n], [SVM_TSC_SCALING, 32n]] as const) {
+  for (const [caps, frac] of [
+    [VMX_TSC_SCALING, 48n],
+    [SVM_TSC_SCALING, 32n],
+  ] as const) {
     const host = new ManualHost(KHZ);
     const vm = new KvmVm({ host: host.tk, memory: new FlatGuestMemory(0x10000), tscScaling: caps });
     const v = vm.createVcpu();
@@ -340,7 +347,14 @@ test('trace events are named after the KVM functions they stand for', async () =
   v.run(0);
   vm.setClock({ clock: 1n });
   const names = new Set(trace.recorded.map((e) => e.name));
-  for (const n of ['pvclock_update_vm_gtod_copy', 'kvm_synchronize_tsc', 'kvm_guest_time_update', 'record_steal_time', 'kvm_vm_ioctl_set_clock']) assert.ok(names.has(n), n);
+  for (const n of [
+    'pvclock_update_vm_gtod_copy',
+    'kvm_synchronize_tsc',
+    'kvm_guest_time_update',
+    'record_steal_time',
+    'kvm_vm_ioctl_set_clock',
+  ])
+    assert.ok(names.has(n), n);
 });
 
 test('TSC catch-up without hardware scaling: a 2 GHz guest on a 1 GHz host is bumped to 2× elapsed at each clock update', () => {

@@ -12,7 +12,14 @@ import {
 } from '../../src/core/index.ts';
 
 test('pvclock_vcpu_time_info encodes at the offsets of pvclock-abi.h (32 bytes, little endian, s8 shift)', () => {
-  const buf = encodePvclock({ version: 2, tscTimestamp: 0x0102030405060708n, systemTime: 0x1112131415161718n, tscToSystemMul: 0xc5380a73, tscShift: -1, flags: 1 });
+  const buf = encodePvclock({
+    version: 2,
+    tscTimestamp: 0x0102030405060708n,
+    systemTime: 0x1112131415161718n,
+    tscToSystemMul: 0xc5380a73,
+    tscShift: -1,
+    flags: 1,
+  });
   assert.equal(buf.length, 32);
   assert.deepEqual([...buf.subarray(0, 4)], [2, 0, 0, 0]);
   assert.deepEqual([...buf.subarray(8, 16)], [8, 7, 6, 5, 4, 3, 2, 1]);
@@ -20,7 +27,14 @@ test('pvclock_vcpu_time_info encodes at the offsets of pvclock-abi.h (32 bytes, 
   assert.deepEqual([...buf.subarray(24, 28)], [0x73, 0x0a, 0x38, 0xc5]);
   assert.equal(buf[28], 0xff);
   assert.equal(buf[29], 1);
-  assert.deepEqual(decodePvclock(buf), { version: 2, tscTimestamp: 0x0102030405060708n, systemTime: 0x1112131415161718n, tscToSystemMul: 0xc5380a73, tscShift: -1, flags: 1 });
+  assert.deepEqual(decodePvclock(buf), {
+    version: 2,
+    tscTimestamp: 0x0102030405060708n,
+    systemTime: 0x1112131415161718n,
+    tscToSystemMul: 0xc5380a73,
+    tscShift: -1,
+    flags: 1,
+  });
 });
 
 test('kvm_steal_time: steal at 0, version at 8, flags at 12, preempted at 16 (64 bytes)', () => {

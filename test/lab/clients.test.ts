@@ -14,7 +14,14 @@ async function peer(onConn: (s: Socket) => void): Promise<{ path: string; server
   const path = join(dir, 'sock');
   const server = createServer(onConn);
   await new Promise<void>((r) => server.listen(path, () => r()));
-  return { path, server, done: () => { server.close(); rmSync(dir, { recursive: true, force: true }); } };
+  return {
+    path,
+    server,
+    done: () => {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 test('QGA: guest-sync-delimited skips stale bytes up to the 0xFF sentinel; ns times above 2^53 stay exact', async () => {
@@ -31,7 +38,9 @@ test('QGA: guest-sync-delimited skips stale bytes up to the 0xFF sentinel; ns ti
         seen.push(req.execute);
         if (req.execute === 'guest-sync-delimited') {
           // stale output from before the session, then the sentinel, then the reply
-          s.write(Buffer.concat([Buffer.from('{"return": 1}\n garbage'), Buffer.from([0xff]), Buffer.from(`{"return": ${req.arguments!.id}}\n`)]));
+          s.write(
+            Buffer.concat([Buffer.from('{"return": 1}\n garbage'), Buffer.from([0xff]), Buffer.from(`{"return": ${req.arguments!.id}}\n`)]),
+          );
         } else if (req.execute === 'guest-get-time') {
           s.write('{"return": 1795639061223494123}\n');
         } else if (req.execute === 'guest-set-time') {
@@ -82,7 +91,8 @@ test('QMP: greeting, qmp_capabilities first, replies matched by id, events kept,
         const req = JSON.parse(buf.slice(0, nl)) as { execute: string; id: string };
         buf = buf.slice(nl + 1);
         order.push(req.execute);
-        if (req.execute === 'stop') s.write(`{"timestamp": {"seconds": 1795639061, "microseconds": 5}, "event": "STOP"}\n{"return": {}, "id": "${req.id}"}\n`);
+        if (req.execute === 'stop')
+          s.write(`{"timestamp": {"seconds": 1795639061, "microseconds": 5}, "event": "STOP"}\n{"return": {}, "id": "${req.id}"}\n`);
         else if (req.execute === 'query-status') s.write(`{"return": {"status": "paused", "running": false}, "id": "${req.id}"}\n`);
         else if (req.execute === 'cont') s.write(`{"error": {"class": "GenericError", "desc": "nope"}, "id": "${req.id}"}\n`);
         else s.write(`{"return": {}, "id": "${req.id}"}\n`);
@@ -95,7 +105,10 @@ test('QMP: greeting, qmp_capabilities first, replies matched by id, events kept,
     assert.deepEqual(await qmp.queryStatus(), { status: 'paused', running: false });
     await assert.rejects(qmp.cont(), /nope/);
     assert.deepEqual(order, ['qmp_capabilities', 'stop', 'query-status', 'cont']);
-    assert.deepEqual(qmp.events.map((e) => [e.event, e.timestamp?.microseconds]), [['STOP', 5]]);
+    assert.deepEqual(
+      qmp.events.map((e) => [e.event, e.timestamp?.microseconds]),
+      [['STOP', 5]],
+    );
   } finally {
     qmp.close();
     p.done();

@@ -53,12 +53,28 @@ test('real guest under QEMU TCG', { timeout: 600_000 }, async (t) => {
       // print: "Long readout interval" (the watchdog timer ran late) and the LAPIC timer calibration
       // disagreeing with the PM timer (apic.c calibrate_APIC_clock; the model has no LAPIC calibration).
       const fixed = (log: string[]) =>
-        log.map(strip).filter((l) => !/^tsc:|tsc-early|^clocksource: tsc:|rtc_cmos|sched_clock|Calibrating|Reserving HPET|^ACPI: HPET 0x|Long readout interval|^APIC calibration not consistent with PM-Timer|^APIC delta adjusted to PM-Timer/.test(l));
+        log
+          .map(strip)
+          .filter(
+            (l) =>
+              !/^tsc:|tsc-early|^clocksource: tsc:|rtc_cmos|sched_clock|Calibrating|Reserving HPET|^ACPI: HPET 0x|Long readout interval|^APIC calibration not consistent with PM-Timer|^APIC delta adjusted to PM-Timer/.test(
+                l,
+              ),
+          );
       assert.deepEqual(fixed(r.real.boot_log), fixed(r.model.boot_log));
-      assert.ok(r.real.boot_log.some((l) => /rtc_cmos \S+: setting system clock to/.test(l)), 'hctosys line');
-      assert.ok(r.real.boot_log.some((l) => /Switched to clocksource tsc$/.test(l)), 'switch to tsc');
+      assert.ok(
+        r.real.boot_log.some((l) => /rtc_cmos \S+: setting system clock to/.test(l)),
+        'hctosys line',
+      );
+      assert.ok(
+        r.real.boot_log.some((l) => /Switched to clocksource tsc$/.test(l)),
+        'switch to tsc',
+      );
       // RTC: 1 s granularity, phase set by QEMU's start, +0.5 s from hctosys → (−1.5, +0.5] plus sampling error.
-      assert.ok(r.real.boot_offset_s > -1.5 - r.real.sample_rtt_s && r.real.boot_offset_s <= 0.5 + r.real.sample_rtt_s, `boot offset ${r.real.boot_offset_s}`);
+      assert.ok(
+        r.real.boot_offset_s > -1.5 - r.real.sample_rtt_s && r.real.boot_offset_s <= 0.5 + r.real.sample_rtt_s,
+        `boot offset ${r.real.boot_offset_s}`,
+      );
       // QEMU's RTC arithmetic, fed the measured RTC phase, predicts the offset; only a read within a few ms
       // of an RTC tick may round the other way.
       const c = r.rtc_check;
@@ -67,7 +83,10 @@ test('real guest under QEMU TCG', { timeout: 600_000 }, async (t) => {
       const tol = 0.01 + r.real.sample_rtt_s + (c.tick_uncertainty_s ?? 0);
       const diff = r.real.boot_offset_s - c.predicted_boot_offset_s;
       const flipPossible = c.read_to_tick_s < tol;
-      assert.ok(Math.abs(diff) < tol || (flipPossible && Math.abs(Math.abs(diff) - 1) < tol), `real ${r.real.boot_offset_s} vs predicted ${c.predicted_boot_offset_s} (tolerance ${tol})`);
+      assert.ok(
+        Math.abs(diff) < tol || (flipPossible && Math.abs(Math.abs(diff) - 1) < tol),
+        `real ${r.real.boot_offset_s} vs predicted ${c.predicted_boot_offset_s} (tolerance ${tol})`,
+      );
     });
 
     await t.test('trace rtc: the boot-time RTC read, traced from the kernel command line, follows the twin’s call path', async () => {
@@ -111,7 +130,10 @@ test('real guest under QEMU TCG', { timeout: 600_000 }, async (t) => {
         const tol = 0.05 + r.real.sample_rtt_s;
         near(r.real.realtime_lag_after_resume_s, 2, tol + 0.2, 'lag');
         near(r.real.monotonic_advance_during_pause_s, 0, tol, 'monotonic');
-        assert.ok(r.real.notes.some((n) => /chronyd: .*System clock wrong by|chronyd: .*stepped by/.test(n)), `chronyd saw the offset: ${r.real.notes.join('; ')}`);
+        assert.ok(
+          r.real.notes.some((n) => /chronyd: .*System clock wrong by|chronyd: .*stepped by/.test(n)),
+          `chronyd saw the offset: ${r.real.notes.join('; ')}`,
+        );
         // chronyd's step estimate comes from NTP samples over slirp: within 0.1 s (its makestep threshold).
         near(r.real.error_after_sync_s, 0, 0.1 + tol, 'error after the step');
         assert.ok(r.real.sync_done_at_s !== null && r.real.sync_done_at_s < 30);

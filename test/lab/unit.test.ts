@@ -15,7 +15,23 @@ const S = 1_000_000_000n;
 test('newc: one file gives the 110-byte ASCII header, name, data and trailer with 4-byte padding', () => {
   const buf = packNewc([{ kind: 'file', path: 'a', data: Buffer.from('hi'), mode: 0o644 }]);
   // Hand-derived: magic, ino 1, mode 0100644, uid, gid, nlink 1, mtime, size 2, dev 0/0, rdev 0/0, namesize 2, check.
-  const header = '070701' + ['00000001', '000081a4', '00000000', '00000000', '00000001', '00000000', '00000002', '00000000', '00000000', '00000000', '00000000', '00000002', '00000000'].join('');
+  const header =
+    '070701' +
+    [
+      '00000001',
+      '000081a4',
+      '00000000',
+      '00000000',
+      '00000001',
+      '00000000',
+      '00000002',
+      '00000000',
+      '00000000',
+      '00000000',
+      '00000000',
+      '00000002',
+      '00000000',
+    ].join('');
   assert.equal(buf.toString('ascii', 0, 110), header);
   assert.equal(buf.toString('ascii', 110, 112), 'a\0'); // 110 + 2 = 112: already 4-aligned
   assert.equal(buf.toString('ascii', 112, 114), 'hi');
@@ -33,7 +49,15 @@ test('newc: directories, symlinks and device nodes round-trip with their modes',
     { kind: 'file', path: 'init', data: Buffer.from('#!/bin/sh\n'), mode: 0o755 },
   ]);
   const got = unpackNewc(buf);
-  assert.deepEqual(got.map((e) => [e.path, e.mode.toString(8)]), [['dev', '40755'], ['dev/console', '20600'], ['bin/sh', '120777'], ['init', '100755']]);
+  assert.deepEqual(
+    got.map((e) => [e.path, e.mode.toString(8)]),
+    [
+      ['dev', '40755'],
+      ['dev/console', '20600'],
+      ['bin/sh', '120777'],
+      ['init', '100755'],
+    ],
+  );
   assert.deepEqual(got[1]!.rdev, [5, 1]);
   assert.equal(got[2]!.data.toString(), '/bin/busybox');
   assert.equal(got[3]!.data.toString(), '#!/bin/sh\n');
@@ -132,7 +156,8 @@ vms: [{ name: v, host: h, profile: qemu-tcg, kernel: debian12, update_interval: 
 
 test('the init script serves every command the host sends', () => {
   const sh = initScript({ modules: ['/lib/modules/e1000.ko'] });
-  for (const cmd of ['clock)', 'sys)', 'dmesg)', 'trace-start)', 'trace-dump)', 'net-up)', 'chrony-start)', 'agent-start)']) assert.ok(sh.includes(cmd), cmd);
+  for (const cmd of ['clock)', 'sys)', 'dmesg)', 'trace-start)', 'trace-dump)', 'net-up)', 'chrony-start)', 'agent-start)'])
+    assert.ok(sh.includes(cmd), cmd);
   assert.ok(sh.includes('insmod /lib/modules/e1000.ko'));
   assert.ok(sh.startsWith('#!/bin/sh\n'));
 });

@@ -99,7 +99,10 @@ test('live: a QEMU-style pause hides the pause from kvmclock, sets GUEST_STOPPED
   assert.ok(simErr >= -100n && simErr <= 100n, `sim lag ${r.simulated.paused.wallLag}`);
   // The free-running guest's wall clock drifts from REALTIME only by kvmclock's 32.32 rate vs the raw
   // clocksource rate: ≈ −67 ppb at 2,596,134 kHz, i.e. about −20 ns over 0.3 s.
-  assert.ok(r.simulated.freeRunning.wallLag >= -100n && r.simulated.freeRunning.wallLag <= 100n, `sim free lag ${r.simulated.freeRunning.wallLag}`);
+  assert.ok(
+    r.simulated.freeRunning.wallLag >= -100n && r.simulated.freeRunning.wallLag <= 100n,
+    `sim free lag ${r.simulated.freeRunning.wallLag}`,
+  );
 });
 
 test('live: close() releases every fd and mapping, also after an error', (t) => {
@@ -135,7 +138,10 @@ test('live: SIGINT closes the backend before the process dies', async (t) => {
     writeSync(1, 'ready ' + k.openResources + '\\n');
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const ready = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))));
@@ -162,7 +168,10 @@ test('CLI: kvm clock --json prints one object with decimal-string 64-bit values 
 });
 
 test('CLI: a missing /dev/kvm is a one-line message and exit 3', () => {
-  const r = spawnSync(process.execPath, [cli, 'kvm', 'clock', '--json'], { encoding: 'utf8', env: { ...process.env, TIMEVISOR_KVM_DEVICE: '/nonexistent/kvm' } });
+  const r = spawnSync(process.execPath, [cli, 'kvm', 'clock', '--json'], {
+    encoding: 'utf8',
+    env: { ...process.env, TIMEVISOR_KVM_DEVICE: '/nonexistent/kvm' },
+  });
   assert.equal(r.status, 3);
   assert.equal(r.stdout, '');
   assert.match(r.stderr, /^timevisor: \/nonexistent\/kvm is not available \(no such device: this machine has no KVM\)\n$/);
@@ -195,7 +204,11 @@ test('live: KVM_SET_TSC_KHZ on the vCPU is accepted or refused exactly where the
     const vm = k.createVm();
     const v = vm.createVcpu();
     const hostKhz = v.getTscKhz();
-    const model = new KvmVm({ host: new LinuxHostTimekeeper({ tscKhz: hostKhz, rdtsc: () => 1_000_000n }), memory: new FlatGuestMemory(0x1000), tscScaling: caps }).createVcpu();
+    const model = new KvmVm({
+      host: new LinuxHostTimekeeper({ tscKhz: hostKhz, rdtsc: () => 1_000_000n }),
+      memory: new FlatGuestMemory(0x1000),
+      tscScaling: caps,
+    }).createVcpu();
     for (const khz of [hostKhz, hostKhz + 300, hostKhz - 300, hostKhz * 2, Math.floor(hostKhz / 2)]) {
       let liveOk = true;
       let modelOk = true;

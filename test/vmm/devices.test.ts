@@ -6,7 +6,16 @@ import assert from 'node:assert/strict';
 import { Engine } from '../../src/core/engine.ts';
 import { NSEC_PER_SEC, type Ns } from '../../src/core/time.ts';
 import { HPET_BASE } from '../../src/devices/index.ts';
-import { bootVm, kernelPreset, machineProfile, mc146818GetTime, VirtualMachine, VmLifecycle, type CmosPortIo, type RtcConfig } from '../../src/vmm/index.ts';
+import {
+  bootVm,
+  kernelPreset,
+  machineProfile,
+  mc146818GetTime,
+  VirtualMachine,
+  VmLifecycle,
+  type CmosPortIo,
+  type RtcConfig,
+} from '../../src/vmm/index.ts';
 
 const EPOCH_S = 1_767_225_600n; // 2026-01-01T00:00:00Z
 const US = 1000n;
@@ -14,7 +23,12 @@ const MS = 1_000_000n;
 
 function vmAt(profile: string, opts: { epochNs?: Ns; rtc?: RtcConfig } = {}) {
   const e = new Engine();
-  const vm = new VirtualMachine({ profile: machineProfile(profile), scheduler: e, epochNs: opts.epochNs ?? EPOCH_S * NSEC_PER_SEC, ...(opts.rtc ? { rtc: opts.rtc } : {}) });
+  const vm = new VirtualMachine({
+    profile: machineProfile(profile),
+    scheduler: e,
+    epochNs: opts.epochNs ?? EPOCH_S * NSEC_PER_SEC,
+    ...(opts.rtc ? { rtc: opts.rtc } : {}),
+  });
   return { e, vm };
 }
 
@@ -94,7 +108,13 @@ test('binary mode (register B DM) is read as binary, BCD otherwise', () => {
 
 test('an RTC whose base is a given date shows that date in the guest (boot wall clock and the rtc_cmos line)', () => {
   const e = new Engine();
-  const b = bootVm({ profile: machineProfile('qemu-tcg'), kernel: kernelPreset('distro'), scheduler: e, epochNs: EPOCH_S * NSEC_PER_SEC, rtc: { base: '2030-06-15T12:00:00' } });
+  const b = bootVm({
+    profile: machineProfile('qemu-tcg'),
+    kernel: kernelPreset('distro'),
+    scheduler: e,
+    epochNs: EPOCH_S * NSEC_PER_SEC,
+    rtc: { base: '2030-06-15T12:00:00' },
+  });
   e.run(5n * NSEC_PER_SEC);
   const base = BigInt(Date.UTC(2030, 5, 15, 12, 0, 0) / 1000);
   const g = b.guest;
@@ -131,7 +151,13 @@ test('the guest reads the HPET main counter by MMIO at 0xfed000f0 and the PM tim
 // guest work that waited for it.
 function pausedBoot(profile: string, pauseAt: Ns, resumeAt: Ns, rtc?: RtcConfig) {
   const e = new Engine();
-  const b = bootVm({ profile: machineProfile(profile), kernel: kernelPreset('distro'), scheduler: e, epochNs: EPOCH_S * NSEC_PER_SEC, ...(rtc ? { rtc } : {}) });
+  const b = bootVm({
+    profile: machineProfile(profile),
+    kernel: kernelPreset('distro'),
+    scheduler: e,
+    epochNs: EPOCH_S * NSEC_PER_SEC,
+    ...(rtc ? { rtc } : {}),
+  });
   const lc = new VmLifecycle(b);
   e.at(pauseAt, () => lc.pause(resumeAt));
   e.at(resumeAt, () => lc.resume());
@@ -145,7 +171,7 @@ test('a QEMU pause stops HPET and PM timer (QEMU_CLOCK_VIRTUAL); the clock=host 
   const pm0 = p.readPmTimer!();
   e.run(13n * NSEC_PER_SEC);
   assert.equal(p.readHpet!(), h0 + 100_000_000n); // only the running second 3 → 4 s counted
-  assert.equal(p.readPmTimer!(), ((4n * 3_579_545n) & 0xff_ffffn)); // virtual time stands at 4 s
+  assert.equal(p.readPmTimer!(), (4n * 3_579_545n) & 0xff_ffffn); // virtual time stands at 4 s
   e.run(15n * NSEC_PER_SEC);
   assert.equal(p.readHpet!(), h0 + 200_000_000n);
   // PM timer: virtual time 3 s → 5 s, 24-bit wrap
@@ -163,7 +189,7 @@ test('with -rtc clock=vm the RTC stops during a QEMU pause too', () => {
 test("Cloud Hypervisor's PM timer counts host time: a pause does not stop it", () => {
   const { e, b, p } = pausedBoot('cloud-hypervisor', 2n * NSEC_PER_SEC, 12n * NSEC_PER_SEC);
   e.run(12n * NSEC_PER_SEC + 1n);
-  assert.equal(p.readPmTimer!(), ((12n * NSEC_PER_SEC + 1n) * 3_579_545n / NSEC_PER_SEC) & 0xff_ffffn);
+  assert.equal(p.readPmTimer!(), (((12n * NSEC_PER_SEC + 1n) * 3_579_545n) / NSEC_PER_SEC) & 0xff_ffffn);
   assert.equal(b.vm.devices.pmTimerPort, 0x608);
   assert.equal(b.vm.devices.ports.read(0x600, 4), 0xffffffff); // only the timer register is there
 });
@@ -227,7 +253,12 @@ test('a read at the very ns of a QEMU RTC update, before the update timer has ru
 
 test("a host whose CLOCK_REALTIME is 2.5 s ahead gives a QEMU guest an RTC 2.5 s ahead (base=utc reads the host's clock)", () => {
   const e = new Engine();
-  const vm = new VirtualMachine({ profile: machineProfile('qemu-kvm'), scheduler: e, epochNs: EPOCH_S * NSEC_PER_SEC, hostRealtime: () => EPOCH_S * NSEC_PER_SEC + 2_500n * MS + e.now });
+  const vm = new VirtualMachine({
+    profile: machineProfile('qemu-kvm'),
+    scheduler: e,
+    epochNs: EPOCH_S * NSEC_PER_SEC,
+    hostRealtime: () => EPOCH_S * NSEC_PER_SEC + 2_500n * MS + e.now,
+  });
   e.run(600n * MS);
   // created at host time :02.5 → base :02, phase 0 at creation; 0.6 s later the RTC shows :02
   assert.equal(vm.platform.readCmos!().seconds, EPOCH_S + 2n);

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { runGuest } from '../../src/cli/commands/guest.ts';
 import { InputError } from '../../src/core/errors.ts';
 
-const boot = (profile: string, kernel = 'distro', cmdline = '', tscKhz = 2_596_136) => runGuest({ profile, kernel, cmdline, host: { tscKhz } });
+const boot = (profile: string, kernel = 'distro', cmdline = '', tscKhz = 2_596_136) =>
+  runGuest({ profile, kernel, cmdline, host: { tscKhz } });
 
 test('KVM guest with invariant TSC on a 2,596,136 kHz host: the lines real Linux prints, kvm-clock then tsc', () => {
   const r = boot('firecracker');
@@ -85,10 +86,22 @@ test('vDSO: TSC and stable pvclock read in userspace; jiffies and no-kvmclock-vs
 });
 
 test('bad input is an InputError naming the option', () => {
-  assert.throws(() => boot('nope'), (e: unknown) => e instanceof InputError && e.where === '--profile');
-  assert.throws(() => boot('firecracker', 'nope'), (e: unknown) => e instanceof InputError && e.where === '--kernel');
-  assert.throws(() => boot('firecracker', 'distro', 'console="ttyS0'), (e: unknown) => e instanceof InputError && e.where === '--cmdline');
-  assert.throws(() => boot('firecracker', 'distro', '', 0), (e: unknown) => e instanceof InputError && e.where === '--host-tsc-khz');
+  assert.throws(
+    () => boot('nope'),
+    (e: unknown) => e instanceof InputError && e.where === '--profile',
+  );
+  assert.throws(
+    () => boot('firecracker', 'nope'),
+    (e: unknown) => e instanceof InputError && e.where === '--kernel',
+  );
+  assert.throws(
+    () => boot('firecracker', 'distro', 'console="ttyS0'),
+    (e: unknown) => e instanceof InputError && e.where === '--cmdline',
+  );
+  assert.throws(
+    () => boot('firecracker', 'distro', '', 0),
+    (e: unknown) => e instanceof InputError && e.where === '--host-tsc-khz',
+  );
 });
 
 test('runtime switching through current_clocksource, and clocksource=tsc on a guest without invariant TSC', () => {

@@ -12,14 +12,25 @@ const strip = (l: string): string => l.replace(/^\[ *[\d.]+\] /, '');
 
 // Lines of the recording the model does not produce: ACPI table listing, BogoMIPS,
 // PCI _OSC, PTP, clk, and the rtc_cmos alarm line. (sched_clock is modelled; its numbers are masked.)
-const NOT_MODELLED = [/^ACPI: HPET 0x/, /^ACPI: Reserving HPET/, /^Calibrating delay loop/, /^acpi PNP0A03/, /^PTP clock/, /^clk:/, /alarms up to one day/];
+const NOT_MODELLED = [
+  /^ACPI: HPET 0x/,
+  /^ACPI: Reserving HPET/,
+  /^Calibrating delay loop/,
+  /^acpi PNP0A03/,
+  /^PTP clock/,
+  /^clk:/,
+  /alarms up to one day/,
+];
 // Numbers that differ for a known reason: the real refined calibration measured the TSC 8 ppm below
 // its PIT value (host TSC vs QEMU's virtual clock); the model's host TSC is exact. The RTC time is the
 // recording's wall clock.
 const mask = (l: string): string =>
   l
     .replace(/Refined TSC clocksource calibration: [\d.]+ MHz/, 'Refined TSC clocksource calibration: N MHz')
-    .replace(/^clocksource: tsc: mask: (\S+) max_cycles: \S+, max_idle_ns: \d+ ns/, 'clocksource: tsc: mask: $1 max_cycles: N, max_idle_ns: N ns')
+    .replace(
+      /^clocksource: tsc: mask: (\S+) max_cycles: \S+, max_idle_ns: \d+ ns/,
+      'clocksource: tsc: mask: $1 max_cycles: N, max_idle_ns: N ns',
+    )
     .replace(/setting system clock to \S+ UTC \(\d+\)/, 'setting system clock to T UTC (S)')
     .replace(/^sched_clock: Marking stable \(-?\d+, -?\d+\)->\(-?\d+, -?\d+\)$/, 'sched_clock: Marking stable (N, N)->(N, N)');
 
@@ -39,7 +50,7 @@ test('qemu-tcg + debian12 prints the clock lines a real Debian 12 guest printed 
 // A fit, not an explanation: the recording's refined number is 8 ppm below its early one because the two
 // calibrations sample differently (docs/fidelity.md); a TSC that really ran at 2596.115 MHz gives the
 // refined line and its clocksource numbers exactly.
-test('a TSC at 2596.115 MHz against QEMU\'s clock refines to the recording\'s number and tsc line', () => {
+test("a TSC at 2596.115 MHz against QEMU's clock refines to the recording's number and tsc line", () => {
   const r = runGuest({ profile: 'qemu-tcg', kernel: 'debian12', cmdline: '', host: { tscKhz: 2_596_136, ppm: -8.08 } });
   assert.ok(r.boot_log.includes('tsc: Refined TSC clocksource calibration: 2596.115 MHz'));
   assert.ok(r.boot_log.includes('clocksource: tsc: mask: 0xffffffffffffffff max_cycles: 0x256be607cdc, max_idle_ns: 440795273932 ns'));

@@ -40,12 +40,17 @@ test('the first VM of the scenario boots on its host: firecracker at 2596134 kHz
 });
 
 test('a host whose TSC is not invariant gives the guest no constant_tsc: kvm-clock stays at 400', () => {
-  const r = runGuest(guestRunFromScenario(file('noinv.yaml', TWIN.replace('{ freq_khz: 2596134 }', '{ freq_khz: 2596134, invariant: false }'))));
+  const r = runGuest(
+    guestRunFromScenario(file('noinv.yaml', TWIN.replace('{ freq_khz: 2596134 }', '{ freq_khz: 2596134, invariant: false }'))),
+  );
   assert.equal(r.current_clocksource, 'kvm-clock\n');
 });
 
 test('an unknown profile in the scenario is an InputError; so is a zero TSC frequency', () => {
-  assert.throws(() => runGuest(guestRunFromScenario(file('bad.yaml', TWIN.replace('profile: firecracker', 'profile: vmware')))), InputError);
+  assert.throws(
+    () => runGuest(guestRunFromScenario(file('bad.yaml', TWIN.replace('profile: firecracker', 'profile: vmware')))),
+    InputError,
+  );
   assert.throws(() => guestRunFromScenario(file('zero.yaml', TWIN.replace('freq_khz: 2596134', 'freq_khz: 0'))), InputError);
 });
 

@@ -68,7 +68,10 @@ test('non-YAML, a non-mapping and a missing file get one clear error each', () =
   assert.match(e.where ?? '', /^bad\.yaml/);
   e = errorOf('- just\n- a list\n');
   assert.match(e.message, /mapping/);
-  assert.throws(() => loadScenario('/nonexistent/x.yaml'), (err: unknown) => err instanceof InputError && err.where === '/nonexistent/x.yaml' && /no such file/.test(err.message));
+  assert.throws(
+    () => loadScenario('/nonexistent/x.yaml'),
+    (err: unknown) => err instanceof InputError && err.where === '/nonexistent/x.yaml' && /no such file/.test(err.message),
+  );
   const dir = mkdtempSync(join(tmpdir(), 'tv-'));
   mkdirSync(join(dir, 'd.yaml'));
   assert.throws(() => loadScenario(join(dir, 'd.yaml')), /directory/);

@@ -46,7 +46,11 @@ test('QEMU pause: kvmclock saved and restored, so monotonic skips the pause and 
 });
 
 test('Firecracker pause: kvmclock runs on, so monotonic sees the pause and the wall clock stays right', () => {
-  const res = simulate(parseScenarioText(scenario(0, 'profile: firecracker, cmdline: "clocksource=kvm-clock", pauses: [{ at: 2h, duration: 15s }]', '3h', '10min')));
+  const res = simulate(
+    parseScenarioText(
+      scenario(0, 'profile: firecracker, cmdline: "clocksource=kvm-clock", pauses: [{ at: 2h, duration: 15s }]', '3h', '10min'),
+    ),
+  );
   const v = res.summary.vms[0]!;
   assert.equal(v.clocksource, 'kvm-clock');
   const p = v.pauses[0]!;
@@ -65,14 +69,27 @@ test('a guest on the tsc clocksource sees a QEMU pause as elapsed time: no wall-
 });
 
 test('guest-agent guest-set-time after the resume puts the wall clock right', () => {
-  const res = simulate(parseScenarioText(scenario(0, 'profile: qemu-kvm-noinvtsc, pauses: [{ at: 2h, duration: 15s }], sync: { method: agent, agent_delay: 2s }', '3h', '10min')));
+  const res = simulate(
+    parseScenarioText(
+      scenario(
+        0,
+        'profile: qemu-kvm-noinvtsc, pauses: [{ at: 2h, duration: 15s }], sync: { method: agent, agent_delay: 2s }',
+        '3h',
+        '10min',
+      ),
+    ),
+  );
   const p = res.summary.vms[0]!.pauses[0]!;
   assert.ok(Math.abs(Number(p.offset_after_sync_ns)) < 1e3, String(p.offset_after_sync_ns));
   assert.ok(Math.abs(Number(res.summary.vms[0]!.final_offset_ns)) < 1e6);
 });
 
 test('NTP in the guest disciplines a 50 ppm crystal away and steps back a paused clock', () => {
-  const res = simulate(parseScenarioText(scenario(50, 'profile: qemu-kvm-noinvtsc, pauses: [{ at: 20h, duration: 15s }], sync: { method: ntp }', '1d', '10min')));
+  const res = simulate(
+    parseScenarioText(
+      scenario(50, 'profile: qemu-kvm-noinvtsc, pauses: [{ at: 20h, duration: 15s }], sync: { method: ntp }', '1d', '10min'),
+    ),
+  );
   const v = res.summary.vms[0]!;
   assert.ok(Math.abs(Number(offsetAt(res.timeline, 19n * HOUR))) < 1e6, 'disciplined to under 1 ms before the pause');
   assert.ok(Math.abs(v.drift_ppm) < 1, `residual drift ${v.drift_ppm} ppm`);
@@ -83,7 +100,10 @@ test('NTP in the guest disciplines a 50 ppm crystal away and steps back a paused
 });
 
 test('same scenario and seed give byte-identical output; another seed changes the wander', () => {
-  const yaml = scenario(12, 'profile: qemu-kvm-noinvtsc, update_interval: 10s', '6h').replace('oscillator: { ppm: 12 }', 'oscillator: { ppm: 12, wander_sigma_ppm: 0.01, wander_interval: 10s }');
+  const yaml = scenario(12, 'profile: qemu-kvm-noinvtsc, update_interval: 10s', '6h').replace(
+    'oscillator: { ppm: 12 }',
+    'oscillator: { ppm: 12, wander_sigma_ppm: 0.01, wander_interval: 10s }',
+  );
   const s = parseScenarioText(yaml);
   const a = simulate(s);
   const b = simulate(s);
@@ -95,7 +115,10 @@ test('same scenario and seed give byte-identical output; another seed changes th
 
 test('the demo parses and names four guests', () => {
   const s = parseScenarioText(DEMO_SCENARIO_YAML);
-  assert.deepEqual(s.vms.map((v) => v.name), ['vm-kvmclock', 'vm-agent', 'vm-ntp', 'vm-tsc']);
+  assert.deepEqual(
+    s.vms.map((v) => v.name),
+    ['vm-kvmclock', 'vm-agent', 'vm-ntp', 'vm-tsc'],
+  );
 });
 
 test('kvmclock_at_init moves kernel entry to when kvm-clock reads that value (the sched offset line)', () => {
@@ -108,7 +131,11 @@ test('kvmclock_at_init moves kernel entry to when kvm-clock reads that value (th
 });
 
 test('QEMU TCG pause: the emulated TSC stops (cpu_disable_ticks), so a tsc guest lags by the pause as the real lab guest did', () => {
-  const res = simulate(parseScenarioText(scenario(0, 'profile: qemu-tcg, kernel: debian12, update_interval: 10s, pauses: [{ at: 1h, duration: 15s }]', '2h', '10min')));
+  const res = simulate(
+    parseScenarioText(
+      scenario(0, 'profile: qemu-tcg, kernel: debian12, update_interval: 10s, pauses: [{ at: 1h, duration: 15s }]', '2h', '10min'),
+    ),
+  );
   const v = res.summary.vms[0]!;
   const p = v.pauses[0]!;
   assert.ok(Math.abs(Number(p.monotonic_advance_ns)) < 10e3, `${v.clocksource}: monotonic advanced ${p.monotonic_advance_ns}`);
@@ -116,8 +143,11 @@ test('QEMU TCG pause: the emulated TSC stops (cpu_disable_ticks), so a tsc guest
   assert.ok(Math.abs(lost - 15e9) < 10e3, `lost ${lost}`);
 });
 
-test("a host whose own clock is 3 s off hands that error to an RTC-clocked guest", () => {
-  const yaml = scenario(0, 'profile: qemu-kvm, cmdline: "no-kvmclock", update_interval: 10s', '10min', '1min').replace('oscillator: { ppm: 0 }', 'oscillator: { ppm: 0 }\n    ntp: false\n    realtime_error: 3');
+test('a host whose own clock is 3 s off hands that error to an RTC-clocked guest', () => {
+  const yaml = scenario(0, 'profile: qemu-kvm, cmdline: "no-kvmclock", update_interval: 10s', '10min', '1min').replace(
+    'oscillator: { ppm: 0 }',
+    'oscillator: { ppm: 0 }\n    ntp: false\n    realtime_error: 3',
+  );
   const res = simulate(parseScenarioText(yaml));
   const v = res.summary.vms[0]!;
   assert.equal(v.wall_clock_source, 'cmos');

@@ -23,12 +23,17 @@ export function registerDevices(program: Command): void {
     .option('--rtc-base <base>', 'RTC start: utc, localtime, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (as QEMU -rtc base=)', 'utc')
     .option('--utc-offset <seconds>', 'host UTC offset for --rtc-base localtime', '0')
     .option('--lost-tick-policy <policy>', 'RTC periodic interrupt policy: discard or slew (QEMU driftfix)', 'discard')
-    .option('--acpi-pm <port>', 'program the PIIX4 PM base to this port at start, as firmware does (PM timer at +8); otherwise the guest enables it through PCI config')
+    .option(
+      '--acpi-pm <port>',
+      'program the PIIX4 PM base to this port at start, as firmware does (PM timer at +8); otherwise the guest enables it through PCI config',
+    )
     .option('--kvm-pit <mode>', "model KVM's in-kernel PIT channel 0: reinject or discard")
     .action(async (opts: QtestOpts) => {
       if (opts.machine !== 'pc') throw new InputError(`unknown machine '${opts.machine}' (only 'pc')`, '--machine');
-      if (opts.lostTickPolicy !== 'discard' && opts.lostTickPolicy !== 'slew') throw new InputError('must be discard or slew', '--lost-tick-policy');
-      if (opts.kvmPit !== undefined && opts.kvmPit !== 'reinject' && opts.kvmPit !== 'discard') throw new InputError('must be reinject or discard', '--kvm-pit');
+      if (opts.lostTickPolicy !== 'discard' && opts.lostTickPolicy !== 'slew')
+        throw new InputError('must be discard or slew', '--lost-tick-policy');
+      if (opts.kvmPit !== undefined && opts.kvmPit !== 'reinject' && opts.kvmPit !== 'discard')
+        throw new InputError('must be reinject or discard', '--kvm-pit');
       // The CLI, not the device, reads the host's wall clock, once, for base=utc/localtime.
       const hostWallNs = BigInt(Date.now()) * (NSEC_PER_SEC / 1000n);
       const session = new QtestSession({

@@ -30,7 +30,9 @@ interface DoctorCliOptions {
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description("Read this Linux system's timekeeping (clocksource, clockevents, TSC, kernel log, NTP state, vDSO, steal, /dev/kvm) read-only and explain it")
+    .description(
+      "Read this Linux system's timekeeping (clocksource, clockevents, TSC, kernel log, NTP state, vDSO, steal, /dev/kvm) read-only and explain it",
+    )
     .option('--json', 'print the facts as one JSON object')
     .option('--scenario <file>', 'write a scenario that makes the guest model a twin of this machine, replay it, and list the differences')
     .option('--root <dir>', 'read a recorded tree (proc/, sys/, dmesg.txt) instead of the running system')
@@ -38,7 +40,8 @@ export function registerDoctor(program: Command): void {
     .option('--steal-ms <ms>', 'interval over which steal time is sampled (0: skip)', '250')
     .action(async (opts: DoctorCliOptions) => {
       const stealIntervalMs = Number(opts.stealMs);
-      if (!Number.isInteger(stealIntervalMs) || stealIntervalMs < 0 || stealIntervalMs > 60_000) throw new InputError(`expected whole milliseconds 0..60000, got "${opts.stealMs}"`, '--steal-ms');
+      if (!Number.isInteger(stealIntervalMs) || stealIntervalMs < 0 || stealIntervalMs > 60_000)
+        throw new InputError(`expected whole milliseconds 0..60000, got "${opts.stealMs}"`, '--steal-ms');
       const report = await runDoctor({ source: opts.root ? recordedSource(opts.root) : undefined, measure: opts.measure, stealIntervalMs });
       const findings = explain(report);
       let twin: Record<string, unknown> | undefined;
@@ -48,12 +51,20 @@ export function registerDoctor(program: Command): void {
         try {
           writeFileSync(opts.scenario, plan.yaml);
         } catch (e) {
-          throw new InputError(`cannot write the twin scenario: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, opts.scenario);
+          throw new InputError(
+            `cannot write the twin scenario: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+            opts.scenario,
+          );
         }
         const replay = replayScenario(plan.scenario);
         let comparison: TwinComparison | undefined;
         if (replay.ok) comparison = compareTwin(machineView(report), replay.value);
-        twin = { file: opts.scenario, choices: plan.choices, gaps: plan.gaps, ...(comparison ? { comparison } : { replay_error: replay.ok ? undefined : replay.reason }) };
+        twin = {
+          file: opts.scenario,
+          choices: plan.choices,
+          gaps: plan.gaps,
+          ...(comparison ? { comparison } : { replay_error: replay.ok ? undefined : replay.reason }),
+        };
         extra.push(`Twin scenario written to ${opts.scenario}:`);
         for (const c of plan.choices) extra.push(`  ${c.key} = ${c.value || '""'} — ${c.why}`);
         for (const g of plan.gaps) extra.push(`  gap: ${g}`);
@@ -61,7 +72,9 @@ export function registerDoctor(program: Command): void {
         else if (!replay.ok) extra.push(`twin not replayed: ${replay.reason}`);
       }
       if (opts.json) {
-        process.stdout.write(JSON.stringify(reportToJson({ ...report, findings, unreadable: unreadable(report), ...(twin ? { twin } : {}) }), null, 2) + '\n');
+        process.stdout.write(
+          JSON.stringify(reportToJson({ ...report, findings, unreadable: unreadable(report), ...(twin ? { twin } : {}) }), null, 2) + '\n',
+        );
       } else {
         process.stdout.write(renderText(report, findings, extra));
       }

@@ -5,7 +5,16 @@ import { Engine } from '../../core/engine.ts';
 import { InputError } from '../../core/errors.ts';
 import { NSEC_PER_SEC, type Ns } from '../../core/time.ts';
 import { parseDuration } from '../../core/units.ts';
-import { bootVm, guestReport, kernelPreset, machineProfile, PROFILES, KERNEL_PRESETS, type GuestReport, type HostCpu } from '../../vmm/index.ts';
+import {
+  bootVm,
+  guestReport,
+  kernelPreset,
+  machineProfile,
+  PROFILES,
+  KERNEL_PRESETS,
+  type GuestReport,
+  type HostCpu,
+} from '../../vmm/index.ts';
 import { loadScenario } from '../../world/scenario.ts';
 
 interface GuestCliOptions {
@@ -80,7 +89,8 @@ function human(r: GuestReport): string {
   out.push(`/sys/devices/system/clockevents/clockevent0/current_device:         ${JSON.stringify(r.clockevent_device)}`);
   out.push(`tick: ${r.tick_mode}; clocksource watchdog: ${r.watchdog ?? 'none'}; boot wall clock from ${r.wall_clock_source}`);
   const vd = r.vdso.filter((v) => v.clock === 'CLOCK_MONOTONIC')[0];
-  if (vd) out.push(`clock_gettime(CLOCK_MONOTONIC): ${vd.path === 'vdso' ? 'vDSO in userspace' : 'system call'}, ~${vd.ns} ns per read (model)`);
+  if (vd)
+    out.push(`clock_gettime(CLOCK_MONOTONIC): ${vd.path === 'vdso' ? 'vDSO in userspace' : 'system call'}, ~${vd.ns} ns per read (model)`);
   return out.join('\n') + '\n';
 }
 
@@ -90,9 +100,9 @@ export function registerGuest(program: Command): void {
     .description('boot a simulated guest kernel on a VMM machine profile and show its clocksources, clock events and timekeeping boot log')
     .option('--profile <name>', `machine profile: ${Object.keys(PROFILES).join(', ')}`)
     .option('--kernel <preset>', `guest kernel preset: ${Object.keys(KERNEL_PRESETS).join(', ')}`, 'distro')
-    .option('--cmdline <args>', 'guest kernel command line (after the VMM\'s own arguments)', '')
+    .option('--cmdline <args>', "guest kernel command line (after the VMM's own arguments)", '')
     .option('--host-tsc-khz <n>', 'host TSC frequency in kHz (default 2596136)')
-    .option('--vcpus <n>', 'number of vCPUs (default: the profile\'s)')
+    .option('--vcpus <n>', "number of vCPUs (default: the profile's)")
     .option('--scenario <file>', 'boot the first VM of this scenario file on its host')
     .option('--json', 'print one JSON object (boot_log, available_clocksource, current_clocksource, clockevent_device, …)')
     .action((opts: GuestCliOptions) => {

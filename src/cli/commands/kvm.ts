@@ -45,7 +45,13 @@ export function registerKvm(program: Command): void {
           `KVM_GET_CLOCK:   clock ${d.clock}, flags 0x${d.flags.toString(16)}, realtime ${d.realtime}, host_tsc ${d.hostTsc}`,
           `model:           clock ${last.model} (record read at host_tsc + TSC offset ${last.tscOffset}); difference ${last.model - d.clock} ns`,
           `kvm_get_time_scale(${r.tscKhz} kHz) in the model: shift ${r.modelScale.shift}, mul ${r.modelScale.mul}`,
-          n > 1 ? `over ${n} samples: max |difference| ${r.samples.reduce((m, s) => { const x = s.model - s.getClock.clock; const a = x < 0n ? -x : x; return a > m ? a : m; }, 0n)} ns` : '',
+          n > 1
+            ? `over ${n} samples: max |difference| ${r.samples.reduce((m, s) => {
+                const x = s.model - s.getClock.clock;
+                const a = x < 0n ? -x : x;
+                return a > m ? a : m;
+              }, 0n)} ns`
+            : '',
         ]
           .filter(Boolean)
           .join('\n') + '\n',
@@ -54,7 +60,9 @@ export function registerKvm(program: Command): void {
 
   kvm
     .command('steal')
-    .description('run the guest while a pinned busy process competes for its CPU; steal KVM recorded vs the run delay the scheduler accounted')
+    .description(
+      'run the guest while a pinned busy process competes for its CPU; steal KVM recorded vs the run delay the scheduler accounted',
+    )
     .option('--seconds <s>', 'how long to run', '2')
     .option('--json', 'print one JSON object')
     .action(async (opts: { seconds: string; json?: boolean }) => {
@@ -75,7 +83,9 @@ export function registerKvm(program: Command): void {
 
   kvm
     .command('pause')
-    .description('pause a live VM QEMU-style (KVM_GET_CLOCK / KVM_SET_CLOCK / KVMCLOCK_CTRL) beside a free-running VM, and simulate the same')
+    .description(
+      'pause a live VM QEMU-style (KVM_GET_CLOCK / KVM_SET_CLOCK / KVMCLOCK_CTRL) beside a free-running VM, and simulate the same',
+    )
     .option('--seconds <s>', 'pause length', '1')
     .option('--json', 'print one JSON object')
     .action(async (opts: { seconds: string; json?: boolean }) => {

@@ -19,7 +19,10 @@ function printBoot(r: BootResult): void {
   out.push(`${'quantity'.padEnd(24)}${'real'.padEnd(28)}model`);
   for (const [k, a, b] of rows) out.push(`${k.padEnd(24)}${a.padEnd(28)}${b}`);
   if (r.rtc_check.predicted_boot_offset_s !== null) {
-    out.push('', `QEMU RTC arithmetic with the RTC phase measured through QMP: boot offset ${fmt(r.rtc_check.predicted_boot_offset_s)} (read ${fmt(r.rtc_check.read_to_tick_s)} from an RTC tick)`);
+    out.push(
+      '',
+      `QEMU RTC arithmetic with the RTC phase measured through QMP: boot offset ${fmt(r.rtc_check.predicted_boot_offset_s)} (read ${fmt(r.rtc_check.read_to_tick_s)} from an RTC tick)`,
+    );
   }
   out.push('', 'real boot log (clock lines):', ...r.real.boot_log.map((l) => '  ' + l));
   out.push('', 'model boot log:', ...r.model.boot_log.map((l) => '  ' + l));
@@ -27,7 +30,13 @@ function printBoot(r: BootResult): void {
 }
 
 function printPause(r: PauseResult): void {
-  const keys = ['realtime_lag_after_resume_s', 'monotonic_advance_during_pause_s', 'boottime_advance_during_pause_s', 'error_after_sync_s', 'sync_done_at_s'] as const;
+  const keys = [
+    'realtime_lag_after_resume_s',
+    'monotonic_advance_during_pause_s',
+    'boottime_advance_during_pause_s',
+    'error_after_sync_s',
+    'sync_done_at_s',
+  ] as const;
   const out = [`machine: ${r.machine}`, `pause: ${r.seconds} s (host measured ${r.real.pause_host_s.toFixed(6)} s), sync: ${r.sync}`, ''];
   out.push(`${'quantity'.padEnd(36)}${'real'.padEnd(20)}model`);
   for (const k of keys) out.push(`${k.padEnd(36)}${fmt(r.real[k]).padEnd(20)}${fmt(r.model[k])}`);
@@ -51,11 +60,13 @@ function exitOnSignals(): void {
 }
 
 export function registerLab(program: Command): void {
-  const lab = program.command('lab').description('Real Linux guest under real QEMU (TCG): boot, pause/resume and sync, in-guest traces — each beside its simulated twin');
+  const lab = program
+    .command('lab')
+    .description('Real Linux guest under real QEMU (TCG): boot, pause/resume and sync, in-guest traces — each beside its simulated twin');
 
   lab
     .command('boot')
-    .description("boot the guest; its clock boot lines, clocksources, clockevent device and RTC-derived boot offset")
+    .description('boot the guest; its clock boot lines, clocksources, clockevent device and RTC-derived boot offset')
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (opts: { json?: boolean }) => {
       exitOnSignals();
@@ -68,11 +79,16 @@ export function registerLab(program: Command): void {
     .command('pause')
     .description('QMP stop, wait, cont; what REALTIME, MONOTONIC and BOOTTIME saw, and the error after a sync')
     .requiredOption('--seconds <n>', 'pause length in seconds')
-    .option('--sync <mode>', 'none | agent (qemu-ga guest-set-time) | ntp (chronyd in the guest against a serve-only chronyd on host loopback)', 'none')
+    .option(
+      '--sync <mode>',
+      'none | agent (qemu-ga guest-set-time) | ntp (chronyd in the guest against a serve-only chronyd on host loopback)',
+      'none',
+    )
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (opts: { seconds: string; sync: string; json?: boolean }) => {
       const seconds = Number(opts.seconds);
-      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+        throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
       if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
       exitOnSignals();
       const r = await labPause(seconds, opts.sync as SyncMode);
@@ -82,7 +98,9 @@ export function registerLab(program: Command): void {
 
   lab
     .command('trace')
-    .description('in-guest ftrace (function_graph) of the kernel path for: rtc (boot-time RTC read), settime (guest-set-time), ntp (adjtimex)')
+    .description(
+      'in-guest ftrace (function_graph) of the kernel path for: rtc (boot-time RTC read), settime (guest-set-time), ntp (adjtimex)',
+    )
     .argument('<what>', 'rtc | settime | ntp')
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (what: string, opts: { json?: boolean }) => {

@@ -18,19 +18,41 @@ function fmtOffset(nsStr: string): string {
 export function humanSummary(res: SimulationResult): string {
   const s = res.summary;
   const lines: string[] = [];
-  lines.push(`scenario "${s.scenario}" (seed ${s.seed}): ${formatDuration(BigInt(Math.round(s.duration_s * 1e9)))} of simulated time from ${s.start}, ${s.samples} samples`);
+  lines.push(
+    `scenario "${s.scenario}" (seed ${s.seed}): ${formatDuration(BigInt(Math.round(s.duration_s * 1e9)))} of simulated time from ${s.start}, ${s.samples} samples`,
+  );
   lines.push('');
   for (const h of s.hosts) {
-    lines.push(`host ${h.name}: TSC ${(h.tsc_khz / 1000).toFixed(3)} MHz, crystal ${h.ppm_start >= 0 ? '+' : ''}${h.ppm_start.toFixed(3)} ppm → ${h.ppm_end >= 0 ? '+' : ''}${h.ppm_end.toFixed(3)} ppm at the end, ` + (h.ntp ? 'host clock NTP-synced' : `host clock free-running (offset ${fmtOffset(h.final_realtime_offset_ns)} at the end)`));
+    lines.push(
+      `host ${h.name}: TSC ${(h.tsc_khz / 1000).toFixed(3)} MHz, crystal ${h.ppm_start >= 0 ? '+' : ''}${h.ppm_start.toFixed(3)} ppm → ${h.ppm_end >= 0 ? '+' : ''}${h.ppm_end.toFixed(3)} ppm at the end, ` +
+        (h.ntp ? 'host clock NTP-synced' : `host clock free-running (offset ${fmtOffset(h.final_realtime_offset_ns)} at the end)`),
+    );
   }
   lines.push('');
   lines.push('guest CLOCK_REALTIME minus true time:');
   const rows = [['vm', 'profile', 'clocksource', 'wall clock from', 'sync', 'at boot', 'at end', 'worst', 'drift now']];
   for (const v of s.vms) {
-    rows.push([v.name, v.profile, v.clocksource, v.wall_clock_source, v.sync, fmtOffset(v.initial_offset_ns), fmtOffset(v.final_offset_ns), formatDuration(BigInt(v.max_abs_offset_ns)), `${v.drift_ppm >= 0 ? '+' : ''}${v.drift_ppm.toFixed(3)} ppm`]);
+    rows.push([
+      v.name,
+      v.profile,
+      v.clocksource,
+      v.wall_clock_source,
+      v.sync,
+      fmtOffset(v.initial_offset_ns),
+      fmtOffset(v.final_offset_ns),
+      formatDuration(BigInt(v.max_abs_offset_ns)),
+      `${v.drift_ppm >= 0 ? '+' : ''}${v.drift_ppm.toFixed(3)} ppm`,
+    ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) lines.push('  ' + r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  for (const r of rows)
+    lines.push(
+      '  ' +
+        r
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd(),
+    );
   const paused = s.vms.filter((v) => v.pauses.length > 0);
   if (paused.length > 0) {
     lines.push('');
@@ -38,11 +60,26 @@ export function humanSummary(res: SimulationResult): string {
     const prow = [['vm', 'paused at', 'for', 'monotonic advanced', 'offset before', 'after resume', 'after sync']];
     for (const v of paused) {
       for (const p of v.pauses) {
-        prow.push([v.name, formatDuration(BigInt(Math.round(p.at_s * 1e9))), formatDuration(BigInt(Math.round(p.duration_s * 1e9))), formatDuration(BigInt(p.monotonic_advance_ns)), fmtOffset(p.offset_before_ns), fmtOffset(p.offset_after_resume_ns), p.offset_after_sync_ns === null ? '—' : fmtOffset(p.offset_after_sync_ns)]);
+        prow.push([
+          v.name,
+          formatDuration(BigInt(Math.round(p.at_s * 1e9))),
+          formatDuration(BigInt(Math.round(p.duration_s * 1e9))),
+          formatDuration(BigInt(p.monotonic_advance_ns)),
+          fmtOffset(p.offset_before_ns),
+          fmtOffset(p.offset_after_resume_ns),
+          p.offset_after_sync_ns === null ? '—' : fmtOffset(p.offset_after_sync_ns),
+        ]);
       }
     }
     const pw = prow[0]!.map((_, i) => Math.max(...prow.map((r) => r[i]!.length)));
-    for (const r of prow) lines.push('  ' + r.map((c, i) => c.padEnd(pw[i]!)).join('  ').trimEnd());
+    for (const r of prow)
+      lines.push(
+        '  ' +
+          r
+            .map((c, i) => c.padEnd(pw[i]!))
+            .join('  ')
+            .trimEnd(),
+      );
   }
   lines.push('');
   const marks = '▁▂▃▄▅▆▇█';
@@ -54,7 +91,9 @@ export function humanSummary(res: SimulationResult): string {
     const lo = Math.min(...sampled);
     const hi = Math.max(...sampled);
     const spark = sampled.map((p) => marks[hi === lo ? 0 : Math.min(7, Math.floor(((p - lo) / (hi - lo)) * 8))]).join('');
-    lines.push(`  ${v.name.padEnd(widths[0]!)}  ${spark}  (${formatDuration(BigInt(Math.round(lo)))} … ${formatDuration(BigInt(Math.round(hi)))})`);
+    lines.push(
+      `  ${v.name.padEnd(widths[0]!)}  ${spark}  (${formatDuration(BigInt(Math.round(lo)))} … ${formatDuration(BigInt(Math.round(hi)))})`,
+    );
   }
   return lines.join('\n') + '\n';
 }
@@ -92,7 +131,8 @@ export function registerRun(program: Command): void {
     .action((file: string | undefined, opts: { out?: string; json?: boolean; seed?: string }) => {
       let scenario: Scenario = file === undefined ? parseScenarioText(DEMO_SCENARIO_YAML, 'built-in demo') : loadScenario(file);
       if (opts.seed !== undefined) {
-        if (!/^\d+$/.test(opts.seed) || Number(opts.seed) > 0xffff_ffff) throw new InputError(`expected an integer 0…4294967295, got "${opts.seed}"`, '--seed');
+        if (!/^\d+$/.test(opts.seed) || Number(opts.seed) > 0xffff_ffff)
+          throw new InputError(`expected an integer 0…4294967295, got "${opts.seed}"`, '--seed');
         scenario = { ...scenario, seed: Number(opts.seed) };
       }
       const progress = progressBar(`simulating ${scenario.name}`);
