@@ -29,9 +29,9 @@ export interface VirtualMachineOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (an overcommitted host); the rest is steal. */
   deschedule?: { periodNs: Ns; runNs: Ns };
-  /** The host's TSC now, when a world model owns the host (its oscillator, its TSC offset);
+  /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
-  hostRdtsc?: () => Cycles;
+  hostTscAt?: (t: Ns) => Cycles;
   /** QEMU's `-rtc base=…,clock=…` (qemu-* profiles); default base=utc (the epoch), clock=host. */
   rtc?: RtcConfig;
   /** The host's CLOCK_REALTIME (ns since the epoch) now, when a world model owns the host: what
@@ -175,11 +175,12 @@ export class VirtualMachine {
    * What kvm-clock will read at scheduler time `t` (≥ now), as KVM_GET_CLOCK computes it from the
    * current master-clock snapshot (arch/x86/kvm/x86.c __get_kvmclock) — with an unscaled TSC the same
    * number a vCPU's record gives the guest (src/hypervisor/clock-pair.ts). Null when it cannot be
-   * foreseen: no KVM, no master clock, or a host TSC owned by the world.
+   * foreseen: no KVM or no master clock. A world host's TSC is foreseen at its rate now (a crystal
+   * wander step before t would move the answer by its share).
    */
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
-    if (!kvm?.useMasterClock || this.opts.hostRdtsc || t < this.sched.now) return null;
+    if (!kvm?.useMasterClock || t < this.sched.now) return null;
     const { shift, mul } = kvmclockScale(this.host.tscKhz);
     const rec = {
       tscTimestamp: kvm.masterCycleNow,
@@ -187,12 +188,17 @@ export class VirtualMachine {
       tscToSystemMul: mul,
       tscShift: shift,
     };
-    return pvclockReadCycles(rec, this.hostTsc0 + this.cyclesFor(t));
+    return pvclockReadCycles(rec, this.hostTscAt(t));
   }
 
   /** The host TSC now. */
   hostTsc(): Cycles {
-    return this.opts.hostRdtsc ? this.opts.hostRdtsc() : this.hostTsc0 + this.cyclesFor(this.sched.now);
+    return this.hostTscAt(this.sched.now);
+  }
+
+  /** The host TSC at scheduler time t (≥ now): the world's host, or this VM's own at tscKhz·(1+ppm). */
+  private hostTscAt(t: Ns): Cycles {
+    return this.opts.hostTscAt ? this.opts.hostTscAt(t) : this.hostTsc0 + this.cyclesFor(t);
   }
 
   tscTrueHz(): number {
