@@ -4,9 +4,8 @@
 import type { Scheduler, Timer } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/time.ts';
-import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, kvmclockScale, type KvmVcpu } from '../hypervisor/index.ts';
+import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, type KvmVcpu } from '../hypervisor/index.ts';
 import { pvclockReadCycles } from '../core/pvclock-abi.ts';
-import { u64 } from '../core/u64.ts';
 import type { GuestPlatform } from '../guest/platform.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
@@ -181,14 +180,7 @@ export class VirtualMachine {
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
     if (!kvm?.useMasterClock || t < this.sched.now) return null;
-    const { shift, mul } = kvmclockScale(this.host.tscKhz);
-    const rec = {
-      tscTimestamp: kvm.masterCycleNow,
-      systemTime: u64(kvm.masterKernelNs + kvm.kvmclockOffset),
-      tscToSystemMul: mul,
-      tscShift: shift,
-    };
-    return pvclockReadCycles(rec, this.hostTscAt(t));
+    return pvclockReadCycles(kvm.masterClockRecord(), this.hostTscAt(t));
   }
 
   /** The host TSC now. */

@@ -24,7 +24,7 @@ export function schedulePauses(world: World, run: VmRun, sync: GuestSync | null)
     };
     let monoBefore = 0n;
     engine.at(at, () => {
-      if (!run.boot || !run.boot.entered)
+      if (!run.boot?.entered)
         throw new InputError(
           `pause at ${formatDuration(at)} comes before the guest kernel has started`,
           'scenario',

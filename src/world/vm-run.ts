@@ -24,7 +24,7 @@ export class VmRun {
 
   /** The guest kernel runs and can be read: entered and not paused. */
   get readable(): boolean {
-    return this.boot !== null && this.boot.entered && !(this.lifecycle?.paused ?? false);
+    return this.boot?.entered === true && !(this.lifecycle?.paused ?? false);
   }
 
   /** Guest CLOCK_REALTIME minus true UTC at t. */
