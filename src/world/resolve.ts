@@ -10,6 +10,8 @@ import type { Scenario } from './scenario.ts';
 
 export interface ResolvedHost {
   name: string;
+  /** Steps of the host's own CLOCK_REALTIME, in time order. */
+  realtimeSteps: { atNs: Ns; byNs: Ns }[];
   /** The world's host: crystal, TSC, clocks. */
   config: HostConfig;
   /** What a VM on this host is shown of its CPU (the crystal's ppm is taken when the VM is created). */
@@ -19,6 +21,21 @@ export interface ResolvedHost {
 export interface ResolvedPause {
   atNs: Ns;
   durationNs: Ns;
+}
+
+export interface ResolvedSnapshot {
+  atNs: Ns;
+  restoreAfterNs: Ns;
+  /** Host it is restored on (default: the one it ran on). */
+  restoreOn?: string;
+  clockRealtime?: boolean;
+}
+
+export interface ResolvedMigration {
+  atNs: Ns;
+  to: string;
+  downtimeNs: Ns;
+  tscScaling: boolean;
 }
 
 export interface ResolvedVm {
@@ -33,6 +50,9 @@ export interface ResolvedVm {
   updateIntervalNs: Ns;
   kvmclockAtInitNs?: Ns;
   pauses: ResolvedPause[];
+  snapshots: ResolvedSnapshot[];
+  migrations: ResolvedMigration[];
+  tscFrequencyKhz?: number;
   sync: Scenario['vms'][number]['sync'];
 }
 
@@ -65,6 +85,9 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
   const { ppm: _ppm, ...shown } = cpu;
   return {
     name: h.name,
+    realtimeSteps: h.realtime_steps
+      .map((st) => ({ atNs: st.at, byNs: st.by }))
+      .sort((a, b) => (a.atNs < b.atNs ? -1 : a.atNs > b.atNs ? 1 : 0)),
     config: {
       name: h.name,
       oscillator: { ppm: h.oscillator.ppm, wanderSigmaPpm: h.oscillator.wander_sigma_ppm, wanderIntervalNs: h.oscillator.wander_interval },
@@ -90,6 +113,14 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     updateIntervalNs: vm.update_interval,
     ...(vm.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: vm.kvmclock_at_init } : {}),
     pauses: vm.pauses.map((p) => ({ atNs: p.at, durationNs: p.duration })),
+    snapshots: vm.snapshots.map((sn) => ({
+      atNs: sn.at,
+      restoreAfterNs: sn.restore_after,
+      ...(sn.restore_on !== undefined ? { restoreOn: sn.restore_on } : {}),
+      ...(sn.clock_realtime !== undefined ? { clockRealtime: sn.clock_realtime } : {}),
+    })),
+    migrations: vm.migrations.map((m) => ({ atNs: m.at, to: m.to, downtimeNs: m.downtime, tscScaling: m.tsc_scaling })),
+    ...(vm.tsc_frequency_khz !== undefined ? { tscFrequencyKhz: vm.tsc_frequency_khz } : {}),
     sync: vm.sync,
   };
 }

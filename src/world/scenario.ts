@@ -9,7 +9,7 @@ import { InputError } from '../core/errors.ts';
 import type { Ns } from '../core/time.ts';
 import { parseDuration } from '../core/units.ts';
 import { parseCmdline } from '../guest/cmdline.ts';
-import { kernelPreset, machineProfile } from '../vmm/index.ts';
+import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy } from '../vmm/index.ts';
 
 /** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */
 export const MAX_DURATION_NS = 1000n * 31_536_000_000_000_000n; // 1000 y
@@ -29,6 +29,23 @@ const duration = z
   })
   .describe('a duration: "500ms", "15s", "2h", "1d", "1y" or a number of seconds');
 const positiveDuration = duration.refine((ns) => ns > 0n, 'must be greater than 0');
+
+/** A signed duration ("-2s", "+1h", -0.5): how far a clock is stepped. */
+const signedDuration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx): Ns => {
+    const neg = typeof v === 'number' ? v < 0 : /^\s*-/.test(v);
+    const abs = typeof v === 'number' ? Math.abs(v) : v.replace(/^\s*[-+]/, '');
+    try {
+      const ns = typeof abs === 'number' && !(abs <= 1e12) ? MAX_DURATION_NS + 1n : parseDuration(abs);
+      if (ns > MAX_DURATION_NS) throw new InputError(`must be within ±1000y, got ${typeof v === 'number' ? v : `"${v}"`}`);
+      return neg ? -ns : ns;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message.replace('a non-negative duration', 'a duration') });
+      return z.NEVER;
+    }
+  })
+  .describe('a signed duration: "-2s", "+1h", or a number of seconds');
 
 export const oscillatorSchema = z.strictObject({
   ppm: z.number().min(-1000).max(1000).default(0).describe('frequency error of the host crystal, parts per million (+ runs fast)'),
@@ -62,12 +79,21 @@ export const hostCpuSchema = z.strictObject({
   tsc_adjust: z.boolean().default(true).describe('IA32_TSC_ADJUST MSR (CPUID 7 EBX bit 1)'),
 });
 
+export const realtimeStepSchema = z.strictObject({
+  at: duration.describe("when the host's CLOCK_REALTIME is stepped, from the start of the scenario"),
+  by: signedDuration.describe('how far it is stepped (settimeofday on the host), e.g. "-2s" or "+1h"'),
+});
+
 export const hostSchema = z.strictObject({
   name: z.string().min(1),
   oscillator: oscillatorSchema.prefault({}),
   tsc: tscSchema,
   cpu: hostCpuSchema.prefault({}).describe('what the host CPU offers beyond its TSC'),
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
+  realtime_steps: z
+    .array(realtimeStepSchema)
+    .default([])
+    .describe("steps of the host's own CLOCK_REALTIME under running guests (only with ntp: false, whose clock nothing corrects)"),
   realtime_error: z
     .number()
     .min(-1e9)
@@ -79,6 +105,26 @@ export const hostSchema = z.strictObject({
 export const pauseSchema = z.strictObject({
   at: duration.describe('when the VMM pauses the VM, from the start of the scenario'),
   duration: duration.describe('how long it stays paused'),
+});
+
+export const snapshotSchema = z.strictObject({
+  at: duration.describe('when the VMM pauses and saves the VM, from the start of the scenario'),
+  restore_after: duration.describe('how long the VM is gone before it is restored'),
+  restore_on: z.string().min(1).optional().describe('the host it is restored on (default: the host it ran on)'),
+  clock_realtime: z
+    .boolean()
+    .optional()
+    .describe("Firecracker's snapshot-load option: KVM_SET_CLOCK with KVM_CLOCK_REALTIME, so kvmclock advances by the gap (default false)"),
+});
+
+export const migrationSchema = z.strictObject({
+  at: duration.describe('when the stop-and-copy phase starts (the VM stops on its host)'),
+  to: z.string().min(1).describe('the destination host'),
+  downtime: positiveDuration.describe('how long the VM is stopped while its last state is copied'),
+  tsc_scaling: z
+    .boolean()
+    .default(true)
+    .describe("the destination CPU can scale the guest's TSC to its saved rate (VMX/SVM TSC multiplier)"),
 });
 
 export const syncSchema = z.strictObject({
@@ -107,6 +153,15 @@ export const vmSchema = z.strictObject({
   vcpus: z.number().int().min(1).max(64).optional().describe("vCPU count (default: the profile's)"),
   boot_at: duration.prefault(0).describe('when the VMM creates the VM, from the start of the scenario'),
   pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
+  snapshots: z.array(snapshotSchema).default([]).describe('the VMM saves the VM, which is gone for restore_after, then restores it'),
+  migrations: z.array(migrationSchema).default([]).describe('live migrations to another host, with a stop-and-copy downtime'),
+  tsc_frequency_khz: z
+    .number()
+    .int()
+    .min(1000)
+    .max(100_000_000)
+    .optional()
+    .describe('QEMU -cpu …,tsc-frequency=N: the guest TSC rate the VMM sets (KVM_SET_TSC_KHZ); needed to migrate an invariant-TSC guest'),
   sync: syncSchema.prefault({}),
   update_interval: positiveDuration
     .prefault('1s')
@@ -235,11 +290,8 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
         message: 'has no effect while the host runs NTP (its REALTIME is true UTC): set ntp: false to give the host a wrong clock',
       };
   }
-  for (const [i, vm] of s.vms.entries()) {
+  for (const [i, vm] of s.vms.entries())
     if (vm.boot_at > s.duration) return { path: ['vms', i, 'boot_at'], message: 'is after the end of the run (duration)' };
-    for (const [j, p] of vm.pauses.entries())
-      if (p.at >= s.duration) return { path: ['vms', i, 'pauses', j, 'at'], message: 'is at or after the end of the run (duration)' };
-  }
   for (const [i, vm] of s.vms.entries()) {
     const named: [string, () => unknown][] = [
       ['profile', () => machineProfile(vm.profile)],
@@ -253,16 +305,73 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
         return { path: ['vms', i, key], message: (e as Error).message };
       }
     }
+    const stops = [
+      ...vm.pauses.map((p, j) => ({ at: p.at, len: p.duration, path: ['vms', i, 'pauses', j, 'at'] as PropertyKey[] })),
+      ...vm.snapshots.map((p, j) => ({ at: p.at, len: p.restore_after, path: ['vms', i, 'snapshots', j, 'at'] as PropertyKey[] })),
+      ...vm.migrations.map((p, j) => ({ at: p.at, len: p.downtime, path: ['vms', i, 'migrations', j, 'at'] as PropertyKey[] })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     let end = vm.boot_at;
-    for (const [j, p] of vm.pauses.entries()) {
-      const at = p.at;
-      if (at <= end)
+    for (const [k, st] of stops.entries()) {
+      if (st.at >= s.duration) return { path: st.path, message: 'is at or after the end of the run (duration)' };
+      if (st.at <= end)
         return {
-          path: ['vms', i, 'pauses', j, 'at'],
-          message: j === 0 ? 'a pause must come after boot_at' : 'pauses must be in order and must not overlap',
+          path: st.path,
+          message:
+            k === 0
+              ? 'must come after boot_at'
+              : 'overlaps an earlier pause, snapshot or migration of this VM (each must end before the next starts)',
         };
-      end = at + p.duration;
+      end = st.at + st.len;
     }
+    const moves = moveClockPolicy(vm.profile);
+    for (const [j, sn] of vm.snapshots.entries()) {
+      if (moves.snapshotRefused) return { path: ['vms', i, 'snapshots', j], message: moves.snapshotRefused };
+      if (sn.restore_on !== undefined && !names.has(sn.restore_on))
+        return {
+          path: ['vms', i, 'snapshots', j, 'restore_on'],
+          message: `no host named "${sn.restore_on}" (hosts: ${[...names].join(', ')})`,
+        };
+      if (sn.clock_realtime !== undefined && moves.clockRealtime !== 'option')
+        return {
+          path: ['vms', i, 'snapshots', j, 'clock_realtime'],
+          message: `is Firecracker's snapshot-load option; ${vm.profile} ${moves.clockRealtime === 'always' ? 'always restores kvmclock with KVM_CLOCK_REALTIME' : 'never asks KVM for KVM_CLOCK_REALTIME'}`,
+        };
+    }
+    for (const [j, m] of vm.migrations.entries()) {
+      if (!names.has(m.to))
+        return { path: ['vms', i, 'migrations', j, 'to'], message: `no host named "${m.to}" (hosts: ${[...names].join(', ')})` };
+      const refused =
+        moves.migrationRefused === 'invtsc' ? (vm.tsc_frequency_khz === undefined ? INVTSC_BLOCKER : null) : moves.migrationRefused;
+      if (refused)
+        return {
+          path: ['vms', i, 'migrations', j],
+          message:
+            refused === INVTSC_BLOCKER
+              ? `QEMU refuses: "${INVTSC_BLOCKER}" (set tsc_frequency_khz, as -cpu …,tsc-frequency= does)`
+              : refused,
+        };
+      // QEMU with an explicit tsc-frequency fails the destination's vCPU setup when KVM cannot give that
+      // rate: no TSC scaling and the host more than 250 ppm away (target/i386/kvm/kvm.c kvm_arch_set_tsc_khz)
+      const dstKhz = s.hosts.find((h) => h.name === m.to)?.tsc.freq_khz ?? 0;
+      const want = vm.tsc_frequency_khz;
+      if (want !== undefined && !m.tsc_scaling && Math.abs(dstKhz - want) * 1e6 > 250 * want)
+        return {
+          path: ['vms', i, 'migrations', j, 'tsc_scaling'],
+          message: `QEMU refuses on the destination: "TSC frequency mismatch between VM (${want} kHz) and host (${dstKhz} kHz), and TSC scaling unavailable"`,
+        };
+    }
+    if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
+      return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
+  }
+  for (const [i, h] of s.hosts.entries()) {
+    if (h.realtime_steps.length > 0 && h.ntp)
+      return {
+        path: ['hosts', i, 'realtime_steps'],
+        message: 'a host running NTP would be put right at once: set ntp: false to step its clock',
+      };
+    for (const [j, st] of h.realtime_steps.entries())
+      if (st.at >= s.duration)
+        return { path: ['hosts', i, 'realtime_steps', j, 'at'], message: 'is at or after the end of the run (duration)' };
   }
   return null;
 }

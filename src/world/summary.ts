@@ -14,6 +14,18 @@ export interface PauseSummary {
   offset_after_sync_ns: string | null;
 }
 
+/** One thing that happened to a VM's clocks, with what the guest saw and a plain-language verdict. */
+export interface VmEvent {
+  kind: 'pause' | 'snapshot' | 'restore' | 'migration' | 'host_step' | 'sync';
+  at_s: number;
+  /** Guest REALTIME minus true UTC before and after, ns (null where there is no after: a save, a stop past the end). */
+  offset_before_ns: string;
+  offset_after_ns: string | null;
+  /** How far guest CLOCK_MONOTONIC advanced across the event, ns (null where it does not apply). */
+  monotonic_advance_ns: string | null;
+  verdict: string;
+}
+
 export interface VmSummary {
   name: string;
   host: string;
@@ -29,6 +41,10 @@ export interface VmSummary {
   /** Rate of the guest clock against true time over the last sample interval, ppm. */
   drift_ppm: number;
   pauses: PauseSummary[];
+  events: VmEvent[];
+  final_clocksource: string;
+  /** What the guest kernel printed after boot (dmesg lines after its first 3 s), e.g. the watchdog's verdicts. */
+  kernel_log: string[];
 }
 
 export interface HostSummary {
@@ -64,6 +80,12 @@ function hostSummary(world: World, name: string): HostSummary {
   };
 }
 
+/** Seconds since boot of a dmesg line "[    3.000001] …". */
+function uptimeOf(line: string): number {
+  const m = /^\[\s*(\d+\.\d+)\]/.exec(line);
+  return m ? Number(m[1]) : 0;
+}
+
 function vmSummary(r: VmRun): VmSummary {
   const st = r.stats;
   const g = r.boot?.entered ? r.boot.guest : null;
@@ -81,6 +103,9 @@ function vmSummary(r: VmRun): VmSummary {
     max_abs_offset_ns: String(st.maxAbs),
     drift_ppm: st.driftPpm(),
     pauses: r.pauses,
+    events: r.events,
+    final_clocksource: g ? g.currentClocksource().trim() : '',
+    kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
   };
 }
 

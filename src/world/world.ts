@@ -4,7 +4,7 @@ import { Engine } from '../core/engine.ts';
 import { Prng } from '../core/prng.ts';
 import type { Ns } from '../core/time.ts';
 import { TraceRecorder } from '../core/trace.ts';
-import { type BootedVm, bootVm } from '../vmm/index.ts';
+import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
 import { Host } from './host.ts';
 import type { ResolvedScenario, ResolvedVm } from './resolve.ts';
 
@@ -50,6 +50,21 @@ export class World {
     timer.armIn(step);
   }
 
+  /** Where a VM stopped now is restored on `hostName`: that host's CPU, TSC and clocks. */
+  restoreTarget(hostName: string, opts: { tscScaling: boolean; clockRealtime: boolean }): RestoreTarget {
+    const { engine } = this;
+    const host = this.host(hostName);
+    const cpu = this.scenario.hosts.find((h) => h.name === hostName)!.cpu;
+    return {
+      host: { ...cpu, ppm: host.oscillator.ppm },
+      hostTscAt: (t) => host.rdtsc(t),
+      hostRealtime: () => host.realtime(engine.now),
+      hostRealtimeSteps: () => host.realtimeStepsNs,
+      tscScaling: opts.tscScaling,
+      clockRealtime: opts.clockRealtime,
+    };
+  }
+
   /** Create the VM now on its host: the VMM starts it, the guest kernel enters later (BootedVm.kernelEntryAt). */
   bootVm(vm: ResolvedVm): BootedVm {
     const { engine } = this;
@@ -63,6 +78,8 @@ export class World {
       hostTscAt: (t) => host.rdtsc(t),
       hostUptimeNs: 0n, // the world's host TSC counts from 0 at the scenario's start
       hostRealtime: () => host.realtime(engine.now), // what the VMM's RTC (and kvmtool's time()) read
+      hostRealtimeSteps: () => host.realtimeStepsNs,
+      ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
       scheduler: engine,
       epochNs: this.scenario.epochNs,
       ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
