@@ -36,7 +36,15 @@ test('wander is a seeded random walk: same seed, same walk', () => {
   };
   assert.deepEqual(walk(3), walk(3));
   assert.notDeepEqual(walk(3), walk(4));
-  assert.ok(walk(3).some((x) => Math.abs(x) > 0.5));
+  // each step adds one normal(0, σ) draw of the oscillator's stream to the ppm; the rate is held as
+  // round(ppm × 1e-6 × 2^64) units of 2^-64 and reported back from that
+  const draws = new Prng(3);
+  let ppm = 0;
+  const want = Array.from({ length: 50 }, () => {
+    ppm += draws.normal(0, 0.5);
+    return (Number(BigInt(Math.round(ppm * 1e-6 * 2 ** 64))) / 2 ** 64) * 1e6;
+  });
+  assert.deepEqual(walk(3), want);
 });
 
 test('host TSC counts at its nominal frequency in oscillator time; MONOTONIC_RAW scales it back', () => {
