@@ -216,10 +216,10 @@ test('a host whose own clock is 3 s off hands that error to an RTC-clocked guest
   assert.equal(v.wall_clock_source, 'cmos');
   // Kernel entry at 350 ms (qemu-kvm): the clocks start from the CMOS second, 3 (host REALTIME = true + 3 s): +2.65 s.
   assert.equal(v.initial_offset_ns, '2650000000');
-  // rtc_hctosys at entry + 429.124 ms = 779,124,000 ns reads second 3 again and sets 3.5 s (drivers/rtc/class.c adds
-  // NSEC_PER_SEC >> 1) with no sub-ns remainder; from then the guest's tsc clocksource adds
-  // (tsc(600 s) − tsc(779,124,000 ns)) × 6,462,379 >> 24 = (1,557,681,600,000 − 2,022,711,864) × 6,462,379 >> 24
-  // = 599,999,955,981 ns while 600 s pass: 3.5 s + 599,999,955,981 − 600 s = 2,720,831,981 ns (73 ppb slow mult).
+  // rtc_hctosys at entry + 429.124 ms = 779,124,000 ns reads second 3 again and sets REALTIME to epoch + 3.5 s
+  // (drivers/rtc/class.c adds NSEC_PER_SEC >> 1) with no sub-ns remainder; from then the guest's tsc clocksource
+  // adds (1,557,681,600,000 − 2,022,711,864) cycles × 6,462,379 >> 24 = 599,220,831,981 ns while 599.220876 s pass
+  // (44,019 ns lost to the 73-ppb-slow mult): at 600 s, 3.5 s + 599,220,831,981 − 600 s = 2,720,831,981 ns.
   const hctosysAt = 350_000_000n + 429_124_000n;
   const advanced = ((tscAt(600n * SEC) - tscAt(hctosysAt)) * 6_462_379n) >> 24n;
   assert.equal(BigInt(v.final_offset_ns), 3_500_000_000n + advanced - 600n * SEC);
