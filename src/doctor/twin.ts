@@ -7,6 +7,7 @@
 import { stringify } from 'yaml';
 import type { DoctorReport } from './doctor.ts';
 import { gapFor } from './gaps.ts';
+import { lineSafe } from './safe-text.ts';
 import { isClockLine, type Cmdline } from './parse.ts';
 
 export interface TwinChoice {
@@ -202,7 +203,7 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     '# Written by `timevisor doctor --scenario`: a twin of this machine for the guest model.',
     ...choices.map((c) => `# ${c.key} = ${c.value}: ${c.why}`),
     ...gaps.map((g) => `# gap: ${g}`),
-  ].map((l) => l.replace(/\n/g, ' '));
+  ].map(lineSafe);
   return { scenario, yaml: header.join('\n') + '\n' + stringify(scenario), choices, gaps };
 }
 

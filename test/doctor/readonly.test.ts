@@ -16,6 +16,7 @@ const sources = readdirSync(DOCTOR)
   .map((f) => ({ file: f, text: readFileSync(join(DOCTOR, f), 'utf8') }));
 
 const READ_ONLY_FS = new Set([
+  'statSync',
   'readFileSync',
   'readdirSync',
   'existsSync',
