@@ -116,7 +116,7 @@ export class VirtualMachine {
         realtimeAtBootNs: epoch - uptime,
         constantTsc: this.host.invariantTsc,
       });
-      const kvm = new KvmVm({ host: hostTk, memory: this.memory, scheduler: opts.scheduler, name: p.name });
+      const kvm = new KvmVm({ host: hostTk, memory: this.memory, scheduler: opts.scheduler, name: p.name, appliesTscOffset: !p.kvmPvm });
       (this as { kvm: KvmVm | null }).kvm = kvm;
       for (let i = 0; i < nrVcpus; i++) {
         this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(stealFraction) }));
