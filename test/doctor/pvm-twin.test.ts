@@ -64,19 +64,25 @@ test('under KVM the same host prints 2096.006: kvm-clock reports the TSC rate th
     assert.equal(pvclockTscKhz({ tscToSystemMul: ts.mul, tscShift: ts.shift }) % 2, 0, `${khz} kHz`);
   }
   const kvm = boot('firecracker', 2_096_007);
-  assert.ok(kvm.boot_log.includes('Hypervisor detected: KVM'));
+  assert.ok(kvm.boot_log.includes('Hypervisor detected: KVM'), "kvm.boot_log.includes('Hypervisor detected: KVM')");
   assert.ok(kvm.boot_log.includes('tsc: Detected 2096.006 MHz processor'), kvm.boot_log.join('\n'));
   const pvm = boot('firecracker-pvm', 2_096_007);
   assert.ok(pvm.boot_log.includes('tsc: Detected 2096.007 MHz processor'), pvm.boot_log.join('\n'));
   // TSC_KNOWN_FREQ: no refinement, tsc registered at device_initcall; with invariant TSC it wins over kvm-clock (299)
   assert.equal(pvm.available_clocksource, 'tsc kvm-clock \n');
   assert.equal(pvm.current_clocksource, 'tsc\n');
-  assert.ok(!pvm.boot_log.some((l) => /Refined TSC|Fast TSC calibration/.test(l)));
+  assert.ok(
+    !pvm.boot_log.some((l) => /Refined TSC|Fast TSC calibration/.test(l)),
+    '!pvm.boot_log.some((l) => /Refined TSC|Fast TSC calibration/.test(l))',
+  );
 });
 
 test('TSC_RELIABLE: without invariant TSC a KVM guest marks the TSC unsynchronized, a PVM guest keeps it', () => {
   const kvm = boot('firecracker', 2_096_007, false);
-  assert.ok(kvm.boot_log.includes('tsc: Marking TSC unstable due to TSCs unsynchronized'));
+  assert.ok(
+    kvm.boot_log.includes('tsc: Marking TSC unstable due to TSCs unsynchronized'),
+    "kvm.boot_log.includes('tsc: Marking TSC unstable due to TSCs unsynchronized')",
+  );
   assert.equal(kvm.available_clocksource, 'kvm-clock \n');
   const pvm = boot('firecracker-pvm', 2_096_007, false);
   assert.ok(!pvm.boot_log.some((l) => /unstable/.test(l)), pvm.boot_log.join('\n'));
@@ -95,12 +101,15 @@ test('a PVM guest whose sysfs shows no kvm-clock is twinned with no-kvmclock, an
   const plan = planTwin(noKvmclock);
   const s = parseScenarioText(plan.yaml, 'twin');
   assert.match(s.vms[0]!.cmdline, /(^| )no-kvmclock$/);
-  assert.ok(plan.gaps.some((g) => /did not register kvm-clock/.test(g)));
+  assert.ok(
+    plan.gaps.some((g) => /did not register kvm-clock/.test(g)),
+    'plan.gaps.some((g) => /did not register kvm-clock/.test(g))',
+  );
   const rep = replayScenario(plan.scenario);
   assert.ok(rep.ok, rep.ok ? '' : rep.reason);
   const c = compareTwin(machineView(noKvmclock), rep.value);
   assert.ok(c.matched.includes('available_clocksource') && c.matched.includes('current_clocksource'), JSON.stringify(c.differences));
-  assert.ok(!rep.value.boot_log.some((l) => l.startsWith('kvm-clock')));
+  assert.ok(!rep.value.boot_log.some((l) => l.startsWith('kvm-clock')), "!rep.value.boot_log.some((l) => l.startsWith('kvm-clock'))");
 });
 
 test('the recorded KVM guest (this workplace, kvm_pvm loaded as a host module) is not taken for a PVM guest', async () => {

@@ -138,8 +138,14 @@ test('what the machine hides is skipped and said, not passed', async () => {
     current_clocksource: 'refined-jiffies \n',
     clockevent_device: 'lapic',
   });
-  assert.ok(c.skipped.some((s) => s.startsWith('boot log:')));
-  assert.ok(c.skipped.some((s) => s.startsWith('clockevent device:')));
+  assert.ok(
+    c.skipped.some((s) => s.startsWith('boot log:')),
+    "c.skipped.some((s) => s.startsWith('boot log:'))",
+  );
+  assert.ok(
+    c.skipped.some((s) => s.startsWith('clockevent device:')),
+    "c.skipped.some((s) => s.startsWith('clockevent device:'))",
+  );
   assert.deepEqual(c.matched, ['available_clocksource', 'current_clocksource']);
 });
 
@@ -191,8 +197,14 @@ test('the in-process replay doctor prints equals what `timevisor guest --scenari
 test('a kernel log that no longer starts at boot is not compared line by line', async () => {
   const view = machineView(await recorded('bhyve-propolis-guest'));
   assert.equal(view.boot_clock_lines, undefined);
-  assert.ok(view.hidden.some((h) => /no longer starts at boot/.test(h)));
-  assert.ok(machineView(await recorded('firecracker-pvm')).boot_clock_lines!.length > 0);
+  assert.ok(
+    view.hidden.some((h) => /no longer starts at boot/.test(h)),
+    'view.hidden.some((h) => /no longer starts at boot/.test(h))',
+  );
+  assert.ok(
+    machineView(await recorded('firecracker-pvm')).boot_clock_lines!.length > 0,
+    "machineView(await recorded('firecracker-pvm')).boot_clock_lines!.length > 0",
+  );
 });
 
 test('the twin carries the kvm-clock reading at kvmclock_init that the machine printed', async () => {
@@ -200,8 +212,11 @@ test('the twin carries the kvm-clock reading at kvmclock_init that the machine p
   const s = parseScenarioText(plan.yaml, 'twin');
   assert.equal(s.vms[0]!.kvmclock_at_init, '52991526ns');
   const r = replayScenario(s);
-  assert.ok(r.ok);
-  assert.ok(r.value.boot_log.includes('kvm-clock: using sched offset of 52991526 cycles'));
+  assert.ok(r.ok, r.ok ? '' : r.reason);
+  assert.ok(
+    r.value.boot_log.includes('kvm-clock: using sched offset of 52991526 cycles'),
+    "r.value.boot_log.includes('kvm-clock: using sched offset of 52991526 cycles')",
+  );
   assert.equal(r.value.broadcast_device, '\n');
 });
 
@@ -211,7 +226,10 @@ test('a machine running an NTP client gets a twin with sync: ntp, and the differ
   const plan = planTwin(withChrony);
   const s = parseScenarioText(plan.yaml, 'twin');
   assert.equal(s.vms[0]!.sync.method, 'ntp');
-  assert.ok(plan.gaps.some((g) => g.includes('chronyd')));
+  assert.ok(
+    plan.gaps.some((g) => g.includes('chronyd')),
+    "plan.gaps.some((g) => g.includes('chronyd'))",
+  );
   assert.equal(parseScenarioText(planTwin(r).yaml, 'twin').vms[0]!.sync.method, 'none'); // this machine runs none
 });
 
