@@ -8,6 +8,7 @@ import { Engine } from '../../src/core/engine.ts';
 import { NSEC_PER_SEC } from '../../src/core/time.ts';
 import { got } from '../../src/doctor/source.ts';
 import { runDoctor } from '../../src/doctor/doctor.ts';
+import { explain } from '../../src/doctor/explain.ts';
 import { recordedSource } from '../../src/doctor/source.ts';
 import { replayScenario } from '../../src/doctor/replay.ts';
 import { compareTwin, guessProfile, machineView, planTwin } from '../../src/doctor/twin.ts';
@@ -116,4 +117,14 @@ test('the recorded KVM guest (this workplace, kvm_pvm loaded as a host module) i
   const r = await runDoctor({ source: recordedSource(join(FIX, 'firecracker-pvm')) });
   assert.equal(r.hypervisor.ok && r.hypervisor.value.name, 'KVM');
   assert.equal(guessProfile(r).profile, 'firecracker');
+});
+
+test('doctor explains where a PVM guest gets its TSC frequency', async () => {
+  const f = explain(await quoted());
+  assert.ok(
+    f.some((x) => x.topic === 'hypervisor' && /MSR 0x4b564d13/.test(x.text) && /TSC_RELIABLE/.test(x.text)),
+    JSON.stringify(f.filter((x) => x.topic === 'hypervisor')),
+  );
+  const kvm = explain(await runDoctor({ source: recordedSource(join(FIX, 'firecracker-pvm')) }));
+  assert.ok(!kvm.some((x) => /MSR 0x4b564d13/.test(x.text)), 'not said of a KVM guest');
 });
