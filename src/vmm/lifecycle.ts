@@ -45,6 +45,7 @@ export const PAUSE_CLOCK_POLICY: Readonly<Record<string, PauseClockPolicy>> = {
   'qemu-kvm-noinvtsc': QEMU,
   'cloud-hypervisor': { saveRestoreKvmclock: true, kvmclockCtrl: false, source: 'cloud-hypervisor vmm/src/vm.rs Pausable::pause/resume' },
   firecracker: { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
+  'firecracker-pvm': { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
   kvmtool: {
     saveRestoreKvmclock: false,
     kvmclockCtrl: false,

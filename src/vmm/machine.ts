@@ -203,7 +203,14 @@ export class VirtualMachine {
       realtimeSteps: () => this.hostRealtimeStepsFn(),
       constantTsc: this.host.invariantTsc,
     });
-    const kvm = new KvmVm({ host: hostTk, memory: this.memory, scheduler: this.sched, name: this.opts.profile.name, tscScaling });
+    const kvm = new KvmVm({
+      host: hostTk,
+      memory: this.memory,
+      scheduler: this.sched,
+      name: this.opts.profile.name,
+      tscScaling,
+      appliesTscOffset: !this.opts.profile.kvmPvm, // a PVM guest reads the host TSC
+    });
     (this as { kvm: KvmVm | null }).kvm = kvm;
     this.vcpus.length = 0;
     for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(this.stealFraction) }));

@@ -41,6 +41,14 @@ export const MOVE_CLOCK_POLICY: Readonly<Record<string, MoveClockPolicy>> = {
     clockRealtime: 'option',
     source: 'firecracker src/vmm/src/arch/x86_64/vm.rs save_state/restore_state; LoadSnapshot clock_realtime',
   },
+  // Firecracker on a PVM host: the same VMM; PVM's TSC is the host's (no offset), which the restore cannot move
+  'firecracker-pvm': {
+    snapshotRefused:
+      'snapshots of a PVM guest are not modelled: PVM gives the guest the host TSC with no offset, and what its restore does with it is unknown here',
+    migrationRefused: 'Firecracker has no live migration',
+    clockRealtime: 'option',
+    source: 'firecracker src/vmm/src/arch/x86_64/vm.rs; PVM (see the firecracker-pvm profile)',
+  },
   // Cloud Hypervisor keeps KVM_CLOCK_REALTIME from the save and fills it in when missing, so kvmclock
   // catches up on restore and after a migration (hypervisor/src/lib.rs, PR #8256)
   'cloud-hypervisor': {
