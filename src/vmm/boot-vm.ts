@@ -27,8 +27,8 @@ export interface BootVmOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (descheduled the rest: lost ticks, steal). */
   deschedule?: { periodNs: Ns; runNs: Ns };
-  /** The host's TSC now, when the world owns the host (see VirtualMachineOptions.hostRdtsc). */
-  hostRdtsc?: () => Cycles;
+  /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
+  hostTscAt?: (t: Ns) => Cycles;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
   hostUptimeNs?: Ns;
   /** QEMU's `-rtc base=…,clock=…` for the qemu-* profiles (see VirtualMachineOptions.rtc). */
@@ -67,7 +67,7 @@ export class BootedVm {
       ...(opts.stealFraction !== undefined ? { stealFraction: opts.stealFraction } : {}),
       ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
       ...(opts.vcpuEntryIntervalNs !== undefined ? { vcpuEntryIntervalNs: opts.vcpuEntryIntervalNs } : {}),
-      ...(opts.hostRdtsc ? { hostRdtsc: opts.hostRdtsc } : {}),
+      ...(opts.hostTscAt ? { hostTscAt: opts.hostTscAt } : {}),
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),

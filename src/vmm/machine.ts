@@ -4,9 +4,8 @@
 import type { Scheduler, Timer } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/time.ts';
-import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, kvmclockScale, type KvmVcpu } from '../hypervisor/index.ts';
+import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, type KvmVcpu } from '../hypervisor/index.ts';
 import { pvclockReadCycles } from '../core/pvclock-abi.ts';
-import { u64 } from '../core/u64.ts';
 import type { GuestPlatform } from '../guest/platform.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
@@ -29,9 +28,9 @@ export interface VirtualMachineOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (an overcommitted host); the rest is steal. */
   deschedule?: { periodNs: Ns; runNs: Ns };
-  /** The host's TSC now, when a world model owns the host (its oscillator, its TSC offset);
+  /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
-  hostRdtsc?: () => Cycles;
+  hostTscAt?: (t: Ns) => Cycles;
   /** QEMU's `-rtc base=…,clock=…` (qemu-* profiles); default base=utc (the epoch), clock=host. */
   rtc?: RtcConfig;
   /** The host's CLOCK_REALTIME (ns since the epoch) now, when a world model owns the host: what
@@ -175,24 +174,23 @@ export class VirtualMachine {
    * What kvm-clock will read at scheduler time `t` (≥ now), as KVM_GET_CLOCK computes it from the
    * current master-clock snapshot (arch/x86/kvm/x86.c __get_kvmclock) — with an unscaled TSC the same
    * number a vCPU's record gives the guest (src/hypervisor/clock-pair.ts). Null when it cannot be
-   * foreseen: no KVM, no master clock, or a host TSC owned by the world.
+   * foreseen: no KVM or no master clock. A world host's TSC is foreseen at its rate now (a crystal
+   * wander step before t would move the answer by its share).
    */
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
-    if (!kvm?.useMasterClock || this.opts.hostRdtsc || t < this.sched.now) return null;
-    const { shift, mul } = kvmclockScale(this.host.tscKhz);
-    const rec = {
-      tscTimestamp: kvm.masterCycleNow,
-      systemTime: u64(kvm.masterKernelNs + kvm.kvmclockOffset),
-      tscToSystemMul: mul,
-      tscShift: shift,
-    };
-    return pvclockReadCycles(rec, this.hostTsc0 + this.cyclesFor(t));
+    if (!kvm?.useMasterClock || t < this.sched.now) return null;
+    return pvclockReadCycles(kvm.masterClockRecord(), this.hostTscAt(t));
   }
 
   /** The host TSC now. */
   hostTsc(): Cycles {
-    return this.opts.hostRdtsc ? this.opts.hostRdtsc() : this.hostTsc0 + this.cyclesFor(this.sched.now);
+    return this.hostTscAt(this.sched.now);
+  }
+
+  /** The host TSC at scheduler time t (≥ now): the world's host, or this VM's own at tscKhz·(1+ppm). */
+  private hostTscAt(t: Ns): Cycles {
+    return this.opts.hostTscAt ? this.opts.hostTscAt(t) : this.hostTsc0 + this.cyclesFor(t);
   }
 
   tscTrueHz(): number {

@@ -1,18 +1,29 @@
 // Scenario files: YAML (or JSON) describing the world — hosts, VMs, what happens and what to record.
 // Validated with zod; every error names the file, the path inside it (hosts[1].tsc.freq_khz), the line,
-// and what was expected. The JSON Schema for editors is generated from the same zod schema.
+// and what was expected. Durations become exact ns (bigint) here, once, in the schema's transform; the
+// JSON Schema for editors is generated from the same zod schema (its input side).
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
+import type { Ns } from '../core/time.ts';
 import { parseDuration } from '../core/units.ts';
 import { parseCmdline } from '../guest/cmdline.ts';
-import { kernelPreset } from '../vmm/kernels.ts';
-import { machineProfile } from '../vmm/profiles.ts';
+import { kernelPreset, machineProfile } from '../vmm/index.ts';
 
+/** A duration as written ("500ms", "15s", "2h", "1d", "1y" or seconds), parsed to exact ns. */
 const duration = z
-  .union([z.string(), z.number().nonnegative()])
+  .union([z.string(), z.number()])
+  .transform((v, ctx): Ns => {
+    try {
+      return parseDuration(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  })
   .describe('a duration: "500ms", "15s", "2h", "1d", "1y" or a number of seconds');
+const positiveDuration = duration.refine((ns) => ns > 0n, 'must be greater than 0');
 
 export const oscillatorSchema = z.strictObject({
   ppm: z.number().min(-1000).max(1000).default(0).describe('frequency error of the host crystal, parts per million (+ runs fast)'),
@@ -22,20 +33,35 @@ export const oscillatorSchema = z.strictObject({
     .max(100)
     .default(0)
     .describe('random-walk step of the frequency error per wander_interval, ppm (0: none)'),
-  wander_interval: duration.default('1s').describe('interval between random-walk steps'),
+  wander_interval: positiveDuration.prefault('1s').describe('interval between random-walk steps'),
 });
 
-export const tscSchema = z.strictObject({
-  freq_khz: z.number().int().positive().max(100_000_000).describe('nominal TSC frequency in kHz, e.g. 2596136'),
-  constant: z.boolean().default(true).describe('constant_tsc: rate independent of P-states'),
-  nonstop: z.boolean().default(true).describe('nonstop_tsc: counts in deep C-states'),
-  invariant: z.boolean().default(true).describe('invariant TSC (CPUID 0x80000007 EDX bit 8)'),
+export const tscSchema = z
+  .strictObject({
+    freq_khz: z.number().int().min(1000).max(100_000_000).describe('nominal TSC frequency in kHz (1 MHz … 100 GHz), e.g. 2596136'),
+    constant: z.boolean().default(true).describe('constant_tsc: rate independent of P-states'),
+    nonstop: z.boolean().default(true).describe('nonstop_tsc: counts in deep C-states'),
+    invariant: z.boolean().default(true).describe('invariant TSC (CPUID 0x80000007 EDX bit 8); implies constant and nonstop'),
+  })
+  // arch/x86/kernel/cpu/{amd,intel}.c: CPUID 0x80000007 EDX bit 8 sets both X86_FEATURE_CONSTANT_TSC and
+  // X86_FEATURE_NONSTOP_TSC, so an invariant TSC that is not constant or not nonstop cannot exist.
+  .refine((t) => !t.invariant || (t.constant && t.nonstop), {
+    message:
+      'an invariant TSC is constant and nonstop (CPUID 0x80000007 EDX bit 8 implies both): set invariant: false, or constant and nonstop: true',
+    path: ['invariant'],
+  });
+
+export const hostCpuSchema = z.strictObject({
+  vendor: z.enum(['amd', 'intel']).default('amd').describe('CPU vendor the guest is shown'),
+  tsc_deadline: z.boolean().default(true).describe('TSC-deadline mode of the LAPIC timer (CPUID 1 ECX bit 24)'),
+  tsc_adjust: z.boolean().default(true).describe('IA32_TSC_ADJUST MSR (CPUID 7 EBX bit 1)'),
 });
 
 export const hostSchema = z.strictObject({
   name: z.string().min(1),
-  oscillator: oscillatorSchema.default({ ppm: 0, wander_sigma_ppm: 0, wander_interval: '1s' }),
+  oscillator: oscillatorSchema.prefault({}),
   tsc: tscSchema,
+  cpu: hostCpuSchema.prefault({}).describe('what the host CPU offers beyond its TSC'),
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
   realtime_error: z.number().default(0).describe('host REALTIME minus true UTC at the start, seconds (only without host NTP)'),
 });
@@ -52,10 +78,10 @@ export const syncSchema = z.strictObject({
     .describe(
       "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, or an NTP client in the guest",
     ),
-  agent_delay: duration.default('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
+  agent_delay: duration.prefault('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
   ntp_poll_exp: z.number().int().min(4).max(17).default(6).describe('ntp: log2 of the poll interval in seconds (6 = 64 s)'),
   ntp_step_threshold: duration
-    .default('128ms')
+    .prefault('128ms')
     .describe('ntp: offsets beyond this are stepped (ADJ_SETOFFSET), smaller ones slewed by the kernel PLL'),
 });
 
@@ -69,11 +95,11 @@ export const vmSchema = z.strictObject({
   kernel: z.string().default('distro').describe('guest kernel preset: distro, yocto-qemux86, debian12'),
   cmdline: z.string().default('').describe('guest kernel command line (clocksource=, no-kvmclock, tsc=…)'),
   vcpus: z.number().int().min(1).max(64).optional().describe("vCPU count (default: the profile's)"),
-  boot_at: duration.default(0).describe('when the VMM creates the VM, from the start of the scenario'),
+  boot_at: duration.prefault(0).describe('when the VMM creates the VM, from the start of the scenario'),
   pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
-  sync: syncSchema.default({ method: 'none', agent_delay: '1s', ntp_poll_exp: 6, ntp_step_threshold: '128ms' }),
-  update_interval: duration
-    .default('1s')
+  sync: syncSchema.prefault({}),
+  update_interval: positiveDuration
+    .prefault('1s')
     .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
   kvmclock_at_init: duration
     .optional()
@@ -94,7 +120,7 @@ export const scenarioSchema = z.strictObject({
     .describe('PRNG seed: same scenario and seed give byte-identical results'),
   start: z.iso.datetime({ offset: true }).default('2026-01-01T00:00:00Z').describe('true UTC at the start of the scenario (ISO 8601)'),
   duration: duration.describe('simulated time to run'),
-  sample_interval: duration.default('1min').describe('how often offsets are recorded in the timeline'),
+  sample_interval: positiveDuration.prefault('1min').describe('how often offsets are recorded in the timeline'),
   hosts: z.array(hostSchema).min(1),
   vms: z.array(vmSchema).min(1),
 });
@@ -131,7 +157,42 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): { path: Property
     const keys = issue.keys.map((k) => `"${k}"`).join(', ');
     return { path: [...path, issue.keys[0]!], message: `unknown key ${keys}` };
   }
-  return { path, message: issue.message.replace(/^Invalid input: /, '') };
+  return { path, message: plainMessage(issue, valueAt(data, path)) };
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
+  return String(v);
+}
+
+/** zod's issue in the words of the rest of timevisor's messages: what was expected, what was given. */
+function plainMessage(issue: z.core.$ZodIssue, given: unknown): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${issue.expected === 'int' ? 'a whole number' : issue.expected}, got ${describeValue(given)}`;
+    case 'too_small': {
+      if (issue.origin === 'array') return `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}`;
+      if (issue.origin === 'string') return 'must not be empty';
+      return `must be ${issue.inclusive ? '≥' : '>'} ${issue.minimum}, got ${describeValue(given)}`;
+    }
+    case 'too_big':
+      return `must be ${issue.inclusive ? '≤' : '<'} ${issue.maximum}, got ${describeValue(given)}`;
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(given)}`;
+    case 'invalid_format':
+      return issue.format === 'datetime'
+        ? `expected an ISO 8601 date and time like "2026-01-01T00:00:00Z", got ${describeValue(given)}`
+        : `expected ${issue.format}, got ${describeValue(given)}`;
+    case 'invalid_union':
+      return `expected a duration like "500ms", "15s", "1d" or a number of seconds, got ${describeValue(given)}`;
+    case 'not_multiple_of':
+      return `must be a multiple of ${issue.divisor}, got ${describeValue(given)}`;
+    default:
+      return issue.message.replace(/^Invalid input: /, '');
+  }
 }
 
 /** Semantic checks zod cannot express: references between hosts and VMs, unique names, durations. */
@@ -147,35 +208,6 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     if (vmNames.has(vm.name)) return { path: ['vms', i, 'name'], message: `duplicate VM name "${vm.name}"` };
     vmNames.add(vm.name);
   }
-  const checks: [PropertyKey[], string | number][] = [
-    [['duration'], s.duration],
-    [['sample_interval'], s.sample_interval],
-    ...s.hosts.map((h, i): [PropertyKey[], string | number] => [
-      ['hosts', i, 'oscillator', 'wander_interval'],
-      h.oscillator.wander_interval,
-    ]),
-    ...s.vms.flatMap((v, i): [PropertyKey[], string | number][] => [
-      [['vms', i, 'boot_at'], v.boot_at],
-      [['vms', i, 'update_interval'], v.update_interval],
-      ...(v.kvmclock_at_init !== undefined
-        ? [[['vms', i, 'kvmclock_at_init'], v.kvmclock_at_init] as [PropertyKey[], string | number]]
-        : []),
-      [['vms', i, 'sync', 'agent_delay'], v.sync.agent_delay],
-      [['vms', i, 'sync', 'ntp_step_threshold'], v.sync.ntp_step_threshold],
-      ...v.pauses.flatMap((p, j): [PropertyKey[], string | number][] => [
-        [['vms', i, 'pauses', j, 'at'], p.at],
-        [['vms', i, 'pauses', j, 'duration'], p.duration],
-      ]),
-    ]),
-  ];
-  for (const [path, v] of checks) {
-    try {
-      parseDuration(v);
-    } catch (e) {
-      return { path, message: (e as Error).message };
-    }
-  }
-  if (parseDuration(s.sample_interval) === 0n) return { path: ['sample_interval'], message: 'must be greater than 0' };
   for (const [i, vm] of s.vms.entries()) {
     const named: [string, () => unknown][] = [
       ['profile', () => machineProfile(vm.profile)],
@@ -189,21 +221,16 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
         return { path: ['vms', i, key], message: (e as Error).message };
       }
     }
-    if (parseDuration(vm.update_interval) === 0n) return { path: ['vms', i, 'update_interval'], message: 'must be greater than 0' };
-    let end = parseDuration(vm.boot_at);
+    let end = vm.boot_at;
     for (const [j, p] of vm.pauses.entries()) {
-      const at = parseDuration(p.at);
+      const at = p.at;
       if (at <= end)
         return {
           path: ['vms', i, 'pauses', j, 'at'],
           message: j === 0 ? 'a pause must come after boot_at' : 'pauses must be in order and must not overlap',
         };
-      end = at + parseDuration(p.duration);
+      end = at + p.duration;
     }
-  }
-  for (const [i, h] of s.hosts.entries()) {
-    if (h.oscillator.wander_sigma_ppm > 0 && parseDuration(h.oscillator.wander_interval) === 0n)
-      return { path: ['hosts', i, 'oscillator', 'wander_interval'], message: 'must be greater than 0 when wander_sigma_ppm is set' };
   }
   return null;
 }

@@ -52,7 +52,7 @@ function run(plan: Plan, fastForward: boolean): Run {
       wander.armIn(600n * S);
     });
     wander.armIn(600n * S);
-    opts.hostRdtsc = () => host.rdtsc(e.now);
+    opts.hostTscAt = (t) => host.rdtsc(t);
     opts.hostUptimeNs = 0n;
   }
   const b = bootVm(opts);

@@ -1,0 +1,99 @@
+// The run's summary: per host and per VM, what summary.json holds (integer ns as strings).
+import type { VmRun } from './vm-run.ts';
+import type { World } from './world.ts';
+
+export interface PauseSummary {
+  at_s: number;
+  duration_s: number;
+  /** Guest REALTIME offset just before the pause and right after resume, ns. */
+  offset_before_ns: string;
+  offset_after_resume_ns: string;
+  /** How far guest CLOCK_MONOTONIC advanced across the pause, ns. */
+  monotonic_advance_ns: string;
+  /** Guest offset when the sync (if any) had acted: agent set-time or the first NTP poll after resume. */
+  offset_after_sync_ns: string | null;
+}
+
+export interface VmSummary {
+  name: string;
+  host: string;
+  profile: string;
+  kernel: string;
+  clocksource: string;
+  wall_clock_source: string;
+  sync: string;
+  boot_at_s: number;
+  initial_offset_ns: string;
+  final_offset_ns: string;
+  max_abs_offset_ns: string;
+  /** Rate of the guest clock against true time over the last sample interval, ppm. */
+  drift_ppm: number;
+  pauses: PauseSummary[];
+}
+
+export interface HostSummary {
+  name: string;
+  tsc_khz: number;
+  ppm_start: number;
+  ppm_end: number;
+  ntp: boolean;
+  final_realtime_offset_ns: string;
+}
+
+export interface SimulationSummary {
+  scenario: string;
+  seed: number;
+  start: string;
+  duration_s: number;
+  samples: number;
+  events_dispatched: number;
+  hosts: HostSummary[];
+  vms: VmSummary[];
+}
+
+function hostSummary(world: World, name: string): HostSummary {
+  const host = world.host(name);
+  const end = world.scenario.durationNs;
+  return {
+    name,
+    tsc_khz: host.tsc.freqKhz,
+    ppm_start: world.ppmStart.get(name)!,
+    ppm_end: host.oscillator.ppm,
+    ntp: host.ntp,
+    final_realtime_offset_ns: String(host.realtime(end) - world.truth(end)),
+  };
+}
+
+function vmSummary(r: VmRun): VmSummary {
+  const st = r.stats;
+  const g = r.boot?.entered ? r.boot.guest : null;
+  return {
+    name: r.vm.name,
+    host: r.vm.host,
+    profile: r.vm.profile.name,
+    kernel: r.vm.kernel.name,
+    clocksource: g ? g.currentClocksource().trim() : '',
+    wall_clock_source: g ? g.wallClockSource : '',
+    sync: r.vm.sync.method,
+    boot_at_s: Number(r.vm.bootAtNs) / 1e9,
+    initial_offset_ns: String(st.initial),
+    final_offset_ns: String(st.last),
+    max_abs_offset_ns: String(st.maxAbs),
+    drift_ppm: st.driftPpm(),
+    pauses: r.pauses,
+  };
+}
+
+export function buildSummary(world: World, runs: readonly VmRun[], samples: number): SimulationSummary {
+  const s = world.scenario;
+  return {
+    scenario: s.name,
+    seed: s.seed,
+    start: s.start,
+    duration_s: Number(s.durationNs) / 1e9,
+    samples,
+    events_dispatched: world.engine.eventsDispatched,
+    hosts: s.hosts.map((h) => hostSummary(world, h.name)),
+    vms: runs.map(vmSummary),
+  };
+}
