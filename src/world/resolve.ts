@@ -34,6 +34,16 @@ export interface ResolvedVm {
   kvmclockAtInitNs?: Ns;
   pauses: ResolvedPause[];
   sync: Scenario['vms'][number]['sync'];
+  /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
+  initialOffsetNs?: Ns;
+}
+
+export interface ResolvedNtpServer {
+  name: string;
+  stratum: number;
+  /** Serves this host's REALTIME; absent: true UTC. */
+  host?: string;
+  path: { delayNs: Ns; jitterNs: Ns; asymmetryNs: Ns; loss: number };
 }
 
 export interface ResolvedScenario {
@@ -46,6 +56,7 @@ export interface ResolvedScenario {
   sampleIntervalNs: Ns;
   hosts: ResolvedHost[];
   vms: ResolvedVm[];
+  ntpServers: ResolvedNtpServer[];
 }
 
 export function resolveHostEntry(h: Scenario['hosts'][number], index: number): ResolvedHost {
@@ -91,6 +102,16 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     ...(vm.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: vm.kvmclock_at_init } : {}),
     pauses: vm.pauses.map((p) => ({ atNs: p.at, durationNs: p.duration })),
     sync: vm.sync,
+    ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
+  };
+}
+
+export function resolveNtpServer(n: Scenario['ntp_servers'][number]): ResolvedNtpServer {
+  return {
+    name: n.name,
+    stratum: n.stratum ?? (n.host === undefined ? 1 : 2),
+    ...(n.host !== undefined ? { host: n.host } : {}),
+    path: { delayNs: n.path.delay, jitterNs: n.path.jitter, asymmetryNs: n.path.asymmetry, loss: n.path.loss },
   };
 }
 
@@ -105,6 +126,7 @@ export function resolveScenario(s: Scenario): ResolvedScenario {
     sampleIntervalNs: s.sample_interval,
     hosts: s.hosts.map(resolveHostEntry),
     vms: s.vms.map(resolveVmEntry),
+    ntpServers: (s.ntp_servers ?? []).map(resolveNtpServer),
   };
 }
 

@@ -41,7 +41,8 @@ export class Chronyd {
   readonly reference: Reference;
   readonly sources: NtpSource[];
   selected: NtpSource | null = null;
-  private readonly startAt: Ns;
+  /** Scheduler time chronyd started at. */
+  readonly startAt: Ns;
 
   constructor(o: ChronydOptions) {
     const precision = o.precision ?? DEFAULT_PRECISION;
@@ -83,9 +84,16 @@ export class Chronyd {
     for (const s of this.sources) s.start();
   }
 
-  /** chronyd stopped (the VM paused: its timers do not run); `start` resumes polling. */
+  /** chronyd stopped (the VM paused: its timers do not run). */
   stop(): void {
     for (const s of this.sources) s.stop();
+    this.local.stop();
+  }
+
+  /** chronyd runs again after `stop`. */
+  resume(): void {
+    this.local.resume();
+    for (const s of this.sources) s.start();
   }
 
   /** sources.c SRC_SelectSource, for one updated source. */

@@ -244,7 +244,13 @@ export class LocalClock {
     return this.syncStatus === 0;
   }
 
+  /** chronyd stops running (the VM paused): no slew timeout fires. */
   stop(): void {
     this.slewTimer.cancel();
+  }
+
+  /** chronyd runs again: the running slew is ended and restarted from what it achieved. */
+  resume(): void {
+    this.updateSlew();
   }
 }

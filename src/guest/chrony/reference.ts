@@ -19,6 +19,8 @@ export interface ReferenceOptions {
 export interface ChronyAdjustment {
   /** Local (guest REALTIME) time of the update, ns. */
   at: Ns;
+  /** Seconds since chronyd started (its monotonic clock). */
+  sinceStart: number;
   kind: 'step' | 'slew';
   /** Offset corrected, seconds (positive = the clock was fast and goes back). */
   offset: number;
@@ -70,6 +72,8 @@ export class Reference {
   private avg2Moving = false;
   updates = 0;
   readonly adjustments: ChronyAdjustment[] = [];
+  /** Called after each clock update. */
+  onUpdate: (() => void) | null = null;
 
   constructor(
     private readonly local: LocalClock,
@@ -157,10 +161,10 @@ export class Reference {
       step = offset - uncorrectedOffset;
     }
     this.local.accumulateFrequencyAndOffset(est.freq, accumulate, this.correctionRate(offsetSd, updateInterval));
-    this.adjustments.push({ at: rawNow, kind: 'slew', offset: accumulate, freqPpm: this.local.currentFreqPpm });
+    this.adjustments.push({ at: rawNow, sinceStart: monoNow, kind: 'slew', offset: accumulate, freqPpm: this.local.currentFreqPpm });
     if (step !== 0.0) {
       this.local.applyStepOffset(step); // "System clock was stepped by %.6f seconds"
-      this.adjustments.push({ at: rawNow, kind: 'step', offset: step, freqPpm: this.local.currentFreqPpm });
+      this.adjustments.push({ at: rawNow, sinceStart: monoNow, kind: 'step', offset: step, freqPpm: this.local.currentFreqPpm });
     }
     // update_sync_status
     const el = Math.abs(secs(now, this.refTime));
@@ -172,6 +176,7 @@ export class Reference {
       this.avg2Offset = offset * offset;
     }
     this.updates++;
+    this.onUpdate?.();
   }
 
   /** REF_GetTrackingReport, with chronyc's signs. */

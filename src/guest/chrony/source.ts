@@ -76,8 +76,9 @@ export class NtpSource {
   private burstTotal = 0;
   private txCount = 0;
   private localTx: Ns = 0n;
-  /** Scheduler time of the last transmission (chronyd's timeouts run on its own clock: a ppm-level difference). */
-  private lastTxAt: Ns | null = null;
+  /** Local (cooked) time of the last transmission: chronyd measures "time since the last request" on its
+   * own clock, so a VM paused under kvm-clock (whose clock stood still) resumes mid-interval. */
+  private lastTxLocal: Ns | null = null;
   private readonly timer: Timer;
   /** Transmission times (scheduler ns), for tests and reports. */
   readonly transmits: Ns[] = [];
@@ -107,7 +108,7 @@ export class NtpSource {
   /** start_initial_timeout: the first request goes out INITIAL_DELAY (0.2 s) after start. */
   start(): void {
     this.stopped = false;
-    let delay = this.lastTxAt === null ? 0 : this.transmitDelay(false);
+    let delay = this.lastTxLocal === null ? 0 : this.transmitDelay(false);
     if (delay < INITIAL_DELAY) delay = INITIAL_DELAY;
     this.restart(delay);
   }
@@ -127,7 +128,7 @@ export class NtpSource {
 
   /** get_transmit_delay (client mode). */
   private transmitDelay(onTx: boolean): number {
-    const lastTx = !onTx && this.lastTxAt !== null ? Number(this.h.scheduler.now - this.lastTxAt) / 1e9 : 0;
+    const lastTx = !onTx && this.lastTxLocal !== null ? secs(this.h.readCooked(), this.lastTxLocal) : 0;
     let delay = 2 ** this.localPoll;
     if (this.opmode === 'burst') delay = Math.min(MAX_BURST_INTERVAL, MAX_BURST_POLL_RATIO * delay);
     if (lastTx > 0) delay -= lastTx;
@@ -173,7 +174,6 @@ export class NtpSource {
     if (this.stopped) return;
     if (this.opmode === 'burst' && this.burstTotal <= 1) this.opmode = 'online'; // online burst: online before the last packet
     this.txCount++;
-    this.lastTxAt = this.h.scheduler.now;
     this.transmits.push(this.h.scheduler.now);
     if (this.txCount >= 2) {
       // at least one response is missing
@@ -183,6 +183,7 @@ export class NtpSource {
     if (this.opmode === 'burst') this.burstTotal--;
     const t1 = this.h.readCooked();
     this.localTx = t1;
+    this.lastTxLocal = t1;
     const seq = ++this.seq;
     this.link.exchange((r) => {
       if (this.stopped || seq !== this.seq) return; // a late reply to an older request is not accepted
