@@ -6,4 +6,5 @@ export * from './oscillator.ts';
 export * from './resolve.ts';
 export * from './scenario.ts';
 export * from './simulation.ts';
+export * from './work.ts';
 export * from './world.ts';

@@ -18,8 +18,8 @@ export function schedulePauses(world: World, run: VmRun, sync: GuestSync | null)
       at_s: Number(at) / 1e9,
       duration_s: Number(len) / 1e9,
       offset_before_ns: '0',
-      offset_after_resume_ns: '0',
-      monotonic_advance_ns: '0',
+      offset_after_resume_ns: null,
+      monotonic_advance_ns: null,
       offset_after_sync_ns: null,
     };
     let monoBefore = 0n;

@@ -44,13 +44,46 @@ export class OffsetStats {
   }
 }
 
+/**
+ * At most 2·`keep` points of a series, evenly thinned: when full, every other point goes and the stride
+ * doubles. Deterministic, and memory stays bounded however long the run.
+ */
+export class ThinnedSeries {
+  readonly t: Ns[] = [];
+  readonly v: Ns[] = [];
+  private stride = 1;
+  private seen = 0;
+
+  constructor(private readonly keep = 256) {}
+
+  push(t: Ns, v: Ns): void {
+    if (this.seen++ % this.stride !== 0) return;
+    this.t.push(t);
+    this.v.push(v);
+    if (this.t.length >= 2 * this.keep) {
+      for (let i = 0; i < this.keep; i++) {
+        this.t[i] = this.t[2 * i]!;
+        this.v[i] = this.v[2 * i]!;
+      }
+      this.t.length = this.keep;
+      this.v.length = this.keep;
+      this.stride *= 2;
+    }
+  }
+}
+
+/** The CSV header and one row of the timeline (offsets in exact integer ns). */
+export const TIMELINE_CSV_HEADER = 't_s,vm,guest_offset_ns,monotonic_lag_ns,host_offset_ns';
+
+export function timelineCsvRow(r: TimelineRow): string {
+  const s = r.t / NSEC_PER_SEC;
+  const frac = (r.t % NSEC_PER_SEC).toString().padStart(9, '0');
+  return `${s}.${frac},${r.vm},${r.guestOffsetNs},${r.monotonicLagNs},${r.hostOffsetNs}`;
+}
+
 /** Timeline as CSV: one row per VM per sample; offsets in ns (exact integers). */
 export function timelineCsv(rows: readonly TimelineRow[]): string {
-  const out = ['t_s,vm,guest_offset_ns,monotonic_lag_ns,host_offset_ns'];
-  for (const r of rows) {
-    const s = r.t / NSEC_PER_SEC;
-    const frac = (r.t % NSEC_PER_SEC).toString().padStart(9, '0');
-    out.push(`${s}.${frac},${r.vm},${r.guestOffsetNs},${r.monotonicLagNs},${r.hostOffsetNs}`);
-  }
+  const out = [TIMELINE_CSV_HEADER];
+  for (const r of rows) out.push(timelineCsvRow(r));
   return out.join('\n') + '\n';
 }

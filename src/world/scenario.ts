@@ -3,7 +3,7 @@
 // and what was expected. Durations become exact ns (bigint) here, once, in the schema's transform; the
 // JSON Schema for editors is generated from the same zod schema (its input side).
 import { readFileSync } from 'node:fs';
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { isNode, LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
 import type { Ns } from '../core/time.ts';
@@ -11,12 +11,17 @@ import { parseDuration } from '../core/units.ts';
 import { parseCmdline } from '../guest/cmdline.ts';
 import { kernelPreset, machineProfile } from '../vmm/index.ts';
 
+/** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */
+export const MAX_DURATION_NS = 1000n * 31_536_000_000_000_000n; // 1000 y
+
 /** A duration as written ("500ms", "15s", "2h", "1d", "1y" or seconds), parsed to exact ns. */
 const duration = z
   .union([z.string(), z.number()])
   .transform((v, ctx): Ns => {
     try {
-      return parseDuration(v);
+      const ns = typeof v === 'number' && !(Math.abs(v) <= 1e12) ? MAX_DURATION_NS + 1n : parseDuration(v);
+      if (ns > MAX_DURATION_NS) throw new InputError(`must be at most 1000y, got ${typeof v === 'number' ? v : `"${v}"`}`);
+      return ns;
     } catch (e) {
       ctx.addIssue({ code: 'custom', message: (e as Error).message });
       return z.NEVER;
@@ -78,7 +83,12 @@ export const hostSchema = z.strictObject({
   tsc: tscSchema,
   cpu: hostCpuSchema.prefault({}).describe('what the host CPU offers beyond its TSC'),
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
-  realtime_error: z.number().default(0).describe('host REALTIME minus true UTC at the start, seconds (only without host NTP)'),
+  realtime_error: z
+    .number()
+    .min(-1e9)
+    .max(1e9)
+    .default(0)
+    .describe('host REALTIME minus true UTC at the start, seconds (only with ntp: false; within ±10^9 s)'),
 });
 
 export const pauseSchema = z.strictObject({
@@ -160,6 +170,7 @@ export const vmSchema = z.strictObject({
     .optional()
     .describe('the guest\'s REALTIME error right after boot (set when userspace starts, 5 s after kernel entry), e.g. "+60s"'),
   kvmclock_at_init: duration
+    .refine((ns) => ns <= 3_600_000_000_000n, 'must be at most 1h (it is how long the VMM, firmware and loader ran before the kernel)')
     .optional()
     .describe(
       'what kvm-clock read when the guest kernel set it up ("kvm-clock: using sched offset of N cycles", N ns): how long VMM, firmware and loader ran before kvmclock_init, e.g. "52991526ns" (default: the VMM profile\'s)',
@@ -176,7 +187,16 @@ export const scenarioSchema = z.strictObject({
     .max(0xffff_ffff)
     .default(1)
     .describe('PRNG seed: same scenario and seed give byte-identical results'),
-  start: z.iso.datetime({ offset: true }).default('2026-01-01T00:00:00Z').describe('true UTC at the start of the scenario (ISO 8601)'),
+  start: z.iso
+    .datetime({ offset: true })
+    .default('2026-01-01T00:00:00Z')
+    // kvmclock's wall-clock record holds u32 seconds since 1970 (arch/x86/kvm/x86.c kvm_write_wall_clock:
+    // "overflow in 2106 guest time"), and guests count from the epoch: outside these years the models are not meaningful
+    .refine((v) => {
+      const y = new Date(v).getUTCFullYear();
+      return y >= 1970 && y <= 2105;
+    }, "must be between 1970 and 2105 (kvmclock's wall-clock record holds u32 seconds since 1970)")
+    .describe('true UTC at the start of the scenario (ISO 8601), 1970 … 2105'),
   duration: duration.describe('simulated time to run'),
   sample_interval: positiveDuration.prefault('1min').describe('how often offsets are recorded in the timeline'),
   hosts: z.array(hostSchema).min(1),
@@ -267,6 +287,18 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     if (vmNames.has(vm.name)) return { path: ['vms', i, 'name'], message: `duplicate VM name "${vm.name}"` };
     vmNames.add(vm.name);
   }
+  for (const [i, h] of s.hosts.entries()) {
+    if (h.ntp && h.realtime_error !== 0)
+      return {
+        path: ['hosts', i, 'realtime_error'],
+        message: 'has no effect while the host runs NTP (its REALTIME is true UTC): set ntp: false to give the host a wrong clock',
+      };
+  }
+  for (const [i, vm] of s.vms.entries()) {
+    if (vm.boot_at > s.duration) return { path: ['vms', i, 'boot_at'], message: 'is after the end of the run (duration)' };
+    for (const [j, p] of vm.pauses.entries())
+      if (p.at >= s.duration) return { path: ['vms', i, 'pauses', j, 'at'], message: 'is at or after the end of the run (duration)' };
+  }
   const ntpProblem = checkNtp(s, names);
   if (ntpProblem) return ntpProblem;
   for (const [i, vm] of s.vms.entries()) {
@@ -340,13 +372,30 @@ export function parseScenario(data: unknown, where = 'scenario', lineOf: (path: 
 /** Parse YAML text into a validated scenario. */
 export function parseScenarioText(text: string, where = 'scenario'): Scenario {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // logLevel 'error': a complex (collection) key is stringified silently and then named as an unknown key
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  const at = (pos: number | undefined) => (pos === undefined ? where : `${where}:${lineCounter.linePos(pos).line}`);
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line;
-    throw new InputError(`not valid YAML: ${e.message.split('\n')[0]}`, line ? `${where}:${line}` : where);
+    throw new InputError(`not valid YAML: ${e.message.split('\n')[0]}`, at(e.pos[0]));
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    // an alias bomb (anchors expanding into each other) stops at 100 aliases instead of exhausting memory
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // yaml throws a ReferenceError for an alias it cannot resolve or expands too often: name the first alias
+    let aliasAt: number | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        aliasAt ??= node.range?.[0];
+      },
+    });
+    throw new InputError(
+      `not valid YAML: ${(e as Error).message} (anchors must be defined before their aliases; at most 100 alias expansions)`,
+      at(aliasAt),
+    );
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new InputError('expected a YAML mapping (hosts:, vms:, duration: …) at the top level', where);
   }

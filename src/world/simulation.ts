@@ -12,14 +12,18 @@ import type { Scenario } from './scenario.ts';
 import { buildSummary, type SimulationSummary } from './summary.ts';
 import { guestSync, USERSPACE_START_NS } from './sync.ts';
 import { VmRun } from './vm-run.ts';
+import { checkWork } from './work.ts';
 import { World } from './world.ts';
 
-export { type TimelineRow, timelineCsv } from './sampling.ts';
+export { TIMELINE_CSV_HEADER, type TimelineRow, timelineCsv, timelineCsvRow } from './sampling.ts';
 export type { HostSummary, PauseSummary, SimulationSummary, VmSummary } from './summary.ts';
 
 export interface SimulationResult {
   summary: SimulationSummary;
+  /** Every sample, in order (empty when SimulationOptions.onRow took them). */
   timeline: TimelineRow[];
+  /** Per VM, its REALTIME offsets thinned to at most 512 points (for sparklines and plots). */
+  series: Record<string, { t: Ns[]; offsetNs: Ns[] }>;
   /** With SimulationOptions.guestReportAfterNs: each VM's guest report that long after its kernel entry. */
   guests?: Record<string, GuestReport>;
 }
@@ -28,20 +32,24 @@ export interface SimulationOptions {
   trace?: TraceRecorder;
   /** Called now and then with the fraction done (0..1), for progress on a terminal. */
   onProgress?: (fraction: number) => void;
+  /** Each timeline row as it is sampled, instead of keeping the timeline in memory (streaming to a file). */
+  onRow?: (row: TimelineRow) => void;
   /** Also take each VM's guest report (what `timevisor guest` prints) this long after its kernel entry. */
   guestReportAfterNs?: Ns;
 }
 
 export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions = {}): SimulationResult {
   const resolved = 'durationNs' in s ? s : resolveScenario(s);
+  checkWork(resolved, resolved.name, { rowsInMemory: opts.onRow === undefined });
   const world = new World(resolved, opts.trace);
   const { engine } = world;
   const duration = resolved.durationNs;
   const timeline: TimelineRow[] = [];
+  const emit = opts.onRow ?? ((row: TimelineRow) => void timeline.push(row));
   const guests: Record<string, GuestReport> = {};
 
   const runs = resolved.vms.map((vm) => {
-    const run = new VmRun(vm, world.host(vm.host), world, timeline);
+    const run = new VmRun(vm, world.host(vm.host), world, emit);
     if (vm.bootAtNs > duration) return run;
     const sync = guestSync(world, run);
     engine.at(vm.bootAtNs, () => {
@@ -80,5 +88,6 @@ export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions
   engine.run(duration);
 
   const summary = buildSummary(world, runs, samples);
-  return opts.guestReportAfterNs !== undefined ? { summary, timeline, guests } : { summary, timeline };
+  const series = Object.fromEntries(runs.map((r) => [r.vm.name, { t: r.series.t, offsetNs: r.series.v }]));
+  return opts.guestReportAfterNs !== undefined ? { summary, timeline, series, guests } : { summary, timeline, series };
 }

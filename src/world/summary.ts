@@ -5,11 +5,11 @@ import type { World } from './world.ts';
 export interface PauseSummary {
   at_s: number;
   duration_s: number;
-  /** Guest REALTIME offset just before the pause and right after resume, ns. */
+  /** Guest REALTIME offset just before the pause and right after resume, ns (null: still paused at the end). */
   offset_before_ns: string;
-  offset_after_resume_ns: string;
-  /** How far guest CLOCK_MONOTONIC advanced across the pause, ns. */
-  monotonic_advance_ns: string;
+  offset_after_resume_ns: string | null;
+  /** How far guest CLOCK_MONOTONIC advanced across the pause, ns (null: still paused at the end). */
+  monotonic_advance_ns: string | null;
   /** Guest offset when the sync (if any) had acted: agent set-time or the first NTP poll after resume. */
   offset_after_sync_ns: string | null;
 }

@@ -5,7 +5,7 @@ import type { Chronyd } from '../guest/chrony/chronyd.ts';
 import type { BootedVm, VmLifecycle } from '../vmm/index.ts';
 import type { Host } from './host.ts';
 import type { ResolvedVm } from './resolve.ts';
-import { OffsetStats, type TimelineRow } from './sampling.ts';
+import { OffsetStats, ThinnedSeries, type TimelineRow } from './sampling.ts';
 import type { PauseSummary } from './summary.ts';
 import type { World } from './world.ts';
 
@@ -22,8 +22,11 @@ export class VmRun {
     readonly vm: ResolvedVm,
     readonly host: Host,
     private readonly world: World,
-    private readonly timeline: TimelineRow[],
+    private readonly emit: (row: TimelineRow) => void,
   ) {}
+
+  /** A bounded, evenly thinned copy of the offsets (for sparklines and plots of very long runs). */
+  readonly series = new ThinnedSeries();
 
   /** The guest kernel runs and can be read: entered and not paused. */
   get readable(): boolean {
@@ -39,7 +42,7 @@ export class VmRun {
   sample(t: Ns): void {
     const g = this.boot!.guest;
     const off = g.clockGettime('realtime') - this.world.truth(t);
-    this.timeline.push({
+    this.emit({
       t,
       vm: this.vm.name,
       guestOffsetNs: off,
@@ -47,5 +50,6 @@ export class VmRun {
       hostOffsetNs: this.host.realtime(t) - this.world.truth(t),
     });
     this.stats.record(t, off);
+    this.series.push(t, off);
   }
 }

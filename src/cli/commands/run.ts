@@ -1,13 +1,21 @@
 // `timevisor run [FILE]`: run a scenario (or the built-in demo) and report every guest's clock offset.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { Command } from 'commander';
 import { InputError } from '../../core/errors.ts';
 import { formatDuration } from '../../core/units.ts';
-import { DEMO_SCENARIO_YAML } from '../../world/demo.ts';
-import { loadScenario, parseScenarioText, type Scenario } from '../../world/scenario.ts';
-import { simulate, timelineCsv, type SimulationResult } from '../../world/simulation.ts';
+import {
+  checkWork,
+  DEMO_SCENARIO_YAML,
+  loadScenario,
+  parseScenarioText,
+  resolveScenario,
+  type Scenario,
+  type SimulationResult,
+} from '../../world/index.ts';
+import { AtomicFile, ensureDir, removeDirs, writeFileAtomic } from '../output.ts';
 import { progressBar } from '../progress.ts';
+import type { RunJob, RunMessage } from '../run-worker.ts';
 
 function fmtOffset(nsStr: string): string {
   const ns = BigInt(nsStr);
@@ -15,7 +23,7 @@ function fmtOffset(nsStr: string): string {
 }
 
 /** The human summary: what was simulated, and each guest's offset from true time, with a sparkline. */
-export function humanSummary(res: SimulationResult): string {
+export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>): string {
   const s = res.summary;
   const lines: string[] = [];
   lines.push(
@@ -64,9 +72,9 @@ export function humanSummary(res: SimulationResult): string {
           v.name,
           formatDuration(BigInt(Math.round(p.at_s * 1e9))),
           formatDuration(BigInt(Math.round(p.duration_s * 1e9))),
-          formatDuration(BigInt(p.monotonic_advance_ns)),
+          p.monotonic_advance_ns === null ? 'still paused at the end' : formatDuration(BigInt(p.monotonic_advance_ns)),
           fmtOffset(p.offset_before_ns),
-          fmtOffset(p.offset_after_resume_ns),
+          p.offset_after_resume_ns === null ? '—' : fmtOffset(p.offset_after_resume_ns),
           p.offset_after_sync_ns === null ? '—' : fmtOffset(p.offset_after_sync_ns),
         ]);
       }
@@ -84,7 +92,7 @@ export function humanSummary(res: SimulationResult): string {
   lines.push('');
   const marks = '▁▂▃▄▅▆▇█';
   for (const v of s.vms) {
-    const pts = res.timeline.filter((r) => r.vm === v.name).map((r) => Number(r.guestOffsetNs));
+    const pts = (res.series[v.name]?.offsetNs ?? []).map(Number);
     if (pts.length < 2) continue;
     const step = Math.max(1, Math.ceil(pts.length / 60));
     const sampled = pts.filter((_, i) => i % step === 0);
@@ -98,27 +106,40 @@ export function humanSummary(res: SimulationResult): string {
   return lines.join('\n') + '\n';
 }
 
-/** Write summary.json and timeline.csv into dir, via temporary files renamed into place (never half-written). */
-export function writeResults(dir: string, res: SimulationResult): string[] {
-  try {
-    mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    throw new InputError(`cannot create output directory: ${(e as Error).message}`, '--out');
-  }
-  const files: [string, string][] = [
-    ['summary.json', JSON.stringify(res.summary, null, 2) + '\n'],
-    ['timeline.csv', timelineCsv(res.timeline)],
-  ];
-  const written: string[] = [];
-  for (const [name, body] of files) {
-    const path = join(dir, name);
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, body);
-    renameSync(tmp, path);
-    written.push(path);
-  }
-  return written;
+/** Run the simulation on a worker thread; SIGINT/SIGTERM end it at once and remove what it was writing. */
+function simulateInWorker(job: RunJob, onProgress: (f: number) => void, cleanup: () => void): Promise<RunResult> {
+  const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), {
+    workerData: { ...job, module: new URL('../run-worker.ts', import.meta.url).href },
+  });
+  const stop = (signal: NodeJS.Signals) => {
+    void worker.terminate().finally(() => {
+      cleanup();
+      process.stderr.write(`\ntimevisor: stopped by ${signal}; nothing was written\n`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return new Promise<RunResult>((resolvePromise, reject) => {
+    worker.on('message', (m: RunMessage) => {
+      if (m.kind === 'progress') onProgress(m.fraction);
+      else if (m.kind === 'done') resolvePromise(m.result);
+      else {
+        const { name, message, where, path, stack } = m.error;
+        const err = name === 'InputError' ? new InputError(message, where, path) : Object.assign(new Error(message), { name, stack });
+        reject(err);
+      }
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      if (code !== 0) reject(new Error(`simulation worker exited with code ${code}`));
+    });
+  });
 }
+
+type RunResult = Extract<RunMessage, { kind: 'done' }>['result'];
 
 export function registerRun(program: Command): void {
   program
@@ -128,21 +149,36 @@ export function registerRun(program: Command): void {
     .option('--out <dir>', 'write summary.json and timeline.csv into this directory')
     .option('--json', 'print the summary as JSON instead of the human report')
     .option('--seed <n>', 'override the scenario seed')
-    .action((file: string | undefined, opts: { out?: string; json?: boolean; seed?: string }) => {
-      let scenario: Scenario = file === undefined ? parseScenarioText(DEMO_SCENARIO_YAML, 'built-in demo') : loadScenario(file);
+    .action(async (file: string | undefined, opts: { out?: string; json?: boolean; seed?: string }) => {
+      const where = file ?? 'built-in demo';
+      let scenario: Scenario = file === undefined ? parseScenarioText(DEMO_SCENARIO_YAML, where) : loadScenario(file);
       if (opts.seed !== undefined) {
         if (!/^\d+$/.test(opts.seed) || Number(opts.seed) > 0xffff_ffff)
           throw new InputError(`expected an integer 0…4294967295, got "${opts.seed}"`, '--seed');
         scenario = { ...scenario, seed: Number(opts.seed) };
       }
+      checkWork(resolveScenario(scenario), where, { rowsInMemory: false });
+      const created = opts.out !== undefined ? ensureDir(opts.out, '--out') : [];
+      const paths =
+        opts.out !== undefined
+          ? { summary: join(resolve(opts.out), 'summary.json'), timeline: join(resolve(opts.out), 'timeline.csv') }
+          : null;
+      const cleanup = () => {
+        if (paths) for (const p of Object.values(paths)) AtomicFile.discard(p);
+        removeDirs(created);
+      };
       const progress = progressBar(`simulating ${scenario.name}`);
-      const res = simulate(scenario, { onProgress: progress.update });
-      progress.done();
-      if (opts.json) process.stdout.write(JSON.stringify(res.summary, null, 2) + '\n');
-      else process.stdout.write(humanSummary(res));
-      if (opts.out) {
-        const written = writeResults(opts.out, res);
-        process.stderr.write(`wrote ${written.join(', ')}\n`);
+      let res: RunResult;
+      try {
+        res = await simulateInWorker({ scenario, timelinePath: paths?.timeline ?? null }, progress.update, cleanup);
+        if (paths) writeFileAtomic(paths.summary, JSON.stringify(res.summary, null, 2) + '\n', '--out');
+      } catch (e) {
+        cleanup();
+        throw e;
+      } finally {
+        progress.done();
       }
+      process.stdout.write(opts.json ? JSON.stringify(res.summary, null, 2) + '\n' : humanSummary(res));
+      if (paths) process.stderr.write(`wrote ${paths.summary}, ${paths.timeline}\n`);
     });
 }
