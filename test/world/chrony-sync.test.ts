@@ -93,3 +93,27 @@ test('`timevisor run` on a bad chrony scenario exits 2 with one line', () => {
   assert.match(r.stderr, /vms\[0\]\.sync\.servers\[0\].*no NTP server named "ghost"/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
 });
+
+test('after a 3 s pause under kvm-clock, chrony with makestep 0.1 -1 steps several times before settling (as the lab saw)', () => {
+  const s = parseScenario(
+    base(
+      {
+        profile: 'qemu-kvm-noinvtsc',
+        pauses: [{ at: '60s', duration: '3s' }],
+        sync: { method: 'chrony', iburst: true, minpoll: 0, maxpoll: 0, makestep: [0.1, -1] },
+      },
+      { duration: '3min', sample_interval: '1s', ntp_servers: [{ name: 'host', path: { delay: '0.5ms', jitter: '0.2ms' } }] },
+    ),
+  );
+  const { summary, timeline } = simulate(s);
+  const steps = summary.vms[0]!.events!.filter((e) => e.kind === 'step' && e.at_s > 60).map((e) => e.offset_s);
+  // the regression mixes pre-pause samples with the new ones: a partial first step, then smaller ones of
+  // both signs (the lab's real chronyd: 2.872, 0.818, 0.636, −0.591, 0.284 s)
+  assert.ok(steps.length >= 3, `steps ${steps}`);
+  assert.ok(Math.abs(steps[0]!) < 3 && Math.abs(steps[0]!) > 1, `first step ${steps[0]}`);
+  assert.ok(steps.some((x) => x > 0) && steps.some((x) => x < 0), `steps ${steps}`);
+  // chronyd's polls go on mid-interval: the first request 0.3 s after the resume, not 0.2 s (INITIAL_DELAY)
+  assert.ok(Math.abs(Number(summary.vms[0]!.events!.find((e) => e.at_s > 60)!.at_s) - 63.3012) < 0.01);
+  const end = timeline.filter((r) => r.t > 100_000_000_000n);
+  assert.ok(end.every((r) => r.guestOffsetNs < 1_000_000n && r.guestOffsetNs > -1_000_000n));
+});

@@ -74,9 +74,13 @@ export class Chronyd {
           hooks,
         ),
     );
-    // sources.c slew_sources: every clock change shifts the stored samples
+    // sources.c slew_sources and ntp_sources.c slew_sources: every clock change shifts the stored
+    // samples and each source's local timestamps
     this.local.addHandler((cooked, dfreq, doffset) => {
-      for (const s of this.sources) s.stats.slewSamples(cooked, dfreq, doffset);
+      for (const s of this.sources) {
+        s.stats.slewSamples(cooked, dfreq, doffset);
+        s.slewTimes(cooked, dfreq, doffset);
+      }
     });
   }
 

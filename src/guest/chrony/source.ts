@@ -234,6 +234,13 @@ export class NtpSource {
     this.restart(this.transmitDelay(false));
   }
 
+  /** NCR_SlewTimes: the local timestamps kept follow a clock change (UTI_AdjustTimespec). */
+  slewTimes(when: Ns, dfreq: number, doffset: number): void {
+    const adjust = (ts: Ns) => ts + BigInt(Math.round((secs(when, ts) * dfreq - doffset) * 1e9));
+    if (this.lastTxLocal !== null) this.lastTxLocal = adjust(this.lastTxLocal);
+    this.localTx = adjust(this.localTx);
+  }
+
   /** Local time of the last request sent (T1). */
   get lastLocalTx(): Ns {
     return this.localTx;
