@@ -80,3 +80,66 @@ export const QGA_CASES: QgaCase[] = [
   s(`${'['.repeat(1100)}\n`),
   s('{"execute":"guest-ping"}\n'),
 ];
+
+/** Seeded random messages built from JSON fragments, keys and command names qemu-ga knows, and bytes it does not. */
+export function fuzzCases(seed: number, n: number): QgaCase[] {
+  let x = seed >>> 0 || 1;
+  const rnd = (k: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % k;
+  };
+  const pick = <T>(a: readonly T[]): T => a[rnd(a.length)]!;
+  const names = [
+    'guest-ping',
+    'guest-sync',
+    'guest-sync-delimited',
+    'guest-info',
+    'guest-get-timezone',
+    'guest-set-time',
+    'guest-exec',
+    'nope',
+    '',
+  ];
+  const keys = ['execute', 'arguments', 'id', 'time', 'x', 'exec-oob', 'control'];
+  const value = (d: number): string => {
+    switch (rnd(d > 2 ? 6 : 9)) {
+      case 0:
+        return String(rnd(1000) - 500);
+      case 1:
+        return pick(['1.5', '-0', '1e3', '99999999999999999999', '9223372036854775808', '0.1', '01', '-']);
+      case 2:
+        return JSON.stringify(pick([...names, 'é', '\n', 'a"b']));
+      case 3:
+        return pick(['true', 'false', 'null', 'nul', 'tru']);
+      case 4:
+        return `'${pick(names)}'`;
+      case 5:
+        return pick(['"\\u00e9"', '"\\ud800"', '"\\q"', '"\\u12"']);
+      case 6:
+        return `[${Array.from({ length: rnd(3) }, () => value(d + 1)).join(',')}]`;
+      default:
+        return obj(d + 1);
+    }
+  };
+  const obj = (d: number): string => {
+    const parts = Array.from({ length: rnd(4) }, () => {
+      const k = pick(keys);
+      const v = k === 'execute' && rnd(3) > 0 ? JSON.stringify(pick(names)) : k === 'arguments' && rnd(2) ? obj(d + 1) : value(d);
+      return `${JSON.stringify(k)}${pick([':', ':', ':', ' : ', ''])}${v}`;
+    });
+    return `{${parts.join(pick([',', ',', ',', ', ', '']))}${rnd(8) === 0 ? ',' : ''}}`;
+  };
+  const out: QgaCase[] = [];
+  for (let i = 0; i < n; i++) {
+    let m = rnd(10) === 0 ? value(0) : obj(0);
+    if (rnd(12) === 0) m = m.slice(0, rnd(m.length + 1));
+    if (rnd(15) === 0) m += pick(['@', '}', ']', 'garbage', '\t']);
+    const enc = new TextEncoder().encode(`${m}\n`);
+    out.push({ send: rnd(20) === 0 ? Uint8Array.from([pick([0xff, 0xfe, 0x01, 0xe9]), ...enc]) : enc });
+  }
+  // close anything left open so the next session starts clean
+  out.push({ send: `${']'.repeat(4)}${'}'.repeat(4)}\n` });
+  return out;
+}
