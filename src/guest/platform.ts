@@ -1,6 +1,6 @@
 // What a guest kernel can see of its machine: CPUID leaves, the timer devices the VMM put on its
 // buses, the counters it can read, and the paravirtual records KVM writes into its memory. The
-// guest model touches nothing else (DESIGN.md: the guest sees the hypervisor only through CPUID,
+// guest model touches nothing else (docs/architecture.md: the guest sees the hypervisor only through CPUID,
 // MSRs, ports/MMIO, shared memory and interrupts). The vmm layer builds one per VM.
 import type { Cycles, Ns } from '../core/time.ts';
 import type { PvclockMemory } from './pvclock.ts';

@@ -22,6 +22,49 @@ function fmtOffset(nsStr: string): string {
   return (ns >= 0n ? '+' : '') + formatDuration(ns);
 }
 
+/** Columns padded to their widest cell; the columns in `right` (numbers) aligned on the right. */
+function table(rows: string[][], right: ReadonlySet<number>): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => [...r[i]!].length)));
+  const pad = (c: string, i: number) => {
+    const fill = ' '.repeat(widths[i]! - [...c].length);
+    return right.has(i) ? fill + c : c + fill;
+  };
+  return rows.map((r) => `  ${r.map(pad).join('  ').trimEnd()}`);
+}
+
+const SPARK_WIDTH = 60;
+const MARKS = '▁▂▃▄▅▆▇█';
+
+/**
+ * One sparkline per VM on a shared time axis (the whole run in SPARK_WIDTH columns), so VMs that boot
+ * later start further right; each column shows the VM's largest offset in it (so a short excursion after a
+ * pause stays visible), scaled to the VM's own range.
+ */
+function sparklines(res: Pick<SimulationResult, 'summary' | 'series'>, nameWidth: number): string[] {
+  const end = BigInt(Math.round(res.summary.duration_s * 1e9));
+  const out: string[] = [];
+  for (const v of res.summary.vms) {
+    const series = res.series[v.name];
+    if (!series || series.t.length < 2) continue;
+    const cols: (number | null)[] = Array(SPARK_WIDTH).fill(null);
+    for (let i = 0; i < series.t.length; i++) {
+      const c = end > 0n ? Math.min(SPARK_WIDTH - 1, Number((series.t[i]! * BigInt(SPARK_WIDTH)) / end)) : 0;
+      const off = Number(series.offsetNs[i]!);
+      const prev = cols[c];
+      if (prev === null || prev === undefined || Math.abs(off) > Math.abs(prev)) cols[c] = off;
+    }
+    const seen = cols.filter((c): c is number => c !== null);
+    const lo = Math.min(...seen);
+    const hi = Math.max(...seen);
+    const spark = cols.map((p) => (p === null ? ' ' : MARKS[hi === lo ? 0 : Math.min(7, Math.floor(((p - lo) / (hi - lo)) * 8))])).join('');
+    out.push(
+      `  ${v.name.padEnd(nameWidth)}  ${spark}  (${formatDuration(BigInt(Math.round(lo)))} … ${formatDuration(BigInt(Math.round(hi)))})`,
+    );
+  }
+  if (out.length > 0) out.push(`  ${''.padEnd(nameWidth)}  0${formatDuration(end).padStart(SPARK_WIDTH - 1)}`);
+  return out;
+}
+
 /** The human summary: what was simulated, and each guest's offset from true time, with a sparkline. */
 export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>): string {
   const s = res.summary;
@@ -52,15 +95,7 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
       `${v.drift_ppm >= 0 ? '+' : ''}${v.drift_ppm.toFixed(3)} ppm`,
     ]);
   }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows)
-    lines.push(
-      '  ' +
-        r
-          .map((c, i) => c.padEnd(widths[i]!))
-          .join('  ')
-          .trimEnd(),
-    );
+  lines.push(...table(rows, new Set([5, 6, 7, 8])));
   const paused = s.vms.filter((v) => v.pauses.length > 0);
   if (paused.length > 0) {
     lines.push('');
@@ -79,30 +114,10 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
         ]);
       }
     }
-    const pw = prow[0]!.map((_, i) => Math.max(...prow.map((r) => r[i]!.length)));
-    for (const r of prow)
-      lines.push(
-        '  ' +
-          r
-            .map((c, i) => c.padEnd(pw[i]!))
-            .join('  ')
-            .trimEnd(),
-      );
+    lines.push(...table(prow, new Set([1, 2, 3, 4, 5, 6])));
   }
   lines.push('');
-  const marks = '▁▂▃▄▅▆▇█';
-  for (const v of s.vms) {
-    const pts = (res.series[v.name]?.offsetNs ?? []).map(Number);
-    if (pts.length < 2) continue;
-    const step = Math.max(1, Math.ceil(pts.length / 60));
-    const sampled = pts.filter((_, i) => i % step === 0);
-    const lo = Math.min(...sampled);
-    const hi = Math.max(...sampled);
-    const spark = sampled.map((p) => marks[hi === lo ? 0 : Math.min(7, Math.floor(((p - lo) / (hi - lo)) * 8))]).join('');
-    lines.push(
-      `  ${v.name.padEnd(widths[0]!)}  ${spark}  (${formatDuration(BigInt(Math.round(lo)))} … ${formatDuration(BigInt(Math.round(hi)))})`,
-    );
-  }
+  lines.push(...sparklines(res, Math.max(...s.vms.map((v) => v.name.length))));
   return lines.join('\n') + '\n';
 }
 
