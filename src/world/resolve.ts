@@ -54,6 +54,16 @@ export interface ResolvedVm {
   migrations: ResolvedMigration[];
   tscFrequencyKhz?: number;
   sync: Scenario['vms'][number]['sync'];
+  /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
+  initialOffsetNs?: Ns;
+}
+
+export interface ResolvedNtpServer {
+  name: string;
+  stratum: number;
+  /** Serves this host's REALTIME; absent: true UTC. */
+  host?: string;
+  path: { delayNs: Ns; jitterNs: Ns; asymmetryNs: Ns; loss: number };
 }
 
 export interface ResolvedScenario {
@@ -66,6 +76,7 @@ export interface ResolvedScenario {
   sampleIntervalNs: Ns;
   hosts: ResolvedHost[];
   vms: ResolvedVm[];
+  ntpServers: ResolvedNtpServer[];
 }
 
 export function resolveHostEntry(h: Scenario['hosts'][number], index: number): ResolvedHost {
@@ -122,6 +133,16 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     migrations: vm.migrations.map((m) => ({ atNs: m.at, to: m.to, downtimeNs: m.downtime, tscScaling: m.tsc_scaling })),
     ...(vm.tsc_frequency_khz !== undefined ? { tscFrequencyKhz: vm.tsc_frequency_khz } : {}),
     sync: vm.sync,
+    ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
+  };
+}
+
+export function resolveNtpServer(n: Scenario['ntp_servers'][number]): ResolvedNtpServer {
+  return {
+    name: n.name,
+    stratum: n.stratum ?? (n.host === undefined ? 1 : 2),
+    ...(n.host !== undefined ? { host: n.host } : {}),
+    path: { delayNs: n.path.delay, jitterNs: n.path.jitter, asymmetryNs: n.path.asymmetry, loss: n.path.loss },
   };
 }
 
@@ -136,6 +157,7 @@ export function resolveScenario(s: Scenario): ResolvedScenario {
     sampleIntervalNs: s.sample_interval,
     hosts: s.hosts.map(resolveHostEntry),
     vms: s.vms.map(resolveVmEntry),
+    ntpServers: (s.ntp_servers ?? []).map(resolveNtpServer),
   };
 }
 

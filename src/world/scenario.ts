@@ -129,16 +129,56 @@ export const migrationSchema = z.strictObject({
 
 export const syncSchema = z.strictObject({
   method: z
-    .enum(['none', 'agent', 'ntp'])
+    .enum(['none', 'agent', 'ntp', 'ntpd', 'chrony'])
     .default('none')
     .describe(
-      "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, or an NTP client in the guest",
+      "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, an ntpd-like client in the guest (ntpd, or its alias ntp), or chronyd",
     ),
   agent_delay: duration.prefault('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
   ntp_poll_exp: z.number().int().min(4).max(17).default(6).describe('ntp: log2 of the poll interval in seconds (6 = 64 s)'),
   ntp_step_threshold: duration
     .prefault('128ms')
     .describe('ntp: offsets beyond this are stepped (ADJ_SETOFFSET), smaller ones slewed by the kernel PLL'),
+  // chrony (and the servers of ntpd)
+  servers: z
+    .array(z.string().min(1))
+    .optional()
+    .describe('ntpd/chrony: names from ntp_servers (default: all of them; with none defined, an ideal server at true UTC 1 ms away)'),
+  iburst: z.boolean().default(false).describe("chrony: the servers' iburst option (4 requests 2 s apart at start)"),
+  minpoll: z.number().int().min(0).max(24).default(6).describe('chrony: minpoll, log2 seconds (default 6 = 64 s)'),
+  maxpoll: z.number().int().min(0).max(24).default(10).describe('chrony: maxpoll, log2 seconds (default 10 = 1024 s)'),
+  makestep: z
+    .tuple([z.number().nonnegative(), z.number().int().min(-1)])
+    .optional()
+    .describe(
+      'chrony: makestep [threshold seconds, limit]: step when the offset exceeds threshold during the first limit updates (-1: always); default: never step',
+    ),
+  maxslewrate_ppm: z
+    .number()
+    .positive()
+    .max(100000)
+    .default(1e6 / 12)
+    .describe('chrony: maxslewrate, ppm (default 83333.333)'),
+  rtcsync: z.boolean().default(false).describe("chrony: rtcsync (the kernel's 11-minute mode copies the system time to the RTC)"),
+  agent_latency: duration
+    .prefault(0)
+    .describe("agent: one-way latency of guest-set-time from the host's read of its clock to the guest applying it"),
+});
+
+export const ntpPathSchema = z.strictObject({
+  delay: duration.describe('fixed one-way delay'),
+  jitter: duration.prefault(0).describe('mean of the exponential extra delay of each packet (delay + jitter × Exp(1) each way)'),
+  asymmetry: signedDuration
+    .prefault(0)
+    .describe('request minus reply fixed delay (request: delay + asymmetry/2, reply: delay − asymmetry/2)'),
+  loss: z.number().min(0).lt(1).default(0).describe('probability that a packet is lost'),
+});
+
+export const ntpServerSchema = z.strictObject({
+  name: z.string().min(1),
+  stratum: z.number().int().min(1).max(15).optional().describe('stratum it announces (default 1 for true UTC, 2 for a host clock)'),
+  host: z.string().min(1).optional().describe("serve this host's REALTIME instead of true UTC"),
+  path: ntpPathSchema.describe('the network path between the guests and this server'),
 });
 
 export const vmSchema = z.strictObject({
@@ -166,6 +206,9 @@ export const vmSchema = z.strictObject({
   update_interval: positiveDuration
     .prefault('1s')
     .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
+  initial_offset: signedDuration
+    .optional()
+    .describe('the guest\'s REALTIME error right after boot (set when userspace starts, 5 s after kernel entry), e.g. "+60s"'),
   kvmclock_at_init: duration
     .refine((ns) => ns <= 3_600_000_000_000n, 'must be at most 1h (it is how long the VMM, firmware and loader ran before the kernel)')
     .optional()
@@ -198,6 +241,7 @@ export const scenarioSchema = z.strictObject({
   sample_interval: positiveDuration.prefault('1min').describe('how often offsets are recorded in the timeline'),
   hosts: z.array(hostSchema).min(1),
   vms: z.array(vmSchema).min(1),
+  ntp_servers: z.array(ntpServerSchema).default([]).describe('NTP servers the guests can use, each with its network path'),
 });
 
 export type ScenarioInput = z.input<typeof scenarioSchema>;
@@ -292,6 +336,8 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
   }
   for (const [i, vm] of s.vms.entries())
     if (vm.boot_at > s.duration) return { path: ['vms', i, 'boot_at'], message: 'is after the end of the run (duration)' };
+  const ntpProblem = checkNtp(s, names);
+  if (ntpProblem) return ntpProblem;
   for (const [i, vm] of s.vms.entries()) {
     const named: [string, () => unknown][] = [
       ['profile', () => machineProfile(vm.profile)],
@@ -372,6 +418,34 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     for (const [j, st] of h.realtime_steps.entries())
       if (st.at >= s.duration)
         return { path: ['hosts', i, 'realtime_steps', j, 'at'], message: 'is at or after the end of the run (duration)' };
+  }
+  return null;
+}
+
+/** ntp_servers and the VMs' references to them. */
+function checkNtp(s: Scenario, hostNames: Set<string>): { path: PropertyKey[]; message: string } | null {
+  const servers = new Set<string>();
+  for (const [i, n] of s.ntp_servers.entries()) {
+    if (servers.has(n.name)) return { path: ['ntp_servers', i, 'name'], message: `duplicate NTP server name "${n.name}"` };
+    servers.add(n.name);
+    if (n.host !== undefined && !hostNames.has(n.host))
+      return { path: ['ntp_servers', i, 'host'], message: `no host named "${n.host}" (hosts: ${[...hostNames].join(', ')})` };
+    const a = n.path.asymmetry < 0n ? -n.path.asymmetry : n.path.asymmetry;
+    if (a > 2n * n.path.delay)
+      return {
+        path: ['ntp_servers', i, 'path', 'asymmetry'],
+        message: 'must be at most 2 × delay in size (no direction can take less than no time)',
+      };
+  }
+  for (const [i, vm] of s.vms.entries()) {
+    for (const [j, name] of (vm.sync.servers ?? []).entries())
+      if (!servers.has(name))
+        return {
+          path: ['vms', i, 'sync', 'servers', j],
+          message: `no NTP server named "${name}" (ntp_servers: ${[...servers].join(', ') || 'none'})`,
+        };
+    if (vm.sync.minpoll > vm.sync.maxpoll)
+      return { path: ['vms', i, 'sync', 'maxpoll'], message: `must be ≥ minpoll (${vm.sync.minpoll})` };
   }
   return null;
 }

@@ -11,7 +11,7 @@ import { type ResolvedScenario, resolveScenario } from './resolve.ts';
 import type { TimelineRow } from './sampling.ts';
 import type { Scenario } from './scenario.ts';
 import { buildSummary, type SimulationSummary } from './summary.ts';
-import { guestSync } from './sync.ts';
+import { guestSync, USERSPACE_START_NS } from './sync.ts';
 import { VmRun } from './vm-run.ts';
 import { checkWork } from './work.ts';
 import { World } from './world.ts';
@@ -58,6 +58,13 @@ export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions
       run.boot = world.bootVm(vm);
       if (vm.pauses.length + vm.snapshots.length + vm.migrations.length > 0) run.lifecycle = new VmLifecycle(run.boot);
       engine.at(run.boot.kernelEntryAt, () => run.sample(engine.now));
+      if (vm.initialOffsetNs !== undefined) {
+        // vms[].initial_offset: the guest's REALTIME error as userspace starts (before its sync daemon does)
+        const off = vm.initialOffsetNs;
+        engine.at(run.boot.kernelEntryAt + USERSPACE_START_NS, () => {
+          if (run.readable) run.boot!.guest.settimeofday(world.truth(engine.now) + off);
+        });
+      }
       sync?.onBoot();
       if (opts.guestReportAfterNs !== undefined) {
         const b = run.boot;

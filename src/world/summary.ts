@@ -45,6 +45,66 @@ export interface VmSummary {
   final_clocksource: string;
   /** What the guest kernel printed after boot (dmesg lines after its first 3 s), e.g. the watchdog's verdicts. */
   kernel_log: string[];
+  /** With sync method chrony: `chronyc tracking` at the end of the run. */
+  chrony?: ChronyTrackingSummary;
+  /** With sync method chrony: the clock updates chronyd made (steps, and the slews it started). */
+  chrony_updates?: ChronyEventSummary[];
+}
+
+/** `chronyc tracking`'s figures, seconds and ppm with chronyc's signs (system_time_s: + = clock fast). */
+export interface ChronyTrackingSummary {
+  reference_id: string;
+  stratum: number;
+  system_time_s: number;
+  last_offset_s: number;
+  rms_offset_s: number;
+  frequency_ppm: number;
+  residual_freq_ppm: number;
+  skew_ppm: number;
+  root_delay_s: number;
+  root_dispersion_s: number;
+  update_interval_s: number;
+  leap_status: string;
+  updates: number;
+}
+
+export interface ChronyEventSummary {
+  /** Scenario time of the update, seconds. */
+  at_s: number;
+  kind: 'step' | 'slew';
+  /** Offset corrected, seconds (+: the clock was fast). */
+  offset_s: number;
+  frequency_ppm: number;
+}
+
+/** At most this many chrony events are listed per VM (the count says how many there were). */
+const MAX_EVENTS = 1000;
+
+function chronySummary(r: VmRun): Pick<VmSummary, 'chrony' | 'chrony_updates'> {
+  const c = r.chronyd;
+  if (!c) return {};
+  const t = c.tracking();
+  const start = Number(c.startAt) / 1e9;
+  return {
+    chrony: {
+      reference_id: t.referenceId,
+      stratum: t.stratum,
+      system_time_s: t.systemTime,
+      last_offset_s: t.lastOffset,
+      rms_offset_s: t.rmsOffset,
+      frequency_ppm: t.frequencyPpm,
+      residual_freq_ppm: t.residualFreqPpm,
+      skew_ppm: t.skewPpm,
+      root_delay_s: t.rootDelay,
+      root_dispersion_s: t.rootDispersion,
+      update_interval_s: t.updateInterval,
+      leap_status: t.leapStatus,
+      updates: c.reference.updates,
+    },
+    chrony_updates: c.adjustments
+      .slice(0, MAX_EVENTS)
+      .map((a) => ({ at_s: start + a.sinceStart, kind: a.kind, offset_s: a.offset, frequency_ppm: a.freqPpm })),
+  };
 }
 
 export interface HostSummary {
@@ -106,6 +166,7 @@ function vmSummary(r: VmRun): VmSummary {
     events: r.events,
     final_clocksource: g ? g.currentClocksource().trim() : '',
     kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
+    ...chronySummary(r),
   };
 }
 

@@ -1,6 +1,7 @@
 // One scenario VM inside a running simulation: its booted guest, its lifecycle, and what is recorded
 // of it. Reading and sampling its clocks against true time live here, once.
 import type { Ns } from '../core/time.ts';
+import type { Chronyd } from '../guest/chrony/chronyd.ts';
 import type { BootedVm, VmLifecycle } from '../vmm/index.ts';
 import type { Host } from './host.ts';
 import type { ResolvedVm } from './resolve.ts';
@@ -15,6 +16,8 @@ export class VmRun {
   readonly stats = new OffsetStats();
   readonly pauses: PauseSummary[] = [];
   readonly events: VmEvent[] = [];
+  /** The guest's chronyd, with sync method chrony (once userspace has started). */
+  chronyd: Chronyd | null = null;
 
   constructor(
     readonly vm: ResolvedVm,

@@ -6,6 +6,7 @@ import type { Ns } from '../core/time.ts';
 import { TraceRecorder } from '../core/trace.ts';
 import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
 import { Host } from './host.ts';
+import { NtpServers } from './ntp-servers.ts';
 import type { ResolvedScenario, ResolvedVm } from './resolve.ts';
 
 export class World {
@@ -14,6 +15,8 @@ export class World {
   /** Each host's crystal error at the start, ppm. */
   readonly ppmStart = new Map<string, number>();
   readonly trace: TraceRecorder;
+  /** The scenario's NTP servers and the paths to them. */
+  readonly ntp: NtpServers;
 
   constructor(
     readonly scenario: ResolvedScenario,
@@ -27,6 +30,15 @@ export class World {
       this.ppmStart.set(h.name, host.oscillator.ppm);
       if (host.oscillator.wanderSigmaPpm > 0) this.wander(host);
     }
+    // a stream of its own, so adding servers leaves the hosts' random walks as they were
+    this.ntp = new NtpServers(
+      this.engine,
+      new Prng(scenario.seed).fork('ntp'),
+      (scenario.ntpServers ?? []).map((n) => {
+        const host = n.host !== undefined ? this.host(n.host) : null;
+        return { name: n.name, stratum: n.stratum, path: n.path, clock: host ? (t: Ns) => host.realtime(t) : (t: Ns) => this.truth(t) };
+      }),
+    );
   }
 
   /** True UTC at scenario time t. */
