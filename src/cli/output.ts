@@ -100,6 +100,18 @@ export class AtomicFile {
     }
   }
 
+  /** Raw bytes (written at once, after anything buffered). */
+  writeBytes(bytes: Uint8Array): void {
+    this.flush();
+    if (this.fd === null) return;
+    try {
+      writeSync(this.fd, bytes);
+    } catch (e) {
+      this.abort();
+      throw new InputError(`cannot write ${this.path}: ${fsReason(e)}`, this.option);
+    }
+  }
+
   write(text: string): void {
     this.buf.push(text);
     this.size += text.length;

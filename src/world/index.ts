@@ -9,3 +9,5 @@ export * from './scenario.ts';
 export * from './simulation.ts';
 export * from './work.ts';
 export * from './world.ts';
+export * from './sweep.ts';
+export * from './sweep-results.ts';

@@ -266,7 +266,7 @@ function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, data: unknown): { path: PropertyKey[]; message: string } {
+export function describeIssue(issue: z.core.$ZodIssue, data: unknown): { path: PropertyKey[]; message: string } {
   const path = [...issue.path];
   if (valueAt(data, path) === undefined && issue.code !== 'unrecognized_keys') {
     const expected = issue.code === 'invalid_type' ? issue.expected : 'a value';
@@ -463,8 +463,14 @@ export function parseScenario(data: unknown, where = 'scenario', lineOf: (path: 
   return (r as { data: Scenario }).data;
 }
 
-/** Parse YAML text into a validated scenario. */
-export function parseScenarioText(text: string, where = 'scenario'): Scenario {
+/** A YAML document read as data, and the line of any path inside it (for file:line errors). */
+export interface YamlData {
+  data: Record<string, unknown>;
+  lineOf: (path: PropertyKey[]) => number | null;
+}
+
+/** Parse YAML text whose top level must be a mapping (`expected` says what it should hold). */
+export function parseYamlMapping(text: string, where: string, expected: string): YamlData {
   const lineCounter = new LineCounter();
   // logLevel 'error': a complex (collection) key is stringified silently and then named as an unknown key
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
@@ -491,7 +497,7 @@ export function parseScenarioText(text: string, where = 'scenario'): Scenario {
     );
   }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new InputError('expected a YAML mapping (hosts:, vms:, duration: …) at the top level', where);
+    throw new InputError(`expected a YAML mapping (${expected}) at the top level`, where);
   }
   const lineOf = (path: PropertyKey[]): number | null => {
     for (let n = path.length; n >= 0; n--) {
@@ -506,14 +512,19 @@ export function parseScenarioText(text: string, where = 'scenario'): Scenario {
     }
     return null;
   };
+  return { data: data as Record<string, unknown>, lineOf };
+}
+
+/** Parse YAML text into a validated scenario. */
+export function parseScenarioText(text: string, where = 'scenario'): Scenario {
+  const { data, lineOf } = parseYamlMapping(text, where, 'hosts:, vms:, duration: …');
   return parseScenario(data, where, lineOf);
 }
 
-/** Read and validate a scenario file. */
-export function loadScenario(file: string): Scenario {
-  let text: string;
+/** Read a text file for `what` ("scenario", "sweep"); errors name the file and the reason. */
+export function readInputFile(file: string, what: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why =
@@ -524,7 +535,11 @@ export function loadScenario(file: string): Scenario {
           : code === 'EACCES'
             ? 'permission denied'
             : (e as Error).message;
-    throw new InputError(`cannot read scenario: ${why}`, file);
+    throw new InputError(`cannot read ${what}: ${why}`, file);
   }
-  return parseScenarioText(text, file);
+}
+
+/** Read and validate a scenario file. */
+export function loadScenario(file: string): Scenario {
+  return parseScenarioText(readInputFile(file, 'scenario'), file);
 }

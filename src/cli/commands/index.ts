@@ -5,10 +5,12 @@ import { registerDoctor } from './doctor.ts';
 import { registerGuest } from './guest.ts';
 import { registerKvm } from './kvm.ts';
 import { registerLab } from './lab.ts';
+import { registerMerge } from './merge.ts';
 import { registerPvclock } from './pvclock.ts';
 import { registerQga } from './qga.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
+import { registerSweep } from './sweep.ts';
 
 export function registerCommands(program: Command): void {
   registerDevices(program);
@@ -16,8 +18,10 @@ export function registerCommands(program: Command): void {
   registerGuest(program);
   registerKvm(program);
   registerLab(program);
+  registerMerge(program);
   registerPvclock(program);
   registerQga(program);
   registerRun(program);
   registerSchema(program);
+  registerSweep(program);
 }
