@@ -244,7 +244,14 @@ function loadBase(s: SweepData, where: string, lineOf: YamlData['lineOf']): Base
     parsed = parseScenario(raw, file, y.lineOf);
   } else {
     raw = s.base!;
-    parsed = parseScenario(raw, where, (p) => lineOf(['base', ...p]));
+    try {
+      parsed = parseScenario(raw, where, (p) => lineOf(['base', ...p]));
+    } catch (e) {
+      // the inline scenario's paths are inside base:
+      if (e instanceof InputError && e.path !== undefined)
+        throw new InputError(e.message, e.where, e.path === '(top level)' ? 'base' : `base.${e.path}`);
+      throw e;
+    }
   }
   const vmIndex = s.vm === undefined ? 0 : parsed.vms.findIndex((v) => v.name === s.vm);
   if (vmIndex < 0)
