@@ -20,7 +20,14 @@ async function fleet(n: number, workers: number): Promise<{ wallS: number; maxRs
   const sweep = parseSweepText(`name: fleet\nseed: 1\n${BASE}draw:\n  count: ${n}\n  pause_at: { uniform: [1h, 23h] }\n`, 'bench');
   const jobs = sweep.points.map((point) => ({ point, scenario: sweep.scenarioOf(point) }));
   const t0 = performance.now();
-  await runPool(jobs, Math.min(workers, n), sweep.resyncWithinNs, 'bench', () => {}, () => {});
+  await runPool(
+    jobs,
+    Math.min(workers, n),
+    sweep.resyncWithinNs,
+    'bench',
+    () => {},
+    () => {},
+  );
   const wallS = (performance.now() - t0) / 1000;
   return { wallS, maxRssMiB: process.resourceUsage().maxRSS / 1024 };
 }
