@@ -135,14 +135,32 @@ export function encodeWallClock(wc: PvclockWallClock, buf: Uint8Array = new Uint
   return buf;
 }
 
+/** Little-endian u32 at `off` (byte by byte: a DataView per small record costs more than the decode). */
+export function le32(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
+}
+
+export function putLe32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = (v >>> 24) & 0xff;
+}
+
+/** Little-endian u64 (v in 0 … 2^64−1). */
+export function putLe64(b: Uint8Array, off: number, v: bigint): void {
+  putLe32(b, off, Number(v & 0xffff_ffffn));
+  putLe32(b, off + 4, Number(v >> 32n));
+}
+
 export function decodeStealTime(buf: Uint8Array, off = 0): KvmStealTime {
-  const v = view(buf);
+  if (off + KVM_STEAL_TIME_LAYOUT.u8_pad > buf.length) throw new RangeError('Offset is outside the bounds of the DataView');
   const L = KVM_STEAL_TIME_LAYOUT;
   return {
-    steal: v.getBigUint64(off + L.steal, true),
-    version: v.getUint32(off + L.version, true),
-    flags: v.getUint32(off + L.flags, true),
-    preempted: v.getUint8(off + L.preempted),
+    steal: (BigInt(le32(buf, off + L.steal + 4)) << 32n) | BigInt(le32(buf, off + L.steal)),
+    version: le32(buf, off + L.version),
+    flags: le32(buf, off + L.flags),
+    preempted: buf[off + L.preempted]!,
   };
 }
 

@@ -15,7 +15,16 @@ interface TkReadBase {
   xtimeNsec: bigint; // shifted ns, may go transiently negative in timekeeping_adjust
 }
 
-const ilog2 = (x: bigint): number => (x <= 0n ? -1 : x.toString(2).length - 1);
+/** ilog2(): the index of the highest set bit, −1 for 0 (exact; below 2^53 without a string). */
+export function ilog2(x: bigint): number {
+  if (x <= 0n) return -1;
+  if (x < 0x20_0000_0000_0000n) {
+    const n = Number(x);
+    const hi = Math.floor(n / 0x1_0000_0000);
+    return hi > 0 ? 63 - Math.clz32(hi) : 31 - Math.clz32(n);
+  }
+  return x.toString(2).length - 1;
+}
 
 export type ClockId = 'realtime' | 'monotonic' | 'boottime' | 'monotonic_raw';
 

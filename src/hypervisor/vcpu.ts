@@ -24,8 +24,11 @@ import {
   PVCLOCK_TSC_STABLE_BIT,
   PVCLOCK_VCPU_TIME_INFO_SIZE,
   decodePvclock,
+  decodeStealTime,
   encodePvclock,
   pvclockScaleDelta,
+  putLe32,
+  putLe64,
   type PvclockVcpuTimeInfo,
 } from '../core/pvclock-abi.ts';
 import type { KvmVm } from './kvm.ts';
@@ -423,20 +426,20 @@ export class KvmVcpu {
     const mem = this.vm.memory;
     const L = KVM_STEAL_TIME_LAYOUT;
     const buf = mem.read(gpa, 64);
-    const dv = new DataView(buf.buffer);
-    dv.setUint8(L.preempted, 0);
+    const st = decodeStealTime(buf);
+    buf[L.preempted] = 0;
     this.stealPreempted = 0;
-    let version = dv.getUint32(L.version, true);
+    let version = st.version;
     if (version & 1) version += 1; // first time write, random junk
     version = (version + 1) >>> 0;
-    dv.setUint32(L.version, version, true);
+    putLe32(buf, L.version, version);
     mem.write(gpa, buf.subarray(0, 20));
     const runDelay = this.runDelayNs();
-    const steal = u64(dv.getBigUint64(L.steal, true) + runDelay - this.lastSteal);
+    const steal = u64(st.steal + runDelay - this.lastSteal);
     this.lastSteal = runDelay;
-    dv.setBigUint64(L.steal, steal, true);
+    putLe64(buf, L.steal, steal);
     version = (version + 1) >>> 0;
-    dv.setUint32(L.version, version, true);
+    putLe32(buf, L.version, version);
     mem.write(gpa, buf.subarray(0, 20));
     const vm = this.vm;
     if (vm.trace.on)
