@@ -6,6 +6,7 @@ import { parquetReadObjects } from 'hyparquet';
 import { InputError } from '../../src/core/errors.ts';
 import { Prng } from '../../src/core/prng.ts';
 import {
+  loadSweep,
   parseSweepText,
   pointOutcome,
   type SimulationSummary,
@@ -241,4 +242,14 @@ test('CSV round-trips cells with commas and quotes; Parquet holds the same value
     () => parseCsv('a,b\n1\n', 'r.csv'),
     (e: unknown) => e instanceof InputError && e.where === 'r.csv' && e.message === 'row 2 has 1 cells, the header 2',
   );
+});
+
+test('the example sweeps in examples/sweeps parse: an 18-point grid and 40 drawn VMs', () => {
+  const dir = new URL('../../examples/sweeps/', import.meta.url).pathname;
+  const grid = loadSweep(`${dir}pause-grid.yaml`);
+  assert.equal(grid.points.length, 18);
+  assert.deepEqual(grid.params, ['pause', 'profile', 'sync']);
+  const draw = loadSweep(`${dir}fleet-draw.yaml`);
+  assert.equal(draw.points.length, 40);
+  for (const p of draw.points) draw.scenarioOf(p); // every drawn VM makes a valid scenario
 });
