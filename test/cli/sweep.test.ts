@@ -43,6 +43,9 @@ test('results do not depend on the number of worker threads', () => {
   const three = tv('sweep', join(dir, 'grid.yaml'), '--out', join(dir, 'w3'), '--workers', '3');
   assert.equal(three.status, 0, three.stderr);
   same(join(dir, 'w1'), join(dir, 'w3'));
+  // piped: no progress bar, one line naming what was written
+  assert.equal(one.stderr, `wrote ${['results.csv', 'results.parquet', 'summary.json'].map((f) => join(dir, 'w1', f)).join(', ')}\n`);
+  assert.equal(one.stdout, '');
   assert.deepEqual(readdirSync(join(dir, 'w1')).sort(), FILES); // no temporary files left
   const csv = readFileSync(join(dir, 'w1', 'results.csv'), 'utf8')
     .trim()
