@@ -206,7 +206,7 @@ const NTP_SYNCED_S = 0.1;
 /** kernel/time/ntp.c: time_maxerror starts at NTP_PHASE_LIMIT (16,000,000 µs) until an NTP daemon sets it. */
 const NTP_PHASE_LIMIT_US = 16_000_000;
 
-async function waitNtpSynced(guest: QemuGuest, timeoutMs: number, consecutive = 1): Promise<TimedSample> {
+export async function waitNtpSynced(guest: QemuGuest, timeoutMs: number, consecutive = 1): Promise<TimedSample> {
   const deadline = Date.now() + timeoutMs;
   let first: TimedSample | null = null;
   let inRow = 0;

@@ -27,6 +27,11 @@ export interface QemuOptions {
   /** Hard limit on QEMU's lifetime, ms: QEMU is SIGKILLed when it expires. */
   lifetimeMs?: number;
   memoryMiB?: number;
+  /**
+   * Start as a migration destination: `-incoming <uri>` (e.g. `unix:PATH`, `exec:cat FILE`, `defer`). The
+   * command line must otherwise match the source's; the guest arrives already booted (no "ready").
+   */
+  incoming?: string;
 }
 
 export function qemuBinary(): string {
@@ -58,6 +63,8 @@ function installExitHook(): void {
 
 export class QemuGuest {
   readonly args: string[];
+  /** The options this QEMU was started with (a migration destination must match the source's). */
+  readonly options: QemuOptions;
   readonly dir: string;
   readonly console: string[];
   readonly stderr: string[] = [];
@@ -78,6 +85,7 @@ export class QemuGuest {
 
   constructor(opts: QemuOptions) {
     const bin = qemuBinary();
+    this.options = opts;
     this.dir = mkdtempSync(join(tmpdir(), 'timevisor-lab-'));
     liveDirs.add(this.dir);
     const qmp = join(this.dir, 'qmp.sock');
@@ -114,6 +122,7 @@ export class QemuGuest {
       '-qmp',
       `unix:${qmp},server=on,wait=off`,
       ...(opts.network ? ['-netdev', 'user,id=n0', '-device', 'e1000,netdev=n0'] : []),
+      ...(opts.incoming ? ['-incoming', opts.incoming] : []),
     ];
     this.parser = new LineProtocolParser((m) => {
       this.inbox.push(m);

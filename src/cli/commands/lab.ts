@@ -5,6 +5,8 @@ import { InputError } from '../../core/errors.ts';
 import { labBoot, labPause, labTrace, type BootResult, type PauseResult, type TraceResult } from '../../lab/index.ts';
 import type { SyncMode } from '../../lab/twin.ts';
 import type { TraceKind } from '../../lab/experiments.ts';
+import { labMigrate, MAX_DOWNTIME_LIMIT_MS, type MigrateResult } from '../../lab/migrate.ts';
+import { labSnapshot, type MoveSide, type SnapshotResult } from '../../lab/snapshot.ts';
 
 const fmt = (v: number | null): string => (v === null ? '—' : `${v.toFixed(6)} s`);
 
@@ -47,6 +49,50 @@ function printPause(r: PauseResult): void {
 function printTrace(r: TraceResult): void {
   const out = [`machine: ${r.machine}`, `function_graph on: ${r.graph_functions.join(', ')}`, '', 'real (in-guest ftrace, stack counts):'];
   out.push(...r.real.stacks.map((l) => '  ' + l), '', `model (call paths, ${r.model.source}):`, ...r.model.stacks.map((l) => '  ' + l));
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+const MOVE_KEYS = [
+  'realtime_lag_after_resume_s',
+  'monotonic_advance_during_gap_s',
+  'boottime_advance_during_gap_s',
+  'rtc_change_s',
+  'error_after_sync_s',
+  'sync_done_at_s',
+] as const;
+
+function moveTable(real: MoveSide, model: MoveSide): string[] {
+  const out = [`${'quantity'.padEnd(36)}${'real'.padEnd(20)}model`];
+  for (const k of MOVE_KEYS) out.push(`${k.padEnd(36)}${fmt(real[k]).padEnd(20)}${fmt(model[k])}`);
+  return out;
+}
+
+function printSnapshot(r: SnapshotResult): void {
+  const out = [
+    `machine: ${r.machine}`,
+    `snapshot: ${r.method}`,
+    `no QEMU for ${r.seconds} s; STOP → RESUME ${r.real.gap_host_s.toFixed(6)} s (save ${r.real.save_s.toFixed(3)} s, ${r.real.state_bytes} bytes; load ${r.real.load_s.toFixed(3)} s), sync: ${r.sync}`,
+    '',
+    ...moveTable(r.real, r.model),
+    '',
+    `serial sample round trip ≤ ${r.real.sample_rtt_s.toFixed(3)} s; RTC tick timing ± ${r.real.rtc_uncertainty_s.toFixed(3)} s`,
+    ...r.real.notes,
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function printMigrate(r: MigrateResult): void {
+  const q = r.real;
+  const out = [
+    `machine: ${r.machine}`,
+    `migration: ${r.method}`,
+    `downtime-limit ${r.downtime_limit_ms} ms; STOP → RESUME ${(q.downtime_host_s * 1000).toFixed(3)} ms (QEMU's own figure ${q.qemu_downtime_ms ?? '—'} ms), total ${q.total_time_ms ?? '—'} ms, ${q.transferred_bytes ?? '—'} bytes`,
+    '',
+    ...moveTable(r.real, r.model),
+    '',
+    `serial sample round trip ≤ ${q.sample_rtt_s.toFixed(3)} s; RTC tick timing ± ${q.rtc_uncertainty_s.toFixed(3)} s`,
+    ...q.notes,
+  ];
   process.stdout.write(out.join('\n') + '\n');
 }
 
@@ -94,6 +140,38 @@ export function registerLab(program: Command): void {
       const r = await labPause(seconds, opts.sync as SyncMode);
       if (opts.json) json(r);
       else printPause(r);
+    });
+
+  lab
+    .command('snapshot')
+    .description('save the guest to a file (QMP migrate exec:), quit QEMU, restore it N s later in a new QEMU; clocks before and after')
+    .requiredOption('--seconds <n>', 'time with no QEMU running, in seconds')
+    .option('--sync <mode>', 'none | agent (qemu-ga guest-set-time) | ntp (chronyd in the guest against a serve-only chronyd)', 'none')
+    .option('--json', 'print one JSON object with `real` and `model`')
+    .action(async (opts: { seconds: string; sync: string; json?: boolean }) => {
+      const seconds = Number(opts.seconds);
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+        throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
+      if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
+      exitOnSignals();
+      const r = await labSnapshot(seconds, opts.sync as SyncMode);
+      if (opts.json) json(r);
+      else printSnapshot(r);
+    });
+
+  lab
+    .command('migrate')
+    .description('live-migrate the guest to a second QEMU over a unix socket; clocks across the downtime')
+    .option('--downtime <ms>', "QEMU's downtime-limit, ms", '300')
+    .option('--json', 'print one JSON object with `real` and `model`')
+    .action(async (opts: { downtime: string; json?: boolean }) => {
+      const ms = Number(opts.downtime);
+      if (!/^\d+$/.test(opts.downtime) || ms < 1 || ms > MAX_DOWNTIME_LIMIT_MS)
+        throw new InputError(`expected an integer number of ms in [1, ${MAX_DOWNTIME_LIMIT_MS}], got "${opts.downtime}"`, '--downtime');
+      exitOnSignals();
+      const r = await labMigrate(ms);
+      if (opts.json) json(r);
+      else printMigrate(r);
     });
 
   lab
