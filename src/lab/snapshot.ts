@@ -85,24 +85,36 @@ async function rtcSeconds(qmp: QmpClient): Promise<bigint> {
 
 /**
  * QEMU's RTC − host REALTIME, ns, at an instant the RTC's seconds ticked over (found by polling rtc-time:
- * at the tick the RTC shows exactly its new second). Its uncertainty is half the window holding the tick.
- * Reads the device through QMP only: nothing in the guest runs, and the guest never writes its RTC here.
+ * at the tick the RTC shows exactly its new second). The tick lies between the start of the last read
+ * showing the old second and the end of the first showing the new one: its uncertainty is half that
+ * window. A loaded host can stretch the window to tens of ms, so up to `attempts` ticks are timed and
+ * the tightest kept. Reads the device through QMP only: nothing runs in the guest, which never writes
+ * its RTC here.
  */
-export async function rtcMinusHostNs(guest: QemuGuest, timeoutMs = 2_500): Promise<{ ns: bigint; uncertaintyNs: bigint }> {
+export async function rtcMinusHostNs(
+  guest: QemuGuest,
+  { attempts = 3, goodEnoughNs = 2_000_000n } = {},
+): Promise<{ ns: bigint; uncertaintyNs: bigint }> {
   const qmp = await guest.qmp();
-  const deadline = Date.now() + timeoutMs;
-  let prev: { sec: bigint; before: bigint } | null = null;
-  while (Date.now() < deadline) {
-    const before = hostRealtimeNs();
-    const sec = await rtcSeconds(qmp);
-    const after = hostRealtimeNs();
-    if (prev && sec !== prev.sec) {
-      const tick = (prev.before + after) / 2n;
-      return { ns: sec * NS - tick, uncertaintyNs: (after - prev.before) / 2n };
+  let best: { ns: bigint; uncertaintyNs: bigint } | null = null;
+  for (let i = 0; i < attempts && !(best && best.uncertaintyNs <= goodEnoughNs); i++) {
+    const deadline = Date.now() + 2_500;
+    let prev: { sec: bigint; before: bigint } | null = null;
+    while (Date.now() < deadline) {
+      const before = hostRealtimeNs();
+      const sec = await rtcSeconds(qmp);
+      const after = hostRealtimeNs();
+      if (prev && sec === prev.sec + 1n) {
+        const tick = (prev.before + after) / 2n;
+        const m = { ns: sec * NS - tick, uncertaintyNs: (after - prev.before) / 2n };
+        if (!best || m.uncertaintyNs < best.uncertaintyNs) best = m;
+        break;
+      }
+      prev = { sec, before }; // (after a read slower than a second, a jump of 2 s: start over from here)
     }
-    prev = { sec, before };
   }
-  throw new UnavailableError("QEMU's RTC did not tick", `rtc-time unchanged for ${timeoutMs} ms`);
+  if (!best) throw new UnavailableError("QEMU's RTC did not tick", 'rtc-time unchanged for 2.5 s');
+  return best;
 }
 
 /** A QMP event's timestamp (host REALTIME, µs) in ns, or null. */
