@@ -35,6 +35,10 @@ export interface BootVmOptions {
   rtc?: RtcConfig;
   /** The host's CLOCK_REALTIME now, when the world owns the host (see VirtualMachineOptions.hostRealtime). */
   hostRealtime?: () => Ns;
+  /** See VirtualMachineOptions.hostRealtimeSteps. */
+  hostRealtimeSteps?: () => Ns;
+  /** See VirtualMachineOptions.tscFrequencyKhz. */
+  tscFrequencyKhz?: number;
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -72,6 +76,8 @@ export class BootedVm {
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
+      ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),
+      ...(opts.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: opts.tscFrequencyKhz } : {}),
     });
     this.kernelEntryAt =
       this.vm.createdAt +

@@ -2,6 +2,7 @@
 export * from './boot.ts';
 export * from './demo.ts';
 export * from './host.ts';
+export * from './ntp-servers.ts';
 export * from './oscillator.ts';
 export * from './resolve.ts';
 export * from './scenario.ts';

@@ -2,7 +2,9 @@
 // after resume, monotonic advance, and the offset once its sync (if any) acted.
 import { InputError } from '../core/errors.ts';
 import { formatDuration } from '../core/units.ts';
+import { recordSync } from './moves.ts';
 import type { GuestSync } from './sync.ts';
+import { monotonicSaw, realtimeChange } from './verdicts.ts';
 import type { PauseSummary } from './summary.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
@@ -42,12 +44,22 @@ export function schedulePauses(world: World, run: VmRun, sync: GuestSync | null)
       run.lifecycle!.resume();
       if (trace.on) trace.instant(engine.now, run.vm.name, 'qmp_cont', ['vm_start']);
       run.boot!.guest.update(); // the first tick after resume accumulates the clocksource
-      summary.offset_after_resume_ns = String(run.offset(engine.now));
-      summary.monotonic_advance_ns = String(run.boot!.guest.clockGettime('monotonic') - monoBefore);
+      const after = run.offset(engine.now);
+      const advance = run.monotonic() - monoBefore;
+      summary.offset_after_resume_ns = String(after);
+      summary.monotonic_advance_ns = String(advance);
+      run.events.push({
+        kind: 'pause',
+        at_s: summary.at_s,
+        offset_before_ns: summary.offset_before_ns,
+        offset_after_ns: summary.offset_after_resume_ns,
+        monotonic_advance_ns: summary.monotonic_advance_ns,
+        verdict: `paused ${formatDuration(len)}: ${realtimeChange(BigInt(summary.offset_before_ns), after)}; ${monotonicSaw(len, advance < 0n ? 0n : advance, 'pause')}`,
+      });
       run.sample(engine.now);
       sync?.onResume(() => {
         summary.offset_after_sync_ns = String(run.offset(engine.now));
-        run.sample(engine.now);
+        recordSync(world, run, after);
       });
     });
   }

@@ -10,6 +10,8 @@ import type { Scenario } from './scenario.ts';
 
 export interface ResolvedHost {
   name: string;
+  /** Steps of the host's own CLOCK_REALTIME, in time order. */
+  realtimeSteps: { atNs: Ns; byNs: Ns }[];
   /** The world's host: crystal, TSC, clocks. */
   config: HostConfig;
   /** What a VM on this host is shown of its CPU (the crystal's ppm is taken when the VM is created). */
@@ -19,6 +21,21 @@ export interface ResolvedHost {
 export interface ResolvedPause {
   atNs: Ns;
   durationNs: Ns;
+}
+
+export interface ResolvedSnapshot {
+  atNs: Ns;
+  restoreAfterNs: Ns;
+  /** Host it is restored on (default: the one it ran on). */
+  restoreOn?: string;
+  clockRealtime?: boolean;
+}
+
+export interface ResolvedMigration {
+  atNs: Ns;
+  to: string;
+  downtimeNs: Ns;
+  tscScaling: boolean;
 }
 
 export interface ResolvedVm {
@@ -33,7 +50,20 @@ export interface ResolvedVm {
   updateIntervalNs: Ns;
   kvmclockAtInitNs?: Ns;
   pauses: ResolvedPause[];
+  snapshots: ResolvedSnapshot[];
+  migrations: ResolvedMigration[];
+  tscFrequencyKhz?: number;
   sync: Scenario['vms'][number]['sync'];
+  /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
+  initialOffsetNs?: Ns;
+}
+
+export interface ResolvedNtpServer {
+  name: string;
+  stratum: number;
+  /** Serves this host's REALTIME; absent: true UTC. */
+  host?: string;
+  path: { delayNs: Ns; jitterNs: Ns; asymmetryNs: Ns; loss: number };
 }
 
 export interface ResolvedScenario {
@@ -46,6 +76,7 @@ export interface ResolvedScenario {
   sampleIntervalNs: Ns;
   hosts: ResolvedHost[];
   vms: ResolvedVm[];
+  ntpServers: ResolvedNtpServer[];
 }
 
 export function resolveHostEntry(h: Scenario['hosts'][number], index: number): ResolvedHost {
@@ -65,6 +96,9 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
   const { ppm: _ppm, ...shown } = cpu;
   return {
     name: h.name,
+    realtimeSteps: h.realtime_steps
+      .map((st) => ({ atNs: st.at, byNs: st.by }))
+      .sort((a, b) => (a.atNs < b.atNs ? -1 : a.atNs > b.atNs ? 1 : 0)),
     config: {
       name: h.name,
       oscillator: { ppm: h.oscillator.ppm, wanderSigmaPpm: h.oscillator.wander_sigma_ppm, wanderIntervalNs: h.oscillator.wander_interval },
@@ -90,7 +124,25 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     updateIntervalNs: vm.update_interval,
     ...(vm.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: vm.kvmclock_at_init } : {}),
     pauses: vm.pauses.map((p) => ({ atNs: p.at, durationNs: p.duration })),
+    snapshots: vm.snapshots.map((sn) => ({
+      atNs: sn.at,
+      restoreAfterNs: sn.restore_after,
+      ...(sn.restore_on !== undefined ? { restoreOn: sn.restore_on } : {}),
+      ...(sn.clock_realtime !== undefined ? { clockRealtime: sn.clock_realtime } : {}),
+    })),
+    migrations: vm.migrations.map((m) => ({ atNs: m.at, to: m.to, downtimeNs: m.downtime, tscScaling: m.tsc_scaling })),
+    ...(vm.tsc_frequency_khz !== undefined ? { tscFrequencyKhz: vm.tsc_frequency_khz } : {}),
     sync: vm.sync,
+    ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
+  };
+}
+
+export function resolveNtpServer(n: Scenario['ntp_servers'][number]): ResolvedNtpServer {
+  return {
+    name: n.name,
+    stratum: n.stratum ?? (n.host === undefined ? 1 : 2),
+    ...(n.host !== undefined ? { host: n.host } : {}),
+    path: { delayNs: n.path.delay, jitterNs: n.path.jitter, asymmetryNs: n.path.asymmetry, loss: n.path.loss },
   };
 }
 
@@ -105,6 +157,7 @@ export function resolveScenario(s: Scenario): ResolvedScenario {
     sampleIntervalNs: s.sample_interval,
     hosts: s.hosts.map(resolveHostEntry),
     vms: s.vms.map(resolveVmEntry),
+    ntpServers: (s.ntp_servers ?? []).map(resolveNtpServer),
   };
 }
 

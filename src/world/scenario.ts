@@ -9,7 +9,7 @@ import { InputError } from '../core/errors.ts';
 import type { Ns } from '../core/time.ts';
 import { parseDuration } from '../core/units.ts';
 import { parseCmdline } from '../guest/cmdline.ts';
-import { kernelPreset, machineProfile } from '../vmm/index.ts';
+import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy } from '../vmm/index.ts';
 
 /** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */
 export const MAX_DURATION_NS = 1000n * 31_536_000_000_000_000n; // 1000 y
@@ -29,6 +29,23 @@ const duration = z
   })
   .describe('a duration: "500ms", "15s", "2h", "1d", "1y" or a number of seconds');
 const positiveDuration = duration.refine((ns) => ns > 0n, 'must be greater than 0');
+
+/** A signed duration ("-2s", "+1h", -0.5): how far a clock is stepped. */
+const signedDuration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx): Ns => {
+    const neg = typeof v === 'number' ? v < 0 : /^\s*-/.test(v);
+    const abs = typeof v === 'number' ? Math.abs(v) : v.replace(/^\s*[-+]/, '');
+    try {
+      const ns = typeof abs === 'number' && !(abs <= 1e12) ? MAX_DURATION_NS + 1n : parseDuration(abs);
+      if (ns > MAX_DURATION_NS) throw new InputError(`must be within ±1000y, got ${typeof v === 'number' ? v : `"${v}"`}`);
+      return neg ? -ns : ns;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message.replace('a non-negative duration', 'a duration') });
+      return z.NEVER;
+    }
+  })
+  .describe('a signed duration: "-2s", "+1h", or a number of seconds');
 
 export const oscillatorSchema = z.strictObject({
   ppm: z.number().min(-1000).max(1000).default(0).describe('frequency error of the host crystal, parts per million (+ runs fast)'),
@@ -62,12 +79,21 @@ export const hostCpuSchema = z.strictObject({
   tsc_adjust: z.boolean().default(true).describe('IA32_TSC_ADJUST MSR (CPUID 7 EBX bit 1)'),
 });
 
+export const realtimeStepSchema = z.strictObject({
+  at: duration.describe("when the host's CLOCK_REALTIME is stepped, from the start of the scenario"),
+  by: signedDuration.describe('how far it is stepped (settimeofday on the host), e.g. "-2s" or "+1h"'),
+});
+
 export const hostSchema = z.strictObject({
   name: z.string().min(1),
   oscillator: oscillatorSchema.prefault({}),
   tsc: tscSchema,
   cpu: hostCpuSchema.prefault({}).describe('what the host CPU offers beyond its TSC'),
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
+  realtime_steps: z
+    .array(realtimeStepSchema)
+    .default([])
+    .describe("steps of the host's own CLOCK_REALTIME under running guests (only with ntp: false, whose clock nothing corrects)"),
   realtime_error: z
     .number()
     .min(-1e9)
@@ -81,18 +107,78 @@ export const pauseSchema = z.strictObject({
   duration: duration.describe('how long it stays paused'),
 });
 
+export const snapshotSchema = z.strictObject({
+  at: duration.describe('when the VMM pauses and saves the VM, from the start of the scenario'),
+  restore_after: duration.describe('how long the VM is gone before it is restored'),
+  restore_on: z.string().min(1).optional().describe('the host it is restored on (default: the host it ran on)'),
+  clock_realtime: z
+    .boolean()
+    .optional()
+    .describe("Firecracker's snapshot-load option: KVM_SET_CLOCK with KVM_CLOCK_REALTIME, so kvmclock advances by the gap (default false)"),
+});
+
+export const migrationSchema = z.strictObject({
+  at: duration.describe('when the stop-and-copy phase starts (the VM stops on its host)'),
+  to: z.string().min(1).describe('the destination host'),
+  downtime: positiveDuration.describe('how long the VM is stopped while its last state is copied'),
+  tsc_scaling: z
+    .boolean()
+    .default(true)
+    .describe("the destination CPU can scale the guest's TSC to its saved rate (VMX/SVM TSC multiplier)"),
+});
+
 export const syncSchema = z.strictObject({
   method: z
-    .enum(['none', 'agent', 'ntp'])
+    .enum(['none', 'agent', 'ntp', 'ntpd', 'chrony'])
     .default('none')
     .describe(
-      "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, or an NTP client in the guest",
+      "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, an ntpd-like client in the guest (ntpd, or its alias ntp), or chronyd",
     ),
   agent_delay: duration.prefault('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
   ntp_poll_exp: z.number().int().min(4).max(17).default(6).describe('ntp: log2 of the poll interval in seconds (6 = 64 s)'),
   ntp_step_threshold: duration
     .prefault('128ms')
     .describe('ntp: offsets beyond this are stepped (ADJ_SETOFFSET), smaller ones slewed by the kernel PLL'),
+  // chrony (and the servers of ntpd)
+  servers: z
+    .array(z.string().min(1))
+    .optional()
+    .describe('ntpd/chrony: names from ntp_servers (default: all of them; with none defined, an ideal server at true UTC 1 ms away)'),
+  iburst: z.boolean().default(false).describe("chrony: the servers' iburst option (4 requests 2 s apart at start)"),
+  minpoll: z.number().int().min(0).max(24).default(6).describe('chrony: minpoll, log2 seconds (default 6 = 64 s)'),
+  maxpoll: z.number().int().min(0).max(24).default(10).describe('chrony: maxpoll, log2 seconds (default 10 = 1024 s)'),
+  makestep: z
+    .tuple([z.number().nonnegative(), z.number().int().min(-1)])
+    .optional()
+    .describe(
+      'chrony: makestep [threshold seconds, limit]: step when the offset exceeds threshold during the first limit updates (-1: always); default: never step',
+    ),
+  maxslewrate_ppm: z
+    .number()
+    .positive()
+    .max(100000)
+    .default(1e6 / 12)
+    .describe('chrony: maxslewrate, ppm (default 83333.333)'),
+  rtcsync: z.boolean().default(false).describe("chrony: rtcsync (the kernel's 11-minute mode copies the system time to the RTC)"),
+  agent_latency: duration
+    .prefault(0)
+    .describe("agent: one-way latency of guest-set-time from the host's read of its clock to the guest applying it"),
+});
+
+export const ntpPathSchema = z.strictObject({
+  delay: duration.describe('fixed one-way delay'),
+  jitter: duration.prefault(0).describe('mean of the exponential extra delay of each packet (delay + jitter × Exp(1) each way)'),
+  asymmetry: signedDuration
+    .prefault(0)
+    .describe('request minus reply fixed delay (request: delay + asymmetry/2, reply: delay − asymmetry/2)'),
+  loss: z.number().min(0).lt(1).default(0).describe('probability that a packet is lost'),
+});
+
+export const ntpServerSchema = z.strictObject({
+  name: z.string().min(1),
+  stratum: z.number().int().min(1).max(15).optional().describe('stratum it announces (default 1 for true UTC, 2 for a host clock)'),
+  host: z.string().min(1).optional().describe("serve this host's REALTIME instead of true UTC"),
+  path: ntpPathSchema.describe('the network path between the guests and this server'),
 });
 
 export const vmSchema = z.strictObject({
@@ -107,10 +193,22 @@ export const vmSchema = z.strictObject({
   vcpus: z.number().int().min(1).max(64).optional().describe("vCPU count (default: the profile's)"),
   boot_at: duration.prefault(0).describe('when the VMM creates the VM, from the start of the scenario'),
   pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
+  snapshots: z.array(snapshotSchema).default([]).describe('the VMM saves the VM, which is gone for restore_after, then restores it'),
+  migrations: z.array(migrationSchema).default([]).describe('live migrations to another host, with a stop-and-copy downtime'),
+  tsc_frequency_khz: z
+    .number()
+    .int()
+    .min(1000)
+    .max(100_000_000)
+    .optional()
+    .describe('QEMU -cpu …,tsc-frequency=N: the guest TSC rate the VMM sets (KVM_SET_TSC_KHZ); needed to migrate an invariant-TSC guest'),
   sync: syncSchema.prefault({}),
   update_interval: positiveDuration
     .prefault('1s')
     .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
+  initial_offset: signedDuration
+    .optional()
+    .describe('the guest\'s REALTIME error right after boot (set when userspace starts, 5 s after kernel entry), e.g. "+60s"'),
   kvmclock_at_init: duration
     .refine((ns) => ns <= 3_600_000_000_000n, 'must be at most 1h (it is how long the VMM, firmware and loader ran before the kernel)')
     .optional()
@@ -143,6 +241,7 @@ export const scenarioSchema = z.strictObject({
   sample_interval: positiveDuration.prefault('1min').describe('how often offsets are recorded in the timeline'),
   hosts: z.array(hostSchema).min(1),
   vms: z.array(vmSchema).min(1),
+  ntp_servers: z.array(ntpServerSchema).default([]).describe('NTP servers the guests can use, each with its network path'),
 });
 
 export type ScenarioInput = z.input<typeof scenarioSchema>;
@@ -235,11 +334,10 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
         message: 'has no effect while the host runs NTP (its REALTIME is true UTC): set ntp: false to give the host a wrong clock',
       };
   }
-  for (const [i, vm] of s.vms.entries()) {
+  for (const [i, vm] of s.vms.entries())
     if (vm.boot_at > s.duration) return { path: ['vms', i, 'boot_at'], message: 'is after the end of the run (duration)' };
-    for (const [j, p] of vm.pauses.entries())
-      if (p.at >= s.duration) return { path: ['vms', i, 'pauses', j, 'at'], message: 'is at or after the end of the run (duration)' };
-  }
+  const ntpProblem = checkNtp(s, names);
+  if (ntpProblem) return ntpProblem;
   for (const [i, vm] of s.vms.entries()) {
     const named: [string, () => unknown][] = [
       ['profile', () => machineProfile(vm.profile)],
@@ -253,16 +351,101 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
         return { path: ['vms', i, key], message: (e as Error).message };
       }
     }
+    const stops = [
+      ...vm.pauses.map((p, j) => ({ at: p.at, len: p.duration, path: ['vms', i, 'pauses', j, 'at'] as PropertyKey[] })),
+      ...vm.snapshots.map((p, j) => ({ at: p.at, len: p.restore_after, path: ['vms', i, 'snapshots', j, 'at'] as PropertyKey[] })),
+      ...vm.migrations.map((p, j) => ({ at: p.at, len: p.downtime, path: ['vms', i, 'migrations', j, 'at'] as PropertyKey[] })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
     let end = vm.boot_at;
-    for (const [j, p] of vm.pauses.entries()) {
-      const at = p.at;
-      if (at <= end)
+    for (const [k, st] of stops.entries()) {
+      if (st.at >= s.duration) return { path: st.path, message: 'is at or after the end of the run (duration)' };
+      if (st.at <= end)
         return {
-          path: ['vms', i, 'pauses', j, 'at'],
-          message: j === 0 ? 'a pause must come after boot_at' : 'pauses must be in order and must not overlap',
+          path: st.path,
+          message:
+            k === 0
+              ? 'must come after boot_at'
+              : 'overlaps an earlier pause, snapshot or migration of this VM (each must end before the next starts)',
         };
-      end = at + p.duration;
+      end = st.at + st.len;
     }
+    const moves = moveClockPolicy(vm.profile);
+    for (const [j, sn] of vm.snapshots.entries()) {
+      if (moves.snapshotRefused) return { path: ['vms', i, 'snapshots', j], message: moves.snapshotRefused };
+      if (sn.restore_on !== undefined && !names.has(sn.restore_on))
+        return {
+          path: ['vms', i, 'snapshots', j, 'restore_on'],
+          message: `no host named "${sn.restore_on}" (hosts: ${[...names].join(', ')})`,
+        };
+      if (sn.clock_realtime !== undefined && moves.clockRealtime !== 'option')
+        return {
+          path: ['vms', i, 'snapshots', j, 'clock_realtime'],
+          message: `is Firecracker's snapshot-load option; ${vm.profile} ${moves.clockRealtime === 'always' ? 'always restores kvmclock with KVM_CLOCK_REALTIME' : 'never asks KVM for KVM_CLOCK_REALTIME'}`,
+        };
+    }
+    for (const [j, m] of vm.migrations.entries()) {
+      if (!names.has(m.to))
+        return { path: ['vms', i, 'migrations', j, 'to'], message: `no host named "${m.to}" (hosts: ${[...names].join(', ')})` };
+      const refused =
+        moves.migrationRefused === 'invtsc' ? (vm.tsc_frequency_khz === undefined ? INVTSC_BLOCKER : null) : moves.migrationRefused;
+      if (refused)
+        return {
+          path: ['vms', i, 'migrations', j],
+          message:
+            refused === INVTSC_BLOCKER
+              ? `QEMU refuses: "${INVTSC_BLOCKER}" (set tsc_frequency_khz, as -cpu …,tsc-frequency= does)`
+              : refused,
+        };
+      // QEMU with an explicit tsc-frequency fails the destination's vCPU setup when KVM cannot give that
+      // rate: no TSC scaling and the host more than 250 ppm away (target/i386/kvm/kvm.c kvm_arch_set_tsc_khz)
+      const dstKhz = s.hosts.find((h) => h.name === m.to)?.tsc.freq_khz ?? 0;
+      const want = vm.tsc_frequency_khz;
+      if (want !== undefined && !m.tsc_scaling && Math.abs(dstKhz - want) * 1e6 > 250 * want)
+        return {
+          path: ['vms', i, 'migrations', j, 'tsc_scaling'],
+          message: `QEMU refuses on the destination: "TSC frequency mismatch between VM (${want} kHz) and host (${dstKhz} kHz), and TSC scaling unavailable"`,
+        };
+    }
+    if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
+      return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
+  }
+  for (const [i, h] of s.hosts.entries()) {
+    if (h.realtime_steps.length > 0 && h.ntp)
+      return {
+        path: ['hosts', i, 'realtime_steps'],
+        message: 'a host running NTP would be put right at once: set ntp: false to step its clock',
+      };
+    for (const [j, st] of h.realtime_steps.entries())
+      if (st.at >= s.duration)
+        return { path: ['hosts', i, 'realtime_steps', j, 'at'], message: 'is at or after the end of the run (duration)' };
+  }
+  return null;
+}
+
+/** ntp_servers and the VMs' references to them. */
+function checkNtp(s: Scenario, hostNames: Set<string>): { path: PropertyKey[]; message: string } | null {
+  const servers = new Set<string>();
+  for (const [i, n] of s.ntp_servers.entries()) {
+    if (servers.has(n.name)) return { path: ['ntp_servers', i, 'name'], message: `duplicate NTP server name "${n.name}"` };
+    servers.add(n.name);
+    if (n.host !== undefined && !hostNames.has(n.host))
+      return { path: ['ntp_servers', i, 'host'], message: `no host named "${n.host}" (hosts: ${[...hostNames].join(', ')})` };
+    const a = n.path.asymmetry < 0n ? -n.path.asymmetry : n.path.asymmetry;
+    if (a > 2n * n.path.delay)
+      return {
+        path: ['ntp_servers', i, 'path', 'asymmetry'],
+        message: 'must be at most 2 × delay in size (no direction can take less than no time)',
+      };
+  }
+  for (const [i, vm] of s.vms.entries()) {
+    for (const [j, name] of (vm.sync.servers ?? []).entries())
+      if (!servers.has(name))
+        return {
+          path: ['vms', i, 'sync', 'servers', j],
+          message: `no NTP server named "${name}" (ntp_servers: ${[...servers].join(', ') || 'none'})`,
+        };
+    if (vm.sync.minpoll > vm.sync.maxpoll)
+      return { path: ['vms', i, 'sync', 'maxpoll'], message: `must be ≥ minpoll (${vm.sync.minpoll})` };
   }
   return null;
 }

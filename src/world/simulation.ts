@@ -5,18 +5,19 @@
 import type { TraceRecorder } from '../core/trace.ts';
 import type { Ns } from '../core/time.ts';
 import { type GuestReport, guestReport, VmLifecycle } from '../vmm/index.ts';
+import { scheduleHostSteps, scheduleMigrations, scheduleSnapshots } from './moves.ts';
 import { schedulePauses } from './pauses.ts';
 import { type ResolvedScenario, resolveScenario } from './resolve.ts';
 import type { TimelineRow } from './sampling.ts';
 import type { Scenario } from './scenario.ts';
 import { buildSummary, type SimulationSummary } from './summary.ts';
-import { guestSync } from './sync.ts';
+import { guestSync, USERSPACE_START_NS } from './sync.ts';
 import { VmRun } from './vm-run.ts';
 import { checkWork } from './work.ts';
 import { World } from './world.ts';
 
 export { TIMELINE_CSV_HEADER, type TimelineRow, timelineCsv, timelineCsvRow } from './sampling.ts';
-export type { HostSummary, PauseSummary, SimulationSummary, VmSummary } from './summary.ts';
+export type { HostSummary, PauseSummary, SimulationSummary, VmEvent, VmSummary } from './summary.ts';
 
 export interface SimulationResult {
   summary: SimulationSummary;
@@ -55,8 +56,15 @@ export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions
     engine.at(vm.bootAtNs, () => {
       run.createdAt = engine.now;
       run.boot = world.bootVm(vm);
-      if (vm.pauses.length > 0) run.lifecycle = new VmLifecycle(run.boot);
+      if (vm.pauses.length + vm.snapshots.length + vm.migrations.length > 0) run.lifecycle = new VmLifecycle(run.boot);
       engine.at(run.boot.kernelEntryAt, () => run.sample(engine.now));
+      if (vm.initialOffsetNs !== undefined) {
+        // vms[].initial_offset: the guest's REALTIME error as userspace starts (before its sync daemon does)
+        const off = vm.initialOffsetNs;
+        engine.at(run.boot.kernelEntryAt + USERSPACE_START_NS, () => {
+          if (run.readable) run.boot!.guest.settimeofday(world.truth(engine.now) + off);
+        });
+      }
       sync?.onBoot();
       if (opts.guestReportAfterNs !== undefined) {
         const b = run.boot;
@@ -64,8 +72,11 @@ export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions
       }
     });
     schedulePauses(world, run, sync);
+    scheduleSnapshots(world, run, sync);
+    scheduleMigrations(world, run, sync);
     return run;
   });
+  scheduleHostSteps(world, runs);
 
   let samples = 0;
   const interval = resolved.sampleIntervalNs;

@@ -14,6 +14,18 @@ export interface PauseSummary {
   offset_after_sync_ns: string | null;
 }
 
+/** One thing that happened to a VM's clocks, with what the guest saw and a plain-language verdict. */
+export interface VmEvent {
+  kind: 'pause' | 'snapshot' | 'restore' | 'migration' | 'host_step' | 'sync';
+  at_s: number;
+  /** Guest REALTIME minus true UTC before and after, ns (null where there is no after: a save, a stop past the end). */
+  offset_before_ns: string;
+  offset_after_ns: string | null;
+  /** How far guest CLOCK_MONOTONIC advanced across the event, ns (null where it does not apply). */
+  monotonic_advance_ns: string | null;
+  verdict: string;
+}
+
 export interface VmSummary {
   name: string;
   host: string;
@@ -29,6 +41,70 @@ export interface VmSummary {
   /** Rate of the guest clock against true time over the last sample interval, ppm. */
   drift_ppm: number;
   pauses: PauseSummary[];
+  events: VmEvent[];
+  final_clocksource: string;
+  /** What the guest kernel printed after boot (dmesg lines after its first 3 s), e.g. the watchdog's verdicts. */
+  kernel_log: string[];
+  /** With sync method chrony: `chronyc tracking` at the end of the run. */
+  chrony?: ChronyTrackingSummary;
+  /** With sync method chrony: the clock updates chronyd made (steps, and the slews it started). */
+  chrony_updates?: ChronyEventSummary[];
+}
+
+/** `chronyc tracking`'s figures, seconds and ppm with chronyc's signs (system_time_s: + = clock fast). */
+export interface ChronyTrackingSummary {
+  reference_id: string;
+  stratum: number;
+  system_time_s: number;
+  last_offset_s: number;
+  rms_offset_s: number;
+  frequency_ppm: number;
+  residual_freq_ppm: number;
+  skew_ppm: number;
+  root_delay_s: number;
+  root_dispersion_s: number;
+  update_interval_s: number;
+  leap_status: string;
+  updates: number;
+}
+
+export interface ChronyEventSummary {
+  /** Scenario time of the update, seconds. */
+  at_s: number;
+  kind: 'step' | 'slew';
+  /** Offset corrected, seconds (+: the clock was fast). */
+  offset_s: number;
+  frequency_ppm: number;
+}
+
+/** At most this many chrony events are listed per VM (the count says how many there were). */
+const MAX_EVENTS = 1000;
+
+function chronySummary(r: VmRun): Pick<VmSummary, 'chrony' | 'chrony_updates'> {
+  const c = r.chronyd;
+  if (!c) return {};
+  const t = c.tracking();
+  const start = Number(c.startAt) / 1e9;
+  return {
+    chrony: {
+      reference_id: t.referenceId,
+      stratum: t.stratum,
+      system_time_s: t.systemTime,
+      last_offset_s: t.lastOffset,
+      rms_offset_s: t.rmsOffset,
+      frequency_ppm: t.frequencyPpm,
+      residual_freq_ppm: t.residualFreqPpm,
+      skew_ppm: t.skewPpm,
+      root_delay_s: t.rootDelay,
+      root_dispersion_s: t.rootDispersion,
+      update_interval_s: t.updateInterval,
+      leap_status: t.leapStatus,
+      updates: c.reference.updates,
+    },
+    chrony_updates: c.adjustments
+      .slice(0, MAX_EVENTS)
+      .map((a) => ({ at_s: start + a.sinceStart, kind: a.kind, offset_s: a.offset, frequency_ppm: a.freqPpm })),
+  };
 }
 
 export interface HostSummary {
@@ -64,6 +140,12 @@ function hostSummary(world: World, name: string): HostSummary {
   };
 }
 
+/** Seconds since boot of a dmesg line "[    3.000001] …". */
+function uptimeOf(line: string): number {
+  const m = /^\[\s*(\d+\.\d+)\]/.exec(line);
+  return m ? Number(m[1]) : 0;
+}
+
 function vmSummary(r: VmRun): VmSummary {
   const st = r.stats;
   const g = r.boot?.entered ? r.boot.guest : null;
@@ -81,6 +163,10 @@ function vmSummary(r: VmRun): VmSummary {
     max_abs_offset_ns: String(st.maxAbs),
     drift_ppm: st.driftPpm(),
     pauses: r.pauses,
+    events: r.events,
+    final_clocksource: g ? g.currentClocksource().trim() : '',
+    kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
+    ...chronySummary(r),
   };
 }
 

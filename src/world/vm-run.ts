@@ -1,11 +1,12 @@
 // One scenario VM inside a running simulation: its booted guest, its lifecycle, and what is recorded
 // of it. Reading and sampling its clocks against true time live here, once.
 import type { Ns } from '../core/time.ts';
+import type { Chronyd } from '../guest/chrony/chronyd.ts';
 import type { BootedVm, VmLifecycle } from '../vmm/index.ts';
 import type { Host } from './host.ts';
 import type { ResolvedVm } from './resolve.ts';
 import { OffsetStats, ThinnedSeries, type TimelineRow } from './sampling.ts';
-import type { PauseSummary } from './summary.ts';
+import type { PauseSummary, VmEvent } from './summary.ts';
 import type { World } from './world.ts';
 
 export class VmRun {
@@ -14,10 +15,14 @@ export class VmRun {
   createdAt: Ns = 0n;
   readonly stats = new OffsetStats();
   readonly pauses: PauseSummary[] = [];
+  readonly events: VmEvent[] = [];
+  /** The guest's chronyd, with sync method chrony (once userspace has started). */
+  chronyd: Chronyd | null = null;
 
   constructor(
     readonly vm: ResolvedVm,
-    readonly host: Host,
+    /** The host it runs on now (a migration or a restore elsewhere moves it). */
+    public host: Host,
     private readonly world: World,
     private readonly emit: (row: TimelineRow) => void,
   ) {}
@@ -33,6 +38,11 @@ export class VmRun {
   /** Guest CLOCK_REALTIME minus true UTC at t. */
   offset(t: Ns): Ns {
     return this.boot!.guest.clockGettime('realtime') - this.world.truth(t);
+  }
+
+  /** Guest CLOCK_MONOTONIC now. */
+  monotonic(): Ns {
+    return this.boot!.guest.clockGettime('monotonic');
   }
 
   /** Record the guest's clocks at t into the timeline and the statistics. */

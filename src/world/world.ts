@@ -4,8 +4,9 @@ import { Engine } from '../core/engine.ts';
 import { Prng } from '../core/prng.ts';
 import type { Ns } from '../core/time.ts';
 import { TraceRecorder } from '../core/trace.ts';
-import { type BootedVm, bootVm } from '../vmm/index.ts';
+import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
 import { Host } from './host.ts';
+import { NtpServers } from './ntp-servers.ts';
 import type { ResolvedScenario, ResolvedVm } from './resolve.ts';
 
 export class World {
@@ -14,6 +15,8 @@ export class World {
   /** Each host's crystal error at the start, ppm. */
   readonly ppmStart = new Map<string, number>();
   readonly trace: TraceRecorder;
+  /** The scenario's NTP servers and the paths to them. */
+  readonly ntp: NtpServers;
 
   constructor(
     readonly scenario: ResolvedScenario,
@@ -27,6 +30,15 @@ export class World {
       this.ppmStart.set(h.name, host.oscillator.ppm);
       if (host.oscillator.wanderSigmaPpm > 0) this.wander(host);
     }
+    // a stream of its own, so adding servers leaves the hosts' random walks as they were
+    this.ntp = new NtpServers(
+      this.engine,
+      new Prng(scenario.seed).fork('ntp'),
+      (scenario.ntpServers ?? []).map((n) => {
+        const host = n.host !== undefined ? this.host(n.host) : null;
+        return { name: n.name, stratum: n.stratum, path: n.path, clock: host ? (t: Ns) => host.realtime(t) : (t: Ns) => this.truth(t) };
+      }),
+    );
   }
 
   /** True UTC at scenario time t. */
@@ -50,6 +62,21 @@ export class World {
     timer.armIn(step);
   }
 
+  /** Where a VM stopped now is restored on `hostName`: that host's CPU, TSC and clocks. */
+  restoreTarget(hostName: string, opts: { tscScaling: boolean; clockRealtime: boolean }): RestoreTarget {
+    const { engine } = this;
+    const host = this.host(hostName);
+    const cpu = this.scenario.hosts.find((h) => h.name === hostName)!.cpu;
+    return {
+      host: { ...cpu, ppm: host.oscillator.ppm },
+      hostTscAt: (t) => host.rdtsc(t),
+      hostRealtime: () => host.realtime(engine.now),
+      hostRealtimeSteps: () => host.realtimeStepsNs,
+      tscScaling: opts.tscScaling,
+      clockRealtime: opts.clockRealtime,
+    };
+  }
+
   /** Create the VM now on its host: the VMM starts it, the guest kernel enters later (BootedVm.kernelEntryAt). */
   bootVm(vm: ResolvedVm): BootedVm {
     const { engine } = this;
@@ -63,6 +90,8 @@ export class World {
       hostTscAt: (t) => host.rdtsc(t),
       hostUptimeNs: 0n, // the world's host TSC counts from 0 at the scenario's start
       hostRealtime: () => host.realtime(engine.now), // what the VMM's RTC (and kvmtool's time()) read
+      hostRealtimeSteps: () => host.realtimeStepsNs,
+      ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
       scheduler: engine,
       epochNs: this.scenario.epochNs,
       ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),

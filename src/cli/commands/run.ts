@@ -116,6 +116,15 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
     }
     lines.push(...table(prow, new Set([1, 2, 3, 4, 5, 6])));
   }
+  const events = s.vms.flatMap((v) => v.events.map((e) => ({ vm: v.name, e })));
+  if (events.length > 0) {
+    lines.push('');
+    lines.push('what happened (each event, and what the guest saw):');
+    const w = Math.max(...events.map((x) => x.vm.length));
+    const at = events.map((x) => formatDuration(BigInt(Math.round(x.e.at_s * 1e9))));
+    const aw = Math.max(...at.map((a) => a.length));
+    for (const [i, x] of events.entries()) lines.push(`  ${x.vm.padEnd(w)}  ${at[i]!.padStart(aw)}  ${x.e.kind.padEnd(9)}  ${x.e.verdict}`);
+  }
   lines.push('');
   lines.push(...sparklines(res, Math.max(...s.vms.map((v) => v.name.length))));
   return lines.join('\n') + '\n';
