@@ -15,11 +15,12 @@ import {
   bestClockSample,
   clocksAcross,
   eventTimeNs,
-  modelMoveQemuTcg,
   privateDir,
   rtcMinusHostNs,
   waitIncoming,
   waitMigration,
+  twinMoveQemuTcg,
+  type MoveModel,
   type MoveSide,
 } from './snapshot.ts';
 
@@ -45,7 +46,7 @@ export interface MigrateResult {
     sample_rtt_s: number;
     notes: string[];
   };
-  model: MoveSide;
+  model: MoveModel;
 }
 
 /**
@@ -115,7 +116,7 @@ export async function labMigrateOn(
           sample_rtt_s: s(rtt),
           notes,
         },
-        model: modelMoveQemuTcg({ gapNs: downNs, offsetBeforeNs: offsetNs(before), sync: 'none' }),
+        model: twinMoveQemuTcg({ kind: 'migration', gapNs: downNs, offsetBeforeNs: offsetNs(before), sync: 'none' }),
       },
     };
   } catch (e) {

@@ -24,6 +24,7 @@ import type { Ns } from '../core/time.ts';
 import { MACHINE, bootLabGuest, offsetNs, prepareSync, waitNtpSynced } from './experiments.ts';
 import { delay, hostRealtimeNs, QemuGuest, type TimedSample } from './qemu.ts';
 import type { QmpClient, QmpEvent } from './qmp.ts';
+import { parseScenarioText, simulate } from '../world/index.ts';
 import { modelPause, type SyncMode } from './twin.ts';
 
 const NS = 1_000_000_000n;
@@ -44,21 +45,72 @@ export interface MoveSide {
   sync_done_at_s: number | null;
 }
 
+/** The twin's answer with the world scenario it simulated (YAML, so a user can run it: `timevisor run`). */
+export interface MoveModel extends MoveSide {
+  scenario: string;
+  verdicts: string[];
+}
+
 /**
- * The twin (until the world simulation models snapshots): a TCG snapshot gap or migration downtime is a
- * pause of that length (see the file's head: the same cpu_disable_ticks/cpu_enable_ticks pair, with
- * the frozen values carried in the stream), so modelPause (twin.ts) gives the guest clocks, and the RTC
- * follows the host (rtc_change 0). The gap is QEMU's own STOP (source) → RESUME (destination) interval.
+ * The twin: the world simulation (`simulate()`, vmm profile `qemu-tcg`, kernel preset `debian12`) of the
+ * same move — `vms[].snapshots` with `restore_after` = QEMU's measured STOP → RESUME interval, or
+ * `vms[].migrations` with that `downtime` (to the same host: both QEMUs run on this machine). The twin
+ * starts from the real guest's offset: it reports the change across the move. Filled in beside it:
+ * - BOOTTIME: MONOTONIC + offs_boot, which only a suspend inside the guest moves (none here).
+ * - the RTC: the summary has no RTC; QEMU's mc146818 vmstate v3 on the host clock keeps base_rtc and
+ *   last_update (hw/rtc/mc146818rtc.c rtc_post_load), so RTC − host does not change.
+ * - `ntp`: the world's chrony cannot take the lab's `minpoll -1`; the pause twin's rule stands in (one
+ *   step at the first 0.5 s poll after the resume, twin.ts modelPause).
+ * `agent` runs the world's agent sync with agent_delay 0 (the lab sends guest-set-time at once).
  */
-export function modelMoveQemuTcg(inp: { gapNs: Ns; offsetBeforeNs: Ns; sync: SyncMode }): MoveSide {
-  const p = modelPause({ pauseNs: inp.gapNs, offsetBeforeNs: inp.offsetBeforeNs, sync: inp.sync });
+export function twinMoveQemuTcg(inp: { kind: 'snapshot' | 'migration'; gapNs: Ns; offsetBeforeNs: Ns; sync: SyncMode }): MoveModel {
+  const AT_S = 30; // the lab guest has run about this long when it is moved; the TCG freeze does not depend on it
+  const move =
+    inp.kind === 'snapshot'
+      ? `snapshots: [{ at: ${AT_S}s, restore_after: ${inp.gapNs}ns }]`
+      : `migrations: [{ at: ${AT_S}s, to: lab, downtime: ${inp.gapNs}ns }]`;
+  const scenario = [
+    `name: lab-${inp.kind}-twin`,
+    `duration: ${BigInt(AT_S + 10) * NS + inp.gapNs}ns`,
+    'sample_interval: 10s',
+    'hosts:',
+    '  - { name: lab, tsc: { freq_khz: 2596136 } }',
+    'vms:',
+    '  - name: guest',
+    '    host: lab',
+    '    profile: qemu-tcg',
+    '    kernel: debian12',
+    `    ${move}`,
+    `    sync: { method: ${inp.sync === 'agent' ? 'agent, agent_delay: 0s' : 'none'} }`,
+    '',
+  ].join('\n');
+  const vm = simulate(parseScenarioText(scenario, `lab ${inp.kind} twin`)).summary.vms[0]!;
+  const moved = vm.events.find((e) => e.kind === (inp.kind === 'snapshot' ? 'restore' : 'migration'));
+  if (!moved || moved.offset_after_ns === null || moved.monotonic_advance_ns === null)
+    throw new Error(`the ${inp.kind} twin reported no ${inp.kind === 'snapshot' ? 'restore' : 'migration'} event`);
+  const changeNs = BigInt(moved.offset_after_ns) - BigInt(moved.offset_before_ns);
+  const mono = Number(moved.monotonic_advance_ns) / 1e9;
+  const sync = vm.events.find((e) => e.kind === 'sync' && e.at_s >= moved.at_s);
+  let error = s(inp.offsetBeforeNs + changeNs);
+  let doneAt: number | null = null;
+  if (inp.sync === 'agent') {
+    if (!sync || sync.offset_after_ns === null) throw new Error('the snapshot twin reported no agent sync');
+    error = s(BigInt(sync.offset_after_ns));
+    doneAt = Math.round((sync.at_s - moved.at_s) * 1e6) / 1e6;
+  } else if (inp.sync === 'ntp') {
+    const p = modelPause({ pauseNs: inp.gapNs, offsetBeforeNs: inp.offsetBeforeNs, sync: 'ntp' });
+    error = p.error_after_sync_s;
+    doneAt = p.sync_done_at_s;
+  }
   return {
-    realtime_lag_after_resume_s: p.realtime_lag_after_resume_s,
-    monotonic_advance_during_gap_s: p.monotonic_advance_during_pause_s,
-    boottime_advance_during_gap_s: p.boottime_advance_during_pause_s,
+    realtime_lag_after_resume_s: s(-changeNs),
+    monotonic_advance_during_gap_s: mono,
+    boottime_advance_during_gap_s: mono,
     rtc_change_s: 0,
-    error_after_sync_s: p.error_after_sync_s,
-    sync_done_at_s: p.sync_done_at_s,
+    error_after_sync_s: error,
+    sync_done_at_s: doneAt,
+    scenario,
+    verdicts: vm.events.filter((e) => e.at_s >= AT_S).map((e) => `${e.kind} at ${e.at_s} s: ${e.verdict}`),
   };
 }
 
@@ -202,7 +254,7 @@ export interface SnapshotResult {
     sample_rtt_s: number;
     notes: string[];
   };
-  model: MoveSide;
+  model: MoveModel;
 }
 
 /** Where `exec:` hands the path to /bin/sh: keep it to characters that need no quoting beyond '…'. */
@@ -301,7 +353,7 @@ export async function labSnapshotOn(
           sample_rtt_s: s(rtt),
           notes,
         },
-        model: modelMoveQemuTcg({ gapNs, offsetBeforeNs: offsetNs(before), sync }),
+        model: twinMoveQemuTcg({ kind: 'snapshot', gapNs, offsetBeforeNs: offsetNs(before), sync }),
       },
     };
   } catch (e) {

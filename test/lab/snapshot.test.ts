@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { bootLabGuest, prepareSync, which, type QemuGuest } from '../../src/lab/index.ts';
 import { labMigrateOn } from '../../src/lab/migrate.ts';
-import { labSnapshotOn, modelMoveQemuTcg } from '../../src/lab/snapshot.ts';
+import { labSnapshotOn, twinMoveQemuTcg } from '../../src/lab/snapshot.ts';
 
 const BIN = resolve(import.meta.dirname, '../../bin/timevisor.js');
 const NO_QEMU = 'qemu-system-x86_64 is not installed (Debian package qemu-system-x86)';
@@ -32,18 +32,30 @@ const near = (got: number, want: number, tol: number, what: string) =>
 const CLOCK_MARGIN_S = 0.003;
 const RTC_MARGIN_S = 0.001;
 
-test('twin: a TCG snapshot gap or migration downtime is a pause of that length; the RTC keeps following the host', () => {
-  const m = modelMoveQemuTcg({ gapNs: 6_482_885_000n, offsetBeforeNs: -276_574_000n, sync: 'none' });
-  assert.deepEqual(m, {
-    realtime_lag_after_resume_s: 6.482885,
+test('twin: the world simulation (qemu-tcg) of a snapshot gap or a migration downtime — every guest clock frozen, REALTIME behind by it', () => {
+  const snap = twinMoveQemuTcg({ kind: 'snapshot', gapNs: 6_482_885_000n, offsetBeforeNs: -276_574_000n, sync: 'none' });
+  const { scenario, verdicts, ...side } = snap;
+  assert.deepEqual(side, {
+    realtime_lag_after_resume_s: 6.482885, // the gap, to the ns
     monotonic_advance_during_gap_s: 0,
     boottime_advance_during_gap_s: 0,
     rtc_change_s: 0,
-    error_after_sync_s: -6.759459,
+    error_after_sync_s: -6.759459, // the real offset before (−0.276574 s) less the gap
     sync_done_at_s: null,
   });
-  assert.equal(modelMoveQemuTcg({ gapNs: 1n, offsetBeforeNs: 5n, sync: 'agent' }).error_after_sync_s, 0);
-  assert.equal(modelMoveQemuTcg({ gapNs: 1n, offsetBeforeNs: 5n, sync: 'ntp' }).sync_done_at_s, 0.5);
+  assert.match(scenario, /profile: qemu-tcg[\s\S]*snapshots: \[\{ at: 30s, restore_after: 6482885000ns \}\]/);
+  assert.match(
+    verdicts.join('\n'),
+    /restore at 36\.482885 s: restored 6\.483 s later: REALTIME moved 6\.483 s back .*MONOTONIC did not see the gap \(the emulated TSC and virtual clock restored where they stopped\)/,
+  );
+  const agent = twinMoveQemuTcg({ kind: 'snapshot', gapNs: 5_000_000_000n, offsetBeforeNs: 0n, sync: 'agent' });
+  assert.equal(agent.error_after_sync_s, 0); // guest-set-time with the host's REALTIME read at the same instant
+  assert.equal(agent.sync_done_at_s, 0);
+  const ntp = twinMoveQemuTcg({ kind: 'snapshot', gapNs: 5_000_000_000n, offsetBeforeNs: 0n, sync: 'ntp' });
+  assert.deepEqual([ntp.error_after_sync_s, ntp.sync_done_at_s], [0, 0.5]);
+  const mig = twinMoveQemuTcg({ kind: 'migration', gapNs: 89_160_000n, offsetBeforeNs: 0n, sync: 'none' });
+  assert.deepEqual([mig.realtime_lag_after_resume_s, mig.monotonic_advance_during_gap_s, mig.error_after_sync_s], [0.08916, 0, -0.08916]);
+  assert.match(mig.verdicts.join('\n'), /migrated lab → lab \(89\.160 ms downtime\): REALTIME moved 89\.160 ms back/);
 });
 
 test('bad options: one line naming the option, exit 2, before any QEMU starts', () => {
@@ -149,11 +161,12 @@ const isQemu = (pid: number): boolean => {
 const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Files left anywhere under `dir`. */
+/** Files left anywhere under `dir`, except tsx's compile cache (`tsx-<uid>/`, tsx's own, kept by design). */
 function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => !e.isDirectory())
-    .map((e) => join(e.parentPath, e.name));
+    .map((e) => join(e.parentPath, e.name))
+    .filter((f) => !/^tsx-\d+\//.test(f.slice(dir.length + 1)));
 }
 
 /**

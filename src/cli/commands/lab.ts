@@ -77,6 +77,9 @@ function printSnapshot(r: SnapshotResult): void {
     '',
     `serial sample round trip ≤ ${r.real.sample_rtt_s.toFixed(3)} s; RTC tick timing ± ${r.real.rtc_uncertainty_s.toFixed(3)} s`,
     ...r.real.notes,
+    '',
+    'model: the world simulation, profile qemu-tcg (its scenario is in --json):',
+    ...r.model.verdicts.map((v) => '  ' + v),
   ];
   process.stdout.write(out.join('\n') + '\n');
 }
@@ -92,6 +95,9 @@ function printMigrate(r: MigrateResult): void {
     '',
     `serial sample round trip ≤ ${q.sample_rtt_s.toFixed(3)} s; RTC tick timing ± ${q.rtc_uncertainty_s.toFixed(3)} s`,
     ...q.notes,
+    '',
+    'model: the world simulation, profile qemu-tcg (its scenario is in --json):',
+    ...r.model.verdicts.map((v) => '  ' + v),
   ];
   process.stdout.write(out.join('\n') + '\n');
 }
