@@ -54,8 +54,9 @@ export interface MoveModel extends MoveSide {
 /**
  * The twin: the world simulation (`simulate()`, vmm profile `qemu-tcg`, kernel preset `debian12`) of the
  * same move — `vms[].snapshots` with `restore_after` = QEMU's measured STOP → RESUME interval, or
- * `vms[].migrations` with that `downtime` (to the same host: both QEMUs run on this machine). The twin
- * starts from the real guest's offset: it reports the change across the move. Filled in beside it:
+ * `vms[].migrations` with that `downtime` (to the same host: both QEMUs run on this machine). The twin's
+ * guest starts from the real guest's offset (`initial_offset`), so its verdicts read the same numbers.
+ * Filled in beside it:
  * - BOOTTIME: MONOTONIC + offs_boot, which only a suspend inside the guest moves (none here).
  * - the RTC: the summary has no RTC; QEMU's mc146818 vmstate v3 on the host clock keeps base_rtc and
  *   last_update (hw/rtc/mc146818rtc.c rtc_post_load), so RTC − host does not change.
@@ -80,6 +81,7 @@ export function twinMoveQemuTcg(inp: { kind: 'snapshot' | 'migration'; gapNs: Ns
     '    host: lab',
     '    profile: qemu-tcg',
     '    kernel: debian12',
+    `    initial_offset: "${inp.offsetBeforeNs < 0n ? '-' : '+'}${inp.offsetBeforeNs < 0n ? -inp.offsetBeforeNs : inp.offsetBeforeNs}ns"`,
     `    ${move}`,
     `    sync: { method: ${inp.sync === 'agent' ? 'agent, agent_delay: 0s' : 'none'} }`,
     '',
@@ -91,7 +93,7 @@ export function twinMoveQemuTcg(inp: { kind: 'snapshot' | 'migration'; gapNs: Ns
   const changeNs = BigInt(moved.offset_after_ns) - BigInt(moved.offset_before_ns);
   const mono = Number(moved.monotonic_advance_ns) / 1e9;
   const sync = vm.events.find((e) => e.kind === 'sync' && e.at_s >= moved.at_s);
-  let error = s(inp.offsetBeforeNs + changeNs);
+  let error = s(BigInt(moved.offset_after_ns));
   let doneAt: number | null = null;
   if (inp.sync === 'agent') {
     if (!sync || sync.offset_after_ns === null) throw new Error('the snapshot twin reported no agent sync');

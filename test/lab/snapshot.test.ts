@@ -41,13 +41,18 @@ test('twin: the world simulation (qemu-tcg) of a snapshot gap or a migration dow
     monotonic_advance_during_gap_s: 0,
     boottime_advance_during_gap_s: 0,
     rtc_change_s: 0,
-    error_after_sync_s: -6.759459, // the real offset before (−0.276574 s) less the gap
+    // the real offset before (−0.276574 s, the twin's initial_offset) less the gap, less the twin guest's own
+    // drift of 1,771 ns by the save at 30 s (0.07 ppm)
+    error_after_sync_s: -6.759460771,
     sync_done_at_s: null,
   });
-  assert.match(scenario, /profile: qemu-tcg[\s\S]*snapshots: \[\{ at: 30s, restore_after: 6482885000ns \}\]/);
+  assert.match(
+    scenario,
+    /profile: qemu-tcg[\s\S]*initial_offset: "-276574000ns"\n {4}snapshots: \[\{ at: 30s, restore_after: 6482885000ns \}\]/,
+  );
   assert.match(
     verdicts.join('\n'),
-    /restore at 36\.482885 s: restored 6\.483 s later: REALTIME moved 6\.483 s back .*MONOTONIC did not see the gap \(the emulated TSC and virtual clock restored where they stopped\)/,
+    /restore at 36\.482885 s: restored 6\.483 s later: REALTIME moved 6\.483 s back \(now 6\.759 s behind\); MONOTONIC did not see the gap \(the emulated TSC and virtual clock restored where they stopped\)/,
   );
   const agent = twinMoveQemuTcg({ kind: 'snapshot', gapNs: 5_000_000_000n, offsetBeforeNs: 0n, sync: 'agent' });
   assert.equal(agent.error_after_sync_s, 0); // guest-set-time with the host's REALTIME read at the same instant
@@ -55,7 +60,10 @@ test('twin: the world simulation (qemu-tcg) of a snapshot gap or a migration dow
   const ntp = twinMoveQemuTcg({ kind: 'snapshot', gapNs: 5_000_000_000n, offsetBeforeNs: 0n, sync: 'ntp' });
   assert.deepEqual([ntp.error_after_sync_s, ntp.sync_done_at_s], [0, 0.5]);
   const mig = twinMoveQemuTcg({ kind: 'migration', gapNs: 89_160_000n, offsetBeforeNs: 0n, sync: 'none' });
-  assert.deepEqual([mig.realtime_lag_after_resume_s, mig.monotonic_advance_during_gap_s, mig.error_after_sync_s], [0.08916, 0, -0.08916]);
+  assert.deepEqual(
+    [mig.realtime_lag_after_resume_s, mig.monotonic_advance_during_gap_s, mig.error_after_sync_s],
+    [0.08916, 0, -0.089161771],
+  );
   assert.match(mig.verdicts.join('\n'), /migrated lab → lab \(89\.160 ms downtime\): REALTIME moved 89\.160 ms back/);
 });
 
