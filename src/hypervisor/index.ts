@@ -53,3 +53,4 @@ export {
 } from './kvm.ts';
 export { KvmVcpu, type KvmVcpuOptions, type KvmRequest } from './vcpu.ts';
 export { predictGetClock, explainClockPair, type ClockPairExplanation } from './clock-pair.ts';
+export { KvmPit, type KvmPitOptions } from './kvm-pit.ts';
