@@ -60,9 +60,16 @@ export interface HpetOptions extends Omit<DeviceDeps, 'irq'> {
    * half goes to the period only. `atomic`: one 64-bit write, as on hardware.
    */
   cmp64Write?: HpetCmp64Write;
+  /**
+   * When a periodic comparator advances. `past` (default, QEMU 7.2 hpet_timer): while the counter is
+   * strictly past it, so a timer firing exactly on its comparator (as under an exact virtual clock) fires
+   * again one tick later before moving on. `reached`: on the match itself, as the spec reads (2.3.9.2.2).
+   */
+  periodicAdvance?: HpetPeriodicAdvance;
 }
 
 export type HpetCmp64Write = 'split' | 'atomic';
+export type HpetPeriodicAdvance = 'past' | 'reached';
 
 export interface HpetTimerState {
   config: string;
@@ -113,6 +120,7 @@ export class Hpet implements MmioDevice {
    */
   private readonly ghost: HpetTimer | undefined;
   private readonly cmp64Write: HpetCmp64Write;
+  private readonly periodicAdvance: HpetPeriodicAdvance;
   readonly stats = { fired: 0 };
 
   constructor(opts: HpetOptions) {
@@ -126,6 +134,7 @@ export class Hpet implements MmioDevice {
     this.capability = 0x8086a001n | (BigInt(n - 1) << 8n) | (HPET_CLK_PERIOD_FS << 32n);
     const intcap = BigInt(opts.intcap ?? 0x4);
     this.cmp64Write = opts.cmp64Write ?? 'split';
+    this.periodicAdvance = opts.periodicAdvance ?? 'past';
     const resetConfig = HPET_TN_PERIODIC_CAP | HPET_TN_SIZE_CAP | (this.msiWrite ? HPET_TN_FSB_CAP : 0n) | (intcap << 32n);
     this.timers = Array.from({ length: n }, (_, tn) => this.newTimer(tn, resetConfig, M64));
     // the register window 0x100-0x3ff holds timers 0..23
@@ -221,17 +230,19 @@ export class Hpet implements MmioDevice {
   private hpetTimer(t: HpetTimer): void {
     const cur = this.getTicks();
     if (t.config & HPET_TN_PERIODIC && t.period !== 0n) {
-      // On a match the comparator advances by the period (spec 2.3.9.2.2). QEMU 7.2 advances only while
-      // the counter is strictly past it, which under an exact virtual clock re-fires 1 tick later.
-      // Closed form of QEMU's `while (cmp behind counter) cmp += period` loop, so a comparator far
-      // behind the counter costs one step rather than billions.
-      if (t.config & HPET_TN_32BIT) {
-        const behind = s32(cur - t.cmp);
-        if (behind >= 0n) t.cmp = (t.cmp + (behind / t.period + 1n) * t.period) & M32;
-      } else {
-        const behind = s64(cur - t.cmp);
-        if (behind >= 0n) t.cmp = (t.cmp + (behind / t.period + 1n) * t.period) & M64;
-      }
+      // Closed form of QEMU's `while (hpet_time_after(cur, cmp)) cmp += period` loop, so a comparator far
+      // behind the counter costs one step rather than billions: the fewest periods that bring cmp to the
+      // counter ('past', QEMU 7.2) or beyond it ('reached', the spec's advance on a match).
+      const behind = t.config & HPET_TN_32BIT ? s32(cur - t.cmp) : s64(cur - t.cmp);
+      const k =
+        this.periodicAdvance === 'past'
+          ? behind > 0n
+            ? (behind + t.period - 1n) / t.period
+            : 0n
+          : behind >= 0n
+            ? behind / t.period + 1n
+            : 0n;
+      t.cmp = (t.cmp + k * t.period) & (t.config & HPET_TN_32BIT ? M32 : M64);
       this.armTicks(t, this.calculateDiff(t, cur));
     } else if (t.config & HPET_TN_32BIT && !(t.config & HPET_TN_PERIODIC) && t.wrapFlag) {
       this.armTicks(t, this.calculateDiff(t, cur));

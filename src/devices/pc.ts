@@ -9,7 +9,7 @@ import type { TraceRecorder } from '../core/trace.ts';
 import { AcpiPmTimer, type AcpiPmTimerState } from './acpi-pm.ts';
 import { InputError } from '../core/errors.ts';
 import { type AccessSize, type MmioDevice, MmioBus, PortBus, type PortDevice } from './bus.ts';
-import { Hpet, HPET_BASE, HPET_LEN, type HpetCmp64Write, type HpetState } from './hpet.ts';
+import { Hpet, HPET_BASE, HPET_LEN, type HpetCmp64Write, type HpetPeriodicAdvance, type HpetState } from './hpet.ts';
 import { type IrqLine, RecordingIrq } from './irq.ts';
 import type { DeviceDeps } from './common.ts';
 import { Pit, type PitCommon, type PitState, SpeakerPort } from './pit.ts';
@@ -37,6 +37,8 @@ export interface PcMachineOptions {
   createPit?: (deps: DeviceDeps) => PitCommon;
   /** How 64-bit HPET comparator writes land: 'split' as QEMU 7.2 (default) or 'atomic' (see HpetOptions). */
   hpetCmp64Write?: HpetCmp64Write;
+  /** When a periodic HPET comparator advances: 'past' as QEMU 7.2 (default) or 'reached' (see HpetOptions). */
+  hpetPeriodicAdvance?: HpetPeriodicAdvance;
   /**
    * Program the PIIX4 PM base to this port at start, as firmware does (SeaBIOS: 0x600). Without it the
    * PM block appears only once the guest writes PMBA/PMREGMISC through PCI config, as under qtest.
@@ -238,6 +240,7 @@ export class PcMachine {
       trace,
       name: 'pc/hpet',
       ...(opts.hpetCmp64Write ? { cmp64Write: opts.hpetCmp64Write } : {}),
+      ...(opts.hpetPeriodicAdvance ? { periodicAdvance: opts.hpetPeriodicAdvance } : {}),
       onLegacyRoute: (on) => {
         pitOut.open = !on;
         rtcOut.open = !on;

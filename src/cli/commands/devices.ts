@@ -15,6 +15,7 @@ interface QtestOpts {
   acpiPm?: string;
   kvmPit?: string;
   hpetCmp64: string;
+  hpetPeriodic: string;
 }
 
 /** A whole number of seconds within a day either side of UTC (host UTC offsets are -12 h to +14 h). */
@@ -80,6 +81,11 @@ export function registerDevices(program: Command): void {
       '64-bit HPET comparator writes: split (QEMU 7.2: two 32-bit writes, low half first) or atomic (one write, as hardware)',
       'split',
     )
+    .option(
+      '--hpet-periodic <mode>',
+      'when a periodic HPET comparator advances: past (QEMU 7.2: once the counter is past it, so an exact match fires again a tick later) or reached (on the match, as the spec)',
+      'past',
+    )
     .action(async (opts: QtestOpts) => {
       if (opts.machine !== 'pc') throw new InputError(`unknown machine '${opts.machine}' (only 'pc')`, '--machine');
       if (opts.lostTickPolicy !== 'discard' && opts.lostTickPolicy !== 'slew')
@@ -87,6 +93,8 @@ export function registerDevices(program: Command): void {
       if (opts.kvmPit !== undefined && opts.kvmPit !== 'reinject' && opts.kvmPit !== 'discard')
         throw new InputError('must be reinject or discard', '--kvm-pit');
       if (opts.hpetCmp64 !== 'split' && opts.hpetCmp64 !== 'atomic') throw new InputError('must be split or atomic', '--hpet-cmp64');
+      if (opts.hpetPeriodic !== 'past' && opts.hpetPeriodic !== 'reached')
+        throw new InputError('must be past or reached', '--hpet-periodic');
       const utcOffset = parseUtcOffset(opts.utcOffset);
       const acpiPm = opts.acpiPm === undefined ? undefined : parseAcpiPmPort(opts.acpiPm);
       const reinject = opts.kvmPit === 'reinject';
@@ -98,6 +106,7 @@ export function registerDevices(program: Command): void {
           rtcBaseSeconds: rtcBaseSeconds(opts.rtcBase, hostWallNs, utcOffset),
           lostTickPolicy: opts.lostTickPolicy,
           hpetCmp64Write: opts.hpetCmp64,
+          hpetPeriodicAdvance: opts.hpetPeriodic,
           ...(acpiPm !== undefined ? { acpiPmBase: acpiPm } : {}),
           ...(opts.kvmPit !== undefined ? { createPit: (deps) => new KvmPit({ ...deps, reinject }) } : {}),
         },
