@@ -28,7 +28,8 @@
 //                                 setRunState('running'|'halted'|'preempted') for KVM's hv/sw timer switch
 //   PortBus / MmioBus  map ranges to devices and split wide accesses as QEMU's memory core does
 //   PcMachine    QEMU's `pc` board with all of the above (PIT/RTC through the HPET's legacy gate, PM block
-//                relocatable through PIIX4 PCI config); QtestSession speaks qtest to it
+//                relocatable through PIIX4 PCI config), saveState()/restore() of the whole board, and
+//                timerEventBound(span) to size a step before taking it; QtestSession speaks qtest to it
 //
 // Snapshots: saveState() returns plain data with 64-bit values as decimal strings; restore() expects the
 // device's clock to continue from where it was saved (as QEMU's migrated QEMU_CLOCK_VIRTUAL does). The
