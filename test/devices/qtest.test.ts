@@ -220,3 +220,19 @@ test('`devices qtest` refuses bad --utc-offset and --acpi-pm values with one lin
   });
   assert.equal(ok.stdout, 'OK 0x0000\n', ok.stderr);
 });
+
+test('`devices qtest` stops quietly when its reader goes away in the middle of a flood (EPIPE)', () => {
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'timevisor.js');
+  const script = 'irq_intercept_in ioapic\\noutb 0x43 0x34\\noutb 0x40 0x02\\noutb 0x40 0x00\\nclock_step 3000000000\\n';
+  const r = spawnSync(
+    'bash',
+    ['-c', `printf '${script}' | '${process.execPath}' '${bin}' devices qtest | head -1; exit \${PIPESTATUS[1]}`],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
+  assert.equal(r.stdout, 'OK\n');
+  assert.equal(r.stderr, '');
+  assert.equal(r.status, 0);
+});

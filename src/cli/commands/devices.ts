@@ -37,16 +37,20 @@ export function parseAcpiPmPort(text: string): number {
  * Output to stdout in blocks: an IRQ flood can produce millions of lines for one command, so lines are
  * written as they come (synchronously, as Node writes pipes and files on Linux) rather than collected.
  */
+/** The reader of stdout went away (EPIPE): stop as a filter does under `| head`. */
+class ReaderGone extends Error {}
+
 class LineWriter {
   private buf: string[] = [];
   private bytes = 0;
+  private closed = false;
   line(l: string): void {
     this.buf.push(l);
     this.bytes += l.length + 1;
     if (this.bytes >= 1 << 16) this.flush();
   }
   flush(): void {
-    if (this.buf.length === 0) return;
+    if (this.buf.length === 0 || this.closed) return;
     const text = this.buf.join('\n') + '\n';
     this.buf = [];
     this.bytes = 0;
@@ -56,7 +60,12 @@ class LineWriter {
       try {
         off += writeSync(1, data, off);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EPIPE') {
+          this.closed = true;
+          throw new ReaderGone();
+        }
+        if (code !== 'EAGAIN') throw e;
       }
     }
   }
@@ -128,8 +137,11 @@ export function registerDevices(program: Command): void {
           pending = pending.slice(start);
           out.flush();
         }
-      } finally {
+        out.flush();
+      } catch (e) {
+        if (e instanceof ReaderGone) return; // nobody reads the answers any more
         out.flush(); // answers already computed are written even if a later line fails
+        throw e;
       }
     });
 }
