@@ -6,7 +6,7 @@
 import type { Scheduler, Timer } from '../core/engine.ts';
 import type { TraceRecorder } from '../core/trace.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
-import { CLOCK_SOURCE_MUST_VERIFY, CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';
+import { CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';
 import { ClocksourceCore } from './clocksources.ts';
 import { parseCmdline, type ParsedCmdline } from './cmdline.ts';
 import { setupTick, type TickSetup } from './clockevents.ts';
@@ -17,17 +17,11 @@ import type { GuestPlatform } from './platform.ts';
 import { StealAccounting, kvmStealClock, type CpuMode } from './steal.ts';
 import { Timekeeper, type ClockId } from './timekeeper.ts';
 import type { Timex, TimexResult } from './ntp.ts';
-import {
-  cpuKhzFromCpuid,
-  mhz,
-  nativeCalibrateTsc,
-  pitHpetPtimerCalibrateCpu,
-  PMTMR_TICKS_PER_SEC,
-  quickPitCalibrate,
-  refineCalibration,
-  tscClocksource,
-  tscEarlyClocksource,
-} from './tsc.ts';
+import { PMTMR_TICKS_PER_SEC } from './tsc.ts';
+import { TscState } from './tsc-state.ts';
+import { readPersistentClock, rtcHctosys, type WallClockSource } from './wallclock.ts';
+import { clockeventDeviceText, dmesgLines, type LogLine } from './sysfs.ts';
+import { acpiTableLines } from './acpi.ts';
 import { Clocksource as CS, CLOCK_SOURCE_IS_CONTINUOUS } from './clocksource.ts';
 import { clocksourceMask } from '../core/u64.ts';
 import { vdsoReadCosts, type VdsoReadCost } from './vdso.ts';
@@ -37,7 +31,6 @@ import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_S
 export const STEAL_TIME_GPA = 0x10_2000n;
 import { ClocksourceWatchdog } from './watchdog.ts';
 import { SchedClock } from './sched-clock.ts';
-import { clocksCalcMultShift, mulU64U32Shr, u64 } from '../core/u64.ts';
 
 /** Model times of boot steps after kernel entry. Defaults: this workplace's 6.18 Firecracker guest's dmesg. */
 export interface BootPhases {
@@ -90,13 +83,7 @@ export interface BootGuestOptions {
   trace?: TraceRecorder;
 }
 
-export interface LogLine {
-  /** ns since kernel entry (the dmesg timestamp). */
-  t: Ns;
-  line: string;
-}
-
-export type WallClockSource = 'kvmclock' | 'cmos' | 'none';
+export type { LogLine, WallClockSource };
 
 export class GuestKernel {
   readonly log: LogLine[] = [];
@@ -106,12 +93,8 @@ export class GuestKernel {
   timekeeper!: Timekeeper;
   tick: TickSetup = { device: null, broadcast: null, lines: [] };
   oneshot = false;
-  tscKhz = 0;
-  cpuKhz = 0;
-  tscUnstable = false;
-  tscKnownFreq = false;
-  /** lapic_timer_period known without calibration (CPUID 0x15 crystal), ticks per jiffy; 0 if not. */
-  lapicTimerPeriod = 0;
+  /** arch/x86/kernel/tsc.c's state: frequencies, stability, the tsc/tsc-early clocksources, cyc2ns. */
+  readonly tscState: TscState;
   kvmclock: KvmclockSetup | null = null;
   hpetEnabled = false;
   pmTimerEnabled = false;
@@ -124,10 +107,6 @@ export class GuestKernel {
   /** kernel/sched/clock.c state: sched_clock stability and its GTOD/raw offsets. */
   readonly schedClock: SchedClock;
   readonly tickNsec: Ns;
-  /** cyc2ns data of the native TSC sched_clock (arch/x86/kernel/tsc.c), once tsc_enable_sched_clock ran. */
-  private cyc2ns: { mul: number; shift: number; offset: bigint } | null = null;
-  private tscEarly: Clocksource | null = null;
-  private tsc: Clocksource | null = null;
   private readonly jiffiesCs: Clocksource;
   private readonly refinedJiffiesCs: Clocksource;
   private updateTimer: Timer | null = null;
@@ -166,7 +145,7 @@ export class GuestKernel {
       k.hz,
       (l) => this.printk(l),
       (cs) => {
-        if (cs === this.tsc || cs === this.tscEarly) this.tscCsMarkUnstable();
+        if (this.tscState.owns(cs)) this.tscState.csMarkUnstable();
       },
       () => this.checkOneshot(),
       {
@@ -183,6 +162,38 @@ export class GuestKernel {
       ktime: () => this.timekeeper.get('monotonic'),
       printk: (l) => this.printk(l),
     });
+    this.tscState = new TscState({
+      platform: opts.platform,
+      kernel: k,
+      time: this.cmdline.time,
+      scheduler: opts.scheduler,
+      core: this.core,
+      schedClock: this.schedClock,
+      printk: (l) => this.printk(l),
+      register: (cs, scale, freq) => this.register(cs, scale, freq),
+      kvmclock: () => this.kvmclock,
+      refineDelay: () => this.phases.refineDelay,
+    });
+  }
+
+  get tscKhz(): number {
+    return this.tscState.tscKhz;
+  }
+
+  get cpuKhz(): number {
+    return this.tscState.cpuKhz;
+  }
+
+  get tscUnstable(): boolean {
+    return this.tscState.unstable;
+  }
+
+  get tscKnownFreq(): boolean {
+    return this.tscState.knownFreq;
+  }
+
+  get lapicTimerPeriod(): number {
+    return this.tscState.lapicTimerPeriod;
   }
 
   /**
@@ -192,23 +203,7 @@ export class GuestKernel {
    */
   schedClockRaw(): Ns {
     if (this.kvmclock) return this.kvmclock.schedClock();
-    const c = this.cyc2ns;
-    if (c) return u64(mulU64U32Shr(this.platform.rdtsc(), c.mul, c.shift) + c.offset);
-    return this.jiffiesTicks() * (NSEC_PER_SEC / BigInt(this.kernel.hz));
-  }
-
-  /** __set_cyc2ns_scale(): new mult/shift for `khz`, offset chosen so sched_clock continues. */
-  private setCyc2nsScale(khz: number): void {
-    const tsc = this.platform.rdtsc();
-    const c = this.cyc2ns;
-    const nsNow = c ? u64(mulU64U32Shr(tsc, c.mul, c.shift) + c.offset) : 0n; // zeroed data reads 0
-    const { mult, shift } = clocksCalcMultShift(khz, 1_000_000, 0);
-    this.cyc2ns = { mul: mult, shift, offset: u64(nsNow - mulU64U32Shr(tsc, mult, shift)) };
-  }
-
-  /** using_native_sched_clock(): the paravirt sched_clock was not replaced (no kvmclock). */
-  private usingNativeSchedClock(): boolean {
-    return this.kvmclock === null;
+    return this.tscState.nativeSchedClock() ?? this.jiffiesTicks() * (NSEC_PER_SEC / BigInt(this.kernel.hz));
   }
 
   get platform(): GuestPlatform {
@@ -320,82 +315,27 @@ export class GuestKernel {
    * clocksource.
    */
   timekeepingInit(): void {
-    const p = this.platform;
-    let wall = 0n;
-    if (this.kvmclock) {
-      wall = this.kvmclock.wallclock();
-      this.wallClockSource = 'kvmclock';
-    } else if (p.devices.rtc && p.readCmos) {
-      // mach_get_cmos_time → mc146818_get_time: waits out UIP, whole seconds only
-      const r = p.readCmos();
-      wall = r.seconds * NSEC_PER_SEC;
-      this.wallClockSource = 'cmos';
-    }
+    const { wall, source } = readPersistentClock(this.platform, this.kvmclock);
+    if (source !== 'none') this.wallClockSource = source;
     this.bootWallNs = wall;
     this.core.setDefault(this.jiffiesCs);
     // local_clock() before sched_clock_init() is the raw sched_clock()
     this.timekeeper = new Timekeeper(this.jiffiesCs, this.kernel.hz, wall, this.schedClockRaw());
   }
 
+  /** tsc_early_init(). */
   tscEarlyInit(): void {
-    const p = this.platform;
-    const t = this.cmdline.time;
-    if (!p.cpuid.tsc) return;
-    if (this.kvmclock) {
-      // x86_platform.calibrate_tsc/calibrate_cpu = kvm_get_tsc_khz; sets X86_FEATURE_TSC_KNOWN_FREQ
-      this.cpuKhz = this.kvmclock.tscKhz();
-      this.tscKhz = t.tscEarlyKhz || this.cpuKhz;
-      this.tscKnownFreq = true;
-    } else {
-      // native_calibrate_cpu_early: CPUID 0x16, else the quick PIT calibration
-      let cpu = cpuKhzFromCpuid(p);
-      if (!cpu) {
-        const q = quickPitCalibrate(p);
-        for (const l of q.lines) this.printk(l);
-        cpu = q.khz;
-      }
-      const nt = nativeCalibrateTsc(p, this.kernel.hz);
-      this.tscKnownFreq = nt.knownFreq;
-      this.lapicTimerPeriod = nt.lapicTimerPeriod;
-      this.cpuKhz = cpu;
-      this.tscKhz = t.tscEarlyKhz || nt.khz;
-    }
-    // tsc_early_init(): tsc_enable_sched_clock() once the frequencies are known
-    if (this.combineFrequencies()) this.setCyc2nsScale(this.tscKhz);
-  }
-
-  /** The tail of determine_cpu_tsc_frequencies(). */
-  private combineFrequencies(): boolean {
-    if (this.tscKhz === 0) this.tscKhz = this.cpuKhz;
-    else if (Math.abs(this.cpuKhz - this.tscKhz) * 10 > this.tscKhz) this.cpuKhz = this.tscKhz;
-    if (this.tscKhz === 0) return false;
-    this.printk(`tsc: Detected ${mhz(this.cpuKhz)} MHz processor`);
-    if (this.cpuKhz !== this.tscKhz) this.printk(`tsc: Detected ${mhz(this.tscKhz)} MHz TSC`);
-    return true;
+    this.tscState.earlyInit();
   }
 
   /** parse_args(): __setup handlers run after setup_arch (tsc=unstable, notsc). */
   parseArgs(): void {
-    const t = this.cmdline.time;
-    if (t.tscUnstable) this.markTscUnstable('boot parameter');
-    if (t.notsc) this.markTscUnstable('boot parameter notsc');
+    this.tscState.parseArgs();
   }
 
   /** mark_tsc_unstable(reason). */
   markTscUnstable(reason: string): void {
-    if (this.tscUnstable) return;
-    this.tscUnstable = true;
-    if (this.usingNativeSchedClock()) this.schedClock.clear();
-    this.printk(`tsc: Marking TSC unstable due to ${reason}`);
-    for (const cs of [this.tscEarly, this.tsc]) if (cs && this.core.list.includes(cs)) this.core.markUnstable(cs);
-  }
-
-  /** tsc_cs_mark_unstable(): the watchdog's verdict. */
-  private tscCsMarkUnstable(): void {
-    if (this.tscUnstable) return;
-    this.tscUnstable = true;
-    if (this.usingNativeSchedClock()) this.schedClock.clear();
-    this.printk('tsc: Marking TSC unstable due to clocksource watchdog');
+    this.tscState.markUnstable(reason);
   }
 
   /** acpi_boot_init(): the FADT's PM timer port and the HPET table (acpi_parse_fadt, acpi_parse_hpet). */
@@ -403,26 +343,24 @@ export class GuestKernel {
     const p = this.platform;
     const k = this.kernel;
     if (!p.devices.acpi || this.cmdline.time.noacpi) return;
+    // acpi_boot_table_init (earlier in setup_arch) lists the tables; only the HPET's is a clock line
+    const hpetTable = p.devices.acpi.hpetTable;
+    if (hpetTable && p.devices.hpet) for (const l of acpiTableLines('HPET', hpetTable)) this.printk(l);
     if (p.devices.acpi.pmTimer && k.acpiPmTimer) this.printk(`ACPI: PM-Timer IO Port: 0x${p.devices.acpi.pmTimerPort.toString(16)}`);
     if (p.devices.hpet && k.hpetTimer) this.printk(`ACPI: HPET id: 0x${p.devices.hpet.id.toString(16)} base: 0xfed00000`);
   }
 
   /**
-   * rtc_hctosys() (late_initcall, CONFIG_RTC_HCTOSYS): rtc_cmos reads the CMOS clock and sets the
-   * system time to its whole second — also in guests that started from the kvmclock wall clock.
+   * rtc_hctosys() as the rtc_cmos driver registers the RTC (CONFIG_RTC_HCTOSYS): the system time is set to
+   * the CMOS clock's whole second + 0.5 s — also in guests that started from the kvmclock wall clock.
    */
   rtcHctosys(): void {
-    const p = this.platform;
-    if (!p.devices.rtc || !this.kernel.rtcHctosys || !p.readCmos) return;
-    const sec = p.readCmos().seconds;
-    const name = p.devices.acpi && !this.cmdline.time.noacpi && p.devices.rtcPnpName ? p.devices.rtcPnpName : 'rtc_cmos';
-    const iso = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
-    // drivers/rtc/class.c rtc_hctosys(): tv_nsec = NSEC_PER_SEC >> 1 — the RTC only says which
-    // second it is, "the best guess is to add 0.5s".
-    const ns = sec * NSEC_PER_SEC + (NSEC_PER_SEC >> 1n);
-    this.timekeeper.setTimeOfDay(ns);
-    this.hctosysNs = ns;
-    this.printk(`rtc_cmos ${name}: setting system clock to ${iso} UTC (${sec})`);
+    const acpi = !!this.platform.devices.acpi && !this.cmdline.time.noacpi;
+    const r = rtcHctosys(this.platform, this.kernel.rtcHctosys, acpi, this.hpetEnabled);
+    if (!r) return;
+    this.timekeeper.setTimeOfDay(r.ns);
+    this.hctosysNs = r.ns;
+    for (const l of r.lines) this.printk(l);
   }
 
   registerRefinedJiffies(): void {
@@ -467,7 +405,7 @@ export class GuestKernel {
     this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc, freq);
     if (this.tick.device) this.startPeriodicTick();
     this.checkTimer();
-    this.tscInit();
+    this.tscState.init(this.hpetEnabled, this.pmTimerEnabled);
   }
 
   /**
@@ -482,43 +420,6 @@ export class GuestKernel {
     const pin = p.devices.ioapicIrq0Pin;
     if (!global || pin === undefined || t.noapic || t.nolapic || !p.devices.lapic || !this.kernel.localApic) return;
     this.printk(`..TIMER: vector=0x30 apic1=0 pin1=${pin} apic2=-1 pin2=-1`);
-  }
-
-  /** tsc_init(). */
-  private tscInit(): void {
-    const p = this.platform;
-    const t = this.cmdline.time;
-    if (!p.cpuid.tsc) return;
-    if (!this.tscKhz) {
-      const r = pitHpetPtimerCalibrateCpu(p, this.hpetEnabled, this.pmTimerEnabled);
-      for (const l of r.lines) this.printk(l);
-      this.cpuKhz = r.khz;
-      if (!this.combineFrequencies()) {
-        this.markTscUnstable('could not calculate TSC khz');
-        return;
-      }
-      this.setCyc2nsScale(this.tscKhz); // tsc_enable_sched_clock()
-    }
-    const constant = p.cpuid.invariantTsc;
-    let disableWatchdog = t.tscReliable || t.tscNoWatchdog;
-    // check_system_tsc_reliable(): constant + nonstop + TSC_ADJUST (+ ≤ 4 packages)
-    if (constant && p.cpuid.tscAdjust) disableWatchdog = true;
-    // unsynchronized_tsc()
-    let unsync = this.tscUnstable;
-    if (!unsync && !constant && !t.tscReliable && p.cpuid.vendor !== 'intel' && p.vcpus > 1) unsync = true;
-    if (unsync) {
-      this.markTscUnstable('TSCs unsynchronized');
-      return;
-    }
-    const read = (): bigint => p.rdtsc();
-    this.tscEarly = tscEarlyClocksource(read);
-    this.tsc = tscClocksource(read);
-    if (disableWatchdog) {
-      // tsc_disable_clocksource_watchdog()
-      this.tscEarly.flags &= ~CLOCK_SOURCE_MUST_VERIFY;
-      this.tsc.flags &= ~CLOCK_SOURCE_MUST_VERIFY;
-    }
-    this.register(this.tscEarly, 1000, this.tscKhz);
   }
 
   /**
@@ -580,33 +481,7 @@ export class GuestKernel {
 
   /** init_tsc_clocksource() (device_initcall). */
   initTscClocksource(): void {
-    if (!this.platform.cpuid.tsc || !this.tscKhz || !this.tscEarly || !this.tsc) return;
-    if (this.tscUnstable) {
-      this.core.unregister(this.tscEarly);
-      return;
-    }
-    if (this.tscKnownFreq && !this.cmdline.time.tscRecalibrate) {
-      this.register(this.tsc, 1000, this.tscKhz);
-      this.core.unregister(this.tscEarly);
-      return;
-    }
-    const timer = this.opts.scheduler.timer(() => this.refine());
-    timer.armIn(this.phases.refineDelay);
-  }
-
-  /** tsc_refine_calibration_work(). */
-  private refine(): void {
-    if (!this.tsc || !this.tscEarly) return;
-    if (!this.tscUnstable) {
-      const freq = refineCalibration(this.platform, this.hpetEnabled, this.pmTimerEnabled);
-      if (freq !== null && Math.abs(this.tscKhz - freq) <= this.tscKhz / 100) {
-        this.tscKhz = freq;
-        this.printk(`tsc: Refined TSC clocksource calibration: ${mhz(freq)} MHz`);
-        this.setCyc2nsScale(freq); // set_cyc2ns_scale(tsc_khz, cpu, tsc_stop)
-      }
-      this.register(this.tsc, 1000, this.tscKhz);
-    }
-    this.core.unregister(this.tscEarly);
+    this.tscState.initClocksource(this.hpetEnabled, this.pmTimerEnabled);
   }
 
   /** tick_check_oneshot_change(): NOHZ or high resolution needs a one-shot device and an hres clocksource. */
@@ -691,10 +566,7 @@ export class GuestKernel {
 
   /** dmesg lines with "[%5lu.%06lu] " timestamps. */
   dmesg(): string[] {
-    return this.log.map((l) => {
-      const us = l.t / 1000n;
-      return `[${String(us / 1_000_000n).padStart(5)}.${String(us % 1_000_000n).padStart(6, '0')}] ${l.line}`;
-    });
+    return dmesgLines(this.log);
   }
 
   availableClocksource(): string {
@@ -707,7 +579,7 @@ export class GuestKernel {
 
   /** /sys/devices/system/clockevents/clockevent0/current_device. */
   clockeventDevice(): string {
-    return `${this.tick.device?.name ?? ''}\n`;
+    return clockeventDeviceText(this.tick.device);
   }
 
   /** echo NAME > current_clocksource. */
