@@ -106,7 +106,7 @@ export function labProgress(stream: NodeJS.WriteStream = process.stderr): { prog
     stream.write(
       `\r\x1b[K[${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${step} (${((Date.now() - since) / 1000).toFixed(0)} s)`,
     );
-  const timer = setInterval(draw, 1000);
+  const timer = setInterval(() => step && draw(), 1000);
   timer.unref();
   return {
     progress: (next) => {
