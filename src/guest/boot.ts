@@ -2,35 +2,37 @@
 // arch/x86/kernel/setup.c, time.c x86_late_time_init, the fs_initcall clocksource_done_booting and
 // the device_initcall init_tsc_clocksource), driven by a Scheduler so that the TSC refinement a
 // second later and the clocksource watchdog run in model time. The result is a GuestKernel: its
-// boot log, sysfs texts, clocks, adjtimex, steal accounting and vDSO read paths.
+// boot log, sysfs texts, clocks, adjtimex, steal accounting and vDSO read paths. GuestKernel composes
+// one module per mechanism: tsc-state.ts (arch/x86/kernel/tsc.c), wallclock.ts (persistent clock,
+// rtc_hctosys), periodic-tick.ts (jiffies, tick_periodic), platform-timers.ts (HPET, ACPI PM timer,
+// ..TIMER), runtime.ts (steal time), sysfs.ts (dmesg and sysfs texts), with clocksources.ts, watchdog.ts,
+// sched-clock.ts, timekeeper.ts and clockevents.ts.
 import type { Scheduler, Timer } from '../core/engine.ts';
-import type { TraceRecorder } from '../core/trace.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import type { TraceRecorder } from '../core/trace.ts';
+import { setupTick, type TickSetup } from './clockevents.ts';
 import { CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';
 import { ClocksourceCore } from './clocksources.ts';
 import { parseCmdline, type ParsedCmdline } from './cmdline.ts';
-import { setupTick, type TickSetup } from './clockevents.ts';
 import { jiffiesClocksource, PIT_TICK_RATE, refinedJiffiesClocksource, tickNsec } from './jiffies.ts';
 import type { KernelConfig } from './kernel.ts';
 import { kvmclockAvailable, kvmclockInit, kvmclockVdsoMode, type KvmclockSetup } from './kvmclock.ts';
-import type { GuestPlatform } from './platform.ts';
-import { StealAccounting, kvmStealClock, type CpuMode } from './steal.ts';
-import { Timekeeper, type ClockId } from './timekeeper.ts';
 import type { Timex, TimexResult } from './ntp.ts';
+import { PeriodicTick } from './periodic-tick.ts';
+import type { GuestPlatform } from './platform.ts';
+import { acpiBootLines, acpiPmClocksource, checkTimerLine, hpetClocksource, hpetLateInitLines, pmTimerUsable } from './platform-timers.ts';
+import { kvmRegisterStealTime } from './runtime.ts';
+import { SchedClock } from './sched-clock.ts';
+import { StealAccounting, type CpuMode } from './steal.ts';
+import { clockeventDeviceText, dmesgLines, type LogLine } from './sysfs.ts';
+import { Timekeeper, type ClockId } from './timekeeper.ts';
 import { PMTMR_TICKS_PER_SEC } from './tsc.ts';
 import { TscState } from './tsc-state.ts';
-import { readPersistentClock, rtcHctosys, type WallClockSource } from './wallclock.ts';
-import { clockeventDeviceText, dmesgLines, type LogLine } from './sysfs.ts';
-import { acpiTableLines } from './acpi.ts';
-import { Clocksource as CS, CLOCK_SOURCE_IS_CONTINUOUS } from './clocksource.ts';
-import { clocksourceMask } from '../core/u64.ts';
 import { vdsoReadCosts, type VdsoReadCost } from './vdso.ts';
-import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_STEAL_TIME } from '../core/pvclock-abi.ts';
-
-/** Where this model's guest kernel places the per-CPU steal-time records. */
-export const STEAL_TIME_GPA = 0x10_2000n;
+import { readPersistentClock, rtcHctosys, type WallClockSource } from './wallclock.ts';
 import { ClocksourceWatchdog } from './watchdog.ts';
-import { SchedClock } from './sched-clock.ts';
+
+export { STEAL_TIME_GPA } from './runtime.ts';
 
 /** Model times of boot steps after kernel entry. Defaults: this workplace's 6.18 Firecracker guest's dmesg. */
 export interface BootPhases {
@@ -109,14 +111,9 @@ export class GuestKernel {
   readonly tickNsec: Ns;
   private readonly jiffiesCs: Clocksource;
   private readonly refinedJiffiesCs: Clocksource;
+  /** jiffies and the periodic tick until the switch to one-shot mode. */
+  readonly periodicTick: PeriodicTick;
   private updateTimer: Timer | null = null;
-  private periodicTimer: Timer | null = null;
-  private deliveryTimer: Timer | null = null;
-  private ticksHandled = 0n;
-  private pendingTicks = 0n;
-  private oneshotBase: { ticks: bigint; t: Ns } | null = null;
-  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
-  ticksLost = 0;
   private lastAccountedJiffies = 0n;
 
   constructor(readonly opts: BootGuestOptions) {
@@ -136,6 +133,16 @@ export class GuestKernel {
       },
       { override: this.cmdline.time.clocksource, watchdog: k.clocksourceWatchdog },
     );
+    this.periodicTick = new PeriodicTick({
+      scheduler: opts.scheduler,
+      platform: opts.platform,
+      hz: k.hz,
+      tickNsec: this.tickNsec,
+      uptimeNs: () => this.uptimeNs(),
+      oneshot: () => this.oneshot,
+      reinjects: () => this.tick.device?.name === 'pit',
+      schedClockTick: () => this.schedClock.tick(),
+    });
     const readJiffies = (): bigint => this.jiffies();
     this.jiffiesCs = jiffiesClocksource(k.hz, readJiffies);
     this.refinedJiffiesCs = refinedJiffiesClocksource(k.hz, PIT_TICK_RATE, readJiffies);
@@ -203,7 +210,7 @@ export class GuestKernel {
    */
   schedClockRaw(): Ns {
     if (this.kvmclock) return this.kvmclock.schedClock();
-    return this.tscState.nativeSchedClock() ?? this.jiffiesTicks() * (NSEC_PER_SEC / BigInt(this.kernel.hz));
+    return this.tscState.nativeSchedClock() ?? this.periodicTick.ticks() * (NSEC_PER_SEC / BigInt(this.kernel.hz));
   }
 
   get platform(): GuestPlatform {
@@ -219,61 +226,14 @@ export class GuestKernel {
     return this.opts.scheduler.now - this.bootStart;
   }
 
-  /**
-   * jiffies (32-bit, as the jiffies clocksource reads it): INITIAL_JIFFIES plus ticks handled. With a
-   * periodic tick each handled interrupt is one jiffy (tick_periodic → do_timer(1)), so ticks lost
-   * while the vCPU was descheduled are lost jiffies; once the tick is one-shot, jiffies follow
-   * ktime (tick_do_update_jiffies64).
-   */
+  /** jiffies (32-bit, as the jiffies clocksource reads it): see PeriodicTick. */
   jiffies(): bigint {
-    const initial = BigInt.asUintN(32, BigInt(-300 * this.kernel.hz));
-    let ticks: bigint;
-    if (this.oneshotBase) ticks = this.oneshotBase.ticks + (this.uptimeNs() - this.oneshotBase.t) / this.tickNsec;
-    else ticks = this.ticksHandled; // no tick device before x86_late_time_init: no timer interrupt, jiffies stay
-    return BigInt.asUintN(32, initial + ticks);
+    return this.periodicTick.jiffies();
   }
 
-  /**
-   * Start the periodic tick (tick_handle_periodic) when the first clockevent device registers: on
-   * x86 that is x86_late_time_init (hpet_time_init / pit_timer_init, then the local APIC timer);
-   * until then no timer interrupt arrives and jiffies do not move.
-   */
-  startPeriodicTick(): void {
-    this.periodicTimer = this.opts.scheduler.timer(() => this.periodicTick());
-    this.periodicTimer.armIn(this.tickNsec);
-  }
-
-  /**
-   * One expiry of the periodic timer. While vCPU 0 is descheduled the interrupt waits: KVM's PIT in
-   * reinject mode counts every missed tick and delivers them one per EOI afterwards (i8254.c
-   * pit_timer_fn/kvm_pit_ack_irq), while the LAPIC timer drops an expiry that finds one still
-   * pending (lapic.c apic_timer_expired): those jiffies are lost.
-   */
-  private periodicTick(): void {
-    if (this.oneshot) return;
-    this.periodicTimer!.armIn(this.tickNsec);
-    const p = this.platform;
-    if (p.vcpuRunning && !p.vcpuRunning(0)) {
-      const reinject = this.tick.device?.name === 'pit';
-      if (this.pendingTicks === 0n || reinject) this.pendingTicks++;
-      else this.ticksLost++;
-      if (!this.deliveryTimer)
-        this.deliveryTimer = this.opts.scheduler.timer(() => {
-          this.deliverPending();
-          this.schedClock.tick();
-        });
-      if (!this.deliveryTimer.pending && p.nextVcpuRun) this.deliveryTimer.armAt(p.nextVcpuRun(0));
-      return;
-    }
-    this.deliverPending();
-    this.ticksHandled++;
-    // tick_periodic → update_process_times → sched_tick → sched_clock_tick
-    this.schedClock.tick();
-  }
-
-  private deliverPending(): void {
-    this.ticksHandled += this.pendingTicks;
-    this.pendingTicks = 0n;
+  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
+  get ticksLost(): number {
+    return this.periodicTick.ticksLost;
   }
 
   printk(line: string): void {
@@ -340,14 +300,7 @@ export class GuestKernel {
 
   /** acpi_boot_init(): the FADT's PM timer port and the HPET table (acpi_parse_fadt, acpi_parse_hpet). */
   acpiBoot(): void {
-    const p = this.platform;
-    const k = this.kernel;
-    if (!p.devices.acpi || this.cmdline.time.noacpi) return;
-    // acpi_boot_table_init (earlier in setup_arch) lists the tables; only the HPET's is a clock line
-    const hpetTable = p.devices.acpi.hpetTable;
-    if (hpetTable && p.devices.hpet) for (const l of acpiTableLines('HPET', hpetTable)) this.printk(l);
-    if (p.devices.acpi.pmTimer && k.acpiPmTimer) this.printk(`ACPI: PM-Timer IO Port: 0x${p.devices.acpi.pmTimerPort.toString(16)}`);
-    if (p.devices.hpet && k.hpetTimer) this.printk(`ACPI: HPET id: 0x${p.devices.hpet.id.toString(16)} base: 0xfed00000`);
+    for (const l of acpiBootLines(this.platform, this.kernel, this.cmdline.time)) this.printk(l);
   }
 
   /**
@@ -380,46 +333,20 @@ export class GuestKernel {
     const p = this.platform;
     const k = this.kernel;
     const t = this.cmdline.time;
-    const acpi = p.devices.acpi && !t.noacpi;
-    // The HPET is found through the ACPI HPET table (or hpet=force on chipsets that need it)
-    if (p.devices.hpet && k.hpetTimer && !t.hpetDisable && acpi && p.readHpet) {
+    const hpet = hpetClocksource(p, k, t);
+    if (hpet) {
       this.hpetEnabled = true;
-      const hz = Math.round(1e15 / p.devices.hpet.periodFs);
-      const readHpet = p.readHpet;
-      this.register(
-        new CS({
-          name: 'hpet',
-          rating: 250,
-          mask: clocksourceMask(32),
-          flags: CLOCK_SOURCE_IS_CONTINUOUS,
-          read: () => readHpet() & 0xffff_ffffn,
-        }),
-        1,
-        hz,
-      );
+      this.register(hpet.cs, 1, hpet.hz);
     }
-    this.pmTimerEnabled = !!(acpi && p.devices.acpi?.pmTimer && k.acpiPmTimer && p.readPmTimer);
+    this.pmTimerEnabled = pmTimerUsable(p, k, t);
     // intr_mode_select and timer_init (hpet_time_init → pit_timer_init) run before tsc_init, so
     // apic_needs_pit() sees the frequencies tsc_early_init found
     const freq = { tscKhz: this.tscKhz, cpuKhz: this.cpuKhz, lapicTimerPeriod: this.lapicTimerPeriod };
     this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc, freq);
-    if (this.tick.device) this.startPeriodicTick();
-    this.checkTimer();
+    if (this.tick.device) this.periodicTick.start();
+    const timerLine = checkTimerLine(p, k, t, this.tick);
+    if (timerLine) this.printk(timerLine);
     this.tscState.init(this.hpetEnabled, this.pmTimerEnabled);
-  }
-
-  /**
-   * check_timer() (arch/x86/kernel/apic/io_apic.c), from setup_IO_APIC in intr_mode_init: only with
-   * a global clockevent (HPET or PIT) and the IO-APIC in use (not "noapic"); IRQ0's vector is
-   * ISA_IRQ_VECTOR(0) = 0x30, its pin the firmware's routing, and no pin is set up as ExtINT.
-   */
-  private checkTimer(): void {
-    const p = this.platform;
-    const t = this.cmdline.time;
-    const global = this.tick.broadcast ?? (this.tick.device && !this.tick.device.perCpu ? this.tick.device : null);
-    const pin = p.devices.ioapicIrq0Pin;
-    if (!global || pin === undefined || t.noapic || t.nolapic || !p.devices.lapic || !this.kernel.localApic) return;
-    this.printk(`..TIMER: vector=0x30 apic1=0 pin1=${pin} apic2=-1 pin2=-1`);
   }
 
   /**
@@ -451,32 +378,10 @@ export class GuestKernel {
   /** clocksource_done_booting() and, in the same initcall level, the acpi_pm driver. */
   doneBooting(): void {
     this.registerJiffies();
-    if (this.hpetEnabled && this.kernel.hpetCharDev) {
-      // hpet_late_init → hpet_reserve_platform_timers → drivers/char/hpet.c hpet_alloc
-      const h = this.platform.devices.hpet!;
-      const hz = Math.round(1e15 / h.periodFs);
-      this.printk(`hpet: ${h.comparators} channels of 0 reserved for per-cpu timers`);
-      this.printk(`hpet0: at MMIO 0xfed00000, IRQs ${h.irqs.join(', ')}`);
-      this.printk(
-        `hpet0: ${h.comparators} comparators, ${h.counter64 ? 64 : 32}-bit ${Math.floor(hz / 1e6)}.${String(hz % 1e6).padStart(6, '0')} MHz counter`,
-      );
-    }
+    if (this.hpetEnabled && this.kernel.hpetCharDev) for (const l of hpetLateInitLines(this.platform.devices.hpet!)) this.printk(l);
     this.core.doneBooting();
     this.checkOneshot();
-    if (this.pmTimerEnabled) {
-      const read = this.platform.readPmTimer!;
-      this.register(
-        new CS({
-          name: 'acpi_pm',
-          rating: 200,
-          mask: clocksourceMask(24),
-          flags: CLOCK_SOURCE_IS_CONTINUOUS,
-          read: () => read() & 0xff_ffffn,
-        }),
-        1,
-        PMTMR_TICKS_PER_SEC,
-      );
-    }
+    if (this.pmTimerEnabled) this.register(acpiPmClocksource(this.platform.readPmTimer!), 1, PMTMR_TICKS_PER_SEC);
   }
 
   /** init_tsc_clocksource() (device_initcall). */
@@ -493,36 +398,16 @@ export class GuestKernel {
     const dev = this.tick.device;
     const cs = this.core.curr;
     if (wants && dev?.oneshot && cs?.has(CLOCK_SOURCE_VALID_FOR_HRES) && this.core.finishedBooting) {
-      this.oneshotBase = { ticks: this.jiffiesTicks(), t: this.uptimeNs() };
+      this.periodicTick.switchToOneshot();
       this.oneshot = true;
-      this.periodicTimer?.cancel();
       if (this.schedClock.running === 1) this.startOneshotSchedTick();
     }
-  }
-
-  private jiffiesTicks(): bigint {
-    return this.ticksHandled + this.pendingTicks;
   }
 
   /** Start steal accounting and periodic timekeeping updates after boot. */
   startRuntime(): void {
     const p = this.platform;
-    const kvm = p.cpuid.kvm;
-    // kvm_guest_init(): steal time when KVM_FEATURE_STEAL_TIME and not no-steal-acc (CONFIG_PARAVIRT)
-    const stealOn =
-      this.kernel.kvmGuest &&
-      !!kvm &&
-      ((kvm.features >>> KVM_FEATURE_STEAL_TIME) & 1) === 1 &&
-      !this.cmdline.time.noSteal &&
-      !!p.memory &&
-      !!p.wrmsr;
-    let stealClock: ((cpu: number) => Ns) | null = null;
-    if (stealOn) {
-      // kvm_register_steal_time(): per-CPU 64-byte record, GPA | KVM_MSR_ENABLED
-      for (let c = 0; c < p.vcpus; c++) p.wrmsr!(c, MSR_KVM_STEAL_TIME, (STEAL_TIME_GPA + BigInt(c * 64)) | 1n);
-      const mem = p.memory!;
-      stealClock = (cpu) => kvmStealClock(() => decodeStealTime(mem.read(STEAL_TIME_GPA + BigInt(cpu * 64), KVM_STEAL_TIME_SIZE)));
-    }
+    const stealClock = kvmRegisterStealTime(p, this.kernel, this.cmdline.time);
     this.steal = new StealAccounting(p.vcpus, this.tickNsec, stealClock);
     this.lastAccountedJiffies = this.uptimeNs() / this.tickNsec;
     const interval = this.opts.updateIntervalNs ?? this.tickNsec;

@@ -22,6 +22,9 @@ export { readPersistentClock, rtcHctosys, type HctosysResult } from './wallclock
 export { rtcCmosProbeLines, pnpacpiDeviceName } from './rtc-cmos.ts';
 export { acpiTableLines } from './acpi.ts';
 export { dmesgLines, clockeventDeviceText } from './sysfs.ts';
+export { PeriodicTick, type PeriodicTickDeps } from './periodic-tick.ts';
+export { acpiBootLines, hpetClocksource, acpiPmClocksource, hpetLateInitLines, checkTimerLine, pmTimerUsable } from './platform-timers.ts';
+export { kvmRegisterStealTime } from './runtime.ts';
 export type { KernelConfig } from './kernel.ts';
 export { parseCmdline, splitCmdline, type ParsedCmdline, type TimeParams } from './cmdline.ts';
 export {
