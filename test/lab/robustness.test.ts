@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { labProgress, readHostTsc } from '../../src/cli/commands/lab.ts';
-import { InputError } from '../../src/core/errors.ts';
+import { InputError, UnavailableError } from '../../src/core/errors.ts';
 import { recordedSource } from '../../src/doctor/index.ts';
 import {
   adopt,
   aptMissingPrerequisite,
+  buildGuestImage,
   ensureDir,
   killChildren,
   MissingPrerequisiteError,
@@ -45,7 +46,10 @@ function tempDir(t: { after: (fn: () => void) => void }): string {
   return d;
 }
 
-test('TIMEVISOR_CACHE naming a file, a path under /proc, or nothing: one line naming it, exit 2, no stack', async (t) => {
+// a timeout, so that a regression (Node's recursive mkdir spinning on /proc) fails instead of hanging the suite
+test('TIMEVISOR_CACHE naming a file, a path under /proc, or nothing: one line naming it, exit 2, no stack', {
+  timeout: 120_000,
+}, async (t) => {
   const d = tempDir(t);
   const file = join(d, 'some-file');
   writeFileSync(file, 'x');
@@ -150,6 +154,43 @@ test('killChildren ends every adopted helper', async () => {
   const ended = new Promise<NodeJS.Signals | null>((r) => c.once('exit', (_code, sig) => r(sig)));
   assert.ok(killChildren('SIGTERM') >= 1);
   assert.equal(await ended, 'SIGTERM');
+});
+
+/** buildGuestImage with a fake apt-get that fails with `message`; returns what it threw. */
+async function buildWithFailingApt(t: { after: (fn: () => void) => void }, message: string): Promise<unknown> {
+  const d = tempDir(t);
+  mkdirSync(join(d, 'bin'));
+  writeFileSync(join(d, 'bin', 'apt-get'), `#!/bin/sh\necho '${message}' >&2\nexit 100\n`);
+  chmodSync(join(d, 'bin', 'apt-get'), 0o755);
+  const saved = { PATH: process.env.PATH, TIMEVISOR_CACHE: process.env.TIMEVISOR_CACHE, K: process.env.TIMEVISOR_LAB_KERNEL_PKG };
+  Object.assign(process.env, {
+    PATH: `${join(d, 'bin')}:${saved.PATH}`,
+    TIMEVISOR_CACHE: join(d, 'cache'),
+    TIMEVISOR_LAB_KERNEL_PKG: 'linux-image-x-amd64',
+  });
+  try {
+    await buildGuestImage();
+    return null;
+  } catch (e) {
+    return e;
+  } finally {
+    process.env.PATH = saved.PATH;
+    for (const [k, v] of [
+      ['TIMEVISOR_CACHE', saved.TIMEVISOR_CACHE],
+      ['TIMEVISOR_LAB_KERNEL_PKG', saved.K],
+    ] as const)
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+  }
+}
+
+test('building the image: no network is a named missing prerequisite (the lab test skips); a write error is a failure', async (t) => {
+  const offline = await buildWithFailingApt(t, 'E: Failed to fetch http://deb.debian.org/x  Temporary failure resolving deb.debian.org');
+  assert.ok(offline instanceof MissingPrerequisiteError, String(offline));
+  assert.equal(offline.prerequisite, 'network access to the Debian archive');
+  const broken = await buildWithFailingApt(t, 'E: Write error - write (28: No space left on device)');
+  assert.ok(broken instanceof UnavailableError && !(broken instanceof MissingPrerequisiteError), String(broken));
+  assert.equal(broken.message, 'cannot download the Debian package linux-image-x-amd64');
 });
 
 test('missing prerequisites are named; other apt failures are errors', () => {
