@@ -204,7 +204,7 @@ export async function labBootOn(guest: QemuGuest, hostTsc?: HostTsc, progress?: 
 const f3 = (v: number): string => v.toFixed(3);
 
 /** What the twin cannot make equal, measured on this run. */
-function bootDifferences(d: {
+export function bootDifferences(d: {
   hostTsc: HostTsc | undefined;
   modelKhz: number;
   real_detected_khz: number | null;

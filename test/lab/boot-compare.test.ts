@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { pnpacpiDeviceName } from '../../src/guest/index.ts';
 import {
+  bootDifferences,
   compareBootLogs,
   comparableBootLines,
   LOAD_DEPENDENT_LINES,
@@ -120,4 +121,47 @@ test("the model runs on the given TSC: this machine's kHz, not the profile's", (
   const m = modelBootQemuTcg({ hostStartNs: T0, qemuArgs: labFixture.qemu_args, hostTscKhz: 2_096_007 });
   assert.equal(tscKhzFromLog(m.boot_log, 'detected'), 2_096_007);
   assert.equal(tscKhzFromLog(m.boot_log, 'refined'), 2_096_007);
+});
+
+test('lab boot names what the twin cannot remove, with the measured figures', () => {
+  const d = bootDifferences({
+    hostTsc: { khz: 2_596_140, source: 'dmesg' },
+    modelKhz: 2_596_140,
+    real_detected_khz: 2_594_413,
+    real_refined_khz: 2_596_120,
+    realOffset: -0.386,
+    modelOffset: -0.195,
+    predicted: -0.3861,
+    rtcReadHostS: 11.52,
+    modelReadHostS: 1.329,
+  });
+  assert.equal(d.length, 3);
+  assert.match(d[0]!, /detected 2594413 kHz \(-665\.2 ppm from this machine's 2596140 kHz\)/);
+  assert.match(d[1]!, /refinement gave 2596120 kHz \(-7\.7 ppm\)/);
+  assert.match(d[2]!, /read the RTC 11\.520 s after QEMU started, the model at 1\.329 s.*gives -0\.386 s against the real -0\.386 s/);
+  // nothing to explain when the calibrations hit the host's rate and the read instants are unknown
+  const none = bootDifferences({
+    hostTsc: { khz: 2_596_140, source: 'dmesg' },
+    modelKhz: 2_596_140,
+    real_detected_khz: 2_596_140,
+    real_refined_khz: 2_596_140,
+    realOffset: 0,
+    modelOffset: 0,
+    predicted: null,
+    rtcReadHostS: null,
+    modelReadHostS: null,
+  });
+  assert.deepEqual(none, []);
+  const unread = bootDifferences({
+    hostTsc: undefined,
+    modelKhz: 2_596_136,
+    real_detected_khz: null,
+    real_refined_khz: null,
+    realOffset: 0,
+    modelOffset: 0,
+    predicted: null,
+    rtcReadHostS: null,
+    modelReadHostS: null,
+  });
+  assert.deepEqual(unread, ["this machine's TSC frequency could not be read, so the model ran on the profile's 2596136 kHz"]);
 });
