@@ -10,6 +10,7 @@
 import type { Scheduler, Timer } from '../core/engine.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
 import type { TraceRecorder } from '../core/trace.ts';
+import { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
 import { setupTick, type TickSetup } from './clockevents.ts';
 import { CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';
 import { ClocksourceCore } from './clocksources.ts';
@@ -370,6 +371,14 @@ export class GuestKernel {
     t.armIn(this.tickNsec);
   }
 
+  /** calibrate_delay() (start_kernel, after sched_clock_init), when asked to print its line. */
+  calibrateDelay(): void {
+    if (!this.kernel.printCalibrateDelay) return;
+    const preset = this.kvmclock ? lpjFromKhz(this.kvmclock.tscKhz(), this.kernel.hz) : null;
+    const line = calibrateDelayLine(preset, this.tscState.lpjFine || null, this.kernel.hz);
+    if (line) this.printk(line);
+  }
+
   /** sched_clock_init_late() (late_initcall). */
   schedClockInitLate(): void {
     this.schedClock.initLate();
@@ -523,6 +532,7 @@ export function bootGuest(opts: BootGuestOptions): GuestKernel {
   at(ph.lateTimeInit, () => {
     g.lateTimeInit();
     g.schedClockInit();
+    g.calibrateDelay();
   });
   at(ph.doneBooting, () => {
     g.doneBooting();

@@ -12,6 +12,7 @@ import type { TimeParams } from './cmdline.ts';
 import type { KernelConfig } from './kernel.ts';
 import type { KvmclockSetup } from './kvmclock.ts';
 import type { GuestPlatform } from './platform.ts';
+import { lpjFromKhz } from './calibrate-delay.ts';
 import type { SchedClock } from './sched-clock.ts';
 import {
   cpuKhzFromCpuid,
@@ -48,6 +49,8 @@ export class TscState {
   knownFreq = false;
   /** lapic_timer_period known without calibration (CPUID 0x15 crystal), ticks per jiffy; 0 if not. */
   lapicTimerPeriod = 0;
+  /** lpj_fine: loops per jiffy from tsc_khz, set by tsc_init once the frequency is known; 0 if not. */
+  lpjFine = 0;
   /** cyc2ns data of the native TSC sched_clock, once tsc_enable_sched_clock ran. */
   private cyc2ns: { mul: number; shift: number; offset: bigint } | null = null;
   private tscEarly: Clocksource | null = null;
@@ -156,6 +159,7 @@ export class TscState {
       }
       this.setCyc2nsScale(this.tscKhz); // tsc_enable_sched_clock()
     }
+    this.lpjFine = lpjFromKhz(this.tscKhz, this.d.kernel.hz); // get_loops_per_jiffy()
     const constant = p.cpuid.invariantTsc;
     let disableWatchdog = t.tscReliable || t.tscNoWatchdog;
     // check_system_tsc_reliable(): constant + nonstop + TSC_ADJUST (+ ≤ 4 packages)

@@ -162,7 +162,8 @@ export function modelBootQemuTcg(o: ModelBootOptions): BootSide & { boot_wall_cl
   const profile = { ...base, devices: qemuPcGuestDevices(base.devices, o.qemuArgs) };
   const b = bootVm({
     profile,
-    kernel: kernelPreset('debian12'),
+    // calibrate_delay's BogoMIPS line too: the lab compares every clock line the real guest prints
+    kernel: { ...kernelPreset('debian12'), printCalibrateDelay: true },
     scheduler: engine,
     epochNs: o.hostStartNs,
     ...(o.hostTscKhz ? { host: { tscKhz: o.hostTscKhz } } : {}),

@@ -59,7 +59,7 @@ test('real guest under QEMU TCG', { timeout: 600_000 }, async (t) => {
       // boot-compare.ts lists the load-dependent lines and numbers left out, each with its reason).
       assert.equal(r.boot_lines.firstDifference, null, JSON.stringify(r.boot_lines.firstDifference));
       assert.equal(r.boot_lines.real.filter((l) => /^rtc_cmos 00:05: /.test(l)).length, 4);
-      // The left-out BogoMIPS line still follows the real calibration: lpj = tsc_khz·1000/HZ (HZ 250, Debian).
+      // The BogoMIPS line's masked numbers follow the real calibration: lpj = tsc_khz·1000/HZ (HZ 250, Debian).
       const lpj = /BogoMIPS \(lpj=(\d+)\)/.exec(r.real.boot_log.join('\n'));
       const detected = tscKhzFromLog(r.real.boot_log, 'detected');
       assert.ok(lpj && detected !== null, 'BogoMIPS and tsc: Detected lines');
