@@ -200,6 +200,11 @@ export class GuestKernel {
     return this.tscState.knownFreq;
   }
 
+  /** X86_FEATURE_TSC_RELIABLE forced by the platform (PVM's pvm_get_tsc_khz). */
+  get tscReliableCap(): boolean {
+    return this.tscState.reliableCap;
+  }
+
   get lapicTimerPeriod(): number {
     return this.tscState.lapicTimerPeriod;
   }
@@ -255,7 +260,7 @@ export class GuestKernel {
     const p = this.platform;
     const k = this.kernel;
     const t = this.cmdline.time;
-    if (p.cpuid.kvm && k.kvmGuest) this.printk('Hypervisor detected: KVM');
+    if (p.cpuid.kvm && k.kvmGuest) this.printk(`Hypervisor detected: ${p.cpuid.pvm ? 'PVM' : 'KVM'}`); // pvm_detect wins under PVM
     if (kvmclockAvailable(p, k, t)) {
       this.kvmclock = kvmclockInit(p);
       for (const l of this.kvmclock.lines) this.printk(l);

@@ -19,6 +19,7 @@ import {
   mhz,
   nativeCalibrateTsc,
   pitHpetPtimerCalibrateCpu,
+  pvmGetTscKhz,
   quickPitCalibrate,
   refineCalibration,
   tscClocksource,
@@ -47,6 +48,8 @@ export class TscState {
   cpuKhz = 0;
   unstable = false;
   knownFreq = false;
+  /** X86_FEATURE_TSC_RELIABLE forced by the platform (PVM's pvm_get_tsc_khz). */
+  reliableCap = false;
   /** lapic_timer_period known without calibration (CPUID 0x15 crystal), ticks per jiffy; 0 if not. */
   lapicTimerPeriod = 0;
   /** lpj_fine: loops per jiffy from tsc_khz, set by tsc_init once the frequency is known; 0 if not. */
@@ -93,7 +96,15 @@ export class TscState {
       this.cpuKhz = kvmclock.tscKhz();
       this.tscKhz = t.tscEarlyKhz || this.cpuKhz;
       this.knownFreq = true;
-    } else {
+    }
+    const pvm = this.d.kernel.kvmGuest ? pvmGetTscKhz(p) : null;
+    if (pvm) {
+      // the PVM platform init points calibrate_tsc/calibrate_cpu at pvm_get_tsc_khz (src/guest/tsc.ts)
+      this.cpuKhz = pvm.khz;
+      this.tscKhz = t.tscEarlyKhz || pvm.khz;
+      this.knownFreq = true;
+      this.reliableCap = pvm.reliable;
+    } else if (!kvmclock) {
       // native_calibrate_cpu_early: CPUID 0x16, else the quick PIT calibration
       let cpu = cpuKhzFromCpuid(p);
       if (!cpu) {
@@ -161,12 +172,12 @@ export class TscState {
     }
     this.lpjFine = lpjFromKhz(this.tscKhz, this.d.kernel.hz); // get_loops_per_jiffy()
     const constant = p.cpuid.invariantTsc;
-    let disableWatchdog = t.tscReliable || t.tscNoWatchdog;
+    let disableWatchdog = t.tscReliable || this.reliableCap || t.tscNoWatchdog;
     // check_system_tsc_reliable(): constant + nonstop + TSC_ADJUST (+ ≤ 4 packages)
     if (constant && p.cpuid.tscAdjust) disableWatchdog = true;
     // unsynchronized_tsc()
     let unsync = this.unstable;
-    if (!unsync && !constant && !t.tscReliable && p.cpuid.vendor !== 'intel' && p.vcpus > 1) unsync = true;
+    if (!unsync && !constant && !(t.tscReliable || this.reliableCap) && p.cpuid.vendor !== 'intel' && p.vcpus > 1) unsync = true;
     if (unsync) {
       this.markUnstable('TSCs unsynchronized');
       return;

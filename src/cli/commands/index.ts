@@ -6,6 +6,7 @@ import { registerGuest } from './guest.ts';
 import { registerKvm } from './kvm.ts';
 import { registerLab } from './lab.ts';
 import { registerPvclock } from './pvclock.ts';
+import { registerQga } from './qga.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
 
@@ -16,6 +17,7 @@ export function registerCommands(program: Command): void {
   registerKvm(program);
   registerLab(program);
   registerPvclock(program);
+  registerQga(program);
   registerRun(program);
   registerSchema(program);
 }
