@@ -1,5 +1,6 @@
 // Pure parsers over the text the kernel exposes. No I/O here: every function takes text and returns
 // data, so each one is tested on recorded inputs from several machines (test/fixtures/doctor).
+import { splitCmdline as splitKernelCmdline } from '../guest/index.ts';
 
 /** available_clocksource / current_clocksource: names separated by spaces (kernel/time/clocksource.c). */
 export function parseClocksourceList(text: string): string[] {
@@ -38,40 +39,17 @@ export interface Cmdline {
   time: CmdlineTime;
 }
 
-/** Split a command line the way the kernel's next_arg() does: spaces separate, double quotes group. */
+/** The words of a command line as the kernel's next_arg() takes them (src/guest/cmdline.ts, lenient). */
 export function splitCmdline(raw: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inQuote = false;
-  let has = false;
-  for (const ch of raw.trim()) {
-    if (ch === '"') {
-      inQuote = !inQuote;
-      has = true;
-      continue;
-    }
-    if (!inQuote && /\s/.test(ch)) {
-      if (has) out.push(cur);
-      cur = '';
-      has = false;
-      continue;
-    }
-    cur += ch;
-    has = true;
-  }
-  if (has) out.push(cur);
-  return out;
+  const { params, initArgs } = splitKernelCmdline(raw, '/proc/cmdline', false);
+  const words = params.map(([k, v]) => (v === null ? k : `${k}=${v}`));
+  return initArgs.length > 0 || /(^|\s)--(\s|$)/.test(raw) ? [...words, '--', ...initArgs] : words;
 }
 
 export function parseCmdline(text: string): Cmdline {
   const raw = text.replace(/\n$/, '');
-  const words = splitCmdline(raw);
-  const dash = words.indexOf('--');
-  const kernelWords = dash >= 0 ? words.slice(0, dash) : words;
-  const params = kernelWords.map((w): CmdlineParam => {
-    const eq = w.indexOf('=');
-    return eq < 0 ? { key: w } : { key: w.slice(0, eq), value: w.slice(eq + 1) };
-  });
+  const split = splitKernelCmdline(raw, '/proc/cmdline', false);
+  const params = split.params.map(([key, value]): CmdlineParam => (value === null ? { key } : { key, value }));
   // The kernel lets a later occurrence win for most early_param()s; so do we.
   const last = (k: string) => [...params].reverse().find((p) => p.key === k);
   const flag = (k: string) => params.some((p) => p.key === k);
@@ -92,7 +70,7 @@ export function parseCmdline(text: string): Cmdline {
     clocksourceWatchdog: last('clocksource.watchdog')?.value,
   };
   for (const k of Object.keys(time) as (keyof CmdlineTime)[]) if (time[k] === undefined) delete time[k];
-  return { raw, params, initArgs: dash >= 0 ? words.slice(dash + 1) : [], time };
+  return { raw, params, initArgs: split.initArgs, time };
 }
 
 /** CPU flags that matter for timekeeping (arch/x86/include/asm/cpufeatures.h names as /proc/cpuinfo prints them). */

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnavailableError } from '../core/errors.ts';
-import { requireTool, which } from './debian.ts';
+import { adopt } from './children.ts';
+import { MissingPrerequisiteError, requireTool, which } from './debian.ts';
 import type { GuestImage } from './image.ts';
 import { LineProtocolParser, parseClockBlock, parseKeyValues, type GuestClockSample, type SerialMessage } from './protocol.ts';
 import { QgaClient } from './qga.ts';
@@ -36,7 +37,12 @@ export interface QemuOptions {
 
 export function qemuBinary(): string {
   const p = which('qemu-system-x86_64');
-  if (!p) throw new UnavailableError('qemu-system-x86_64 is not installed', 'install the Debian package qemu-system-x86');
+  if (!p)
+    throw new MissingPrerequisiteError(
+      'qemu-system-x86_64 is not installed',
+      'install the Debian package qemu-system-x86',
+      'qemu-system-x86_64 (Debian package qemu-system-x86)',
+    );
   return p;
 }
 
@@ -138,6 +144,7 @@ export class QemuGuest {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     live.add(this.proc);
+    adopt(this.proc); // killChildren() (the CLI's signal handler) ends it too
     this.exited = new Promise((resolve) =>
       this.proc.once('exit', () => {
         live.delete(this.proc);

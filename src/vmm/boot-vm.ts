@@ -39,6 +39,8 @@ export interface BootVmOptions {
   hostRealtimeSteps?: () => Ns;
   /** See VirtualMachineOptions.tscFrequencyKhz. */
   tscFrequencyKhz?: number;
+  /** See VirtualMachineOptions.vmclock. */
+  vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -78,6 +80,7 @@ export class BootedVm {
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
       ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),
       ...(opts.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: opts.tscFrequencyKhz } : {}),
+      ...(opts.vmclock ? { vmclock: opts.vmclock } : {}),
     });
     this.kernelEntryAt =
       this.vm.createdAt +

@@ -47,9 +47,10 @@ function restoreOn(
   describe: (change: string, mono: string, note: string) => { kind: 'restore' | 'migration'; verdict: string },
   gap: Ns,
   at: Ns,
+  kindOf: 'restore' | 'migration',
 ): void {
   const { engine } = world;
-  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts));
+  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts), kindOf);
   run.host = world.host(hostName);
   run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource
   const after = run.offset(engine.now);
@@ -124,6 +125,7 @@ export function scheduleSnapshots(world: World, run: VmRun, sync: GuestSync | nu
         }),
         sn.restoreAfterNs,
         back,
+        'restore',
       ),
     );
   }
@@ -158,6 +160,7 @@ export function scheduleMigrations(world: World, run: VmRun, sync: GuestSync | n
         }),
         m.downtimeNs,
         m.atNs,
+        'migration',
       );
     });
   }
