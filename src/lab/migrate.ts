@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, UnavailableError } from '../core/errors.ts';
-import { MACHINE, bootLabGuest, offsetNs } from './experiments.ts';
+import { MACHINE, bootLabGuest, offsetNs, type LabRunOptions } from './experiments.ts';
 import { delay, QemuGuest } from './qemu.ts';
 import {
   bestClockSample,
@@ -57,7 +57,7 @@ export interface MigrateResult {
 export async function labMigrateOn(
   guest: QemuGuest,
   downtimeLimitMs: number,
-  opts: { destLifetimeMs?: number } = {},
+  opts: { destLifetimeMs?: number } & LabRunOptions = {},
 ): Promise<{ result: MigrateResult; guest: QemuGuest }> {
   if (!(Number.isInteger(downtimeLimitMs) && downtimeLimitMs >= 1 && downtimeLimitMs <= MAX_DOWNTIME_LIMIT_MS))
     throw new InputError(`expected an integer number of ms in [1, ${MAX_DOWNTIME_LIMIT_MS}], got ${downtimeLimitMs}`, '--downtime');
@@ -66,6 +66,7 @@ export async function labMigrateOn(
   try {
     const sock = join(tmp.dir, 'migrate.sock');
     const notes: string[] = [];
+    opts.progress?.('starting the destination QEMU (-incoming unix:SOCK)');
     dest = new QemuGuest({ ...guest.options, incoming: `unix:${sock}`, lifetimeMs: opts.destLifetimeMs ?? 180_000 });
     for (const x of guest.started) dest.started.add(x);
     const dq = await dest.qmp(); // connected before the migration, so its RESUME event is seen
@@ -79,6 +80,7 @@ export async function labMigrateOn(
     const rtcBefore = await rtcMinusHostNs(guest);
     const before = await bestClockSample(guest);
     const nEvents = qmp.events.length;
+    opts.progress?.(`migrating (downtime-limit ${downtimeLimitMs} ms)`);
     await qmp.execute('migrate-set-parameters', { 'downtime-limit': downtimeLimitMs });
     await qmp.execute('migrate', { uri: `unix:${sock}` });
     const mig = await waitMigration(qmp, 120_000, 'live migration');
@@ -128,11 +130,11 @@ export async function labMigrateOn(
 }
 
 /** Boot a guest, live-migrate it to a second QEMU, and stop both on every path. */
-export async function labMigrate(downtimeLimitMs: number): Promise<MigrateResult> {
-  const src = await bootLabGuest({ lifetimeMs: 240_000 });
+export async function labMigrate(downtimeLimitMs: number, opts: LabRunOptions = {}): Promise<MigrateResult> {
+  const src = await bootLabGuest({ lifetimeMs: 240_000, ...opts });
   let dest: QemuGuest | null = null;
   try {
-    const r = await labMigrateOn(src, downtimeLimitMs);
+    const r = await labMigrateOn(src, downtimeLimitMs, opts);
     dest = r.guest;
     return r.result;
   } finally {

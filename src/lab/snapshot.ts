@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError, UnavailableError } from '../core/errors.ts';
 import type { Ns } from '../core/time.ts';
-import { MACHINE, bootLabGuest, offsetNs, prepareSync, waitNtpSynced } from './experiments.ts';
+import { MACHINE, bootLabGuest, offsetNs, prepareSync, waitNtpSynced, type LabRunOptions } from './experiments.ts';
 import { delay, hostRealtimeNs, QemuGuest, type TimedSample } from './qemu.ts';
 import type { QmpClient, QmpEvent } from './qmp.ts';
 import { parseScenarioText, simulate } from '../world/index.ts';
@@ -274,7 +274,7 @@ export async function labSnapshotOn(
   guest: QemuGuest,
   seconds: number,
   sync: SyncMode,
-  opts: { destLifetimeMs?: number } = {},
+  opts: { destLifetimeMs?: number } & LabRunOptions = {},
 ): Promise<{ result: SnapshotResult; guest: QemuGuest }> {
   if (!(seconds > 0 && seconds <= 600)) throw new InputError(`--seconds must be in (0, 600], got ${seconds}`, '--seconds');
   const tmp = privateDir('timevisor-snapshot-');
@@ -287,6 +287,7 @@ export async function labSnapshotOn(
     const rtcBefore = await rtcMinusHostNs(guest);
     const before = await bestClockSample(guest);
     const nEvents = qmp.events.length;
+    opts.progress?.('saving the VM state (QMP stop, migrate exec:cat > FILE)');
     await qmp.stop();
     const saveStart = hostRealtimeNs();
     // Written under a temporary name and renamed once QEMU reports the stream complete.
@@ -297,7 +298,9 @@ export async function labSnapshotOn(
     const stateBytes = statSync(file).size;
     const stopNs = eventTimeNs(qmp.events, 'STOP', nEvents);
     await guest.close();
+    opts.progress?.(`no QEMU for ${seconds} s`);
     await delay(seconds * 1000);
+    opts.progress?.('restoring in a new QEMU (-incoming exec:cat FILE)');
 
     const loadStart = hostRealtimeNs();
     dest = new QemuGuest({ ...guest.options, incoming: `exec:cat ${shellPath(file)}`, lifetimeMs: opts.destLifetimeMs ?? 240_000 });
@@ -367,14 +370,14 @@ export async function labSnapshotOn(
 }
 
 /** Boot a guest, prepare the sync, snapshot it for `seconds`, and stop every process on every path. */
-export async function labSnapshot(seconds: number, sync: SyncMode): Promise<SnapshotResult> {
+export async function labSnapshot(seconds: number, sync: SyncMode, opts: LabRunOptions = {}): Promise<SnapshotResult> {
   const lifetimeMs = 240_000 + seconds * 1000;
-  const src = await bootLabGuest({ network: sync === 'ntp', lifetimeMs });
+  const src = await bootLabGuest({ network: sync === 'ntp', lifetimeMs, ...opts });
   let dest: QemuGuest | null = null;
   try {
     const prep = await prepareSync(src, sync);
     try {
-      const r = await labSnapshotOn(src, seconds, sync, { destLifetimeMs: 240_000 });
+      const r = await labSnapshotOn(src, seconds, sync, { destLifetimeMs: 240_000, ...opts });
       dest = r.guest;
       return r.result;
     } finally {

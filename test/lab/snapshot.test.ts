@@ -179,10 +179,11 @@ function filesUnder(dir: string): string[] {
 }
 
 /**
- * Run a lab command with its own TMPDIR, send `signal` once `when` holds, and check: exit 130 at once,
+ * Run a lab command with its own TMPDIR, send `signal` once `when` holds, and check: exit 128 + the
+ * signal number at once,
  * every QEMU it started gone within timeout(1)'s 5 s grace, and nothing left in its TMPDIR.
  */
-async function interrupt(args: string[], signal: NodeJS.Signals, when: (tmp: string, qemus: number[]) => boolean): Promise<void> {
+async function interrupt(args: string[], signal: 'SIGINT' | 'SIGTERM', when: (tmp: string, qemus: number[]) => boolean): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'tv-lab-signal-'));
   try {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -202,7 +203,7 @@ async function interrupt(args: string[], signal: NodeJS.Signals, when: (tmp: str
     }
     child.kill(signal);
     const code = await Promise.race([exited, sleep(10_000).then(() => 'hung' as const)]);
-    assert.equal(code, 130, `exit after ${signal}: ${code}; ${stderr}`);
+    assert.equal(code, signal === 'SIGINT' ? 130 : 143, `exit after ${signal}: ${code}; ${stderr}`);
     for (let i = 0; i < 80 && [...seen].some(alive); i++) await sleep(100);
     assert.deepEqual([...seen].filter(alive), [], `QEMU still running after ${signal}`);
     assert.deepEqual(filesUnder(tmp), [], `left behind after ${signal}`);
@@ -211,7 +212,7 @@ async function interrupt(args: string[], signal: NodeJS.Signals, when: (tmp: str
   }
 }
 
-test('SIGTERM in the snapshot gap: exit 130, no QEMU left, the saved state removed', { timeout: 300_000 }, async (t) => {
+test('SIGTERM in the snapshot gap: exit 143, no QEMU left, the saved state removed', { timeout: 300_000 }, async (t) => {
   if (!which('qemu-system-x86_64')) return skip(t, NO_QEMU);
   let sawState = false;
   await interrupt(['lab', 'snapshot', '--seconds', '120'], 'SIGTERM', (tmp, qemus) => {

@@ -261,8 +261,7 @@ export function registerLab(program: Command): void {
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
         throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
       if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
-      exitOnSignals();
-      const r = await labSnapshot(seconds, opts.sync as SyncMode);
+      const r = await withProgress((progress) => labSnapshot(seconds, opts.sync as SyncMode, { progress }));
       if (opts.json) json(r);
       else printSnapshot(r);
     });
@@ -276,8 +275,7 @@ export function registerLab(program: Command): void {
       const ms = Number(opts.downtime);
       if (!/^\d+$/.test(opts.downtime) || ms < 1 || ms > MAX_DOWNTIME_LIMIT_MS)
         throw new InputError(`expected an integer number of ms in [1, ${MAX_DOWNTIME_LIMIT_MS}], got "${opts.downtime}"`, '--downtime');
-      exitOnSignals();
-      const r = await labMigrate(ms);
+      const r = await withProgress((progress) => labMigrate(ms, { progress }));
       if (opts.json) json(r);
       else printMigrate(r);
     });
