@@ -44,3 +44,4 @@ export * from './acpi-pm.ts';
 export * from './lapic-timer.ts';
 export * from './pc.ts';
 export * from './qtest.ts';
+export * from './serial.ts';
