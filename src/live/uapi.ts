@@ -55,6 +55,8 @@ export const KVM_USERSPACE_MEMORY_REGION_LAYOUT = {
 } as const;
 export const KVM_PIT_CONFIG_LAYOUT = { size: 64, flags: 0 } as const;
 export const KVM_DEVICE_ATTR_LAYOUT = { size: 24, group: 4, attr: 8, addr: 16 } as const;
+export const KVM_PIT_CHANNEL_STATE_LAYOUT = { size: 24, count: 0, mode: 13, gate: 15, count_load_time: 16 } as const;
+export const KVM_PIT_STATE2_LAYOUT = { size: 112, channels: 0, flags: 72 } as const;
 export const KVM_IRQ_LEVEL_LAYOUT = { size: 8, irq: 0, level: 4 } as const;
 export const KVM_REINJECT_CONTROL_LAYOUT = { size: 32, pit_reinject: 0 } as const;
 
@@ -70,6 +72,7 @@ export const KVM_CREATE_IRQCHIP = io(0x60);
 export const KVM_IRQ_LINE = iow(0x61, KVM_IRQ_LEVEL_LAYOUT.size);
 export const KVM_REINJECT_CONTROL = io(0x71);
 export const KVM_CREATE_PIT2 = iow(0x77, KVM_PIT_CONFIG_LAYOUT.size);
+export const KVM_GET_PIT2 = ior(0x9f, KVM_PIT_STATE2_LAYOUT.size);
 export const KVM_SET_CLOCK = iow(0x7b, KVM_CLOCK_DATA_LAYOUT.size);
 export const KVM_GET_CLOCK = ior(0x7c, KVM_CLOCK_DATA_LAYOUT.size);
 export const KVM_RUN = io(0x80);
@@ -127,6 +130,8 @@ export function uapiTable(): Map<string, number> {
     kvm_pit_config: KVM_PIT_CONFIG_LAYOUT,
     kvm_device_attr: KVM_DEVICE_ATTR_LAYOUT,
     kvm_irq_level: KVM_IRQ_LEVEL_LAYOUT,
+    kvm_pit_channel_state: KVM_PIT_CHANNEL_STATE_LAYOUT,
+    kvm_pit_state2: KVM_PIT_STATE2_LAYOUT,
     kvm_reinject_control: KVM_REINJECT_CONTROL_LAYOUT,
   };
   for (const [name, l] of Object.entries(layouts)) {
@@ -144,6 +149,7 @@ export function uapiTable(): Map<string, number> {
     KVM_CREATE_IRQCHIP,
     KVM_CREATE_PIT2,
     KVM_IRQ_LINE,
+    KVM_GET_PIT2,
     KVM_REINJECT_CONTROL,
     KVM_SET_CLOCK,
     KVM_GET_CLOCK,

@@ -14,15 +14,26 @@ export const CTL = {
   tid: 4,
   /** KVM_RUN returns so far. */
   exits: 5,
+  /** Timestamps kept in `stamps` for TICK_PORT and MARK_PORT writes. */
+  ticks: 6,
+  marks: 7,
   size: 8,
 } as const;
 
 export const EXIT = { io: 1, mmio: 2, hlt: 3, stopped: 4, error: 5 } as const;
 
+/** Ports the worker timestamps itself (no round trip to the main thread): a guest's tick and mark. */
+export const TICK_PORT = 0x510;
+export const MARK_PORT = 0x511;
+/** `stamps` holds MAX_MARKS mark times, then up to MAX_TICKS tick times (BigInt64, host CLOCK_MONOTONIC ns). */
+export const MAX_MARKS = 64;
+export const MAX_TICKS = 1 << 17;
+
 export interface VcpuWorkerData {
   vcpuFd: number;
   mmapSize: number;
   control: SharedArrayBuffer;
+  stamps: SharedArrayBuffer;
 }
 
 export interface VcpuExitMessage {

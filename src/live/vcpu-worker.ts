@@ -4,7 +4,7 @@
 // thread stops the loop by setting the stop word, kvm_run.immediate_exit, and a signal to this thread
 // (KVM_RUN returns EINTR on a pending signal, arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl_run).
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTL, EXIT, type VcpuWorkerData } from './vcpu-protocol.ts';
+import { CTL, EXIT, MARK_PORT, MAX_MARKS, MAX_TICKS, TICK_PORT, type VcpuWorkerData } from './vcpu-protocol.ts';
 import { errnoName, libc, MAP_SHARED, PROT_READ, PROT_WRITE } from './sys.ts';
 import * as U from './uapi.ts';
 
@@ -12,6 +12,7 @@ const EINTR = 4;
 const SYS_gettid = 186;
 const data = workerData as VcpuWorkerData;
 const ctl = new Int32Array(data.control);
+const stamps = new BigInt64Array(data.stamps);
 const c = libc();
 ctl[CTL.tid] = c.syscall0(SYS_gettid);
 const ptr = c.mmap(data.mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, data.vcpuFd, 0);
@@ -48,6 +49,13 @@ function loop(): void {
       const port = rv.getUint16(U.KVM_RUN_LAYOUT['io.port'], true);
       const count = rv.getUint32(U.KVM_RUN_LAYOUT['io.count'], true);
       let off = Number(rv.getBigUint64(U.KVM_RUN_LAYOUT['io.data_offset'], true));
+      if (dir === U.KVM_EXIT_IO_OUT && (port === TICK_PORT || port === MARK_PORT)) {
+        // timestamped here, at the exit, without waiting for the main thread
+        const t = process.hrtime.bigint();
+        if (port === MARK_PORT && ctl[CTL.marks]! < MAX_MARKS) stamps[ctl[CTL.marks]!++] = t;
+        if (port === TICK_PORT && ctl[CTL.ticks]! < MAX_TICKS) stamps[MAX_MARKS + ctl[CTL.ticks]!++] = t;
+        continue;
+      }
       for (let i = 0; i < count; i++, off += size) {
         if (dir === U.KVM_EXIT_IO_OUT) {
           const v = size === 1 ? rv.getUint8(off) : size === 2 ? rv.getUint16(off, true) : rv.getUint32(off, true);

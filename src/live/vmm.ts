@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { UnavailableError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
 import { AcpiPmTimer } from '../devices/acpi-pm.ts';
-import { type AccessSize, MmioBus, PortBus, type PortDevice } from '../devices/bus.ts';
+import { type AccessSize, MmioBus, PortBus } from '../devices/bus.ts';
 import { Hpet } from '../devices/hpet.ts';
 import type { IrqLine } from '../devices/irq.ts';
 import { CmosRtc } from '../devices/rtc.ts';
@@ -19,11 +19,11 @@ import { HostScheduler } from './host-scheduler.ts';
 import type { LiveKvm, LiveVcpu, LiveVm } from './kvm.ts';
 import { libc } from './sys.ts';
 import * as U from './uapi.ts';
-import { CTL, EXIT, type VcpuExitMessage, type VcpuWorkerData } from './vcpu-protocol.ts';
+import { CTL, EXIT, MAX_MARKS, MAX_TICKS, type VcpuExitMessage, type VcpuWorkerData } from './vcpu-protocol.ts';
 
 /** The mailbox the micro-guests share with the host (src/live/guests/common.inc). */
 export const MB = { param0: 0x600, param1: 0x604, param2: 0x608, count: 0x610, last: 0x614, done: 0x618, result: 0x620 } as const;
-export const TICK_PORT = 0x510;
+export { MARK_PORT, TICK_PORT } from './vcpu-protocol.ts';
 export const HPET_BASE = 0xfed0_0000n;
 /** PIIX4's PM base as SeaBIOS programs it (hw/acpi/piix4.c); PM_TMR is at +8. */
 export const PM_BASE = 0x600;
@@ -67,18 +67,6 @@ class KvmIrqLine implements IrqLine {
   }
 }
 
-/** Port TICK_PORT: each write is one handled guest interrupt; the worker's exit time is kept. */
-class TickPort implements PortDevice {
-  readonly times: Ns[] = [];
-  at: Ns = 0n;
-  portRead(): number {
-    return 0;
-  }
-  portWrite(): void {
-    this.times.push(this.at);
-  }
-}
-
 export class LiveMachine {
   readonly vm: LiveVm;
   readonly vcpu: LiveVcpu;
@@ -89,7 +77,7 @@ export class LiveMachine {
   readonly hpet: Hpet;
   readonly pm: AcpiPmTimer;
   readonly serial: Serial16550;
-  private readonly tick = new TickPort();
+  private readonly stamps = new SharedArrayBuffer((MAX_MARKS + MAX_TICKS) * 8);
   private serialLine = '';
   /** Complete lines the guest printed, with the host CLOCK_MONOTONIC of their last byte. */
   readonly serialLines: { t: Ns; text: string }[] = [];
@@ -99,8 +87,9 @@ export class LiveMachine {
   private readonly ctl = new Int32Array(this.control);
   private finished: Promise<void> | null = null;
   private workerError: Error | null = null;
-  /** Host CLOCK_MONOTONIC when the vCPU thread started. */
+  /** Host CLOCK_MONOTONIC when the vCPU thread started, and when stop() was asked for. */
   startedAt: Ns = 0n;
+  stoppedAt: Ns = 0n;
   private exitAt: Ns = 0n;
   private readonly onUsr2 = () => {};
 
@@ -127,7 +116,6 @@ export class LiveMachine {
     this.ports.map(0x70, 2, this.rtc);
     this.ports.map(PM_BASE, AcpiPmTimer.LENGTH, this.pm, 4);
     this.ports.map(COM1_BASE, 8, this.serial);
-    this.ports.map(TICK_PORT, 1, this.tick);
     this.mmio.map(HPET_BASE, 0x400n, this.hpet, { min: 4, max: 8 });
     kvm.track('stop vCPU thread', () => this.kick());
     kvm.track('cancel device timers', () => this.scheduler.cancelAll());
@@ -146,9 +134,19 @@ export class LiveMachine {
     this.kvm.ioctl(this.vm.fd, U.KVM_REINJECT_CONTROL, rc, 'KVM_REINJECT_CONTROL');
   }
 
-  /** Host times of the guest's TICK_PORT writes (one per handled interrupt). */
+  /** Host times of the guest's TICK_PORT writes (one per handled interrupt), taken by the vCPU thread at the exit. */
   get tickTimes(): readonly Ns[] {
-    return this.tick.times;
+    return [...new BigInt64Array(this.stamps, MAX_MARKS * 8, Atomics.load(this.ctl, CTL.ticks))];
+  }
+
+  /** Host times of the guest's MARK_PORT writes. */
+  get markTimes(): readonly Ns[] {
+    return [...new BigInt64Array(this.stamps, 0, Atomics.load(this.ctl, CTL.marks))];
+  }
+
+  /** Write mailbox parameter `i` (before start()). */
+  setParam(i: number, v: number): void {
+    new DataView(this.vm.memory.buffer, this.vm.memory.byteOffset).setUint32(MB.param0 + 4 * i, v >>> 0, true);
   }
 
   /** A u32 of the mailbox, read now from guest memory. */
@@ -196,7 +194,7 @@ export class LiveMachine {
   /** Start the vCPU thread. */
   start(): void {
     if (this.worker) return;
-    const data: VcpuWorkerData = { vcpuFd: this.vcpu.fd, mmapSize: this.kvm.vcpuMmapSize, control: this.control };
+    const data: VcpuWorkerData = { vcpuFd: this.vcpu.fd, mmapSize: this.kvm.vcpuMmapSize, control: this.control, stamps: this.stamps };
     process.on('SIGUSR2', this.onUsr2); // the kick signal must interrupt KVM_RUN, not kill the process
     this.startedAt = process.hrtime.bigint();
     // The worker loads TypeScript through tsx's API, as bin/timevisor.js does (Node 20 does not carry
@@ -223,7 +221,6 @@ export class LiveMachine {
       try {
         if (m.kind === EXIT.io) {
           const port = Number(m.addr);
-          this.tick.at = m.t;
           if (m.write) this.ports.write(port, m.size as 1 | 2 | 4, Number(m.value));
           else r = BigInt(this.ports.read(port, m.size as 1 | 2 | 4));
         } else if (m.write) this.mmio.write(m.addr!, m.size as AccessSize, m.value!);
@@ -254,6 +251,7 @@ export class LiveMachine {
   /** Stop the vCPU thread and wait for it (the kick is repeated until it has left KVM_RUN). */
   async stop(): Promise<void> {
     if (!this.worker || !this.finished) return;
+    this.stoppedAt = process.hrtime.bigint();
     let done = false;
     const f = this.finished.then(() => {
       done = true;

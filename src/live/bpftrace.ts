@@ -1,0 +1,158 @@
+// `--trace`: the host's real bpftrace (Debian package bpftrace, root) on KVM's and the timer core's
+// tracepoints while a live experiment runs, filtered to this process's VM, and its counts in bpftrace's
+// own `@[key]: N` layout, so they print beside the twin's trace counts (twinCounts) in the same form.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { UnavailableError } from '../core/errors.ts';
+import type { TraceEvent } from '../core/trace.ts';
+
+const TRACEFS = '/sys/kernel/tracing';
+
+/** Why --trace cannot run here, or null. */
+export function bpftraceMissing(): string | null {
+  if (process.getuid?.() !== 0) return 'bpftrace needs root';
+  const r = spawnSync('bpftrace', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return 'bpftrace not found (Debian package bpftrace)';
+  return null;
+}
+
+/** bpftrace attaches tracepoints through tracefs; mount it where the kernel documents it if absent. */
+function ensureTracefs(): string | null {
+  if (existsSync(`${TRACEFS}/events`)) return null;
+  const r = spawnSync('mount', ['-t', 'tracefs', 'nodev', TRACEFS], { encoding: 'utf8' });
+  if (r.status !== 0) throw new UnavailableError('tracefs is not mounted', `mount -t tracefs nodev ${TRACEFS}: ${(r.stderr || '').trim()}`);
+  return `mounted tracefs at ${TRACEFS}`;
+}
+
+/** One counted probe: its bpftrace clause, counting into @["key"]. */
+export interface Probe {
+  key: string;
+  clause: string;
+}
+
+/** The probes an experiment counts, filtered to process `pid` (its vCPU threads and its kvm-pit kthread). */
+export function probesFor(kind: 'pit' | 'lapic' | 'kvmclock' | 'rtc', pid: number): Probe[] {
+  const own = `pid == ${pid}`;
+  const timerOf = (fn: string, key: string): Probe[] => [
+    // the hrtimer's address is learnt when this process starts it (create_pit_timer / start_sw_timer)
+    { key: '', clause: `tracepoint:timer:hrtimer_start /${own} && args->function == kaddr("${fn}")/ { @ours[args->hrtimer] = 1; }` },
+    { key, clause: `tracepoint:timer:hrtimer_expire_entry /@ours[args->hrtimer]/ { @["${key}"] = count(); }` },
+  ];
+  switch (kind) {
+    case 'pit':
+      return [
+        ...timerOf('pit_timer_fn', 'pit_timer_fn'),
+        // pit_do_work raises then lowers GSI 0 from the kvm-pit/<pid> kthread: count the raises
+        { key: 'kvm_set_irq', clause: `tracepoint:kvm:kvm_set_irq /comm == "kvm-pit/${pid}" && args->gsi == 0 && args->level == 1/ { @["kvm_set_irq"] = count(); }` },
+      ];
+    case 'lapic':
+      return [
+        ...timerOf('apic_timer_fn', 'apic_timer_fn'),
+        { key: 'kvm_hv_timer_state', clause: `tracepoint:kvm:kvm_hv_timer_state /${own}/ { @["kvm_hv_timer_state"] = count(); }` },
+        { key: 'kvm_msr', clause: `tracepoint:kvm:kvm_msr /${own} && args->write == 1 && args->ecx == 0x6e0/ { @["kvm_msr"] = count(); }` },
+      ];
+    case 'kvmclock':
+      return [
+        { key: 'kvm_msr', clause: `tracepoint:kvm:kvm_msr /${own} && args->write == 1 && args->ecx == 0x4b564d01/ { @["kvm_msr"] = count(); }` },
+        { key: 'kvm_pvclock_update', clause: `tracepoint:kvm:kvm_pvclock_update /${own}/ { @["kvm_pvclock_update"] = count(); }` },
+        { key: 'kvm_write_tsc_offset', clause: `tracepoint:kvm:kvm_write_tsc_offset /${own}/ { @["kvm_write_tsc_offset"] = count(); }` },
+        { key: 'kvm_update_master_clock', clause: `tracepoint:kvm:kvm_update_master_clock /${own}/ { @["kvm_update_master_clock"] = count(); }` },
+      ];
+    case 'rtc':
+      return [{ key: 'kvm_pio', clause: `tracepoint:kvm:kvm_pio /${own} && args->port == 0x71/ { @["kvm_pio"] = count(); }` }];
+  }
+}
+
+export interface HostTraceResult {
+  counts: Map<string, number>;
+  note: string | null;
+}
+
+/** A running bpftrace; stop() ends it (SIGINT, as a user would) and parses its maps. */
+export class HostTrace {
+  private out = '';
+  private err = '';
+  private readonly exited: Promise<number | null>;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly keys: string[],
+    private readonly note: string | null,
+  ) {
+    child.stdout!.on('data', (d) => (this.out += d));
+    child.stderr!.on('data', (d) => (this.err += d));
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  static async start(probes: Probe[]): Promise<HostTrace> {
+    const missing = bpftraceMissing();
+    if (missing) throw new UnavailableError('cannot trace the host', missing);
+    const note = ensureTracefs();
+    // BEGIN runs once every other probe is attached (bpftrace prints "Attaching N probes..." before)
+    const usesOurs = probes.some((p) => p.clause.includes('@ours'));
+    const script = ['BEGIN { printf("timevisor: attached\\n"); }', ...probes.map((p) => p.clause), usesOurs ? 'END { clear(@ours); }' : '']
+      .filter(Boolean)
+      .join('\n');
+    const child = spawn('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const t = new HostTrace(
+      child,
+      probes.filter((p) => p.key).map((p) => p.key),
+      note,
+    );
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new UnavailableError('bpftrace did not attach', t.err.trim().split('\n').at(-1) ?? 'timeout')), 20_000);
+      const check = () => {
+        if (t.out.includes('timevisor: attached')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout!.on('data', check);
+      void t.exited.then((code) => {
+        clearTimeout(timer);
+        const lines = t.err.split('\n').filter((l) => l.trim() && !/RLIMIT_MEMLOCK/.test(l));
+        reject(new UnavailableError('bpftrace failed', lines.find((l) => /ERROR/.test(l))?.trim() ?? lines.at(-1)?.trim() ?? `exit ${code}`));
+      });
+    });
+    return t;
+  }
+
+  async stop(): Promise<HostTraceResult> {
+    this.child.kill('SIGINT');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+    const counts = new Map<string, number>(this.keys.map((k) => [k, 0]));
+    for (const m of this.out.matchAll(/^@\[(.+)\]: (\d+)$/gm)) counts.set(m[1]!, Number(m[2]));
+    return { counts, note: this.note };
+  }
+
+  /** Kill without reading (error paths). */
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Count a twin's trace events for the keys the host trace counts. A key counts the events of its own
+ * name, or of the model functions `aliases` lists for it (the model names KVM's functions, the host
+ * names their tracepoints: kvm_pvclock_update is traced in kvm_guest_time_update).
+ */
+export function twinCounts(events: readonly TraceEvent[], keys: string[], aliases: Record<string, string[]> = {}): Map<string, number> {
+  const byName = new Map<string, string>();
+  for (const k of keys) for (const n of aliases[k] ?? [k]) byName.set(n, k);
+  const m = new Map<string, number>(keys.map((k) => [k, 0]));
+  for (const e of events) {
+    const k = byName.get(e.name);
+    if (k !== undefined) m.set(k, m.get(k)! + 1);
+  }
+  return m;
+}
+
+/** bpftrace's map layout: `@[key]: N`, one per line, in key order. */
+export function formatCounts(counts: Map<string, number>): string {
+  return [...counts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => `@[${k}]: ${v}`)
+    .join('\n');
+}
