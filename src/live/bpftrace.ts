@@ -33,17 +33,25 @@ export interface Probe {
 /** The probes an experiment counts, filtered to process `pid` (its vCPU threads and its kvm-pit kthread). */
 export function probesFor(kind: 'pit' | 'lapic' | 'kvmclock' | 'rtc', pid: number): Probe[] {
   const own = `pid == ${pid}`;
+  // Timer expiries are counted per hrtimer, filtered by callback only: a BPF program that fires while
+  // another runs on the same CPU is skipped (bpf_prog_active), so a hot hrtimer_start probe to learn
+  // our hrtimer's address would lose expiries. stop() keeps the one hrtimer (ours, unless another VM
+  // on this host runs the same timer: then it reports them all).
   const timerOf = (fn: string, key: string): Probe[] => [
-    // the hrtimer's address is learnt when this process starts it (create_pit_timer / start_sw_timer)
-    { key: '', clause: `tracepoint:timer:hrtimer_start /${own} && args->function == kaddr("${fn}")/ { @ours[args->hrtimer] = 1; }` },
-    { key, clause: `tracepoint:timer:hrtimer_expire_entry /@ours[args->hrtimer]/ { @["${key}"] = count(); }` },
+    {
+      key,
+      clause: `tracepoint:timer:hrtimer_expire_entry /args->function == kaddr("${fn}")/ { @n_${key}[args->hrtimer] = count(); if (@first_${key}[args->hrtimer] == 0) { @first_${key}[args->hrtimer] = nsecs; } @last_${key}[args->hrtimer] = nsecs; }`,
+    },
   ];
   switch (kind) {
     case 'pit':
       return [
         ...timerOf('pit_timer_fn', 'pit_timer_fn'),
         // pit_do_work raises then lowers GSI 0 from the kvm-pit/<pid> kthread: count the raises
-        { key: 'kvm_set_irq', clause: `tracepoint:kvm:kvm_set_irq /comm == "kvm-pit/${pid}" && args->gsi == 0 && args->level == 1/ { @["kvm_set_irq"] = count(); }` },
+        {
+          key: 'kvm_set_irq',
+          clause: `tracepoint:kvm:kvm_set_irq /comm == "kvm-pit/${pid}" && args->gsi == 0 && args->level == 1/ { @["kvm_set_irq"] = count(); }`,
+        },
       ];
     case 'lapic':
       return [
@@ -53,10 +61,16 @@ export function probesFor(kind: 'pit' | 'lapic' | 'kvmclock' | 'rtc', pid: numbe
       ];
     case 'kvmclock':
       return [
-        { key: 'kvm_msr', clause: `tracepoint:kvm:kvm_msr /${own} && args->write == 1 && args->ecx == 0x4b564d01/ { @["kvm_msr"] = count(); }` },
+        {
+          key: 'kvm_msr',
+          clause: `tracepoint:kvm:kvm_msr /${own} && args->write == 1 && args->ecx == 0x4b564d01/ { @["kvm_msr"] = count(); }`,
+        },
         { key: 'kvm_pvclock_update', clause: `tracepoint:kvm:kvm_pvclock_update /${own}/ { @["kvm_pvclock_update"] = count(); }` },
         { key: 'kvm_write_tsc_offset', clause: `tracepoint:kvm:kvm_write_tsc_offset /${own}/ { @["kvm_write_tsc_offset"] = count(); }` },
-        { key: 'kvm_update_master_clock', clause: `tracepoint:kvm:kvm_update_master_clock /${own}/ { @["kvm_update_master_clock"] = count(); }` },
+        {
+          key: 'kvm_update_master_clock',
+          clause: `tracepoint:kvm:kvm_update_master_clock /${own}/ { @["kvm_update_master_clock"] = count(); }`,
+        },
       ];
     case 'rtc':
       return [{ key: 'kvm_pio', clause: `tracepoint:kvm:kvm_pio /${own} && args->port == 0x71/ { @["kvm_pio"] = count(); }` }];
@@ -65,6 +79,10 @@ export function probesFor(kind: 'pit' | 'lapic' | 'kvmclock' | 'rtc', pid: numbe
 
 export interface HostTraceResult {
   counts: Map<string, number>;
+  /** first_KEY / last_KEY: the timer's first and last expiry (host CLOCK_MONOTONIC ns). */
+  scalars: Map<string, bigint>;
+  /** Timers whose expiries were counted under one key, when there was more than one (another VM). */
+  ambiguous: string[];
   note: string | null;
 }
 
@@ -89,10 +107,7 @@ export class HostTrace {
     if (missing) throw new UnavailableError('cannot trace the host', missing);
     const note = ensureTracefs();
     // BEGIN runs once every other probe is attached (bpftrace prints "Attaching N probes..." before)
-    const usesOurs = probes.some((p) => p.clause.includes('@ours'));
-    const script = ['BEGIN { printf("timevisor: attached\\n"); }', ...probes.map((p) => p.clause), usesOurs ? 'END { clear(@ours); }' : '']
-      .filter(Boolean)
-      .join('\n');
+    const script = ['BEGIN { printf("timevisor: attached\\n"); }', ...probes.map((p) => p.clause)].join('\n');
     const child = spawn('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     const t = new HostTrace(
       child,
@@ -100,7 +115,10 @@ export class HostTrace {
       note,
     );
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new UnavailableError('bpftrace did not attach', t.err.trim().split('\n').at(-1) ?? 'timeout')), 20_000);
+      const timer = setTimeout(
+        () => reject(new UnavailableError('bpftrace did not attach', t.err.trim().split('\n').at(-1) ?? 'timeout')),
+        20_000,
+      );
       const check = () => {
         if (t.out.includes('timevisor: attached')) {
           clearTimeout(timer);
@@ -111,7 +129,9 @@ export class HostTrace {
       void t.exited.then((code) => {
         clearTimeout(timer);
         const lines = t.err.split('\n').filter((l) => l.trim() && !/RLIMIT_MEMLOCK/.test(l));
-        reject(new UnavailableError('bpftrace failed', lines.find((l) => /ERROR/.test(l))?.trim() ?? lines.at(-1)?.trim() ?? `exit ${code}`));
+        reject(
+          new UnavailableError('bpftrace failed', lines.find((l) => /ERROR/.test(l))?.trim() ?? lines.at(-1)?.trim() ?? `exit ${code}`),
+        );
       });
     });
     return t;
@@ -124,7 +144,26 @@ export class HostTrace {
     clearTimeout(timer);
     const counts = new Map<string, number>(this.keys.map((k) => [k, 0]));
     for (const m of this.out.matchAll(/^@\[(.+)\]: (\d+)$/gm)) counts.set(m[1]!, Number(m[2]));
-    return { counts, note: this.note };
+    const scalars = new Map<string, bigint>();
+    const ambiguous: string[] = [];
+    const perTimer = new Map<string, Map<string, bigint>>();
+    for (const m of this.out.matchAll(/^@(n|first|last)_(\w+)\[(\w+)\]: (\d+)$/gm)) {
+      const [kind, key, timer, v] = [m[1]!, m[2]!, m[3]!, BigInt(m[4]!)];
+      if (!perTimer.has(key)) perTimer.set(key, new Map());
+      if (kind === 'n') perTimer.get(key)!.set(timer, v);
+      else scalars.set(`${kind}_${key}@${timer}`, v);
+    }
+    for (const [key, timers] of perTimer) {
+      if (timers.size > 1) ambiguous.push(`${key}: ${[...timers].map(([t, n]) => `${t} ${n}`).join(', ')}`);
+      // the busiest timer is ours when there is only one; with several, the report says so
+      const [timer, n] = [...timers].sort((a, b) => (a[1] > b[1] ? -1 : 1))[0]!;
+      counts.set(key, Number(n));
+      for (const kind of ['first', 'last']) {
+        const v = scalars.get(`${kind}_${key}@${timer}`);
+        if (v !== undefined) scalars.set(`${kind}_${key}`, v);
+      }
+    }
+    return { counts, scalars, ambiguous, note: this.note };
   }
 
   /** Kill without reading (error paths). */

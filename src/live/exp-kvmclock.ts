@@ -16,6 +16,7 @@ import { KvmVm } from '../hypervisor/kvm.ts';
 import { formatCounts, HostTrace, probesFor, twinCounts } from './bpftrace.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
+import type { CpuidPolicy } from './cpuid.ts';
 import { LiveMachine, MB } from './vmm.ts';
 
 export const SYNC_PORT = 0x512;
@@ -84,14 +85,18 @@ class SyncPort implements PortDevice {
   }
 }
 
-export async function kvmclockExperiment(o: { samples: number; trace?: boolean }): Promise<KvmclockReport> {
+export async function kvmclockExperiment(o: {
+  samples: number;
+  trace?: boolean;
+  cpuid?: (tscKhz: number) => CpuidPolicy;
+}): Promise<KvmclockReport> {
   if (!Number.isInteger(o.samples) || o.samples < 1 || o.samples > 10_000)
     throw new InputError(`expected 1..10000 samples, got "${o.samples}"`, '--samples');
   const k = LiveKvm.open();
   let trace: HostTrace | null = null;
   try {
     trace = o.trace ? await HostTrace.start(probesFor('kvmclock', process.pid)) : null;
-    const m = new LiveMachine(k, { guest: buildGuest('kvmclock'), params: [o.samples] });
+    const m = new LiveMachine(k, { guest: buildGuest('kvmclock'), params: [o.samples], ...(o.cpuid ? { cpuid: o.cpuid } : {}) });
     const tscKhz = m.vcpu.getTscKhz();
     const tscOffset = m.vcpu.tscOffset() ?? 0n;
     const sync = new SyncPort(m, tscOffset);
@@ -123,7 +128,10 @@ export async function kvmclockExperiment(o: { samples: number; trace?: boolean }
 }
 
 /** The twin: the hypervisor model's vCPU at tsc_khz; the guest writes the system-time MSR and runs. */
-export function simulateKvmclock(tscKhz: number): { record: { tscToSystemMul: number; tscShift: number; flags: number }; events: TraceRecorder } {
+export function simulateKvmclock(tscKhz: number): {
+  record: { tscToSystemMul: number; tscShift: number; flags: number };
+  events: TraceRecorder;
+} {
   const trace = new TraceRecorder({ enabled: true });
   let tsc = 1_000_000_000_000n;
   const host = new LinuxHostTimekeeper({ tscKhz, rdtsc: () => tsc });

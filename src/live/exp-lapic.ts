@@ -9,9 +9,10 @@ import { TraceRecorder } from '../core/trace.ts';
 import { noIrq } from '../devices/irq.ts';
 import { LapicTimer, MSR_IA32_TSC_DEADLINE, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMICT } from '../devices/lapic-timer.ts';
 import { formatCounts, HostTrace, probesFor, twinCounts } from './bpftrace.ts';
-import { TWIN_HANDLER_NS } from './exp-pit.ts';
+import { spanPeriods, TWIN_HANDLER_NS } from './exp-pit.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
+import type { CpuidPolicy } from './cpuid.ts';
 import { LiveMachine, MB } from './vmm.ts';
 
 export type LapicMode = 'oneshot' | 'periodic' | 'tsc-deadline';
@@ -23,6 +24,7 @@ export interface LapicOptions {
   periodUs: number;
   seconds: number;
   trace?: boolean;
+  cpuid?: (tscKhz: number) => CpuidPolicy;
 }
 
 export interface LapicSide {
@@ -39,7 +41,12 @@ export interface LapicReport {
   periodNs: Ns;
   seconds: number;
   tscKhz: number;
-  live: LapicSide & { latenessNs: { p50: Ns; p99: Ns; max: Ns } };
+  live: LapicSide & {
+    latenessNs: { p50: Ns; p99: Ns; max: Ns };
+    /** With --trace, periodic mode: periods from the host's first to last apic_timer_fn, plus one. */
+    timerSpanPeriods?: number | null;
+    otherTimers?: string[];
+  };
   twin: LapicSide;
   trace?: { note: string | null; host: string; twin: string };
 }
@@ -71,7 +78,7 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
   let trace: HostTrace | null = null;
   try {
     trace = o.trace ? await HostTrace.start(probesFor('lapic', process.pid)) : null;
-    const m = new LiveMachine(k, { guest: buildGuest('lapic'), params: [MODE_BITS[o.mode]] });
+    const m = new LiveMachine(k, { guest: buildGuest('lapic'), params: [MODE_BITS[o.mode]], ...(o.cpuid ? { cpuid: o.cpuid } : {}) });
     const tscKhz = m.vcpu.getTscKhz(); // the guest TSC's rate: TSC-deadline deltas are in its cycles
     m.setParam(1, o.mode === 'tsc-deadline' ? Number((periodNs * BigInt(tscKhz)) / 1_000_000n) : Number(periodNs));
     m.start();
@@ -89,11 +96,22 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
     );
     const s = sortN(late);
     const q = (f: number) => s[Math.min(s.length - 1, Math.floor(f * s.length))] ?? 0n;
-    k.close(); // the LAPIC timer dies with the VM: the trace counts end here
-    const runNs = process.hrtime.bigint() - start;
+    k.close(); // the LAPIC timer dies with the VM
     const tc = trace ? await trace.stop() : null;
     trace = null;
-    const twin = simulateLapic({ mode: o.mode, periodNs, seconds: o.seconds, tscKhz, stopNs: m.stoppedAt - start, runNs });
+    // the twin runs until half a period after the host's last apic_timer_fn (or until the VM closed)
+    const lastExpiry = tc?.scalars.get('last_apic_timer_fn');
+    const runNs = lastExpiry !== undefined ? lastExpiry - start + periodNs / 2n : process.hrtime.bigint() - start;
+    const tscDeadlineCpuid = m.cpuidPolicy?.tscDeadlineTimer ?? true;
+    const twin = simulateLapic({
+      mode: o.mode,
+      periodNs,
+      seconds: o.seconds,
+      tscKhz,
+      stopNs: m.stoppedAt - start,
+      runNs,
+      tscDeadlineCpuid,
+    });
     const keys = ['apic_timer_fn', 'kvm_hv_timer_state', 'kvm_msr'];
     // start_sw_timer traces kvm_hv_timer_state (arch/x86/kvm/lapic.c); kvm-pvm has no hv timer
     const tw = twinCounts(twin.events.recorded, keys, { kvm_hv_timer_state: ['start_sw_timer', 'start_hv_timer'] });
@@ -102,7 +120,17 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
       periodNs,
       seconds: o.seconds,
       tscKhz,
-      live: { ...live, latenessNs: { p50: q(0.5), p99: q(0.99), max: q(1) }, ...(tc ? { traceCounts: Object.fromEntries(tc.counts) } : {}) },
+      live: {
+        ...live,
+        latenessNs: { p50: q(0.5), p99: q(0.99), max: q(1) },
+        ...(tc
+          ? {
+              traceCounts: Object.fromEntries(tc.counts),
+              timerSpanPeriods: o.mode === 'periodic' ? spanPeriods(tc.scalars, 'apic_timer_fn', periodNs) : null,
+              otherTimers: tc.ambiguous,
+            }
+          : {}),
+      },
       twin: { ...twin.side, ...(tc ? { traceCounts: Object.fromEntries(tw) } : {}) },
       ...(tc ? { trace: { note: tc.note, host: formatCounts(tc.counts), twin: formatCounts(tw) } } : {}),
     };
@@ -117,7 +145,16 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
  * after each interrupt. kvm-pvm has no VMX preemption timer, so the model runs its software hrtimer
  * (apic_timer_fn); guest writes of MSR 0x6e0 are counted as kvm_msr events.
  */
-export function simulateLapic(o: { mode: LapicMode; periodNs: Ns; seconds: number; tscKhz: number; stopNs?: Ns; runNs?: Ns }): {
+export function simulateLapic(o: {
+  mode: LapicMode;
+  periodNs: Ns;
+  seconds: number;
+  tscKhz: number;
+  stopNs?: Ns;
+  runNs?: Ns;
+  /** CPUID.1:ECX[24] as the guest sees it (KVM allows TSC-deadline mode only then). */
+  tscDeadlineCpuid?: boolean;
+}): {
   side: LapicSide;
   events: TraceRecorder;
 } {
@@ -141,6 +178,7 @@ export function simulateLapic(o: { mode: LapicMode; periodNs: Ns; seconds: numbe
     tsc,
     trace,
     name: 'twin/lapic',
+    tscDeadlineCpuid: o.tscDeadlineCpuid ?? true,
     deliver: () => {
       if (o.stopNs !== undefined && engine.now >= o.stopNs) return; // a stopped vCPU handles nothing
       times.push(engine.now);

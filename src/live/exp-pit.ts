@@ -15,6 +15,7 @@ import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
 import { startBusy, stopBusy } from './load.ts';
 import { readPitState } from './pit-state.ts';
+import type { CpuidPolicy } from './cpuid.ts';
 import { LiveMachine, MB } from './vmm.ts';
 
 export interface PitOptions {
@@ -24,6 +25,7 @@ export interface PitOptions {
   /** Busy host threads competing for the CPUs while the guest runs. */
   busy: number;
   trace?: boolean;
+  cpuid?: (tscKhz: number) => CpuidPolicy;
 }
 
 export interface PitSide {
@@ -44,19 +46,29 @@ export interface PitReport {
   reinject: boolean;
   busy: number;
   live: PitSide & {
+    /** With --trace: PIT periods from the host's first to last pit_timer_fn, plus one (= expiries if one per period). */
+    timerSpanPeriods?: number | null;
+    /** With --trace: other hrtimers running pit_timer_fn on this host (another VM's PIT), if any. */
+    otherTimers?: string[];
     /** Host time from each PIT expiry (load + k·period) to the guest's TICK_PORT write for it. */
     latenessNs: { p50: Ns; p99: Ns; max: Ns };
     /** Channel 0 as KVM_GET_PIT2 reported it. */
     channel0: { mode: number; count: number };
     /** The kthread pit_do_work ran on, as /proc shows it. */
     kvmPitThread: string | null;
-    /** Whole run (ns): count load to VM close, what the trace counts cover. */
+    /** What the twin simulates (ns after the load): with --trace, to half a period past the host's last pit_timer_fn. */
     runNs: Ns;
     /** When the vCPU was stopped (ns after the load): no EOI after it. */
     stopNs: Ns;
   };
   twin: PitSide;
   trace?: { note: string | null; host: string; twin: string };
+}
+
+/** Periods from the first to the last expiry of `key`'s timer, plus one, or null. */
+export function spanPeriods(scalars: Map<string, bigint>, key: string, periodNs: Ns): number | null {
+  const [a, b] = [scalars.get(`first_${key}`), scalars.get(`last_${key}`)];
+  return a === undefined || b === undefined ? null : Number((b - a + periodNs / 2n) / periodNs) + 1;
 }
 
 export function pitDivisor(hz: number): number {
@@ -85,7 +97,14 @@ const quantile = (xs: Ns[], q: number): Ns => {
 };
 
 /** The live run. */
-export async function livePit(o: PitOptions): Promise<Omit<PitReport, 'twin' | 'trace'> & { traceCounts?: Map<string, number>; traceNote?: string | null }> {
+export async function livePit(o: PitOptions): Promise<
+  Omit<PitReport, 'twin' | 'trace'> & {
+    traceCounts?: Map<string, number>;
+    traceNote?: string | null;
+    timerSpanPeriods?: number | null;
+    ambiguous?: string[];
+  }
+> {
   const divisor = pitDivisor(o.hz);
   const periodNs = (BigInt(divisor) * NSEC_PER_SEC) / PIT_FREQ;
   const windowNs = BigInt(Math.round(o.seconds * 1e9));
@@ -93,7 +112,12 @@ export async function livePit(o: PitOptions): Promise<Omit<PitReport, 'twin' | '
   const trace = o.trace ? await HostTrace.start(probesFor('pit', process.pid)) : null;
   const busy = await startBusy(o.busy, o.seconds * 1000 + 3000);
   try {
-    const m = new LiveMachine(k, { guest: buildGuest('pit'), params: [divisor], pit: { reinject: o.reinject } });
+    const m = new LiveMachine(k, {
+      guest: buildGuest('pit'),
+      params: [divisor],
+      pit: { reinject: o.reinject },
+      ...(o.cpuid ? { cpuid: o.cpuid } : {}),
+    });
     m.start();
     await m.waitForLine(/^pit started$/, 10_000);
     const ch0 = readPitState(m.vm).channels[0]!;
@@ -115,9 +139,11 @@ export async function livePit(o: PitOptions): Promise<Omit<PitReport, 'twin' | '
       const k = o.reinject ? BigInt(i + 1) : (since + periodNs / 2n) / periodNs;
       return since - k * periodNs;
     });
-    k.close(); // destroys the PIT: the trace counts end here
-    const runNs = process.hrtime.bigint() - load;
+    k.close(); // destroys the PIT
     const tc = trace ? await trace.stop() : null;
+    // the twin runs until half a period after the host's last pit_timer_fn (or until the VM closed)
+    const lastExpiry = tc?.scalars.get('last_pit_timer_fn');
+    const runNs = lastExpiry !== undefined ? lastExpiry - load + periodNs / 2n : process.hrtime.bigint() - load;
     if (total < m.tickTimes.length) throw new Error(`guest counted ${total} IRQ0s but reported ${m.tickTimes.length}`);
     return {
       hz: o.hz,
@@ -135,7 +161,14 @@ export async function livePit(o: PitOptions): Promise<Omit<PitReport, 'twin' | '
         runNs,
         stopNs,
       },
-      ...(tc ? { traceCounts: tc.counts, traceNote: tc.note } : {}),
+      ...(tc
+        ? {
+            traceCounts: tc.counts,
+            traceNote: tc.note,
+            timerSpanPeriods: spanPeriods(tc.scalars, 'pit_timer_fn', periodNs),
+            ambiguous: tc.ambiguous,
+          }
+        : {}),
     };
   } catch (err) {
     trace?.kill();
@@ -195,10 +228,15 @@ export async function pitExperiment(o: PitOptions): Promise<PitReport> {
   const twin = simulatePit({ ...o, runNs: live.live.runNs, stopNs: live.live.stopNs });
   const keys = ['kvm_set_irq', 'pit_timer_fn'];
   const tw = twinCounts(twin.events.recorded, keys);
-  const { traceCounts, traceNote, ...rest } = live;
+  const { traceCounts, traceNote, timerSpanPeriods, ambiguous, ...rest } = live;
   return {
     ...rest,
-    live: { ...rest.live, ...(traceCounts ? { traceCounts: Object.fromEntries(traceCounts) } : {}) },
+    live: {
+      ...rest.live,
+      ...(traceCounts
+        ? { traceCounts: Object.fromEntries(traceCounts), timerSpanPeriods: timerSpanPeriods ?? null, otherTimers: ambiguous ?? [] }
+        : {}),
+    },
     twin: { delivered: twin.delivered, expected: twin.expected, traceCounts: Object.fromEntries(tw) },
     ...(traceCounts ? { trace: { note: traceNote ?? null, host: formatCounts(traceCounts), twin: formatCounts(tw) } } : {}),
   };

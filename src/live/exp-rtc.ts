@@ -11,7 +11,8 @@ import { noIrq } from '../devices/irq.ts';
 import { CmosRtc } from '../devices/rtc.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
-import { LiveMachine, MB } from './vmm.ts';
+import type { CpuidPolicy } from './cpuid.ts';
+import { LiveMachine } from './vmm.ts';
 
 export interface RtcRead {
   /** What the guest printed, e.g. "rtc 2026-11-27 16:05:49". */
@@ -41,24 +42,29 @@ function readLikeGuest(rtc: CmosRtc): string {
   return `rtc ${hex(century!)}${hex(year!)}-${hex(mon!)}-${hex(mday!)} ${hex(hour!)}:${hex(min!)}:${hex(sec!)}`;
 }
 
-export async function rtcExperiment(o: { reads: number }): Promise<RtcReport> {
+export async function rtcExperiment(o: { reads: number; cpuid?: (tscKhz: number) => CpuidPolicy }): Promise<RtcReport> {
   if (!Number.isInteger(o.reads) || o.reads < 1 || o.reads > 10) throw new InputError(`expected 1..10 reads, got "${o.reads}"`, '--reads');
   const k = LiveKvm.open();
   try {
     const nowMs = Date.now();
     const baseSeconds = BigInt(Math.floor(nowMs / 1000));
-    const m = new LiveMachine(k, { guest: buildGuest('rtc'), params: [o.reads], rtcBaseSeconds: baseSeconds });
+    const m = new LiveMachine(k, {
+      guest: buildGuest('rtc'),
+      params: [o.reads],
+      rtcBaseSeconds: baseSeconds,
+      ...(o.cpuid ? { cpuid: o.cpuid } : {}),
+    });
     const created = BigInt(m.rtc.saveState().lastUpdate); // the RTC's clock at creation: its seconds start here
     m.start();
-    const last = new RegExp(`^rtc `);
+    const rtcLine = /^rtc /;
     const deadline = Date.now() + 5000 + o.reads * 1500;
-    while (m.serialLines.filter((l) => last.test(l.text)).length < o.reads) {
+    while (m.serialLines.filter((l) => rtcLine.test(l.text)).length < o.reads) {
       if (Date.now() > deadline) await m.waitForLine(/^never$/, 1); // throws with what the guest printed
       await new Promise((r) => setTimeout(r, 20));
     }
     await m.stop();
     const marks = m.markTimes.map((t) => t - created);
-    const live = m.serialLines.filter((l) => last.test(l.text)).map((l, i) => ({ line: l.text, atNs: marks[i]! }));
+    const live = m.serialLines.filter((l) => rtcLine.test(l.text)).map((l, i) => ({ line: l.text, atNs: marks[i]! }));
     return {
       baseSeconds,
       baseFractionMs: nowMs % 1000,
@@ -83,5 +89,3 @@ export function simulateRtc(baseSeconds: bigint, at: Ns[]): RtcRead[] {
     return { line: readLikeGuest(rtc), atNs: t };
   });
 }
-
-

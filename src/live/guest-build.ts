@@ -29,7 +29,10 @@ export function assemblerMissing(): string | null {
 function run(cmd: string, args: string[], what: string): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.error || r.status !== 0)
-    throw new UnavailableError(`cannot build micro-guest ${what}`, (r.stderr || r.error?.message || `${cmd} failed`).trim().split('\n')[0]!);
+    throw new UnavailableError(
+      `cannot build micro-guest ${what}`,
+      (r.stderr || r.error?.message || `${cmd} failed`).trim().split('\n')[0]!,
+    );
 }
 
 /** The flat binary of micro-guest `name`, assembled (or taken from the build cache). */
@@ -46,7 +49,11 @@ export function buildGuest(name: GuestName): Uint8Array {
     const tmp = `${out}.${process.pid}`;
     try {
       run('as', ['--32', '-I', GUEST_DIR, '-o', `${tmp}.o`, src], name);
-      run('ld', ['-m', 'elf_i386', `-Ttext=0x${GUEST_LOAD_GPA.toString(16)}`, '--oformat', 'binary', '-e', '_start', '-o', tmp, `${tmp}.o`], name);
+      run(
+        'ld',
+        ['-m', 'elf_i386', `-Ttext=0x${GUEST_LOAD_GPA.toString(16)}`, '--oformat', 'binary', '-e', '_start', '-o', tmp, `${tmp}.o`],
+        name,
+      );
       renameSync(tmp, out); // atomic: a concurrent build never sees half a file
     } finally {
       rmSync(`${tmp}.o`, { force: true });

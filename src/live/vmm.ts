@@ -35,8 +35,8 @@ export interface LiveMachineOptions {
   params?: number[];
   /** The in-kernel PIT, with reinject on (KVM's default) or off. Absent: no PIT. */
   pit?: { reinject: boolean };
-  /** CPUID from a machine profile (vmm profiles' cpuid(host)); absent: KVM_GET_SUPPORTED_CPUID as is. */
-  cpuid?: CpuidPolicy;
+  /** CPUID from a machine profile (vmm profiles' cpuid(host)), given the vCPU's TSC kHz; absent: KVM_GET_SUPPORTED_CPUID as is. */
+  cpuid?: (tscKhz: number) => CpuidPolicy;
   memSize?: number;
   /** Host REALTIME seconds the RTC starts from (QEMU -rtc base=utc); default: now. */
   rtcBaseSeconds?: bigint;
@@ -70,6 +70,8 @@ class KvmIrqLine implements IrqLine {
 export class LiveMachine {
   readonly vm: LiveVm;
   readonly vcpu: LiveVcpu;
+  /** The CPUID policy applied, if any. */
+  readonly cpuidPolicy: CpuidPolicy | null;
   readonly scheduler = new HostScheduler();
   readonly ports = new PortBus();
   readonly mmio = new MmioBus();
@@ -100,7 +102,8 @@ export class LiveMachine {
     this.vm = kvm.createVm(opts.memSize ?? 0x10000);
     if (opts.pit) this.createPit(opts.pit.reinject);
     this.vcpu = this.vm.createVcpu();
-    if (opts.cpuid) this.vcpu.setCpuid(applyCpuidPolicy(kvm.supportedCpuid(), opts.cpuid));
+    this.cpuidPolicy = opts.cpuid?.(this.vcpu.getTscKhz()) ?? null;
+    if (this.cpuidPolicy) this.vcpu.setCpuid(applyCpuidPolicy(kvm.supportedCpuid(), this.cpuidPolicy));
     this.vm.writeGuest(GUEST_LOAD_GPA, opts.guest);
     const mb = new DataView(this.vm.memory.buffer, this.vm.memory.byteOffset);
     (opts.params ?? []).forEach((v, i) => mb.setUint32(MB.param0 + 4 * i, v >>> 0, true));
@@ -178,7 +181,10 @@ export class LiveMachine {
         this.lineWaiters = this.lineWaiters.filter((w) => w.re !== re);
         reject(
           this.workerError ??
-            new UnavailableError('the micro-guest did not answer', `no serial line matching ${re} within ${timeoutMs} ms (got ${JSON.stringify(this.serialLines.map((l) => l.text))})`),
+            new UnavailableError(
+              'the micro-guest did not answer',
+              `no serial line matching ${re} within ${timeoutMs} ms (got ${JSON.stringify(this.serialLines.map((l) => l.text))})`,
+            ),
         );
       }, timeoutMs);
       this.lineWaiters.push({
