@@ -17,7 +17,7 @@ import { LiveMachine } from './vmm.ts';
 export interface RtcRead {
   /** What the guest printed, e.g. "rtc 2026-11-27 16:05:49". */
   line: string;
-  /** When the guest saw UIP clear before reading (host CLOCK_MONOTONIC − the RTC's creation), ns. */
+  /** When the guest had read it (host CLOCK_MONOTONIC − the RTC's creation), ns. */
   atNs: Ns;
 }
 

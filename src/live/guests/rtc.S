@@ -1,7 +1,9 @@
 # kvm rtc: read the CMOS RTC the way Linux's mc146818_get_time does: wait while register A's UIP bit
 # is set, read seconds..year and the century byte, and read again if seconds changed under us (the
 # UIP handshake). Print the result over COM1 as "rtc YYYY-MM-DD HH:MM:SS" (BCD digits as stored), then
-# wait for the next second to begin (UIP rises and falls) and print it again; MARK_PORT after each UIP-clear read, MB_PARAM0 times, then halt.
+# read again until the seconds register moves on and print that, MB_PARAM0 lines in all; MARK_PORT as
+# each line's reading is complete. (Waiting for UIP to rise instead would miss a whole second whenever
+# the vCPU is not running during the 244 µs UIP window.), MB_PARAM0 times, then halt.
 	.include "common.inc"
 	.code16
 	.globl _start
@@ -11,16 +13,18 @@ _start:
 	movl %ecx, MB_LAST
 next:
 	call read_rtc
+	movw $MARK_PORT, %dx		# the host takes this exit's time: when the guest saw this second
+	outb %al, %dx
 	call print_rtc
 	incl MB_COUNT
 	decl MB_LAST
 	jz done
-	# wait for this second to end: UIP rises, then falls
-1:	movb $0x0a, %al
-	outb %al, $0x70
-	inb $0x71, %al
-	testb $0x80, %al
-	jz 1b
+	movb sec, %al			# poll (through the handshake) until the seconds register moves on
+	movb %al, prev
+1:	call read_rtc
+	movb sec, %al
+	cmpb prev, %al
+	je 1b
 	jmp next
 done:
 	movl $1, MB_DONE
@@ -38,8 +42,6 @@ read_rtc:
 	call cmos
 	testb $0x80, %al
 	jnz 1b
-	movw $MARK_PORT, %dx		# UIP is clear: the host takes this exit's time
-	outb %al, %dx
 	movb $0x00, %al
 	call cmos
 	movb %al, sec
@@ -117,6 +119,7 @@ print_rtc:
 	ret
 
 prefix: .asciz "rtc "
+prev: .byte 0
 sec: .byte 0
 min: .byte 0
 hour: .byte 0
