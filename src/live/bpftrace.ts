@@ -7,6 +7,8 @@ import { UnavailableError } from '../core/errors.ts';
 import type { TraceEvent } from '../core/trace.ts';
 
 const TRACEFS = '/sys/kernel/tracing';
+/** kill(STOP_PID, 0) from this process tells the script to exit (no such process: the call only fails). */
+const STOP_PID = 2_147_483_646;
 
 /** Why --trace cannot run here, or null. */
 export function bpftraceMissing(): string | null {
@@ -86,7 +88,7 @@ export interface HostTraceResult {
   note: string | null;
 }
 
-/** A running bpftrace; stop() ends it (SIGINT, as a user would) and parses its maps. */
+/** A running bpftrace; stop() ends it and parses its maps. */
 export class HostTrace {
   private out = '';
   private err = '';
@@ -106,8 +108,16 @@ export class HostTrace {
     const missing = bpftraceMissing();
     if (missing) throw new UnavailableError('cannot trace the host', missing);
     const note = ensureTracefs();
-    // BEGIN runs once every other probe is attached (bpftrace prints "Attaching N probes..." before)
-    const script = ['BEGIN { printf("timevisor: attached\\n"); }', ...probes.map((p) => p.clause)].join('\n');
+    // BEGIN runs once every other probe is attached (bpftrace prints "Attaching N probes..." before);
+    // END prints a sentinel before bpftrace prints its maps: without it the counts were never printed.
+    // The script exits from inside when this process calls kill(STOP_PID, 0): SIGINT to bpftrace was
+    // seen to hang for a minute on a loaded host.
+    const script = [
+      'BEGIN { printf("timevisor: attached\\n"); }',
+      ...probes.map((p) => p.clause),
+      `tracepoint:syscalls:sys_enter_kill /pid == ${process.pid} && args->pid == ${STOP_PID} && args->sig == 0/ { exit(); }`,
+      'END { printf("timevisor: end\\n"); }',
+    ].join('\n');
     const child = spawn('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
     const t = new HostTrace(
       child,
@@ -138,10 +148,19 @@ export class HostTrace {
   }
 
   async stop(): Promise<HostTraceResult> {
-    this.child.kill('SIGINT');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    try {
+      process.kill(STOP_PID, 0);
+    } catch {
+      // ESRCH, as intended: the probe saw the call
+    }
+    // a script that has not exited after 20 s gets SIGINT, after a minute SIGKILL (then no counts)
+    const int = setTimeout(() => this.child.kill('SIGINT'), 20_000);
+    const kill = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
     await this.exited;
-    clearTimeout(timer);
+    clearTimeout(int);
+    clearTimeout(kill);
+    if (!this.out.includes('timevisor: end'))
+      throw new UnavailableError('bpftrace ended without printing its counts', this.err.trim().split('\n').at(-1) ?? 'killed after 60 s');
     const counts = new Map<string, number>(this.keys.map((k) => [k, 0]));
     for (const m of this.out.matchAll(/^@\[(.+)\]: (\d+)$/gm)) counts.set(m[1]!, Number(m[2]));
     const scalars = new Map<string, bigint>();

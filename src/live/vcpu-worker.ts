@@ -82,7 +82,9 @@ function loop(): void {
     } else if (reason === U.KVM_EXIT_INTR) {
       // a signal or immediate_exit: loop and look at the stop word
     } else {
-      throw new Error(`unexpected KVM exit reason ${reason}`);
+      // KVM_EXIT_INTERNAL_ERROR: suberror 1 is an emulation failure; the RIP tells which guest instruction
+      const sub = rv.getUint32(U.KVM_RUN_LAYOUT['internal.suberror'], true);
+      throw new Error(`unexpected KVM exit reason ${reason} (suberror ${sub})`);
     }
   }
 }
