@@ -17,7 +17,11 @@ export const CTL = {
   /** Timestamps kept in `stamps` for TICK_PORT and MARK_PORT writes. */
   ticks: 6,
   marks: 7,
-  size: 8,
+  /** Set by the main thread: leave KVM_RUN and wait until it is cleared (pause). */
+  pause: 8,
+  /** Set by the worker while it waits paused. */
+  paused: 9,
+  size: 10,
 } as const;
 
 export const EXIT = { io: 1, mmio: 2, hlt: 3, stopped: 4, error: 5 } as const;

@@ -36,9 +36,21 @@ function dispatch(kind: number, addr: bigint, size: number, write: boolean, valu
 function loop(): void {
   for (;;) {
     if (Atomics.load(ctl, CTL.stop)) return;
+    if (Atomics.load(ctl, CTL.pause)) {
+      Atomics.store(ctl, CTL.paused, 1);
+      while (Atomics.load(ctl, CTL.pause) && !Atomics.load(ctl, CTL.stop)) Atomics.wait(ctl, CTL.pause, 1, 100);
+      // the kick may have set immediate_exit after we saw the pause word: clear it only now
+      run[U.KVM_RUN_LAYOUT.immediate_exit] = 0;
+      Atomics.store(ctl, CTL.paused, 0);
+      continue;
+    }
     if (c.ioctlInt(data.vcpuFd, U.KVM_RUN, 0) < 0) {
       const e = c.errno();
-      if (e === EINTR) continue;
+      if (e === EINTR) {
+        // a kick with nothing to do (stop and pause are clear): a stale immediate_exit would spin here
+        if (!Atomics.load(ctl, CTL.stop) && !Atomics.load(ctl, CTL.pause)) run[U.KVM_RUN_LAYOUT.immediate_exit] = 0;
+        continue;
+      }
       throw new Error(`KVM_RUN failed: ${errnoName(e)}`);
     }
     ctl[CTL.exits]!++;

@@ -94,6 +94,8 @@ export class LiveMachine {
   stoppedAt: Ns = 0n;
   private exitAt: Ns = 0n;
   private readonly onUsr2 = () => {};
+  /** While paused: the kvmclock saved at pause ('qemu'), null ('none'); undefined when running. */
+  private pausedClock: bigint | null | undefined = undefined;
 
   constructor(
     readonly kvm: LiveKvm,
@@ -242,13 +244,55 @@ export class LiveMachine {
     }
   }
 
+  /**
+   * Pause the vCPU and, with 'qemu' semantics, save kvmclock as QEMU does on stop (hw/i386/kvm/clock.c
+   * kvmclock_vm_state_change: KVM_GET_CLOCK). 'none' leaves kvmclock alone (the guest sees the pause as
+   * elapsed time). The device models keep the host clock (QEMU's RTC with -rtc clock=host does too).
+   */
+  async pause(semantics: 'qemu' | 'none' = 'qemu'): Promise<void> {
+    if (!this.worker || this.pausedClock !== undefined) return;
+    Atomics.store(this.ctl, CTL.pause, 1);
+    for (let i = 0; i < 200 && !Atomics.load(this.ctl, CTL.paused); i++) {
+      this.signalVcpu();
+      await new Promise((r) => setTimeout(r, 10));
+      if (this.workerError) throw this.workerError;
+    }
+    if (!Atomics.load(this.ctl, CTL.paused)) throw new UnavailableError('the vCPU did not pause', 'KVM_RUN was not interrupted within 2 s');
+    this.pausedClock = semantics === 'qemu' ? this.vm.getClock().clock : null;
+  }
+
+  /**
+   * Resume: with 'qemu' semantics KVM_SET_CLOCK to the saved kvmclock and KVM_KVMCLOCK_CTRL (GUEST_STOPPED
+   * for the guest's watchdogs; EINVAL when the guest has no kvmclock, which QEMU ignores), then run.
+   */
+  resume(): void {
+    if (this.pausedClock === undefined) return;
+    if (this.pausedClock !== null) {
+      this.vm.setClock({ clock: this.pausedClock });
+      try {
+        this.vcpu.kvmclockCtrl();
+      } catch (err) {
+        if (!(err instanceof UnavailableError && err.reason === 'EINVAL')) throw err;
+      }
+    }
+    this.pausedClock = undefined;
+    Atomics.store(this.ctl, CTL.pause, 0);
+    Atomics.notify(this.ctl, CTL.pause);
+  }
+
+  /** immediate_exit and a signal to the vCPU thread: KVM_RUN returns EINTR now or at its next entry. */
+  private signalVcpu(): void {
+    this.vcpu.run[U.KVM_RUN_LAYOUT.immediate_exit] = 1;
+    const tid = this.ctl[CTL.tid]!;
+    if (tid > 0) libc().syscall3(SYS_tgkill, process.pid, tid, SIGUSR2);
+  }
+
   /** Ask the vCPU thread to leave KVM_RUN: stop word, immediate_exit, and a signal to the thread. */
   private kick(): void {
     if (!this.worker) return;
     Atomics.store(this.ctl, CTL.stop, 1);
-    this.vcpu.run[U.KVM_RUN_LAYOUT.immediate_exit] = 1;
-    const tid = this.ctl[CTL.tid]!;
-    if (tid > 0) libc().syscall3(SYS_tgkill, process.pid, tid, SIGUSR2);
+    Atomics.notify(this.ctl, CTL.pause); // a paused thread wakes and sees the stop word
+    this.signalVcpu();
     // a dispatch in flight must not leave the thread waiting
     Atomics.store(this.ctl, CTL.state, 2);
     Atomics.notify(this.ctl, CTL.state);

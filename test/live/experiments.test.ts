@@ -377,3 +377,48 @@ test('live: stop() ends the vCPU thread and close() leaves no fd behind', async 
   }
   assert.equal(fds(), before);
 });
+
+test('live: pausing the running VMM QEMU-style hides the pause from kvmclock and sets GUEST_STOPPED; without it the guest sees the pause', async (t) => {
+  if (!needKvm(t)) return;
+  const { LiveMachine } = await import('../../src/live/vmm.ts');
+  const { MSR_KVM_SYSTEM_TIME_NEW, MSR_IA32_TSC, pvclockReadCycles, PVCLOCK_GUEST_STOPPED } = await import('../../src/core/pvclock-abi.ts');
+  for (const semantics of ['qemu', 'none'] as const) {
+    const k = LiveKvm.open();
+    try {
+      const m = new LiveMachine(k, { guest: buildGuest('pit'), params: [11932], pit: { reinject: true } });
+      m.vcpu.setMsrs([[MSR_KVM_SYSTEM_TIME_NEW, 0x2000n | 1n]]); // kvmclock on, as a restored guest has it
+      m.start();
+      await m.waitForLine(/pit started/, 20_000);
+      // the guest's kvmclock: its record read at its TSC, taken while the vCPU is paused
+      const kvmclock = () => {
+        const rec = m.vm.readPvclock(0x2000);
+        return { ns: pvclockReadCycles(rec, m.vcpu.getMsr(MSR_IA32_TSC)), flags: rec.flags, at: process.hrtime.bigint() };
+      };
+      await m.pause(semantics);
+      const a = kvmclock();
+      await new Promise((r) => setTimeout(r, 300));
+      m.resume();
+      const ran = process.hrtime.bigint();
+      const ticks = m.tickTimes.length;
+      while (m.tickTimes.length < ticks + 5) await new Promise((r) => setTimeout(r, 10)); // the guest runs again
+      await m.pause(semantics);
+      const b = kvmclock();
+      m.resume();
+      await m.stop();
+      const advanced = b.ns - a.ns;
+      const wall = b.at - a.at;
+      console.log(`pause ${semantics}: kvmclock advanced ${advanced} ns over ${wall} ns`);
+      if (semantics === 'qemu') {
+        // KVM_SET_CLOCK to the kvmclock saved at the pause: only the running time after it counts
+        assert.ok(advanced <= b.at - ran + 1_000_000n, `advanced ${advanced}, ran ${b.at - ran}`);
+        assert.equal(b.flags & PVCLOCK_GUEST_STOPPED, PVCLOCK_GUEST_STOPPED, 'KVM_KVMCLOCK_CTRL');
+      } else {
+        // both reads are the same TSC-based clock the host reads: equal to the µs
+        assert.ok(advanced - wall < 1_000_000n && wall - advanced < 1_000_000n, `advanced ${advanced} vs ${wall}`);
+        assert.equal(b.flags & PVCLOCK_GUEST_STOPPED, 0);
+      }
+    } finally {
+      k.close();
+    }
+  }
+});
