@@ -2,7 +2,7 @@
 // tracepoints while a live experiment runs, filtered to this process's VM, and its counts in bpftrace's
 // own `@[key]: N` layout, so they print beside the twin's trace counts (twinCounts) in the same form.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { UnavailableError } from '../core/errors.ts';
 import type { TraceEvent } from '../core/trace.ts';
 
@@ -33,7 +33,7 @@ export interface Probe {
 }
 
 /** The probes an experiment counts, filtered to process `pid` (its vCPU threads and its kvm-pit kthread). */
-export function probesFor(kind: 'pit' | 'lapic' | 'kvmclock' | 'rtc', pid: number): Probe[] {
+export function probesFor(kind: 'pit' | 'lapic' | 'kvmclock' | 'rtc', pid: number, opts: { msr6e0?: boolean } = {}): Probe[] {
   const own = `pid == ${pid}`;
   // Timer expiries are counted per hrtimer, filtered by callback only: a BPF program that fires while
   // another runs on the same CPU is skipped (bpf_prog_active), so a hot hrtimer_start probe to learn
@@ -59,7 +59,16 @@ export function probesFor(kind: 'pit' | 'lapic' | 'kvmclock' | 'rtc', pid: numbe
       return [
         ...timerOf('apic_timer_fn', 'apic_timer_fn'),
         { key: 'kvm_hv_timer_state', clause: `tracepoint:kvm:kvm_hv_timer_state /${own}/ { @["kvm_hv_timer_state"] = count(); }` },
-        { key: 'kvm_msr', clause: `tracepoint:kvm:kvm_msr /${own} && args->write == 1 && args->ecx == 0x6e0/ { @["kvm_msr"] = count(); }` },
+        // only where the guest writes MSR 0x6e0: this probe runs on every MSR exit (the guest's EOIs), and
+        // each run is a window in which a timer expiry's program is skipped
+        ...(opts.msr6e0
+          ? [
+              {
+                key: 'kvm_msr',
+                clause: `tracepoint:kvm:kvm_msr /${own} && args->write == 1 && args->ecx == 0x6e0/ { @["kvm_msr"] = count(); }`,
+              },
+            ]
+          : []),
       ];
     case 'kvmclock':
       return [
@@ -85,6 +94,11 @@ export interface HostTraceResult {
   scalars: Map<string, bigint>;
   /** Timers whose expiries were counted under one key, when there was more than one (another VM). */
   ambiguous: string[];
+  /**
+   * Runs the kernel skipped across bpftrace's programs (fdinfo recursion_misses): a program that fires
+   * while another BPF program runs on the same CPU is not run (bpf_prog_active), so its event is not counted.
+   */
+  bpfMisses: number;
   note: string | null;
 }
 
@@ -147,7 +161,23 @@ export class HostTrace {
     return t;
   }
 
+  /** Sum of recursion_misses over bpftrace's loaded programs (read while they are still loaded). */
+  private recursionMisses(): number {
+    let n = 0;
+    const dir = `/proc/${this.child.pid}/fdinfo`;
+    try {
+      for (const fd of readdirSync(dir)) {
+        const m = /^recursion_misses:\s+(\d+)$/m.exec(readFileSync(`${dir}/${fd}`, 'utf8'));
+        if (m) n += Number(m[1]);
+      }
+    } catch {
+      // the fd went away while we read: counted what was there
+    }
+    return n;
+  }
+
   async stop(): Promise<HostTraceResult> {
+    const bpfMisses = this.recursionMisses();
     try {
       process.kill(STOP_PID, 0);
     } catch {
@@ -182,7 +212,7 @@ export class HostTrace {
         if (v !== undefined) scalars.set(`${kind}_${key}`, v);
       }
     }
-    return { counts, scalars, ambiguous, note: this.note };
+    return { counts, scalars, ambiguous, bpfMisses, note: this.note };
   }
 
   /** Kill without reading (error paths). */

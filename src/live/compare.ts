@@ -36,6 +36,7 @@ export function pitRows(r: PitReport): CompareRow[] {
   for (const [k, v] of Object.entries(r.live.traceCounts ?? {})) rows.push(num(`host trace ${k}`, v, r.twin.traceCounts?.[k] ?? 0));
   if (r.live.timerSpanPeriods)
     rows.push(num('host pit_timer_fn vs periods first→last expiry', r.live.traceCounts!.pit_timer_fn!, r.live.timerSpanPeriods));
+  if (r.live.bpfMisses !== undefined) rows.push(num('BPF runs the host skipped (recursion_misses)', r.live.bpfMisses, 0));
   return rows;
 }
 
@@ -48,6 +49,7 @@ export function lapicRows(r: LapicReport): CompareRow[] {
   for (const [k, v] of Object.entries(r.live.traceCounts ?? {})) rows.push(num(`host trace ${k}`, v, r.twin.traceCounts?.[k] ?? 0));
   if (r.live.timerSpanPeriods)
     rows.push(num('host apic_timer_fn vs periods first→last expiry', r.live.traceCounts!.apic_timer_fn!, r.live.timerSpanPeriods));
+  if (r.live.bpfMisses !== undefined) rows.push(num('BPF runs the host skipped (recursion_misses)', r.live.bpfMisses, 0));
   return rows;
 }
 

@@ -9,7 +9,7 @@ import { TraceRecorder } from '../core/trace.ts';
 import { noIrq } from '../devices/irq.ts';
 import { LapicTimer, MSR_IA32_TSC_DEADLINE, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMICT } from '../devices/lapic-timer.ts';
 import { formatCounts, HostTrace, probesFor, twinCounts } from './bpftrace.ts';
-import { spanPeriods, TWIN_HANDLER_NS } from './exp-pit.ts';
+import { spanPeriods, TWIN_HANDLER_NS, TWIN_PAST_LAST_NS } from './exp-pit.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
 import type { CpuidPolicy } from './cpuid.ts';
@@ -46,6 +46,8 @@ export interface LapicReport {
     /** With --trace, periodic mode: periods from the host's first to last apic_timer_fn, plus one. */
     timerSpanPeriods?: number | null;
     otherTimers?: string[];
+    /** With --trace: BPF program runs the kernel skipped (see HostTraceResult.bpfMisses). */
+    bpfMisses?: number;
   };
   twin: LapicSide;
   trace?: { note: string | null; host: string; twin: string };
@@ -77,7 +79,7 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
   const k = LiveKvm.open();
   let trace: HostTrace | null = null;
   try {
-    trace = o.trace ? await HostTrace.start(probesFor('lapic', process.pid)) : null;
+    trace = o.trace ? await HostTrace.start(probesFor('lapic', process.pid, { msr6e0: o.mode === 'tsc-deadline' })) : null;
     const m = new LiveMachine(k, { guest: buildGuest('lapic'), params: [MODE_BITS[o.mode]], ...(o.cpuid ? { cpuid: o.cpuid } : {}) });
     const tscKhz = m.vcpu.getTscKhz(); // the guest TSC's rate: TSC-deadline deltas are in its cycles
     m.setParam(1, o.mode === 'tsc-deadline' ? Number((periodNs * BigInt(tscKhz)) / 1_000_000n) : Number(periodNs));
@@ -99,9 +101,9 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
     k.close(); // the LAPIC timer dies with the VM
     const tc = trace ? await trace.stop() : null;
     trace = null;
-    // the twin runs until half a period after the host's last apic_timer_fn (or until the VM closed)
+    // the twin runs until 100 µs after the host's last apic_timer_fn (or until the VM closed)
     const lastExpiry = tc?.scalars.get('last_apic_timer_fn');
-    const runNs = lastExpiry !== undefined ? lastExpiry - start + periodNs / 2n : process.hrtime.bigint() - start;
+    const runNs = lastExpiry !== undefined ? lastExpiry - start + TWIN_PAST_LAST_NS : process.hrtime.bigint() - start;
     const tscDeadlineCpuid = m.cpuidPolicy?.tscDeadlineTimer ?? true;
     const twin = simulateLapic({
       mode: o.mode,
@@ -112,7 +114,7 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
       runNs,
       tscDeadlineCpuid,
     });
-    const keys = ['apic_timer_fn', 'kvm_hv_timer_state', 'kvm_msr'];
+    const keys = ['apic_timer_fn', 'kvm_hv_timer_state', ...(o.mode === 'tsc-deadline' ? ['kvm_msr'] : [])];
     // start_sw_timer traces kvm_hv_timer_state (arch/x86/kvm/lapic.c); kvm-pvm has no hv timer
     const tw = twinCounts(twin.events.recorded, keys, { kvm_hv_timer_state: ['start_sw_timer', 'start_hv_timer'] });
     return {
@@ -128,6 +130,7 @@ export async function lapicExperiment(o: LapicOptions): Promise<LapicReport> {
               traceCounts: Object.fromEntries(tc.counts),
               timerSpanPeriods: o.mode === 'periodic' ? spanPeriods(tc.scalars, 'apic_timer_fn', periodNs) : null,
               otherTimers: tc.ambiguous,
+              bpfMisses: tc.bpfMisses,
             }
           : {}),
       },

@@ -50,13 +50,15 @@ export interface PitReport {
     timerSpanPeriods?: number | null;
     /** With --trace: other hrtimers running pit_timer_fn on this host (another VM's PIT), if any. */
     otherTimers?: string[];
+    /** With --trace: BPF program runs the kernel skipped (HostTraceResult.bpfMisses). */
+    bpfMisses?: number;
     /** Host time from each PIT expiry (load + k·period) to the guest's TICK_PORT write for it. */
     latenessNs: { p50: Ns; p99: Ns; max: Ns };
     /** Channel 0 as KVM_GET_PIT2 reported it. */
     channel0: { mode: number; count: number };
     /** The kthread pit_do_work ran on, as /proc shows it. */
     kvmPitThread: string | null;
-    /** What the twin simulates (ns after the load): with --trace, to half a period past the host's last pit_timer_fn. */
+    /** What the twin simulates (ns after the load): with --trace, to TWIN_PAST_LAST_NS past the host's last pit_timer_fn. */
     runNs: Ns;
     /** When the vCPU was stopped (ns after the load): no EOI after it. */
     stopNs: Ns;
@@ -103,6 +105,7 @@ export async function livePit(o: PitOptions): Promise<
     traceNote?: string | null;
     timerSpanPeriods?: number | null;
     ambiguous?: string[];
+    bpfMisses?: number;
   }
 > {
   const divisor = pitDivisor(o.hz);
@@ -141,9 +144,9 @@ export async function livePit(o: PitOptions): Promise<
     });
     k.close(); // destroys the PIT
     const tc = trace ? await trace.stop() : null;
-    // the twin runs until half a period after the host's last pit_timer_fn (or until the VM closed)
+    // the twin runs until 100 µs after the host's last pit_timer_fn (or until the VM closed)
     const lastExpiry = tc?.scalars.get('last_pit_timer_fn');
-    const runNs = lastExpiry !== undefined ? lastExpiry - load + periodNs / 2n : process.hrtime.bigint() - load;
+    const runNs = lastExpiry !== undefined ? lastExpiry - load + TWIN_PAST_LAST_NS : process.hrtime.bigint() - load;
     if (total < m.tickTimes.length) throw new Error(`guest counted ${total} IRQ0s but reported ${m.tickTimes.length}`);
     return {
       hz: o.hz,
@@ -167,6 +170,7 @@ export async function livePit(o: PitOptions): Promise<
             traceNote: tc.note,
             timerSpanPeriods: spanPeriods(tc.scalars, 'pit_timer_fn', periodNs),
             ambiguous: tc.ambiguous,
+            bpfMisses: tc.bpfMisses,
           }
         : {}),
     };
@@ -186,6 +190,12 @@ export async function livePit(o: PitOptions): Promise<
 function twinKvmPit(engine: Engine, irq: RecordingIrq, reinject: boolean, trace: TraceRecorder): Pit {
   return new Pit({ scheduler: engine, irq, kvm: { reinject }, trace, name: 'twin/pit' });
 }
+
+/**
+ * The twin runs to the host's last timer callback plus this: the host's expiry is at or before its
+ * callback, and the twin's, counted from the guest's mark, a few µs after the real load.
+ */
+export const TWIN_PAST_LAST_NS = 100_000n;
 
 /** Time the twin's guest takes from IRQ0 to its EOI (a dozen emulated instructions at ~0.5 µs). */
 export const TWIN_HANDLER_NS = 10_000n;
@@ -228,13 +238,18 @@ export async function pitExperiment(o: PitOptions): Promise<PitReport> {
   const twin = simulatePit({ ...o, runNs: live.live.runNs, stopNs: live.live.stopNs });
   const keys = ['kvm_set_irq', 'pit_timer_fn'];
   const tw = twinCounts(twin.events.recorded, keys);
-  const { traceCounts, traceNote, timerSpanPeriods, ambiguous, ...rest } = live;
+  const { traceCounts, traceNote, timerSpanPeriods, ambiguous, bpfMisses, ...rest } = live;
   return {
     ...rest,
     live: {
       ...rest.live,
       ...(traceCounts
-        ? { traceCounts: Object.fromEntries(traceCounts), timerSpanPeriods: timerSpanPeriods ?? null, otherTimers: ambiguous ?? [] }
+        ? {
+            traceCounts: Object.fromEntries(traceCounts),
+            timerSpanPeriods: timerSpanPeriods ?? null,
+            otherTimers: ambiguous ?? [],
+            bpfMisses: bpfMisses ?? 0,
+          }
         : {}),
     },
     twin: { delivered: twin.delivered, expected: twin.expected, traceCounts: Object.fromEntries(tw) },

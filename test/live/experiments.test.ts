@@ -208,14 +208,18 @@ test('live pit: 100 Hz for 2 s with reinject on delivers every period (199 ± 2)
   const span = r.live.timerSpanPeriods!;
   console.log(`pit trace: host ${JSON.stringify(host)} span ${span} periods; twin ${JSON.stringify(r.twin.traceCounts)}`);
   assert.deepEqual(r.live.otherTimers, [], 'no other VM on this host runs pit_timer_fn');
-  // One expiry per period: the twin, run to the host's last expiry, counts the periods from the load;
-  // the host's first-to-last span counts them too. ±1: the first expiry's period starts at the real
-  // load, a few µs before the guest's mark the twin starts from.
-  assert.ok(Math.abs(span - r.twin.traceCounts!.pit_timer_fn!) <= 1, `span ${span} vs twin ${r.twin.traceCounts!.pit_timer_fn}`);
-  // bpftrace skips a program run that interrupts another BPF program on the same CPU
-  // (bpf_prog_active): the host count may fall short of the span, measured by up to 2 of ~200.
-  assert.ok(host.pit_timer_fn! <= span && host.pit_timer_fn! >= span - 4, `host ${host.pit_timer_fn} vs span ${span}`);
-  assert.ok(host.kvm_set_irq! >= r.live.delivered && host.kvm_set_irq! <= span + 1, `kvm_set_irq ${host.kvm_set_irq}`);
+  // One expiry per period: the twin, run to the host's last callback, counts the periods since the
+  // load; so does the host's first-to-last span (±1: a first or last callback more than half a period
+  // late). pit_timer_fn adds the period to the expiry (hrtimer_add_expires_ns): a late one is caught up.
+  const twinN = r.twin.traceCounts!.pit_timer_fn!;
+  assert.ok(Math.abs(span - twinN) <= 1, `span ${span} vs twin ${twinN}`);
+  // bpftrace's own count of those callbacks falls short under heavy host load (up to 5 of 216 at load
+  // 14, with no BPF recursion misses; once 104 against 105 kvm_set_irq raises, which reinjection cannot
+  // produce, so the loss is in the counting). 0 when the host is quieter; 3 % bounds what was seen.
+  const n = host.pit_timer_fn! + r.live.bpfMisses!;
+  assert.ok(n <= twinN + 1 && n * 100 >= twinN * 97, `host ${host.pit_timer_fn} (+${r.live.bpfMisses} missed) vs twin ${twinN}`);
+  // one raise per delivered tick, plus the one pending at the stop; never more than the expiries
+  assert.ok(host.kvm_set_irq! + 1 >= r.live.delivered && host.kvm_set_irq! <= twinN + 1, `kvm_set_irq ${host.kvm_set_irq}`);
 });
 
 test('live pit: with reinject off a tick is never delivered twice (delivered ≤ periods) and the guest still gets most', async (t) => {
@@ -239,12 +243,17 @@ test('live lapic: periodic 1 ms for 1 s fires once per period on the host as in 
   assert.ok(r.live.interrupts <= 1001 && r.live.interrupts >= 500, `${r.live.interrupts} (load ${loadavg()[0]})`);
   assert.equal(r.twin.interrupts, 1000);
   if (trace) {
-    const span = r.live.timerSpanPeriods!;
-    console.log(`lapic trace: host ${JSON.stringify(r.live.traceCounts)} span ${span}; twin ${JSON.stringify(r.twin.traceCounts)}`);
-    assert.ok(Math.abs(span - r.twin.traceCounts!.apic_timer_fn!) <= 1, `span ${span} vs twin ${r.twin.traceCounts!.apic_timer_fn}`);
-    // dropped BPF runs (bpf_prog_active; the guest's EOI MSR exits run the kvm_msr program 1000/s): ≤ 2%
-    const n = r.live.traceCounts!.apic_timer_fn!;
-    assert.ok(n <= span && n >= span - Math.ceil(span / 50), `host ${n} vs span ${span}`);
+    const twinN = r.twin.traceCounts!.apic_timer_fn!;
+    console.log(
+      `lapic trace: host ${JSON.stringify(r.live.traceCounts)} span ${r.live.timerSpanPeriods}; twin ${JSON.stringify(r.twin.traceCounts)}`,
+    );
+    // KVM's periodic LAPIC hrtimer re-bases its target on `now` when the next target is already past
+    // (lapic.c advance_periodic_target_expiration, then hrtimer_set_expires), so callbacks more than a
+    // period late shift the schedule and the host has fewer expiries than periods elapsed; the twin adds
+    // the period and catches up (as the PIT does). With the counting loss above: host ≤ twin, and seen
+    // up to 51 short of 1035 at load 14-17 on this shared 2-core machine; 10 % bounds that.
+    const n = r.live.traceCounts!.apic_timer_fn! + r.live.bpfMisses!;
+    assert.ok(n <= twinN + 1 && n * 10 >= twinN * 9, `host ${n} vs twin ${twinN} (load ${loadavg()[0]})`);
     assert.equal(r.live.traceCounts!.kvm_hv_timer_state, 1, 'started once (start_sw_timer); kvm-pvm has no hv timer');
   }
   const d = await lapicExperiment({ mode: 'tsc-deadline', periodUs: 1000, seconds: 1, trace });
@@ -253,8 +262,12 @@ test('live lapic: periodic 1 ms for 1 s fires once per period on the host as in 
   assert.ok(d.live.meanExcessNs >= 0n, 'a deadline re-armed from the handler never fires early');
   if (trace) {
     const h = d.live.traceCounts!;
-    // each MSR 0x6e0 write arms one expiry; the last write may still be pending at close
-    assert.ok(h.kvm_msr! - h.apic_timer_fn! <= 1 + Math.ceil(h.kvm_msr! / 50) && h.kvm_msr! >= h.apic_timer_fn!, JSON.stringify(h));
+    // each MSR 0x6e0 write arms one hrtimer expiry, except a deadline already past when written (the
+    // vCPU was preempted between RDTSC and WRMSR): start_sw_tscdeadline then expires it at once without
+    // the hrtimer. So callbacks ≤ writes (+1 in flight, + skipped BPF runs), and, with the counting loss
+    // under load (above), seen 3 short of 715 at load 14; 10 % bounds it.
+    const fn = h.apic_timer_fn! + d.live.bpfMisses!;
+    assert.ok(fn <= h.kvm_msr! + 1 && fn * 10 >= h.kvm_msr! * 9, `${JSON.stringify(h)}, ${d.live.bpfMisses} missed`);
   }
 });
 
