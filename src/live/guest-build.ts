@@ -15,7 +15,7 @@ export const GUEST_DIR = fileURLToPath(new URL('./guests/', import.meta.url));
 /** Where every micro-guest is loaded and entered (CS:IP = 0:0x1000). */
 export const GUEST_LOAD_GPA = 0x1000;
 
-export type GuestName = 'pit' | 'rtc' | 'lapic' | 'kvmclock' | 'pio';
+export type GuestName = 'pit' | 'rtc' | 'lapic' | 'kvmclock' | 'pio' | 'devices';
 
 /** Why the micro-guests cannot be assembled here, or null. */
 export function assemblerMissing(): string | null {

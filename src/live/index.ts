@@ -36,3 +36,4 @@ export { lapicExperiment, simulateLapic, parseLapicMode, type LapicReport, type 
 export { kvmclockExperiment, simulateKvmclock, type KvmclockReport } from './exp-kvmclock.ts';
 export { rtcExperiment, simulateRtc, type RtcReport } from './exp-rtc.ts';
 export { formatRows, pitRows, lapicRows, kvmclockRows, rtcRows, type CompareRow } from './compare.ts';
+export { devicesExperiment, simulateDevices, timerIntervals, type DevicesReport } from './exp-devices.ts';

@@ -353,6 +353,41 @@ export class LiveVcpu {
     k.ioctl(this.fd, U.KVM_SET_REGS, regs, 'KVM_SET_REGS');
   }
 
+  /**
+   * 32-bit protected mode with flat 4 GiB segments (CR0.PE, CS 0x08 code, data 0x10), paging off, at EIP
+   * `ip`: what a loader leaves a 32-bit kernel in, and the way a micro-guest reaches MMIO at 0xfed00000.
+   */
+  setFlatProtectedMode(ip: number): void {
+    const k = this.vm.kvm;
+    const sregs = new Uint8Array(U.KVM_SREGS_LAYOUT.size);
+    k.ioctl(this.fd, U.KVM_GET_SREGS, sregs, 'KVM_GET_SREGS');
+    const sv = new DataView(sregs.buffer);
+    const S = U.KVM_SEGMENT_LAYOUT;
+    const flat = (at: number, code: boolean) => {
+      sv.setBigUint64(at + S.base, 0n, true);
+      sv.setUint32(at + S.limit, 0xffff_ffff, true);
+      sv.setUint16(at + S.selector, code ? 0x08 : 0x10, true);
+      sv.setUint8(at + S.type, code ? 0xb : 0x3); // execute/read accessed, read/write accessed
+      sv.setUint8(at + S.present, 1);
+      sv.setUint8(at + S.dpl, 0);
+      sv.setUint8(at + S.db, 1);
+      sv.setUint8(at + S.s, 1);
+      sv.setUint8(at + S.l, 0);
+      sv.setUint8(at + S.g, 1);
+    };
+    flat(U.KVM_SREGS_LAYOUT.cs, true);
+    for (const seg of [U.KVM_SREGS_LAYOUT.ds, U.KVM_SREGS_LAYOUT.es, U.KVM_SREGS_LAYOUT.fs, U.KVM_SREGS_LAYOUT.gs, U.KVM_SREGS_LAYOUT.ss])
+      flat(seg, false);
+    sv.setBigUint64(U.KVM_SREGS_LAYOUT.cr0, sv.getBigUint64(U.KVM_SREGS_LAYOUT.cr0, true) | 1n, true);
+    k.ioctl(this.fd, U.KVM_SET_SREGS, sregs, 'KVM_SET_SREGS');
+    const regs = new Uint8Array(U.KVM_REGS_LAYOUT.size);
+    const rv = new DataView(regs.buffer);
+    rv.setBigUint64(U.KVM_REGS_LAYOUT.rip, BigInt(ip), true);
+    rv.setBigUint64(U.KVM_REGS_LAYOUT.rflags, 2n, true);
+    rv.setBigUint64(U.KVM_REGS_LAYOUT.rsp, 0x8000n, true);
+    k.ioctl(this.fd, U.KVM_SET_REGS, regs, 'KVM_SET_REGS');
+  }
+
   /** KVM_SET_MSRS (host-initiated writes). */
   setMsrs(msrs: [number, bigint][]): void {
     const buf = new Uint8Array(U.KVM_MSRS_LAYOUT.size + msrs.length * U.KVM_MSR_ENTRY_LAYOUT.size);

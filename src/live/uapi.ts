@@ -38,7 +38,19 @@ export const KVM_RUN_LAYOUT = {
   'mmio.is_write': 52,
 } as const;
 export const KVM_REGS_LAYOUT = { size: 144, rax: 0, rsp: 48, rip: 128, rflags: 136 } as const;
-export const KVM_SEGMENT_LAYOUT = { size: 24, base: 0, limit: 8, selector: 12, type: 14, present: 15, s: 18 } as const;
+export const KVM_SEGMENT_LAYOUT = {
+  size: 24,
+  base: 0,
+  limit: 8,
+  selector: 12,
+  type: 14,
+  present: 15,
+  dpl: 16,
+  db: 17,
+  s: 18,
+  l: 19,
+  g: 20,
+} as const;
 export const KVM_SREGS_LAYOUT = { size: 312, cs: 0, ds: 24, es: 48, fs: 72, gs: 96, ss: 120, cr0: 224, efer: 264 } as const;
 export const KVM_MSRS_LAYOUT = { size: 8, nmsrs: 0, entries: 8 } as const;
 export const KVM_MSR_ENTRY_LAYOUT = { size: 16, index: 0, data: 8 } as const;

@@ -29,8 +29,10 @@ export const HPET_BASE = 0xfed0_0000n;
 export const PM_BASE = 0x600;
 
 export interface LiveMachineOptions {
-  /** The flat guest binary, loaded at GUEST_LOAD_GPA and entered in real mode. */
+  /** The flat guest binary, loaded at GUEST_LOAD_GPA and entered there. */
   guest: Uint8Array;
+  /** Real mode (default) or flat 32-bit protected mode (for MMIO above 1 MiB). */
+  mode?: 'real' | 'protected';
   /** u32 parameters written to the mailbox before the first entry. */
   params?: number[];
   /** The in-kernel PIT, with reinject on (KVM's default) or off. Absent: no PIT. */
@@ -109,7 +111,8 @@ export class LiveMachine {
     this.vm.writeGuest(GUEST_LOAD_GPA, opts.guest);
     const mb = new DataView(this.vm.memory.buffer, this.vm.memory.byteOffset);
     (opts.params ?? []).forEach((v, i) => mb.setUint32(MB.param0 + 4 * i, v >>> 0, true));
-    this.vcpu.setRealMode(GUEST_LOAD_GPA);
+    if (opts.mode === 'protected') this.vcpu.setFlatProtectedMode(GUEST_LOAD_GPA);
+    else this.vcpu.setRealMode(GUEST_LOAD_GPA);
 
     const s = this.scheduler;
     const gsi = (n: number) => new KvmIrqLine(this.vm, n);
