@@ -455,3 +455,25 @@ test('live devices: a 32-bit guest reaches the HPET by MMIO and the PM timer by 
     assert.ok(Math.abs(r.twin[i]!.hpetNs - r.twin[i]!.pmNs) <= 300);
   }
 });
+
+test('live: the profile CPUID reaches KVM — without CPUID.1:ECX[24] the TSC-deadline guest gets no timer, as in the twin', async (t) => {
+  if (!needKvm(t)) return;
+  const noDeadline = () => ({ tscDeadlineTimer: false, hypervisor: true, invariantTsc: true });
+  const r = await lapicExperiment({ mode: 'tsc-deadline', periodUs: 1000, seconds: 0.5, cpuid: noDeadline });
+  // KVM's timer_mode_mask follows the guest CPUID: LVTT mode bits 18:17 = 10b are then reserved and
+  // the MSR 0x6e0 write is ignored (kvm_set_lapic_tscdeadline_msr needs TSC-deadline mode)
+  assert.equal(r.live.interrupts, 0);
+  assert.equal(r.twin.interrupts, 0);
+});
+
+test('busy host processes end when the experiment stops them, and by themselves after their deadline', async () => {
+  const { startBusy, stopBusy } = await import('../../src/live/load.ts');
+  const kids = await startBusy(2, 60_000);
+  assert.equal(kids.filter((k) => k.exitCode === null).length, 2);
+  const exited = Promise.all(kids.map((k) => new Promise((r) => k.once('exit', r))));
+  stopBusy(kids);
+  await exited;
+  const self = await startBusy(1, 100);
+  await new Promise((r) => self[0]!.once('exit', r));
+  assert.equal(self[0]!.exitCode, 0, 'a busy process stops at its own deadline');
+});
