@@ -130,6 +130,8 @@ export class HostTrace {
       'BEGIN { printf("timevisor: attached\\n"); }',
       ...probes.map((p) => p.clause),
       `tracepoint:syscalls:sys_enter_kill /pid == ${process.pid} && args->pid == ${STOP_PID} && args->sig == 0/ { exit(); }`,
+      // and when this process's main thread exits (killed by a signal included): never an orphan tracer
+      `tracepoint:sched:sched_process_exit /pid == ${process.pid} && tid == ${process.pid}/ { exit(); }`,
       'END { printf("timevisor: end\\n"); }',
     ].join('\n');
     const child = spawn('bpftrace', ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -3,6 +3,7 @@
 // was loaded (the guest marks it with a port write), with or without busy host threads
 // competing, and the kvm-pit/<pid> kthread that pit_do_work runs on. Its twin runs the device model of
 // KVM's PIT (devices/pit.ts) for the same time in the simulation.
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Engine } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
@@ -112,9 +113,11 @@ export async function livePit(o: PitOptions): Promise<
   const periodNs = (BigInt(divisor) * NSEC_PER_SEC) / PIT_FREQ;
   const windowNs = BigInt(Math.round(o.seconds * 1e9));
   const k = LiveKvm.open();
-  const trace = o.trace ? await HostTrace.start(probesFor('pit', process.pid)) : null;
-  const busy = await startBusy(o.busy, o.seconds * 1000 + 3000);
+  let trace: HostTrace | null = null;
+  let busy: ChildProcess[] = [];
   try {
+    trace = o.trace ? await HostTrace.start(probesFor('pit', process.pid)) : null;
+    busy = await startBusy(o.busy, o.seconds * 1000 + 3000);
     const m = new LiveMachine(k, {
       guest: buildGuest('pit'),
       params: [divisor],
@@ -144,6 +147,7 @@ export async function livePit(o: PitOptions): Promise<
     });
     k.close(); // destroys the PIT
     const tc = trace ? await trace.stop() : null;
+    trace = null;
     // the twin runs until 100 µs after the host's last pit_timer_fn (or until the VM closed)
     const lastExpiry = tc?.scalars.get('last_pit_timer_fn');
     const runNs = lastExpiry !== undefined ? lastExpiry - load + TWIN_PAST_LAST_NS : process.hrtime.bigint() - load;
@@ -174,10 +178,8 @@ export async function livePit(o: PitOptions): Promise<
           }
         : {}),
     };
-  } catch (err) {
-    trace?.kill();
-    throw err;
   } finally {
+    trace?.kill(); // an error before the counts were read: bpftrace must not outlive us
     stopBusy(busy);
     k.close();
   }

@@ -1,12 +1,12 @@
 // A small VMM on /dev/kvm: in-kernel irqchip (PIC, IOAPIC, LAPIC) and optionally the in-kernel PIT
 // (KVM_CREATE_PIT2, reinject on or off through KVM_REINJECT_CONTROL), CPUID from a machine profile's
-// policy, one worker thread per vCPU running KVM_RUN, and port/MMIO exits dispatched to the same device
+// policy, one vCPU on a worker thread running KVM_RUN, and port/MMIO exits dispatched to the same device
 // models the simulation uses (CMOS RTC, HPET, ACPI PM timer, 16550 serial), whose time base is the
 // host's CLOCK_MONOTONIC. Everything it creates is released by its LiveKvm's close(), which also runs
 // on SIGINT/SIGTERM and at exit; stop() ends the vCPU threads first.
 import { Worker } from 'node:worker_threads';
 import { UnavailableError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import type { Ns } from '../core/time.ts';
 import { AcpiPmTimer } from '../devices/acpi-pm.ts';
 import { type AccessSize, MmioBus, PortBus } from '../devices/bus.ts';
 import { Hpet } from '../devices/hpet.ts';
@@ -314,17 +314,10 @@ export class LiveMachine {
       await Promise.race([f, new Promise((r) => setTimeout(r, 10))]);
     }
     if (!done) {
-      await this.worker.terminate();
+      // terminate() cannot interrupt a thread blocked in an ioctl: do not wait for it
+      void this.worker.terminate();
       throw new UnavailableError('the vCPU thread did not stop', 'KVM_RUN was not interrupted within 2 s');
     }
     if (this.workerError) throw this.workerError;
   }
-
-  /** Seconds of host time since start(). */
-  elapsed(): Ns {
-    return process.hrtime.bigint() - this.startedAt;
-  }
 }
-
-export const sleepNs = (ns: Ns) => new Promise<void>((r) => setTimeout(r, Number(ns / 1_000_000n)));
-export { NSEC_PER_SEC };
