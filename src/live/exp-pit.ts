@@ -30,7 +30,10 @@ export interface PitOptions {
 }
 
 export interface PitSide {
-  /** IRQ0s the guest handled in the window. */
+  /**
+   * IRQ0s the guest got for the periods that ended in the window: with reinject on, the first `expected`
+   * it handled before the stop (the k-th answers the k-th expiry, however late); off, those inside the window.
+   */
   delivered: number;
   /** PIT periods that ended in the window. */
   expected: number;
@@ -47,6 +50,8 @@ export interface PitReport {
   reinject: boolean;
   busy: number;
   live: PitSide & {
+    /** IRQ0s the guest handled inside the window (what its tick count read at the window's end). */
+    inWindow: number;
     /** With --trace: PIT periods from the host's first to last pit_timer_fn, plus one (= expiries if one per period). */
     timerSpanPeriods?: number | null;
     /** With --trace: other hrtimers running pit_timer_fn on this host (another VM's PIT), if any. */
@@ -130,12 +135,17 @@ export async function livePit(o: PitOptions): Promise<
     // KVM_GET_PIT2 leaves channel 0's count_load_time at 0 (its hrtimer keeps the time): the guest's
     // MARK_PORT write right after loading the count is the start, a few emulated instructions late.
     const load = m.markTimes[0]!;
+    const expected = Number(windowNs / periodNs);
     await new Promise((r) => setTimeout(r, Math.max(0, Number(load + windowNs - process.hrtime.bigint()) / 1e6 + 50)));
+    // with reinject on, give a backlog of pending ticks up to a second to drain (one per EOI)
+    for (let i = 0; o.reinject && i < 100 && m.tickTimes.length < expected; i++) await new Promise((r) => setTimeout(r, 10));
     await m.stop();
     const stopNs = m.stoppedAt - load;
     const kvmPitThread = findKvmPitThread();
-    const ticks = m.tickTimes.filter((t) => t > load && t <= load + windowNs);
-    const delivered = ticks.length;
+    const inWindow = m.tickTimes.filter((t) => t > load && t <= load + windowNs).length;
+    // reinject on: the k-th IRQ0 answers the k-th expiry, so the periods of the window got theirs if the
+    // guest handled that many before the stop; off: no pairing, only what came inside the window counts
+    const delivered = o.reinject ? Math.min(m.tickTimes.length, expected) : inWindow;
     const total = m.mailbox(MB.count);
     // Lateness: with reinject on, tick k (1-based) answers expiry k; with it off a dropped tick breaks
     // that pairing, so each tick is set against the nearest expiry. The mark is a few µs after the real
@@ -161,7 +171,8 @@ export async function livePit(o: PitOptions): Promise<
       busy: o.busy,
       live: {
         delivered,
-        expected: Number(windowNs / periodNs),
+        expected,
+        inWindow,
         latenessNs: { p50: quantile(lateness, 0.5), p99: quantile(lateness, 0.99), max: quantile(lateness, 1) },
         channel0: { mode: ch0.mode, count: ch0.count },
         kvmPitThread,

@@ -196,10 +196,12 @@ test('live pit: 100 Hz for 2 s with reinject on delivers every period (199 ± 2)
   console.log(
     `pit: delivered ${r.live.delivered}/${r.live.expected}, lateness p50 ${r.live.latenessNs.p50} ns max ${r.live.latenessNs.max} ns`,
   );
-  // Reinject hands the guest every expiry; only a tick whose delivery slips past the window's end is
-  // counted out (seen: up to 1 on this shared 2-core host at load 8). ±2 as the issue sets it.
+  // Reinject hands the guest one IRQ0 per expiry, in order, however late: 199 in every run, ±2 as the
+  // issue sets it (the window's ends against the guest's mark). Inside the window itself the guest had
+  // handled fewer when the host was loaded (193 at load 11, IRQ0 up to 92 ms late): printed, not asserted.
   assert.equal(r.live.expected, 199);
   assert.ok(Math.abs(r.live.delivered - 199) <= 2, `delivered ${r.live.delivered}`);
+  console.log(`pit: ${r.live.inWindow} handled inside the 2 s`);
   assert.equal(r.twin.delivered, 199);
   assert.deepEqual(r.live.channel0, { mode: 2, count: 11932 }, 'KVM_GET_PIT2 shows what the guest programmed');
   assert.match(r.live.kvmPitThread ?? '', new RegExp(`^kvm-pit/${process.pid} \\(pid \\d+\\)$`));
@@ -307,8 +309,9 @@ test('live rtc: the guest reads through the UIP handshake what the twin reads at
     [1, 1],
   );
   console.log(`rtc: new seconds seen ${r.edgeLatencyNs.join(', ')} ns after they began`);
-  // each UIP poll is two port exits to the VMM's main thread (~0.1 ms); 50 ms allows for a loaded host
-  for (const l of r.edgeLatencyNs) assert.ok(l < 50_000_000n, `${l}`);
+  // each UIP poll is two port exits to the VMM's main thread (~0.1 ms); seen 0.07-4 ms, and 69 ms at
+  // load 11 when the vCPU or main thread waited for a CPU: 250 ms bounds a loaded host
+  for (const l of r.edgeLatencyNs) assert.ok(l < 250_000_000n, `${l}`);
 });
 
 test('CLI: kvm pit --json prints one object; kvm compare rtc prints live, twin and difference', (t) => {
@@ -476,4 +479,36 @@ test('busy host processes end when the experiment stops them, and by themselves 
   const self = await startBusy(1, 100);
   await new Promise((r) => self[0]!.once('exit', r));
   assert.equal(self[0]!.exitCode, 0, 'a busy process stops at its own deadline');
+});
+
+test('live pit: ticks missed while the vCPU is paused are delivered afterwards with reinject, lost without', async (t) => {
+  if (!needKvm(t)) return;
+  const { LiveMachine } = await import('../../src/live/vmm.ts');
+  const missed: Record<string, number> = {};
+  for (const reinject of [true, false]) {
+    const k = LiveKvm.open();
+    try {
+      const m = new LiveMachine(k, { guest: buildGuest('pit'), params: [11932], pit: { reinject } });
+      m.start();
+      await m.waitForLine(/pit started/, 20_000);
+      const load = m.markTimes[0]!;
+      await new Promise((r) => setTimeout(r, 100));
+      await m.pause('none');
+      await new Promise((r) => setTimeout(r, 300)); // ~30 periods with nobody to take IRQ0
+      m.resume();
+      await new Promise((r) => setTimeout(r, 400));
+      const periods = Number((process.hrtime.bigint() - load) / 10_000_150n);
+      await m.pause('none');
+      missed[String(reinject)] = periods - m.tickTimes.length;
+      await m.stop();
+    } finally {
+      k.close();
+    }
+  }
+  console.log(`pit after a 300 ms pause: ${missed.true} periods without IRQ0 with reinject, ${missed.false} without`);
+  // reinject: pending counts the expiries and pit_do_work injects one per EOI until none is left; the
+  // guest catches up within the 400 ms after the resume (a few may still be pending at the end).
+  // Off: at most one IRQ0 was pending in the PIC over the pause, the other ~29 are gone.
+  assert.ok(missed.true! <= 2, `reinject on: ${missed.true} periods without IRQ0`);
+  assert.ok(missed.false! >= 20, `reinject off: ${missed.false} periods without IRQ0`);
 });
