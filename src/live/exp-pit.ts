@@ -10,7 +10,8 @@ import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
 import { TraceRecorder } from '../core/trace.ts';
 import { RecordingIrq } from '../devices/irq.ts';
-import { PIT_FREQ, Pit } from '../devices/pit.ts';
+import { PIT_FREQ } from '../devices/index.ts';
+import { KvmPit } from '../hypervisor/index.ts';
 import { formatCounts, HostTrace, probesFor, twinCounts } from './bpftrace.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
@@ -196,12 +197,9 @@ export async function livePit(o: PitOptions): Promise<
   }
 }
 
-/**
- * The in-kernel PIT as the twin builds it. The one place that names the PIT model, so that it is easy
- * to re-point when KVM's PIT moves from devices/pit.ts into the hypervisor layer.
- */
-function twinKvmPit(engine: Engine, irq: RecordingIrq, reinject: boolean, trace: TraceRecorder): Pit {
-  return new Pit({ scheduler: engine, irq, kvm: { reinject }, trace, name: 'twin/pit' });
+/** The in-kernel PIT as the twin builds it: KVM's (src/hypervisor/kvm-pit.ts, arch/x86/kvm/i8254.c). */
+function twinKvmPit(engine: Engine, irq: RecordingIrq, reinject: boolean, trace: TraceRecorder): KvmPit {
+  return new KvmPit({ scheduler: engine, irq, reinject, trace, name: 'twin/pit' });
 }
 
 /**

@@ -228,6 +228,7 @@ export class LiveVm {
   readonly memory: Uint8Array;
   /** Host virtual address of guest RAM. */
   readonly memAddress: bigint;
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held so the mapping outlives every view of it
   private readonly memPtr: NativePointer;
   readonly vcpus: LiveVcpu[] = [];
 
