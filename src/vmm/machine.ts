@@ -8,6 +8,7 @@ import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, kvmclockScale, type KvmVcp
 import { pvclockReadCycles } from '../core/pvclock-abi.ts';
 import { u64 } from '../core/u64.ts';
 import type { GuestPlatform } from '../guest/platform.ts';
+import type { TraceRecorder } from '../core/trace.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
 
@@ -37,6 +38,9 @@ export interface VirtualMachineOptions {
   /** The host's CLOCK_REALTIME (ns since the epoch) now, when a world model owns the host: what
    *  `-rtc base=utc,clock=host` and the other VMMs' CMOS devices read. Default: epochNs + scheduler time. */
   hostRealtime?: () => Ns;
+  /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
+  trace?: TraceRecorder;
+  name?: string;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -96,6 +100,8 @@ export class VirtualMachine {
       scheduler: opts.scheduler,
       hostRealtime: opts.hostRealtime ?? (() => epoch + this.sched.now),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
+      ...(opts.trace ? { trace: opts.trace } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
     });
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
@@ -116,7 +122,13 @@ export class VirtualMachine {
         realtimeAtBootNs: epoch - uptime,
         constantTsc: this.host.invariantTsc,
       });
-      const kvm = new KvmVm({ host: hostTk, memory: this.memory, scheduler: opts.scheduler, name: p.name });
+      const kvm = new KvmVm({
+        host: hostTk,
+        memory: this.memory,
+        scheduler: opts.scheduler,
+        name: opts.name ?? p.name,
+        ...(opts.trace ? { trace: opts.trace } : {}),
+      });
       (this as { kvm: KvmVm | null }).kvm = kvm;
       for (let i = 0; i < nrVcpus; i++) {
         this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(stealFraction) }));

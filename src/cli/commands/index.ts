@@ -8,6 +8,7 @@ import { registerLab } from './lab.ts';
 import { registerPvclock } from './pvclock.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
+import { registerTrace } from './trace.ts';
 
 export function registerCommands(program: Command): void {
   registerDevices(program);
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerPvclock(program);
   registerRun(program);
   registerSchema(program);
+  registerTrace(program);
 }

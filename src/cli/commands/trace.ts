@@ -1,0 +1,62 @@
+// `timevisor trace [FILE]`: run a scenario (or the demo) with tracing on; print its events as a KVM
+// host's trace_pipe and, at the end, the call paths counted as a bpftrace session prints its maps.
+import type { Command } from 'commander';
+import { writeFileAtomic } from '../../report/write.ts';
+import { chromeTrace, countPaths, formatPathCounts, runTrace, tracePipeLines } from '../../trace/index.ts';
+import { progressBar } from '../progress.ts';
+import { scenarioFromArgs } from './scenario-arg.ts';
+
+interface TraceOpts {
+  stacks?: boolean;
+  filter?: string;
+  vm?: string;
+  perfetto?: string;
+  counts?: boolean;
+  seed?: string;
+  quiet?: boolean;
+}
+
+export function registerTrace(program: Command): void {
+  program
+    .command('trace')
+    .description(
+      "run a scenario (or the demo) with tracing on: events as a KVM host's trace_pipe, then call paths with counts (bpftrace's @[...]: N)",
+    )
+    .argument('[file]', 'scenario file (see schema/scenario.schema.json)')
+    .option('--stacks', 'print the counted call paths as kernel stacks (one frame a line, innermost first)')
+    .option(
+      '--filter <names>',
+      'only events whose name or a frame of whose call path matches (comma-separated, * wildcard), e.g. pit_*,kvm_set_irq',
+    )
+    .option('--vm <name>', "only this VM's events")
+    .option('--perfetto <file>', 'also write Chrome trace-event JSON (open it in ui.perfetto.dev)')
+    .option('--counts', 'print only the counted call paths, not the event list')
+    .option('--seed <n>', 'override the scenario seed')
+    .option('--quiet', 'no progress bar')
+    .action((file: string | undefined, opts: TraceOpts) => {
+      // `timevisor trace | head` closes the pipe early: stop quietly, as other tools do
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+        if (e.code === 'EPIPE') process.exit(0);
+        throw e;
+      });
+      const scenario = scenarioFromArgs(file, opts.seed);
+      const progress = progressBar(`tracing ${scenario.name}`, process.stderr, { quiet: opts.quiet ?? false });
+      const run = runTrace(scenario, {
+        ...(opts.filter !== undefined ? { filter: opts.filter } : {}),
+        ...(opts.vm !== undefined ? { vm: opts.vm } : {}),
+        onProgress: progress.update,
+      });
+      progress.done();
+      if (!opts.counts) {
+        const lines: string[] = [];
+        for (const ev of run.events) for (const l of tracePipeLines(ev, run.vmOrder)) lines.push(l);
+        if (lines.length) process.stdout.write(lines.join('\n') + '\n\n');
+      }
+      process.stdout.write(formatPathCounts(countPaths(run.events), { stacks: opts.stacks ?? false }));
+      if (run.dropped > 0) process.stderr.write(`timevisor: ${run.dropped} events past the recorder's limit were not kept\n`);
+      if (opts.perfetto) {
+        writeFileAtomic(opts.perfetto, JSON.stringify(chromeTrace(run.events, run.result.timeline, run.vmOrder)), '--perfetto');
+        if (!opts.quiet) process.stderr.write(`wrote ${opts.perfetto}\n`);
+      }
+    });
+}
