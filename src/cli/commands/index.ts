@@ -6,6 +6,7 @@ import { registerGuest } from './guest.ts';
 import { registerKvm } from './kvm.ts';
 import { registerLab } from './lab.ts';
 import { registerPvclock } from './pvclock.ts';
+import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
 import { registerTrace } from './trace.ts';
@@ -17,6 +18,7 @@ export function registerCommands(program: Command): void {
   registerKvm(program);
   registerLab(program);
   registerPvclock(program);
+  registerReport(program);
   registerRun(program);
   registerSchema(program);
   registerTrace(program);

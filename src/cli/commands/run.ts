@@ -1,5 +1,5 @@
 // `timevisor run [FILE]`: run a scenario (or the built-in demo) and report every guest's clock offset.
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { InputError } from '../../core/errors.ts';
@@ -8,6 +8,7 @@ import { DEMO_SCENARIO_YAML } from '../../world/demo.ts';
 import { loadScenario, parseScenarioText, type Scenario } from '../../world/scenario.ts';
 import { simulate, timelineCsv, type SimulationResult } from '../../world/simulation.ts';
 import { progressBar } from '../progress.ts';
+import { reportHtml, writeFileAtomic } from '../../report/index.ts';
 
 function fmtOffset(nsStr: string): string {
   const ns = BigInt(nsStr);
@@ -128,21 +129,28 @@ export function registerRun(program: Command): void {
     .option('--out <dir>', 'write summary.json and timeline.csv into this directory')
     .option('--json', 'print the summary as JSON instead of the human report')
     .option('--seed <n>', 'override the scenario seed')
-    .action((file: string | undefined, opts: { out?: string; json?: boolean; seed?: string }) => {
+    .option('--report <file>', 'also write a self-contained HTML report (plots, verdicts, tables)')
+    .option('--quiet', 'no progress bar, no list of files written')
+    .action((file: string | undefined, opts: { out?: string; json?: boolean; seed?: string; report?: string; quiet?: boolean }) => {
       let scenario: Scenario = file === undefined ? parseScenarioText(DEMO_SCENARIO_YAML, 'built-in demo') : loadScenario(file);
       if (opts.seed !== undefined) {
         if (!/^\d+$/.test(opts.seed) || Number(opts.seed) > 0xffff_ffff)
           throw new InputError(`expected an integer 0…4294967295, got "${opts.seed}"`, '--seed');
         scenario = { ...scenario, seed: Number(opts.seed) };
       }
-      const progress = progressBar(`simulating ${scenario.name}`);
+      const progress = progressBar(`simulating ${scenario.name}`, process.stderr, { quiet: opts.quiet ?? false });
       const res = simulate(scenario, { onProgress: progress.update });
       progress.done();
       if (opts.json) process.stdout.write(JSON.stringify(res.summary, null, 2) + '\n');
       else process.stdout.write(humanSummary(res));
       if (opts.out) {
         const written = writeResults(opts.out, res);
-        process.stderr.write(`wrote ${written.join(', ')}\n`);
+        if (!opts.quiet) process.stderr.write(`wrote ${written.join(', ')}\n`);
+      }
+      if (opts.report) {
+        const scenarioText = file === undefined ? DEMO_SCENARIO_YAML : readFileSync(file, 'utf8');
+        writeFileAtomic(opts.report, reportHtml(res, { scenarioText }), '--report');
+        if (!opts.quiet) process.stderr.write(`wrote ${opts.report}\n`);
       }
     });
 }
