@@ -9,6 +9,7 @@ import { registerPvclock } from './pvclock.ts';
 import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
+import { registerServe } from './serve.ts';
 import { registerTrace } from './trace.ts';
 
 export function registerCommands(program: Command): void {
@@ -21,5 +22,6 @@ export function registerCommands(program: Command): void {
   registerReport(program);
   registerRun(program);
   registerSchema(program);
+  registerServe(program);
   registerTrace(program);
 }
