@@ -10,6 +10,7 @@ import { Pit } from '../../src/devices/index.ts';
 import { noIrq } from '../../src/devices/index.ts';
 import { chromeTrace, countPaths, formatPathCounts, runTrace, tracePipeLines } from '../../src/trace/index.ts';
 import { loadScenario } from '../../src/world/scenario.ts';
+import { simulate } from '../../src/world/simulation.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '../fixtures/report/pause-short.yaml');
 const BIN = resolve(import.meta.dirname, '../../bin/timevisor.js');
@@ -171,6 +172,27 @@ test('`timevisor trace FILE --perfetto` prints the same bytes twice and writes t
   assert.match(a.stdout, /\n\n@\[/);
   JSON.parse(readFileSync(join(dir, 'a.json'), 'utf8'));
   assert.deepEqual(readdirSync(dir), ['a.json']);
+});
+
+test('--json: events with exact ns as strings, and the counted paths', () => {
+  const r = tv('trace', FIXTURE, '--json', '--vm', 'vm-agent', '--filter', 'kvm_pvclock_update');
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as {
+    events: { ts: string; name: string; args: Record<string, unknown> }[];
+    paths: { path: string[]; count: number }[];
+  };
+  assert.ok(doc.events.length >= 3);
+  assert.equal(doc.events[0]!.ts, '350000000');
+  assert.equal(doc.events[0]!.args.tsc_to_system_mul, 3308738291);
+  assert.deepEqual(doc.paths, [
+    { path: ['vcpu_enter_guest', 'kvm_guest_time_update', 'kvm_setup_guest_pvclock', 'kvm_pvclock_update'], count: doc.events.length },
+  ]);
+});
+
+test('tracing changes nothing: the same timeline and summary with it on and off', () => {
+  const off = simulate(loadScenario(FIXTURE));
+  assert.deepEqual(run.result.timeline, off.timeline);
+  assert.deepEqual(run.result.summary, off.summary);
 });
 
 test('bad --vm or --filter: one line naming the option, exit 2, nothing written', () => {

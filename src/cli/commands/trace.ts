@@ -14,7 +14,11 @@ interface TraceOpts {
   counts?: boolean;
   seed?: string;
   quiet?: boolean;
+  json?: boolean;
 }
+
+/** JSON for --json: ns and 64-bit fields as decimal strings, exactly. */
+const jsonBig = (_k: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
 
 export function registerTrace(program: Command): void {
   program
@@ -32,6 +36,7 @@ export function registerTrace(program: Command): void {
     .option('--perfetto <file>', 'also write Chrome trace-event JSON (open it in ui.perfetto.dev)')
     .option('--counts', 'print only the counted call paths, not the event list')
     .option('--seed <n>', 'override the scenario seed')
+    .option('--json', 'print {events, paths} as JSON instead of trace_pipe text and bpftrace maps')
     .option('--quiet', 'no progress bar')
     .action((file: string | undefined, opts: TraceOpts) => {
       // `timevisor trace | head` closes the pipe early: stop quietly, as other tools do
@@ -47,12 +52,20 @@ export function registerTrace(program: Command): void {
         onProgress: progress.update,
       });
       progress.done();
-      if (!opts.counts) {
+      if (opts.json) {
+        const doc = {
+          scenario: scenario.name,
+          events: opts.counts ? undefined : run.events,
+          paths: countPaths(run.events),
+          dropped: run.dropped,
+        };
+        process.stdout.write(JSON.stringify(doc, jsonBig) + '\n');
+      } else if (!opts.counts) {
         const lines: string[] = [];
         for (const ev of run.events) for (const l of tracePipeLines(ev, run.vmOrder)) lines.push(l);
         if (lines.length) process.stdout.write(lines.join('\n') + '\n\n');
       }
-      process.stdout.write(formatPathCounts(countPaths(run.events), { stacks: opts.stacks ?? false }));
+      if (!opts.json) process.stdout.write(formatPathCounts(countPaths(run.events), { stacks: opts.stacks ?? false }));
       if (run.dropped > 0) process.stderr.write(`timevisor: ${run.dropped} events past the recorder's limit were not kept\n`);
       if (opts.perfetto) {
         writeFileAtomic(opts.perfetto, JSON.stringify(chromeTrace(run.events, run.result.timeline, run.vmOrder)), '--perfetto');
