@@ -60,7 +60,8 @@ export function chromeTrace(events: readonly TraceEvent[], timeline: readonly Ti
     const device = ev.source.split('/')[1];
     let pid: number;
     let tid: number;
-    if (src.vmIndex < 0) {
+    // host interrupt and kworker context run on a host CPU, whatever VM they serve
+    if (src.vmIndex < 0 || k.context === 'hardirq' || k.context === 'kworker') {
       pid = HOST_PID;
       tid = task.cpu;
       thread(pid, tid, `CPU ${task.cpu}`);

@@ -6,7 +6,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { InputError } from '../core/errors.ts';
-import { echartsSource, reportHtml } from '../report/index.ts';
+import { echartsSource, offsetChart, reportHtml } from '../report/index.ts';
+import { chromeTrace, runTrace } from '../trace/index.ts';
 import { verdicts } from '../report/verdict.ts';
 import { parseScenario, parseScenarioText, type Scenario, scenarioJsonSchema } from '../world/scenario.ts';
 import { type SimulationSummary, timelineCsv } from '../world/simulation.ts';
@@ -105,13 +106,21 @@ export function startWebServer(opts: WebServerOptions = {}): Promise<WebServer> 
       const job = jobs.start(scenario);
       return json(res, 202, { id: job.id });
     }
-    const m = /^\/api\/runs\/([0-9a-f-]{36})\/(events|summary\.json|timeline\.csv|report\.html)$/.exec(p);
+    const m = /^\/api\/runs\/([0-9a-f-]{36})\/(events|summary\.json|timeline\.csv|report\.html|trace\.json)$/.exec(p);
     const job = m ? jobs.get(m[1]!) : undefined;
     if (m && job && req.method === 'GET') {
       if (m[2] === 'events') {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
         const write = (msg: (typeof job.messages)[number]) => {
-          const data = msg.kind === 'done' ? { summary: msg.summary, verdicts: verdicts(msg.summary as SimulationSummary) } : msg;
+          // the finished plot is the report's: pauses shaded, the line broken across them
+          const data =
+            msg.kind === 'done'
+              ? {
+                  summary: msg.summary,
+                  verdicts: verdicts(msg.summary as SimulationSummary),
+                  chart: job.result ? offsetChart(job.result.summary, job.result.timeline).option : null,
+                }
+              : msg;
           res.write(`event: ${msg.kind}\ndata: ${JSON.stringify(data)}\n\n`);
           if (msg.kind === 'done' || msg.kind === 'error') res.end();
         };
@@ -128,6 +137,17 @@ export function startWebServer(opts: WebServerOptions = {}): Promise<WebServer> 
       if (m[2] === 'summary.json')
         return send(res, 200, 'application/json', JSON.stringify(job.result.summary, null, 2) + '\n', attach('summary.json'));
       if (m[2] === 'timeline.csv') return send(res, 200, 'text/csv', timelineCsv(job.result.timeline), attach('timeline.csv'));
+      if (m[2] === 'trace.json') {
+        // traced on demand (most runs are never traced); blocks this local server for about one run
+        const t = runTrace(job.scenario);
+        return send(
+          res,
+          200,
+          'application/json',
+          JSON.stringify(chromeTrace(t.events, t.result.timeline, t.vmOrder)),
+          attach('trace.json'),
+        );
+      }
       return send(res, 200, 'text/html; charset=utf-8', reportHtml(job.result), attach('report.html'));
     }
     return json(res, 404, { error: { line: `no such resource: ${req.method} ${p}` } });

@@ -149,6 +149,9 @@ test('Perfetto: trace-event JSON with process and thread names, instants, counte
     'qemu-system-x86',
   ])
     assert.ok(metaNames.includes(n), `${n} in ${metaNames.join(', ')}`);
+  // the PIT's hrtimer fires in host interrupt context: on the host's CPU 0 track
+  const expiry = t.traceEvents.find((e) => e.name === 'pit_timer_fn')!;
+  assert.deepEqual([expiry.pid, expiry.tid], [1, 0]);
   const stop = t.traceEvents.find((e) => e.name === 'qmp_stop')!;
   assert.equal(stop.s, 'p');
   assert.equal(stop.ts, 300_000_000);

@@ -50,6 +50,11 @@ test('web UI in Chromium: run a scenario, see the plot grow and the verdict; a b
       `echarts.getInstanceByDom(document.getElementById('chart')).getOption().series.map((s) => s.data.length)`,
     );
     assert.equal(points.length, 2);
+    // when done the plot is the report's: the pause shaded on each VM's line
+    const shaded = await page.evaluate<number[]>(
+      `echarts.getInstanceByDom(document.getElementById('chart')).getOption().series.map((s) => s.markArea.data.length)`,
+    );
+    assert.deepEqual(shaded, [1, 1]);
     // 15 min sampled every 10 s, less the 12 samples inside the 2-minute pause, plus resume and sync samples
     for (const n of points) assert.ok(n >= 78, `${n} points`);
     assert.equal((await page.locator('#chart canvas').count()) > 0, true);

@@ -74,6 +74,18 @@ test('a run streams progress and rows over SSE, ends with the verdicts, and its 
   const rep = await fetch(new URL(`/api/runs/${r.body.id}/report.html`, web.url));
   assert.equal(rep.headers.get('content-disposition'), 'attachment; filename="pause-short-report.html"');
   assert.match(await rep.text(), /<div class="chart" id="chart-offset">/);
+  const trace = (await (await fetch(new URL(`/api/runs/${r.body.id}/trace.json`, web.url))).json()) as {
+    traceEvents: { name: string; ph: string }[];
+  };
+  assert.ok(trace.traceEvents.some((e) => e.name === 'kvm_pvclock_update' && e.ph === 'i'));
+  const done2 = events.at(-1)!.data as { chart: { series: { name: string; markArea: { data: unknown[] } }[] } };
+  assert.deepEqual(
+    done2.chart.series.map((s) => [s.name, s.markArea.data.length]),
+    [
+      ['vm-agent', 1],
+      ['vm-ntp', 1],
+    ],
+  );
 });
 
 test('a bad scenario: 400 with the path of the field, the CLI’s one line, and what could be read', async () => {

@@ -288,7 +288,8 @@ function run() {
           $('verdicts').append(p);
         }
         $('downloads').replaceChildren('download: ');
-        ['summary.json', 'timeline.csv', 'report.html'].forEach((f, i) => {
+        if (d.chart) chart.setOption(d.chart, true);
+        ['summary.json', 'timeline.csv', 'report.html', 'trace.json'].forEach((f, i) => {
           if (i) $('downloads').append(' · ');
           $('downloads').append(el('a', { id: `dl-${f.split('.')[0]}`, href: `/api/runs/${id}/${f}`, text: f }));
         });
