@@ -145,7 +145,7 @@ test('Perfetto: trace-event JSON with process and thread names, instants, counte
     'CPU 0/KVM',
     'pit',
     'rtc',
-    'kworker/0:1',
+    'CPU 0',
     'qemu-system-x86',
   ])
     assert.ok(metaNames.includes(n), `${n} in ${metaNames.join(', ')}`);
