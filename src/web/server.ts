@@ -87,7 +87,11 @@ export function startWebServer(opts: WebServerOptions = {}): Promise<WebServer> 
   const css = asset('app.css');
   let echarts: string | null = null;
 
+  let allowedHosts: Set<string> | null = null;
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // bound to loopback, answer only requests addressed to loopback: a web page elsewhere cannot reach
+    // this server through a DNS name it rebinds to 127.0.0.1
+    if (allowedHosts && !allowedHosts.has(req.headers.host ?? '')) return json(res, 403, { error: { line: 'Host not allowed' } });
     const url = new URL(req.url ?? '/', 'http://localhost');
     const p = url.pathname;
     if (req.method === 'GET' && p === '/') return send(res, 200, 'text/html; charset=utf-8', page);
@@ -167,6 +171,8 @@ export function startWebServer(opts: WebServerOptions = {}): Promise<WebServer> 
     server.listen(opts.port ?? 7300, opts.host ?? '127.0.0.1', () => {
       const a = server.address() as AddressInfo;
       const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+      if (a.address === '127.0.0.1' || a.address === '::1')
+        allowedHosts = new Set([`127.0.0.1:${a.port}`, `localhost:${a.port}`, `[::1]:${a.port}`]);
       resolve({
         server,
         url: `http://${host}:${a.port}/`,

@@ -138,16 +138,7 @@ test('Perfetto: trace-event JSON with process and thread names, instants, counte
     if (e.ph === 'M') assert.equal(typeof (e.args as { name: string }).name, 'string');
   }
   const metaNames = t.traceEvents.filter((e) => e.ph === 'M').map((e) => (e.args as { name: string }).name);
-  for (const n of [
-    'host',
-    'vm-agent (qemu-system-x86)',
-    'vm-ntp (qemu-system-x86)',
-    'CPU 0/KVM',
-    'pit',
-    'rtc',
-    'CPU 0',
-    'qemu-system-x86',
-  ])
+  for (const n of ['host', 'vm-agent (qemu-system-x86)', 'vm-ntp (qemu-system-x86)', 'CPU 0/KVM', 'pit', 'rtc', 'CPU 0', 'qemu-system-x86'])
     assert.ok(metaNames.includes(n), `${n} in ${metaNames.join(', ')}`);
   // the PIT's hrtimer fires in host interrupt context: on the host's CPU 0 track
   const expiry = t.traceEvents.find((e) => e.name === 'pit_timer_fn')!;

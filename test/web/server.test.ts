@@ -31,8 +31,21 @@ async function sse(path: string): Promise<{ event: string; data: unknown }[]> {
     });
 }
 
-test('binds to 127.0.0.1 by default', () => {
+test('binds to 127.0.0.1 by default and answers only requests addressed to loopback', async () => {
   assert.match(web.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+  const { request } = await import('node:http');
+  const status = (host: string) =>
+    new Promise<number>((resolve, reject) => {
+      const u = new URL(web.url);
+      request({ host: u.hostname, port: u.port, path: '/api/library', headers: { host } }, (r) => {
+        r.resume();
+        resolve(r.statusCode!);
+      })
+        .on('error', reject)
+        .end();
+    });
+  assert.equal(await status(`localhost:${new URL(web.url).port}`), 200);
+  assert.equal(await status(`evil.example:${new URL(web.url).port}`), 403);
 });
 
 test('the progressive run hands out exactly the full run’s timeline, in five growing batches', () => {
@@ -106,4 +119,30 @@ test('a bad scenario: 400 with the path of the field, the CLI’s one line, and 
   assert.equal(junk.status, 400);
   assert.equal(((await junk.json()) as { error: { line: string } }).error.line, 'request: expected a JSON body');
   assert.equal((await fetch(new URL('/nope', web.url))).status, 404);
+});
+
+test('`timevisor serve --port 0` prints its URL, serves, and stops on SIGTERM; a bad --port is exit 2', async () => {
+  const { spawn, spawnSync } = await import('node:child_process');
+  const BIN = resolve(import.meta.dirname, '../../bin/timevisor.js');
+  const bad = spawnSync(process.execPath, [BIN, 'serve', '--port', 'http'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr, 'timevisor: --port: expected a port 0…65535, got "http"\n');
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  const url = await new Promise<string>((resolveUrl, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /timevisor web UI at (http:\/\/127\.0\.0\.1:\d+\/) \(Ctrl-C to stop\)\n/.exec(out);
+      if (m) resolveUrl(m[1]!);
+    });
+    child.on('exit', () => reject(new Error(`serve exited early: ${out}`)));
+  });
+  const lib = (await (await fetch(new URL('/api/library', url))).json()) as { id: string }[];
+  assert.deepEqual(
+    lib.map((l) => l.id),
+    ['demo', 'pause-15min'],
+  );
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0);
 });
