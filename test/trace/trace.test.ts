@@ -183,6 +183,16 @@ test('--json: events with exact ns as strings, and the counted paths', () => {
   ]);
 });
 
+test("--ftrace: a real guest's function_graph trace counted in the same layout", () => {
+  const file = resolve(import.meta.dirname, '../lab/fixtures/rtc_read_time.function_graph.txt');
+  const r = tv('trace', '--ftrace', file, '--filter', 'rtc_cmos_read');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '@[rtc_read_time, __rtc_read_time, cmos_read_time, mc146818_get_time, mc146818_avoid_UIP, rtc_cmos_read]: 5\n');
+  const bad = tv('trace', '--ftrace', BIN);
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr, `timevisor: ${BIN}: no function_graph calls found (expected the output of the function_graph tracer)\n`);
+});
+
 test('tracing changes nothing: the same timeline and summary with it on and off', () => {
   const off = simulate(loadScenario(FIXTURE));
   assert.deepEqual(run.result.timeline, off.timeline);
