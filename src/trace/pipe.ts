@@ -33,7 +33,8 @@ export function qemuPid(vmIndex: number): number {
 }
 
 export function hostTask(ctx: EventContext, src: SourceInfo): HostTask {
-  const pid = qemuPid(Math.max(0, src.vmIndex));
+  // events the models emit without a VM name (the guest model's printk) get a QEMU of their own, pid 4000
+  const pid = src.vmIndex >= 0 ? qemuPid(src.vmIndex) : 4000;
   const vcpu = src.vcpu ?? 0;
   switch (ctx) {
     case 'vcpu':
