@@ -122,7 +122,15 @@ export function monotonicChart(s: SimulationSummary, rows: readonly TimelineRow[
     what: 'How much elapsed time each guest has not seen: a kvm-clock guest loses every pause, a tsc guest none.',
     option: {
       ...baseOption('guest CLOCK_MONOTONIC − elapsed true time', `time since start (${tu.name})`, `lag (${unit.name})`),
-      series: names.map((n) => ({ name: n, type: 'line', showSymbol: false, data: byVm.get(n) ?? [] })),
+      series: s.vms.map((v) => ({
+        name: v.name,
+        type: 'line',
+        showSymbol: false,
+        data: withGaps(
+          byVm.get(v.name) ?? [],
+          v.pauses.map((p) => (p.at_s + p.duration_s / 2) / tu.s),
+        ),
+      })),
     },
   };
 }

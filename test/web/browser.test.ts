@@ -2,7 +2,7 @@
 // test-artifacts/ (gitignored) for a person to look at.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 import { startWebServer } from '../../src/web/index.ts';
@@ -87,5 +87,38 @@ test('web UI in Chromium: run a scenario, see the plot grow and the verdict; a b
   } finally {
     await browser.close();
     await web.close();
+  }
+});
+
+test('the HTML report draws its three plots in Chromium with the network off', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    t.skip(`Debian's chromium is not installed (${CHROMIUM}; apt-get install chromium)`);
+    return;
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const { reportHtml } = await import('../../src/report/index.ts');
+  const { simulate } = await import('../../src/world/simulation.ts');
+  const { loadScenario } = await import('../../src/world/scenario.ts');
+  const file = resolve(ARTIFACTS, 'report.html');
+  writeFileSync(file, reportHtml(simulate(loadScenario(FIXTURE)), { scenarioText: readFileSync(FIXTURE, 'utf8') }));
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    await context.setOffline(true);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('requestfailed', (r) => errors.push(`request ${r.url()}`));
+    await page.goto(`file://${file}`);
+    await page.waitForSelector('#chart-host canvas');
+    const series = await page.evaluate<number[]>(
+      `['offset', 'monotonic', 'host'].map((id) => echarts.getInstanceByDom(document.getElementById('chart-' + id)).getOption().series.length)`,
+    );
+    assert.deepEqual(series, [2, 2, 1]);
+    assert.equal(await page.locator('.verdict').count(), 2);
+    await page.screenshot({ path: resolve(ARTIFACTS, 'report.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
   }
 });
