@@ -24,7 +24,7 @@ export interface TraceRun {
 }
 
 /**
- * The scenario names of VMs booted without one: bootVm numbers them vm0, vm1, … in boot order, and
+ * The scenario names of VMs booted without one: bootVm numbers them vm#0, vm#1, … in boot order, and
  * simulate() boots them at boot_at, ties in scenario order (the engine keeps insertion order).
  */
 export function bootOrderNames(s: Scenario): Map<string, string> {
@@ -33,7 +33,7 @@ export function bootOrderNames(s: Scenario): Map<string, string> {
     .map((v, i) => ({ name: v.name, at: parseDuration(v.boot_at), i }))
     .filter((v) => v.at <= duration)
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.i - b.i));
-  return new Map(booted.map((v, n) => [`vm${n}`, v.name]));
+  return new Map(booted.map((v, n) => [`vm#${n}`, v.name]));
 }
 
 export function nameMatcher(filter: string | undefined, where = '--filter'): ((name: string) => boolean) | null {
@@ -57,6 +57,7 @@ export function runTrace(s: Scenario, opts: TraceRunOptions = {}): TraceRun {
   const match = nameMatcher(opts.filter);
   const recorder = new TraceRecorder({ enabled: true, limit: opts.limit ?? 2_000_000 });
   const result = simulate(s, { trace: recorder, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+  // once simulate() passes its VMs' names to bootVm, no source is numbered and this maps nothing
   const names = bootOrderNames(s);
   const events: TraceEvent[] = [];
   for (const ev of recorder.recorded) {

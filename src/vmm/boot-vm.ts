@@ -50,7 +50,7 @@ export interface BootVmOptions {
   name?: string;
 }
 
-// VMs booted into one recorder without a name are numbered in boot order (vm0, vm1, …), so their
+// VMs booted into one recorder without a name are numbered in boot order (vm#0, vm#1, …), so their
 // events stay apart; the numbering lives with the recorder, not in a global counter.
 const tracedVms = new WeakMap<TraceRecorder, number>();
 
@@ -58,7 +58,7 @@ const tracedVms = new WeakMap<TraceRecorder, number>();
 function traceVmName(trace: TraceRecorder): string {
   const n = tracedVms.get(trace) ?? 0;
   tracedVms.set(trace, n + 1);
-  return `vm${n}`;
+  return `vm#${n}`;
 }
 
 export class BootedVm {

@@ -193,6 +193,19 @@ test("--ftrace: a real guest's function_graph trace counted in the same layout",
   assert.equal(bad.stderr, `timevisor: ${BIN}: no function_graph calls found (expected the output of the function_graph tracer)\n`);
 });
 
+test('VMs booted in another order than listed keep their own events', () => {
+  const s = loadScenario(FIXTURE);
+  const late = { ...s, vms: [{ ...s.vms[0]!, boot_at: '2min', pauses: [] }, s.vms[1]!] };
+  const r = runTrace(late, { filter: 'kvm_synchronize_tsc' });
+  assert.deepEqual(
+    r.events.filter((e) => e.name === 'kvm_synchronize_tsc').map((e) => [e.source, e.ts]),
+    [
+      ['vm-ntp/vcpu0', 0n],
+      ['vm-agent/vcpu0', 120_000_000_000n],
+    ],
+  );
+});
+
 test('tracing changes nothing: the same timeline and summary with it on and off', () => {
   const off = simulate(loadScenario(FIXTURE));
   assert.deepEqual(run.result.timeline, off.timeline);
