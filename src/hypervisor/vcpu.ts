@@ -407,23 +407,6 @@ export class KvmVcpu {
         this.pvclockSetGuestStoppedRequest = false;
       }
       this.setupGuestPvclock(hv);
-      // trace_kvm_pvclock_update(v->vcpu_id, &hv_clock) at the end of kvm_setup_guest_pvclock (x86.c)
-      if (vm.trace.on)
-        vm.trace.instant(
-          vm.traceNow(),
-          `${vm.name}/vcpu${this.id}`,
-          'kvm_pvclock_update',
-          ['vcpu_enter_guest', 'kvm_guest_time_update', 'kvm_setup_guest_pvclock'],
-          {
-            vcpu_id: this.id,
-            version: hv.version,
-            tsc_timestamp: hv.tscTimestamp,
-            system_time: hv.systemTime,
-            tsc_to_system_mul: hv.tscToSystemMul,
-            tsc_shift: hv.tscShift,
-            flags: hv.flags,
-          },
-        );
     }
     this.lastPvclock = hv;
     if (vm.trace.on) {
@@ -436,6 +419,24 @@ export class KvmVcpu {
         version: hv.version,
       });
     }
+    // the function tracer prints kvm_guest_time_update's entry first, then the tracepoint inside it:
+    // trace_kvm_pvclock_update(v->vcpu_id, &hv_clock) at the end of kvm_setup_guest_pvclock (x86.c)
+    if (this.pvTimeActive && vm.trace.on)
+      vm.trace.instant(
+        vm.traceNow(),
+        `${vm.name}/vcpu${this.id}`,
+        'kvm_pvclock_update',
+        ['vcpu_enter_guest', 'kvm_guest_time_update', 'kvm_setup_guest_pvclock'],
+        {
+          vcpu_id: this.id,
+          version: hv.version,
+          tsc_timestamp: hv.tscTimestamp,
+          system_time: hv.systemTime,
+          tsc_to_system_mul: hv.tscToSystemMul,
+          tsc_shift: hv.tscShift,
+          flags: hv.flags,
+        },
+      );
   }
 
   /**

@@ -121,6 +121,25 @@ test('a bad scenario: 400 with the path of the field, the CLI’s one line, and 
   assert.equal((await fetch(new URL('/nope', web.url))).status, 404);
 });
 
+test('an error the run itself finds (a pause before the kernel starts) ends the stream with its path', async () => {
+  const text = readFileSync(FIXTURE, 'utf8').replace('pauses: [{ at: 5min, duration: 1min }]', 'pauses: [{ at: 100ms, duration: 1min }]');
+  const r = await post('/api/run', { text, name: 'early.yaml' });
+  assert.equal(r.status, 202);
+  const events = await sse(`/api/runs/${r.body.id}/events`);
+  assert.deepEqual(events.at(-1), {
+    event: 'error',
+    data: {
+      kind: 'error',
+      message: 'pause at 100ms comes before the guest kernel has started',
+      input: true,
+      where: 'scenario',
+      path: 'vms[0].pauses',
+    },
+  });
+  const dl = await fetch(new URL(`/api/runs/${r.body.id}/summary.json`, web.url));
+  assert.equal(dl.status, 409);
+});
+
 test('`timevisor serve --port 0` prints its URL, serves, and stops on SIGTERM; a bad --port is exit 2', async () => {
   const { spawn, spawnSync } = await import('node:child_process');
   const BIN = resolve(import.meta.dirname, '../../bin/timevisor.js');
