@@ -4,4 +4,4 @@ export { parseTimelineCsv, readRunDir, TIMELINE_HEADER } from './data.ts';
 export { echartsSource, escapeHtml, REPORT_CSS, type ReportOptions, reportHtml, scriptJson } from './html.ts';
 export { chartSvg, offsetPng } from './png.ts';
 export { type Verdict, type VerdictLevel, verdicts, vmVerdict } from './verdict.ts';
-export { writeFileAtomic } from './write.ts';
+export { type OutputFile, writeFileAtomic, writeFilesAtomic } from './write.ts';

@@ -12,6 +12,8 @@ const WORKER = new URL('./worker.ts', import.meta.url).href;
 // the worker loads TypeScript the way bin/timevisor.js does
 const BOOT = `import(${JSON.stringify(TSX_API)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER)}); });`;
 
+const KEEP_JOBS = 32;
+
 export interface Job {
   id: string;
   scenario: Scenario;
@@ -28,6 +30,11 @@ export class JobRunner {
   start(scenario: Scenario): Job {
     const job: Job = { id: randomUUID(), scenario, messages: [], listeners: new Set(), result: null, finished: false };
     this.jobs.set(job.id, job);
+    // keep the most recent runs' results for download, not every run since the server started
+    for (const [id, j] of this.jobs) {
+      if (this.jobs.size <= KEEP_JOBS) break;
+      if (j.finished) this.jobs.delete(id);
+    }
     const w = new Worker(BOOT, { eval: true, workerData: { scenario } });
     this.workers.add(w);
     const emit = (m: WorkerMessage) => {

@@ -94,6 +94,15 @@ test('timevisor report DIR reads a run --out; run --report writes the same kind 
   assert.ok(decodePng(readFileSync(join(out, 'offset.png'))).width === 1200);
 });
 
+test('report --png into a directory that does not exist: exit 2 and no HTML written either', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tv-report-'));
+  assert.equal(tv('run', FIXTURE, '--out', dir, '--quiet').status, 0);
+  const r = tv('report', dir, '--png', join(dir, 'nope', 'x.png'));
+  assert.equal(r.status, 2);
+  assert.equal(r.stderr, `timevisor: --png: cannot write ${join(dir, 'nope', 'x.png')}: ENOENT\n`);
+  assert.deepEqual(readdirSync(dir).sort(), ['summary.json', 'timeline.csv']);
+});
+
 test('the timeline read back from CSV is the timeline written, exactly', () => {
   assert.deepEqual(parseTimelineCsv(timelineCsv(res.timeline)), res.timeline);
 });

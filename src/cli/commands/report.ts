@@ -1,7 +1,7 @@
 // `timevisor report DIR`: the HTML report (and optionally the main plot as PNG) of a `run --out DIR`.
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { offsetPng, readRunDir, reportHtml, writeFileAtomic } from '../../report/index.ts';
+import { type OutputFile, offsetPng, readRunDir, reportHtml, writeFilesAtomic } from '../../report/index.ts';
 
 export function registerReport(program: Command): void {
   program
@@ -15,15 +15,10 @@ export function registerReport(program: Command): void {
       const res = readRunDir(dir);
       const html = reportHtml(res);
       const png = opts.png ? offsetPng(res) : null;
-      const written: string[] = [];
-      const out = opts.out ?? join(dir, 'report.html');
-      writeFileAtomic(out, html, '--out');
-      written.push(out);
-      if (png) {
-        const file = typeof opts.png === 'string' ? opts.png : join(dir, 'offset.png');
-        writeFileAtomic(file, png, '--png');
-        written.push(file);
-      }
+      const files: OutputFile[] = [{ path: opts.out ?? join(dir, 'report.html'), body: html, option: '--out' }];
+      if (png) files.push({ path: typeof opts.png === 'string' ? opts.png : join(dir, 'offset.png'), body: png, option: '--png' });
+      writeFilesAtomic(files);
+      const written = files.map((f) => f.path);
       if (!opts.quiet) process.stderr.write(`wrote ${written.join(', ')}\n`);
     });
 }
