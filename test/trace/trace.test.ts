@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { Engine } from '../../src/core/engine.ts';
 import { TraceRecorder } from '../../src/core/trace.ts';
 import { Pit } from '../../src/devices/index.ts';
-import { noIrq } from '../../src/devices/index.ts';
+import { APIC_LVT_TIMER_TSCDEADLINE, APIC_LVTT, LapicTimer, MSR_IA32_TSC_DEADLINE, noIrq } from '../../src/devices/index.ts';
 import { chromeTrace, countPaths, formatPathCounts, runTrace, tracePipeLines } from '../../src/trace/index.ts';
 import { loadScenario } from '../../src/world/scenario.ts';
 import { simulate } from '../../src/world/simulation.ts';
@@ -221,4 +221,31 @@ test('bad --vm or --filter: one line naming the option, exit 2, nothing written'
   const f = tv('trace', FIXTURE, '--filter', 'a b');
   assert.equal(f.status, 2);
   assert.match(f.stderr, /^timevisor: --filter: "a b" is not an event name/);
+});
+
+test('LAPIC TSC-deadline: kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr → start_hv_timer/start_sw_timer, with kvm_hv_timer_state', () => {
+  const engine = new Engine();
+  const trace = new TraceRecorder({ enabled: true });
+  const lapic = new LapicTimer({ scheduler: engine, irq: noIrq, name: 'vm0/vcpu0', trace, tscKhz: 1_000_000, hvTimer: true });
+  lapic.writeReg(APIC_LVTT, APIC_LVT_TIMER_TSCDEADLINE | 0xec);
+  lapic.msrWrite(MSR_IA32_TSC_DEADLINE, 1_000_000n); // 1 ms ahead, vCPU in guest mode: VMX preemption timer
+  lapic.setRunState('halted'); // vcpu_block moves it to an hrtimer
+  engine.run(2_000_000n);
+  lapic.setRunState('running');
+  lapic.msrWrite(MSR_IA32_TSC_DEADLINE, 3_000_000n);
+  lapic.setRunState('halted');
+  lapic.msrWrite(MSR_IA32_TSC_DEADLINE, 4_000_000n); // armed while halted: a software timer from the start
+  const lines = trace.recorded.flatMap((e) => tracePipeLines(e, ['vm0']));
+  const text = lines.map((l) => l.replace(/^.*?: /, ''));
+  assert.deepEqual(text.slice(0, 4), [
+    'start_hv_timer <-restart_apic_timer',
+    'kvm_hv_timer_state: vcpu_id 0 hv_timer 1',
+    'kvm_lapic_switch_to_sw_timer <-kvm_vcpu_block',
+    'hrtimer_expire_entry: hrtimer=' +
+      text[3]!.slice('hrtimer_expire_entry: hrtimer='.length, 'hrtimer_expire_entry: hrtimer='.length + 16) +
+      ' function=apic_timer_fn now=1000000',
+  ]);
+  assert.deepEqual(text.slice(-2), ['start_sw_timer <-restart_apic_timer', 'kvm_hv_timer_state: vcpu_id 0 hv_timer 0']);
+  const paths = countPaths(trace.recorded).map((c) => c.path.join(' → '));
+  assert.ok(paths.includes('kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr → restart_apic_timer → start_sw_timer'), paths.join('\n'));
 });
