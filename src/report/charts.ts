@@ -157,6 +157,40 @@ export function hostChart(s: SimulationSummary, rows: readonly TimelineRow[]): C
   };
 }
 
+/** Beyond the kernel's MAXFREQ (500 ppm, kernel/time/ntp.c) no clock runs: such an interval holds a step. */
+const MAX_RATE_PPM = 500;
+
+/**
+ * Each guest clock's rate error between consecutive samples, ppm: (Δoffset / Δt)·10⁶. Intervals across a
+ * step (sync, pause) are left out, so the line shows drift and how NTP disciplines it.
+ */
+export function rateChart(s: SimulationSummary, rows: readonly TimelineRow[]): ChartSpec {
+  const tu = timeUnitFor(s.duration_s);
+  const last = new Map<string, TimelineRow>();
+  const seen = new Set<string>();
+  const byVm = new Map<string, [number, number | '-'][]>(s.vms.map((v) => [v.name, []]));
+  for (const r of rows) {
+    const prev = last.get(r.vm);
+    last.set(r.vm, r);
+    // the first interval holds rtc_hctosys resetting the wall clock read at kernel entry: a step
+    if (!prev || r.t <= prev.t || !seen.has(r.vm)) {
+      if (prev) seen.add(r.vm);
+      continue;
+    }
+    const ppm = (Number(r.guestOffsetNs - prev.guestOffsetNs) / Number(r.t - prev.t)) * 1e6;
+    byVm.get(r.vm)?.push([Number(r.t) / 1e9 / tu.s, Math.abs(ppm) > MAX_RATE_PPM ? '-' : ppm]);
+  }
+  return {
+    id: 'rate',
+    title: 'guest clock rate error',
+    what: 'How fast each guest clock gains (+) or loses against true time between samples; steps (pauses, syncs) are left out.',
+    option: {
+      ...baseOption('guest clock rate − true rate', `time since start (${tu.name})`, 'rate error (ppm)'),
+      series: s.vms.map((v) => ({ name: v.name, type: 'line', showSymbol: false, data: byVm.get(v.name) ?? [] })),
+    },
+  };
+}
+
 export function reportCharts(s: SimulationSummary, rows: readonly TimelineRow[]): ChartSpec[] {
-  return [offsetChart(s, rows), monotonicChart(s, rows), hostChart(s, rows)];
+  return [offsetChart(s, rows), rateChart(s, rows), monotonicChart(s, rows), hostChart(s, rows)];
 }

@@ -34,7 +34,7 @@ test('the report is one self-contained HTML file: ECharts inlined, no network re
 
 test('the report carries its plots: offset per VM with the pause shaded, monotonic lag, host clock', () => {
   const html = reportHtml(res);
-  for (const id of ['offset', 'monotonic', 'host']) assert.ok(html.includes(`<div class="chart" id="chart-${id}"></div>`), id);
+  for (const id of ['offset', 'rate', 'monotonic', 'host']) assert.ok(html.includes(`<div class="chart" id="chart-${id}"></div>`), id);
   const o = inlineOptions(html);
   assert.deepEqual(
     o.offset!.series.map((s) => s.name),
@@ -45,6 +45,19 @@ test('the report carries its plots: offset per VM with the pause shaded, monoton
   assert.equal(agent.data.length, res.timeline.filter((r) => r.vm === 'vm-agent').length + 1);
   assert.deepEqual(agent.markArea!.data, [[{ xAxis: 5 }, { xAxis: 6 }]]); // paused 5–6 min
   assert.ok(agent.data.some((p) => (p as unknown[])[1] === '-'));
+});
+
+test('the rate plot: each guest clock’s drift between samples, its last point the summary’s drift now', () => {
+  const o = inlineOptions(reportHtml(res));
+  const rate = o.rate!.series;
+  res.summary.vms.forEach((v, i) => {
+    const pts = rate[i]!.data as [number, number | '-'][];
+    const lastRate = pts.at(-1)![1] as number;
+    assert.equal(Math.round(lastRate * 1e6) / 1e6, v.drift_ppm);
+    // the steps at resume and sync are gaps, never a 60-s-in-30-s spike
+    assert.ok(pts.some((p) => p[1] === '-'));
+    for (const p of pts) assert.ok(p[1] === '-' || Math.abs(p[1]) <= 500);
+  });
 });
 
 test('verdicts: NTP keeps its guest in time, the agent guest drifts with the 8 ppm crystal after its one set, nobody re-syncs: wrong', () => {

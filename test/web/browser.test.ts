@@ -90,7 +90,7 @@ test('web UI in Chromium: run a scenario, see the plot grow and the verdict; a b
   }
 });
 
-test('the HTML report draws its three plots in Chromium with the network off', async (t) => {
+test('the HTML report draws its four plots in Chromium with the network off', async (t) => {
   if (!existsSync(CHROMIUM)) {
     t.skip(`Debian's chromium is not installed (${CHROMIUM}; apt-get install chromium)`);
     return;
@@ -112,9 +112,9 @@ test('the HTML report draws its three plots in Chromium with the network off', a
     await page.goto(`file://${file}`);
     await page.waitForSelector('#chart-host canvas');
     const series = await page.evaluate<number[]>(
-      `['offset', 'monotonic', 'host'].map((id) => echarts.getInstanceByDom(document.getElementById('chart-' + id)).getOption().series.length)`,
+      `['offset', 'rate', 'monotonic', 'host'].map((id) => echarts.getInstanceByDom(document.getElementById('chart-' + id)).getOption().series.length)`,
     );
-    assert.deepEqual(series, [2, 2, 1]);
+    assert.deepEqual(series, [2, 2, 2, 1]);
     assert.equal(await page.locator('.verdict').count(), 2);
     await page.screenshot({ path: resolve(ARTIFACTS, 'report.png'), fullPage: true });
     assert.deepEqual(errors, []);
