@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Checks that imports between src/ layers only point the way DESIGN.md allows.
+// Checks that imports between src/ layers only point the way docs/architecture.md (## Layers) allows.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 

@@ -1,5 +1,8 @@
 // timevisor command-line entry point: builds the command tree, runs it, and turns the library's typed
-// errors into one-line messages with distinct exit codes (2 bad input, 3 unavailable facility).
+// errors into one-line messages with distinct exit codes: 0 done, 1 internal error (a bug: message and
+// stack), 2 bad input (file, option or path named), 3 a facility is missing or unusable (/dev/kvm, QEMU,
+// root), 130/143 stopped by SIGINT/SIGTERM.
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { InputError, UnavailableError } from '../core/errors.ts';
 import { registerCommands } from './commands/index.ts';
@@ -7,11 +10,17 @@ import { registerCommands } from './commands/index.ts';
 export const EXIT_INPUT = 2;
 export const EXIT_UNAVAILABLE = 3;
 
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
     .name('timevisor')
     .description('Virtual-machine timekeeping: simulate, measure and explain how a KVM guest keeps time.')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerCommands(program);

@@ -79,6 +79,12 @@ export function explain(r: DoctorReport): Finding[] {
       'hypervisor',
       hv.name === 'none' ? 'No hypervisor: this looks like bare metal.' : `Running on ${hv.name} (${hv.evidence.join('; ')}).`,
     );
+  if (hv?.name === 'PVM')
+    add(
+      'info',
+      'hypervisor',
+      "A PVM guest (kvm-pvm): its kernel runs at hardware CPL3, reads the host's TSC directly (no offset or scaling) and takes the TSC frequency from MSR 0x4b564d13 — the host kernel's tsc_khz, exactly — marking it known and reliable (TSC_KNOWN_FREQ, TSC_RELIABLE: no refinement, no clocksource watchdog on tsc).",
+    );
 
   // Clocksource choice.
   if (cur) {

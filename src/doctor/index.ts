@@ -2,7 +2,8 @@
 // scenario that makes the guest model its twin.
 export { runDoctor, reportToJson, DOCTOR_SCHEMA, type DoctorReport, type DoctorOptions } from './doctor.ts';
 export { explain, renderText, unreadable, CLOCKSOURCE_RATINGS, type Finding, type Severity } from './explain.ts';
-export { liveSource, recordedSource, type SystemSource, type Reading } from './source.ts';
+export { liveSource, recordedSource, checkRecordedTree, RECORDED_TREE_ENTRIES, type SystemSource, type Reading } from './source.ts';
+export { terminalSafe, jsonSafe, lineSafe } from './safe-text.ts';
 export * from './parse.ts';
 export { decodeTimex, timexQuery, readAdjtimex, TIMEX_LAYOUT, STA, type Timex } from './adjtimex.ts';
 export { measureClockCost, CLOCK_IDS, type VdsoCost, type ClockCost } from './vdso.ts';

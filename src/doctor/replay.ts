@@ -1,35 +1,20 @@
-// Boot the twin in the guest model, in process: the scenario's first VM on its host, as
-// `timevisor guest --scenario` does (test/doctor/twin.test.ts checks the two agree line for line).
-import { Engine } from '../core/engine.ts';
-import { NSEC_PER_SEC } from '../core/time.ts';
-import { parseDuration } from '../core/units.ts';
-import { bootVm, guestReport, kernelPreset, machineProfile, type GuestReport } from '../vmm/index.ts';
-import { parseScenario } from '../world/scenario.ts';
+// Boot the twin in the guest model, in process: the scenario's first VM on its host, through the same
+// resolver and world as `timevisor run` and `timevisor guest --scenario` (src/world/boot.ts).
+import type { GuestReport } from '../vmm/index.ts';
+import { bootScenarioGuest, GUEST_SETTLE_NS, parseScenario, resolveScenario } from '../world/index.ts';
 import { got, missing, type Reading } from './source.ts';
 
 /** How long the twin runs after its kernel starts: long enough for the TSC's delayed refinement (~1 s). */
-export const TWIN_SETTLE_NS = 3n * NSEC_PER_SEC;
+export const TWIN_SETTLE_NS = GUEST_SETTLE_NS;
 
+/** The twin's guest report. A scenario the planner wrote that does not validate is a missing reading,
+ * with the reason; any other error is a bug and propagates. */
 export function replayScenario(scenario: unknown, settleNs = TWIN_SETTLE_NS): Reading<GuestReport> {
+  let resolved: ReturnType<typeof resolveScenario>;
   try {
-    const s = parseScenario(scenario, 'twin scenario');
-    const vm = s.vms[0]!;
-    const h = s.hosts.find((x) => x.name === vm.host)!;
-    const engine = new Engine();
-    const b = bootVm({
-      profile: machineProfile(vm.profile),
-      kernel: kernelPreset(vm.kernel),
-      cmdline: vm.cmdline,
-      host: { tscKhz: h.tsc.freq_khz, ppm: h.oscillator.ppm, invariantTsc: h.tsc.invariant && h.tsc.constant && h.tsc.nonstop },
-      scheduler: engine,
-      ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
-      ...(vm.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: parseDuration(vm.kvmclock_at_init, 'vms[0].kvmclock_at_init') } : {}),
-    });
-    engine.run(b.kernelEntryAt + settleNs);
-    const r = guestReport(b);
-    b.vm.destroy();
-    return got(r);
+    resolved = resolveScenario(parseScenario(scenario, 'twin scenario'));
   } catch (e) {
-    return missing(`the guest model could not boot the twin: ${(e as Error).message}`);
+    return missing(`the twin scenario does not validate: ${(e as Error).message}`);
   }
+  return got(bootScenarioGuest(resolved, undefined, settleNs));
 }

@@ -4,9 +4,10 @@
 //
 // Read-only by construction: this module imports only reading functions from node:fs (a test scans
 // src/doctor for write APIs), and /dev/kmsg is opened O_RDONLY|O_NONBLOCK.
-import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { InputError } from '../core/errors.ts';
 
 /** A reading: the value, or why there is none. */
 export type Reading<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -129,12 +130,42 @@ export function liveSource(): SystemSource {
   };
 }
 
+/** What a recorded tree holds at its top: at least one of these. */
+export const RECORDED_TREE_ENTRIES = ['proc', 'sys', 'dmesg.txt'] as const;
+
+/**
+ * A recorded tree must be a readable directory holding proc/, sys/ or dmesg.txt: a missing path, a file,
+ * or a directory with none of them is bad input (one line naming the option and the path), never a report
+ * that finds "no risks" in nothing.
+ */
+export function checkRecordedTree(dir: string, option = '--root'): void {
+  const expected = `expected a recorded tree: a directory holding ${RECORDED_TREE_ENTRIES.join(', ')} (the layout test/fixtures/doctor/record.sh writes)`;
+  let entries: string[];
+  try {
+    if (!statSync(dir).isDirectory()) throw new InputError(`${JSON.stringify(dir)} is not a directory; ${expected}`, option);
+    entries = readdirSync(dir);
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EACCES' || code === 'EPERM'
+          ? `cannot be read (${code})`
+          : `cannot be read (${code ?? (e as Error).message})`;
+    throw new InputError(`${JSON.stringify(dir)} ${why}; ${expected}`, option);
+  }
+  if (!RECORDED_TREE_ENTRIES.some((n) => entries.includes(n)))
+    throw new InputError(`${JSON.stringify(dir)} holds none of ${RECORDED_TREE_ENTRIES.join(', ')}; ${expected}`, option);
+}
+
 /**
  * A recorded tree: `<dir>/proc/cmdline`, `<dir>/sys/...`, and the kernel log as `<dir>/dmesg.txt`. A file
  * absent from the recording reads as "not recorded", so partial recordings (a published boot log and
  * nothing else) work.
  */
-export function recordedSource(dir: string): SystemSource {
+export function recordedSource(dir: string, option = '--root'): SystemSource {
+  checkRecordedTree(dir, option);
   const at = (path: string) => join(dir, path);
   return {
     origin: `recorded tree ${dir}`,
@@ -143,24 +174,32 @@ export function recordedSource(dir: string): SystemSource {
     readText(path) {
       try {
         return got(readFileSync(at(path), 'utf8'));
-      } catch {
-        return missing(`${path}: not in the recording`);
+      } catch (e) {
+        return missing(`${path}: ${recordedReason(e)}`);
       }
     },
     listDir(path) {
       try {
         return got(readdirSync(at(path)).sort());
-      } catch {
-        return missing(`${path}: not in the recording`);
+      } catch (e) {
+        return missing(`${path}: ${recordedReason(e)}`);
       }
     },
     exists: (path) => existsSync(at(path)),
     kernelLog() {
       try {
         return got(readFileSync(at('dmesg.txt'), 'utf8'));
-      } catch {
-        return missing('kernel log: not in the recording');
+      } catch (e) {
+        return missing(`kernel log: ${recordedReason(e)}`);
       }
     },
   };
+}
+
+/** Absent from the recording, or there but unreadable (a directory where a file belongs, no permission). */
+function recordedReason(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR'
+    ? 'not in the recording'
+    : `in the recording but unreadable (${code ?? (e as Error).message})`;
 }

@@ -7,6 +7,7 @@
 import { stringify } from 'yaml';
 import type { DoctorReport } from './doctor.ts';
 import { gapFor } from './gaps.ts';
+import { lineSafe } from './safe-text.ts';
 import { isClockLine, type Cmdline } from './parse.ts';
 
 export interface TwinChoice {
@@ -32,6 +33,17 @@ export function guessProfile(r: DoctorReport): { profile: string; why: string; g
   const oem = log?.facts.acpiOem;
   const invariant = r.cpu.ok ? r.cpu.value.invariantTsc : true;
   const avail = r.clocksource.available.ok ? r.clocksource.available.value.names : [];
+  // "Hypervisor detected: PVM": the kernel's pvm_detect found itself at hardware CPL3 under kvm-pvm. The
+  // PVM guest learns its TSC rate from the PVM MSR, not from kvm-clock, so a KVM profile would print a
+  // different MHz (pvclock_tsc_khz's round trip) and "Hypervisor detected: KVM".
+  if (hv === 'PVM')
+    return oem === 'FIRECK'
+      ? { profile: 'firecracker-pvm', why: 'a PVM guest ("Hypervisor detected: PVM") with ACPI tables from OEM "FIRECK" (Firecracker)' }
+      : {
+          profile: 'firecracker-pvm',
+          why: 'a PVM guest ("Hypervisor detected: PVM"); firecracker-pvm is the one PVM profile',
+          gap: `the VMM could not be identified${oem ? ` (ACPI OEM "${oem}")` : ''}; devices of the twin are Firecracker's`,
+        };
   if (oem === 'FIRECK') return { profile: 'firecracker', why: 'ACPI tables from OEM "FIRECK" (Firecracker)' };
   if (oem === 'CLOUDH') return { profile: 'cloud-hypervisor', why: 'ACPI tables from OEM "CLOUDH" (Cloud Hypervisor)' };
   const qemu = oem === 'BOCHS' || /QEMU/.test(evidence) || /QEMU|Bochs/.test(log?.facts.dmi ?? '');
@@ -68,6 +80,13 @@ export function guessProfile(r: DoctorReport): { profile: string; why: string; g
 /** The kernel's own parameters back as one line (init arguments after "--" are not the kernel's business). */
 export function kernelCmdline(c: Cmdline): string {
   return c.params.map((p) => (p.value === undefined ? p.key : `${p.key}=${/\s/.test(p.value) ? `"${p.value}"` : p.value}`)).join(' ');
+}
+
+/** A PVM guest whose sysfs (or, failing that, boot log) shows that kvm-clock never registered. */
+function pvmWithoutKvmclock(r: DoctorReport, avail: string[]): boolean {
+  if (r.clocksource.available.ok) return !avail.includes('kvm-clock');
+  const log = r.kernelLog.ok ? r.kernelLog.value : undefined;
+  return !!log?.fromBoot && !log.clockLines.some((l) => /kvm-clock: Using msrs/.test(l));
 }
 
 /** TSC kHz from what the kernel printed ("2596.134" MHz → 2596134). */
@@ -113,12 +132,18 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
       `kernel build: the twin boots the "${preset}" preset, not ${version}; boot lines that depend on this build's configuration may differ`,
     );
 
-  const cmdline = r.cmdline.ok ? kernelCmdline(r.cmdline.value) : '';
-  choices.push({
-    key: 'vms[0].cmdline',
-    value: cmdline,
-    why: r.cmdline.ok ? "this machine's /proc/cmdline, kernel parameters only" : `/proc/cmdline unreadable (${r.cmdline.reason})`,
-  });
+  let cmdline = r.cmdline.ok ? kernelCmdline(r.cmdline.value) : '';
+  let cmdlineWhy = r.cmdline.ok ? "this machine's /proc/cmdline, kernel parameters only" : `/proc/cmdline unreadable (${r.cmdline.reason})`;
+  if (prof.profile === 'firecracker-pvm' && !/(^| )no-kvmclock( |$)/.test(cmdline) && pvmWithoutKvmclock(r, avail)) {
+    // The model's PVM guest registers kvm-clock from Firecracker's KVM leaves (an assumption: the PVM
+    // platform init is boot-only code); this machine shows it did not, so the twin is told so.
+    cmdline = [cmdline, 'no-kvmclock'].filter(Boolean).join(' ');
+    cmdlineWhy += '; plus no-kvmclock, because this PVM guest registered no kvm-clock';
+    gaps.push(
+      'this PVM guest did not register kvm-clock; the scenario cannot say that of a platform, so the twin boots with no-kvmclock, which the machine was not given',
+    );
+  }
+  choices.push({ key: 'vms[0].cmdline', value: cmdline, why: cmdlineWhy });
 
   const mhz = facts?.tscRefinedMhz ?? facts?.tscDetectedMhz;
   let freqKhz: number;
@@ -127,14 +152,18 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     choices.push({
       key: 'hosts[0].tsc.freq_khz',
       value: String(freqKhz),
-      why: `the kernel printed "tsc: ${facts?.tscRefinedMhz ? 'Refined TSC clocksource calibration' : 'Detected'} ${mhz} MHz"; the host's true TSC rate is not visible from inside the guest (only what KVM/CPUID reported), so the printed value is used`,
+      why: `the kernel printed "tsc: ${facts?.tscRefinedMhz ? 'Refined TSC clocksource calibration' : 'Detected'} ${mhz} MHz"; ${
+        prof.profile === 'firecracker-pvm'
+          ? "a PVM guest reads the host kernel's tsc_khz from MSR 0x4b564d13, so this is the host's number exactly"
+          : "the host's true TSC rate is not visible from inside the guest (only what KVM/CPUID reported), so the printed value is used"
+      }`,
     });
   } else {
     freqKhz = 2_596_136;
     choices.push({
       key: 'hosts[0].tsc.freq_khz',
       value: String(freqKhz),
-      why: "no TSC frequency in the kernel log; the value recorded from this workplace's KVM host (DESIGN.md) is a placeholder",
+      why: "no TSC frequency in the kernel log; the value recorded from this project's KVM host is a placeholder",
     });
     gaps.push('the TSC frequency is unknown (no "tsc: Detected" line), so the twin\'s is a placeholder');
   }
@@ -202,7 +231,7 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     '# Written by `timevisor doctor --scenario`: a twin of this machine for the guest model.',
     ...choices.map((c) => `# ${c.key} = ${c.value}: ${c.why}`),
     ...gaps.map((g) => `# gap: ${g}`),
-  ].map((l) => l.replace(/\n/g, ' '));
+  ].map(lineSafe);
   return { scenario, yaml: header.join('\n') + '\n' + stringify(scenario), choices, gaps };
 }
 

@@ -27,6 +27,7 @@ import {
   refineCalibration,
   tscClocksource,
   tscEarlyClocksource,
+  pvmGetTscKhz,
 } from './tsc.ts';
 import { Clocksource as CS, CLOCK_SOURCE_IS_CONTINUOUS } from './clocksource.ts';
 import { clocksourceMask } from '../core/u64.ts';
@@ -110,6 +111,8 @@ export class GuestKernel {
   cpuKhz = 0;
   tscUnstable = false;
   tscKnownFreq = false;
+  /** X86_FEATURE_TSC_RELIABLE forced by the platform (PVM's pvm_get_tsc_khz). */
+  tscReliableCap = false;
   /** lapic_timer_period known without calibration (CPUID 0x15 crystal), ticks per jiffy; 0 if not. */
   lapicTimerPeriod = 0;
   kvmclock: KvmclockSetup | null = null;
@@ -299,7 +302,7 @@ export class GuestKernel {
     const p = this.platform;
     const k = this.kernel;
     const t = this.cmdline.time;
-    if (p.cpuid.kvm && k.kvmGuest) this.printk('Hypervisor detected: KVM');
+    if (p.cpuid.kvm && k.kvmGuest) this.printk(`Hypervisor detected: ${p.cpuid.pvm ? 'PVM' : 'KVM'}`); // pvm_detect wins under PVM
     if (kvmclockAvailable(p, k, t)) {
       this.kvmclock = kvmclockInit(p);
       for (const l of this.kvmclock.lines) this.printk(l);
@@ -346,7 +349,15 @@ export class GuestKernel {
       this.cpuKhz = this.kvmclock.tscKhz();
       this.tscKhz = t.tscEarlyKhz || this.cpuKhz;
       this.tscKnownFreq = true;
-    } else {
+    }
+    const pvm = this.kernel.kvmGuest ? pvmGetTscKhz(p) : null;
+    if (pvm) {
+      // the PVM platform init points calibrate_tsc/calibrate_cpu at pvm_get_tsc_khz (src/guest/tsc.ts)
+      this.cpuKhz = pvm.khz;
+      this.tscKhz = t.tscEarlyKhz || pvm.khz;
+      this.tscKnownFreq = true;
+      this.tscReliableCap = pvm.reliable;
+    } else if (!this.kvmclock) {
       // native_calibrate_cpu_early: CPUID 0x16, else the quick PIT calibration
       let cpu = cpuKhzFromCpuid(p);
       if (!cpu) {
@@ -500,12 +511,12 @@ export class GuestKernel {
       this.setCyc2nsScale(this.tscKhz); // tsc_enable_sched_clock()
     }
     const constant = p.cpuid.invariantTsc;
-    let disableWatchdog = t.tscReliable || t.tscNoWatchdog;
+    let disableWatchdog = t.tscReliable || this.tscReliableCap || t.tscNoWatchdog;
     // check_system_tsc_reliable(): constant + nonstop + TSC_ADJUST (+ ≤ 4 packages)
     if (constant && p.cpuid.tscAdjust) disableWatchdog = true;
     // unsynchronized_tsc()
     let unsync = this.tscUnstable;
-    if (!unsync && !constant && !t.tscReliable && p.cpuid.vendor !== 'intel' && p.vcpus > 1) unsync = true;
+    if (!unsync && !constant && !(t.tscReliable || this.tscReliableCap) && p.cpuid.vendor !== 'intel' && p.vcpus > 1) unsync = true;
     if (unsync) {
       this.markTscUnstable('TSCs unsynchronized');
       return;

@@ -43,3 +43,5 @@ export { StealAccounting, kvmStealClock, type CpuMode, type CpuStat } from './st
 export { vdsoReadCosts, VDSO_COST, type VdsoReadCost, type VdsoClock } from './vdso.ts';
 export { PvclockGuest, pvclockReadRecord, type PvclockMemory, type PvclockReadResult } from './pvclock.ts';
 export { NtpKernelClient, type NtpClientOptions, type NtpMeasurement } from './ntp-client.ts';
+export * as chrony from './chrony/index.ts';
+export { QgaAgent, QGA_COMMANDS, QGA_MODELLED, type QgaAgentOptions, type QgaGuest } from './qga-agent.ts';

@@ -30,8 +30,8 @@ export interface NtpClientOptions {
   scheduler: Scheduler;
   /** adjtimex(2) of the guest kernel. */
   adjtimex: (txc: Timex) => TimexResult;
-  /** One client/server exchange now. */
-  measure: () => NtpMeasurement;
+  /** One client/server exchange now; null when no reply came (this poll does nothing). */
+  measure: () => NtpMeasurement | null;
   /** log2 of the poll interval in seconds (ntpd minpoll 6 = 64 s); default 6. */
   pollExp?: number;
   /** Step threshold, ns (ntpd's 128 ms). */
@@ -62,6 +62,10 @@ export class NtpKernelClient {
   private poll(): void {
     this.polls++;
     const m = this.o.measure();
+    if (m === null) {
+      this.timer.armIn(BigInt(2 ** this.pollExp) * 1_000_000_000n);
+      return;
+    }
     this.lastOffsetNs = m.offsetNs;
     const threshold = this.o.stepThresholdNs ?? 128_000_000n;
     if (m.offsetNs > threshold || -m.offsetNs > threshold) {

@@ -1,6 +1,6 @@
 // What a guest kernel can see of its machine: CPUID leaves, the timer devices the VMM put on its
 // buses, the counters it can read, and the paravirtual records KVM writes into its memory. The
-// guest model touches nothing else (DESIGN.md: the guest sees the hypervisor only through CPUID,
+// guest model touches nothing else (docs/architecture.md: the guest sees the hypervisor only through CPUID,
 // MSRs, ports/MMIO, shared memory and interrupts). The vmm layer builds one per VM.
 import type { Cycles, Ns } from '../core/time.ts';
 import type { PvclockMemory } from './pvclock.ts';
@@ -26,6 +26,13 @@ export interface GuestCpuid {
   leaf15?: { denominator: number; numerator: number; crystalHz: number };
   /** CPUID 0x16 EAX: processor base frequency in MHz (Intel). */
   leaf16BaseMhz?: number;
+  /**
+   * The PVM paravirtual interface (kvm-pvm, "Pagetable-based Virtual Machine"): the guest kernel runs at
+   * hardware CPL3 and pvm_detect() finds the KVM signature through PVM's synthetic CPUID, so the kernel
+   * registers the "PVM" hypervisor. tscKhz is what MSR 0x4b564d13 answers: the vCPU's virtual_tsc_khz,
+   * else the host kernel's tsc_khz (read from kvm-pvm's pvm_get_msr on this workplace's 6.18 kernel).
+   */
+  pvm?: { tscKhz: number };
   /** The KVM leaves, when the VMM exposes them (0x40000000 "KVMKVMKVM"). */
   kvm?: {
     /** 0x40000001 EAX feature bits (KVM_FEATURE_*). */

@@ -72,6 +72,22 @@ export function nativeCalibrateTsc(p: GuestPlatform, hz: number): CalibrationRes
   };
 }
 
+/** MSR the PVM guest reads its TSC frequency from (kHz, low 32 bits). */
+export const MSR_PVM_TSC_KHZ = 0x4b564d13;
+
+/**
+ * pvm_get_tsc_khz(), the PVM guest's x86_platform.calibrate_tsc and calibrate_cpu (arch/x86/kernel/pvm-pv.c
+ * of this workplace's 6.18 kernel; not in any public tree, read from its text): rdmsr_safe(0x4b564d13); on
+ * success setup_force_cpu_cap(X86_FEATURE_TSC_KNOWN_FREQ) and (X86_FEATURE_TSC_RELIABLE), and the MSR's
+ * low 32 bits are the kHz. kvm-pvm answers with the host's tsc_khz (or the vCPU's virtual_tsc_khz), so
+ * the guest prints the host's number exactly — no pvclock round trip (pvclock_tsc_khz gives only even kHz
+ * near 2 GHz). TSC_RELIABLE turns off the clocksource watchdog for tsc/tsc-early and the sync check.
+ */
+export function pvmGetTscKhz(p: GuestPlatform): (CalibrationResult & { reliable: boolean }) | null {
+  if (!p.cpuid.pvm) return null; // the MSR read faults: rdmsr_safe fails, 0 is returned
+  return { khz: p.cpuid.pvm.tscKhz >>> 0, lines: [], knownFreq: true, reliable: true };
+}
+
 /** cpu_khz_from_cpuid(): CPUID 0x16 base frequency (Intel only). */
 export function cpuKhzFromCpuid(p: GuestPlatform): number {
   if (p.cpuid.vendor !== 'intel' || !p.cpuid.leaf16BaseMhz) return 0;

@@ -3,7 +3,7 @@
 // difference beyond both uncertainty margins marks it unstable, a clean pass makes a continuous
 // one valid for high resolution mode.
 //
-// Fast-forward (DESIGN.md: periodic work nobody observes is advanced analytically). Between two
+// Fast-forward (docs/architecture.md: periodic work nobody observes is advanced analytically). Between two
 // scheduler events nothing changes the counters' rates or the pvclock record, so every interval of
 // such a quiet span has the same skew up to a few counts of rounding. Once two consecutive
 // intervals inside a span passed with a margin wider than that rounding, every later interval of

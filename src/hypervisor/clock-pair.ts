@@ -16,7 +16,7 @@ import { pvclockReadCycles, type PvclockVcpuTimeInfo } from '../core/pvclock-abi
 import { s64, u64 } from '../core/u64.ts';
 import type { MasterClock } from './kvm.ts';
 import { kvmScaleTsc, NO_TSC_SCALING, type TscScalingCaps } from './tsc.ts';
-import { kvmclockScale } from './timescale.ts';
+import { hostClockRecord, kvmclockScale } from './timescale.ts';
 
 export interface GuestTscMapping {
   /** vcpu->arch.l1_tsc_offset (u64). */
@@ -58,13 +58,8 @@ export function explainClockPair(
   hostTscKhz: number,
   hostTsc: Cycles,
 ): ClockPairExplanation {
+  const rec = (m: MasterClock) => hostClockRecord(m, kvmclockOffset, hostTscKhz);
   const { shift, mul } = kvmclockScale(hostTscKhz);
-  const rec = (m: MasterClock) => ({
-    tscTimestamp: m.masterCycleNow,
-    systemTime: u64(m.masterKernelNs + kvmclockOffset),
-    tscToSystemMul: mul,
-    tscShift: shift,
-  });
   const recordRead = pvclockReadCycles(rec(a), hostTsc);
   const getClockFromSnapshot = pvclockReadCycles(rec(b), hostTsc);
   return {

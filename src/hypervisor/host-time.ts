@@ -40,6 +40,8 @@ export interface LinuxHostTimekeeperConfig {
    * (timekeeping_apply_adjustment changes tkr_mono.mult by small integers). 0 = unadjusted.
    */
   monoMultAdjust?: number;
+  /** Steps made to CLOCK_REALTIME so far (settimeofday / clock_settime on the host): they move REALTIME, not RAW. */
+  realtimeSteps?: () => Ns;
   constantTsc?: boolean;
   clocksourceIsTsc?: boolean;
   tscUnstable?: boolean;
@@ -61,6 +63,7 @@ export class LinuxHostTimekeeper implements HostTimekeeper {
   private readonly monoMult: bigint;
   private readonly tsc0: Cycles;
   private readonly real0: Ns;
+  private readonly steps: (() => Ns) | null;
   readonly rdtsc: () => Cycles;
 
   constructor(cfg: LinuxHostTimekeeperConfig) {
@@ -75,6 +78,7 @@ export class LinuxHostTimekeeper implements HostTimekeeper {
     this.monoMult = BigInt(mult + (cfg.monoMultAdjust ?? 0));
     this.tsc0 = cfg.tscAtBoot ?? 0n;
     this.real0 = cfg.realtimeAtBootNs ?? 0n;
+    this.steps = cfg.realtimeSteps ?? null;
   }
 
   baseNsAt(tsc: Cycles): Ns {
@@ -82,6 +86,7 @@ export class LinuxHostTimekeeper implements HostTimekeeper {
   }
 
   realtimeNsAt(tsc: Cycles): Ns {
-    return this.real0 + (((tsc - this.tsc0) * this.monoMult) >> BigInt(this.rawShift));
+    const real = this.real0 + (((tsc - this.tsc0) * this.monoMult) >> BigInt(this.rawShift));
+    return this.steps ? real + this.steps() : real;
   }
 }

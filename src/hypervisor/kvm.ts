@@ -13,7 +13,7 @@ import { NSEC_PER_MSEC, NSEC_PER_SEC } from '../core/time.ts';
 import { encodeWallClock, pvclockReadCycles } from '../core/pvclock-abi.ts';
 import type { GuestMemory } from './guest-memory.ts';
 import type { HostTimekeeper } from './host-time.ts';
-import { kvmclockScale } from './timescale.ts';
+import { hostClockRecord } from './timescale.ts';
 import { NO_TSC_SCALING, type TscScalingCaps } from './tsc.ts';
 import { KvmVcpu, type KvmVcpuOptions } from './vcpu.ts';
 
@@ -193,8 +193,9 @@ export class KvmVm {
   }
 
   /** The scale KVM's VM-wide paths use: get_cpu_tsc_khz() = tsc_khz with a constant TSC. */
-  private hostScale() {
-    return kvmclockScale(this.host.tscKhz);
+  /** The current master-clock snapshot as a pvclock record in host-TSC terms (see hostClockRecord). */
+  masterClockRecord(): ReturnType<typeof hostClockRecord> {
+    return hostClockRecord(this, this.kvmclockOffset, this.host.tscKhz);
   }
 
   /**
@@ -212,16 +213,7 @@ export class KvmVm {
         realtime = this.host.realtimeNsAt(hostTsc);
         flags |= KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC;
       }
-      const { shift, mul } = this.hostScale();
-      const clock = pvclockReadCycles(
-        {
-          tscTimestamp: this.masterCycleNow,
-          systemTime: u64(this.masterKernelNs + this.kvmclockOffset),
-          tscToSystemMul: mul,
-          tscShift: shift,
-        },
-        hostTsc,
-      );
+      const clock = pvclockReadCycles(this.masterClockRecord(), hostTsc);
       return { clock, flags, realtime, hostTsc };
     }
     return { clock: u64(this.getKvmclockBaseNs() + this.kvmclockOffset), flags: 0, realtime: 0n, hostTsc: 0n };
@@ -261,16 +253,7 @@ export class KvmVm {
   getWallClockEpoch(): Ns {
     if (this.useMasterClock && this.host.clocksourceIsTsc) {
       const hostTsc = this.host.rdtsc();
-      const { shift, mul } = this.hostScale();
-      const kvmclock = pvclockReadCycles(
-        {
-          tscTimestamp: this.masterCycleNow,
-          systemTime: u64(this.masterKernelNs + this.kvmclockOffset),
-          tscToSystemMul: mul,
-          tscShift: shift,
-        },
-        hostTsc,
-      );
+      const kvmclock = pvclockReadCycles(this.masterClockRecord(), hostTsc);
       return u64(this.host.realtimeNsAt(hostTsc) - kvmclock);
     }
     return u64(this.host.realtimeNsAt(this.host.rdtsc()) - this.getKvmclockNs());

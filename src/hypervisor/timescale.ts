@@ -4,7 +4,8 @@
 // scale with (user_tsc_khz*1000, NSEC_PER_SEC).
 import { InputError } from '../core/errors.ts';
 import { u32, u64 } from '../core/u64.ts';
-import { pvclockScaleDelta } from '../core/pvclock-abi.ts';
+import { type PvclockVcpuTimeInfo, pvclockScaleDelta } from '../core/pvclock-abi.ts';
+import type { Cycles, Ns } from '../core/time.ts';
 
 export interface TimeScale {
   /** s8 tsc_shift */
@@ -50,4 +51,23 @@ export function kvmclockScale(tscKhz: number | bigint): TimeScale {
 /** nsec_to_cycles() from arch/x86/kvm/x86.h: ns to guest TSC cycles with the vCPU's virtual_tsc scale. */
 export function nsecToCycles(ns: bigint, virtualTsc: TimeScale): bigint {
   return pvclockScaleDelta(ns, virtualTsc.mul, virtualTsc.shift);
+}
+
+/**
+ * The pvclock record KVM builds in host-TSC terms from a master-clock snapshot: what __get_kvmclock
+ * (KVM_GET_CLOCK) and kvm_get_wall_clock_epoch read at a fresh host TSC (arch/x86/kvm/x86.c). Read at
+ * the same host TSC it gives what an unscaled vCPU's own record gives the guest.
+ */
+export function hostClockRecord(
+  master: { masterCycleNow: Cycles; masterKernelNs: Ns },
+  kvmclockOffset: bigint,
+  hostTscKhz: number,
+): Pick<PvclockVcpuTimeInfo, 'tscTimestamp' | 'systemTime' | 'tscToSystemMul' | 'tscShift'> {
+  const { shift, mul } = kvmclockScale(hostTscKhz);
+  return {
+    tscTimestamp: master.masterCycleNow,
+    systemTime: u64(master.masterKernelNs + kvmclockOffset),
+    tscToSystemMul: mul,
+    tscShift: shift,
+  };
 }

@@ -3,7 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../core/errors.ts';
-import type { SimulationResult, SimulationSummary, TimelineRow } from '../world/simulation.ts';
+import type { SimulationSummary, TimelineRow } from '../world/simulation.ts';
+
+/** What a report is made from: a run's summary and its whole timeline. */
+export interface RunData {
+  summary: SimulationSummary;
+  timeline: readonly TimelineRow[];
+}
 
 export const TIMELINE_HEADER = 't_s,vm,guest_offset_ns,monotonic_lag_ns,host_offset_ns';
 
@@ -44,7 +50,7 @@ export function parseTimelineCsv(text: string, where = 'timeline.csv'): Timeline
   return rows;
 }
 
-export function readRunDir(dir: string): SimulationResult {
+export function readRunDir(dir: string): RunData {
   const sp = join(dir, 'summary.json');
   let summary: SimulationSummary;
   try {

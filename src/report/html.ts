@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { formatDuration } from '../core/units.ts';
-import type { SimulationResult } from '../world/simulation.ts';
+import type { RunData } from './data.ts';
 import { reportCharts } from './charts.ts';
 import { verdicts } from './verdict.ts';
 
@@ -46,7 +46,7 @@ export interface ReportOptions {
   scenarioText?: string;
 }
 
-export function reportHtml(res: SimulationResult, opts: ReportOptions = {}): string {
+export function reportHtml(res: RunData, opts: ReportOptions = {}): string {
   const s = res.summary;
   const charts = reportCharts(s, res.timeline);
   const v = verdicts(s);
@@ -87,9 +87,9 @@ export function reportHtml(res: SimulationResult, opts: ReportOptions = {}): str
       x.name,
       dur(p.at_s),
       dur(p.duration_s),
-      formatDuration(BigInt(p.monotonic_advance_ns)),
+      p.monotonic_advance_ns === null ? 'still paused at the end' : formatDuration(BigInt(p.monotonic_advance_ns)),
       off(p.offset_before_ns),
-      off(p.offset_after_resume_ns),
+      p.offset_after_resume_ns === null ? '—' : off(p.offset_after_resume_ns),
       p.offset_after_sync_ns === null ? '—' : off(p.offset_after_sync_ns),
     ]),
   );

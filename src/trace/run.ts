@@ -2,7 +2,6 @@
 // VMs ("vm-agent/vcpu0", "vm-agent/pit"), filtered by event name and VM as `timevisor trace` asks.
 import { InputError } from '../core/errors.ts';
 import { type TraceEvent, TraceRecorder } from '../core/trace.ts';
-import { parseDuration } from '../core/units.ts';
 import type { Scenario } from '../world/scenario.ts';
 import { type SimulationResult, simulate } from '../world/simulation.ts';
 import { eventPath } from './kernel-events.ts';
@@ -28,9 +27,9 @@ export interface TraceRun {
  * simulate() boots them at boot_at, ties in scenario order (the engine keeps insertion order).
  */
 export function bootOrderNames(s: Scenario): Map<string, string> {
-  const duration = parseDuration(s.duration);
+  const duration = s.duration;
   const booted = s.vms
-    .map((v, i) => ({ name: v.name, at: parseDuration(v.boot_at), i }))
+    .map((v, i) => ({ name: v.name, at: v.boot_at, i }))
     .filter((v) => v.at <= duration)
     .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.i - b.i));
   return new Map(booted.map((v, n) => [`vm#${n}`, v.name]));

@@ -27,14 +27,20 @@ export interface BootVmOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (descheduled the rest: lost ticks, steal). */
   deschedule?: { periodNs: Ns; runNs: Ns };
-  /** The host's TSC now, when the world owns the host (see VirtualMachineOptions.hostRdtsc). */
-  hostRdtsc?: () => Cycles;
+  /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
+  hostTscAt?: (t: Ns) => Cycles;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
   hostUptimeNs?: Ns;
   /** QEMU's `-rtc base=…,clock=…` for the qemu-* profiles (see VirtualMachineOptions.rtc). */
   rtc?: RtcConfig;
   /** The host's CLOCK_REALTIME now, when the world owns the host (see VirtualMachineOptions.hostRealtime). */
   hostRealtime?: () => Ns;
+  /** See VirtualMachineOptions.hostRealtimeSteps. */
+  hostRealtimeSteps?: () => Ns;
+  /** See VirtualMachineOptions.tscFrequencyKhz. */
+  tscFrequencyKhz?: number;
+  /** See VirtualMachineOptions.vmclock. */
+  vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -80,11 +86,14 @@ export class BootedVm {
       ...(opts.stealFraction !== undefined ? { stealFraction: opts.stealFraction } : {}),
       ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
       ...(opts.vcpuEntryIntervalNs !== undefined ? { vcpuEntryIntervalNs: opts.vcpuEntryIntervalNs } : {}),
-      ...(opts.hostRdtsc ? { hostRdtsc: opts.hostRdtsc } : {}),
+      ...(opts.hostTscAt ? { hostTscAt: opts.hostTscAt } : {}),
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
+      ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),
+      ...(opts.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: opts.tscFrequencyKhz } : {}),
+      ...(opts.vmclock ? { vmclock: opts.vmclock } : {}),
       ...(opts.trace?.on ? { trace: opts.trace, name: opts.name ?? traceVmName(opts.trace) } : {}),
     });
     this.kernelEntryAt =

@@ -10,7 +10,14 @@ export {
   type MachineProfile,
 } from './profiles.ts';
 export { KERNEL_PRESETS, kernelPreset } from './kernels.ts';
-export { VirtualMachine, resolveHost, type VirtualMachineOptions } from './machine.ts';
+export {
+  resolveHost,
+  type RestoreOutcome,
+  type RestoreTarget,
+  VirtualMachine,
+  type VirtualMachineOptions,
+  type VmClockState,
+} from './machine.ts';
 export { bootVm, type BootVmOptions, type BootedVm, guestReport, type GuestReport } from './boot-vm.ts';
 export { VmLifecycle, PAUSE_CLOCK_POLICY, type PauseClockPolicy, type PauseRecord } from './lifecycle.ts';
 export { VmDevices, vmmKind, type VmDevicesOptions, type RtcConfig, type VmmKind } from './vm-devices.ts';
@@ -24,3 +31,5 @@ export {
   type Mc146818Time,
   type Mc146818Options,
 } from './mc146818-get-time.ts';
+export { INVTSC_BLOCKER, MOVE_CLOCK_POLICY, type MoveClockPolicy, moveClockPolicy } from './snapshot.ts';
+export { type VmclockFlavor, VmclockDevice, vmclockFlavor } from './vmclock.ts';

@@ -20,6 +20,7 @@
 import { InputError } from '../core/errors.ts';
 import type { Ns } from '../core/time.ts';
 import type { BootedVm } from './boot-vm.ts';
+import type { RestoreOutcome, RestoreTarget, VmClockState } from './machine.ts';
 
 export interface PauseClockPolicy {
   /** KVM_GET_CLOCK on pause and KVM_SET_CLOCK with the saved value on resume. */
@@ -44,6 +45,7 @@ export const PAUSE_CLOCK_POLICY: Readonly<Record<string, PauseClockPolicy>> = {
   'qemu-kvm-noinvtsc': QEMU,
   'cloud-hypervisor': { saveRestoreKvmclock: true, kvmclockCtrl: false, source: 'cloud-hypervisor vmm/src/vm.rs Pausable::pause/resume' },
   firecracker: { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
+  'firecracker-pvm': { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
   kvmtool: {
     saveRestoreKvmclock: false,
     kvmclockCtrl: false,
@@ -103,7 +105,23 @@ export class VmLifecycle {
     this.current = { pausedAt: this.b.opts.scheduler.now, resumedAt: null, savedKvmclock: saved };
     this.plannedResume = resumeAt ?? null;
     this.b.vm.setVcpusPaused(true);
+    this.b.vm.vmclock?.pause();
     if (this.policy.stopsVirtualClock) this.b.vm.vmStateChange(false);
+  }
+
+  /**
+   * End a snapshot's absence or a migration's stop-and-copy: the saved clocks are restored on `target`
+   * (src/vmm/machine.ts restoreClockState, which makes the VMM's KVM_SET_CLOCK), then the VM runs again as
+   * after a pause — vm_start's KVMCLOCK_CTRL included — without the pause's own KVM_SET_CLOCK.
+   */
+  restore(state: VmClockState | null, target: RestoreTarget, kind: 'restore' | 'migration'): RestoreOutcome {
+    const rec = this.current;
+    if (!rec) throw new InputError('VM is not stopped', 'restore');
+    const outcome = this.b.vm.restoreClockState(state, target);
+    rec.savedKvmclock = null;
+    this.b.vm.vmclock?.postLoad(kind); // QEMU vmclock_post_load, Firecracker do_post_restore
+    this.resume();
+    return outcome;
   }
 
   resume(): void {
@@ -118,6 +136,7 @@ export class VmLifecycle {
     this.plannedResume = null;
     if (this.policy.stopsVirtualClock) this.b.vm.vmStateChange(true);
     this.b.vm.setVcpusPaused(false);
+    this.b.vm.vmclock?.resume();
     for (const v of this.b.vm.vcpus) v.run(v.id); // vCPUs re-enter: pending clock requests run now
   }
 }

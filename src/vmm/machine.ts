@@ -4,13 +4,26 @@
 import type { Scheduler, Timer } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/time.ts';
-import { FlatGuestMemory, KvmVm, LinuxHostTimekeeper, kvmclockScale, type KvmVcpu } from '../hypervisor/index.ts';
-import { pvclockReadCycles } from '../core/pvclock-abi.ts';
-import { u64 } from '../core/u64.ts';
+import {
+  FlatGuestMemory,
+  KVM_CLOCK_REALTIME,
+  KVM_CLOCK_TSC_STABLE,
+  type KvmVcpu,
+  KvmVm,
+  LinuxHostTimekeeper,
+  NO_TSC_SCALING,
+  type TscScalingCaps,
+  VMX_TSC_SCALING,
+} from '../hypervisor/index.ts';
+import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/pvclock-abi.ts';
 import type { GuestPlatform } from '../guest/platform.ts';
 import type { TraceRecorder } from '../core/trace.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
+import { VmclockDevice, vmclockFlavor } from './vmclock.ts';
+
+/** Where the VMClock page sits in guest memory (the last page of the model's RAM). */
+export const VMCLOCK_GPA = 0x1f_f000n;
 
 export interface VirtualMachineOptions {
   profile: MachineProfile;
@@ -30,17 +43,51 @@ export interface VirtualMachineOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (an overcommitted host); the rest is steal. */
   deschedule?: { periodNs: Ns; runNs: Ns };
-  /** The host's TSC now, when a world model owns the host (its oscillator, its TSC offset);
+  /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
-  hostRdtsc?: () => Cycles;
+  hostTscAt?: (t: Ns) => Cycles;
   /** QEMU's `-rtc base=…,clock=…` (qemu-* profiles); default base=utc (the epoch), clock=host. */
   rtc?: RtcConfig;
   /** The host's CLOCK_REALTIME (ns since the epoch) now, when a world model owns the host: what
    *  `-rtc base=utc,clock=host` and the other VMMs' CMOS devices read. Default: epochNs + scheduler time. */
   hostRealtime?: () => Ns;
+  /** Steps applied to the host's CLOCK_REALTIME so far (settimeofday on the host), as KVM's host clock sees them. */
+  hostRealtimeSteps?: () => Ns;
+  /** A VMClock device (QEMU `-device vmclock`, Firecracker's vmclock): see src/vmm/vmclock.ts. */
+  vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** QEMU `-cpu …,tsc-frequency=N`: the guest TSC rate the VMM sets with KVM_SET_TSC_KHZ (default: the host's). */
+  tscFrequencyKhz?: number;
   /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
   trace?: TraceRecorder;
   name?: string;
+}
+
+/** What a VMM saves of a VM's clocks to snapshot or migrate it: KVM_GET_CLOCK, each vCPU's TSC and MSRs, the TSC rate. */
+export interface VmClockState {
+  /** KVM_GET_CLOCK at save, TSC_STABLE cleared (KVM_SET_CLOCK rejects it). */
+  clock: { clock: Ns; flags: number; realtime: Ns };
+  vcpus: { tsc: Cycles; msrs: [number, bigint][] }[];
+  /** KVM_GET_TSC_KHZ: the guest's TSC rate. */
+  tscKhz: number;
+}
+
+/** The host a saved VM is restored on, and how the VMM restores it. */
+export interface RestoreTarget {
+  host: HostCpu;
+  hostTscAt: (t: Ns) => Cycles;
+  hostRealtime: () => Ns;
+  hostRealtimeSteps?: () => Ns;
+  /** The destination CPU scales the TSC (VMX/SVM TSC multiplier). */
+  tscScaling: boolean;
+  /** KVM_SET_CLOCK with KVM_CLOCK_REALTIME: KVM advances kvmclock by the realtime elapsed since the save. */
+  clockRealtime: boolean;
+}
+
+/** What the restore did, for the event log. */
+export interface RestoreOutcome {
+  /** KVM_SET_TSC_KHZ failed (the VMM went on, the guest TSC runs at the destination's rate). */
+  tscKhzError: string | null;
+  tscCatchup: boolean;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -56,7 +103,7 @@ export function resolveHost(h: Partial<HostCpu> | undefined, where = '--host-tsc
 }
 
 export class VirtualMachine {
-  readonly host: HostCpu;
+  private currentHost: HostCpu;
   readonly platform: GuestPlatform;
   readonly kvm: KvmVm | null = null;
   readonly vcpus: KvmVcpu[] = [];
@@ -69,9 +116,22 @@ export class VirtualMachine {
   private readonly sched: Scheduler;
   private readonly entryTimer: Timer | null = null;
 
+  /** The host the VM runs on now (a migration or a restore elsewhere changes it). */
+  get host(): HostCpu {
+    return this.currentHost;
+  }
+
+  private hostTscAtFn: ((t: Ns) => Cycles) | null;
+  private hostRealtimeFn: () => Ns;
+  private hostRealtimeStepsFn: () => Ns;
+  private readonly stealFraction: number;
+  private readonly epoch: Ns;
+
   constructor(readonly opts: VirtualMachineOptions) {
     this.sched = opts.scheduler;
-    this.host = resolveHost(opts.host);
+    this.currentHost = resolveHost(opts.host);
+    this.hostTscAtFn = opts.hostTscAt ?? null;
+    this.hostRealtimeStepsFn = opts.hostRealtimeSteps ?? (() => 0n);
     const p = opts.profile;
     const nrVcpus = opts.vcpus ?? p.defaultVcpus;
     if (!Number.isInteger(nrVcpus) || nrVcpus < 1 || nrVcpus > 64)
@@ -81,8 +141,11 @@ export class VirtualMachine {
     this.hostTsc0 = this.cyclesFor(uptime);
     this.hostTscAtCreate = this.hostTsc();
     const epoch = opts.epochNs ?? 1_767_225_600n * NSEC_PER_SEC; // 2026-01-01T00:00:00Z
-    const stealFraction = opts.stealFraction ?? 0;
-    const cpuid = p.cpuid(this.host);
+    this.epoch = epoch;
+    this.hostRealtimeFn = opts.hostRealtime ?? (() => epoch + this.sched.now);
+    this.stealFraction = opts.stealFraction ?? 0;
+    // the guest sees the TSC rate the VMM sets (CPUID 0x40000010 reports it), the host's by default
+    const cpuid = p.cpuid(opts.tscFrequencyKhz !== undefined ? { ...this.host, tscKhz: opts.tscFrequencyKhz } : this.host);
     const platform: GuestPlatform = {
       cpuid,
       devices: p.devices,
@@ -98,7 +161,7 @@ export class VirtualMachine {
     const devices = new VmDevices({
       profile: p,
       scheduler: opts.scheduler,
-      hostRealtime: opts.hostRealtime ?? (() => epoch + this.sched.now),
+      hostRealtime: () => this.hostRealtimeFn(),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.trace ? { trace: opts.trace } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),
@@ -115,25 +178,11 @@ export class VirtualMachine {
     }
     if (devices.rtc) platform.readCmos = () => devices.readCmos();
     if (p.accel === 'kvm') {
-      const hostTk = new LinuxHostTimekeeper({
-        tscKhz: this.host.tscKhz,
-        rdtsc: () => this.hostTsc(),
-        tscAtBoot: 0n,
-        realtimeAtBootNs: epoch - uptime,
-        constantTsc: this.host.invariantTsc,
-      });
-      const kvm = new KvmVm({
-        host: hostTk,
-        memory: this.memory,
-        scheduler: opts.scheduler,
-        name: opts.name ?? p.name,
-        ...(opts.trace ? { trace: opts.trace } : {}),
-      });
-      (this as { kvm: KvmVm | null }).kvm = kvm;
-      for (let i = 0; i < nrVcpus; i++) {
-        this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(stealFraction) }));
+      this.attachKvm(uptime, NO_TSC_SCALING);
+      for (const v of this.vcpus) {
+        if (opts.tscFrequencyKhz !== undefined) v.setTscKhz(opts.tscFrequencyKhz);
+        v.run(v.id);
       }
-      for (const v of this.vcpus) v.run(v.id);
       platform.memory = this.memory;
       platform.wrmsr = (cpu, index, value) => {
         const v = this.vcpus[cpu];
@@ -149,11 +198,111 @@ export class VirtualMachine {
       this.entryTimer = t;
     }
     this.platform = platform;
+    if (opts.vmclock) {
+      const flavor = vmclockFlavor(p.name);
+      if (!flavor) throw new InputError(`profile ${p.name} has no VMClock device (QEMU and Firecracker do)`, 'vmclock');
+      const vc = opts.vmclock;
+      this.vmclock = new VmclockDevice(
+        this.memory,
+        VMCLOCK_GPA,
+        flavor,
+        opts.scheduler,
+        vc.precise
+          ? {
+              guestTsc: () => this.guestTsc(),
+              guestTscHz: () => this.tscTrueHz(),
+              utcNow: () => epoch + this.sched.now,
+              esterrorNs: vc.esterrorNs,
+              maxerrorNs: vc.maxerrorNs,
+            }
+          : null,
+      );
+    }
     // The TSC rate change happens in a scheduler event, so counters change only at events
     const ch = opts.tscRateChange;
     if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => this.counterEpoch++).armAt(ch.atNs);
     platform.counterEpoch = () => this.counterEpoch;
   }
+
+  /** KVM_CREATE_VM and its vCPUs on the current host (boot, or a restore/migration destination). */
+  private attachKvm(hostUptimeNs: Ns, tscScaling: TscScalingCaps): void {
+    const nrVcpus = this.platform?.vcpus ?? this.opts.vcpus ?? this.opts.profile.defaultVcpus;
+    const hostTk = new LinuxHostTimekeeper({
+      tscKhz: this.host.tscKhz,
+      rdtsc: () => this.hostTsc(),
+      tscAtBoot: 0n,
+      realtimeAtBootNs: this.epoch - hostUptimeNs,
+      realtimeSteps: () => this.hostRealtimeStepsFn(),
+      constantTsc: this.host.invariantTsc,
+    });
+    const kvm = new KvmVm({
+      host: hostTk,
+      memory: this.memory,
+      scheduler: this.sched,
+      name: this.opts.name ?? this.opts.profile.name,
+      tscScaling,
+      appliesTscOffset: !this.opts.profile.kvmPvm, // a PVM guest reads the host TSC
+      ...(this.opts.trace ? { trace: this.opts.trace } : {}),
+    });
+    (this as { kvm: KvmVm | null }).kvm = kvm;
+    this.vcpus.length = 0;
+    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(this.stealFraction) }));
+  }
+
+  /**
+   * Save the VM's clocks as a VMM does for a snapshot or a migration (the VM must be paused): KVM_GET_CLOCK
+   * (TSC_STABLE cleared: KVM_SET_CLOCK rejects it), each vCPU's MSR_IA32_TSC and kvmclock/steal MSRs,
+   * KVM_GET_TSC_KHZ. Null under TCG (no KVM state; QEMU's own vmstate carries its clocks).
+   */
+  saveClockState(): VmClockState | null {
+    const kvm = this.kvm;
+    if (!kvm) return null;
+    const c = kvm.getClock();
+    return {
+      clock: { clock: c.clock, flags: c.flags & ~KVM_CLOCK_TSC_STABLE, realtime: c.realtime },
+      vcpus: this.vcpus.map((v) => ({
+        tsc: v.getMsr(MSR_IA32_TSC)!,
+        msrs: [MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_STEAL_TIME].map((m): [number, bigint] => [m, v.getMsr(m) ?? 0n]),
+      })),
+      tscKhz: this.vcpus[0]!.virtualTscKhz || this.host.tscKhz,
+    };
+  }
+
+  /**
+   * Restore saved clocks on `target` (another host, or the same one later): a new KVM VM and vCPUs there,
+   * KVM_SET_TSC_KHZ with the saved rate (errors ignored, as QEMU does on incoming migration:
+   * target/i386/kvm/kvm.c kvm_arch_put_registers → kvm_arch_set_tsc_khz), host-initiated writes of
+   * MSR_IA32_TSC and the kvmclock/steal MSRs (KVM_SET_MSRS), then KVM_SET_CLOCK with the saved clock,
+   * with KVM_CLOCK_REALTIME when the VMM asks KVM to add the time since the save.
+   */
+  restoreClockState(state: VmClockState | null, target: RestoreTarget): RestoreOutcome {
+    this.currentHost = target.host;
+    this.hostTscAtFn = target.hostTscAt;
+    this.hostRealtimeFn = target.hostRealtime;
+    this.hostRealtimeStepsFn = target.hostRealtimeSteps ?? (() => 0n);
+    this.counterEpoch++;
+    const outcome: RestoreOutcome = { tscKhzError: null, tscCatchup: false };
+    if (!state) return outcome;
+    this.kvm?.destroy();
+    this.attachKvm(0n, target.tscScaling ? VMX_TSC_SCALING : NO_TSC_SCALING);
+    for (const [i, v] of this.vcpus.entries()) {
+      const saved = state.vcpus[i]!;
+      try {
+        v.setTscKhz(state.tscKhz);
+      } catch (e) {
+        outcome.tscKhzError = (e as Error).message;
+      }
+      outcome.tscCatchup ||= v.tscCatchup;
+      v.setMsr(MSR_IA32_TSC, saved.tsc, true);
+      for (const [msr, value] of saved.msrs) if (value !== 0n) v.setMsr(msr, value, true);
+    }
+    const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
+    this.kvm!.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
+    return outcome;
+  }
+
+  /** The VMClock device, when the VM has one. */
+  readonly vmclock: VmclockDevice | null = null;
 
   private vcpusPaused = false;
   /** GuestPlatform.counterEpoch: changes whenever the VMM changes a guest counter's rate or value. */
@@ -187,24 +336,23 @@ export class VirtualMachine {
    * What kvm-clock will read at scheduler time `t` (≥ now), as KVM_GET_CLOCK computes it from the
    * current master-clock snapshot (arch/x86/kvm/x86.c __get_kvmclock) — with an unscaled TSC the same
    * number a vCPU's record gives the guest (src/hypervisor/clock-pair.ts). Null when it cannot be
-   * foreseen: no KVM, no master clock, or a host TSC owned by the world.
+   * foreseen: no KVM or no master clock. A world host's TSC is foreseen at its rate now (a crystal
+   * wander step before t would move the answer by its share).
    */
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
-    if (!kvm?.useMasterClock || this.opts.hostRdtsc || t < this.sched.now) return null;
-    const { shift, mul } = kvmclockScale(this.host.tscKhz);
-    const rec = {
-      tscTimestamp: kvm.masterCycleNow,
-      systemTime: u64(kvm.masterKernelNs + kvm.kvmclockOffset),
-      tscToSystemMul: mul,
-      tscShift: shift,
-    };
-    return pvclockReadCycles(rec, this.hostTsc0 + this.cyclesFor(t));
+    if (!kvm?.useMasterClock || t < this.sched.now) return null;
+    return pvclockReadCycles(kvm.masterClockRecord(), this.hostTscAt(t));
   }
 
   /** The host TSC now. */
   hostTsc(): Cycles {
-    return this.opts.hostRdtsc ? this.opts.hostRdtsc() : this.hostTsc0 + this.cyclesFor(this.sched.now);
+    return this.hostTscAt(this.sched.now);
+  }
+
+  /** The host TSC at scheduler time t (≥ now): the world's host, or this VM's own at tscKhz·(1+ppm). */
+  private hostTscAt(t: Ns): Cycles {
+    return this.hostTscAtFn ? this.hostTscAtFn(t) : this.hostTsc0 + this.cyclesFor(t);
   }
 
   tscTrueHz(): number {

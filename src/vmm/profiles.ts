@@ -17,7 +17,7 @@ export interface HostCpu {
   tscDeadline: boolean;
 }
 
-/** This workplace's host as recorded in DESIGN.md (AMD EPYC, 2,596,136 kHz, invariant TSC). */
+/** This project's recorded kvm-pvm host (AMD EPYC, 2,596,136 kHz, invariant TSC). */
 export const DEFAULT_HOST: HostCpu = { vendor: 'amd', tscKhz: 2_596_136, ppm: 0, invariantTsc: true, tscAdjust: true, tscDeadline: true };
 
 // KVM_FEATURE_* bit numbers (arch/x86/include/uapi/asm/kvm_para.h)
@@ -90,6 +90,11 @@ export interface MachineProfile {
   mmioReadNs: number;
   /** Model time from VM creation to kernel entry (kvmclock already counts). */
   vmToKernelNs: Ns;
+  /**
+   * The VM runs on kvm-pvm (PVM): the guest kernel runs at hardware CPL3, RDTSC is not offset or scaled
+   * (pvm_write_tsc_offset drops KVM's offset), and the guest sees the PVM interface (GuestCpuid.pvm).
+   */
+  kvmPvm?: boolean;
 }
 
 const QEMU_PC_DEVICES: GuestDevices = {
@@ -193,6 +198,46 @@ export const PROFILES: Record<string, MachineProfile> = {
       tscAdjust: h.tscAdjust,
       arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
       kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
+    }),
+    devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: false, pmTimerPort: 0 }, rtc: false, lapic: true },
+    pioReadNs: 2_500,
+    mmioReadNs: 6_000,
+    vmToKernelNs: 52_000_000n,
+  },
+  /**
+   * Firecracker on kvm-pvm: the machines this project runs on that print "Hypervisor detected: PVM".
+   * Firecracker's devices and KVM leaves as above (kvm-pvm's pvm_vcpu_after_set_cpuid leaves the KVM leaves,
+   * leaf 6 and the TSC-deadline bit alone); the guest's TSC is the host's (no offset), and its TSC frequency
+   * comes from MSR 0x4b564d13 (pvm_get_tsc_khz): the host's tsc_khz exactly, with TSC_KNOWN_FREQ and
+   * TSC_RELIABLE. Assumed, not seen: that the PVM guest still registers kvm-clock from Firecracker's KVM
+   * leaves (its pvm_init_platform is boot-only code, freed after boot; docs/fidelity.md ## vmm).
+   */
+  'firecracker-pvm': {
+    name: 'firecracker-pvm',
+    description:
+      'Firecracker microVM on kvm-pvm (PVM guest): KVM leaves passed through, TSC kHz from the PVM MSR (the host tsc_khz exactly), in-kernel PIT with speaker stub, no HPET, no PM timer, no CMOS RTC',
+    command: 'firecracker --config-file vm.json   # on a host whose /dev/kvm is kvm-pvm',
+    sources: [
+      'firecracker sources as for the firecracker profile',
+      'kvm-pvm arch/x86/kvm/pvm/pvm.c pvm_write_tsc_offset (guest TSC = host TSC), pvm_vcpu_create (no other TSC frequency)',
+      "this workplace's 6.18 kernel (read from its text): pvm_get_tsc_khz reads MSR 0x4b564d13; kvm-pvm's pvm_get_msr answers virtual_tsc_khz, else tsc_khz",
+      'virt-pvm/linux arch/x86/include/asm/pvm_para.h pvm_detect (CPL3 + KVM signature through PVM_SYNTHETIC_CPUID)',
+    ],
+    accel: 'kvm',
+    kvmPvm: true,
+    defaultVcpus: 2,
+    vmmCmdline: 'reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd',
+    cpuid: (h) => ({
+      vendor: h.vendor,
+      tsc: true,
+      tscDeadlineTimer: h.tscDeadline,
+      hypervisor: true,
+      invariantTsc: h.invariantTsc,
+      tscAdjust: h.tscAdjust,
+      arat: true,
+      kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
+      // Firecracker sets no TSC frequency (KVM_SET_TSC_KHZ) at boot: virtual_tsc_khz is the host's
+      pvm: { tscKhz: h.tscKhz },
     }),
     devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: false, pmTimerPort: 0 }, rtc: false, lapic: true },
     pioReadNs: 2_500,

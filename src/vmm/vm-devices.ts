@@ -32,12 +32,14 @@ import {
   MmioBus,
   noIrq,
   Pit,
+  type PitCommon,
   PortBus,
   rtcBaseSeconds,
   SpeakerPort,
   type PortDevice,
 } from '../devices/index.ts';
 import type { CmosReading } from '../guest/platform.ts';
+import { KvmPit } from '../hypervisor/index.ts';
 import { KvmtoolRtc } from './kvmtool-rtc.ts';
 import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
 import type { MachineProfile } from './profiles.ts';
@@ -86,7 +88,7 @@ export class VmDevices {
   /** QEMU_CLOCK_VIRTUAL (used by the qemu-* device set; other VMMs' devices never stop). */
   readonly virtualClock: VmVirtualClock;
   readonly rtc: CmosRtc | KvmtoolRtc | null = null;
-  readonly pit: Pit | null = null;
+  readonly pit: PitCommon | null = null;
   readonly speaker: SpeakerPort | null = null;
   readonly hpet: Hpet | null = null;
   readonly acpiPm: AcpiPmTimer | null = null;
@@ -147,17 +149,12 @@ export class VmDevices {
     }
 
     if (p.devices.pit) {
-      const kvmPit = p.accel === 'kvm' ? { kvm: { reinject: true } } : {};
-      this.pit = qemu
-        ? new Pit({ scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${label}/pit`, ...tr, ...kvmPit })
-        : new Pit({ scheduler, irq: noIrq, name: `${label}/pit`, ...tr, ...kvmPit });
-      if (!qemu && this.pit.saveState().kvm) {
-        // KVM_CREATE_PIT2 alone: kvm_pit_reset sets every channel's mode to 0xff, so loading the count
-        // starts no hrtimer (arch/x86/kvm/i8254.c pit_load_count → destroy_pit_timer); only QEMU writes
-        // its own reset state (mode 3) into the kernel. Channel 0 is left without a timer here too.
-        const st = this.pit.saveState();
-        this.pit.restore({ ...st, kvm: { ...st.kvm!, expires: null } });
-      }
+      const deps = qemu
+        ? { scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${label}/pit`, ...tr }
+        : { scheduler, irq: noIrq, name: `${label}/pit`, ...tr };
+      // Under KVM the PIT is the kernel's. Only QEMU writes its own reset state (mode 3) into it; after
+      // KVM_CREATE_PIT2 alone kvm_pit_reset's mode 0xff starts no hrtimer (arch/x86/kvm/i8254.c).
+      this.pit = p.accel === 'kvm' ? new KvmPit({ ...deps, reinject: true, reset: qemu ? 'qemu' : 'kvm' }) : new Pit(deps);
       this.ports.map(0x40, 4, this.pit!);
       if (p.devices.pit.speakerPort) {
         this.speaker = new SpeakerPort(this.pit!);

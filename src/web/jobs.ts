@@ -3,8 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import type { Scenario } from '../world/scenario.ts';
-import type { SimulationResult } from '../world/simulation.ts';
-import { parseTimelineCsv } from '../report/index.ts';
+import { parseTimelineCsv, type RunData } from '../report/index.ts';
 import type { WorkerMessage } from './worker.ts';
 
 const TSX_API = import.meta.resolve('tsx/esm/api');
@@ -19,7 +18,7 @@ export interface Job {
   scenario: Scenario;
   messages: WorkerMessage[];
   listeners: Set<(m: WorkerMessage) => void>;
-  result: SimulationResult | null;
+  result: RunData | null;
   finished: boolean;
 }
 
@@ -39,7 +38,7 @@ export class JobRunner {
     this.workers.add(w);
     const emit = (m: WorkerMessage) => {
       if (job.finished) return;
-      if (m.kind === 'done') job.result = { summary: m.summary as SimulationResult['summary'], timeline: parseTimelineCsv(m.csv) };
+      if (m.kind === 'done') job.result = { summary: m.summary as RunData['summary'], timeline: parseTimelineCsv(m.csv) };
       if (m.kind === 'done' || m.kind === 'error') job.finished = true;
       job.messages.push(m);
       for (const l of job.listeners) l(m);

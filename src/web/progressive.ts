@@ -2,7 +2,6 @@
 // to 1/16, 1/8, 1/4, 1/2 and all of its duration: each shorter run is an exact prefix of the full one
 // (same scenario, same seed, same events up to its end), and the rows before each cut are final. Costs
 // about twice one run.
-import { parseDuration } from '../core/units.ts';
 import type { Scenario } from '../world/scenario.ts';
 import { type SimulationResult, simulate, type TimelineRow } from '../world/simulation.ts';
 
@@ -14,7 +13,7 @@ export interface ProgressiveCallbacks {
 }
 
 export function runProgressively(s: Scenario, cb: ProgressiveCallbacks): SimulationResult {
-  const full = parseDuration(s.duration);
+  const full = s.duration;
   const total = CUTS.reduce((a, c) => a + c, 0);
   let doneCost = 0;
   let sentUpTo = -1n;
@@ -22,7 +21,7 @@ export function runProgressively(s: Scenario, cb: ProgressiveCallbacks): Simulat
   for (const cut of CUTS) {
     const last = cut === 1;
     const end = last ? full : (full * BigInt(Math.round(cut * 1024))) / 1024n;
-    const res = simulate(last ? s : { ...s, duration: `${end}ns` }, {
+    const res = simulate(last ? s : { ...s, duration: end }, {
       onProgress: (f) => cb.progress((doneCost + f * cut) / total),
     });
     doneCost += cut;

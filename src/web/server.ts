@@ -106,7 +106,8 @@ export function startWebServer(opts: WebServerOptions = {}): Promise<WebServer> 
     if (req.method === 'POST' && (p === '/api/validate' || p === '/api/run')) {
       const { scenario, raw, error } = scenarioFrom(await readBody(req));
       if (error || !scenario) return json(res, 400, { error: errorJson(error!), raw });
-      if (p === '/api/validate') return json(res, 200, { scenario });
+      // the form shows the file as written ("15min", not ns); the loader fills in defaults when it runs
+      if (p === '/api/validate') return json(res, 200, { scenario: raw });
       const job = jobs.start(scenario);
       return json(res, 202, { id: job.id });
     }

@@ -77,8 +77,20 @@ export class Host {
 
   /** CLOCK_REALTIME, ns since the Unix epoch. */
   realtime(t: Ns): Ns {
-    return this.ntp ? this.epochNs + t : this.epochNs + this.realtimeError + this.monotonic(t);
+    return this.ntp ? this.epochNs + t : this.epochNs + this.realtimeError + this.stepsNs + this.monotonic(t);
   }
+
+  /** The sum of the steps made to CLOCK_REALTIME so far (settimeofday on the host). */
+  get realtimeStepsNs(): Ns {
+    return this.stepsNs;
+  }
+
+  /** Step CLOCK_REALTIME by `by` ns (settimeofday on the host): MONOTONIC and RAW do not move. */
+  stepRealtime(by: Ns): void {
+    this.stepsNs += by;
+  }
+
+  private stepsNs: Ns = 0n;
 
   /** Whole seconds of REALTIME, as a CMOS RTC kept by the host would show them. */
   realtimeSeconds(t: Ns): bigint {

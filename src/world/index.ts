@@ -1,6 +1,11 @@
-// world: hosts (oscillator, TSC, clocks), scenarios, the simulation that runs them.
-export * from './oscillator.ts';
+// The world layer: hosts, scenarios, the resolver from scenario to VM options, and the simulation.
+export * from './boot.ts';
+export * from './demo.ts';
 export * from './host.ts';
+export * from './ntp-servers.ts';
+export * from './oscillator.ts';
+export * from './resolve.ts';
 export * from './scenario.ts';
 export * from './simulation.ts';
-export * from './demo.ts';
+export * from './work.ts';
+export * from './world.ts';

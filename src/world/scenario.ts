@@ -1,18 +1,51 @@
 // Scenario files: YAML (or JSON) describing the world — hosts, VMs, what happens and what to record.
 // Validated with zod; every error names the file, the path inside it (hosts[1].tsc.freq_khz), the line,
-// and what was expected. The JSON Schema for editors is generated from the same zod schema.
+// and what was expected. Durations become exact ns (bigint) here, once, in the schema's transform; the
+// JSON Schema for editors is generated from the same zod schema (its input side).
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isNode } from 'yaml';
+import { isNode, LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
 import { InputError } from '../core/errors.ts';
+import type { Ns } from '../core/time.ts';
 import { parseDuration } from '../core/units.ts';
 import { parseCmdline } from '../guest/cmdline.ts';
-import { kernelPreset } from '../vmm/kernels.ts';
-import { machineProfile } from '../vmm/profiles.ts';
+import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy, vmclockFlavor } from '../vmm/index.ts';
 
+/** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */
+export const MAX_DURATION_NS = 1000n * 31_536_000_000_000_000n; // 1000 y
+
+/** A duration as written ("500ms", "15s", "2h", "1d", "1y" or seconds), parsed to exact ns. */
 const duration = z
-  .union([z.string(), z.number().nonnegative()])
+  .union([z.string(), z.number()])
+  .transform((v, ctx): Ns => {
+    try {
+      const ns = typeof v === 'number' && !(Math.abs(v) <= 1e12) ? MAX_DURATION_NS + 1n : parseDuration(v);
+      if (ns > MAX_DURATION_NS) throw new InputError(`must be at most 1000y, got ${typeof v === 'number' ? v : `"${v}"`}`);
+      return ns;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+  })
   .describe('a duration: "500ms", "15s", "2h", "1d", "1y" or a number of seconds');
+const positiveDuration = duration.refine((ns) => ns > 0n, 'must be greater than 0');
+
+/** A signed duration ("-2s", "+1h", -0.5): how far a clock is stepped. */
+const signedDuration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx): Ns => {
+    const neg = typeof v === 'number' ? v < 0 : /^\s*-/.test(v);
+    const abs = typeof v === 'number' ? Math.abs(v) : v.replace(/^\s*[-+]/, '');
+    try {
+      const ns = typeof abs === 'number' && !(abs <= 1e12) ? MAX_DURATION_NS + 1n : parseDuration(abs);
+      if (ns > MAX_DURATION_NS) throw new InputError(`must be within ±1000y, got ${typeof v === 'number' ? v : `"${v}"`}`);
+      return neg ? -ns : ns;
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message.replace('a non-negative duration', 'a duration') });
+      return z.NEVER;
+    }
+  })
+  .describe('a signed duration: "-2s", "+1h", or a number of seconds');
 
 export const oscillatorSchema = z.strictObject({
   ppm: z.number().min(-1000).max(1000).default(0).describe('frequency error of the host crystal, parts per million (+ runs fast)'),
@@ -22,22 +55,51 @@ export const oscillatorSchema = z.strictObject({
     .max(100)
     .default(0)
     .describe('random-walk step of the frequency error per wander_interval, ppm (0: none)'),
-  wander_interval: duration.default('1s').describe('interval between random-walk steps'),
+  wander_interval: positiveDuration.prefault('1s').describe('interval between random-walk steps'),
 });
 
-export const tscSchema = z.strictObject({
-  freq_khz: z.number().int().positive().max(100_000_000).describe('nominal TSC frequency in kHz, e.g. 2596136'),
-  constant: z.boolean().default(true).describe('constant_tsc: rate independent of P-states'),
-  nonstop: z.boolean().default(true).describe('nonstop_tsc: counts in deep C-states'),
-  invariant: z.boolean().default(true).describe('invariant TSC (CPUID 0x80000007 EDX bit 8)'),
+export const tscSchema = z
+  .strictObject({
+    freq_khz: z.number().int().min(1000).max(100_000_000).describe('nominal TSC frequency in kHz (1 MHz … 100 GHz), e.g. 2596136'),
+    constant: z.boolean().default(true).describe('constant_tsc: rate independent of P-states'),
+    nonstop: z.boolean().default(true).describe('nonstop_tsc: counts in deep C-states'),
+    invariant: z.boolean().default(true).describe('invariant TSC (CPUID 0x80000007 EDX bit 8); implies constant and nonstop'),
+  })
+  // arch/x86/kernel/cpu/{amd,intel}.c: CPUID 0x80000007 EDX bit 8 sets both X86_FEATURE_CONSTANT_TSC and
+  // X86_FEATURE_NONSTOP_TSC, so an invariant TSC that is not constant or not nonstop cannot exist.
+  .refine((t) => !t.invariant || (t.constant && t.nonstop), {
+    message:
+      'an invariant TSC is constant and nonstop (CPUID 0x80000007 EDX bit 8 implies both): set invariant: false, or constant and nonstop: true',
+    path: ['invariant'],
+  });
+
+export const hostCpuSchema = z.strictObject({
+  vendor: z.enum(['amd', 'intel']).default('amd').describe('CPU vendor the guest is shown'),
+  tsc_deadline: z.boolean().default(true).describe('TSC-deadline mode of the LAPIC timer (CPUID 1 ECX bit 24)'),
+  tsc_adjust: z.boolean().default(true).describe('IA32_TSC_ADJUST MSR (CPUID 7 EBX bit 1)'),
+});
+
+export const realtimeStepSchema = z.strictObject({
+  at: duration.describe("when the host's CLOCK_REALTIME is stepped, from the start of the scenario"),
+  by: signedDuration.describe('how far it is stepped (settimeofday on the host), e.g. "-2s" or "+1h"'),
 });
 
 export const hostSchema = z.strictObject({
   name: z.string().min(1),
-  oscillator: oscillatorSchema.default({ ppm: 0, wander_sigma_ppm: 0, wander_interval: '1s' }),
+  oscillator: oscillatorSchema.prefault({}),
   tsc: tscSchema,
+  cpu: hostCpuSchema.prefault({}).describe('what the host CPU offers beyond its TSC'),
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
-  realtime_error: z.number().default(0).describe('host REALTIME minus true UTC at the start, seconds (only without host NTP)'),
+  realtime_steps: z
+    .array(realtimeStepSchema)
+    .default([])
+    .describe("steps of the host's own CLOCK_REALTIME under running guests (only with ntp: false, whose clock nothing corrects)"),
+  realtime_error: z
+    .number()
+    .min(-1e9)
+    .max(1e9)
+    .default(0)
+    .describe('host REALTIME minus true UTC at the start, seconds (only with ntp: false; within ±10^9 s)'),
 });
 
 export const pauseSchema = z.strictObject({
@@ -45,18 +107,78 @@ export const pauseSchema = z.strictObject({
   duration: duration.describe('how long it stays paused'),
 });
 
+export const snapshotSchema = z.strictObject({
+  at: duration.describe('when the VMM pauses and saves the VM, from the start of the scenario'),
+  restore_after: duration.describe('how long the VM is gone before it is restored'),
+  restore_on: z.string().min(1).optional().describe('the host it is restored on (default: the host it ran on)'),
+  clock_realtime: z
+    .boolean()
+    .optional()
+    .describe("Firecracker's snapshot-load option: KVM_SET_CLOCK with KVM_CLOCK_REALTIME, so kvmclock advances by the gap (default false)"),
+});
+
+export const migrationSchema = z.strictObject({
+  at: duration.describe('when the stop-and-copy phase starts (the VM stops on its host)'),
+  to: z.string().min(1).describe('the destination host'),
+  downtime: positiveDuration.describe('how long the VM is stopped while its last state is copied'),
+  tsc_scaling: z
+    .boolean()
+    .default(true)
+    .describe("the destination CPU can scale the guest's TSC to its saved rate (VMX/SVM TSC multiplier)"),
+});
+
 export const syncSchema = z.strictObject({
   method: z
-    .enum(['none', 'agent', 'ntp'])
+    .enum(['none', 'agent', 'ntp', 'ntpd', 'chrony'])
     .default('none')
     .describe(
-      "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, or an NTP client in the guest",
+      "what re-syncs the guest's wall clock: nothing, the management layer's guest-agent guest-set-time after each resume, an ntpd-like client in the guest (ntpd, or its alias ntp), or chronyd",
     ),
-  agent_delay: duration.default('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
+  agent_delay: duration.prefault('1s').describe('agent: how long after a resume the management layer sends guest-set-time'),
   ntp_poll_exp: z.number().int().min(4).max(17).default(6).describe('ntp: log2 of the poll interval in seconds (6 = 64 s)'),
   ntp_step_threshold: duration
-    .default('128ms')
+    .prefault('128ms')
     .describe('ntp: offsets beyond this are stepped (ADJ_SETOFFSET), smaller ones slewed by the kernel PLL'),
+  // chrony (and the servers of ntpd)
+  servers: z
+    .array(z.string().min(1))
+    .optional()
+    .describe('ntpd/chrony: names from ntp_servers (default: all of them; with none defined, an ideal server at true UTC 1 ms away)'),
+  iburst: z.boolean().default(false).describe("chrony: the servers' iburst option (4 requests 2 s apart at start)"),
+  minpoll: z.number().int().min(0).max(24).default(6).describe('chrony: minpoll, log2 seconds (default 6 = 64 s)'),
+  maxpoll: z.number().int().min(0).max(24).default(10).describe('chrony: maxpoll, log2 seconds (default 10 = 1024 s)'),
+  makestep: z
+    .tuple([z.number().nonnegative(), z.number().int().min(-1)])
+    .optional()
+    .describe(
+      'chrony: makestep [threshold seconds, limit]: step when the offset exceeds threshold during the first limit updates (-1: always); default: never step',
+    ),
+  maxslewrate_ppm: z
+    .number()
+    .positive()
+    .max(100000)
+    .default(1e6 / 12)
+    .describe('chrony: maxslewrate, ppm (default 83333.333)'),
+  rtcsync: z.boolean().default(false).describe("chrony: rtcsync (the kernel's 11-minute mode copies the system time to the RTC)"),
+  agent_latency: duration
+    .prefault(0)
+    .describe("agent: one-way latency of guest-set-time from the host's read of its clock to the guest applying it"),
+});
+
+export const ntpPathSchema = z.strictObject({
+  delay: duration.describe('fixed one-way delay'),
+  jitter: duration.prefault(0).describe('mean of the exponential extra delay of each packet (delay + jitter × Exp(1) each way)'),
+  asymmetry: signedDuration
+    .prefault(0)
+    .describe('request minus reply fixed delay (request: delay + asymmetry/2, reply: delay − asymmetry/2)'),
+  loss: z.number().min(0).lt(1).default(0).describe('probability that a packet is lost'),
+});
+
+export const ntpServerSchema = z.strictObject({
+  name: z.string().min(1),
+  stratum: z.number().int().min(1).max(15).optional().describe('stratum it announces (default 1 for true UTC, 2 for a host clock)'),
+  host: z.string().min(1).optional().describe("serve this host's REALTIME instead of true UTC"),
+  path: ntpPathSchema.describe('the network path between the guests and this server'),
 });
 
 export const vmSchema = z.strictObject({
@@ -69,13 +191,41 @@ export const vmSchema = z.strictObject({
   kernel: z.string().default('distro').describe('guest kernel preset: distro, yocto-qemux86, debian12'),
   cmdline: z.string().default('').describe('guest kernel command line (clocksource=, no-kvmclock, tsc=…)'),
   vcpus: z.number().int().min(1).max(64).optional().describe("vCPU count (default: the profile's)"),
-  boot_at: duration.default(0).describe('when the VMM creates the VM, from the start of the scenario'),
+  boot_at: duration.prefault(0).describe('when the VMM creates the VM, from the start of the scenario'),
   pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
-  sync: syncSchema.default({ method: 'none', agent_delay: '1s', ntp_poll_exp: 6, ntp_step_threshold: '128ms' }),
-  update_interval: duration
-    .default('1s')
+  snapshots: z.array(snapshotSchema).default([]).describe('the VMM saves the VM, which is gone for restore_after, then restores it'),
+  migrations: z.array(migrationSchema).default([]).describe('live migrations to another host, with a stop-and-copy downtime'),
+  vmclock: z
+    .strictObject({
+      precise: z
+        .boolean()
+        .default(false)
+        .describe(
+          'the host also publishes the guest TSC → UTC relation (the ABI allows it; QEMU and Firecracker publish only the markers)',
+        ),
+      esterror: duration.prefault('1us').describe('precise: the estimated error the host states for the published time'),
+      maxerror: duration.prefault('10us').describe('precise: the maximum error the host states'),
+    })
+    .optional()
+    .describe(
+      'a VMClock device (QEMU -device vmclock, Firecracker vmclock): disruption_marker and vm_generation_counter across restores and migrations',
+    ),
+  tsc_frequency_khz: z
+    .number()
+    .int()
+    .min(1000)
+    .max(100_000_000)
+    .optional()
+    .describe('QEMU -cpu …,tsc-frequency=N: the guest TSC rate the VMM sets (KVM_SET_TSC_KHZ); needed to migrate an invariant-TSC guest'),
+  sync: syncSchema.prefault({}),
+  update_interval: positiveDuration
+    .prefault('1s')
     .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
+  initial_offset: signedDuration
+    .optional()
+    .describe('the guest\'s REALTIME error right after boot (set when userspace starts, 5 s after kernel entry), e.g. "+60s"'),
   kvmclock_at_init: duration
+    .refine((ns) => ns <= 3_600_000_000_000n, 'must be at most 1h (it is how long the VMM, firmware and loader ran before the kernel)')
     .optional()
     .describe(
       'what kvm-clock read when the guest kernel set it up ("kvm-clock: using sched offset of N cycles", N ns): how long VMM, firmware and loader ran before kvmclock_init, e.g. "52991526ns" (default: the VMM profile\'s)',
@@ -92,11 +242,21 @@ export const scenarioSchema = z.strictObject({
     .max(0xffff_ffff)
     .default(1)
     .describe('PRNG seed: same scenario and seed give byte-identical results'),
-  start: z.iso.datetime({ offset: true }).default('2026-01-01T00:00:00Z').describe('true UTC at the start of the scenario (ISO 8601)'),
+  start: z.iso
+    .datetime({ offset: true })
+    .default('2026-01-01T00:00:00Z')
+    // kvmclock's wall-clock record holds u32 seconds since 1970 (arch/x86/kvm/x86.c kvm_write_wall_clock:
+    // "overflow in 2106 guest time"), and guests count from the epoch: outside these years the models are not meaningful
+    .refine((v) => {
+      const y = new Date(v).getUTCFullYear();
+      return y >= 1970 && y <= 2105;
+    }, "must be between 1970 and 2105 (kvmclock's wall-clock record holds u32 seconds since 1970)")
+    .describe('true UTC at the start of the scenario (ISO 8601), 1970 … 2105'),
   duration: duration.describe('simulated time to run'),
-  sample_interval: duration.default('1min').describe('how often offsets are recorded in the timeline'),
+  sample_interval: positiveDuration.prefault('1min').describe('how often offsets are recorded in the timeline'),
   hosts: z.array(hostSchema).min(1),
   vms: z.array(vmSchema).min(1),
+  ntp_servers: z.array(ntpServerSchema).default([]).describe('NTP servers the guests can use, each with its network path'),
 });
 
 export type ScenarioInput = z.input<typeof scenarioSchema>;
@@ -131,7 +291,42 @@ function describeIssue(issue: z.core.$ZodIssue, data: unknown): { path: Property
     const keys = issue.keys.map((k) => `"${k}"`).join(', ');
     return { path: [...path, issue.keys[0]!], message: `unknown key ${keys}` };
   }
-  return { path, message: issue.message.replace(/^Invalid input: /, '') };
+  return { path, message: plainMessage(issue, valueAt(data, path)) };
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
+  return String(v);
+}
+
+/** zod's issue in the words of the rest of timevisor's messages: what was expected, what was given. */
+function plainMessage(issue: z.core.$ZodIssue, given: unknown): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return `expected ${issue.expected === 'int' ? 'a whole number' : issue.expected}, got ${describeValue(given)}`;
+    case 'too_small': {
+      if (issue.origin === 'array') return `needs at least ${issue.minimum} entr${issue.minimum === 1 ? 'y' : 'ies'}`;
+      if (issue.origin === 'string') return 'must not be empty';
+      return `must be ${issue.inclusive ? '≥' : '>'} ${issue.minimum}, got ${describeValue(given)}`;
+    }
+    case 'too_big':
+      return `must be ${issue.inclusive ? '≤' : '<'} ${issue.maximum}, got ${describeValue(given)}`;
+    case 'invalid_value':
+      return `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(given)}`;
+    case 'invalid_format':
+      return issue.format === 'datetime'
+        ? `expected an ISO 8601 date and time like "2026-01-01T00:00:00Z", got ${describeValue(given)}`
+        : `expected ${issue.format}, got ${describeValue(given)}`;
+    case 'invalid_union':
+      return `expected a duration like "500ms", "15s", "1d" or a number of seconds, got ${describeValue(given)}`;
+    case 'not_multiple_of':
+      return `must be a multiple of ${issue.divisor}, got ${describeValue(given)}`;
+    default:
+      return issue.message.replace(/^Invalid input: /, '');
+  }
 }
 
 /** Semantic checks zod cannot express: references between hosts and VMs, unique names, durations. */
@@ -147,35 +342,17 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     if (vmNames.has(vm.name)) return { path: ['vms', i, 'name'], message: `duplicate VM name "${vm.name}"` };
     vmNames.add(vm.name);
   }
-  const checks: [PropertyKey[], string | number][] = [
-    [['duration'], s.duration],
-    [['sample_interval'], s.sample_interval],
-    ...s.hosts.map((h, i): [PropertyKey[], string | number] => [
-      ['hosts', i, 'oscillator', 'wander_interval'],
-      h.oscillator.wander_interval,
-    ]),
-    ...s.vms.flatMap((v, i): [PropertyKey[], string | number][] => [
-      [['vms', i, 'boot_at'], v.boot_at],
-      [['vms', i, 'update_interval'], v.update_interval],
-      ...(v.kvmclock_at_init !== undefined
-        ? [[['vms', i, 'kvmclock_at_init'], v.kvmclock_at_init] as [PropertyKey[], string | number]]
-        : []),
-      [['vms', i, 'sync', 'agent_delay'], v.sync.agent_delay],
-      [['vms', i, 'sync', 'ntp_step_threshold'], v.sync.ntp_step_threshold],
-      ...v.pauses.flatMap((p, j): [PropertyKey[], string | number][] => [
-        [['vms', i, 'pauses', j, 'at'], p.at],
-        [['vms', i, 'pauses', j, 'duration'], p.duration],
-      ]),
-    ]),
-  ];
-  for (const [path, v] of checks) {
-    try {
-      parseDuration(v);
-    } catch (e) {
-      return { path, message: (e as Error).message };
-    }
+  for (const [i, h] of s.hosts.entries()) {
+    if (h.ntp && h.realtime_error !== 0)
+      return {
+        path: ['hosts', i, 'realtime_error'],
+        message: 'has no effect while the host runs NTP (its REALTIME is true UTC): set ntp: false to give the host a wrong clock',
+      };
   }
-  if (parseDuration(s.sample_interval) === 0n) return { path: ['sample_interval'], message: 'must be greater than 0' };
+  for (const [i, vm] of s.vms.entries())
+    if (vm.boot_at > s.duration) return { path: ['vms', i, 'boot_at'], message: 'is after the end of the run (duration)' };
+  const ntpProblem = checkNtp(s, names);
+  if (ntpProblem) return ntpProblem;
   for (const [i, vm] of s.vms.entries()) {
     const named: [string, () => unknown][] = [
       ['profile', () => machineProfile(vm.profile)],
@@ -189,21 +366,103 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
         return { path: ['vms', i, key], message: (e as Error).message };
       }
     }
-    if (parseDuration(vm.update_interval) === 0n) return { path: ['vms', i, 'update_interval'], message: 'must be greater than 0' };
-    let end = parseDuration(vm.boot_at);
-    for (const [j, p] of vm.pauses.entries()) {
-      const at = parseDuration(p.at);
-      if (at <= end)
+    const stops = [
+      ...vm.pauses.map((p, j) => ({ at: p.at, len: p.duration, path: ['vms', i, 'pauses', j, 'at'] as PropertyKey[] })),
+      ...vm.snapshots.map((p, j) => ({ at: p.at, len: p.restore_after, path: ['vms', i, 'snapshots', j, 'at'] as PropertyKey[] })),
+      ...vm.migrations.map((p, j) => ({ at: p.at, len: p.downtime, path: ['vms', i, 'migrations', j, 'at'] as PropertyKey[] })),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    let end = vm.boot_at;
+    for (const [k, st] of stops.entries()) {
+      if (st.at >= s.duration) return { path: st.path, message: 'is at or after the end of the run (duration)' };
+      if (st.at <= end)
         return {
-          path: ['vms', i, 'pauses', j, 'at'],
-          message: j === 0 ? 'a pause must come after boot_at' : 'pauses must be in order and must not overlap',
+          path: st.path,
+          message:
+            k === 0
+              ? 'must come after boot_at'
+              : 'overlaps an earlier pause, snapshot or migration of this VM (each must end before the next starts)',
         };
-      end = at + parseDuration(p.duration);
+      end = st.at + st.len;
     }
+    const moves = moveClockPolicy(vm.profile);
+    for (const [j, sn] of vm.snapshots.entries()) {
+      if (moves.snapshotRefused) return { path: ['vms', i, 'snapshots', j], message: moves.snapshotRefused };
+      if (sn.restore_on !== undefined && !names.has(sn.restore_on))
+        return {
+          path: ['vms', i, 'snapshots', j, 'restore_on'],
+          message: `no host named "${sn.restore_on}" (hosts: ${[...names].join(', ')})`,
+        };
+      if (sn.clock_realtime !== undefined && moves.clockRealtime !== 'option')
+        return {
+          path: ['vms', i, 'snapshots', j, 'clock_realtime'],
+          message: `is Firecracker's snapshot-load option; ${vm.profile} ${moves.clockRealtime === 'always' ? 'always restores kvmclock with KVM_CLOCK_REALTIME' : 'never asks KVM for KVM_CLOCK_REALTIME'}`,
+        };
+    }
+    for (const [j, m] of vm.migrations.entries()) {
+      if (!names.has(m.to))
+        return { path: ['vms', i, 'migrations', j, 'to'], message: `no host named "${m.to}" (hosts: ${[...names].join(', ')})` };
+      const refused =
+        moves.migrationRefused === 'invtsc' ? (vm.tsc_frequency_khz === undefined ? INVTSC_BLOCKER : null) : moves.migrationRefused;
+      if (refused)
+        return {
+          path: ['vms', i, 'migrations', j],
+          message:
+            refused === INVTSC_BLOCKER
+              ? `QEMU refuses: "${INVTSC_BLOCKER}" (set tsc_frequency_khz, as -cpu …,tsc-frequency= does)`
+              : refused,
+        };
+      // QEMU with an explicit tsc-frequency fails the destination's vCPU setup when KVM cannot give that
+      // rate: no TSC scaling and the host more than 250 ppm away (target/i386/kvm/kvm.c kvm_arch_set_tsc_khz)
+      const dstKhz = s.hosts.find((h) => h.name === m.to)?.tsc.freq_khz ?? 0;
+      const want = vm.tsc_frequency_khz;
+      if (want !== undefined && !m.tsc_scaling && Math.abs(dstKhz - want) * 1e6 > 250 * want)
+        return {
+          path: ['vms', i, 'migrations', j, 'tsc_scaling'],
+          message: `QEMU refuses on the destination: "TSC frequency mismatch between VM (${want} kHz) and host (${dstKhz} kHz), and TSC scaling unavailable"`,
+        };
+    }
+    if (vm.vmclock !== undefined && vmclockFlavor(vm.profile) === null)
+      return { path: ['vms', i, 'vmclock'], message: `profile ${vm.profile} has no VMClock device (QEMU and Firecracker do)` };
+    if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
+      return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
   }
   for (const [i, h] of s.hosts.entries()) {
-    if (h.oscillator.wander_sigma_ppm > 0 && parseDuration(h.oscillator.wander_interval) === 0n)
-      return { path: ['hosts', i, 'oscillator', 'wander_interval'], message: 'must be greater than 0 when wander_sigma_ppm is set' };
+    if (h.realtime_steps.length > 0 && h.ntp)
+      return {
+        path: ['hosts', i, 'realtime_steps'],
+        message: 'a host running NTP would be put right at once: set ntp: false to step its clock',
+      };
+    for (const [j, st] of h.realtime_steps.entries())
+      if (st.at >= s.duration)
+        return { path: ['hosts', i, 'realtime_steps', j, 'at'], message: 'is at or after the end of the run (duration)' };
+  }
+  return null;
+}
+
+/** ntp_servers and the VMs' references to them. */
+function checkNtp(s: Scenario, hostNames: Set<string>): { path: PropertyKey[]; message: string } | null {
+  const servers = new Set<string>();
+  for (const [i, n] of s.ntp_servers.entries()) {
+    if (servers.has(n.name)) return { path: ['ntp_servers', i, 'name'], message: `duplicate NTP server name "${n.name}"` };
+    servers.add(n.name);
+    if (n.host !== undefined && !hostNames.has(n.host))
+      return { path: ['ntp_servers', i, 'host'], message: `no host named "${n.host}" (hosts: ${[...hostNames].join(', ')})` };
+    const a = n.path.asymmetry < 0n ? -n.path.asymmetry : n.path.asymmetry;
+    if (a > 2n * n.path.delay)
+      return {
+        path: ['ntp_servers', i, 'path', 'asymmetry'],
+        message: 'must be at most 2 × delay in size (no direction can take less than no time)',
+      };
+  }
+  for (const [i, vm] of s.vms.entries()) {
+    for (const [j, name] of (vm.sync.servers ?? []).entries())
+      if (!servers.has(name))
+        return {
+          path: ['vms', i, 'sync', 'servers', j],
+          message: `no NTP server named "${name}" (ntp_servers: ${[...servers].join(', ') || 'none'})`,
+        };
+    if (vm.sync.minpoll > vm.sync.maxpoll)
+      return { path: ['vms', i, 'sync', 'maxpoll'], message: `must be ≥ minpoll (${vm.sync.minpoll})` };
   }
   return null;
 }
@@ -224,13 +483,30 @@ export function parseScenario(data: unknown, where = 'scenario', lineOf: (path: 
 /** Parse YAML text into a validated scenario. */
 export function parseScenarioText(text: string, where = 'scenario'): Scenario {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // logLevel 'error': a complex (collection) key is stringified silently and then named as an unknown key
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
+  const at = (pos: number | undefined) => (pos === undefined ? where : `${where}:${lineCounter.linePos(pos).line}`);
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line;
-    throw new InputError(`not valid YAML: ${e.message.split('\n')[0]}`, line ? `${where}:${line}` : where);
+    throw new InputError(`not valid YAML: ${e.message.split('\n')[0]}`, at(e.pos[0]));
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    // an alias bomb (anchors expanding into each other) stops at 100 aliases instead of exhausting memory
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // yaml throws a ReferenceError for an alias it cannot resolve or expands too often: name the first alias
+    let aliasAt: number | undefined;
+    visit(doc, {
+      Alias(_, node) {
+        aliasAt ??= node.range?.[0];
+      },
+    });
+    throw new InputError(
+      `not valid YAML: ${(e as Error).message} (anchors must be defined before their aliases; at most 100 alias expansions)`,
+      at(aliasAt),
+    );
+  }
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new InputError('expected a YAML mapping (hosts:, vms:, duration: …) at the top level', where);
   }

@@ -51,11 +51,11 @@ test('invalid scenarios give one line naming the file and path, exit 2, no stack
     [
       'neg.yaml',
       'duration: 1h\nhosts: [{ name: a, tsc: { freq_khz: -1 } }]\nvms: [{ name: v, host: a }]\n',
-      /neg\.yaml:2: hosts\[0\]\.tsc\.freq_khz: Too small/,
+      /neg\.yaml:2: hosts\[0\]\.tsc\.freq_khz: must be ≥ 1000, got -1/,
     ],
     [
       'unknown.yaml',
-      'duration: 1h\nspeed: 3\nhosts: [{ name: a, tsc: { freq_khz: 1 } }]\nvms: [{ name: v, host: a }]\n',
+      'duration: 1h\nspeed: 3\nhosts: [{ name: a, tsc: { freq_khz: 1000000 } }]\nvms: [{ name: v, host: a }]\n',
       /unknown\.yaml:2: speed: unknown key "speed"/,
     ],
     ['notyaml.yaml', 'hosts: [ { a: 1 \n  ]]] :\n', /notyaml\.yaml(:\d+)?: not valid YAML/],

@@ -15,7 +15,7 @@ const machines = readdirSync(FIX, { withFileTypes: true })
   .map((d) => d.name);
 
 test('every recorded machine yields a report, and whatever is missing is named with a reason', async () => {
-  assert.ok(machines.length >= 10);
+  assert.ok(machines.length >= 10, 'machines.length >= 10');
   for (const m of machines) {
     const r = await runDoctor({ source: recordedSource(join(FIX, m)) });
     const text = renderText(r);
@@ -29,23 +29,41 @@ test('every recorded machine yields a report, and whatever is missing is named w
 
 test('this Firecracker guest, recorded: tsc over kvm-clock, lapic-deadline, kvm-pvm, restored from a snapshot', async () => {
   const r = await runDoctor({ source: recordedSource(join(FIX, 'firecracker-pvm')) });
-  assert.ok(r.clocksource.current.ok && r.clocksource.current.value.text === 'tsc\n');
-  assert.ok(r.clockevents.ok);
+  assert.ok(
+    r.clocksource.current.ok && r.clocksource.current.value.text === 'tsc\n',
+    "r.clocksource.current.ok && r.clocksource.current.value.text === 'tsc\\n'",
+  );
+  assert.ok(r.clockevents.ok, 'r.clockevents.ok');
   assert.deepEqual(r.clockevents.value, { perCpu: ['lapic-deadline', 'lapic-deadline'], broadcast: null });
-  assert.ok(r.hypervisor.ok && r.hypervisor.value.name === 'KVM');
-  assert.ok(r.kvm.ok);
+  assert.ok(r.hypervisor.ok && r.hypervisor.value.name === 'KVM', "r.hypervisor.ok && r.hypervisor.value.name === 'KVM'");
+  assert.ok(r.kvm.ok, 'r.kvm.ok');
   assert.deepEqual(r.kvm.value, { devKvm: true, backends: ['kvm_pvm'] });
   const f = explain(r);
-  assert.ok(f.some((x) => x.topic === 'clocksource' && /lowered its rating to 299/.test(x.text)));
-  assert.ok(f.some((x) => x.topic === 'snapshot'));
-  assert.ok(f.some((x) => x.topic === 'kvm' && /kvm_pvm/.test(x.text)));
+  assert.ok(
+    f.some((x) => x.topic === 'clocksource' && /lowered its rating to 299/.test(x.text)),
+    "f.some((x) => x.topic === 'clocksource' && /lowered its rating to 299/.test(x.text))",
+  );
+  assert.ok(
+    f.some((x) => x.topic === 'snapshot'),
+    "f.some((x) => x.topic === 'snapshot')",
+  );
+  assert.ok(
+    f.some((x) => x.topic === 'kvm' && /kvm_pvm/.test(x.text)),
+    "f.some((x) => x.topic === 'kvm' && /kvm_pvm/.test(x.text))",
+  );
 });
 
 test('the jiffies-only guest is flagged as a risk, with no vDSO clock reads', async () => {
   const r = await runDoctor({ source: recordedSource(join(FIX, 'qemu-tcg-jiffies-only')) });
   const risks = explain(r).filter((x) => x.severity === 'risk');
-  assert.ok(risks.some((x) => x.topic === 'clocksource' && /timer ticks/.test(x.text)));
-  assert.ok(risks.some((x) => x.topic === 'vdso'));
+  assert.ok(
+    risks.some((x) => x.topic === 'clocksource' && /timer ticks/.test(x.text)),
+    "risks.some((x) => x.topic === 'clocksource' && /timer ticks/.test(x.text))",
+  );
+  assert.ok(
+    risks.some((x) => x.topic === 'vdso'),
+    "risks.some((x) => x.topic === 'vdso')",
+  );
 });
 
 test('a boot parameter that marks the TSC unstable is explained as the risk it is', async () => {
@@ -56,7 +74,7 @@ test('a boot parameter that marks the TSC unstable is explained as the risk it i
   };
   const r = await runDoctor({ source: patched });
   const risk = explain(r).find((x) => x.severity === 'risk' && x.topic === 'tsc');
-  assert.ok(risk);
+  assert.ok(risk, 'risk');
   assert.match(
     risk.text,
     /TSC marked unstable by a boot parameter \(tsc=unstable\): the guest stays on kvm-clock even though the TSC is invariant/,
@@ -66,8 +84,11 @@ test('a boot parameter that marks the TSC unstable is explained as the risk it i
 test('without a readable kernel log the report says so and carries on', async () => {
   const r = await runDoctor({ source: recordedSource(join(FIX, 'coreos-bare-metal-refined-jiffies')) });
   assert.equal(r.kernelLog.ok, false);
-  assert.ok(explain(r).some((x) => x.topic === 'kernel log' && /could not be read/.test(x.text)));
-  assert.ok(r.clocksource.current.ok);
+  assert.ok(
+    explain(r).some((x) => x.topic === 'kernel log' && /could not be read/.test(x.text)),
+    "explain(r).some((x) => x.topic === 'kernel log' && /could not be read/.test(x.text))",
+  );
+  assert.ok(r.clocksource.current.ok, 'r.clocksource.current.ok');
 });
 
 test('on a non-Linux system every reading says why it is missing', async () => {
@@ -88,8 +109,14 @@ test('on a non-Linux system every reading says why it is missing', async () => {
       `${what}: ${JSON.stringify(u.find((x) => x.what === what))}`,
     );
   }
-  assert.ok(u.some((x) => x.what === 'available_clocksource' && /not a Linux system \(darwin\)/.test(x.reason)));
-  assert.ok(u.some((x) => x.what === '/dev/kvm' && /darwin/.test(x.reason)));
+  assert.ok(
+    u.some((x) => x.what === 'available_clocksource' && /not a Linux system \(darwin\)/.test(x.reason)),
+    "u.some((x) => x.what === 'available_clocksource' && /not a Linux system \\(darwin\\)/.test(x.reason))",
+  );
+  assert.ok(
+    u.some((x) => x.what === '/dev/kvm' && /darwin/.test(x.reason)),
+    "u.some((x) => x.what === '/dev/kvm' && /darwin/.test(x.reason))",
+  );
   const f = explain(r);
   assert.equal(f.length, 1);
   assert.equal(f[0]!.topic, 'platform');
@@ -103,10 +130,10 @@ test('live: doctor reads this machine exactly as sysfs shows it, and adjtimex an
     return;
   }
   const r = await runDoctor({ measure: false, stealIntervalMs: 20 });
-  assert.ok(r.clocksource.current.ok);
+  assert.ok(r.clocksource.current.ok, 'r.clocksource.current.ok');
   assert.equal(r.clocksource.current.value.text, readFileSync('/sys/devices/system/clocksource/clocksource0/current_clocksource', 'utf8'));
   assert.ok(r.ntp.adjtimex.ok, r.ntp.adjtimex.ok ? '' : r.ntp.adjtimex.reason);
-  assert.ok(r.steal.interval.ok);
+  assert.ok(r.steal.interval.ok, 'r.steal.interval.ok');
   assert.equal(r.steal.interval.value.intervalMs, 20);
 });
 
@@ -124,8 +151,12 @@ test('live: --json prints exactly one JSON object with findings', (t) => {
     vdso: { cost: { ok: boolean; value?: { clocks: { clock: string }[] } } };
   };
   assert.equal(j.schema, 'timevisor.doctor/1');
-  assert.ok(j.findings.length > 0);
-  if (j.vdso.cost.ok) assert.ok(j.vdso.cost.value!.clocks.some((c) => c.clock === 'CLOCK_MONOTONIC_RAW'));
+  assert.ok(j.findings.length > 0, 'j.findings.length > 0');
+  if (j.vdso.cost.ok)
+    assert.ok(
+      j.vdso.cost.value!.clocks.some((c) => c.clock === 'CLOCK_MONOTONIC_RAW'),
+      "j.vdso.cost.value!.clocks.some((c) => c.clock === 'CLOCK_MONOTONIC_RAW')",
+    );
 });
 
 test('--root reads a recording; a bad --steal-ms is a one-line input error (exit 2)', () => {
@@ -188,6 +219,12 @@ test('published logs: a watchdog verdict and a TSC marked unstable become risks;
     );
   }
   const hv = explain(await runDoctor({ source: recordedSource(join(FIX, 'hyperv-azure-tsc-unstable')) }));
-  assert.ok(hv.some((x) => x.severity === 'risk' && /due to running on Hyper-V/.test(x.text)));
-  assert.ok(hv.some((x) => x.topic === 'hypervisor' && /Microsoft Hyper-V/.test(x.text)));
+  assert.ok(
+    hv.some((x) => x.severity === 'risk' && /due to running on Hyper-V/.test(x.text)),
+    "hv.some((x) => x.severity === 'risk' && /due to running on Hyper-V/.test(x.text))",
+  );
+  assert.ok(
+    hv.some((x) => x.topic === 'hypervisor' && /Microsoft Hyper-V/.test(x.text)),
+    "hv.some((x) => x.topic === 'hypervisor' && /Microsoft Hyper-V/.test(x.text))",
+  );
 });

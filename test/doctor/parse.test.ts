@@ -39,7 +39,7 @@ test('the command line splits at "--": kernel parameters before, init arguments 
   assert.equal(c.params[0]!.value, 'auto,no_guest_host,no_guest_guest');
   assert.equal(c.params.at(-1)!.key, 'rdinit');
   assert.equal(c.initArgs[0], '--firecracker-init');
-  assert.ok(!c.params.some((p) => p.key === '--addr'));
+  assert.ok(!c.params.some((p) => p.key === '--addr'), "!c.params.some((p) => p.key === '--addr')");
   assert.deepEqual(c.time, { tsc: [], notsc: false, noKvmclock: false, noKvmclockVsyscall: false, noTimerCheck: false });
 });
 
@@ -137,8 +137,14 @@ test('clock facts: TCG guest calibrates the TSC against the PIT and refines it',
   assert.equal(f.hypervisor, undefined);
   assert.equal(f.tscRefinedMhz, '2596.115');
   assert.deepEqual(f.switches, ['tsc-early', 'tsc']);
-  assert.ok(f.registered.some((r) => r.name === 'hpet'));
-  assert.ok(f.registered.some((r) => r.name === 'acpi_pm'));
+  assert.ok(
+    f.registered.some((r) => r.name === 'hpet'),
+    "f.registered.some((r) => r.name === 'hpet')",
+  );
+  assert.ok(
+    f.registered.some((r) => r.name === 'acpi_pm'),
+    "f.registered.some((r) => r.name === 'acpi_pm')",
+  );
 });
 
 test('clock facts: jiffies-only guest registers nothing but the jiffies clocksources', () => {

@@ -57,7 +57,7 @@ test('jiffies and refined-jiffies at HZ=250: the lines this 6.18 guest printed',
 });
 
 test("pvclock_tsc_khz round-trips KVM's scale for an even kHz and loses one kHz for an odd one", () => {
-  // KVM's kvmclock scale for 2,596,136 kHz (DESIGN.md, recorded on kvm-pvm): mul 3308738291, shift -1
+  // KVM's kvmclock scale for 2,596,136 kHz (recorded on this project's kvm-pvm host): mul 3308738291, shift -1
   assert.equal(pvclockTscKhz({ tscToSystemMul: 3308738291, tscShift: -1 }), 2_596_136);
   // 2,596,135 kHz: tps = 1298067500 after the >>1; KVM's mul = floor(2^32 * 1e9 / 1298067500)
   const mul = Number((1_000_000_000n << 32n) / 1_298_067_500n);

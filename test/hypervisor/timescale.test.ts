@@ -18,10 +18,13 @@ test('kvm_get_time_scale for a 3 GHz TSC: one right shift, mul = floor(1e9 * 2^3
   assert.deepEqual(kvmclockScale(3_000_000), { shift: -1, mul: 2_863_311_530 });
 });
 
-test('the guest-TSC-from-ns scale (user_tsc_khz*1000, NSEC_PER_SEC) converts 1 s to the TSC rate within a cycle', () => {
+test('the guest-TSC-from-ns scale (user_tsc_khz*1000, NSEC_PER_SEC) converts 1 s to 2,596,135,999 cycles (mul truncated)', () => {
+  // By hand: tps64 = 1e9 fits and is not > 2 * scaled; tps32 = 1e9 <= scaled 2,596,136,000 with bit 31 clear → 2e9, shift 1;
+  // 2e9 <= scaled, bit 31 still clear → 4e9, shift 2; 4e9 > scaled: stop. mul = (2596136000 << 32) / 4e9 = 2787579803
+  // (…803.99 truncated). 1 s: (1e9 << 2) * 2787579803 >> 32 = 2596135999 (the truncated mul loses the last cycle).
   const s = kvmGetTimeScale(2_596_136_000n, 1_000_000_000n);
-  const cycles = pvclockScaleDelta(1_000_000_000n, s.mul, s.shift);
-  assert.ok(cycles <= 2_596_136_000n && cycles >= 2_596_135_999n, `got ${cycles}`);
+  assert.deepEqual(s, { shift: 2, mul: 2_787_579_803 });
+  assert.equal(pvclockScaleDelta(1_000_000_000n, s.mul, s.shift), 2_596_135_999n);
 });
 
 test('div_frac is (a << 32) / b truncated', () => {

@@ -146,7 +146,7 @@ vms: [{ name: v, host: h, profile: qemu-tcg, kernel: debian12, update_interval: 
     const sim = run(sync);
     const offsetBeforeNs = BigInt(sim.offset_before_ns);
     const twin = modelPause({ pauseNs: 15n * S, offsetBeforeNs, sync });
-    const lagS = Number(offsetBeforeNs - BigInt(sim.offset_after_resume_ns)) / 1e9;
+    const lagS = Number(offsetBeforeNs - BigInt(sim.offset_after_resume_ns!)) / 1e9;
     assert.ok(Math.abs(lagS - twin.realtime_lag_after_resume_s) < 1e-5, `${sync}: lag ${lagS} vs ${twin.realtime_lag_after_resume_s}`);
     assert.ok(Math.abs(Number(sim.monotonic_advance_ns) / 1e9 - twin.monotonic_advance_during_pause_s) < 1e-5);
     const afterSync = sim.offset_after_sync_ns === null ? Number(sim.offset_after_resume_ns) : Number(sim.offset_after_sync_ns);

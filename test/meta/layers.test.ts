@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 // @ts-expect-error plain ESM script without type declarations
 import { violations } from '../../scripts/check-layers.mjs';
 
-test('imports between layers only point downward (DESIGN.md layer table)', () => {
+test('imports between layers only point downward (docs/architecture.md layer table)', () => {
   const v = (violations as (root: string) => string[])(resolve(import.meta.dirname, '../..'));
   assert.deepEqual(v, []);
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Engine } from '../../src/core/engine.ts';
 import { TraceRecorder } from '../../src/core/trace.ts';
-import { Pit } from '../../src/devices/index.ts';
+import { KvmPit } from '../../src/hypervisor/kvm-pit.ts';
 import { APIC_LVT_TIMER_TSCDEADLINE, APIC_LVTT, LapicTimer, MSR_IA32_TSC_DEADLINE, noIrq } from '../../src/devices/index.ts';
 import { chromeTrace, countPaths, formatPathCounts, runTrace, tracePipeLines } from '../../src/trace/index.ts';
 import { loadScenario } from '../../src/world/scenario.ts';
@@ -110,7 +110,7 @@ test("path counts print in bpftrace's map layout, smallest count first; --stacks
 test('a PIT driven directly (mode 2, reinject) traces the same chain, and deferred ticks show as expiries without kvm_set_irq', () => {
   const engine = new Engine();
   const trace = new TraceRecorder({ enabled: true });
-  const pit = new Pit({ scheduler: engine, irq: noIrq, name: 'vm0/pit', trace, kvm: { reinject: true } });
+  const pit = new KvmPit({ scheduler: engine, irq: noIrq, name: 'vm0/pit', trace, reinject: true, reset: 'kvm' });
   pit.portWrite(0x43, 1, 0x34); // channel 0, lo/hi, mode 2
   pit.portWrite(0x40, 1, 0x9c);
   pit.portWrite(0x40, 1, 0x2e); // 11932: 100 Hz
@@ -195,7 +195,7 @@ test("--ftrace: a real guest's function_graph trace counted in the same layout",
 
 test('VMs booted in another order than listed keep their own events', () => {
   const s = loadScenario(FIXTURE);
-  const late = { ...s, vms: [{ ...s.vms[0]!, boot_at: '2min', pauses: [] }, s.vms[1]!] };
+  const late = { ...s, vms: [{ ...s.vms[0]!, boot_at: 120_000_000_000n, pauses: [] }, s.vms[1]!] };
   const r = runTrace(late, { filter: 'kvm_synchronize_tsc' });
   assert.deepEqual(
     r.events.filter((e) => e.name === 'kvm_synchronize_tsc').map((e) => [e.source, e.ts]),

@@ -34,10 +34,18 @@ test('after a QEMU pause a v6.3+ guest skips the stretched watchdog interval; an
   const modern = pauseGuest(kernelPreset('distro'));
   const line = modern.dmesg().find((l) => l.includes('Long readout interval'));
   assert.ok(line, modern.dmesg().slice(-5).join('\n'));
-  const m = /cs_nsec: (\d+) wd_nsec: (\d+)/.exec(line)!;
-  const [cs, wd] = [BigInt(m[1]!), BigInt(m[2]!)];
-  assert.ok(cs - wd > 14_990_000_000n && cs - wd < 15_010_000_000n, `cs ${cs} wd ${wd}`); // the TSC saw the pause
-  assert.ok(wd < 1_000_000_000n, `wd ${wd}`); // kvm-clock saw one watchdog interval at most
+  // The last check before the pause is at grid point 59.599607 s (350 ms entry + 249.607 ms + 0.5 s k). The next
+  // fires at 60.099607 s on a stopped vCPU and waits for the resume; resumed from outside the engine after 75 s, it
+  // finds the vCPU still stopped at 75 s and runs one interval later, 75.5 s. The TSC saw all 15.900393 s
+  // (41,279,582,682 cycles at 0 ppm × 6,462,379 >> 24 = 15,900,391,832 ns); kvm-clock saw 59.599607 → 60 s on the
+  // creation record and 75 → 75.5 s on the record KVM_SET_CLOCK wrote at 75 s: 900,392,999 ns.
+  const tsc = (t: bigint) => (t * 2_596_136n) / 1_000_000n;
+  const pvclock = (c: bigint) => ((c >> 1n) * 3_308_738_291n) >> 32n;
+  const [g, t] = [59_599_607_000n, 75_500_000_000n];
+  const csNsec = ((tsc(t) - tsc(g)) * 6_462_379n) >> 24n;
+  const wdNsec = pvclock(tsc(60n * S)) - pvclock(tsc(g)) + pvclock(tsc(t) - tsc(75n * S));
+  assert.equal(`${csNsec} ${wdNsec}`, '15900391832 900392999');
+  assert.ok(line!.endsWith(`cs_nsec: ${csNsec} wd_nsec: ${wdNsec}`), line);
   assert.equal(modern.tscUnstable, false);
   const old = pauseGuest({ ...kernelPreset('debian12'), version: '6.1.0', watchdogLongIntervalSkip: undefined }); // a 6.1 without the backport
   assert.equal(old.tscUnstable, true);

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { guestRunFromScenario, runGuest } from '../../src/cli/commands/guest.ts';
+import { bootScenarioGuest, loadScenario, resolveScenario } from '../../src/world/index.ts';
 import { InputError } from '../../src/core/errors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'tv-guest-'));
@@ -32,26 +32,28 @@ vms:
 `;
 
 test('the first VM of the scenario boots on its host: firecracker at 2596134 kHz', () => {
-  const run = guestRunFromScenario(file('twin.yaml', TWIN));
-  assert.deepEqual([run.profile, run.kernel, run.host.tscKhz], ['firecracker', 'distro', 2_596_134]);
-  const r = runGuest(run);
+  const r = bootScenarioGuest(resolveScenario(loadScenario(file('twin.yaml', TWIN))));
+  assert.deepEqual([r.profile, r.kernel, r.host_tsc_khz], ['firecracker', 'distro', 2_596_134]);
   assert.ok(r.boot_log.includes('tsc: Detected 2596.134 MHz processor'));
   assert.equal(r.available_clocksource, 'tsc kvm-clock \n');
 });
 
 test('a host whose TSC is not invariant gives the guest no constant_tsc: kvm-clock stays at 400', () => {
-  const r = runGuest(
-    guestRunFromScenario(file('noinv.yaml', TWIN.replace('{ freq_khz: 2596134 }', '{ freq_khz: 2596134, invariant: false }'))),
+  const r = bootScenarioGuest(
+    resolveScenario(loadScenario(file('noinv.yaml', TWIN.replace('{ freq_khz: 2596134 }', '{ freq_khz: 2596134, invariant: false }')))),
   );
   assert.equal(r.current_clocksource, 'kvm-clock\n');
 });
 
 test('an unknown profile in the scenario is an InputError; so is a zero TSC frequency', () => {
   assert.throws(
-    () => runGuest(guestRunFromScenario(file('bad.yaml', TWIN.replace('profile: firecracker', 'profile: vmware')))),
-    InputError,
+    () => loadScenario(file('bad.yaml', TWIN.replace('profile: firecracker', 'profile: vmware'))),
+    (e: unknown) => e instanceof InputError && e.path === 'vms[0].profile',
   );
-  assert.throws(() => guestRunFromScenario(file('zero.yaml', TWIN.replace('freq_khz: 2596134', 'freq_khz: 0'))), InputError);
+  assert.throws(
+    () => loadScenario(file('zero.yaml', TWIN.replace('freq_khz: 2596134', 'freq_khz: 0'))),
+    (e: unknown) => e instanceof InputError && e.path === 'hosts[0].tsc.freq_khz',
+  );
 });
 
 test('CLI: --json prints one object with the sysfs texts; errors are one line with exit code 2', () => {

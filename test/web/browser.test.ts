@@ -73,15 +73,15 @@ test('web UI in Chromium: run a scenario, see the plot grow and the verdict; a b
     await page.click('#run');
     const beside = page.locator('[data-err-for="hosts[0].tsc.freq_khz"]');
     await beside.filter({ hasText: /./ }).waitFor();
-    assert.equal(await beside.textContent(), 'Too small: expected number to be >0');
+    assert.equal(await beside.textContent(), 'must be ≥ 1000, got 0');
 
     // upload a bad file: its error, with file, line and path, beside the upload and beside the field
     const bad = readFileSync(FIXTURE, 'utf8').replace('profile: qemu-kvm\n', 'profile: qemu-kvm\n    vcpus: 0\n');
     const line = bad.split('\n').indexOf('    vcpus: 0') + 1;
     await page.setInputFiles('#upload', { name: 'bad.yaml', mimeType: 'application/yaml', buffer: Buffer.from(bad) });
     await page.waitForSelector('#upload-error:not([hidden])');
-    assert.equal(await page.textContent('#upload-error'), `bad.yaml:${line}: vms[0].vcpus: Too small: expected number to be >=1`);
-    assert.equal(await page.textContent('[data-err-for="vms[0].vcpus"]'), 'Too small: expected number to be >=1');
+    assert.equal(await page.textContent('#upload-error'), `bad.yaml:${line}: vms[0].vcpus: must be ≥ 1, got 0`);
+    assert.equal(await page.textContent('[data-err-for="vms[0].vcpus"]'), 'must be ≥ 1, got 0');
     await page.screenshot({ path: resolve(ARTIFACTS, 'web-upload-error.png'), fullPage: true });
     assert.deepEqual(pageErrors, []);
   } finally {

@@ -106,10 +106,10 @@ test('a bad scenario: 400 with the path of the field, the CLI’s one line, and 
   const r = await post('/api/validate', { text, name: 'bad.yaml' });
   assert.equal(r.status, 400);
   assert.deepEqual(r.body.error, {
-    message: 'Too small: expected number to be >0',
+    message: 'must be ≥ 1000, got -5',
     where: 'bad.yaml:10',
     path: 'hosts[0].tsc.freq_khz',
-    line: 'bad.yaml:10: hosts[0].tsc.freq_khz: Too small: expected number to be >0',
+    line: 'bad.yaml:10: hosts[0].tsc.freq_khz: must be ≥ 1000, got -5',
   });
   assert.equal((r.body.raw as { name: string }).name, 'pause-short');
   const f = await post('/api/run', { scenario: { duration: '1h', hosts: [], vms: [] } });
@@ -130,7 +130,7 @@ test('an error the run itself finds (a pause before the kernel starts) ends the 
     event: 'error',
     data: {
       kind: 'error',
-      message: 'pause at 100ms comes before the guest kernel has started',
+      message: 'pause at 100.000 ms comes before the guest kernel has started',
       input: true,
       where: 'scenario',
       path: 'vms[0].pauses',

@@ -36,7 +36,15 @@ test('wander is a seeded random walk: same seed, same walk', () => {
   };
   assert.deepEqual(walk(3), walk(3));
   assert.notDeepEqual(walk(3), walk(4));
-  assert.ok(walk(3).some((x) => Math.abs(x) > 0.5));
+  // each step adds one normal(0, σ) draw of the oscillator's stream to the ppm; the rate is held as
+  // round(ppm × 1e-6 × 2^64) units of 2^-64 and reported back from that
+  const draws = new Prng(3);
+  let ppm = 0;
+  const want = Array.from({ length: 50 }, () => {
+    ppm += draws.normal(0, 0.5);
+    return (Number(BigInt(Math.round(ppm * 1e-6 * 2 ** 64))) / 2 ** 64) * 1e6;
+  });
+  assert.deepEqual(walk(3), want);
 });
 
 test('host TSC counts at its nominal frequency in oscillator time; MONOTONIC_RAW scales it back', () => {
@@ -56,7 +64,10 @@ test('host clocks: NTP-synced REALTIME is true time; free-running REALTIME drift
   assert.equal(synced.monotonic(DAY), DAY);
   const free = new Host({ name: 'u', oscillator: { ppm: 20 }, tsc, ntp: false, initialRealtimeErrorNs: 5_000_000n }, new Prng(1), epoch);
   const err = free.realtime(DAY) - (epoch + DAY);
-  assert.ok(err > 5_000_000n + 1_727_000_000n && err < 5_000_000n + 1_729_000_000n, String(err)); // 20 ppm of a day = 1.728 s
+  // 20 ppm of a day: phase(DAY) = DAY + round(86,400e9 × 20e-6) = DAY + 1,728,000,000 ns (the 2^-64 rate is off by
+  // < 1e-6 ns here); the TSC, (DAY + 1.728e9) × 2,596,136 / 10^6, is an exact integer and MONOTONIC_RAW scales it back
+  // exactly, so REALTIME is off by the initial 5 ms plus exactly 1.728 s.
+  assert.equal(err, 5_000_000n + 1_728_000_000n);
   assert.equal(free.realtimeSeconds(0n), (epoch + 5_000_000n) / 1_000_000_000n);
   assert.throws(() => new Host({ name: 'z', oscillator: { ppm: 0 }, tsc: { ...tsc, freqKhz: 0 }, ntp: true }, new Prng(1), 0n), /positive/);
 });

@@ -34,20 +34,20 @@ test('a valid scenario gets its defaults', () => {
   assert.equal(s.hosts[0]!.oscillator.ppm, 0);
   assert.equal(s.hosts[1]!.tsc.invariant, true);
   assert.equal(s.vms[0]!.profile, 'qemu-kvm');
-  assert.equal(s.sample_interval, '1min');
+  assert.equal(s.sample_interval, 60_000_000_000n);
 });
 
 test('a wrong type names the file, the line and the path inside it', () => {
   const e = errorOf(GOOD.replace('freq_khz: 3000000', 'freq_khz: "fast"'));
   assert.equal(e.path, 'hosts[1].tsc.freq_khz');
   assert.equal(e.where, 'bad.yaml:8');
-  assert.match(e.message, /expected number/);
+  assert.equal(e.message, 'expected number, got "fast"');
 });
 
 test('a negative frequency, an unknown key, a missing key and a bad reference are each named', () => {
   let e = errorOf(GOOD.replace('freq_khz: 3000000', 'freq_khz: -5'));
   assert.equal(e.path, 'hosts[1].tsc.freq_khz');
-  assert.match(e.message, />0/);
+  assert.equal(e.message, 'must be ≥ 1000, got -5');
   e = errorOf(GOOD.replace('tsc: { freq_khz: 2596136 }', 'tsc: { freq_khz: 2596136, frequency: 3 }'));
   assert.equal(e.path, 'hosts[0].tsc.frequency');
   assert.match(e.message, /unknown key "frequency"/);

@@ -7,6 +7,7 @@ import { InputError } from '../../core/errors.ts';
 import {
   compareTwin,
   explain,
+  jsonSafe,
   machineView,
   planTwin,
   recordedSource,
@@ -15,6 +16,7 @@ import {
   replayScenario,
   reportToJson,
   runDoctor,
+  terminalSafe,
   unreadable,
   type TwinComparison,
 } from '../../doctor/index.ts';
@@ -72,11 +74,14 @@ export function registerDoctor(program: Command): void {
         else if (!replay.ok) extra.push(`twin not replayed: ${replay.reason}`);
       }
       if (opts.json) {
+        // Recorded text may hold any bytes: C0 is escaped by JSON.stringify, DEL/C1/bidi marks by jsonSafe.
         process.stdout.write(
-          JSON.stringify(reportToJson({ ...report, findings, unreadable: unreadable(report), ...(twin ? { twin } : {}) }), null, 2) + '\n',
+          jsonSafe(
+            JSON.stringify(reportToJson({ ...report, findings, unreadable: unreadable(report), ...(twin ? { twin } : {}) }), null, 2),
+          ) + '\n',
         );
       } else {
-        process.stdout.write(renderText(report, findings, extra));
+        process.stdout.write(terminalSafe(renderText(report, findings, extra)));
       }
     });
 }

@@ -1,21 +1,17 @@
 // `timevisor guest`: boot a simulated guest kernel on a machine profile and print what it shows:
 // its timekeeping boot log, available_clocksource, current_clocksource and clockevent device.
 import type { Command } from 'commander';
-import { Engine } from '../../core/engine.ts';
 import { InputError } from '../../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../../core/time.ts';
-import { parseDuration } from '../../core/units.ts';
+import type { Ns } from '../../core/time.ts';
+import { DEFAULT_HOST, type GuestReport, type HostCpu, KERNEL_PRESETS, PROFILES } from '../../vmm/index.ts';
 import {
-  bootVm,
-  guestReport,
-  kernelPreset,
-  machineProfile,
-  PROFILES,
-  KERNEL_PRESETS,
-  type GuestReport,
-  type HostCpu,
-} from '../../vmm/index.ts';
-import { loadScenario } from '../../world/scenario.ts';
+  bootScenarioGuest,
+  GUEST_SETTLE_NS,
+  loadScenario,
+  parseScenario,
+  type ResolvedScenario,
+  resolveScenario,
+} from '../../world/index.ts';
 
 interface GuestCliOptions {
   profile?: string;
@@ -24,12 +20,12 @@ interface GuestCliOptions {
   hostTscKhz?: string;
   vcpus?: string;
   scenario?: string;
-  settle?: string;
+  vm?: string;
   json?: boolean;
 }
 
-function parseKhz(v: string): number {
-  if (!/^\s*\d+\s*$/.test(v)) throw new InputError(`expected a whole number of kHz, got "${v}"`, '--host-tsc-khz');
+function parseWhole(v: string, option: string): number {
+  if (!/^\s*\d+\s*$/.test(v)) throw new InputError(`expected a whole number, got "${v}"`, option);
   return Number(v);
 }
 
@@ -43,38 +39,52 @@ export interface GuestRun {
   kvmclockAtInitNs?: Ns;
 }
 
-/** What `--scenario FILE` means: the first VM of the scenario on its host. */
-export function guestRunFromScenario(file: string): GuestRun {
-  const s = loadScenario(file);
-  const vm = s.vms[0]!;
-  const h = s.hosts.find((x) => x.name === vm.host)!;
-  return {
-    profile: vm.profile,
-    kernel: vm.kernel,
-    cmdline: vm.cmdline,
-    host: { tscKhz: h.tsc.freq_khz, ppm: h.oscillator.ppm, invariantTsc: h.tsc.invariant && h.tsc.constant && h.tsc.nonstop },
-    ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
-    ...(vm.kvmclock_at_init !== undefined ? { kvmclockAtInitNs: parseDuration(vm.kvmclock_at_init, 'vms[0].kvmclock_at_init') } : {}),
+/** Which option of `timevisor guest` each scenario path stands for, so errors name what the user typed. */
+const OPTION_OF_PATH: Record<string, string> = {
+  'hosts[0].tsc.freq_khz': '--host-tsc-khz',
+  'vms[0].profile': '--profile',
+  'vms[0].kernel': '--kernel',
+  'vms[0].cmdline': '--cmdline',
+  'vms[0].vcpus': '--vcpus',
+};
+
+/** The options of `timevisor guest --profile …` as a one-host, one-VM scenario: the same path as --scenario. */
+export function guestScenario(run: GuestRun): ResolvedScenario {
+  const h = { ...DEFAULT_HOST, ...run.host };
+  const data = {
+    name: 'guest',
+    duration: 0,
+    hosts: [
+      {
+        name: 'host',
+        tsc: { freq_khz: h.tscKhz, constant: h.invariantTsc, nonstop: h.invariantTsc, invariant: h.invariantTsc },
+        oscillator: { ppm: h.ppm },
+        cpu: { vendor: h.vendor, tsc_deadline: h.tscDeadline, tsc_adjust: h.tscAdjust },
+      },
+    ],
+    vms: [
+      {
+        name: 'guest',
+        host: 'host',
+        profile: run.profile,
+        kernel: run.kernel,
+        cmdline: run.cmdline,
+        ...(run.vcpus !== undefined ? { vcpus: run.vcpus } : {}),
+        ...(run.kvmclockAtInitNs !== undefined ? { kvmclock_at_init: `${run.kvmclockAtInitNs}ns` } : {}),
+      },
+    ],
   };
+  try {
+    return resolveScenario(parseScenario(data, 'command line'));
+  } catch (e) {
+    const option = e instanceof InputError && e.path !== undefined ? OPTION_OF_PATH[e.path] : undefined;
+    if (option) throw new InputError((e as InputError).message, option);
+    throw e;
+  }
 }
 
-export function runGuest(run: GuestRun, settleNs = 3n * NSEC_PER_SEC): GuestReport {
-  const profile = machineProfile(run.profile);
-  const kernel = kernelPreset(run.kernel);
-  const engine = new Engine();
-  const b = bootVm({
-    profile,
-    kernel,
-    cmdline: run.cmdline,
-    host: run.host,
-    scheduler: engine,
-    ...(run.vcpus ? { vcpus: run.vcpus } : {}),
-    ...(run.kvmclockAtInitNs !== undefined ? { kvmclockAtInitNs: run.kvmclockAtInitNs } : {}),
-  });
-  engine.run(b.kernelEntryAt + settleNs);
-  const r = guestReport(b);
-  b.vm.destroy();
-  return r;
+export function runGuest(run: GuestRun, settleNs = GUEST_SETTLE_NS): GuestReport {
+  return bootScenarioGuest(guestScenario(run), undefined, settleNs);
 }
 
 function human(r: GuestReport): string {
@@ -103,24 +113,27 @@ export function registerGuest(program: Command): void {
     .option('--cmdline <args>', "guest kernel command line (after the VMM's own arguments)", '')
     .option('--host-tsc-khz <n>', 'host TSC frequency in kHz (default 2596136)')
     .option('--vcpus <n>', "number of vCPUs (default: the profile's)")
-    .option('--scenario <file>', 'boot the first VM of this scenario file on its host')
+    .option('--scenario <file>', 'boot a VM of this scenario file on its host (the first, or --vm)')
+    .option('--vm <name>', 'with --scenario: which VM to boot')
     .option('--json', 'print one JSON object (boot_log, available_clocksource, current_clocksource, clockevent_device, …)')
     .action((opts: GuestCliOptions) => {
-      let run: GuestRun;
+      let r: GuestReport;
       if (opts.scenario) {
-        if (opts.profile) throw new InputError('give either --scenario or --profile, not both', '--profile');
-        run = guestRunFromScenario(opts.scenario);
+        for (const [given, option] of [
+          [opts.profile, '--profile'],
+          [opts.hostTscKhz, '--host-tsc-khz'],
+          [opts.vcpus, '--vcpus'],
+        ] as const)
+          if (given !== undefined) throw new InputError('give either --scenario or the machine options, not both', option);
+        r = bootScenarioGuest(resolveScenario(loadScenario(opts.scenario)), opts.vm);
       } else {
         if (!opts.profile) throw new InputError(`which machine? (${Object.keys(PROFILES).join(', ')})`, '--profile');
-        run = { profile: opts.profile, kernel: opts.kernel ?? 'distro', cmdline: opts.cmdline ?? '', host: {} };
-        if (opts.hostTscKhz !== undefined) run.host.tscKhz = parseKhz(opts.hostTscKhz);
+        if (opts.vm !== undefined) throw new InputError('--vm picks a VM of --scenario', '--vm');
+        const run: GuestRun = { profile: opts.profile, kernel: opts.kernel ?? 'distro', cmdline: opts.cmdline ?? '', host: {} };
+        if (opts.hostTscKhz !== undefined) run.host.tscKhz = parseWhole(opts.hostTscKhz, '--host-tsc-khz');
+        if (opts.vcpus !== undefined) run.vcpus = parseWhole(opts.vcpus, '--vcpus');
+        r = runGuest(run);
       }
-      if (opts.vcpus !== undefined) {
-        const n = Number(opts.vcpus);
-        if (!Number.isInteger(n)) throw new InputError(`expected a whole number, got "${opts.vcpus}"`, '--vcpus');
-        run.vcpus = n;
-      }
-      const r = runGuest(run);
       process.stdout.write(opts.json ? JSON.stringify(r, null, 2) + '\n' : human(r));
     });
 }

@@ -6,6 +6,7 @@ import { registerGuest } from './guest.ts';
 import { registerKvm } from './kvm.ts';
 import { registerLab } from './lab.ts';
 import { registerPvclock } from './pvclock.ts';
+import { registerQga } from './qga.ts';
 import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
@@ -19,6 +20,7 @@ export function registerCommands(program: Command): void {
   registerKvm(program);
   registerLab(program);
   registerPvclock(program);
+  registerQga(program);
   registerReport(program);
   registerRun(program);
   registerSchema(program);

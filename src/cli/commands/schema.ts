@@ -1,7 +1,7 @@
 // `timevisor schema`: print (or write) the JSON Schema of scenario files, generated from the zod schema.
-import { renameSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { scenarioJsonSchema } from '../../world/scenario.ts';
+import { writeFileAtomic } from '../output.ts';
 
 export function registerSchema(program: Command): void {
   program
@@ -10,9 +10,7 @@ export function registerSchema(program: Command): void {
     .option('--write <file>', 'write it to this file instead of stdout')
     .action((opts: { write?: string }) => {
       const text = JSON.stringify(scenarioJsonSchema(), null, 2) + '\n';
-      if (!opts.write) return void process.stdout.write(text);
-      const tmp = `${opts.write}.tmp-${process.pid}`;
-      writeFileSync(tmp, text);
-      renameSync(tmp, opts.write);
+      if (opts.write === undefined) return void process.stdout.write(text);
+      writeFileAtomic(opts.write, text, '--write');
     });
 }

@@ -1,0 +1,193 @@
+// Snapshots (the VMM saves the VM, it is gone for a while, then restored — on its host or another) and
+// live migrations (a stop-and-copy downtime, then the VM runs on the destination), and steps of a host's
+// own clock. What each VMM saves and restores is in src/vmm/snapshot.ts; the restore itself in
+// src/vmm/machine.ts (restoreClockState).
+import type { Ns } from '../core/time.ts';
+import { formatDuration } from '../core/units.ts';
+import { moveClockPolicy, type RestoreOutcome, type VmClockState } from '../vmm/index.ts';
+import type { GuestSync } from './sync.ts';
+import { formatOffset, monotonicSaw, realtimeChange } from './verdicts.ts';
+import type { VmRun } from './vm-run.ts';
+import type { World } from './world.ts';
+
+interface Stopped {
+  state: VmClockState | null;
+  offsetBefore: Ns;
+  monoBefore: Ns;
+}
+
+/** Stop the VM now and save its clocks (the VMM pauses a VM before saving it). */
+function stopAndSave(world: World, run: VmRun, sync: GuestSync | null, resumeAt: Ns): Stopped {
+  const { engine } = world;
+  const offsetBefore = run.offset(engine.now);
+  const monoBefore = run.monotonic();
+  sync?.onPause();
+  run.lifecycle!.pause(resumeAt);
+  return { state: run.boot!.vm.saveClockState(), offsetBefore, monoBefore };
+}
+
+function restoreNote(outcome: RestoreOutcome, clockRealtime: boolean, kvm: boolean, tsc: boolean): string {
+  const parts: string[] = [];
+  if (kvm) parts.push(`kvmclock restored ${clockRealtime ? 'with' : 'without'} KVM_CLOCK_REALTIME`);
+  if (kvm && tsc) parts.push('the TSC restored from the saved MSR_IA32_TSC');
+  if (!kvm) parts.push('the emulated TSC and virtual clock restored where they stopped');
+  if (outcome.tscKhzError) parts.push(`KVM_SET_TSC_KHZ failed, so the guest TSC runs at the destination's rate`);
+  else if (outcome.tscCatchup) parts.push('no TSC scaling: KVM catches the guest TSC up at each entry');
+  return parts.join('; ');
+}
+
+/** Resume on `hostName` with the saved clocks, and record the event. */
+function restoreOn(
+  world: World,
+  run: VmRun,
+  sync: GuestSync | null,
+  stopped: Stopped,
+  hostName: string,
+  opts: { tscScaling: boolean; clockRealtime: boolean },
+  describe: (change: string, mono: string, note: string) => { kind: 'restore' | 'migration'; verdict: string },
+  gap: Ns,
+  at: Ns,
+  kindOf: 'restore' | 'migration',
+): void {
+  const { engine } = world;
+  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts), kindOf);
+  run.host = world.host(hostName);
+  run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource
+  const after = run.offset(engine.now);
+  const advance = run.monotonic() - stopped.monoBefore;
+  const g = run.boot!.guest;
+  const note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc');
+  const { kind, verdict } = describe(
+    realtimeChange(stopped.offsetBefore, after),
+    monotonicSaw(gap, advance < 0n ? 0n : advance, 'gap'),
+    note,
+  );
+  run.events.push({
+    kind,
+    at_s: Number(at) / 1e9,
+    offset_before_ns: String(stopped.offsetBefore),
+    offset_after_ns: String(after),
+    monotonic_advance_ns: String(advance),
+    verdict,
+  });
+  run.sample(engine.now);
+  sync?.onResume(() => recordSync(world, run, after));
+}
+
+/** The sync acted after a resume: record what it did. */
+export function recordSync(world: World, run: VmRun, before: Ns): void {
+  const now = world.engine.now;
+  const after = run.offset(now);
+  const how = run.vm.sync.method === 'agent' ? "the agent's guest-set-time" : 'the NTP client';
+  run.events.push({
+    kind: 'sync',
+    at_s: Number(now) / 1e9,
+    offset_before_ns: String(before),
+    offset_after_ns: String(after),
+    monotonic_advance_ns: null,
+    verdict: `${how} put REALTIME from ${formatOffset(before)} to ${formatOffset(after)}`,
+  });
+  run.sample(now);
+}
+
+export function scheduleSnapshots(world: World, run: VmRun, sync: GuestSync | null): void {
+  const { engine } = world;
+  const end = world.scenario.durationNs;
+  const policy = moveClockPolicy(run.vm.profile.name);
+  for (const sn of run.vm.snapshots) {
+    let stopped: Stopped | null = null;
+    const back = sn.atNs + sn.restoreAfterNs;
+    engine.at(sn.atNs, () => {
+      stopped = stopAndSave(world, run, sync, back);
+      run.events.push({
+        kind: 'snapshot',
+        at_s: Number(sn.atNs) / 1e9,
+        offset_before_ns: String(stopped.offsetBefore),
+        offset_after_ns: null,
+        monotonic_advance_ns: null,
+        verdict: `saved by the VMM (${stopped.state ? "KVM_GET_CLOCK, each vCPU's TSC and MSRs" : "QEMU's CPU and timer state"}); the VM is gone for ${formatDuration(sn.restoreAfterNs)}`,
+      });
+    });
+    if (back > end) continue;
+    const clockRealtime = policy.clockRealtime === 'always' || (policy.clockRealtime === 'option' && sn.clockRealtime === true);
+    const hostName = sn.restoreOn ?? run.vm.host;
+    engine.at(back, () =>
+      restoreOn(
+        world,
+        run,
+        sync,
+        stopped!,
+        hostName,
+        { tscScaling: true, clockRealtime },
+        (change, mono, note) => ({
+          kind: 'restore',
+          verdict: `restored ${formatDuration(sn.restoreAfterNs)} later${sn.restoreOn ? ` on ${hostName}` : ''}: ${change}; ${mono} (${note})`,
+        }),
+        sn.restoreAfterNs,
+        back,
+        'restore',
+      ),
+    );
+  }
+}
+
+export function scheduleMigrations(world: World, run: VmRun, sync: GuestSync | null): void {
+  const { engine } = world;
+  const end = world.scenario.durationNs;
+  const policy = moveClockPolicy(run.vm.profile.name);
+  for (const m of run.vm.migrations) {
+    let stopped: Stopped | null = null;
+    const back = m.atNs + m.downtimeNs;
+    engine.at(m.atNs, () => {
+      stopped = stopAndSave(world, run, sync, back);
+    });
+    if (back > end) continue;
+    engine.at(back, () => {
+      const from = run.host.name;
+      const fromKhz = run.host.tsc.freqKhz;
+      const toKhz = world.host(m.to).tsc.freqKhz;
+      const rate = fromKhz === toKhz ? '' : `, TSC ${fromKhz} → ${toKhz} kHz${m.tscScaling ? ' with TSC scaling' : ' without TSC scaling'}`;
+      restoreOn(
+        world,
+        run,
+        sync,
+        stopped!,
+        m.to,
+        { tscScaling: m.tscScaling, clockRealtime: policy.clockRealtime === 'always' },
+        (change, mono, note) => ({
+          kind: 'migration',
+          verdict: `migrated ${from} → ${m.to} (${formatDuration(m.downtimeNs)} downtime${rate}): ${change}; ${mono} (${note})`,
+        }),
+        m.downtimeNs,
+        m.atNs,
+        'migration',
+      );
+    });
+  }
+}
+
+/** Steps of each host's own CLOCK_REALTIME, and what every running guest on it saw. */
+export function scheduleHostSteps(world: World, runs: readonly VmRun[]): void {
+  const { engine } = world;
+  for (const h of world.scenario.hosts) {
+    const host = world.host(h.name);
+    for (const st of h.realtimeSteps) {
+      engine.at(st.atNs, () => {
+        const on = runs.filter((r) => r.host === host && r.readable);
+        const before = on.map((r) => r.offset(engine.now));
+        host.stepRealtime(st.byNs);
+        for (const [i, r] of on.entries()) {
+          const after = r.offset(engine.now);
+          r.events.push({
+            kind: 'host_step',
+            at_s: Number(st.atNs) / 1e9,
+            offset_before_ns: String(before[i]),
+            offset_after_ns: String(after),
+            monotonic_advance_ns: '0',
+            verdict: `host ${h.name}'s REALTIME stepped ${st.byNs < 0n ? '-' : '+'}${formatDuration(st.byNs < 0n ? -st.byNs : st.byNs)}: ${realtimeChange(before[i]!, after)} in the guest (kvmclock counts the host's raw monotonic time; an agent sync would copy the host's new time)`,
+          });
+        }
+      });
+    }
+  }
+}

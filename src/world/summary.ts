@@ -1,0 +1,205 @@
+// The run's summary: per host and per VM, what summary.json holds (integer ns as strings).
+import { VMCLOCK_COUNTER_X86_TSC, vmclockReadNs } from '../core/vmclock-abi.ts';
+import type { VmRun } from './vm-run.ts';
+import type { World } from './world.ts';
+
+export interface PauseSummary {
+  at_s: number;
+  duration_s: number;
+  /** Guest REALTIME offset just before the pause and right after resume, ns (null: still paused at the end). */
+  offset_before_ns: string;
+  offset_after_resume_ns: string | null;
+  /** How far guest CLOCK_MONOTONIC advanced across the pause, ns (null: still paused at the end). */
+  monotonic_advance_ns: string | null;
+  /** Guest offset when the sync (if any) had acted: agent set-time or the first NTP poll after resume. */
+  offset_after_sync_ns: string | null;
+}
+
+/** One thing that happened to a VM's clocks, with what the guest saw and a plain-language verdict. */
+export interface VmEvent {
+  kind: 'pause' | 'snapshot' | 'restore' | 'migration' | 'host_step' | 'sync';
+  at_s: number;
+  /** Guest REALTIME minus true UTC before and after, ns (null where there is no after: a save, a stop past the end). */
+  offset_before_ns: string;
+  offset_after_ns: string | null;
+  /** How far guest CLOCK_MONOTONIC advanced across the event, ns (null where it does not apply). */
+  monotonic_advance_ns: string | null;
+  verdict: string;
+}
+
+export interface VmSummary {
+  name: string;
+  host: string;
+  profile: string;
+  kernel: string;
+  clocksource: string;
+  wall_clock_source: string;
+  sync: string;
+  boot_at_s: number;
+  initial_offset_ns: string;
+  final_offset_ns: string;
+  max_abs_offset_ns: string;
+  /** Rate of the guest clock against true time over the last sample interval, ppm. */
+  drift_ppm: number;
+  pauses: PauseSummary[];
+  events: VmEvent[];
+  final_clocksource: string;
+  /** With a VMClock device: what the guest reads in it at the end (precise: its time minus true UTC). */
+  vmclock?: { disruption_marker: string; vm_generation_counter: string; clock_status: number; time_offset_ns: string | null };
+  /** What the guest kernel printed after boot (dmesg lines after its first 3 s), e.g. the watchdog's verdicts. */
+  kernel_log: string[];
+  /** With sync method chrony: `chronyc tracking` at the end of the run. */
+  chrony?: ChronyTrackingSummary;
+  /** With sync method chrony: the clock updates chronyd made (steps, and the slews it started). */
+  chrony_updates?: ChronyEventSummary[];
+}
+
+/** `chronyc tracking`'s figures, seconds and ppm with chronyc's signs (system_time_s: + = clock fast). */
+export interface ChronyTrackingSummary {
+  reference_id: string;
+  stratum: number;
+  system_time_s: number;
+  last_offset_s: number;
+  rms_offset_s: number;
+  frequency_ppm: number;
+  residual_freq_ppm: number;
+  skew_ppm: number;
+  root_delay_s: number;
+  root_dispersion_s: number;
+  update_interval_s: number;
+  leap_status: string;
+  updates: number;
+}
+
+export interface ChronyEventSummary {
+  /** Scenario time of the update, seconds. */
+  at_s: number;
+  kind: 'step' | 'slew';
+  /** Offset corrected, seconds (+: the clock was fast). */
+  offset_s: number;
+  frequency_ppm: number;
+}
+
+/** At most this many chrony events are listed per VM (the count says how many there were). */
+const MAX_EVENTS = 1000;
+
+function chronySummary(r: VmRun): Pick<VmSummary, 'chrony' | 'chrony_updates'> {
+  const c = r.chronyd;
+  if (!c) return {};
+  const t = c.tracking();
+  const start = Number(c.startAt) / 1e9;
+  return {
+    chrony: {
+      reference_id: t.referenceId,
+      stratum: t.stratum,
+      system_time_s: t.systemTime,
+      last_offset_s: t.lastOffset,
+      rms_offset_s: t.rmsOffset,
+      frequency_ppm: t.frequencyPpm,
+      residual_freq_ppm: t.residualFreqPpm,
+      skew_ppm: t.skewPpm,
+      root_delay_s: t.rootDelay,
+      root_dispersion_s: t.rootDispersion,
+      update_interval_s: t.updateInterval,
+      leap_status: t.leapStatus,
+      updates: c.reference.updates,
+    },
+    chrony_updates: c.adjustments
+      .slice(0, MAX_EVENTS)
+      .map((a) => ({ at_s: start + a.sinceStart, kind: a.kind, offset_s: a.offset, frequency_ppm: a.freqPpm })),
+  };
+}
+
+export interface HostSummary {
+  name: string;
+  tsc_khz: number;
+  ppm_start: number;
+  ppm_end: number;
+  ntp: boolean;
+  final_realtime_offset_ns: string;
+}
+
+export interface SimulationSummary {
+  scenario: string;
+  seed: number;
+  start: string;
+  duration_s: number;
+  samples: number;
+  events_dispatched: number;
+  hosts: HostSummary[];
+  vms: VmSummary[];
+}
+
+function hostSummary(world: World, name: string): HostSummary {
+  const host = world.host(name);
+  const end = world.scenario.durationNs;
+  return {
+    name,
+    tsc_khz: host.tsc.freqKhz,
+    ppm_start: world.ppmStart.get(name)!,
+    ppm_end: host.oscillator.ppm,
+    ntp: host.ntp,
+    final_realtime_offset_ns: String(host.realtime(end) - world.truth(end)),
+  };
+}
+
+/** Seconds since boot of a dmesg line "[    3.000001] …". */
+function uptimeOf(line: string): number {
+  const m = /^\[\s*(\d+\.\d+)\]/.exec(line);
+  return m ? Number(m[1]) : 0;
+}
+
+function vmclockSummary(r: VmRun): Pick<VmSummary, 'vmclock'> {
+  const dev = r.boot?.vm.vmclock;
+  if (!dev || !r.boot?.entered) return {};
+  const rec = dev.read();
+  const t = r.boot.opts.scheduler.now;
+  const read = rec.counterId === VMCLOCK_COUNTER_X86_TSC ? vmclockReadNs(rec, r.boot.vm.guestTsc()) : null;
+  return {
+    vmclock: {
+      disruption_marker: String(rec.disruptionMarker),
+      vm_generation_counter: String(rec.vmGenerationCounter),
+      clock_status: rec.clockStatus,
+      time_offset_ns: read === null ? null : String(read - (r.boot.opts.epochNs ?? 0n) - t),
+    },
+  };
+}
+
+function vmSummary(r: VmRun): VmSummary {
+  const st = r.stats;
+  const g = r.boot?.entered ? r.boot.guest : null;
+  return {
+    name: r.vm.name,
+    host: r.vm.host,
+    profile: r.vm.profile.name,
+    kernel: r.vm.kernel.name,
+    clocksource: g ? g.currentClocksource().trim() : '',
+    wall_clock_source: g ? g.wallClockSource : '',
+    sync: r.vm.sync.method,
+    boot_at_s: Number(r.vm.bootAtNs) / 1e9,
+    initial_offset_ns: String(st.initial),
+    final_offset_ns: String(st.last),
+    max_abs_offset_ns: String(st.maxAbs),
+    drift_ppm: st.driftPpm(),
+    pauses: r.pauses,
+    events: r.events,
+    final_clocksource: g ? g.currentClocksource().trim() : '',
+    ...vmclockSummary(r),
+    kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
+    ...chronySummary(r),
+  };
+}
+
+export function buildSummary(world: World, runs: readonly VmRun[], samples: number): SimulationSummary {
+  const s = world.scenario;
+  return {
+    scenario: s.name,
+    seed: s.seed,
+    start: s.start,
+    duration_s: Number(s.durationNs) / 1e9,
+    samples,
+    events_dispatched: world.engine.eventsDispatched,
+    hosts: s.hosts.map((h) => hostSummary(world, h.name)),
+    vms: runs.map(vmSummary),
+  };
+}

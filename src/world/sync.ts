@@ -1,0 +1,193 @@
+// What re-syncs a guest's wall clock: the management layer's guest-agent call after a resume, or an NTP
+// client in the guest polling a server. Each is a policy object the pause schedule calls into.
+import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import { Chronyd } from '../guest/chrony/chronyd.ts';
+import type { NtpServerLink } from '../guest/chrony/source.ts';
+import { NtpKernelClient } from '../guest/ntp-client.ts';
+import { QgaAgent } from '../guest/qga-agent.ts';
+import type { VmRun } from './vm-run.ts';
+import type { World } from './world.ts';
+
+export interface GuestSync {
+  /** The guest's kernel has entered: start whatever runs from boot. */
+  onBoot(): void;
+  /** The VM is being paused. */
+  onPause(): void;
+  /** The VM has resumed; call `synced` once the sync has acted on the guest clock. */
+  onResume(synced: () => void): void;
+}
+
+/** Userspace (chronyd, ntpd, qemu-ga) starts this long after the guest kernel enters. */
+export const USERSPACE_START_NS = 5n * NSEC_PER_SEC;
+
+/**
+ * The management layer's guest-set-time with the host's REALTIME `agent_delay` after each resume, sent
+ * to the guest's qemu-ga model as JSON; it arrives `agent_latency` later and qemu-ga settimeofday()s the
+ * guest (qga/commands-posix.c qmp_guest_set_time, µs resolution), so the latency shows up as error.
+ */
+class AgentSync implements GuestSync {
+  private agent: QgaAgent | null = null;
+
+  constructor(
+    private readonly world: World,
+    private readonly run: VmRun,
+  ) {}
+
+  onBoot(): void {
+    const guest = () => this.run.boot!.guest;
+    this.agent = new QgaAgent({
+      guest: {
+        realtime: () => guest().clockGettime('realtime'),
+        settimeofday: (ns) => guest().settimeofday(ns),
+        // hwclock -s: the RTC's current second (the wait for its next edge is not modelled)
+        hwclockToSystem: () => {
+          const r = guest().platform.readCmos?.();
+          if (r) guest().settimeofday(r.seconds * NSEC_PER_SEC);
+        },
+      },
+    });
+  }
+
+  onPause(): void {}
+
+  onResume(synced: () => void): void {
+    const { world, run } = this;
+    const { engine, trace } = world;
+    engine.after(run.vm.sync.agent_delay, () => {
+      if (run.lifecycle!.paused) return;
+      const request = `{"execute":"guest-set-time","arguments":{"time":${run.host.realtime(engine.now)}}}\n`;
+      engine.after(run.vm.sync.agent_latency, () => {
+        if (run.lifecycle!.paused) return;
+        this.agent!.feed(request);
+        if (trace.on) trace.instant(engine.now, run.vm.name, 'do_settimeofday64', ['qmp_guest_set_time', '__x64_sys_clock_settime']);
+        synced();
+      });
+    });
+  }
+}
+
+/** The links to a VM's NTP servers: the scenario's, or an ideal one at true UTC 1 ms away each way. */
+function serverLinks(world: World, run: VmRun): NtpServerLink[] {
+  const names = run.vm.sync.servers ?? (world.scenario.ntpServers ?? []).map((n) => n.name);
+  if (names.length > 0) return names.map((n) => world.ntp.link(n, run.vm.name));
+  const { engine } = world;
+  const oneWay: Ns = 1_000_000n;
+  return [
+    {
+      name: 'ideal',
+      exchange: (reply) =>
+        engine.after(oneWay, () => {
+          const t2 = world.truth(engine.now);
+          engine.after(oneWay, () =>
+            reply({ receiveNs: t2, transmitNs: t2, stratum: 1, rootDelay: 0, rootDispersion: 0, precision: -23, refId: 'ideal' }),
+          );
+        }),
+    },
+  ];
+}
+
+/** chronyd in the guest (src/guest/chrony) with the scenario's servers over their network paths. */
+class ChronySync implements GuestSync {
+  chronyd: Chronyd | null = null;
+
+  constructor(
+    private readonly world: World,
+    private readonly run: VmRun,
+  ) {}
+
+  onBoot(): void {
+    const { world, run } = this;
+    const sync = run.vm.sync;
+    world.engine.at(run.boot!.kernelEntryAt + USERSPACE_START_NS, () => {
+      if (run.lifecycle?.paused) return;
+      const guest = run.boot!.guest;
+      this.chronyd = new Chronyd({
+        scheduler: world.engine,
+        adjtimex: (txc) => guest.adjtimex(txc),
+        readRaw: () => guest.clockGettime('realtime'),
+        servers: serverLinks(world, run),
+        iburst: sync.iburst,
+        minpoll: sync.minpoll,
+        maxpoll: sync.maxpoll,
+        makestep: sync.makestep ? { threshold: sync.makestep[0], limit: sync.makestep[1] } : null,
+        maxSlewRatePpm: sync.maxslewrate_ppm,
+        rtcsync: sync.rtcsync,
+      });
+      run.chronyd = this.chronyd;
+      this.chronyd.start();
+    });
+  }
+
+  onPause(): void {
+    this.chronyd?.stop();
+  }
+
+  onResume(synced: () => void): void {
+    const c = this.chronyd;
+    if (!c) return;
+    c.resume();
+    // "synced" at chronyd's next clock update after the resume
+    c.reference.onUpdate = () => {
+      c.reference.onUpdate = null;
+      synced();
+    };
+  }
+}
+
+/** An ntpd-like client in the guest: against its first server over that path, or an ideal server at true UTC, 1 ms round trip. */
+class NtpSync implements GuestSync {
+  private readonly client: NtpKernelClient;
+
+  constructor(
+    private readonly world: World,
+    private readonly run: VmRun,
+  ) {
+    const { engine } = world;
+    const sync = run.vm.sync;
+    const server = (sync.servers ?? (world.scenario.ntpServers ?? []).map((n) => n.name))[0];
+    this.client = new NtpKernelClient({
+      scheduler: engine,
+      adjtimex: (txc) => run.boot!.guest.adjtimex(txc),
+      measure: server
+        ? () => world.ntp.measureNow(server, run.vm.name, () => run.boot!.guest.clockGettime('realtime'))
+        : () => ({ offsetNs: world.truth(engine.now) - run.boot!.guest.clockGettime('realtime'), delayNs: 1_000_000n }),
+      pollExp: sync.ntp_poll_exp,
+      stepThresholdNs: sync.ntp_step_threshold,
+    });
+  }
+
+  onBoot(): void {
+    // chronyd/ntpd start in userspace once the kernel has booted
+    this.world.engine.at(this.run.boot!.kernelEntryAt + USERSPACE_START_NS, () => {
+      if (!this.run.lifecycle?.paused) this.client.start();
+    });
+  }
+
+  onPause(): void {
+    this.client.stop();
+  }
+
+  onResume(synced: () => void): void {
+    // The daemon's next poll comes one poll interval after it wakes up again.
+    this.world.engine.after(BigInt(2 ** this.run.vm.sync.ntp_poll_exp) * NSEC_PER_SEC, () => {
+      if (this.run.lifecycle!.paused) return;
+      this.client.start();
+      synced();
+    });
+  }
+}
+
+/** The VM's sync policy, or null for `method: none`. */
+export function guestSync(world: World, run: VmRun): GuestSync | null {
+  switch (run.vm.sync.method) {
+    case 'agent':
+      return new AgentSync(world, run);
+    case 'ntp':
+    case 'ntpd':
+      return new NtpSync(world, run);
+    case 'chrony':
+      return new ChronySync(world, run);
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,105 @@
+// The world a resolved scenario describes: one event engine, the hosts (crystal with its wander, TSC,
+// clocks) and the VMs booted on them. Every command that boots a scenario VM goes through bootVm here.
+import { Engine } from '../core/engine.ts';
+import { Prng } from '../core/prng.ts';
+import type { Ns } from '../core/time.ts';
+import { TraceRecorder } from '../core/trace.ts';
+import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
+import { Host } from './host.ts';
+import { NtpServers } from './ntp-servers.ts';
+import type { ResolvedScenario, ResolvedVm } from './resolve.ts';
+
+export class World {
+  readonly engine = new Engine();
+  readonly hosts = new Map<string, Host>();
+  /** Each host's crystal error at the start, ppm. */
+  readonly ppmStart = new Map<string, number>();
+  readonly trace: TraceRecorder;
+  /** The scenario's NTP servers and the paths to them. */
+  readonly ntp: NtpServers;
+
+  constructor(
+    readonly scenario: ResolvedScenario,
+    trace: TraceRecorder = TraceRecorder.off,
+  ) {
+    this.trace = trace;
+    const prng = new Prng(scenario.seed);
+    for (const h of scenario.hosts) {
+      const host = new Host(h.config, prng, scenario.epochNs);
+      this.hosts.set(h.name, host);
+      this.ppmStart.set(h.name, host.oscillator.ppm);
+      if (host.oscillator.wanderSigmaPpm > 0) this.wander(host);
+    }
+    // a stream of its own, so adding servers leaves the hosts' random walks as they were
+    this.ntp = new NtpServers(
+      this.engine,
+      new Prng(scenario.seed).fork('ntp'),
+      (scenario.ntpServers ?? []).map((n) => {
+        const host = n.host !== undefined ? this.host(n.host) : null;
+        return { name: n.name, stratum: n.stratum, path: n.path, clock: host ? (t: Ns) => host.realtime(t) : (t: Ns) => this.truth(t) };
+      }),
+    );
+  }
+
+  /** True UTC at scenario time t. */
+  truth(t: Ns): Ns {
+    return this.scenario.epochNs + t;
+  }
+
+  host(name: string): Host {
+    return this.hosts.get(name)!;
+  }
+
+  /** The crystal's random walk, one step per wander interval. */
+  private wander(host: Host): void {
+    const { engine, trace } = this;
+    const step = host.oscillator.wanderIntervalNs;
+    const timer = engine.timer(() => {
+      host.oscillator.wanderStep(engine.now);
+      if (trace.on) trace.instant(engine.now, host.name, 'oscillator_wander', ['host'], { ppm: host.oscillator.ppm });
+      timer.armIn(step);
+    });
+    timer.armIn(step);
+  }
+
+  /** Where a VM stopped now is restored on `hostName`: that host's CPU, TSC and clocks. */
+  restoreTarget(hostName: string, opts: { tscScaling: boolean; clockRealtime: boolean }): RestoreTarget {
+    const { engine } = this;
+    const host = this.host(hostName);
+    const cpu = this.scenario.hosts.find((h) => h.name === hostName)!.cpu;
+    return {
+      host: { ...cpu, ppm: host.oscillator.ppm },
+      hostTscAt: (t) => host.rdtsc(t),
+      hostRealtime: () => host.realtime(engine.now),
+      hostRealtimeSteps: () => host.realtimeStepsNs,
+      tscScaling: opts.tscScaling,
+      clockRealtime: opts.clockRealtime,
+    };
+  }
+
+  /** Create the VM now on its host: the VMM starts it, the guest kernel enters later (BootedVm.kernelEntryAt). */
+  bootVm(vm: ResolvedVm): BootedVm {
+    const { engine } = this;
+    const host = this.host(vm.host);
+    const cpu = this.scenario.hosts.find((h) => h.name === vm.host)!.cpu;
+    return bootVm({
+      profile: vm.profile,
+      kernel: vm.kernel,
+      cmdline: vm.cmdline,
+      host: { ...cpu, ppm: host.oscillator.ppm },
+      hostTscAt: (t) => host.rdtsc(t),
+      hostUptimeNs: 0n, // the world's host TSC counts from 0 at the scenario's start
+      hostRealtime: () => host.realtime(engine.now), // what the VMM's RTC (and kvmtool's time()) read
+      hostRealtimeSteps: () => host.realtimeStepsNs,
+      ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
+      ...(vm.vmclock ? { vmclock: vm.vmclock } : {}),
+      scheduler: engine,
+      epochNs: this.scenario.epochNs,
+      ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
+      ...(vm.kvmclockAtInitNs !== undefined ? { kvmclockAtInitNs: vm.kvmclockAtInitNs } : {}),
+      updateIntervalNs: vm.updateIntervalNs,
+      vcpuEntryIntervalNs: vm.updateIntervalNs,
+      trace: this.trace,
+    });
+  }
+}

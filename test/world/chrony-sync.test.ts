@@ -1,0 +1,119 @@
+// Scenarios with chronyd in the guest, NTP servers over network paths, the agent through the qemu-ga model.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { InputError } from '../../src/core/errors.ts';
+import { parseScenario, type ScenarioInput } from '../../src/world/scenario.ts';
+import { simulate } from '../../src/world/simulation.ts';
+
+const base = (vm: Record<string, unknown>, extra: Record<string, unknown> = {}): ScenarioInput =>
+  ({
+    name: 'chrony',
+    duration: '30min',
+    sample_interval: '10s',
+    hosts: [{ name: 'h0', tsc: { freq_khz: 2596136 } }],
+    ntp_servers: [{ name: 'ntp1', path: { delay: '1ms', jitter: '0.1ms' } }],
+    vms: [{ name: 'vm0', host: 'h0', ...vm }],
+    ...extra,
+  }) as ScenarioInput;
+
+test('chrony with makestep 1 3 steps a guest that starts 60 s off, then keeps it within 1 ms', () => {
+  const s = parseScenario(base({ initial_offset: '+60s', sync: { method: 'chrony', servers: ['ntp1'], iburst: true, makestep: [1, 3] } }));
+  const { summary, timeline } = simulate(s);
+  const vm = summary.vms[0]!;
+  assert.equal(vm.sync, 'chrony');
+  const steps = vm.chrony_updates!.filter((e) => e.kind === 'step');
+  assert.equal(steps.length, 1);
+  assert.ok(Math.abs(steps[0]!.offset_s - 60) < 0.001, `step ${steps[0]!.offset_s}`);
+  assert.equal(vm.chrony!.reference_id, 'ntp1');
+  assert.equal(vm.chrony!.stratum, 2);
+  const after = timeline.filter((r) => r.t > 20_000_000_000n);
+  assert.ok(after.every((r) => r.guestOffsetNs < 1_000_000n && r.guestOffsetNs > -1_000_000n));
+  // same scenario, same seed: the same summary
+  assert.deepEqual(simulate(s).summary, summary);
+});
+
+test('without makestep chrony slews +0.5 s at 83,333 ppm: under 1 ms within 7 s of its first update', () => {
+  const s = parseScenario(base({ initial_offset: 0.5, sync: { method: 'chrony', iburst: true } }));
+  const { summary, timeline } = simulate(s);
+  const vm = summary.vms[0]!;
+  assert.equal(vm.chrony_updates!.filter((e) => e.kind === 'step').length, 0);
+  const first = vm.chrony_updates![0]!.at_s;
+  const late = timeline.filter((r) => Number(r.t) / 1e9 > first + 7);
+  assert.ok(late.length > 0 && late.every((r) => r.guestOffsetNs < 1_000_000n && r.guestOffsetNs > -1_000_000n));
+});
+
+test('method ntp is kept and ntpd is its alias; ntpd can use a scenario server', () => {
+  const a = simulate(parseScenario(base({ sync: { method: 'ntp' } }))).summary.vms[0]!;
+  const b = simulate(parseScenario(base({ sync: { method: 'ntpd' } }))).summary.vms[0]!;
+  assert.equal(a.final_offset_ns, b.final_offset_ns);
+  assert.equal(b.sync, 'ntpd');
+});
+
+test('the agent sync goes through the qemu-ga model: a 5 ms one-way latency leaves the guest 5 ms behind', () => {
+  const s = parseScenario(
+    base(
+      { profile: 'qemu-kvm-noinvtsc', pauses: [{ at: '10min', duration: '5min' }], sync: { method: 'agent', agent_latency: '5ms' } },
+      { ntp_servers: [] },
+    ),
+  );
+  const p = simulate(s).summary.vms[0]!.pauses[0]!;
+  assert.equal(p.offset_after_sync_ns, '-5000000');
+});
+
+test('bad NTP input is refused naming the path: unknown server, negative delay, makestep limit, asymmetry', () => {
+  const cases: [ScenarioInput, string][] = [
+    [base({ sync: { method: 'chrony', servers: ['nope'] } }), 'vms[0].sync.servers[0]'],
+    [base({}, { ntp_servers: [{ name: 'n', path: { delay: '-1ms' } }] }), 'ntp_servers[0].path.delay'],
+    [base({ sync: { method: 'chrony', makestep: [1, -2] } }), 'vms[0].sync.makestep[1]'],
+    [base({}, { ntp_servers: [{ name: 'n', path: { delay: '1ms', asymmetry: '3ms' } }] }), 'ntp_servers[0].path.asymmetry'],
+    [base({ sync: { method: 'chrony', minpoll: 8, maxpoll: 6 } }), 'vms[0].sync.maxpoll'],
+    [base({}, { ntp_servers: [{ name: 'n', host: 'h9', path: { delay: '1ms' } }] }), 'ntp_servers[0].host'],
+  ];
+  for (const [input, path] of cases)
+    assert.throws(
+      () => parseScenario(input),
+      (e: unknown) => e instanceof InputError && e.path === path,
+      path,
+    );
+});
+
+test('`timevisor run` on a bad chrony scenario exits 2 with one line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tv-chrony-'));
+  const f = join(dir, 's.yaml');
+  writeFileSync(
+    f,
+    'duration: 1h\nhosts: [{name: h, tsc: {freq_khz: 2000000}}]\nvms: [{name: v, host: h, sync: {method: chrony, servers: [ghost]}}]\n',
+  );
+  const r = spawnSync(process.execPath, [resolve(import.meta.dirname, '../../bin/timevisor.js'), 'run', f], { encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /vms\[0\]\.sync\.servers\[0\].*no NTP server named "ghost"/);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+test('after a 3 s pause under kvm-clock, chrony with makestep 0.1 -1 steps several times before settling (as the lab saw)', () => {
+  const s = parseScenario(
+    base(
+      {
+        profile: 'qemu-kvm-noinvtsc',
+        pauses: [{ at: '60s', duration: '3s' }],
+        sync: { method: 'chrony', iburst: true, minpoll: 0, maxpoll: 0, makestep: [0.1, -1] },
+      },
+      { duration: '3min', sample_interval: '1s', ntp_servers: [{ name: 'host', path: { delay: '0.5ms', jitter: '0.2ms' } }] },
+    ),
+  );
+  const { summary, timeline } = simulate(s);
+  const steps = summary.vms[0]!.chrony_updates!.filter((e) => e.kind === 'step' && e.at_s > 60).map((e) => e.offset_s);
+  // the regression mixes pre-pause samples with the new ones: a partial first step, then smaller ones of
+  // both signs (the lab's real chronyd: 2.872, 0.818, 0.636, −0.591, 0.284 s)
+  assert.ok(steps.length >= 3, `steps ${steps}`);
+  assert.ok(Math.abs(steps[0]!) < 3 && Math.abs(steps[0]!) > 1, `first step ${steps[0]}`);
+  assert.ok(steps.some((x) => x > 0) && steps.some((x) => x < 0), `steps ${steps}`);
+  // chronyd's polls go on mid-interval: the first request 0.3 s after the resume, not 0.2 s (INITIAL_DELAY)
+  assert.ok(Math.abs(Number(summary.vms[0]!.chrony_updates!.find((e) => e.at_s > 60)!.at_s) - 63.3012) < 0.01);
+  const end = timeline.filter((r) => r.t > 100_000_000_000n);
+  assert.ok(end.every((r) => r.guestOffsetNs < 1_000_000n && r.guestOffsetNs > -1_000_000n));
+});
