@@ -116,6 +116,18 @@ test('report --png into a directory that does not exist: exit 2 and no HTML writ
   assert.deepEqual(readdirSync(dir).sort(), ['summary.json', 'timeline.csv']);
 });
 
+test('run --report without --out: the report alone, its temporary timeline gone', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tv-report-'));
+  const tmpsBefore = readdirSync(tmpdir()).filter((n) => n.startsWith('timevisor-report-')).length;
+  const r = tv('run', FIXTURE, '--report', join(dir, 'r.html'), '--json');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).scenario, 'pause-short');
+  assert.equal(r.stderr, `wrote ${join(dir, 'r.html')}\n`);
+  assert.deepEqual(readdirSync(dir), ['r.html']);
+  assert.deepEqual(inlineOptions(readFileSync(join(dir, 'r.html'), 'utf8')), inlineOptions(reportHtml(res)));
+  assert.equal(readdirSync(tmpdir()).filter((n) => n.startsWith('timevisor-report-')).length, tmpsBefore);
+});
+
 test('the timeline read back from CSV is the timeline written, exactly', () => {
   assert.deepEqual(parseTimelineCsv(timelineCsv(res.timeline)), res.timeline);
 });
