@@ -26,7 +26,17 @@ export interface ChromeTrace {
 
 const HOST_PID = 1;
 /** Lifecycle events get a process-wide marker (scope "p") so they cross every track of the VM. */
-const LIFECYCLE = new Set(['qmp_stop', 'qmp_cont', 'do_settimeofday64', 'kvm_vm_ioctl_set_clock', 'migration', 'snapshot_restore']);
+// (QEMU's own names for snapshot and migration, for the world's moves once they emit them)
+const LIFECYCLE = new Set([
+  'qmp_stop',
+  'qmp_cont',
+  'do_settimeofday64',
+  'kvm_vm_ioctl_set_clock',
+  'qemu_savevm_state',
+  'qemu_loadvm_state',
+  'qmp_migrate',
+  'migration_completion',
+]);
 const DEVICE_TID = { pit: 50, rtc: 51, cmos: 51, hpet: 52, 'acpi-pm': 53, 'pm-timer': 53 } as Record<string, number>;
 
 const us = (ns: bigint): number => Number(ns) / 1000;
