@@ -55,9 +55,9 @@ async function withGuest<T>(opts: Omit<QemuOptions, 'image'> & LabRunOptions, fn
 }
 
 /** Guest REALTIME − host REALTIME at the sample (host time = midpoint of the serial round trip). */
-/** A sysfs text as the kernel wrote it, from the guest's `$(cat …)`, which strips trailing newlines. */
+/** A sysfs text as the kernel wrote it: the guest's init (src/lab/init.ts sysinfo) sends its newlines as '|'. */
 function sysfsText(v: string | undefined): string {
-  return v === undefined ? '' : `${v}\n`;
+  return v === undefined ? '' : v.replaceAll('|', '\n');
 }
 
 export function offsetNs(t: TimedSample): Ns {
@@ -187,7 +187,7 @@ export async function labBootOn(guest: QemuGuest, hostTsc?: HostTsc, progress?: 
     differences,
     real: {
       boot_log: bootLog,
-      // sysfs texts exactly as the kernel writes them (the guest's shell $(cat …) dropped the final newline)
+      // sysfs texts exactly as the kernel writes them, like `timevisor guest --json`
       available_clocksource: sysfsText(sys.available_clocksource),
       current_clocksource: sysfsText(sys.current_clocksource),
       clockevent_device: sysfsText(sys.clockevent_device),
