@@ -26,6 +26,7 @@
 //   LapicTimer   APIC page regs    readReg/writeReg (0x320 LVTT, 0x380 TMICT, 0x390 TMCCT, 0x3e0 TDCR),
 //                                 msrRead/msrWrite (0x6e0 TSC deadline, x2APIC 0x832/0x838/0x839/0x83e),
 //                                 setRunState('running'|'halted'|'preempted') for KVM's hv/sw timer switch
+//   Serial16550  ports 0x3f8-0x3ff portRead/portWrite, receive(byte); transmit callback (the chardev)
 //   PortBus / MmioBus  map ranges to devices and split wide accesses as QEMU's memory core does
 //   PcMachine    QEMU's `pc` board with all of the above (PIT/RTC through the HPET's legacy gate, PM block
 //                relocatable through PIIX4 PCI config), saveState()/restore() of the whole board, and
@@ -46,3 +47,4 @@ export * from './acpi-pm.ts';
 export * from './lapic-timer.ts';
 export * from './pc.ts';
 export * from './qtest.ts';
+export * from './serial.ts';

@@ -403,3 +403,119 @@ export function parseTimerList(text: string): TimerList {
   }
   return { hresActive, tickDevices };
 }
+
+/** A time source line of chrony.conf (chrony's conf.c: `server`, `pool`, `peer` with their options). */
+export interface ChronySourceConf {
+  directive: 'server' | 'pool' | 'peer';
+  name: string;
+  iburst: boolean;
+  minpoll?: number;
+  maxpoll?: number;
+}
+
+export interface ChronyConf {
+  sources: ChronySourceConf[];
+  /** makestep threshold (s) and limit (updates; -1 = always). */
+  makestep?: [number, number];
+  maxslewrate?: number;
+  rtcsync: boolean;
+  /** confdir / sourcedir / include lines: more configuration the twin did not read. */
+  elsewhere: string[];
+}
+
+/** chrony.conf as chronyd reads it: one directive per line, `!`, `;`, `#` and `%` start comments. */
+export function parseChronyConf(text: string): ChronyConf {
+  const conf: ChronyConf = { sources: [], rtcsync: false, elsewhere: [] };
+  for (const raw of text.split('\n')) {
+    const words = raw
+      .replace(/[!;#%].*$/, '')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    const [directive, ...args] = words;
+    if (!directive) continue;
+    const d = directive.toLowerCase();
+    if (d === 'server' || d === 'pool' || d === 'peer') {
+      if (!args[0]) continue;
+      const opt = (k: string) => {
+        const i = args.indexOf(k);
+        const v = i > 0 ? Number(args[i + 1]) : Number.NaN;
+        return Number.isInteger(v) ? v : undefined;
+      };
+      const minpoll = opt('minpoll');
+      const maxpoll = opt('maxpoll');
+      conf.sources.push({
+        directive: d,
+        name: args[0],
+        iburst: args.includes('iburst'),
+        ...(minpoll !== undefined ? { minpoll } : {}),
+        ...(maxpoll !== undefined ? { maxpoll } : {}),
+      });
+    } else if (d === 'makestep' && args.length >= 2) {
+      const t = Number(args[0]);
+      const l = Number(args[1]);
+      if (Number.isFinite(t) && Number.isInteger(l)) conf.makestep = [t, l];
+    } else if (d === 'maxslewrate' && args[0] !== undefined && Number.isFinite(Number(args[0]))) {
+      conf.maxslewrate = Number(args[0]);
+    } else if (d === 'rtcsync') {
+      conf.rtcsync = true;
+    } else if (d === 'confdir' || d === 'sourcedir' || d === 'include') {
+      conf.elsewhere.push(words.join(' '));
+    }
+  }
+  return conf;
+}
+
+/** `chronyc -n tracking` (chrony's client.c process_cmd_tracking): the figures the twin uses. */
+export interface ChronyTracking {
+  referenceId: string;
+  stratum: number;
+  /** + when the system clock is fast of NTP time, seconds. */
+  systemTimeS: number;
+  rmsOffsetS: number;
+  /** + when the clock runs fast (chronyc prints "ppm fast" / "ppm slow"). */
+  frequencyPpm: number;
+  rootDelayS: number;
+  updateIntervalS: number;
+  leapStatus: string;
+}
+
+export function parseChronycTracking(text: string): ChronyTracking | null {
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+  const num = (v: string | undefined) => (v === undefined ? Number.NaN : Number.parseFloat(v));
+  const ref = field('Reference ID');
+  const st = field('System time');
+  const freq = field('Frequency');
+  if (ref === undefined || st === undefined || freq === undefined) return null;
+  const sign = (v: string, neg: RegExp) => (neg.test(v) ? -1 : 1);
+  return {
+    referenceId: ref,
+    stratum: num(field('Stratum')),
+    systemTimeS: num(st) * sign(st, /slow/),
+    rmsOffsetS: num(field('RMS offset')),
+    frequencyPpm: num(freq) * sign(freq, /slow/),
+    rootDelayS: num(field('Root delay')),
+    updateIntervalS: num(field('Update interval')),
+    leapStatus: field('Leap status') ?? '',
+  };
+}
+
+/** One line of `chronyc -n sources`: mode (^ server, = peer, # refclock), state (* selected, + combined, …). */
+export interface ChronySourceLine {
+  mode: string;
+  state: string;
+  name: string;
+  stratum: number;
+  poll: number;
+  reach: number;
+}
+
+export function parseChronycSources(text: string): ChronySourceLine[] {
+  const out: ChronySourceLine[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([\^=#])([*+\-?x~ ])\s+(\S+)\s+(\d+)\s+(-?\d+)\s+([0-7]+)\s/.exec(line);
+    if (m)
+      out.push({ mode: m[1]!, state: m[2]!, name: m[3]!, stratum: Number(m[4]), poll: Number(m[5]), reach: Number.parseInt(m[6]!, 8) });
+  }
+  return out;
+}

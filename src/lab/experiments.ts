@@ -55,6 +55,11 @@ async function withGuest<T>(opts: Omit<QemuOptions, 'image'> & LabRunOptions, fn
 }
 
 /** Guest REALTIME − host REALTIME at the sample (host time = midpoint of the serial round trip). */
+/** A sysfs text as the kernel wrote it: the guest's init (src/lab/init.ts sysinfo) sends its newlines as '|'. */
+function sysfsText(v: string | undefined): string {
+  return v === undefined ? '' : v.replaceAll('|', '\n');
+}
+
 export function offsetNs(t: TimedSample): Ns {
   return t.guest.realtimeNs - t.hostMidNs;
 }
@@ -182,9 +187,10 @@ export async function labBootOn(guest: QemuGuest, hostTsc?: HostTsc, progress?: 
     differences,
     real: {
       boot_log: bootLog,
-      available_clocksource: sys.available_clocksource ?? '',
-      current_clocksource: sys.current_clocksource ?? '',
-      clockevent_device: sys.clockevent_device ?? '',
+      // sysfs texts exactly as the kernel writes them, like `timevisor guest --json`
+      available_clocksource: sysfsText(sys.available_clocksource),
+      current_clocksource: sysfsText(sys.current_clocksource),
+      clockevent_device: sysfsText(sys.clockevent_device),
       boot_offset_s: s(offsetNs(sample)),
       sample_rtt_s: s(sample.hostRecvNs - sample.hostSentNs),
       rtc_read_guest_s: readGuestNs === null ? null : s(readGuestNs),

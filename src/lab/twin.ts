@@ -175,9 +175,9 @@ export function modelBootQemuTcg(o: ModelBootOptions): BootSide & { boot_wall_cl
     const hctosys = b.guest.log.find((l) => /setting system clock/.test(l.line));
     return {
       boot_log: r.boot_log,
-      available_clocksource: r.available_clocksource.trim(),
-      current_clocksource: r.current_clocksource.trim(),
-      clockevent_device: r.clockevent_device.trim(),
+      available_clocksource: r.available_clocksource,
+      current_clocksource: r.current_clocksource,
+      clockevent_device: r.clockevent_device,
       boot_offset_s: Number(b.guest.timekeeper.get('realtime') - hostNow) / 1e9,
       boot_wall_clock_source: r.wall_clock_source,
       // host seconds from QEMU's start to the model's hctosys read

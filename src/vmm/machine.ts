@@ -17,6 +17,7 @@ import {
 } from '../hypervisor/index.ts';
 import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/pvclock-abi.ts';
 import type { GuestPlatform } from '../guest/platform.ts';
+import type { TraceRecorder } from '../core/trace.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
 import { VmclockDevice, vmclockFlavor } from './vmclock.ts';
@@ -56,6 +57,9 @@ export interface VirtualMachineOptions {
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
   /** QEMU `-cpu …,tsc-frequency=N`: the guest TSC rate the VMM sets with KVM_SET_TSC_KHZ (default: the host's). */
   tscFrequencyKhz?: number;
+  /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
+  trace?: TraceRecorder;
+  name?: string;
 }
 
 /** What a VMM saves of a VM's clocks to snapshot or migrate it: KVM_GET_CLOCK, each vCPU's TSC and MSRs, the TSC rate. */
@@ -159,6 +163,8 @@ export class VirtualMachine {
       scheduler: opts.scheduler,
       hostRealtime: () => this.hostRealtimeFn(),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
+      ...(opts.trace ? { trace: opts.trace } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
     });
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
@@ -233,9 +239,10 @@ export class VirtualMachine {
       host: hostTk,
       memory: this.memory,
       scheduler: this.sched,
-      name: this.opts.profile.name,
+      name: this.opts.name ?? this.opts.profile.name,
       tscScaling,
       appliesTscOffset: !this.opts.profile.kvmPvm, // a PVM guest reads the host TSC
+      ...(this.opts.trace ? { trace: this.opts.trace } : {}),
     });
     (this as { kvm: KvmVm | null }).kvm = kvm;
     this.vcpus.length = 0;

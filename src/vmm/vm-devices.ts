@@ -43,6 +43,7 @@ import { KvmPit } from '../hypervisor/index.ts';
 import { KvmtoolRtc } from './kvmtool-rtc.ts';
 import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
 import type { MachineProfile } from './profiles.ts';
+import type { TraceRecorder } from '../core/trace.ts';
 import { VmVirtualClock } from './vm-clock.ts';
 
 /** QEMU's `-rtc` option (qemu-* profiles only; the other VMMs' RTCs always show host UTC). */
@@ -61,6 +62,9 @@ export interface VmDevicesOptions {
   /** The host's CLOCK_REALTIME (ns since the epoch): what `-rtc base=utc` and the host-clocked RTCs read. */
   hostRealtime: Clock;
   rtc?: RtcConfig;
+  /** Trace recorder the devices emit into, and the VM name their trace sources start with. */
+  trace?: TraceRecorder;
+  name?: string;
 }
 
 export type VmmKind = 'qemu' | 'firecracker' | 'cloud-hypervisor' | 'kvmtool';
@@ -102,6 +106,8 @@ export class VmDevices {
     const vclock = new VmVirtualClock(scheduler);
     this.virtualClock = vclock;
     const createdAt = scheduler.now;
+    const label = opts.name ?? p.name;
+    const tr = opts.trace ? { trace: opts.trace } : {};
     if (opts.rtc && !qemu) throw new InputError(`-rtc options are QEMU's; the ${p.name} RTC always shows host UTC`, 'rtc');
 
     if (p.devices.rtc) {
@@ -115,7 +121,8 @@ export class VmDevices {
           scheduler: onVm ? vclock.scheduler : scheduler,
           clock,
           irq: noIrq,
-          name: `${p.name}/rtc`,
+          name: `${label}/rtc`,
+          ...tr,
           baseSeconds: base,
         });
         this.rtcClock = clock;
@@ -128,7 +135,8 @@ export class VmDevices {
           scheduler,
           clock: opts.hostRealtime,
           irq: noIrq,
-          name: `${p.name}/cmos`,
+          name: `${label}/cmos`,
+          ...tr,
           baseSeconds: sec,
           startNs: sec * NSEC_PER_SEC,
         });
@@ -142,8 +150,8 @@ export class VmDevices {
 
     if (p.devices.pit) {
       const deps = qemu
-        ? { scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${p.name}/pit` }
-        : { scheduler, irq: noIrq, name: `${p.name}/pit` };
+        ? { scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${label}/pit`, ...tr }
+        : { scheduler, irq: noIrq, name: `${label}/pit`, ...tr };
       // Under KVM the PIT is the kernel's. Only QEMU writes its own reset state (mode 3) into it; after
       // KVM_CREATE_PIT2 alone kvm_pit_reset's mode 0xff starts no hrtimer (arch/x86/kvm/i8254.c).
       this.pit = p.accel === 'kvm' ? new KvmPit({ ...deps, reinject: true, reset: qemu ? 'qemu' : 'kvm' }) : new Pit(deps);
@@ -155,7 +163,7 @@ export class VmDevices {
     }
 
     if (p.devices.hpet) {
-      this.hpet = new Hpet({ scheduler: vclock.scheduler, clock: vclock.clock, irqs: [], name: `${p.name}/hpet` });
+      this.hpet = new Hpet({ scheduler: vclock.scheduler, clock: vclock.clock, irqs: [], name: `${label}/hpet`, ...tr });
       this.mmio.map(HPET_BASE, HPET_LEN, this.hpet!, { min: 4, max: 8 });
     }
 
@@ -169,7 +177,8 @@ export class VmDevices {
           scheduler: vclock.scheduler,
           clock: vclock.clock,
           irq: noIrq,
-          name: `${p.name}/acpi-pm`,
+          name: `${label}/acpi-pm`,
+          ...tr,
           base: port - 8,
         });
         this.ports.map(port - 8, AcpiPmTimer.LENGTH, this.acpiPm!, 4);
@@ -179,7 +188,8 @@ export class VmDevices {
           scheduler,
           clock: () => scheduler.now - createdAt,
           irq: noIrq,
-          name: `${p.name}/pm-timer`,
+          name: `${label}/pm-timer`,
+          ...tr,
           base: port - 8,
         });
         this.ports.map(port, 4, this.acpiPm!, 4);

@@ -100,6 +100,7 @@ export class World {
       updateIntervalNs: vm.updateIntervalNs,
       vcpuEntryIntervalNs: vm.updateIntervalNs,
       trace: this.trace,
+      name: vm.name,
     });
   }
 }

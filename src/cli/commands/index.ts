@@ -7,8 +7,11 @@ import { registerKvm } from './kvm.ts';
 import { registerLab } from './lab.ts';
 import { registerPvclock } from './pvclock.ts';
 import { registerQga } from './qga.ts';
+import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
+import { registerServe } from './serve.ts';
+import { registerTrace } from './trace.ts';
 
 export function registerCommands(program: Command): void {
   registerDevices(program);
@@ -18,6 +21,9 @@ export function registerCommands(program: Command): void {
   registerLab(program);
   registerPvclock(program);
   registerQga(program);
+  registerReport(program);
   registerRun(program);
   registerSchema(program);
+  registerServe(program);
+  registerTrace(program);
 }

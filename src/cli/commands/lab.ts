@@ -32,7 +32,7 @@ function printBoot(r: BootResult): void {
     ['boot_offset_s', fmt(r.real.boot_offset_s), fmt(r.model.boot_offset_s)],
   ];
   out.push(`${'quantity'.padEnd(24)}${'real'.padEnd(28)}model`);
-  for (const [k, a, b] of rows) out.push(`${k.padEnd(24)}${a.padEnd(28)}${b}`);
+  for (const [k, a, b] of rows) out.push(`${k.padEnd(24)}${a.trimEnd().padEnd(28)}${b.trimEnd()}`);
   out.push('', `model TSC: ${r.tsc.model_khz} kHz (${r.tsc.model_khz_source})`);
   const c = r.boot_lines;
   out.push(
