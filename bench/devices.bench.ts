@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/core/engine.ts';
 import { APIC_LVTT, APIC_TDCR, APIC_TMCCT, APIC_TMICT, LapicTimer, PcMachine, QtestSession, RecordingIrq } from '../src/devices/index.ts';
+import { KvmPit } from '../src/hypervisor/index.ts';
 import type { Bench } from './run.ts';
 
 function rate(n: number, fn: () => void): number {
@@ -103,7 +104,7 @@ const bench: Bench = (report) => {
     note: `${pitM.engine.eventsDispatched - before} events`,
   });
 
-  const kvmM = new PcMachine({ rtcBaseSeconds: 0n, kvmPit: { reinject: false } });
+  const kvmM = new PcMachine({ rtcBaseSeconds: 0n, createPit: (deps) => new KvmPit({ ...deps, reinject: false }) });
   kvmM.ports.write(0x43, 1, 0x34);
   kvmM.ports.write(0x40, 1, 0xa9);
   kvmM.ports.write(0x40, 1, 0x04);

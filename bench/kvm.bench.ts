@@ -7,6 +7,25 @@ import type { Bench } from './run.ts';
 import { compileC, cToolchainMissing } from '../src/live/cc.ts';
 import { kvmUnavailableReason, LiveKvm } from '../src/live/kvm.ts';
 import { bootMicroGuest } from '../src/live/micro-guest.ts';
+import { buildGuest } from '../src/live/guest-build.ts';
+import { LiveMachine, TICK_PORT } from '../src/live/vmm.ts';
+
+const VMM_EXITS = 5_000;
+
+/** ns per guest port write through the VMM: handled in the vCPU thread, or dispatched to the main thread. */
+async function vmmRound(port: number): Promise<number> {
+  const k = LiveKvm.open();
+  try {
+    const m = new LiveMachine(k, { guest: buildGuest('pio'), params: [port, VMM_EXITS] });
+    m.start();
+    await m.waitForLine(/^pio done$/, 60_000);
+    const [a, b] = m.markTimes;
+    await m.stop();
+    return Number(b! - a!) / VMM_EXITS;
+  } finally {
+    k.close();
+  }
+}
 
 const EXITS = 20_000;
 const ROUNDS = 3;
@@ -50,6 +69,24 @@ const bench: Bench = async (report) => {
       note: `best of ${ROUNDS}×${EXITS}`,
     });
     report({ name: 'KVM_RUN PIO exit round trip, C', value: bestC / 1000, unit: 'µs/exit', note: `best of ${ROUNDS}×${EXITS}` });
+    const local: number[] = [];
+    const main: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      local.push(await vmmRound(TICK_PORT));
+      main.push(await vmmRound(0x80));
+    }
+    report({
+      name: 'VMM port exit handled in the vCPU worker thread',
+      value: Math.min(...local) / 1000,
+      unit: 'µs/exit',
+      note: `best of ${ROUNDS}×${VMM_EXITS}`,
+    });
+    report({
+      name: 'VMM port exit dispatched to the main thread (postMessage + Atomics.wait)',
+      value: Math.min(...main) / 1000,
+      unit: 'µs/exit',
+      note: `best of ${ROUNDS}×${VMM_EXITS}`,
+    });
     report({
       name: 'FFI overhead: TypeScript / C',
       value: bestTs / bestC,

@@ -7,7 +7,7 @@ import type { Timer } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
 import type { PortDevice } from './bus.ts';
-import { armAtClock, big, type DeviceDeps, muldiv64, resolveDeps, str } from './common.ts';
+import { armAtClock, big, type DeviceDeps, muldiv64, resolveDeps, str, timerEventBound } from './common.ts';
 
 export const PM_TIMER_FREQUENCY = 3_579_545n;
 export const ACPI_BITMASK_TIMER_STATUS = 0x0001;
@@ -62,38 +62,77 @@ export class AcpiPmTimer implements PortDevice {
     return Number(this.ticks() & this.mask);
   }
 
+  // The block is three QEMU memory regions (hw/acpi/core.c): PM1 event (+0, 4 ports, handlers take 16-bit
+  // accesses), PM1 control (+4, 2 ports, 16-bit) and PM_TMR (+8, 4 ports, 32-bit); +6/+7 are unassigned.
+  // Accesses are cut the way softmmu/physmem.c and memory.c cut them: per region, at most the region's
+  // valid size and the address's alignment (memory_access_size), then widened to the handler's minimum
+  // at the same, unaligned address (access_with_adjusted_size). So a byte read of PM1_CNT+1 answers the
+  // register's low byte, a byte write there writes the whole register, and a 32-bit read at PM1_CNT
+  // reads 0xffff above it.
+
   portRead(port: number, size: 1 | 2 | 4): number {
     const off = port - this.base;
-    if (off === 8) {
-      // PM_TMR, the hot path: one clock read however wide the access
-      const c = this.counter();
-      return size === 4 ? c : c & (size === 2 ? 0xffff : 0xff);
-    }
+    if (off === 8 && size === 4) return this.counter(); // PM_TMR, the hot path
     let v = 0;
-    for (let i = 0; i < size; i++) v += this.readByte(port - this.base + i) * 2 ** (8 * i);
+    for (let i = 0; i < size; ) {
+      const piece = this.piece(off + i, size - i);
+      if (!piece) {
+        v += 0xff * 2 ** (8 * i); // unassigned port
+        i += 1;
+        continue;
+      }
+      v += (this.handlerRead(piece.region, piece.addr) % 2 ** (8 * piece.len)) * 2 ** (8 * i);
+      i += piece.len;
+    }
     return v;
   }
 
-  private readByte(off: number): number {
-    if (off >= 8 && off < 12) return Math.floor(this.counter() / 2 ** (8 * (off - 8))) & 0xff;
-    if (off < 2) return (this.getSts() >> (8 * off)) & 0xff;
-    if (off < 4) return (this.en >> (8 * (off - 2))) & 0xff;
-    if (off < 6) return (this.cnt >> (8 * (off - 4))) & 0xff;
-    return 0;
+  portWrite(port: number, size: 1 | 2 | 4, value: number): void {
+    const off = port - this.base;
+    for (let i = 0; i < size; ) {
+      const piece = this.piece(off + i, size - i);
+      if (!piece) {
+        i += 1;
+        continue;
+      }
+      // the handler gets the piece's bytes in its low bits, widened to its minimum size with zeros
+      this.handlerWrite(piece.region, piece.addr, Math.floor(value / 2 ** (8 * i)) % 2 ** (8 * piece.len));
+      i += piece.len;
+    }
   }
 
-  portWrite(port: number, size: 1 | 2 | 4, value: number): void {
-    // The event and control registers are 16 bits wide (impl.min_access_size 2): a byte write to the
-    // low half writes the whole register with a zero high byte, as QEMU's memory core does.
-    for (let off = port - this.base, i = 0; i < size; off += 2, i += 2) {
-      const v = Math.floor(value / 2 ** (8 * i)) & 0xffff;
-      if (off === 0) this.writeSts(v);
-      else if (off === 2) this.writeEn(v);
-      else if (off === 4)
-        this.cnt = v & ~ACPI_BITMASK_SLEEP_ENABLE; // sleep requests are not modelled
-      else if (off === 5) this.cnt = ((v << 8) | (this.cnt & 0xff)) & ~ACPI_BITMASK_SLEEP_ENABLE;
-      if (size === 1) break;
-    }
+  /** The next access piece at block offset `off` with `left` bytes to go, or null for an unassigned port. */
+  private piece(off: number, left: number): { region: 'evt' | 'cnt' | 'tmr'; addr: number; len: number } | null {
+    const region = off >= 0 && off < 4 ? 'evt' : off >= 4 && off < 6 ? 'cnt' : off >= 8 && off < 12 ? 'tmr' : null;
+    if (region === null) return null;
+    const start = region === 'evt' ? 0 : region === 'cnt' ? 4 : 8;
+    const end = region === 'evt' ? 4 : region === 'cnt' ? 6 : 12;
+    const validMax = region === 'tmr' ? 4 : 2;
+    const addr = off - start;
+    let len = Math.min(left, end - off, validMax);
+    const align = addr & -addr; // memory_access_size: no unaligned accesses
+    if (align !== 0 && align < len) len = align;
+    len = len >= 4 ? 4 : len >= 2 ? 2 : 1; // pow2floor
+    return { region, addr, len };
+  }
+
+  /** acpi_pm_evt_read / acpi_pm_cnt_read / acpi_pm_tmr_read: the handlers look at `addr` only as shown. */
+  private handlerRead(region: 'evt' | 'cnt' | 'tmr', addr: number): number {
+    if (region === 'tmr') return this.counter();
+    if (region === 'cnt') return this.cnt;
+    return addr === 0 ? this.getSts() : addr === 2 ? this.en : 0;
+  }
+
+  /** acpi_pm_evt_write / acpi_pm_cnt_write (sleep requests are not modelled) / acpi_pm_tmr_write (none). */
+  private handlerWrite(region: 'evt' | 'cnt' | 'tmr', addr: number, v: number): void {
+    if (region === 'cnt') this.cnt = v & ~ACPI_BITMASK_SLEEP_ENABLE;
+    else if (region === 'evt' && addr === 0) this.writeSts(v);
+    else if (region === 'evt' && addr === 2) this.writeEn(v);
+  }
+
+  /** At most how many timer events the next `span` ns can bring: one overflow per bit-23 toggle. */
+  timerEventBound(span: Ns): number {
+    return timerEventBound(this.timer, muldiv64(0x800000n, NSEC_PER_SEC, PM_TIMER_FREQUENCY), span);
   }
 
   /** acpi_pm1_evt_get_sts */
@@ -141,7 +180,8 @@ export class AcpiPmTimer implements PortDevice {
   }
 
   saveState(): AcpiPmTimerState {
-    return { version: 2, sts: this.sts, en: this.en, cnt: this.cnt, overflowTime: str(this.overflowTime) };
+    // TMR_STS is latched lazily (on reads); save it as a read now would see it, so equal machines save equal states
+    return { version: 2, sts: this.getSts(), en: this.en, cnt: this.cnt, overflowTime: str(this.overflowTime) };
   }
 
   restore(s: AcpiPmTimerState): void {

@@ -44,6 +44,16 @@ export function resolveDeps(d: DeviceDeps, fallbackName: string) {
   };
 }
 
+/**
+ * At most how many times `timer` can fire in the next `span` ns if it re-arms every `periodNs` (null: it
+ * fires once). Used to bound the work of a time step before taking it.
+ */
+export function timerEventBound(timer: Timer, periodNs: Ns | null, span: Ns): number {
+  if (!timer.pending) return 0;
+  if (periodNs === null) return 1;
+  return Number(span / (periodNs > 0n ? periodNs : 1n)) + 1;
+}
+
 /** Snapshot helpers: 64-bit values travel as decimal strings. */
 export const big = (s: string): bigint => BigInt(s);
 export const str = (b: bigint): string => b.toString();

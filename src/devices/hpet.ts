@@ -4,7 +4,8 @@
 // LegacyReplacement routing (timer 0 -> IRQ0, timer 1 -> IRQ8, PIT and RTC outputs disconnected).
 import type { Timer } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
-import { big, type DeviceDeps, muldiv64, resolveDeps, str } from './common.ts';
+import type { Ns } from '../core/time.ts';
+import { big, type DeviceDeps, muldiv64, resolveDeps, str, timerEventBound } from './common.ts';
 import type { AccessSize, MmioDevice } from './bus.ts';
 import { type IrqLine, noIrq, pulse } from './irq.ts';
 
@@ -53,7 +54,22 @@ export interface HpetOptions extends Omit<DeviceDeps, 'irq'> {
   msiWrite?: (addr: bigint, data: number) => void;
   /** Told when LegacyReplacement routing switches on or off, so the machine can gate the PIT and RTC. */
   onLegacyRoute?: (enabled: boolean) => void;
+  /**
+   * How a 64-bit write to a comparator lands. `split` (default, QEMU 7.2): the memory core splits it into
+   * two 32-bit writes, low half first, so in periodic mode the first half consumes Tn_VAL_SET and the high
+   * half goes to the period only. `atomic`: one 64-bit write, as on hardware.
+   */
+  cmp64Write?: HpetCmp64Write;
+  /**
+   * When a periodic comparator advances. `past` (default, QEMU 7.2 hpet_timer): while the counter is
+   * strictly past it, so a timer firing exactly on its comparator (as under an exact virtual clock) fires
+   * again one tick later before moving on. `reached`: on the match itself, as the spec reads (2.3.9.2.2).
+   */
+  periodicAdvance?: HpetPeriodicAdvance;
 }
+
+export type HpetCmp64Write = 'split' | 'atomic';
+export type HpetPeriodicAdvance = 'past' | 'reached';
 
 export interface HpetTimerState {
   config: string;
@@ -98,6 +114,13 @@ export class Hpet implements MmioDevice {
   private hpetCounter = 0n;
   private hpetOffset = 0n;
   private readonly timers: HpetTimer[];
+  /**
+   * QEMU 7.2 checks `timer_id > num_timers`, so the registers of one timer past the last are live: never
+   * reset (all zero), not saved, skipped by the enable/disable/status loops, but armed by its own writes.
+   */
+  private readonly ghost: HpetTimer | undefined;
+  private readonly cmp64Write: HpetCmp64Write;
+  private readonly periodicAdvance: HpetPeriodicAdvance;
   readonly stats = { fired: 0 };
 
   constructor(opts: HpetOptions) {
@@ -110,19 +133,24 @@ export class Hpet implements MmioDevice {
     // 64-bit counter, LegacyReplacement capable, vendor 8086, rev 1; period in the high half
     this.capability = 0x8086a001n | (BigInt(n - 1) << 8n) | (HPET_CLK_PERIOD_FS << 32n);
     const intcap = BigInt(opts.intcap ?? 0x4);
-    this.timers = Array.from({ length: n }, (_, tn) => {
-      const t: HpetTimer = {
-        tn,
-        config: HPET_TN_PERIODIC_CAP | HPET_TN_SIZE_CAP | (this.msiWrite ? HPET_TN_FSB_CAP : 0n) | (intcap << 32n),
-        cmp: M64,
-        fsb: 0n,
-        period: 0n,
-        wrapFlag: false,
-        timer: null as unknown as Timer,
-      };
-      t.timer = this.d.scheduler.timer(() => this.hpetTimer(t));
-      return t;
-    });
+    this.cmp64Write = opts.cmp64Write ?? 'split';
+    this.periodicAdvance = opts.periodicAdvance ?? 'past';
+    const resetConfig = HPET_TN_PERIODIC_CAP | HPET_TN_SIZE_CAP | (this.msiWrite ? HPET_TN_FSB_CAP : 0n) | (intcap << 32n);
+    this.timers = Array.from({ length: n }, (_, tn) => this.newTimer(tn, resetConfig, M64));
+    // the register window 0x100-0x3ff holds timers 0..23
+    this.ghost = n <= 23 ? this.newTimer(n, 0n, 0n) : undefined;
+  }
+
+  private newTimer(tn: number, config: bigint, cmp: bigint): HpetTimer {
+    const t: HpetTimer = { tn, config, cmp, fsb: 0n, period: 0n, wrapFlag: false, timer: null as unknown as Timer };
+    t.timer = this.d.scheduler.timer(() => this.hpetTimer(t));
+    return t;
+  }
+
+  /** The timer whose registers `addr` (0x100-0x3ff) falls in, the ghost past the last included. */
+  private timerAt(addr: number): HpetTimer | undefined {
+    const id = (addr - 0x100) >> 5;
+    return this.timers[id] ?? (id === this.ghost?.tn ? this.ghost : undefined);
   }
 
   // --- helpers ---
@@ -202,17 +230,19 @@ export class Hpet implements MmioDevice {
   private hpetTimer(t: HpetTimer): void {
     const cur = this.getTicks();
     if (t.config & HPET_TN_PERIODIC && t.period !== 0n) {
-      // On a match the comparator advances by the period (spec 2.3.9.2.2). QEMU 7.2 advances only while
-      // the counter is strictly past it, which under an exact virtual clock re-fires 1 tick later.
-      // Closed form of QEMU's `while (cmp behind counter) cmp += period` loop, so a comparator far
-      // behind the counter costs one step rather than billions.
-      if (t.config & HPET_TN_32BIT) {
-        const behind = s32(cur - t.cmp);
-        if (behind >= 0n) t.cmp = (t.cmp + (behind / t.period + 1n) * t.period) & M32;
-      } else {
-        const behind = s64(cur - t.cmp);
-        if (behind >= 0n) t.cmp = (t.cmp + (behind / t.period + 1n) * t.period) & M64;
-      }
+      // Closed form of QEMU's `while (hpet_time_after(cur, cmp)) cmp += period` loop, so a comparator far
+      // behind the counter costs one step rather than billions: the fewest periods that bring cmp to the
+      // counter ('past', QEMU 7.2) or beyond it ('reached', the spec's advance on a match).
+      const behind = t.config & HPET_TN_32BIT ? s32(cur - t.cmp) : s64(cur - t.cmp);
+      const k =
+        this.periodicAdvance === 'past'
+          ? behind > 0n
+            ? (behind + t.period - 1n) / t.period
+            : 0n
+          : behind >= 0n
+            ? behind / t.period + 1n
+            : 0n;
+      t.cmp = (t.cmp + k * t.period) & (t.config & HPET_TN_32BIT ? M32 : M64);
       this.armTicks(t, this.calculateDiff(t, cur));
     } else if (t.config & HPET_TN_32BIT && !(t.config & HPET_TN_PERIODIC) && t.wrapFlag) {
       this.armTicks(t, this.calculateDiff(t, cur));
@@ -223,16 +253,28 @@ export class Hpet implements MmioDevice {
     this.updateIrq(t, true);
   }
 
+  /** At most how many timer events the next `span` ns can bring: per period, or per 32-bit wrap. */
+  timerEventBound(span: Ns): number {
+    let n = 0;
+    for (const t of this.ghost ? [...this.timers, this.ghost] : this.timers) {
+      const periodic = (t.config & HPET_TN_PERIODIC) !== 0n && t.period !== 0n;
+      const periodTicks = periodic ? t.period : t.config & HPET_TN_32BIT ? 1n << 32n : null;
+      n += timerEventBound(t.timer, periodTicks === null ? null : periodTicks * HPET_CLK_PERIOD_NS, span) + 1;
+    }
+    return n;
+  }
+
   // --- MMIO ---
 
   mmioRead(offset: number, size: AccessSize): bigint {
-    const v = this.read(offset);
-    return size >= 8 ? v & M64 : v & ((1n << BigInt(size * 8)) - 1n);
+    // QEMU 7.2: 32-bit registers, so a 64-bit read is two 32-bit reads, low half first
+    if (size === 8) return (this.read(offset) & M32) | ((this.read(offset + 4) & M32) << 32n);
+    return this.read(offset) & ((1n << BigInt(size * 8)) - 1n);
   }
 
   private read(addr: number): bigint {
     if (addr >= 0x100 && addr <= 0x3ff) {
-      const t = this.timers[(addr - 0x100) >> 5];
+      const t = this.timerAt(addr);
       if (!t) return 0n;
       switch ((addr - 0x100) % 0x20) {
         case HPET_TN_CFG:
@@ -270,13 +312,13 @@ export class Hpet implements MmioDevice {
   }
 
   mmioWrite(offset: number, size: AccessSize, value: bigint): void {
-    // A 64-bit comparator write is one write, as on hardware (QEMU 7.2 instead ORs the old high half in).
-    if (size === 8 && offset >= 0x100 && (offset - 0x100) % 0x20 === HPET_TN_CMP) {
-      const t = this.timers[(offset - 0x100) >> 5];
+    // cmp64Write 'atomic': a 64-bit comparator write is one write, as on hardware.
+    if (size === 8 && this.cmp64Write === 'atomic' && offset >= 0x100 && (offset - 0x100) % 0x20 === HPET_TN_CMP) {
+      const t = this.timerAt(offset);
       if (t) this.writeComparator64(t, value);
       return;
     }
-    // Other registers are 32 bits wide in QEMU's model; a 64-bit write is two 32-bit writes, low half first.
+    // QEMU 7.2's registers are 32 bits wide (hpet_ram_ops): a 64-bit write is two, low half first.
     if (size === 8) {
       this.write(offset, value & M32);
       this.write(offset + 4, value >> 32n);
@@ -288,7 +330,7 @@ export class Hpet implements MmioDevice {
   private write(addr: number, newVal: bigint): void {
     const oldVal = this.read(addr) & M32;
     if (addr >= 0x100 && addr <= 0x3ff) {
-      const t = this.timers[(addr - 0x100) >> 5];
+      const t = this.timerAt(addr);
       if (t) this.writeTimer(t, (addr - 0x100) % 0x20, oldVal, newVal);
       return;
     }

@@ -18,16 +18,19 @@
 //
 // Public surface per device:
 //   CmosRtc      ports 0x70/0x71   portRead/portWrite, guestRtcNs(), getCmosData/setCmosData
-//   Pit          ports 0x40-0x43   portRead/portWrite, setGate/getGate/getOut, ackIrq() (KVM reinject),
-//                                 setIrqDisabled() (HPET legacy); SpeakerPort is port 0x61
+//   Pit          ports 0x40-0x43   portRead/portWrite, setGate/getGate/getOut, setIrqDisabled() (HPET
+//                                 legacy); QEMU's userspace PIT. Its registers and counting are PitCommon,
+//                                 which KVM's in-kernel PIT (src/hypervisor KvmPit) shares; SpeakerPort is 0x61
 //   Hpet         MMIO 0xfed00000   mmioRead/mmioWrite (offset in the 1 KiB block), counter()
 //   AcpiPmTimer  ports base..+11   portRead/portWrite: PM1_STS +0, PM1_EN +2, PM1_CNT +4, PM_TMR +8
 //   LapicTimer   APIC page regs    readReg/writeReg (0x320 LVTT, 0x380 TMICT, 0x390 TMCCT, 0x3e0 TDCR),
 //                                 msrRead/msrWrite (0x6e0 TSC deadline, x2APIC 0x832/0x838/0x839/0x83e),
 //                                 setRunState('running'|'halted'|'preempted') for KVM's hv/sw timer switch
+//   Serial16550  ports 0x3f8-0x3ff portRead/portWrite, receive(byte); transmit callback (the chardev)
 //   PortBus / MmioBus  map ranges to devices and split wide accesses as QEMU's memory core does
 //   PcMachine    QEMU's `pc` board with all of the above (PIT/RTC through the HPET's legacy gate, PM block
-//                relocatable through PIIX4 PCI config); QtestSession speaks qtest to it
+//                relocatable through PIIX4 PCI config), saveState()/restore() of the whole board, and
+//                timerEventBound(span) to size a step before taking it; QtestSession speaks qtest to it
 //
 // Snapshots: saveState() returns plain data with 64-bit values as decimal strings; restore() expects the
 // device's clock to continue from where it was saved (as QEMU's migrated QEMU_CLOCK_VIRTUAL does). The
@@ -36,7 +39,7 @@
 // an undelivered one (the RTC's slew policy counts those). RecordingIrq is a ready-made line for tests.
 export * from './irq.ts';
 export * from './bus.ts';
-export { type DeviceDeps, muldiv64 } from './common.ts';
+export { type DeviceDeps, muldiv64, timerEventBound } from './common.ts';
 export * from './rtc.ts';
 export * from './pit.ts';
 export * from './hpet.ts';
@@ -44,3 +47,4 @@ export * from './acpi-pm.ts';
 export * from './lapic-timer.ts';
 export * from './pc.ts';
 export * from './qtest.ts';
+export * from './serial.ts';

@@ -6,21 +6,39 @@
 import { Engine } from '../core/engine.ts';
 import type { Ns } from '../core/time.ts';
 import type { TraceRecorder } from '../core/trace.ts';
-import { AcpiPmTimer } from './acpi-pm.ts';
+import { AcpiPmTimer, type AcpiPmTimerState } from './acpi-pm.ts';
+import { InputError } from '../core/errors.ts';
 import { type AccessSize, type MmioDevice, MmioBus, PortBus, type PortDevice } from './bus.ts';
-import { Hpet, HPET_BASE, HPET_LEN } from './hpet.ts';
+import { Hpet, HPET_BASE, HPET_LEN, type HpetCmp64Write, type HpetPeriodicAdvance, type HpetState } from './hpet.ts';
 import { type IrqLine, RecordingIrq } from './irq.ts';
-import { type KvmPitOptions, Pit, SpeakerPort } from './pit.ts';
-import { CmosRtc, type LostTickPolicy } from './rtc.ts';
+import type { DeviceDeps } from './common.ts';
+import { Pit, type PitCommon, type PitState, SpeakerPort } from './pit.ts';
+import { CmosRtc, type CmosRtcState, type LostTickPolicy } from './rtc.ts';
 
 export const GSI_NUM_PINS = 24;
+
+export interface PcMachineState {
+  version: 1;
+  now: string;
+  rtc: CmosRtcState;
+  pit: PitState;
+  speaker: ReturnType<SpeakerPort['saveState']>;
+  hpet: HpetState;
+  acpiPm: AcpiPmTimerState;
+  pci: PciHostState;
+  ram: Record<string, string>;
+}
 
 export interface PcMachineOptions {
   /** RTC time in UTC seconds at virtual time 0 (QEMU -rtc base=...,clock=vm). */
   rtcBaseSeconds: bigint;
   lostTickPolicy?: LostTickPolicy;
-  /** Model KVM's in-kernel PIT (channel 0) instead of QEMU's userspace one. */
-  kvmPit?: KvmPitOptions;
+  /** Build the PIT from its deps: QEMU's userspace Pit by default, or KVM's in-kernel one (src/hypervisor KvmPit). */
+  createPit?: (deps: DeviceDeps) => PitCommon;
+  /** How 64-bit HPET comparator writes land: 'split' as QEMU 7.2 (default) or 'atomic' (see HpetOptions). */
+  hpetCmp64Write?: HpetCmp64Write;
+  /** When a periodic HPET comparator advances: 'past' as QEMU 7.2 (default) or 'reached' (see HpetOptions). */
+  hpetPeriodicAdvance?: HpetPeriodicAdvance;
   /**
    * Program the PIIX4 PM base to this port at start, as firmware does (SeaBIOS: 0x600). Without it the
    * PM block appears only once the guest writes PMBA/PMREGMISC through PCI config, as under qtest.
@@ -122,6 +140,17 @@ class PciHost implements PortDevice {
     }
   }
 
+  saveState(): PciHostState {
+    return { configReg: this.configReg, pmConfig: Array.from(this.pmConfig.subarray(0x40)) };
+  }
+
+  restore(s: PciHostState): void {
+    this.configReg = s.configReg >>> 0;
+    this.pmConfig.fill(0, 0x40);
+    this.pmConfig.set(s.pmConfig.slice(0, 0xc0), 0x40);
+    this.pmIoSpaceUpdate();
+  }
+
   /** What firmware does on the pc machine: PMBA = base, PMIOSE = 1. */
   firmwareSetup(base: number): void {
     this.pmConfig[0x40] = (base & 0xc0) | 1;
@@ -132,6 +161,12 @@ class PciHost implements PortDevice {
 }
 
 const ONES = [0, 0xff, 0xffff, 0, 0xffffffff] as const;
+
+/** The PCI host's address latch and the PM function's config bytes 0x40-0xff. */
+export interface PciHostState {
+  configReg: number;
+  pmConfig: number[];
+}
 
 /** Sparse guest RAM in 4 KiB pages. */
 class Ram implements MmioDevice {
@@ -153,6 +188,16 @@ class Ram implements MmioDevice {
   mmioWrite(offset: number, size: AccessSize, value: bigint): void {
     for (let i = 0; i < size; i++) this.writeByte(offset + i, Number((value >> BigInt(8 * i)) & 0xffn));
   }
+  /** Written pages, base64 by page number. */
+  saveState(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [n, p] of [...this.pages].sort((a, b) => a[0] - b[0])) out[n] = Buffer.from(p).toString('base64');
+    return out;
+  }
+  restore(s: Record<string, string>): void {
+    this.pages.clear();
+    for (const [n, b64] of Object.entries(s)) this.pages.set(Number(n), new Uint8Array(Buffer.from(b64, 'base64')));
+  }
 }
 
 export class PcMachine {
@@ -161,18 +206,24 @@ export class PcMachine {
   readonly mmio = new MmioBus();
   readonly gsi: RecordingIrq[] = Array.from({ length: GSI_NUM_PINS }, () => new RecordingIrq());
   readonly rtc: CmosRtc;
-  readonly pit: Pit;
+  readonly pit: PitCommon;
   readonly speaker: SpeakerPort;
   readonly hpet: Hpet;
   readonly acpiPm: AcpiPmTimer;
   readonly pci: PciHost;
+  private readonly ram = new Ram();
+  private readonly pitOut: GatedIrq;
+  private readonly rtcOut: GatedIrq;
 
   constructor(opts: PcMachineOptions) {
     const scheduler = this.engine;
     const trace = opts.trace;
     const pitOut = new GatedIrq(this.gsi[0]!);
     const rtcOut = new GatedIrq(this.gsi[8]!);
-    this.pit = new Pit({ scheduler, irq: pitOut, trace, name: 'pc/pit', ...(opts.kvmPit ? { kvm: opts.kvmPit } : {}) });
+    this.pitOut = pitOut;
+    this.rtcOut = rtcOut;
+    const pitDeps: DeviceDeps = { scheduler, irq: pitOut, name: 'pc/pit', ...(trace ? { trace } : {}) };
+    this.pit = opts.createPit ? opts.createPit(pitDeps) : new Pit(pitDeps);
     this.speaker = new SpeakerPort(this.pit);
     this.rtc = new CmosRtc({
       scheduler,
@@ -188,6 +239,8 @@ export class PcMachine {
       irqs: this.gsi,
       trace,
       name: 'pc/hpet',
+      ...(opts.hpetCmp64Write ? { cmp64Write: opts.hpetCmp64Write } : {}),
+      ...(opts.hpetPeriodicAdvance ? { periodicAdvance: opts.hpetPeriodicAdvance } : {}),
       onLegacyRoute: (on) => {
         pitOut.open = !on;
         rtcOut.open = !on;
@@ -199,7 +252,7 @@ export class PcMachine {
     this.ports.map(0x40, 4, this.pit);
     this.ports.map(0x61, 1, this.speaker);
     this.mmio.map(HPET_BASE, HPET_LEN, this.hpet, { min: 4, max: 8 });
-    this.mmio.map(0n, BigInt(opts.ramBytes ?? 128 * 2 ** 20), new Ram());
+    this.mmio.map(0n, BigInt(opts.ramBytes ?? 128 * 2 ** 20), this.ram);
     this.acpiPm = new AcpiPmTimer({ scheduler, irq: this.gsi[9]!, trace, name: 'pc/acpi-pm', base: 0 });
     this.pci = new PciHost(this.ports, this.acpiPm);
     this.ports.map(0xcf8, 8, this.pci, 4);
@@ -215,15 +268,50 @@ export class PcMachine {
     this.engine.run(t);
   }
 
-  saveState() {
+  /** At most how many timer events running the machine for `span` ns can dispatch. */
+  timerEventBound(span: Ns): number {
+    return (
+      this.pit.timerEventBound(span) + this.rtc.timerEventBound(span) + this.hpet.timerEventBound(span) + this.acpiPm.timerEventBound(span)
+    );
+  }
+
+  saveState(): PcMachineState {
     return {
-      version: 1 as const,
+      version: 1,
       now: this.engine.now.toString(),
       rtc: this.rtc.saveState(),
       pit: this.pit.saveState(),
       speaker: this.speaker.saveState(),
       hpet: this.hpet.saveState(),
       acpiPm: this.acpiPm.saveState(),
+      pci: this.pci.saveState(),
+      ram: this.ram.saveState(),
     };
+  }
+
+  /**
+   * Load a saved machine into a freshly built one, as QEMU loads a migration stream into a new VM. The
+   * PIT and RTC take their state first (their timers are absolute times, all at or after the saved
+   * time), the clock jumps to the saved time without replaying anything, then the HPET and PM timer,
+   * which count from the clock. As in QEMU, what the state does not hold is not carried over: the
+   * registers of the HPET timer past the last.
+   */
+  restore(s: PcMachineState): void {
+    if (s.version !== 1) throw new InputError(`unsupported pc machine state version ${String(s.version)}`);
+    const now = BigInt(s.now);
+    if (now < this.engine.now) throw new InputError(`machine state at ${now} ns is before this machine's clock (${this.engine.now} ns)`);
+    this.rtc.restore(s.rtc);
+    this.pit.restore(s.pit);
+    this.speaker.restore(s.speaker);
+    this.pci.restore(s.pci);
+    this.ram.restore(s.ram);
+    const next = this.engine.nextEventTime();
+    if (next !== null && next < now) throw new InputError('a machine state can only be restored into a freshly built machine');
+    this.engine.advanceTo(now);
+    this.hpet.restore(s.hpet);
+    this.acpiPm.restore(s.acpiPm);
+    const legacy = (BigInt(s.hpet.config) & 2n) !== 0n; // HPET_CFG_LEGACY gates the PIT and RTC outputs
+    this.pitOut.open = !legacy;
+    this.rtcOut.open = !legacy;
   }
 }

@@ -2,7 +2,9 @@
 // line, answered with `OK`, `OK <value>` or `FAIL <reason>`; interrupt line changes are reported as
 // `IRQ raise N` / `IRQ lower N` once `irq_intercept_in ioapic` was sent. The virtual clock moves only
 // with clock_step / clock_set. Where QEMU would abort on a malformed argument (g_assert), we answer
-// FAIL with the reason and carry on.
+// FAIL with the reason and carry on. A step is bounded before it is taken: one that could dispatch more
+// than MAX_STEP_EVENTS timer events (a 1 MHz PIT for a minute, 2^63 ns of anything periodic) is refused
+// with FAIL and the clock stays where it was.
 import { PcMachine, type PcMachineOptions } from './pc.ts';
 import type { AccessSize } from './bus.ts';
 
@@ -18,21 +20,33 @@ export function parseQtestNumber(word: string | undefined, what: string): bigint
   return v;
 }
 
+/** Timer events one clock_step/clock_set may dispatch: about 15 s of work here (3.6 M events/s). */
+export const MAX_STEP_EVENTS = 50_000_000;
+const INT64_MAX = (1n << 63n) - 1n;
+
 const hex4 = (v: number) => '0x' + v.toString(16).padStart(4, '0');
 const hex16 = (v: bigint) => '0x' + BigInt.asUintN(64, v).toString(16).padStart(16, '0');
 
 export class QtestSession {
   readonly machine: PcMachine;
   private intercepted = false;
-  private out: string[] = [];
+  private sink: (line: string) => void = () => {};
 
-  constructor(opts: PcMachineOptions | PcMachine) {
+  /**
+   * `emit`, when given, receives every output line as it is produced (IRQ lines during a long step
+   * included) and handle() returns nothing; without it handle() returns the lines.
+   */
+  constructor(
+    opts: PcMachineOptions | PcMachine,
+    private readonly emit?: (line: string) => void,
+  ) {
     this.machine = opts instanceof PcMachine ? opts : new PcMachine(opts);
   }
 
-  /** Process one line (without its newline) and return every line of output it produced. */
+  /** Process one line (without its newline); returns its output lines unless an `emit` sink was given. */
   handle(line: string): string[] {
-    this.out = [];
+    const collected: string[] = [];
+    this.sink = this.emit ?? ((l) => collected.push(l));
     const words = line.split(' '); // g_strsplit(cmd, " ", 0)
     let reply: string;
     try {
@@ -41,8 +55,20 @@ export class QtestSession {
       if (!(e instanceof QtestError)) throw e;
       reply = `FAIL ${e.message}`;
     }
-    this.out.push(reply);
-    return this.out;
+    this.sink(reply);
+    return collected;
+  }
+
+  /** Run the machine to `target`, unless the span could cost more than MAX_STEP_EVENTS timer events. */
+  private advance(target: bigint): string | null {
+    const m = this.machine;
+    if (target > INT64_MAX) return `time ${target} is past the largest virtual time (${INT64_MAX} ns)`;
+    if (target <= m.now) return null;
+    const bound = m.timerEventBound(target - m.now);
+    if (bound > MAX_STEP_EVENTS)
+      return `a step of ${target - m.now} ns could dispatch ${bound} timer events (limit ${MAX_STEP_EVENTS}); step in smaller parts`;
+    m.runUntil(target);
+    return null;
   }
 
   private command(w: string[]): string {
@@ -124,13 +150,14 @@ export class QtestSession {
           if (next === null) return 'FAIL cannot advance clock to the next deadline because there is no pending deadline';
           ns = next - old;
         }
-        const target = old + ns;
-        if (target > old) m.runUntil(target);
+        const refused = this.advance(old + ns);
+        if (refused) return `FAIL ${refused}`;
         return m.now > old ? `OK ${m.now}` : 'FAIL could not advance time';
       }
       case 'clock_set': {
         const ns = parseQtestNumber(w[1], 'time');
-        if (ns > m.now) m.runUntil(ns);
+        const refused = this.advance(ns);
+        if (refused) return `FAIL ${refused}`;
         return `${m.now === ns ? 'OK' : 'FAIL'} ${m.now}`;
       }
       case 'irq_intercept_in':
@@ -142,7 +169,7 @@ export class QtestSession {
         if (!this.intercepted) {
           this.intercepted = true;
           m.gsi.forEach((line, n) => {
-            line.onChange = (level) => this.out.push(`IRQ ${level ? 'raise' : 'lower'} ${n}`);
+            line.onChange = (level) => this.sink(`IRQ ${level ? 'raise' : 'lower'} ${n}`);
           });
         }
         return 'OK';

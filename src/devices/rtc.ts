@@ -5,7 +5,7 @@
 import type { Timer } from '../core/engine.ts';
 import { InputError } from '../core/errors.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
-import { armAtClock, big, type DeviceDeps, expiresOnClock, muldiv64, resolveDeps, str } from './common.ts';
+import { armAtClock, big, type DeviceDeps, expiresOnClock, muldiv64, resolveDeps, str, timerEventBound } from './common.ts';
 import type { PortDevice } from './bus.ts';
 
 // Register indices and bits (include/hw/rtc/mc146818rtc_regs.h).
@@ -414,6 +414,16 @@ export class CmosRtc implements PortDevice {
       return true;
     }
     return this.guestRtcNs() % NSEC_PER_SEC >= NSEC_PER_SEC - UIP_HOLD_LENGTH;
+  }
+
+  /** At most how many timer events the next `span` ns can bring (periodic, coalesced ≤ 8 per period, update ≤ 1 per s). */
+  timerEventBound(span: Ns): number {
+    const periodNs = periodicClockToNs(BigInt(Math.max(1, this.period)));
+    return (
+      timerEventBound(this.periodicTimer, periodNs, span) +
+      timerEventBound(this.coalescedTimer, periodNs / 8n, span) +
+      timerEventBound(this.updateTimer, NSEC_PER_SEC, span)
+    );
   }
 
   // --- periodic interrupt ---

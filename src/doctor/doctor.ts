@@ -13,10 +13,12 @@ import {
   readKernelLog,
   readKernelVersion,
   readKvm,
+  readChrony,
   readNtpClients,
   readProcStat,
   readTimerList,
   readVdsoMappings,
+  type ChronyInfo,
   type ClockeventDevices,
   type HypervisorInfo,
   type KernelLogSummary,
@@ -48,7 +50,8 @@ export interface DoctorReport {
   cpu: Reading<CpuInfo>;
   hypervisor: Reading<HypervisorInfo>;
   kernelLog: Reading<KernelLogSummary>;
-  ntp: { adjtimex: Reading<Timex>; clients: Reading<string[]> };
+  /** chrony: read only where chronyd runs. */
+  ntp: { adjtimex: Reading<Timex>; clients: Reading<string[]>; chrony: Reading<ChronyInfo> };
   vdso: { mappings: Reading<VdsoMappings>; cost: Reading<VdsoCost> };
   steal: StealReport;
   kvm: Reading<KvmInfo>;
@@ -74,6 +77,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const src = opts.source ?? liveSource();
   const nl = <T>(r: () => Reading<T>): Reading<T> => notLinux<T>(src) ?? r();
   const cpu = nl(() => readCpuinfo(src));
+  const clients = nl(() => readNtpClients(src));
   const kernelLog = nl(() => readKernelLog(src));
   const available = nl(() => readAvailableClocksource(src));
   const hypervisor = nl(() =>
@@ -117,7 +121,8 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     kernelLog,
     ntp: {
       adjtimex: nl(() => (src.live ? readAdjtimex() : liveOnly('adjtimex(2)'))),
-      clients: nl(() => readNtpClients(src)),
+      clients,
+      chrony: clients.ok && clients.value.includes('chronyd') ? nl(() => readChrony(src)) : missing('chronyd is not running'),
     },
     vdso: {
       mappings: nl(() => readVdsoMappings(src)),

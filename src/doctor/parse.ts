@@ -1,5 +1,6 @@
 // Pure parsers over the text the kernel exposes. No I/O here: every function takes text and returns
 // data, so each one is tested on recorded inputs from several machines (test/fixtures/doctor).
+import { splitCmdline as splitKernelCmdline } from '../guest/index.ts';
 
 /** available_clocksource / current_clocksource: names separated by spaces (kernel/time/clocksource.c). */
 export function parseClocksourceList(text: string): string[] {
@@ -38,40 +39,17 @@ export interface Cmdline {
   time: CmdlineTime;
 }
 
-/** Split a command line the way the kernel's next_arg() does: spaces separate, double quotes group. */
+/** The words of a command line as the kernel's next_arg() takes them (src/guest/cmdline.ts, lenient). */
 export function splitCmdline(raw: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inQuote = false;
-  let has = false;
-  for (const ch of raw.trim()) {
-    if (ch === '"') {
-      inQuote = !inQuote;
-      has = true;
-      continue;
-    }
-    if (!inQuote && /\s/.test(ch)) {
-      if (has) out.push(cur);
-      cur = '';
-      has = false;
-      continue;
-    }
-    cur += ch;
-    has = true;
-  }
-  if (has) out.push(cur);
-  return out;
+  const { params, initArgs } = splitKernelCmdline(raw, '/proc/cmdline', false);
+  const words = params.map(([k, v]) => (v === null ? k : `${k}=${v}`));
+  return initArgs.length > 0 || /(^|\s)--(\s|$)/.test(raw) ? [...words, '--', ...initArgs] : words;
 }
 
 export function parseCmdline(text: string): Cmdline {
   const raw = text.replace(/\n$/, '');
-  const words = splitCmdline(raw);
-  const dash = words.indexOf('--');
-  const kernelWords = dash >= 0 ? words.slice(0, dash) : words;
-  const params = kernelWords.map((w): CmdlineParam => {
-    const eq = w.indexOf('=');
-    return eq < 0 ? { key: w } : { key: w.slice(0, eq), value: w.slice(eq + 1) };
-  });
+  const split = splitKernelCmdline(raw, '/proc/cmdline', false);
+  const params = split.params.map(([key, value]): CmdlineParam => (value === null ? { key } : { key, value }));
   // The kernel lets a later occurrence win for most early_param()s; so do we.
   const last = (k: string) => [...params].reverse().find((p) => p.key === k);
   const flag = (k: string) => params.some((p) => p.key === k);
@@ -92,7 +70,7 @@ export function parseCmdline(text: string): Cmdline {
     clocksourceWatchdog: last('clocksource.watchdog')?.value,
   };
   for (const k of Object.keys(time) as (keyof CmdlineTime)[]) if (time[k] === undefined) delete time[k];
-  return { raw, params, initArgs: dash >= 0 ? words.slice(dash + 1) : [], time };
+  return { raw, params, initArgs: split.initArgs, time };
 }
 
 /** CPU flags that matter for timekeeping (arch/x86/include/asm/cpufeatures.h names as /proc/cpuinfo prints them). */
@@ -424,4 +402,120 @@ export function parseTimerList(text: string): TimerList {
     tickDevices.push(t);
   }
   return { hresActive, tickDevices };
+}
+
+/** A time source line of chrony.conf (chrony's conf.c: `server`, `pool`, `peer` with their options). */
+export interface ChronySourceConf {
+  directive: 'server' | 'pool' | 'peer';
+  name: string;
+  iburst: boolean;
+  minpoll?: number;
+  maxpoll?: number;
+}
+
+export interface ChronyConf {
+  sources: ChronySourceConf[];
+  /** makestep threshold (s) and limit (updates; -1 = always). */
+  makestep?: [number, number];
+  maxslewrate?: number;
+  rtcsync: boolean;
+  /** confdir / sourcedir / include lines: more configuration the twin did not read. */
+  elsewhere: string[];
+}
+
+/** chrony.conf as chronyd reads it: one directive per line, `!`, `;`, `#` and `%` start comments. */
+export function parseChronyConf(text: string): ChronyConf {
+  const conf: ChronyConf = { sources: [], rtcsync: false, elsewhere: [] };
+  for (const raw of text.split('\n')) {
+    const words = raw
+      .replace(/[!;#%].*$/, '')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
+    const [directive, ...args] = words;
+    if (!directive) continue;
+    const d = directive.toLowerCase();
+    if (d === 'server' || d === 'pool' || d === 'peer') {
+      if (!args[0]) continue;
+      const opt = (k: string) => {
+        const i = args.indexOf(k);
+        const v = i > 0 ? Number(args[i + 1]) : Number.NaN;
+        return Number.isInteger(v) ? v : undefined;
+      };
+      const minpoll = opt('minpoll');
+      const maxpoll = opt('maxpoll');
+      conf.sources.push({
+        directive: d,
+        name: args[0],
+        iburst: args.includes('iburst'),
+        ...(minpoll !== undefined ? { minpoll } : {}),
+        ...(maxpoll !== undefined ? { maxpoll } : {}),
+      });
+    } else if (d === 'makestep' && args.length >= 2) {
+      const t = Number(args[0]);
+      const l = Number(args[1]);
+      if (Number.isFinite(t) && Number.isInteger(l)) conf.makestep = [t, l];
+    } else if (d === 'maxslewrate' && args[0] !== undefined && Number.isFinite(Number(args[0]))) {
+      conf.maxslewrate = Number(args[0]);
+    } else if (d === 'rtcsync') {
+      conf.rtcsync = true;
+    } else if (d === 'confdir' || d === 'sourcedir' || d === 'include') {
+      conf.elsewhere.push(words.join(' '));
+    }
+  }
+  return conf;
+}
+
+/** `chronyc -n tracking` (chrony's client.c process_cmd_tracking): the figures the twin uses. */
+export interface ChronyTracking {
+  referenceId: string;
+  stratum: number;
+  /** + when the system clock is fast of NTP time, seconds. */
+  systemTimeS: number;
+  rmsOffsetS: number;
+  /** + when the clock runs fast (chronyc prints "ppm fast" / "ppm slow"). */
+  frequencyPpm: number;
+  rootDelayS: number;
+  updateIntervalS: number;
+  leapStatus: string;
+}
+
+export function parseChronycTracking(text: string): ChronyTracking | null {
+  const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+  const num = (v: string | undefined) => (v === undefined ? Number.NaN : Number.parseFloat(v));
+  const ref = field('Reference ID');
+  const st = field('System time');
+  const freq = field('Frequency');
+  if (ref === undefined || st === undefined || freq === undefined) return null;
+  const sign = (v: string, neg: RegExp) => (neg.test(v) ? -1 : 1);
+  return {
+    referenceId: ref,
+    stratum: num(field('Stratum')),
+    systemTimeS: num(st) * sign(st, /slow/),
+    rmsOffsetS: num(field('RMS offset')),
+    frequencyPpm: num(freq) * sign(freq, /slow/),
+    rootDelayS: num(field('Root delay')),
+    updateIntervalS: num(field('Update interval')),
+    leapStatus: field('Leap status') ?? '',
+  };
+}
+
+/** One line of `chronyc -n sources`: mode (^ server, = peer, # refclock), state (* selected, + combined, …). */
+export interface ChronySourceLine {
+  mode: string;
+  state: string;
+  name: string;
+  stratum: number;
+  poll: number;
+  reach: number;
+}
+
+export function parseChronycSources(text: string): ChronySourceLine[] {
+  const out: ChronySourceLine[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^([\^=#])([*+\-?x~ ])\s+(\S+)\s+(\d+)\s+(-?\d+)\s+([0-7]+)\s/.exec(line);
+    if (m)
+      out.push({ mode: m[1]!, state: m[2]!, name: m[3]!, stratum: Number(m[4]), poll: Number(m[5]), reach: Number.parseInt(m[6]!, 8) });
+  }
+  return out;
 }

@@ -6,6 +6,12 @@ import {
   clockLines,
   KVM_BACKENDS,
   ntpClientsFromComms,
+  type ChronyConf,
+  type ChronySourceLine,
+  type ChronyTracking,
+  parseChronyConf,
+  parseChronycSources,
+  parseChronycTracking,
   parseClocksourceList,
   parseCmdline,
   parseCpuinfo,
@@ -106,6 +112,30 @@ export function readVdsoMappings(src: SystemSource): Reading<VdsoMappings> {
 }
 
 /** Time-sync daemons among running processes (/proc/<pid>/comm). */
+export interface ChronyInfo {
+  confPath: string;
+  conf: ChronyConf;
+  tracking: Reading<ChronyTracking>;
+  sources: Reading<ChronySourceLine[]>;
+}
+
+/** chronyd's configuration (Debian's /etc/chrony/chrony.conf, else /etc/chrony.conf) and its monitoring reports. */
+export function readChrony(src: SystemSource): Reading<ChronyInfo> {
+  const paths = ['/etc/chrony/chrony.conf', '/etc/chrony.conf'];
+  const found = paths.map((p) => [p, src.readText(p)] as const).find(([, r]) => r.ok);
+  if (!found) return missing(`no chrony.conf (${paths.join(', ')}: not readable)`);
+  const [confPath, text] = found;
+  const raw = src.chronyc('tracking');
+  const parsed = raw.ok ? parseChronycTracking(raw.value) : null;
+  const tracking: Reading<ChronyTracking> = !raw.ok ? raw : parsed ? got(parsed) : missing('chronyc tracking: output not understood');
+  return got({
+    confPath,
+    conf: parseChronyConf(text.ok ? text.value : ''),
+    tracking,
+    sources: mapReading(src.chronyc('sources'), parseChronycSources),
+  });
+}
+
 export function readNtpClients(src: SystemSource): Reading<string[]> {
   const dir = src.listDir('/proc');
   if (!dir.ok) return dir;

@@ -32,7 +32,11 @@ export interface SystemSource {
   exists(path: string): boolean;
   /** The kernel log in `dmesg` format ("[    0.000000] text" per line). */
   kernelLog(): Reading<string>;
+  /** `chronyc -n tracking` or `chronyc -n sources`: chronyd's monitoring reports (they change nothing). */
+  chronyc(report: ChronycReport): Reading<string>;
 }
+
+export type ChronycReport = 'tracking' | 'sources';
 
 function errReason(e: unknown, permissionHint = 'readable by root only'): string {
   const err = e as NodeJS.ErrnoException;
@@ -127,8 +131,26 @@ export function liveSource(): SystemSource {
         return missing(`${kmsg.ok ? '/dev/kmsg was empty' : kmsg.reason}; ${why}`);
       }
     },
+    chronyc(report) {
+      try {
+        // monitoring commands only: -n (no DNS lookups), "tracking" or "sources"; nothing that needs chronyd's auth
+        if (report === 'tracking') return got(execFileSync('chronyc', ['-n', 'tracking'], CHRONYC_OPTS));
+        return got(execFileSync('chronyc', ['-n', 'sources'], CHRONYC_OPTS));
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException & { stderr?: string };
+        return missing(
+          err.code === 'ENOENT' ? 'chronyc is not installed' : `chronyc ${report} failed: ${(err.stderr ?? err.message).trim()}`,
+        );
+      }
+    },
   };
 }
+
+const CHRONYC_OPTS: { encoding: 'utf8'; stdio: ('ignore' | 'pipe')[]; timeout: number } = {
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'pipe'],
+  timeout: 5000,
+};
 
 /** What a recorded tree holds at its top: at least one of these. */
 export const RECORDED_TREE_ENTRIES = ['proc', 'sys', 'dmesg.txt'] as const;
@@ -191,6 +213,13 @@ export function recordedSource(dir: string, option = '--root'): SystemSource {
         return got(readFileSync(at('dmesg.txt'), 'utf8'));
       } catch (e) {
         return missing(`kernel log: ${recordedReason(e)}`);
+      }
+    },
+    chronyc(report) {
+      try {
+        return got(readFileSync(at(`chronyc-${report}.txt`), 'utf8'));
+      } catch (e) {
+        return missing(`chronyc ${report}: ${recordedReason(e)}`);
       }
     },
   };

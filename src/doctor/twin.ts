@@ -194,12 +194,47 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     });
   }
   const clients = r.ntp.clients.ok ? r.ntp.clients.value : undefined;
-  const vmSync: { sync?: { method: 'ntp' } } = {};
-  if (clients && clients.length > 0) {
+  const vmSync: { sync?: Record<string, unknown> } = {};
+  const ntpServers: Record<string, unknown>[] = [];
+  const chrony = r.ntp.chrony.ok ? r.ntp.chrony.value : undefined;
+  if (chrony && chrony.conf.sources.length > 0) {
+    const conf = chrony.conf;
+    const tracking = chrony.tracking.ok ? chrony.tracking.value : undefined;
+    // one-way path: half of chronyd's root delay when tracking says it, else a LAN-like 1 ms
+    const oneWayS = tracking && tracking.rootDelayS > 0 ? tracking.rootDelayS / 2 : 0.001;
+    for (const src of conf.sources) ntpServers.push({ name: src.name, path: { delay: `${Math.round(oneWayS * 1e6)}us`, jitter: '100us' } });
+    const first = conf.sources[0]!;
+    vmSync.sync = {
+      method: 'chrony',
+      servers: conf.sources.map((x) => x.name),
+      iburst: conf.sources.some((x) => x.iburst),
+      ...(first.minpoll !== undefined ? { minpoll: first.minpoll } : {}),
+      ...(first.maxpoll !== undefined ? { maxpoll: first.maxpoll } : {}),
+      ...(conf.makestep ? { makestep: conf.makestep } : {}),
+      ...(conf.maxslewrate !== undefined ? { maxslewrate_ppm: conf.maxslewrate } : {}),
+      ...(conf.rtcsync ? { rtcsync: true } : {}),
+    };
+    choices.push({
+      key: 'vms[0].sync',
+      value: `chrony, servers ${conf.sources.map((x) => x.name).join(', ')}`,
+      why: `chronyd runs; ${chrony.confPath}${conf.makestep ? ` has makestep ${conf.makestep.join(' ')}` : ' has no makestep'}${conf.sources.some((x) => x.iburst) ? ', iburst' : ''}`,
+    });
+    choices.push({
+      key: 'ntp_servers[].path.delay',
+      value: `${Math.round(oneWayS * 1e6)} µs each way`,
+      why: tracking
+        ? `half of chronyc tracking's root delay (${tracking.rootDelayS} s)`
+        : 'chronyc tracking not readable: a 1 ms path assumed',
+    });
+    if (conf.sources.some((x) => x.directive === 'pool'))
+      gaps.push('a chrony `pool` takes up to 4 servers from DNS; the twin has one server per pool line');
+    if (conf.elsewhere.length > 0) gaps.push(`chrony configuration the twin did not read: ${conf.elsewhere.join('; ')}`);
+    gaps.push("the NTP servers' own clocks are taken as true UTC (stratum 1), their paths as symmetric");
+  } else if (clients && clients.length > 0) {
     vmSync.sync = { method: 'ntp' };
     choices.push({ key: 'vms[0].sync.method', value: 'ntp', why: `the machine runs ${clients.join(', ')}` });
     gaps.push(
-      `the twin's NTP client is timevisor's ntpd-style kernel-discipline client against an ideal server, not ${clients.join('/')} with this machine's servers and settings`,
+      `the twin's NTP client is timevisor's ntpd-style kernel-discipline client against an ideal server, not ${clients.join('/')} with this machine's servers and settings${clients.includes('chronyd') ? ` (chrony.conf: ${r.ntp.chrony.ok ? 'no server lines' : r.ntp.chrony.reason})` : ''}`,
     );
   }
 
@@ -225,6 +260,7 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
     hosts: [
       { name: 'host', oscillator: { ppm }, tsc: { freq_khz: freqKhz, constant, nonstop, invariant: constant && nonstop }, ntp: true },
     ],
+    ...(ntpServers.length > 0 ? { ntp_servers: ntpServers } : {}),
     vms: [{ name: 'twin', host: 'host', profile: prof.profile, kernel: preset, cmdline, ...vmExtra, ...vmSync }],
   };
   const header = [

@@ -2,43 +2,38 @@
 // arch/x86/kernel/setup.c, time.c x86_late_time_init, the fs_initcall clocksource_done_booting and
 // the device_initcall init_tsc_clocksource), driven by a Scheduler so that the TSC refinement a
 // second later and the clocksource watchdog run in model time. The result is a GuestKernel: its
-// boot log, sysfs texts, clocks, adjtimex, steal accounting and vDSO read paths.
+// boot log, sysfs texts, clocks, adjtimex, steal accounting and vDSO read paths. GuestKernel composes
+// one module per mechanism: tsc-state.ts (arch/x86/kernel/tsc.c), wallclock.ts (persistent clock,
+// rtc_hctosys), periodic-tick.ts (jiffies, tick_periodic), platform-timers.ts (HPET, ACPI PM timer,
+// ..TIMER), runtime.ts (steal time), sysfs.ts (dmesg and sysfs texts), with clocksources.ts, watchdog.ts,
+// sched-clock.ts, timekeeper.ts and clockevents.ts.
 import type { Scheduler, Timer } from '../core/engine.ts';
-import type { TraceRecorder } from '../core/trace.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
-import { CLOCK_SOURCE_MUST_VERIFY, CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';
+import type { TraceRecorder } from '../core/trace.ts';
+import { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
+import { setupTick, type TickSetup } from './clockevents.ts';
+import { CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';
 import { ClocksourceCore } from './clocksources.ts';
 import { parseCmdline, type ParsedCmdline } from './cmdline.ts';
-import { setupTick, type TickSetup } from './clockevents.ts';
 import { jiffiesClocksource, PIT_TICK_RATE, refinedJiffiesClocksource, tickNsec } from './jiffies.ts';
 import type { KernelConfig } from './kernel.ts';
 import { kvmclockAvailable, kvmclockInit, kvmclockVdsoMode, type KvmclockSetup } from './kvmclock.ts';
-import type { GuestPlatform } from './platform.ts';
-import { StealAccounting, kvmStealClock, type CpuMode } from './steal.ts';
-import { Timekeeper, type ClockId } from './timekeeper.ts';
 import type { Timex, TimexResult } from './ntp.ts';
-import {
-  cpuKhzFromCpuid,
-  mhz,
-  nativeCalibrateTsc,
-  pitHpetPtimerCalibrateCpu,
-  PMTMR_TICKS_PER_SEC,
-  quickPitCalibrate,
-  refineCalibration,
-  tscClocksource,
-  tscEarlyClocksource,
-  pvmGetTscKhz,
-} from './tsc.ts';
-import { Clocksource as CS, CLOCK_SOURCE_IS_CONTINUOUS } from './clocksource.ts';
-import { clocksourceMask } from '../core/u64.ts';
-import { vdsoReadCosts, type VdsoReadCost } from './vdso.ts';
-import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_STEAL_TIME } from '../core/pvclock-abi.ts';
-
-/** Where this model's guest kernel places the per-CPU steal-time records. */
-export const STEAL_TIME_GPA = 0x10_2000n;
-import { ClocksourceWatchdog } from './watchdog.ts';
+import { PeriodicTick } from './periodic-tick.ts';
+import type { GuestPlatform } from './platform.ts';
+import { acpiBootLines, acpiPmClocksource, checkTimerLine, hpetClocksource, hpetLateInitLines, pmTimerUsable } from './platform-timers.ts';
+import { kvmRegisterStealTime } from './runtime.ts';
 import { SchedClock } from './sched-clock.ts';
-import { clocksCalcMultShift, mulU64U32Shr, u64 } from '../core/u64.ts';
+import { StealAccounting, type CpuMode } from './steal.ts';
+import { clockeventDeviceText, dmesgLines, type LogLine } from './sysfs.ts';
+import { Timekeeper, type ClockId } from './timekeeper.ts';
+import { PMTMR_TICKS_PER_SEC } from './tsc.ts';
+import { TscState } from './tsc-state.ts';
+import { vdsoReadCosts, type VdsoReadCost } from './vdso.ts';
+import { readPersistentClock, rtcHctosys, type WallClockSource } from './wallclock.ts';
+import { ClocksourceWatchdog } from './watchdog.ts';
+
+export { STEAL_TIME_GPA } from './runtime.ts';
 
 /** Model times of boot steps after kernel entry. Defaults: this workplace's 6.18 Firecracker guest's dmesg. */
 export interface BootPhases {
@@ -91,13 +86,7 @@ export interface BootGuestOptions {
   trace?: TraceRecorder;
 }
 
-export interface LogLine {
-  /** ns since kernel entry (the dmesg timestamp). */
-  t: Ns;
-  line: string;
-}
-
-export type WallClockSource = 'kvmclock' | 'cmos' | 'none';
+export type { LogLine, WallClockSource };
 
 export class GuestKernel {
   readonly log: LogLine[] = [];
@@ -107,14 +96,8 @@ export class GuestKernel {
   timekeeper!: Timekeeper;
   tick: TickSetup = { device: null, broadcast: null, lines: [] };
   oneshot = false;
-  tscKhz = 0;
-  cpuKhz = 0;
-  tscUnstable = false;
-  tscKnownFreq = false;
-  /** X86_FEATURE_TSC_RELIABLE forced by the platform (PVM's pvm_get_tsc_khz). */
-  tscReliableCap = false;
-  /** lapic_timer_period known without calibration (CPUID 0x15 crystal), ticks per jiffy; 0 if not. */
-  lapicTimerPeriod = 0;
+  /** arch/x86/kernel/tsc.c's state: frequencies, stability, the tsc/tsc-early clocksources, cyc2ns. */
+  readonly tscState: TscState;
   kvmclock: KvmclockSetup | null = null;
   hpetEnabled = false;
   pmTimerEnabled = false;
@@ -127,20 +110,11 @@ export class GuestKernel {
   /** kernel/sched/clock.c state: sched_clock stability and its GTOD/raw offsets. */
   readonly schedClock: SchedClock;
   readonly tickNsec: Ns;
-  /** cyc2ns data of the native TSC sched_clock (arch/x86/kernel/tsc.c), once tsc_enable_sched_clock ran. */
-  private cyc2ns: { mul: number; shift: number; offset: bigint } | null = null;
-  private tscEarly: Clocksource | null = null;
-  private tsc: Clocksource | null = null;
   private readonly jiffiesCs: Clocksource;
   private readonly refinedJiffiesCs: Clocksource;
+  /** jiffies and the periodic tick until the switch to one-shot mode. */
+  readonly periodicTick: PeriodicTick;
   private updateTimer: Timer | null = null;
-  private periodicTimer: Timer | null = null;
-  private deliveryTimer: Timer | null = null;
-  private ticksHandled = 0n;
-  private pendingTicks = 0n;
-  private oneshotBase: { ticks: bigint; t: Ns } | null = null;
-  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
-  ticksLost = 0;
   private lastAccountedJiffies = 0n;
 
   constructor(readonly opts: BootGuestOptions) {
@@ -160,6 +134,16 @@ export class GuestKernel {
       },
       { override: this.cmdline.time.clocksource, watchdog: k.clocksourceWatchdog },
     );
+    this.periodicTick = new PeriodicTick({
+      scheduler: opts.scheduler,
+      platform: opts.platform,
+      hz: k.hz,
+      tickNsec: this.tickNsec,
+      uptimeNs: () => this.uptimeNs(),
+      oneshot: () => this.oneshot,
+      reinjects: () => this.tick.device?.name === 'pit',
+      schedClockTick: () => this.schedClock.tick(),
+    });
     const readJiffies = (): bigint => this.jiffies();
     this.jiffiesCs = jiffiesClocksource(k.hz, readJiffies);
     this.refinedJiffiesCs = refinedJiffiesClocksource(k.hz, PIT_TICK_RATE, readJiffies);
@@ -169,7 +153,7 @@ export class GuestKernel {
       k.hz,
       (l) => this.printk(l),
       (cs) => {
-        if (cs === this.tsc || cs === this.tscEarly) this.tscCsMarkUnstable();
+        if (this.tscState.owns(cs)) this.tscState.csMarkUnstable();
       },
       () => this.checkOneshot(),
       {
@@ -186,6 +170,43 @@ export class GuestKernel {
       ktime: () => this.timekeeper.get('monotonic'),
       printk: (l) => this.printk(l),
     });
+    this.tscState = new TscState({
+      platform: opts.platform,
+      kernel: k,
+      time: this.cmdline.time,
+      scheduler: opts.scheduler,
+      core: this.core,
+      schedClock: this.schedClock,
+      printk: (l) => this.printk(l),
+      register: (cs, scale, freq) => this.register(cs, scale, freq),
+      kvmclock: () => this.kvmclock,
+      refineDelay: () => this.phases.refineDelay,
+    });
+  }
+
+  get tscKhz(): number {
+    return this.tscState.tscKhz;
+  }
+
+  get cpuKhz(): number {
+    return this.tscState.cpuKhz;
+  }
+
+  get tscUnstable(): boolean {
+    return this.tscState.unstable;
+  }
+
+  get tscKnownFreq(): boolean {
+    return this.tscState.knownFreq;
+  }
+
+  /** X86_FEATURE_TSC_RELIABLE forced by the platform (PVM's pvm_get_tsc_khz). */
+  get tscReliableCap(): boolean {
+    return this.tscState.reliableCap;
+  }
+
+  get lapicTimerPeriod(): number {
+    return this.tscState.lapicTimerPeriod;
   }
 
   /**
@@ -195,23 +216,7 @@ export class GuestKernel {
    */
   schedClockRaw(): Ns {
     if (this.kvmclock) return this.kvmclock.schedClock();
-    const c = this.cyc2ns;
-    if (c) return u64(mulU64U32Shr(this.platform.rdtsc(), c.mul, c.shift) + c.offset);
-    return this.jiffiesTicks() * (NSEC_PER_SEC / BigInt(this.kernel.hz));
-  }
-
-  /** __set_cyc2ns_scale(): new mult/shift for `khz`, offset chosen so sched_clock continues. */
-  private setCyc2nsScale(khz: number): void {
-    const tsc = this.platform.rdtsc();
-    const c = this.cyc2ns;
-    const nsNow = c ? u64(mulU64U32Shr(tsc, c.mul, c.shift) + c.offset) : 0n; // zeroed data reads 0
-    const { mult, shift } = clocksCalcMultShift(khz, 1_000_000, 0);
-    this.cyc2ns = { mul: mult, shift, offset: u64(nsNow - mulU64U32Shr(tsc, mult, shift)) };
-  }
-
-  /** using_native_sched_clock(): the paravirt sched_clock was not replaced (no kvmclock). */
-  private usingNativeSchedClock(): boolean {
-    return this.kvmclock === null;
+    return this.tscState.nativeSchedClock() ?? this.periodicTick.ticks() * (NSEC_PER_SEC / BigInt(this.kernel.hz));
   }
 
   get platform(): GuestPlatform {
@@ -227,61 +232,14 @@ export class GuestKernel {
     return this.opts.scheduler.now - this.bootStart;
   }
 
-  /**
-   * jiffies (32-bit, as the jiffies clocksource reads it): INITIAL_JIFFIES plus ticks handled. With a
-   * periodic tick each handled interrupt is one jiffy (tick_periodic → do_timer(1)), so ticks lost
-   * while the vCPU was descheduled are lost jiffies; once the tick is one-shot, jiffies follow
-   * ktime (tick_do_update_jiffies64).
-   */
+  /** jiffies (32-bit, as the jiffies clocksource reads it): see PeriodicTick. */
   jiffies(): bigint {
-    const initial = BigInt.asUintN(32, BigInt(-300 * this.kernel.hz));
-    let ticks: bigint;
-    if (this.oneshotBase) ticks = this.oneshotBase.ticks + (this.uptimeNs() - this.oneshotBase.t) / this.tickNsec;
-    else ticks = this.ticksHandled; // no tick device before x86_late_time_init: no timer interrupt, jiffies stay
-    return BigInt.asUintN(32, initial + ticks);
+    return this.periodicTick.jiffies();
   }
 
-  /**
-   * Start the periodic tick (tick_handle_periodic) when the first clockevent device registers: on
-   * x86 that is x86_late_time_init (hpet_time_init / pit_timer_init, then the local APIC timer);
-   * until then no timer interrupt arrives and jiffies do not move.
-   */
-  startPeriodicTick(): void {
-    this.periodicTimer = this.opts.scheduler.timer(() => this.periodicTick());
-    this.periodicTimer.armIn(this.tickNsec);
-  }
-
-  /**
-   * One expiry of the periodic timer. While vCPU 0 is descheduled the interrupt waits: KVM's PIT in
-   * reinject mode counts every missed tick and delivers them one per EOI afterwards (i8254.c
-   * pit_timer_fn/kvm_pit_ack_irq), while the LAPIC timer drops an expiry that finds one still
-   * pending (lapic.c apic_timer_expired): those jiffies are lost.
-   */
-  private periodicTick(): void {
-    if (this.oneshot) return;
-    this.periodicTimer!.armIn(this.tickNsec);
-    const p = this.platform;
-    if (p.vcpuRunning && !p.vcpuRunning(0)) {
-      const reinject = this.tick.device?.name === 'pit';
-      if (this.pendingTicks === 0n || reinject) this.pendingTicks++;
-      else this.ticksLost++;
-      if (!this.deliveryTimer)
-        this.deliveryTimer = this.opts.scheduler.timer(() => {
-          this.deliverPending();
-          this.schedClock.tick();
-        });
-      if (!this.deliveryTimer.pending && p.nextVcpuRun) this.deliveryTimer.armAt(p.nextVcpuRun(0));
-      return;
-    }
-    this.deliverPending();
-    this.ticksHandled++;
-    // tick_periodic → update_process_times → sched_tick → sched_clock_tick
-    this.schedClock.tick();
-  }
-
-  private deliverPending(): void {
-    this.ticksHandled += this.pendingTicks;
-    this.pendingTicks = 0n;
+  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
+  get ticksLost(): number {
+    return this.periodicTick.ticksLost;
   }
 
   printk(line: string): void {
@@ -323,117 +281,45 @@ export class GuestKernel {
    * clocksource.
    */
   timekeepingInit(): void {
-    const p = this.platform;
-    let wall = 0n;
-    if (this.kvmclock) {
-      wall = this.kvmclock.wallclock();
-      this.wallClockSource = 'kvmclock';
-    } else if (p.devices.rtc && p.readCmos) {
-      // mach_get_cmos_time → mc146818_get_time: waits out UIP, whole seconds only
-      const r = p.readCmos();
-      wall = r.seconds * NSEC_PER_SEC;
-      this.wallClockSource = 'cmos';
-    }
+    const { wall, source } = readPersistentClock(this.platform, this.kvmclock);
+    if (source !== 'none') this.wallClockSource = source;
     this.bootWallNs = wall;
     this.core.setDefault(this.jiffiesCs);
     // local_clock() before sched_clock_init() is the raw sched_clock()
     this.timekeeper = new Timekeeper(this.jiffiesCs, this.kernel.hz, wall, this.schedClockRaw());
   }
 
+  /** tsc_early_init(). */
   tscEarlyInit(): void {
-    const p = this.platform;
-    const t = this.cmdline.time;
-    if (!p.cpuid.tsc) return;
-    if (this.kvmclock) {
-      // x86_platform.calibrate_tsc/calibrate_cpu = kvm_get_tsc_khz; sets X86_FEATURE_TSC_KNOWN_FREQ
-      this.cpuKhz = this.kvmclock.tscKhz();
-      this.tscKhz = t.tscEarlyKhz || this.cpuKhz;
-      this.tscKnownFreq = true;
-    }
-    const pvm = this.kernel.kvmGuest ? pvmGetTscKhz(p) : null;
-    if (pvm) {
-      // the PVM platform init points calibrate_tsc/calibrate_cpu at pvm_get_tsc_khz (src/guest/tsc.ts)
-      this.cpuKhz = pvm.khz;
-      this.tscKhz = t.tscEarlyKhz || pvm.khz;
-      this.tscKnownFreq = true;
-      this.tscReliableCap = pvm.reliable;
-    } else if (!this.kvmclock) {
-      // native_calibrate_cpu_early: CPUID 0x16, else the quick PIT calibration
-      let cpu = cpuKhzFromCpuid(p);
-      if (!cpu) {
-        const q = quickPitCalibrate(p);
-        for (const l of q.lines) this.printk(l);
-        cpu = q.khz;
-      }
-      const nt = nativeCalibrateTsc(p, this.kernel.hz);
-      this.tscKnownFreq = nt.knownFreq;
-      this.lapicTimerPeriod = nt.lapicTimerPeriod;
-      this.cpuKhz = cpu;
-      this.tscKhz = t.tscEarlyKhz || nt.khz;
-    }
-    // tsc_early_init(): tsc_enable_sched_clock() once the frequencies are known
-    if (this.combineFrequencies()) this.setCyc2nsScale(this.tscKhz);
-  }
-
-  /** The tail of determine_cpu_tsc_frequencies(). */
-  private combineFrequencies(): boolean {
-    if (this.tscKhz === 0) this.tscKhz = this.cpuKhz;
-    else if (Math.abs(this.cpuKhz - this.tscKhz) * 10 > this.tscKhz) this.cpuKhz = this.tscKhz;
-    if (this.tscKhz === 0) return false;
-    this.printk(`tsc: Detected ${mhz(this.cpuKhz)} MHz processor`);
-    if (this.cpuKhz !== this.tscKhz) this.printk(`tsc: Detected ${mhz(this.tscKhz)} MHz TSC`);
-    return true;
+    this.tscState.earlyInit();
   }
 
   /** parse_args(): __setup handlers run after setup_arch (tsc=unstable, notsc). */
   parseArgs(): void {
-    const t = this.cmdline.time;
-    if (t.tscUnstable) this.markTscUnstable('boot parameter');
-    if (t.notsc) this.markTscUnstable('boot parameter notsc');
+    this.tscState.parseArgs();
   }
 
   /** mark_tsc_unstable(reason). */
   markTscUnstable(reason: string): void {
-    if (this.tscUnstable) return;
-    this.tscUnstable = true;
-    if (this.usingNativeSchedClock()) this.schedClock.clear();
-    this.printk(`tsc: Marking TSC unstable due to ${reason}`);
-    for (const cs of [this.tscEarly, this.tsc]) if (cs && this.core.list.includes(cs)) this.core.markUnstable(cs);
-  }
-
-  /** tsc_cs_mark_unstable(): the watchdog's verdict. */
-  private tscCsMarkUnstable(): void {
-    if (this.tscUnstable) return;
-    this.tscUnstable = true;
-    if (this.usingNativeSchedClock()) this.schedClock.clear();
-    this.printk('tsc: Marking TSC unstable due to clocksource watchdog');
+    this.tscState.markUnstable(reason);
   }
 
   /** acpi_boot_init(): the FADT's PM timer port and the HPET table (acpi_parse_fadt, acpi_parse_hpet). */
   acpiBoot(): void {
-    const p = this.platform;
-    const k = this.kernel;
-    if (!p.devices.acpi || this.cmdline.time.noacpi) return;
-    if (p.devices.acpi.pmTimer && k.acpiPmTimer) this.printk(`ACPI: PM-Timer IO Port: 0x${p.devices.acpi.pmTimerPort.toString(16)}`);
-    if (p.devices.hpet && k.hpetTimer) this.printk(`ACPI: HPET id: 0x${p.devices.hpet.id.toString(16)} base: 0xfed00000`);
+    for (const l of acpiBootLines(this.platform, this.kernel, this.cmdline.time)) this.printk(l);
   }
 
   /**
-   * rtc_hctosys() (late_initcall, CONFIG_RTC_HCTOSYS): rtc_cmos reads the CMOS clock and sets the
-   * system time to its whole second — also in guests that started from the kvmclock wall clock.
+   * rtc_hctosys() as the rtc_cmos driver registers the RTC (CONFIG_RTC_HCTOSYS): the system time is set to
+   * the CMOS clock's whole second + 0.5 s — also in guests that started from the kvmclock wall clock.
    */
   rtcHctosys(): void {
-    const p = this.platform;
-    if (!p.devices.rtc || !this.kernel.rtcHctosys || !p.readCmos) return;
-    const sec = p.readCmos().seconds;
-    const name = p.devices.acpi && !this.cmdline.time.noacpi && p.devices.rtcPnpName ? p.devices.rtcPnpName : 'rtc_cmos';
-    const iso = new Date(Number(sec) * 1000).toISOString().slice(0, 19);
-    // drivers/rtc/class.c rtc_hctosys(): tv_nsec = NSEC_PER_SEC >> 1 — the RTC only says which
-    // second it is, "the best guess is to add 0.5s".
-    const ns = sec * NSEC_PER_SEC + (NSEC_PER_SEC >> 1n);
-    this.timekeeper.setTimeOfDay(ns);
-    this.hctosysNs = ns;
-    this.printk(`rtc_cmos ${name}: setting system clock to ${iso} UTC (${sec})`);
+    const acpi = !!this.platform.devices.acpi && !this.cmdline.time.noacpi;
+    const r = rtcHctosys(this.platform, this.kernel.rtcHctosys, acpi, this.hpetEnabled);
+    if (!r) return;
+    this.timekeeper.setTimeOfDay(r.ns);
+    this.hctosysNs = r.ns;
+    for (const l of r.lines) this.printk(l);
   }
 
   registerRefinedJiffies(): void {
@@ -453,83 +339,20 @@ export class GuestKernel {
     const p = this.platform;
     const k = this.kernel;
     const t = this.cmdline.time;
-    const acpi = p.devices.acpi && !t.noacpi;
-    // The HPET is found through the ACPI HPET table (or hpet=force on chipsets that need it)
-    if (p.devices.hpet && k.hpetTimer && !t.hpetDisable && acpi && p.readHpet) {
+    const hpet = hpetClocksource(p, k, t);
+    if (hpet) {
       this.hpetEnabled = true;
-      const hz = Math.round(1e15 / p.devices.hpet.periodFs);
-      const readHpet = p.readHpet;
-      this.register(
-        new CS({
-          name: 'hpet',
-          rating: 250,
-          mask: clocksourceMask(32),
-          flags: CLOCK_SOURCE_IS_CONTINUOUS,
-          read: () => readHpet() & 0xffff_ffffn,
-        }),
-        1,
-        hz,
-      );
+      this.register(hpet.cs, 1, hpet.hz);
     }
-    this.pmTimerEnabled = !!(acpi && p.devices.acpi?.pmTimer && k.acpiPmTimer && p.readPmTimer);
+    this.pmTimerEnabled = pmTimerUsable(p, k, t);
     // intr_mode_select and timer_init (hpet_time_init → pit_timer_init) run before tsc_init, so
     // apic_needs_pit() sees the frequencies tsc_early_init found
     const freq = { tscKhz: this.tscKhz, cpuKhz: this.cpuKhz, lapicTimerPeriod: this.lapicTimerPeriod };
     this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc, freq);
-    if (this.tick.device) this.startPeriodicTick();
-    this.checkTimer();
-    this.tscInit();
-  }
-
-  /**
-   * check_timer() (arch/x86/kernel/apic/io_apic.c), from setup_IO_APIC in intr_mode_init: only with
-   * a global clockevent (HPET or PIT) and the IO-APIC in use (not "noapic"); IRQ0's vector is
-   * ISA_IRQ_VECTOR(0) = 0x30, its pin the firmware's routing, and no pin is set up as ExtINT.
-   */
-  private checkTimer(): void {
-    const p = this.platform;
-    const t = this.cmdline.time;
-    const global = this.tick.broadcast ?? (this.tick.device && !this.tick.device.perCpu ? this.tick.device : null);
-    const pin = p.devices.ioapicIrq0Pin;
-    if (!global || pin === undefined || t.noapic || t.nolapic || !p.devices.lapic || !this.kernel.localApic) return;
-    this.printk(`..TIMER: vector=0x30 apic1=0 pin1=${pin} apic2=-1 pin2=-1`);
-  }
-
-  /** tsc_init(). */
-  private tscInit(): void {
-    const p = this.platform;
-    const t = this.cmdline.time;
-    if (!p.cpuid.tsc) return;
-    if (!this.tscKhz) {
-      const r = pitHpetPtimerCalibrateCpu(p, this.hpetEnabled, this.pmTimerEnabled);
-      for (const l of r.lines) this.printk(l);
-      this.cpuKhz = r.khz;
-      if (!this.combineFrequencies()) {
-        this.markTscUnstable('could not calculate TSC khz');
-        return;
-      }
-      this.setCyc2nsScale(this.tscKhz); // tsc_enable_sched_clock()
-    }
-    const constant = p.cpuid.invariantTsc;
-    let disableWatchdog = t.tscReliable || this.tscReliableCap || t.tscNoWatchdog;
-    // check_system_tsc_reliable(): constant + nonstop + TSC_ADJUST (+ ≤ 4 packages)
-    if (constant && p.cpuid.tscAdjust) disableWatchdog = true;
-    // unsynchronized_tsc()
-    let unsync = this.tscUnstable;
-    if (!unsync && !constant && !(t.tscReliable || this.tscReliableCap) && p.cpuid.vendor !== 'intel' && p.vcpus > 1) unsync = true;
-    if (unsync) {
-      this.markTscUnstable('TSCs unsynchronized');
-      return;
-    }
-    const read = (): bigint => p.rdtsc();
-    this.tscEarly = tscEarlyClocksource(read);
-    this.tsc = tscClocksource(read);
-    if (disableWatchdog) {
-      // tsc_disable_clocksource_watchdog()
-      this.tscEarly.flags &= ~CLOCK_SOURCE_MUST_VERIFY;
-      this.tsc.flags &= ~CLOCK_SOURCE_MUST_VERIFY;
-    }
-    this.register(this.tscEarly, 1000, this.tscKhz);
+    if (this.tick.device) this.periodicTick.start();
+    const timerLine = checkTimerLine(p, k, t, this.tick);
+    if (timerLine) this.printk(timerLine);
+    this.tscState.init(this.hpetEnabled, this.pmTimerEnabled);
   }
 
   /**
@@ -553,6 +376,14 @@ export class GuestKernel {
     t.armIn(this.tickNsec);
   }
 
+  /** calibrate_delay() (start_kernel, after sched_clock_init), when asked to print its line. */
+  calibrateDelay(): void {
+    if (!this.kernel.printCalibrateDelay) return;
+    const preset = this.kvmclock ? lpjFromKhz(this.kvmclock.tscKhz(), this.kernel.hz) : null;
+    const line = calibrateDelayLine(preset, this.tscState.lpjFine || null, this.kernel.hz);
+    if (line) this.printk(line);
+  }
+
   /** sched_clock_init_late() (late_initcall). */
   schedClockInitLate(): void {
     this.schedClock.initLate();
@@ -561,63 +392,15 @@ export class GuestKernel {
   /** clocksource_done_booting() and, in the same initcall level, the acpi_pm driver. */
   doneBooting(): void {
     this.registerJiffies();
-    if (this.hpetEnabled && this.kernel.hpetCharDev) {
-      // hpet_late_init → hpet_reserve_platform_timers → drivers/char/hpet.c hpet_alloc
-      const h = this.platform.devices.hpet!;
-      const hz = Math.round(1e15 / h.periodFs);
-      this.printk(`hpet: ${h.comparators} channels of 0 reserved for per-cpu timers`);
-      this.printk(`hpet0: at MMIO 0xfed00000, IRQs ${h.irqs.join(', ')}`);
-      this.printk(
-        `hpet0: ${h.comparators} comparators, ${h.counter64 ? 64 : 32}-bit ${Math.floor(hz / 1e6)}.${String(hz % 1e6).padStart(6, '0')} MHz counter`,
-      );
-    }
+    if (this.hpetEnabled && this.kernel.hpetCharDev) for (const l of hpetLateInitLines(this.platform.devices.hpet!)) this.printk(l);
     this.core.doneBooting();
     this.checkOneshot();
-    if (this.pmTimerEnabled) {
-      const read = this.platform.readPmTimer!;
-      this.register(
-        new CS({
-          name: 'acpi_pm',
-          rating: 200,
-          mask: clocksourceMask(24),
-          flags: CLOCK_SOURCE_IS_CONTINUOUS,
-          read: () => read() & 0xff_ffffn,
-        }),
-        1,
-        PMTMR_TICKS_PER_SEC,
-      );
-    }
+    if (this.pmTimerEnabled) this.register(acpiPmClocksource(this.platform.readPmTimer!), 1, PMTMR_TICKS_PER_SEC);
   }
 
   /** init_tsc_clocksource() (device_initcall). */
   initTscClocksource(): void {
-    if (!this.platform.cpuid.tsc || !this.tscKhz || !this.tscEarly || !this.tsc) return;
-    if (this.tscUnstable) {
-      this.core.unregister(this.tscEarly);
-      return;
-    }
-    if (this.tscKnownFreq && !this.cmdline.time.tscRecalibrate) {
-      this.register(this.tsc, 1000, this.tscKhz);
-      this.core.unregister(this.tscEarly);
-      return;
-    }
-    const timer = this.opts.scheduler.timer(() => this.refine());
-    timer.armIn(this.phases.refineDelay);
-  }
-
-  /** tsc_refine_calibration_work(). */
-  private refine(): void {
-    if (!this.tsc || !this.tscEarly) return;
-    if (!this.tscUnstable) {
-      const freq = refineCalibration(this.platform, this.hpetEnabled, this.pmTimerEnabled);
-      if (freq !== null && Math.abs(this.tscKhz - freq) <= this.tscKhz / 100) {
-        this.tscKhz = freq;
-        this.printk(`tsc: Refined TSC clocksource calibration: ${mhz(freq)} MHz`);
-        this.setCyc2nsScale(freq); // set_cyc2ns_scale(tsc_khz, cpu, tsc_stop)
-      }
-      this.register(this.tsc, 1000, this.tscKhz);
-    }
-    this.core.unregister(this.tscEarly);
+    this.tscState.initClocksource(this.hpetEnabled, this.pmTimerEnabled);
   }
 
   /** tick_check_oneshot_change(): NOHZ or high resolution needs a one-shot device and an hres clocksource. */
@@ -629,36 +412,16 @@ export class GuestKernel {
     const dev = this.tick.device;
     const cs = this.core.curr;
     if (wants && dev?.oneshot && cs?.has(CLOCK_SOURCE_VALID_FOR_HRES) && this.core.finishedBooting) {
-      this.oneshotBase = { ticks: this.jiffiesTicks(), t: this.uptimeNs() };
+      this.periodicTick.switchToOneshot();
       this.oneshot = true;
-      this.periodicTimer?.cancel();
       if (this.schedClock.running === 1) this.startOneshotSchedTick();
     }
-  }
-
-  private jiffiesTicks(): bigint {
-    return this.ticksHandled + this.pendingTicks;
   }
 
   /** Start steal accounting and periodic timekeeping updates after boot. */
   startRuntime(): void {
     const p = this.platform;
-    const kvm = p.cpuid.kvm;
-    // kvm_guest_init(): steal time when KVM_FEATURE_STEAL_TIME and not no-steal-acc (CONFIG_PARAVIRT)
-    const stealOn =
-      this.kernel.kvmGuest &&
-      !!kvm &&
-      ((kvm.features >>> KVM_FEATURE_STEAL_TIME) & 1) === 1 &&
-      !this.cmdline.time.noSteal &&
-      !!p.memory &&
-      !!p.wrmsr;
-    let stealClock: ((cpu: number) => Ns) | null = null;
-    if (stealOn) {
-      // kvm_register_steal_time(): per-CPU 64-byte record, GPA | KVM_MSR_ENABLED
-      for (let c = 0; c < p.vcpus; c++) p.wrmsr!(c, MSR_KVM_STEAL_TIME, (STEAL_TIME_GPA + BigInt(c * 64)) | 1n);
-      const mem = p.memory!;
-      stealClock = (cpu) => kvmStealClock(() => decodeStealTime(mem.read(STEAL_TIME_GPA + BigInt(cpu * 64), KVM_STEAL_TIME_SIZE)));
-    }
+    const stealClock = kvmRegisterStealTime(p, this.kernel, this.cmdline.time);
     this.steal = new StealAccounting(p.vcpus, this.tickNsec, stealClock);
     this.lastAccountedJiffies = this.uptimeNs() / this.tickNsec;
     const interval = this.opts.updateIntervalNs ?? this.tickNsec;
@@ -702,10 +465,7 @@ export class GuestKernel {
 
   /** dmesg lines with "[%5lu.%06lu] " timestamps. */
   dmesg(): string[] {
-    return this.log.map((l) => {
-      const us = l.t / 1000n;
-      return `[${String(us / 1_000_000n).padStart(5)}.${String(us % 1_000_000n).padStart(6, '0')}] ${l.line}`;
-    });
+    return dmesgLines(this.log);
   }
 
   availableClocksource(): string {
@@ -718,7 +478,7 @@ export class GuestKernel {
 
   /** /sys/devices/system/clockevents/clockevent0/current_device. */
   clockeventDevice(): string {
-    return `${this.tick.device?.name ?? ''}\n`;
+    return clockeventDeviceText(this.tick.device);
   }
 
   /** echo NAME > current_clocksource. */
@@ -777,6 +537,7 @@ export function bootGuest(opts: BootGuestOptions): GuestKernel {
   at(ph.lateTimeInit, () => {
     g.lateTimeInit();
     g.schedClockInit();
+    g.calibrateDelay();
   });
   at(ph.doneBooting, () => {
     g.doneBooting();

@@ -42,15 +42,23 @@ export interface ParsedCmdline {
   messages: string[];
 }
 
-/** lib/cmdline.c next_arg semantics; throws InputError on an unbalanced quote or a control character. */
-export function splitCmdline(cmdline: string, option = '--cmdline'): { params: [string, string | null][]; initArgs: string[] } {
-  for (let i = 0; i < cmdline.length; i++) {
+/**
+ * lib/cmdline.c next_arg semantics. Strict (a command line someone wrote for the model): an unbalanced
+ * quote, a control character or an empty name is an InputError. Lenient (one a kernel already booted
+ * with, e.g. /proc/cmdline): as the kernel takes it — an open quote runs to the end, empty names are dropped.
+ */
+export function splitCmdline(
+  cmdline: string,
+  option = '--cmdline',
+  strict = true,
+): { params: [string, string | null][]; initArgs: string[] } {
+  for (let i = 0; strict && i < cmdline.length; i++) {
     const c = cmdline.charCodeAt(i);
     if ((c < 0x20 && c !== 0x09 && c !== 0x0a) || c === 0x7f) {
       throw new InputError(`malformed kernel command line: control character 0x${c.toString(16).padStart(2, '0')} at offset ${i}`, option);
     }
   }
-  if ((cmdline.match(/"/g)?.length ?? 0) % 2 !== 0) {
+  if (strict && (cmdline.match(/"/g)?.length ?? 0) % 2 !== 0) {
     throw new InputError(`malformed kernel command line: unbalanced double quote in ${JSON.stringify(cmdline)}`, option);
   }
   const params: [string, string | null][] = [];
@@ -81,7 +89,10 @@ export function splitCmdline(cmdline: string, option = '--cmdline'): { params: [
     let value = eq < 0 ? null : raw.slice(eq + 1);
     name = name.replace(/"/g, '');
     if (value?.startsWith('"')) value = value.replace(/^"|"$/g, '');
-    if (name === '') throw new InputError(`malformed kernel command line: parameter with an empty name (${JSON.stringify(raw)})`, option);
+    if (name === '') {
+      if (strict) throw new InputError(`malformed kernel command line: parameter with an empty name (${JSON.stringify(raw)})`, option);
+      continue;
+    }
     params.push([name, value]);
   }
   return { params, initArgs };

@@ -16,7 +16,16 @@ export {
   type LogLine,
   type WallClockSource,
 } from './boot.ts';
-export type { GuestPlatform, GuestCpuid, GuestDevices, CmosReading, CpuVendor } from './platform.ts';
+export type { GuestPlatform, GuestCpuid, GuestDevices, CmosReading, CpuVendor, AcpiTableHeader, RtcCmosDevice } from './platform.ts';
+export { TscState, type TscDeps } from './tsc-state.ts';
+export { readPersistentClock, rtcHctosys, type HctosysResult } from './wallclock.ts';
+export { rtcCmosProbeLines, pnpacpiDeviceName } from './rtc-cmos.ts';
+export { acpiTableLines } from './acpi.ts';
+export { dmesgLines, clockeventDeviceText } from './sysfs.ts';
+export { PeriodicTick, type PeriodicTickDeps } from './periodic-tick.ts';
+export { acpiBootLines, hpetClocksource, acpiPmClocksource, hpetLateInitLines, checkTimerLine, pmTimerUsable } from './platform-timers.ts';
+export { kvmRegisterStealTime } from './runtime.ts';
+export { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
 export type { KernelConfig } from './kernel.ts';
 export { parseCmdline, splitCmdline, type ParsedCmdline, type TimeParams } from './cmdline.ts';
 export {

@@ -40,4 +40,7 @@ export interface KernelConfig {
   hpetCharDev: boolean;
   /** The jiffies clocksource is registered before tsc-early (6.x order seen on a 6.18 guest). */
   jiffiesBeforeTscEarly: boolean;
+  /** Print calibrate_delay's BogoMIPS line when its value needs no measuring (calibrate-delay.ts). Off in
+   *  the presets (their recordings leave it out); the lab's twin turns it on. */
+  printCalibrateDelay?: boolean;
 }

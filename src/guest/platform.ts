@@ -50,17 +50,49 @@ export interface GuestDevices {
   /** HPET at 0xfed00000: counter period (fs), comparators, width, the ACPI HPET table's event timer
    *  block id, and the IRQs its timers are routed to. */
   hpet: { periodFs: number; comparators: number; counter64: boolean; id: number; irqs: number[] } | null;
-  /** ACPI tables present; pmTimer: the FADT names a PM timer block (not HW-reduced). */
-  acpi: { pmTimer: boolean; pmTimerPort: number } | null;
+  /** ACPI tables present; pmTimer: the FADT names a PM timer block (not HW-reduced); hpetTable: where the
+   *  firmware put the HPET table and its header, when known (acpi_table_print and the reservation lines). */
+  acpi: { pmTimer: boolean; pmTimerPort: number; hpetTable?: AcpiTableHeader } | null;
   /** MC146818 CMOS RTC on ports 0x70/0x71. */
   rtc: boolean;
   /** The rtc_cmos device name Linux gives it: a PNP id ("00:04") with ACPI, else "rtc_cmos". */
   rtcPnpName?: string;
+  /** The CMOS RTC as the rtc_cmos driver probes it through ACPI PNP, when known: then the model prints the
+   *  driver's whole probe (rtc-cmos.ts) instead of the hctosys line alone. */
+  rtcCmos?: RtcCmosDevice;
   /** IO-APIC pin the firmware's MADT (interrupt source override) or MP table wires ISA IRQ0 to;
    *  absent where the model does not know the VMM's tables. */
   ioapicIrq0Pin?: number;
   /** Local APIC (in-kernel irqchip). */
   lapic: boolean;
+}
+
+/** An ACPI table's header as acpi_tb_print_table_header prints it. */
+export interface AcpiTableHeader {
+  /** Guest-physical address of the table. */
+  address: number;
+  length: number;
+  revision: number;
+  oemId: string;
+  oemTableId: string;
+  oemRevision: number;
+  creatorId: string;
+  creatorRevision: number;
+}
+
+/** The CMOS RTC's ACPI description (PNP0B00 and the FADT's RTC fields) as drivers/rtc/rtc-cmos.c reads it. */
+export interface RtcCmosDevice {
+  /** The PNP device name pnpacpi gave it ("00:05"): its place among the ACPI PNP devices. */
+  pnpName: string;
+  /** FADT flags: ACPI_FADT_S4_RTC_WAKE. */
+  s4RtcWake: boolean;
+  /** FADT century register index nonzero ("y3k"). */
+  century: boolean;
+  /** FADT day_alarm / month_alarm register indexes nonzero. */
+  dayAlarm: boolean;
+  monthAlarm: boolean;
+  /** NVRAM bytes the driver exports: the CMOS address space − NVRAM_OFFSET (14). */
+  nvramBytes: number;
 }
 
 /** Wall time the CMOS RTC shows, as Linux's mc146818_get_time reads it (whole seconds, UIP state). */

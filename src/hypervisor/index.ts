@@ -23,6 +23,12 @@
 // core/pvclock-abi.ts. Time moves only through `host.rdtsc` (and the scheduler for the delayed
 // 100 ms / 300 s work): the model never reads the wall clock.
 //
+// KVM's in-kernel PIT (KVM_CREATE_PIT2) is KvmPit: the devices layer's 8254 registers (PitCommon) with
+// KVM's channel 0 hrtimer, reinject/discard and the min_timer_period_us clamp (kvm-pit.ts):
+//
+//   const pit = new KvmPit({ scheduler: engine, irq: irq0, reinject: true });   // ports 0x40-0x43
+//   pit.ackIrq();                                                               // EOI of IRQ0 (reinject)
+//
 // Why KVM_GET_CLOCK and a guest's record can disagree (different master-clock snapshots), and how to
 // predict one from the other: clock-pair.ts.
 export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, type TimeScale } from './timescale.ts';
@@ -53,3 +59,4 @@ export {
 } from './kvm.ts';
 export { KvmVcpu, type KvmVcpuOptions, type KvmRequest } from './vcpu.ts';
 export { predictGetClock, explainClockPair, type ClockPairExplanation } from './clock-pair.ts';
+export { KvmPit, type KvmPitOptions } from './kvm-pit.ts';

@@ -170,6 +170,12 @@ export class KvmVm {
         master_cycle_now: this.masterCycleNow,
         vcpus_matched: vcpusMatched,
       });
+      // trace_kvm_update_master_clock(use_master_clock, vclock_mode, vcpus_matched) at its end (x86.c)
+      this.trace.instant(this.traceNow(), this.name, 'kvm_update_master_clock', ['kvm_update_masterclock', 'pvclock_update_vm_gtod_copy'], {
+        use_master_clock: this.useMasterClock,
+        host_clock: hostTscClocksource ? 'tsc' : 'none',
+        offset_matched: vcpusMatched,
+      });
     }
   }
 

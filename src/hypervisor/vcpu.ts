@@ -129,7 +129,16 @@ export class KvmVcpu {
 
   /** kvm_vcpu_write_tsc_offset() → vendor write_tsc_offset (kvm-pvm drops it: see KvmVmOptions). */
   private writeTscOffset(offset: bigint): void {
+    const prev = this.l1TscOffset;
     this.l1TscOffset = this.vm.appliesTscOffset ? u64(offset) : 0n;
+    // trace_kvm_write_tsc_offset(vcpu_id, l1_tsc_offset, l1_offset) in kvm_vcpu_write_tsc_offset (x86.c)
+    const vm = this.vm;
+    if (vm.trace.on)
+      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'kvm_write_tsc_offset', ['kvm_vcpu_write_tsc_offset'], {
+        vcpu_id: this.id,
+        previous_tsc_offset: prev,
+        next_tsc_offset: u64(offset),
+      });
   }
 
   /**
@@ -239,6 +248,15 @@ export class KvmVcpu {
     const vm = this.vm;
     const use = vm.nrVcpusMatchedTsc + 1 === vm.onlineVcpus && vm.host.clocksourceIsTsc;
     if ((vm.useMasterClock && newGeneration) || vm.useMasterClock !== use) this.makeRequest('MASTERCLOCK_UPDATE');
+    // trace_kvm_track_tsc at the end of kvm_track_tsc_matching (x86.c)
+    if (vm.trace.on)
+      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'kvm_track_tsc', ['kvm_synchronize_tsc', 'kvm_track_tsc_matching'], {
+        vcpu_id: this.id,
+        nr_vcpus_matched_tsc: vm.nrVcpusMatchedTsc,
+        online_vcpus: vm.onlineVcpus,
+        use_master_clock: vm.useMasterClock,
+        host_clock: vm.host.clocksourceIsTsc ? 'tsc' : 'none',
+      });
   }
 
   /** compute_guest_tsc(): where the guest TSC should be at kernel_ns (used for catch-up). */
@@ -254,6 +272,21 @@ export class KvmVcpu {
    */
   setMsr(index: number, data: bigint, hostInitiated = false): boolean {
     data = u64(data);
+    const ok = this.setMsrCommon(index, data, hostInitiated);
+    // trace_kvm_msr_write / trace_kvm_msr_write_ex in kvm_emulate_wrmsr (x86.c): guest WRMSR exits only
+    const vm = this.vm;
+    if (!hostInitiated && vm.trace.on)
+      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'kvm_msr', ['vcpu_enter_guest', 'kvm_emulate_wrmsr'], {
+        write: 1,
+        ecx: index,
+        data,
+        exception: !ok,
+      });
+    return ok;
+  }
+
+  /** kvm_set_msr_common() proper. */
+  private setMsrCommon(index: number, data: bigint, hostInitiated: boolean): boolean {
     switch (index) {
       case MSR_IA32_TSC:
         if (hostInitiated) {
@@ -389,6 +422,24 @@ export class KvmVcpu {
         version: hv.version,
       });
     }
+    // the function tracer prints kvm_guest_time_update's entry first, then the tracepoint inside it:
+    // trace_kvm_pvclock_update(v->vcpu_id, &hv_clock) at the end of kvm_setup_guest_pvclock (x86.c)
+    if (this.pvTimeActive && vm.trace.on)
+      vm.trace.instant(
+        vm.traceNow(),
+        `${vm.name}/vcpu${this.id}`,
+        'kvm_pvclock_update',
+        ['vcpu_enter_guest', 'kvm_guest_time_update', 'kvm_setup_guest_pvclock'],
+        {
+          vcpu_id: this.id,
+          version: hv.version,
+          tsc_timestamp: hv.tscTimestamp,
+          system_time: hv.systemTime,
+          tsc_to_system_mul: hv.tscToSystemMul,
+          tsc_shift: hv.tscShift,
+          flags: hv.flags,
+        },
+      );
   }
 
   /**

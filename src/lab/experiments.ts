@@ -6,8 +6,11 @@ import type { Ns } from '../core/time.ts';
 import { importFunctionGraph, formatStackCounts } from './ftrace.ts';
 import { HostChronyServer } from './host-chrony.ts';
 import { buildGuestImage, type GuestImage } from './image.ts';
+import type { LabProgress } from './debian.ts';
 import { delay, hostRealtimeNs, QemuGuest, type QemuOptions, type TimedSample } from './qemu.ts';
 import type { QmpEvent } from './qmp.ts';
+import { CLOCK_LINE, compareBootLogs, tscKhzFromLog, type BootLogComparison } from './boot-compare.ts';
+import { DEFAULT_HOST } from '../vmm/index.ts';
 import {
   distanceToRtcTickNs,
   modelBootQemuTcg,
@@ -22,12 +25,19 @@ export const MACHINE = 'qemu-system-x86_64 -machine pc -accel tcg -cpu qemu64 -s
 
 const s = (ns: bigint): number => Number(ns) / 1e9;
 
+export interface LabRunOptions {
+  /** Told what the lab is doing at each long step (download, image, boot, waits). */
+  progress?: LabProgress;
+}
+
 /** Boot a lab guest and wait until its /init serves commands. The caller must `close()` it. */
-export async function bootLabGuest(opts: Omit<QemuOptions, 'image'> & { image?: GuestImage } = {}): Promise<QemuGuest> {
-  const image = opts.image ?? buildGuestImage();
+export async function bootLabGuest(opts: Omit<QemuOptions, 'image'> & { image?: GuestImage } & LabRunOptions = {}): Promise<QemuGuest> {
+  const image = opts.image ?? (await buildGuestImage(opts.progress));
+  opts.progress?.("booting Debian's kernel under QEMU TCG");
   const guest = new QemuGuest({ ...opts, image });
   try {
     await guest.ready();
+    opts.progress?.('guest ready');
     return guest;
   } catch (e) {
     await guest.close();
@@ -35,7 +45,7 @@ export async function bootLabGuest(opts: Omit<QemuOptions, 'image'> & { image?: 
   }
 }
 
-async function withGuest<T>(opts: Omit<QemuOptions, 'image'>, fn: (g: QemuGuest) => Promise<T>): Promise<T> {
+async function withGuest<T>(opts: Omit<QemuOptions, 'image'> & LabRunOptions, fn: (g: QemuGuest) => Promise<T>): Promise<T> {
   const guest = await bootLabGuest(opts);
   try {
     return await fn(guest);
@@ -45,20 +55,40 @@ async function withGuest<T>(opts: Omit<QemuOptions, 'image'>, fn: (g: QemuGuest)
 }
 
 /** Guest REALTIME − host REALTIME at the sample (host time = midpoint of the serial round trip). */
+/** A sysfs text as the kernel wrote it: the guest's init (src/lab/init.ts sysinfo) sends its newlines as '|'. */
+function sysfsText(v: string | undefined): string {
+  return v === undefined ? '' : v.replaceAll('|', '\n');
+}
+
 export function offsetNs(t: TimedSample): Ns {
   return t.guest.realtimeNs - t.hostMidNs;
 }
 
 // ---------------------------------------------------------------------------------------------- boot
 
-const BOOT_LOG = /clocksource|tsc:|rtc_cmos|hpet|acpi_pm|PM-Timer|\.\.TIMER|clockevent|kvm-clock|sched_clock|Calibrating delay/i;
+/** This machine's TSC frequency as its own kernel found it, and where that was read (the CLI reads it). */
+export interface HostTsc {
+  khz: number;
+  source: string;
+}
 
 export interface BootResult {
   machine: string;
   kernel: string;
-  real: BootSide & { sample_rtt_s: number; rtc_read_guest_s: number | null };
-  /** The guest model (vmm profile qemu-tcg, kernel preset debian12). */
-  model: BootSide & { boot_wall_clock_source: string };
+  real: BootSide & { sample_rtt_s: number; rtc_read_guest_s: number | null; rtc_read_host_s: number | null };
+  /** The guest model (vmm profile qemu-tcg with this command line's devices, kernel preset debian12). */
+  model: BootSide & { boot_wall_clock_source: string; hctosys_host_s: number | null };
+  /** The clock lines compared in order (boot-compare.ts says which load-dependent ones are left out or masked). */
+  boot_lines: BootLogComparison;
+  tsc: {
+    /** The TSC kHz the model ran with: this machine's (under TCG the guest's TSC is the host's rdtsc). */
+    model_khz: number;
+    model_khz_source: string;
+    real_detected_khz: number | null;
+    real_refined_khz: number | null;
+  };
+  /** Differences between the real and the model columns that the twin cannot remove, each with its reason. */
+  differences: string[];
   /**
    * QEMU's RTC arithmetic (twin.ts rtcBootOffsetNs) fed the RTC phase measured through QMP and the host
    * instant of the guest's hctosys read: checks the mechanism behind boot_offset_s to the millisecond.
@@ -116,40 +146,108 @@ export async function measureRtcTick(guest: QemuGuest, timeoutMs = 1_500): Promi
   return null;
 }
 
-export async function labBootOn(guest: QemuGuest): Promise<BootResult> {
+export async function labBootOn(guest: QemuGuest, hostTsc?: HostTsc, progress?: LabProgress): Promise<BootResult> {
+  progress?.("measuring the RTC's phase through QMP");
   const tick = await measureRtcTick(guest);
+  progress?.('waiting for the TSC refinement (tsc-early → tsc)');
   const sys = await settledSysinfo(guest);
   const sample = await guest.clock();
   const dmesg = await guest.dmesg();
-  const bootLog = dmesg.filter((l) => BOOT_LOG.test(l));
+  const bootLog = dmesg.filter((l) => CLOCK_LINE.test(l));
   // The hctosys instant on the guest's monotonic clock, carried over to the host's REALTIME through the sample.
   const readGuestNs = printkToMonotonicNs(dmesg, /^rtc_cmos .*setting system clock/);
   const hostAtReadNs = readGuestNs === null ? sample.hostMidNs : sample.hostMidNs - (sample.guest.monotonicNs - readGuestNs);
+  const model = modelBootQemuTcg({ hostStartNs: guest.hostStartNs, qemuArgs: guest.args, ...(hostTsc ? { hostTscKhz: hostTsc.khz } : {}) });
+  const modelKhz = hostTsc?.khz ?? DEFAULT_HOST.tscKhz;
+  const real_detected_khz = tscKhzFromLog(bootLog, 'detected');
+  const real_refined_khz = tscKhzFromLog(bootLog, 'refined');
+  const rtcReadHostS = readGuestNs === null ? null : s(hostAtReadNs - guest.hostStartNs);
+  const predicted = tick && readGuestNs !== null ? s(rtcBootOffsetNs(tick.tickNs, hostAtReadNs)) : null;
+  const differences = bootDifferences({
+    hostTsc,
+    modelKhz,
+    real_detected_khz,
+    real_refined_khz,
+    realOffset: s(offsetNs(sample)),
+    modelOffset: model.boot_offset_s,
+    predicted,
+    rtcReadHostS,
+    modelReadHostS: model.hctosys_host_s,
+  });
   return {
     machine: MACHINE,
     kernel: sys.kernel ?? '',
+    boot_lines: compareBootLogs(bootLog, model.boot_log),
+    tsc: {
+      model_khz: modelKhz,
+      model_khz_source: hostTsc?.source ?? `not read; the qemu-tcg profile's default host (${DEFAULT_HOST.tscKhz} kHz)`,
+      real_detected_khz,
+      real_refined_khz,
+    },
+    differences,
     real: {
       boot_log: bootLog,
-      available_clocksource: sys.available_clocksource ?? '',
-      current_clocksource: sys.current_clocksource ?? '',
-      clockevent_device: sys.clockevent_device ?? '',
+      // sysfs texts exactly as the kernel writes them, like `timevisor guest --json`
+      available_clocksource: sysfsText(sys.available_clocksource),
+      current_clocksource: sysfsText(sys.current_clocksource),
+      clockevent_device: sysfsText(sys.clockevent_device),
       boot_offset_s: s(offsetNs(sample)),
       sample_rtt_s: s(sample.hostRecvNs - sample.hostSentNs),
       rtc_read_guest_s: readGuestNs === null ? null : s(readGuestNs),
+      rtc_read_host_s: rtcReadHostS,
     },
-    model: modelBootQemuTcg(guest.hostStartNs),
+    model,
     rtc_check: {
       rtc_tick_host_s: tick ? s(tick.tickNs) : null,
       tick_uncertainty_s: tick ? s(tick.uncertaintyNs) : null,
       // how close the boot-time read came to an RTC tick: within a few ms the prediction may round the other way
       read_to_tick_s: tick && readGuestNs !== null ? s(distanceToRtcTickNs(tick.tickNs, hostAtReadNs)) : null,
-      predicted_boot_offset_s: tick && readGuestNs !== null ? s(rtcBootOffsetNs(tick.tickNs, hostAtReadNs)) : null,
+      predicted_boot_offset_s: predicted,
     },
   };
 }
 
-export function labBoot(): Promise<BootResult> {
-  return withGuest({ lifetimeMs: 180_000 }, labBootOn);
+const f3 = (v: number): string => v.toFixed(3);
+
+/** What the twin cannot make equal, measured on this run. */
+export function bootDifferences(d: {
+  hostTsc: HostTsc | undefined;
+  modelKhz: number;
+  real_detected_khz: number | null;
+  real_refined_khz: number | null;
+  realOffset: number;
+  modelOffset: number;
+  predicted: number | null;
+  rtcReadHostS: number | null;
+  modelReadHostS: number | null;
+}): string[] {
+  const out: string[] = [];
+  if (!d.hostTsc) out.push(`this machine's TSC frequency could not be read, so the model ran on the profile's ${d.modelKhz} kHz`);
+  const ppm = (k: number | null) => (k === null ? null : ((k - d.modelKhz) / d.modelKhz) * 1e6);
+  const det = ppm(d.real_detected_khz);
+  const ref = ppm(d.real_refined_khz);
+  if (det !== null && det !== 0)
+    out.push(
+      `TSC: the real guest detected ${d.real_detected_khz} kHz (${det.toFixed(1)} ppm from this machine's ${d.modelKhz} kHz): its calibration under TCG measures the host's rdtsc against QEMU's emulated PIT/HPET with emulated-instruction delays that depend on load; the model's calibration is exact`,
+    );
+  if (ref !== null && ref !== 0)
+    out.push(
+      `TSC: the real refinement gave ${d.real_refined_khz} kHz (${ref.toFixed(1)} ppm): every real run so far refined 7-8 ppm below the host's rate (docs/fidelity.md), a steady bias of the TCG guest's TSC against QEMU's HPET that the model does not explain; the model refines to the host's rate`,
+    );
+  if (d.rtcReadHostS !== null && d.modelReadHostS !== null) {
+    const why =
+      d.predicted !== null
+        ? `; QEMU's RTC arithmetic with the real read instant gives ${f3(d.predicted)} s against the real ${f3(d.realOffset)} s`
+        : '';
+    out.push(
+      `boot offset ${f3(d.realOffset)} s real vs ${f3(d.modelOffset)} s model: both are the RTC's whole second + 0.5 s − the host time of the read, and the RTC's phase is QEMU's start in both; the real guest read the RTC ${f3(d.rtcReadHostS)} s after QEMU started, the model at ${f3(d.modelReadHostS)} s (its boot phases are a KVM guest's, not TCG's on this host's load)${why}`,
+    );
+  }
+  return out;
+}
+
+export function labBoot(opts: { hostTsc?: HostTsc } & LabRunOptions = {}): Promise<BootResult> {
+  return withGuest({ lifetimeMs: 180_000, ...opts }, (g) => labBootOn(g, opts.hostTsc, opts.progress));
 }
 
 // --------------------------------------------------------------------------------------------- pause
@@ -206,7 +304,7 @@ const NTP_SYNCED_S = 0.1;
 /** kernel/time/ntp.c: time_maxerror starts at NTP_PHASE_LIMIT (16,000,000 µs) until an NTP daemon sets it. */
 const NTP_PHASE_LIMIT_US = 16_000_000;
 
-async function waitNtpSynced(guest: QemuGuest, timeoutMs: number, consecutive = 1): Promise<TimedSample> {
+export async function waitNtpSynced(guest: QemuGuest, timeoutMs: number, consecutive = 1): Promise<TimedSample> {
   const deadline = Date.now() + timeoutMs;
   let first: TimedSample | null = null;
   let inRow = 0;
@@ -290,9 +388,12 @@ export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMo
   };
 }
 
-export async function labPause(seconds: number, sync: SyncMode): Promise<PauseResult> {
-  return withGuest({ network: sync === 'ntp', lifetimeMs: 240_000 + seconds * 1000 }, async (g) => {
+export async function labPause(seconds: number, sync: SyncMode, opts: LabRunOptions = {}): Promise<PauseResult> {
+  return withGuest({ network: sync === 'ntp', lifetimeMs: 240_000 + seconds * 1000, ...opts }, async (g) => {
+    if (sync !== 'none')
+      opts.progress?.(sync === 'agent' ? 'starting qemu-ga in the guest' : 'starting chronyd on the host and in the guest');
     const prep = await prepareSync(g, sync);
+    opts.progress?.(`pausing the guest for ${seconds} s`);
     try {
       return await labPauseOn(g, seconds, sync);
     } finally {
@@ -405,13 +506,13 @@ export async function labTraceRtcOn(guest: QemuGuest): Promise<TraceResult> {
   return traceResult('rtc', lines);
 }
 
-export async function labTrace(kind: TraceKind): Promise<TraceResult> {
+export async function labTrace(kind: TraceKind, opts: LabRunOptions = {}): Promise<TraceResult> {
   switch (kind) {
     case 'rtc':
-      return withGuest({ append: RTC_TRACE_APPEND, lifetimeMs: 180_000 }, labTraceRtcOn);
+      return withGuest({ append: RTC_TRACE_APPEND, lifetimeMs: 180_000, ...opts }, labTraceRtcOn);
     case 'settime':
-      return withGuest({ lifetimeMs: 180_000 }, labTraceSettimeOn);
+      return withGuest({ lifetimeMs: 180_000, ...opts }, labTraceSettimeOn);
     case 'ntp':
-      return withGuest({ network: true, lifetimeMs: 180_000 }, labTraceNtpOn);
+      return withGuest({ network: true, lifetimeMs: 180_000, ...opts }, labTraceNtpOn);
   }
 }

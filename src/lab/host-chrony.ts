@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnavailableError } from '../core/errors.ts';
+import { adopt } from './children.ts';
 import { requireTool } from './debian.ts';
 import { chronydBinary } from './image.ts';
 
@@ -31,7 +32,7 @@ export class HostChronyServer {
     // chronyd exits with "Fatal error : Not superuser" otherwise, even with -x
     if (process.geteuid && process.geteuid() !== 0)
       throw new UnavailableError('the host chronyd (serve-only, -x) needs root', 'chronyd refuses to start as another user');
-    const bin = chronydBinary();
+    const bin = await chronydBinary();
     const dir = mkdtempSync(join(tmpdir(), 'timevisor-chrony-'));
     const port = await freeUdpPort();
     const conf = join(dir, 'chrony.conf');
@@ -54,6 +55,7 @@ export class HostChronyServer {
     const proc = spawn(timeout, ['--kill-after=3', String(Math.ceil(lifetimeMs / 1000)), bin, '-x', '-d', '-u', 'root', '-f', conf], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    adopt(proc); // killChildren() (the CLI's signal handler) ends it too
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     proc.on('error', () => undefined);
     const server = new HostChronyServer(proc, dir, port, exited);

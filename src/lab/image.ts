@@ -2,12 +2,13 @@
 // busybox-static, qemu-guest-agent, chrony, the shared libraries those two need, the e1000 NIC module and
 // the lab's own /init (init.ts). Built once per set of package versions and cached.
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UnavailableError } from '../core/errors.ts';
+import { cacheSource, ensureDir, labCacheDir, writeFileAtomic } from './cache.ts';
+import { run } from './children.ts';
 import { packNewc, type CpioEntry } from './cpio.ts';
-import { extractDeb, extractDebMembers, fetchDeb, kernelPackageName, labCacheDir, sharedLibraries } from './debian.ts';
+import { extractDeb, extractDebMembers, fetchDeb, kernelPackageName, sharedLibraries, type LabProgress } from './debian.ts';
 import { initScript } from './init.ts';
 
 export interface GuestImage {
@@ -51,9 +52,9 @@ class ImageTree {
   }
 
   /** A dynamically linked program plus every shared library `ldd` says it loads. */
-  program(path: string, binary: string): void {
+  async program(path: string, binary: string): Promise<void> {
     this.file(path, readFileSync(binary), 0o755);
-    for (const lib of sharedLibraries(binary)) this.file(lib.path, readFileSync(lib.source), 0o755);
+    for (const lib of await sharedLibraries(binary)) this.file(lib.path, readFileSync(lib.source), 0o755);
   }
 
   pack(): Buffer {
@@ -63,29 +64,38 @@ class ImageTree {
   }
 }
 
-function busyboxApplets(busybox: string): string[] {
-  const r = spawnSync(busybox, ['--list-full'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new UnavailableError('cannot list busybox applets', r.stderr.trim());
+async function busyboxApplets(busybox: string): Promise<string[]> {
+  const r = await run(busybox, ['--list-full'], { timeoutMs: 30_000 });
+  if (r.status !== 0) throw new UnavailableError('cannot list busybox applets', r.stderr.trim() || String(r.error?.message));
   return r.stdout.split('\n').filter(Boolean);
 }
 
-/** Build (or reuse from the cache) the lab's guest kernel and initramfs. */
-export function buildGuestImage(): GuestImage {
-  const kernelPkg = kernelPackageName();
+/**
+ * Build (or reuse from the cache) the lab's guest kernel and initramfs. The first run downloads four Debian
+ * packages (about 97 MB, most of it the kernel package) and packs the initramfs.
+ */
+export async function buildGuestImage(progress?: LabProgress): Promise<GuestImage> {
+  const kernelPkg = await kernelPackageName();
   const pkgs = [kernelPkg, 'busybox-static', 'qemu-guest-agent', 'chrony'];
-  const debs = pkgs.map((p) => basename(fetchDeb(p)));
+  const debs: string[] = [];
+  for (const p of pkgs) debs.push(basename(await fetchDeb(p, progress)));
   const init = initScript({ modules: [E1000_IN_IMAGE] });
   const key = createHash('sha256')
     .update(JSON.stringify({ debs, init, v: 1 }))
     .digest('hex')
     .slice(0, 16);
   const out = join(labCacheDir(), 'images', key);
-  const kernelRoot = extractDebMembers(kernelPkg, ['./boot/vmlinuz-*', './lib/modules/*/kernel/drivers/net/ethernet/intel/e1000/e1000.ko']);
+  const kernelRoot = await extractDebMembers(
+    kernelPkg,
+    ['./boot/vmlinuz-*', './lib/modules/*/kernel/drivers/net/ethernet/intel/e1000/e1000.ko'],
+    progress,
+  );
   const vmlinuz = readdirSync(join(kernelRoot, 'boot')).find((f) => f.startsWith('vmlinuz-'));
   if (!vmlinuz) throw new UnavailableError(`no vmlinuz in ${kernelPkg}`, 'the package layout is not the expected one');
   const kernelRelease = vmlinuz.slice('vmlinuz-'.length);
   const image: GuestImage = { kernel: join(kernelRoot, 'boot', vmlinuz), initrd: join(out, 'initrd.cpio'), kernelRelease, packages: debs };
   if (existsSync(image.initrd)) return image;
+  progress?.('building the guest image (initramfs)');
 
   const tree = new ImageTree();
   for (const d of ['proc', 'sys', 'dev', 'run', 'tmp', 'etc', 'var/lib/chrony', 'root']) tree.dir(d);
@@ -93,12 +103,12 @@ export function buildGuestImage(): GuestImage {
   tree.chardev('dev/console', 5, 1);
   tree.chardev('dev/null', 1, 3);
 
-  const bb = join(extractDeb('busybox-static'), 'bin', 'busybox');
+  const bb = join(await extractDeb('busybox-static', progress), 'bin', 'busybox');
   tree.file('bin/busybox', readFileSync(bb), 0o755);
-  for (const applet of busyboxApplets(bb)) if (applet !== 'bin/busybox') tree.symlink(applet, '/bin/busybox');
+  for (const applet of await busyboxApplets(bb)) if (applet !== 'bin/busybox') tree.symlink(applet, '/bin/busybox');
 
-  tree.program('usr/sbin/qemu-ga', join(extractDeb('qemu-guest-agent'), 'usr', 'sbin', 'qemu-ga'));
-  tree.program('usr/sbin/chronyd', join(extractDeb('chrony'), 'usr', 'sbin', 'chronyd'));
+  await tree.program('usr/sbin/qemu-ga', join(await extractDeb('qemu-guest-agent', progress), 'usr', 'sbin', 'qemu-ga'));
+  await tree.program('usr/sbin/chronyd', join(await extractDeb('chrony', progress), 'usr', 'sbin', 'chronyd'));
   tree.file(
     E1000_IN_IMAGE,
     readFileSync(join(kernelRoot, 'lib', 'modules', kernelRelease, 'kernel/drivers/net/ethernet/intel/e1000/e1000.ko')),
@@ -107,13 +117,12 @@ export function buildGuestImage(): GuestImage {
   tree.file('etc/group', Buffer.from('root:x:0:\n'));
   tree.file('init', Buffer.from(initScript({ modules: [E1000_IN_IMAGE] })), 0o755);
 
-  mkdirSync(out, { recursive: true });
-  writeFileSync(image.initrd + '.tmp', tree.pack());
-  renameSync(image.initrd + '.tmp', image.initrd);
+  ensureDir(out, cacheSource());
+  writeFileAtomic(image.initrd, tree.pack());
   return image;
 }
 
 /** The host path of the chronyd from the downloaded chrony package (used as the loopback NTP server). */
-export function chronydBinary(): string {
-  return join(extractDeb('chrony'), 'usr', 'sbin', 'chronyd');
+export async function chronydBinary(): Promise<string> {
+  return join(await extractDeb('chrony'), 'usr', 'sbin', 'chronyd');
 }

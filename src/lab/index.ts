@@ -11,3 +11,6 @@ export * from './host-chrony.ts';
 export * from './ftrace.ts';
 export * from './twin.ts';
 export * from './experiments.ts';
+export * from './boot-compare.ts';
+export { ensureDir, removePendingTemporaries, writeFileAtomic } from './cache.ts';
+export { adopt, killChildren } from './children.ts';

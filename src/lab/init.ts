@@ -45,9 +45,10 @@ clock() {
 
 sysinfo() {
   echo "@tv begin sys"
-  echo "available_clocksource=$(cat /sys/devices/system/clocksource/clocksource0/available_clocksource)"
-  echo "current_clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
-  echo "clockevent_device=$(cat /sys/devices/system/clockevents/clockevent0/current_device)"
+  # sysfs texts exactly: their newlines become '|' (no clocksource or clockevent name has one) on the one-line protocol
+  echo "available_clocksource=$(tr '\\n' '|' < /sys/devices/system/clocksource/clocksource0/available_clocksource)"
+  echo "current_clocksource=$(tr '\\n' '|' < /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+  echo "clockevent_device=$(tr '\\n' '|' < /sys/devices/system/clockevents/clockevent0/current_device)"
   echo "kernel=$(uname -r)"
   echo "@tv end sys"
 }

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UnavailableError } from '../core/errors.ts';
-import { requireTool, which } from './debian.ts';
+import { adopt } from './children.ts';
+import { MissingPrerequisiteError, requireTool, which } from './debian.ts';
 import type { GuestImage } from './image.ts';
 import { LineProtocolParser, parseClockBlock, parseKeyValues, type GuestClockSample, type SerialMessage } from './protocol.ts';
 import { QgaClient } from './qga.ts';
@@ -27,11 +28,21 @@ export interface QemuOptions {
   /** Hard limit on QEMU's lifetime, ms: QEMU is SIGKILLed when it expires. */
   lifetimeMs?: number;
   memoryMiB?: number;
+  /**
+   * Start as a migration destination: `-incoming <uri>` (e.g. `unix:PATH`, `exec:cat FILE`, `defer`). The
+   * command line must otherwise match the source's; the guest arrives already booted (no "ready").
+   */
+  incoming?: string;
 }
 
 export function qemuBinary(): string {
   const p = which('qemu-system-x86_64');
-  if (!p) throw new UnavailableError('qemu-system-x86_64 is not installed', 'install the Debian package qemu-system-x86');
+  if (!p)
+    throw new MissingPrerequisiteError(
+      'qemu-system-x86_64 is not installed',
+      'install the Debian package qemu-system-x86',
+      'qemu-system-x86_64 (Debian package qemu-system-x86)',
+    );
   return p;
 }
 
@@ -58,6 +69,8 @@ function installExitHook(): void {
 
 export class QemuGuest {
   readonly args: string[];
+  /** The options this QEMU was started with (a migration destination must match the source's). */
+  readonly options: QemuOptions;
   readonly dir: string;
   readonly console: string[];
   readonly stderr: string[] = [];
@@ -78,6 +91,7 @@ export class QemuGuest {
 
   constructor(opts: QemuOptions) {
     const bin = qemuBinary();
+    this.options = opts;
     this.dir = mkdtempSync(join(tmpdir(), 'timevisor-lab-'));
     liveDirs.add(this.dir);
     const qmp = join(this.dir, 'qmp.sock');
@@ -114,6 +128,7 @@ export class QemuGuest {
       '-qmp',
       `unix:${qmp},server=on,wait=off`,
       ...(opts.network ? ['-netdev', 'user,id=n0', '-device', 'e1000,netdev=n0'] : []),
+      ...(opts.incoming ? ['-incoming', opts.incoming] : []),
     ];
     this.parser = new LineProtocolParser((m) => {
       this.inbox.push(m);
@@ -129,6 +144,7 @@ export class QemuGuest {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     live.add(this.proc);
+    adopt(this.proc); // killChildren() (the CLI's signal handler) ends it too
     this.exited = new Promise((resolve) =>
       this.proc.once('exit', () => {
         live.delete(this.proc);

@@ -11,6 +11,8 @@ export class QgaClient {
   private buf = Buffer.alloc(0);
   private waiter: { resolve: (v: unknown) => void; reject: (e: Error) => void; delimited: boolean } | null = null;
   private closed = false;
+  /** A request timed out: its reply may still come and would be taken for the next one's (QGA has no ids). */
+  private outOfStep = false;
 
   private constructor(private readonly sock: Socket) {
     sock.on('data', (d: Buffer) => this.onData(d));
@@ -67,6 +69,7 @@ export class QgaClient {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiter = null;
+        this.outOfStep = true;
         reject(new UnavailableError(`guest agent did not answer ${what}`, `no reply within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiter = {
@@ -85,9 +88,15 @@ export class QgaClient {
     });
   }
 
-  execute(command: string, args?: Record<string, unknown>, timeoutMs = 10_000): Promise<unknown> {
+  async execute(command: string, args?: Record<string, unknown>, timeoutMs = 10_000): Promise<unknown> {
     const body = JSON.stringify({ execute: command, ...(args ? { arguments: args } : {}) }) + '\n';
+    await this.resyncIfNeeded(timeoutMs);
     return this.request(Buffer.from(body), false, timeoutMs, command);
+  }
+
+  /** After a timed-out request, guest-sync-delimited again: everything before its sentinel is dropped. */
+  private async resyncIfNeeded(timeoutMs: number): Promise<void> {
+    if (this.outOfStep) await this.sync(timeoutMs);
   }
 
   /** guest-sync-delimited until the agent echoes our id; retries while the agent is still starting. */
@@ -100,8 +109,11 @@ export class QgaClient {
         Buffer.from(JSON.stringify({ execute: 'guest-sync-delimited', arguments: { id } }) + '\n'),
       ]);
       try {
-        const got = await this.request(body, true, 2_000, 'guest-sync-delimited');
-        if (got === BigInt(id)) return;
+        const got = await this.request(body, true, Math.min(2_000, totalTimeoutMs), 'guest-sync-delimited');
+        if (got === BigInt(id)) {
+          this.outOfStep = false;
+          return;
+        }
       } catch (e) {
         if (this.closed || Date.now() > deadline) throw e;
       }
@@ -126,6 +138,7 @@ export class QgaClient {
   async setTime(timeNs: bigint): Promise<void> {
     // JSON numbers: a 2026 time in ns (~1.8e18) is above 2^53, so write the integer text ourselves.
     const body = `{"execute":"guest-set-time","arguments":{"time":${timeNs.toString()}}}\n`;
+    await this.resyncIfNeeded(15_000);
     await this.request(Buffer.from(body), false, 15_000, 'guest-set-time');
   }
 

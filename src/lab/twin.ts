@@ -5,6 +5,7 @@
 // source. docs/fidelity.md (## lab) lists every difference measured against the real guest.
 import { Engine } from '../core/engine.ts';
 import type { Ns } from '../core/time.ts';
+import { pnpacpiDeviceName, type GuestDevices } from '../guest/index.ts';
 import { bootVm, guestReport, kernelPreset, machineProfile } from '../vmm/index.ts';
 
 const NS = 1_000_000_000n;
@@ -42,26 +43,145 @@ export function distanceToRtcTickNs(rtcTickHostNs: Ns, hostNs: Ns): Ns {
   return r < NS - r ? r : NS - r;
 }
 
+// ------------------------------------------------------------------------------ the lab's device set
+
+/** The ISA devices a `qemu-system-x86_64 -machine pc` command line creates that describe themselves in ACPI. */
+export interface QemuPcIsaSet {
+  /** `-serial` backends: serial_hds_isa_init makes COM1, COM2, … from them. */
+  serials: number;
+  /** `-device isa-serial,…`, created after the board in command-line order. */
+  isaSerialDevices: number;
+  /** `-m` in MiB. */
+  memoryMiB: number;
+}
+
+/** Read the ISA device set from QEMU's arguments (the ones QemuGuest ran); other devices are not counted. */
+export function qemuPcIsaSet(args: readonly string[]): QemuPcIsaSet {
+  const set: QemuPcIsaSet = { serials: 0, isaSerialDevices: 0, memoryMiB: 128 };
+  for (let i = 0; i < args.length; i++) {
+    const [a, v] = [args[i], args[i + 1] ?? ''];
+    if (a === '-serial' && v !== 'none') set.serials++;
+    else if (a === '-device' && /^isa-serial(,|$)/.test(v)) set.isaSerialDevices++;
+    else if (a === '-m') set.memoryMiB = Number.parseInt(v, 10);
+  }
+  return set;
+}
+
 /**
- * The guest model's prediction for this machine: the vmm's `qemu-tcg` profile (QEMU pc, TCG, qemu64)
- * booting the `debian12` kernel preset (Linux 6.1, as the lab's Debian kernel), with the model's host
- * clock starting at the host time QEMU was started. Boot log lines lose their printk stamps so they can
- * be compared with the real ones by text.
+ * The ACPI PNP devices of QEMU 7.2's pc machine in the order Linux's pnpacpi numbers them.
+ * - hw/i386/acpi-build.c build_isa_devices_aml → isa_build_aml → qbus_build_aml walks the ISA bus's
+ *   children, and hw/core/qdev.c bus_add_child inserts each new child at the head: newest first.
+ * - Creation order: hw/i386/pc.c pc_basic_device_init makes the RTC (mc146818_rtc_init; the PIT, speaker
+ *   and DMA have no AML), then pc_superio_init the serial ports (serial_hds_isa_init: COM1, COM2, …), the
+ *   floppy controller (pc_piix.c passes create_fdctrl = true), the i8042 (two ACPI devices, KBD and MOU);
+ *   `-device` ISA devices come after the board.
+ * - drivers/pnp/pnpacpi/core.c numbers the devices in namespace order (ACPICA keeps AML order); the HPET
+ *   (\_SB.HPET, PNP0103) is not an ACPI PNP device (drivers/acpi/acpi_pnp.c), nor is the PCI host bridge.
+ * The real guest confirms it: `00:00: ttyS1` (the -device isa-serial), `pnp 00:03: [dma 2]` (FDC),
+ * `00:04: ttyS0`, `rtc_cmos 00:05`, "found 6 devices".
  */
-export function modelBootQemuTcg(hostStartNs: Ns, settleNs: Ns = 3n * NS): BootSide & { boot_wall_clock_source: string } {
+export function qemuPcPnpDevices(set: QemuPcIsaSet): string[] {
+  const created: string[][] = [['RTC']];
+  for (let i = 0; i < set.serials; i++) created.push([`COM${i + 1}`]);
+  created.push(['FDC0'], ['KBD', 'MOU']);
+  for (let i = 0; i < set.isaSerialDevices; i++) created.push([`COM${set.serials + i + 1}`]);
+  return created.reverse().flat();
+}
+
+/**
+ * Where SeaBIOS put QEMU 7.2's HPET table. QEMU (hw/i386/acpi-build.c acpi_build) lays the tables out as
+ * FACS (64 bytes), DSDT, FACP (0x74), APIC (0x78 for one CPU), HPET (0x38), WAET; SeaBIOS allocates the blob
+ * in its high zone, the top 128 KiB of RAM below 4 GiB (e820 reserved 0x0ffe0000-0x0fffffff at -m 256).
+ * The DSDT is 0x18f1 bytes with the basic device set (one -serial; the HPET table at 0x0FFE1A1D in
+ * test/fixtures/doctor/qemu-tcg-pc) and each further serial port adds its 53-byte Device (COMn) { _HID,
+ * _UID, _STA, _CRS { IO, IRQNoFlags } } (hw/char/serial-isa.c serial_isa_build_aml): 0x0FFE1A52 with the
+ * lab's second port, as the lab's guest printed. Measured at -m 256 only.
+ */
+export function qemuPcHpetTableAddress(set: QemuPcIsaSet): number {
+  const serialPorts = set.serials + set.isaSerialDevices;
+  const dsdt = 0x18f1 + 53 * (serialPorts - 1);
+  return set.memoryMiB * 0x10_0000 - 0x2_0000 + 0x40 + dsdt + 0x74 + 0x78;
+}
+
+/** The qemu-tcg profile's devices as this command line gives them to the guest. */
+export function qemuPcGuestDevices(base: GuestDevices, args: readonly string[]): GuestDevices {
+  const set = qemuPcIsaSet(args);
+  const pnp = qemuPcPnpDevices(set);
+  const rtcPnpName = pnpacpiDeviceName(pnp.indexOf('RTC'));
+  return {
+    ...base,
+    rtcPnpName,
+    rtcCmos: {
+      pnpName: rtcPnpName,
+      // hw/i386/acpi-build.c (FADT): ACPI_FADT_F_RTC_S4 set, century register RTC_CENTURY (0x32), no
+      // day/month alarm registers; 242 bytes of NVRAM as the real guest printed (CMOS 256 − NVRAM_OFFSET 14)
+      s4RtcWake: true,
+      century: true,
+      dayAlarm: false,
+      monthAlarm: false,
+      nvramBytes: 242,
+    },
+    acpi: base.acpi && {
+      ...base.acpi,
+      // hw/acpi/aml-build.c build_header: OEM "BOCHS ", table id "BXPC", creator "BXPC", revisions 1
+      hpetTable: {
+        address: qemuPcHpetTableAddress(set),
+        length: 0x38,
+        revision: 1,
+        oemId: 'BOCHS',
+        oemTableId: 'BXPC',
+        oemRevision: 1,
+        creatorId: 'BXPC',
+        creatorRevision: 1,
+      },
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------------ the model
+
+export interface ModelBootOptions {
+  /** The host ns at which QEMU started (the RTC's base and phase). */
+  hostStartNs: Ns;
+  /** QEMU's arguments: the device set the guest model is given. */
+  qemuArgs: readonly string[];
+  /** This machine's TSC kHz: under TCG the guest's TSC is the host's rdtsc (cpu_get_host_ticks). */
+  hostTscKhz?: number;
+  settleNs?: Ns;
+}
+
+/**
+ * The guest model's prediction for this machine: the vmm's `qemu-tcg` profile (QEMU pc, TCG, qemu64) with
+ * the devices this QEMU command line created, booting the `debian12` kernel preset (Linux 6.1, as the lab's
+ * Debian kernel) on this machine's TSC, with the model's host clock starting at the host time QEMU was
+ * started. Boot log lines lose their printk stamps so they can be compared with the real ones by text.
+ */
+export function modelBootQemuTcg(o: ModelBootOptions): BootSide & { boot_wall_clock_source: string; hctosys_host_s: number | null } {
   const engine = new Engine();
-  const b = bootVm({ profile: machineProfile('qemu-tcg'), kernel: kernelPreset('debian12'), scheduler: engine, epochNs: hostStartNs });
+  const base = machineProfile('qemu-tcg');
+  const profile = { ...base, devices: qemuPcGuestDevices(base.devices, o.qemuArgs) };
+  const b = bootVm({
+    profile,
+    // calibrate_delay's BogoMIPS line too: the lab compares every clock line the real guest prints
+    kernel: { ...kernelPreset('debian12'), printCalibrateDelay: true },
+    scheduler: engine,
+    epochNs: o.hostStartNs,
+    ...(o.hostTscKhz ? { host: { tscKhz: o.hostTscKhz } } : {}),
+  });
   try {
-    engine.run(b.kernelEntryAt + settleNs);
+    engine.run(b.kernelEntryAt + (o.settleNs ?? 3n * NS));
     const r = guestReport(b);
-    const hostNow = hostStartNs + engine.now;
+    const hostNow = o.hostStartNs + engine.now;
+    const hctosys = b.guest.log.find((l) => /setting system clock/.test(l.line));
     return {
       boot_log: r.boot_log,
-      available_clocksource: r.available_clocksource.trim(),
-      current_clocksource: r.current_clocksource.trim(),
-      clockevent_device: r.clockevent_device.trim(),
+      available_clocksource: r.available_clocksource,
+      current_clocksource: r.current_clocksource,
+      clockevent_device: r.clockevent_device,
       boot_offset_s: Number(b.guest.timekeeper.get('realtime') - hostNow) / 1e9,
       boot_wall_clock_source: r.wall_clock_source,
+      // host seconds from QEMU's start to the model's hctosys read
+      hctosys_host_s: hctosys ? Number(b.kernelEntryAt + hctosys.t) / 1e9 : null,
     };
   } finally {
     b.vm.destroy();

@@ -36,16 +36,33 @@ export function kvmDevicePath(): string {
   return process.env.TIMEVISOR_KVM_DEVICE ?? '/dev/kvm';
 }
 
-/** Why the live backend cannot run here, or null if /dev/kvm is usable. Never throws. */
+/**
+ * /dev/kvm itself is missing or unusable here: the device node is absent, opening it failed with a named
+ * errno (ENOENT, EACCES, EPERM, ENXIO, ENODEV), or this KVM lacks the API version or a capability the
+ * backend needs. Only this is a reason to skip the live features; any other error is a bug.
+ */
+export class KvmUnusableError extends UnavailableError {
+  override name = 'KvmUnusableError';
+}
+
+/** errnos of open(/dev/kvm) that mean "no usable KVM here" rather than a bug. */
+const UNUSABLE_ERRNOS = new Set([1, 2, 6, 13, 19]); // EPERM ENOENT ENXIO EACCES ENODEV
+
+/**
+ * Why the live backend cannot run here, or null if /dev/kvm is usable: another platform, not root, or
+ * KvmUnusableError (named in the reason). Any other error (a TypeError, koffi failing to load) is thrown.
+ */
 export function kvmUnavailableReason(): string | null {
   if (process.platform !== 'linux' || process.arch !== 'x64')
     return `live KVM needs Linux on x86-64 (this is ${process.platform}/${process.arch})`;
-  if (!existsSync(kvmDevicePath())) return `${kvmDevicePath()} does not exist (no KVM on this machine)`;
+  if (!existsSync(kvmDevicePath())) return `${kvmDevicePath()} does not exist (ENOENT: no KVM on this machine)`;
+  if (process.getuid?.() !== 0) return `live KVM experiments need root (uid ${process.getuid?.()})`;
   try {
     const k = LiveKvm.open();
     k.close();
   } catch (err) {
-    return err instanceof UnavailableError ? `${err.message}: ${err.reason}` : String(err);
+    if (err instanceof KvmUnusableError) return `${err.message}: ${err.reason}`;
+    throw err;
   }
   return null;
 }
@@ -80,7 +97,7 @@ export class LiveKvm {
     try {
       const api = c.ioctlInt(fd, U.KVM_GET_API_VERSION, 0);
       if (api !== U.KVM_API_VERSION)
-        throw new UnavailableError('unsupported KVM API', `KVM_GET_API_VERSION returned ${api}, expected ${U.KVM_API_VERSION}`);
+        throw new KvmUnusableError('unsupported KVM API', `KVM_GET_API_VERSION returned ${api}, expected ${U.KVM_API_VERSION}`);
       for (const [cap, name] of [
         [U.KVM_CAP_USER_MEMORY, 'KVM_CAP_USER_MEMORY'],
         [U.KVM_CAP_IRQCHIP, 'KVM_CAP_IRQCHIP'],
@@ -88,7 +105,7 @@ export class LiveKvm {
         [U.KVM_CAP_EXT_CPUID, 'KVM_CAP_EXT_CPUID'],
       ] as const) {
         if (c.ioctlInt(fd, U.KVM_CHECK_EXTENSION, cap) <= 0)
-          throw new UnavailableError('KVM lacks a needed capability', `${name} not supported by this host`);
+          throw new KvmUnusableError('KVM lacks a needed capability', `${name} not supported by this host`);
       }
       this.vcpuMmapSize = c.ioctlInt(fd, U.KVM_GET_VCPU_MMAP_SIZE, 0);
       if (this.vcpuMmapSize < U.KVM_RUN_LAYOUT.size) throw new UnavailableError('KVM_GET_VCPU_MMAP_SIZE failed', errnoName(c.errno()));
@@ -98,18 +115,18 @@ export class LiveKvm {
     }
   }
 
-  /** Open /dev/kvm. Throws UnavailableError (missing device, permission, API, capability). */
+  /** Open /dev/kvm. Throws KvmUnusableError (missing device, permission, API, capability) or UnavailableError. */
   static open(opts: { onClose?: (released: number) => void } = {}): LiveKvm {
     const dev = kvmDevicePath();
-    if (!existsSync(dev)) throw new UnavailableError(`${dev} is not available`, 'no such device: this machine has no KVM');
+    if (!existsSync(dev)) throw new KvmUnusableError(`${dev} is not available`, 'no such device: this machine has no KVM');
     const c = libc();
     const fd = c.open(dev, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
       const e = c.errno();
-      throw new UnavailableError(
-        `cannot open ${dev}`,
-        e === 13 ? 'permission denied (EACCES): run as root or join the kvm group' : errnoName(e),
-      );
+      const reason = e === 13 ? 'permission denied (EACCES): run as root or join the kvm group' : errnoName(e);
+      throw UNUSABLE_ERRNOS.has(e)
+        ? new KvmUnusableError(`cannot open ${dev}`, reason)
+        : new UnavailableError(`cannot open ${dev}`, reason);
     }
     return new LiveKvm(c, fd, opts.onClose ?? null);
   }
@@ -211,6 +228,7 @@ export class LiveVm {
   readonly memory: Uint8Array;
   /** Host virtual address of guest RAM. */
   readonly memAddress: bigint;
+  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: held so the mapping outlives every view of it
   private readonly memPtr: NativePointer;
   readonly vcpus: LiveVcpu[] = [];
 
@@ -327,6 +345,41 @@ export class LiveVcpu {
       sv.setBigUint64(seg + U.KVM_SEGMENT_LAYOUT.base, 0n, true);
       sv.setUint16(seg + U.KVM_SEGMENT_LAYOUT.selector, 0, true);
     }
+    k.ioctl(this.fd, U.KVM_SET_SREGS, sregs, 'KVM_SET_SREGS');
+    const regs = new Uint8Array(U.KVM_REGS_LAYOUT.size);
+    const rv = new DataView(regs.buffer);
+    rv.setBigUint64(U.KVM_REGS_LAYOUT.rip, BigInt(ip), true);
+    rv.setBigUint64(U.KVM_REGS_LAYOUT.rflags, 2n, true);
+    rv.setBigUint64(U.KVM_REGS_LAYOUT.rsp, 0x8000n, true);
+    k.ioctl(this.fd, U.KVM_SET_REGS, regs, 'KVM_SET_REGS');
+  }
+
+  /**
+   * 32-bit protected mode with flat 4 GiB segments (CR0.PE, CS 0x08 code, data 0x10), paging off, at EIP
+   * `ip`: what a loader leaves a 32-bit kernel in, and the way a micro-guest reaches MMIO at 0xfed00000.
+   */
+  setFlatProtectedMode(ip: number): void {
+    const k = this.vm.kvm;
+    const sregs = new Uint8Array(U.KVM_SREGS_LAYOUT.size);
+    k.ioctl(this.fd, U.KVM_GET_SREGS, sregs, 'KVM_GET_SREGS');
+    const sv = new DataView(sregs.buffer);
+    const S = U.KVM_SEGMENT_LAYOUT;
+    const flat = (at: number, code: boolean) => {
+      sv.setBigUint64(at + S.base, 0n, true);
+      sv.setUint32(at + S.limit, 0xffff_ffff, true);
+      sv.setUint16(at + S.selector, code ? 0x08 : 0x10, true);
+      sv.setUint8(at + S.type, code ? 0xb : 0x3); // execute/read accessed, read/write accessed
+      sv.setUint8(at + S.present, 1);
+      sv.setUint8(at + S.dpl, 0);
+      sv.setUint8(at + S.db, 1);
+      sv.setUint8(at + S.s, 1);
+      sv.setUint8(at + S.l, 0);
+      sv.setUint8(at + S.g, 1);
+    };
+    flat(U.KVM_SREGS_LAYOUT.cs, true);
+    for (const seg of [U.KVM_SREGS_LAYOUT.ds, U.KVM_SREGS_LAYOUT.es, U.KVM_SREGS_LAYOUT.fs, U.KVM_SREGS_LAYOUT.gs, U.KVM_SREGS_LAYOUT.ss])
+      flat(seg, false);
+    sv.setBigUint64(U.KVM_SREGS_LAYOUT.cr0, sv.getBigUint64(U.KVM_SREGS_LAYOUT.cr0, true) | 1n, true);
     k.ioctl(this.fd, U.KVM_SET_SREGS, sregs, 'KVM_SET_SREGS');
     const regs = new Uint8Array(U.KVM_REGS_LAYOUT.size);
     const rv = new DataView(regs.buffer);

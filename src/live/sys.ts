@@ -32,6 +32,9 @@ export interface Libc {
   sched_getcpu(): number;
   /** adjtimex(2) on a 208-byte struct timex; callers pass modes = 0 only (a pure query). */
   adjtimex(buf: Uint8Array): number;
+  /** syscall(2) with up to three integer arguments (gettid, tgkill). */
+  syscall0(nr: number): number;
+  syscall3(nr: number, a: number, b: number, c: number): number;
   errno(): number;
   address(ptr: NativePointer): bigint;
   view(ptr: NativePointer, len: number): ArrayBuffer;
@@ -66,6 +69,7 @@ export function libc(): Libc {
   const getaff = lib.func('int sched_getaffinity(int pid, size_t size, void *mask)');
   const getcpu = lib.func('int sched_getcpu(void)');
   const adjtimex = lib.func('int adjtimex(void *buf)');
+  const syscall = lib.func('syscall', 'long', ['long', 'long', 'long', 'long']);
   cached = {
     open: (p, f) => open(p, f) as number,
     close: (fd) => close(fd) as number,
@@ -77,6 +81,8 @@ export function libc(): Libc {
     sched_getaffinity: (pid, size, mask) => getaff(pid, size, mask) as number,
     sched_getcpu: () => getcpu() as number,
     adjtimex: (buf) => adjtimex(buf) as number,
+    syscall0: (nr) => Number(syscall(nr, 0, 0, 0)),
+    syscall3: (nr, a, b, c) => Number(syscall(nr, a, b, c)),
     errno: () => koffi.errno(),
     address: (ptr) => koffi.address(ptr),
     view: (ptr, len) => koffi.view(ptr, len),

@@ -32,9 +32,25 @@ export const KVM_RUN_LAYOUT = {
   'io.data_offset': 40,
   'fail_entry.hardware_entry_failure_reason': 32,
   'internal.suberror': 32,
+  'mmio.phys_addr': 32,
+  'mmio.data': 40,
+  'mmio.len': 48,
+  'mmio.is_write': 52,
 } as const;
 export const KVM_REGS_LAYOUT = { size: 144, rax: 0, rsp: 48, rip: 128, rflags: 136 } as const;
-export const KVM_SEGMENT_LAYOUT = { size: 24, base: 0, limit: 8, selector: 12, type: 14, present: 15, s: 18 } as const;
+export const KVM_SEGMENT_LAYOUT = {
+  size: 24,
+  base: 0,
+  limit: 8,
+  selector: 12,
+  type: 14,
+  present: 15,
+  dpl: 16,
+  db: 17,
+  s: 18,
+  l: 19,
+  g: 20,
+} as const;
 export const KVM_SREGS_LAYOUT = { size: 312, cs: 0, ds: 24, es: 48, fs: 72, gs: 96, ss: 120, cr0: 224, efer: 264 } as const;
 export const KVM_MSRS_LAYOUT = { size: 8, nmsrs: 0, entries: 8 } as const;
 export const KVM_MSR_ENTRY_LAYOUT = { size: 16, index: 0, data: 8 } as const;
@@ -51,6 +67,10 @@ export const KVM_USERSPACE_MEMORY_REGION_LAYOUT = {
 } as const;
 export const KVM_PIT_CONFIG_LAYOUT = { size: 64, flags: 0 } as const;
 export const KVM_DEVICE_ATTR_LAYOUT = { size: 24, group: 4, attr: 8, addr: 16 } as const;
+export const KVM_PIT_CHANNEL_STATE_LAYOUT = { size: 24, count: 0, mode: 13, gate: 15, count_load_time: 16 } as const;
+export const KVM_PIT_STATE2_LAYOUT = { size: 112, channels: 0, flags: 72 } as const;
+export const KVM_IRQ_LEVEL_LAYOUT = { size: 8, irq: 0, level: 4 } as const;
+export const KVM_REINJECT_CONTROL_LAYOUT = { size: 32, pit_reinject: 0 } as const;
 
 export const KVM_GET_API_VERSION = io(0x00);
 export const KVM_CREATE_VM = io(0x01);
@@ -61,7 +81,10 @@ export const KVM_CREATE_VCPU = io(0x41);
 export const KVM_SET_USER_MEMORY_REGION = iow(0x46, KVM_USERSPACE_MEMORY_REGION_LAYOUT.size);
 export const KVM_SET_TSS_ADDR = io(0x47);
 export const KVM_CREATE_IRQCHIP = io(0x60);
+export const KVM_IRQ_LINE = iow(0x61, KVM_IRQ_LEVEL_LAYOUT.size);
+export const KVM_REINJECT_CONTROL = io(0x71);
 export const KVM_CREATE_PIT2 = iow(0x77, KVM_PIT_CONFIG_LAYOUT.size);
+export const KVM_GET_PIT2 = ior(0x9f, KVM_PIT_STATE2_LAYOUT.size);
 export const KVM_SET_CLOCK = iow(0x7b, KVM_CLOCK_DATA_LAYOUT.size);
 export const KVM_GET_CLOCK = ior(0x7c, KVM_CLOCK_DATA_LAYOUT.size);
 export const KVM_RUN = io(0x80);
@@ -81,6 +104,7 @@ export const KVM_GET_DEVICE_ATTR = iow(0xe2, KVM_DEVICE_ATTR_LAYOUT.size);
 export const KVM_API_VERSION = 12;
 export const KVM_EXIT_IO = 2;
 export const KVM_EXIT_HLT = 5;
+export const KVM_EXIT_MMIO = 6;
 export const KVM_EXIT_SHUTDOWN = 8;
 export const KVM_EXIT_FAIL_ENTRY = 9;
 export const KVM_EXIT_INTR = 10;
@@ -94,6 +118,8 @@ export const KVM_CAP_GET_TSC_KHZ = 61;
 export const KVM_CAP_TSC_CONTROL = 60;
 export const KVM_CAP_EXT_CPUID = 7;
 export const KVM_CAP_PIT2 = 33;
+export const KVM_CAP_REINJECT_CONTROL = 24;
+export const KVM_CAP_TSC_DEADLINE_TIMER = 72;
 export const KVM_CAP_VCPU_ATTRIBUTES = 127;
 export const KVM_VCPU_TSC_CTRL = 0;
 export const KVM_VCPU_TSC_OFFSET = 0;
@@ -115,6 +141,10 @@ export function uapiTable(): Map<string, number> {
     kvm_userspace_memory_region: KVM_USERSPACE_MEMORY_REGION_LAYOUT,
     kvm_pit_config: KVM_PIT_CONFIG_LAYOUT,
     kvm_device_attr: KVM_DEVICE_ATTR_LAYOUT,
+    kvm_irq_level: KVM_IRQ_LEVEL_LAYOUT,
+    kvm_pit_channel_state: KVM_PIT_CHANNEL_STATE_LAYOUT,
+    kvm_pit_state2: KVM_PIT_STATE2_LAYOUT,
+    kvm_reinject_control: KVM_REINJECT_CONTROL_LAYOUT,
   };
   for (const [name, l] of Object.entries(layouts)) {
     for (const [field, v] of Object.entries(l)) t.set(field === 'size' ? `sizeof.${name}` : `offsetof.${name}.${field}`, v);
@@ -130,6 +160,9 @@ export function uapiTable(): Map<string, number> {
     KVM_SET_TSS_ADDR,
     KVM_CREATE_IRQCHIP,
     KVM_CREATE_PIT2,
+    KVM_IRQ_LINE,
+    KVM_GET_PIT2,
+    KVM_REINJECT_CONTROL,
     KVM_SET_CLOCK,
     KVM_GET_CLOCK,
     KVM_RUN,
@@ -151,6 +184,7 @@ export function uapiTable(): Map<string, number> {
     KVM_API_VERSION,
     KVM_EXIT_IO,
     KVM_EXIT_HLT,
+    KVM_EXIT_MMIO,
     KVM_EXIT_SHUTDOWN,
     KVM_EXIT_FAIL_ENTRY,
     KVM_EXIT_INTR,
@@ -164,6 +198,8 @@ export function uapiTable(): Map<string, number> {
     KVM_CAP_TSC_CONTROL,
     KVM_CAP_EXT_CPUID,
     KVM_CAP_PIT2,
+    KVM_CAP_REINJECT_CONTROL,
+    KVM_CAP_TSC_DEADLINE_TIMER,
     KVM_CAP_VCPU_ATTRIBUTES,
     KVM_CLOCK_TSC_STABLE,
     KVM_CLOCK_REALTIME,

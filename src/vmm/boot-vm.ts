@@ -39,6 +39,8 @@ export interface BootVmOptions {
   hostRealtimeSteps?: () => Ns;
   /** See VirtualMachineOptions.tscFrequencyKhz. */
   tscFrequencyKhz?: number;
+  /** See VirtualMachineOptions.vmclock. */
+  vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -50,6 +52,19 @@ export interface BootVmOptions {
   updateIntervalNs?: Ns;
   cpuMode?: BootGuestOptions['cpuMode'];
   trace?: TraceRecorder;
+  /** The VM's name in trace sources ("vm0/vcpu0", "vm0/pit"). Default with a recorder: see traceVmName. */
+  name?: string;
+}
+
+// VMs booted into one recorder without a name are numbered in boot order (vm#0, vm#1, …), so their
+// events stay apart; the numbering lives with the recorder, not in a global counter.
+const tracedVms = new WeakMap<TraceRecorder, number>();
+
+/** The name a VM booted into `trace` gets when its options name none. */
+function traceVmName(trace: TraceRecorder): string {
+  const n = tracedVms.get(trace) ?? 0;
+  tracedVms.set(trace, n + 1);
+  return `vm#${n}`;
 }
 
 export class BootedVm {
@@ -78,6 +93,8 @@ export class BootedVm {
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
       ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),
       ...(opts.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: opts.tscFrequencyKhz } : {}),
+      ...(opts.vmclock ? { vmclock: opts.vmclock } : {}),
+      ...(opts.trace?.on ? { trace: opts.trace, name: opts.name ?? traceVmName(opts.trace) } : {}),
     });
     this.kernelEntryAt =
       this.vm.createdAt +

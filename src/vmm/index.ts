@@ -32,3 +32,4 @@ export {
   type Mc146818Options,
 } from './mc146818-get-time.ts';
 export { INVTSC_BLOCKER, MOVE_CLOCK_POLICY, type MoveClockPolicy, moveClockPolicy } from './snapshot.ts';
+export { type VmclockFlavor, VmclockDevice, vmclockFlavor } from './vmclock.ts';

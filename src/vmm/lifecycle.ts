@@ -105,6 +105,7 @@ export class VmLifecycle {
     this.current = { pausedAt: this.b.opts.scheduler.now, resumedAt: null, savedKvmclock: saved };
     this.plannedResume = resumeAt ?? null;
     this.b.vm.setVcpusPaused(true);
+    this.b.vm.vmclock?.pause();
     if (this.policy.stopsVirtualClock) this.b.vm.vmStateChange(false);
   }
 
@@ -113,11 +114,12 @@ export class VmLifecycle {
    * (src/vmm/machine.ts restoreClockState, which makes the VMM's KVM_SET_CLOCK), then the VM runs again as
    * after a pause — vm_start's KVMCLOCK_CTRL included — without the pause's own KVM_SET_CLOCK.
    */
-  restore(state: VmClockState | null, target: RestoreTarget): RestoreOutcome {
+  restore(state: VmClockState | null, target: RestoreTarget, kind: 'restore' | 'migration'): RestoreOutcome {
     const rec = this.current;
     if (!rec) throw new InputError('VM is not stopped', 'restore');
     const outcome = this.b.vm.restoreClockState(state, target);
     rec.savedKvmclock = null;
+    this.b.vm.vmclock?.postLoad(kind); // QEMU vmclock_post_load, Firecracker do_post_restore
     this.resume();
     return outcome;
   }
@@ -134,6 +136,7 @@ export class VmLifecycle {
     this.plannedResume = null;
     if (this.policy.stopsVirtualClock) this.b.vm.vmStateChange(true);
     this.b.vm.setVcpusPaused(false);
+    this.b.vm.vmclock?.resume();
     for (const v of this.b.vm.vcpus) v.run(v.id); // vCPUs re-enter: pending clock requests run now
   }
 }

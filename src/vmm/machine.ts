@@ -17,8 +17,13 @@ import {
 } from '../hypervisor/index.ts';
 import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/pvclock-abi.ts';
 import type { GuestPlatform } from '../guest/platform.ts';
+import type { TraceRecorder } from '../core/trace.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
+import { VmclockDevice, vmclockFlavor } from './vmclock.ts';
+
+/** Where the VMClock page sits in guest memory (the last page of the model's RAM). */
+export const VMCLOCK_GPA = 0x1f_f000n;
 
 export interface VirtualMachineOptions {
   profile: MachineProfile;
@@ -48,8 +53,13 @@ export interface VirtualMachineOptions {
   hostRealtime?: () => Ns;
   /** Steps applied to the host's CLOCK_REALTIME so far (settimeofday on the host), as KVM's host clock sees them. */
   hostRealtimeSteps?: () => Ns;
+  /** A VMClock device (QEMU `-device vmclock`, Firecracker's vmclock): see src/vmm/vmclock.ts. */
+  vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
   /** QEMU `-cpu …,tsc-frequency=N`: the guest TSC rate the VMM sets with KVM_SET_TSC_KHZ (default: the host's). */
   tscFrequencyKhz?: number;
+  /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
+  trace?: TraceRecorder;
+  name?: string;
 }
 
 /** What a VMM saves of a VM's clocks to snapshot or migrate it: KVM_GET_CLOCK, each vCPU's TSC and MSRs, the TSC rate. */
@@ -153,6 +163,8 @@ export class VirtualMachine {
       scheduler: opts.scheduler,
       hostRealtime: () => this.hostRealtimeFn(),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
+      ...(opts.trace ? { trace: opts.trace } : {}),
+      ...(opts.name !== undefined ? { name: opts.name } : {}),
     });
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
@@ -186,6 +198,26 @@ export class VirtualMachine {
       this.entryTimer = t;
     }
     this.platform = platform;
+    if (opts.vmclock) {
+      const flavor = vmclockFlavor(p.name);
+      if (!flavor) throw new InputError(`profile ${p.name} has no VMClock device (QEMU and Firecracker do)`, 'vmclock');
+      const vc = opts.vmclock;
+      this.vmclock = new VmclockDevice(
+        this.memory,
+        VMCLOCK_GPA,
+        flavor,
+        opts.scheduler,
+        vc.precise
+          ? {
+              guestTsc: () => this.guestTsc(),
+              guestTscHz: () => this.tscTrueHz(),
+              utcNow: () => epoch + this.sched.now,
+              esterrorNs: vc.esterrorNs,
+              maxerrorNs: vc.maxerrorNs,
+            }
+          : null,
+      );
+    }
     // The TSC rate change happens in a scheduler event, so counters change only at events
     const ch = opts.tscRateChange;
     if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => this.counterEpoch++).armAt(ch.atNs);
@@ -207,9 +239,10 @@ export class VirtualMachine {
       host: hostTk,
       memory: this.memory,
       scheduler: this.sched,
-      name: this.opts.profile.name,
+      name: this.opts.name ?? this.opts.profile.name,
       tscScaling,
       appliesTscOffset: !this.opts.profile.kvmPvm, // a PVM guest reads the host TSC
+      ...(this.opts.trace ? { trace: this.opts.trace } : {}),
     });
     (this as { kvm: KvmVm | null }).kvm = kvm;
     this.vcpus.length = 0;
@@ -267,6 +300,9 @@ export class VirtualMachine {
     this.kvm!.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
     return outcome;
   }
+
+  /** The VMClock device, when the VM has one. */
+  readonly vmclock: VmclockDevice | null = null;
 
   private vcpusPaused = false;
   /** GuestPlatform.counterEpoch: changes whenever the VMM changes a guest counter's rate or value. */

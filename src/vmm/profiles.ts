@@ -144,6 +144,38 @@ const qemuKvm = (invtsc: boolean): MachineProfile => ({
   vmToKernelNs: 350_000_000n,
 });
 
+/** Firecracker as a profile object, so the PVM variant below can start from it. */
+const FIRECRACKER: MachineProfile = {
+  name: 'firecracker',
+  description:
+    'Firecracker microVM: KVM leaves passed through, in-kernel PIT with speaker stub, no HPET, HW-reduced ACPI (no PM timer), no CMOS RTC',
+  command: 'firecracker --config-file vm.json',
+  sources: [
+    'firecracker src/vmm/src/vstate/vm.rs (KVM_CREATE_PIT2 with KVM_PIT_SPEAKER_DUMMY, KVM_CREATE_IRQCHIP)',
+    'firecracker src/vmm/src/cpu_config/x86_64/cpuid/ (normalize: KVM leaves and 0x80000007 invariant TSC from KVM_GET_SUPPORTED_CPUID)',
+    'firecracker src/vmm/src/acpi/ (FADT with HW_REDUCED_ACPI: no PM timer block)',
+    'firecracker src/vmm/src/vmm_config/boot_source.rs (DEFAULT_KERNEL_CMDLINE)',
+    'this machine: dmesg/sysfs/cpuinfo recorded in test/fixtures/guest/firecracker-6.18/',
+  ],
+  accel: 'kvm',
+  defaultVcpus: 2,
+  vmmCmdline: 'reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd',
+  cpuid: (h) => ({
+    vendor: h.vendor,
+    tsc: true,
+    tscDeadlineTimer: h.tscDeadline,
+    hypervisor: true,
+    invariantTsc: h.invariantTsc,
+    tscAdjust: h.tscAdjust,
+    arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
+    kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
+  }),
+  devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: false, pmTimerPort: 0 }, rtc: false, lapic: true },
+  pioReadNs: 2_500,
+  mmioReadNs: 6_000,
+  vmToKernelNs: 52_000_000n,
+};
+
 export const PROFILES: Record<string, MachineProfile> = {
   'qemu-kvm': qemuKvm(true),
   'qemu-kvm-noinvtsc': qemuKvm(false),
@@ -174,36 +206,7 @@ export const PROFILES: Record<string, MachineProfile> = {
     mmioReadNs: 2_000,
     vmToKernelNs: 900_000_000n,
   },
-  firecracker: {
-    name: 'firecracker',
-    description:
-      'Firecracker microVM: KVM leaves passed through, in-kernel PIT with speaker stub, no HPET, HW-reduced ACPI (no PM timer), no CMOS RTC',
-    command: 'firecracker --config-file vm.json',
-    sources: [
-      'firecracker src/vmm/src/vstate/vm.rs (KVM_CREATE_PIT2 with KVM_PIT_SPEAKER_DUMMY, KVM_CREATE_IRQCHIP)',
-      'firecracker src/vmm/src/cpu_config/x86_64/cpuid/ (normalize: KVM leaves and 0x80000007 invariant TSC from KVM_GET_SUPPORTED_CPUID)',
-      'firecracker src/vmm/src/acpi/ (FADT with HW_REDUCED_ACPI: no PM timer block)',
-      'firecracker src/vmm/src/vmm_config/boot_source.rs (DEFAULT_KERNEL_CMDLINE)',
-      'this machine: dmesg/sysfs/cpuinfo recorded in test/fixtures/guest/firecracker-6.18/',
-    ],
-    accel: 'kvm',
-    defaultVcpus: 2,
-    vmmCmdline: 'reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd',
-    cpuid: (h) => ({
-      vendor: h.vendor,
-      tsc: true,
-      tscDeadlineTimer: h.tscDeadline,
-      hypervisor: true,
-      invariantTsc: h.invariantTsc,
-      tscAdjust: h.tscAdjust,
-      arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
-      kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
-    }),
-    devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: false, pmTimerPort: 0 }, rtc: false, lapic: true },
-    pioReadNs: 2_500,
-    mmioReadNs: 6_000,
-    vmToKernelNs: 52_000_000n,
-  },
+  firecracker: FIRECRACKER,
   /**
    * Firecracker on kvm-pvm: the machines this project runs on that print "Hypervisor detected: PVM".
    * Firecracker's devices and KVM leaves as above (kvm-pvm's pvm_vcpu_after_set_cpuid leaves the KVM leaves,
@@ -213,6 +216,7 @@ export const PROFILES: Record<string, MachineProfile> = {
    * leaves (its pvm_init_platform is boot-only code, freed after boot; docs/fidelity.md ## vmm).
    */
   'firecracker-pvm': {
+    ...FIRECRACKER,
     name: 'firecracker-pvm',
     description:
       'Firecracker microVM on kvm-pvm (PVM guest): KVM leaves passed through, TSC kHz from the PVM MSR (the host tsc_khz exactly), in-kernel PIT with speaker stub, no HPET, no PM timer, no CMOS RTC',
@@ -223,26 +227,9 @@ export const PROFILES: Record<string, MachineProfile> = {
       "this workplace's 6.18 kernel (read from its text): pvm_get_tsc_khz reads MSR 0x4b564d13; kvm-pvm's pvm_get_msr answers virtual_tsc_khz, else tsc_khz",
       'virt-pvm/linux arch/x86/include/asm/pvm_para.h pvm_detect (CPL3 + KVM signature through PVM_SYNTHETIC_CPUID)',
     ],
-    accel: 'kvm',
     kvmPvm: true,
-    defaultVcpus: 2,
-    vmmCmdline: 'reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd',
-    cpuid: (h) => ({
-      vendor: h.vendor,
-      tsc: true,
-      tscDeadlineTimer: h.tscDeadline,
-      hypervisor: true,
-      invariantTsc: h.invariantTsc,
-      tscAdjust: h.tscAdjust,
-      arat: true,
-      kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
-      // Firecracker sets no TSC frequency (KVM_SET_TSC_KHZ) at boot: virtual_tsc_khz is the host's
-      pvm: { tscKhz: h.tscKhz },
-    }),
-    devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: false, pmTimerPort: 0 }, rtc: false, lapic: true },
-    pioReadNs: 2_500,
-    mmioReadNs: 6_000,
-    vmToKernelNs: 52_000_000n,
+    // Firecracker sets no TSC frequency (KVM_SET_TSC_KHZ) at boot: virtual_tsc_khz is the host's
+    cpuid: (h) => ({ ...FIRECRACKER.cpuid(h), pvm: { tscKhz: h.tscKhz } }),
   },
   'cloud-hypervisor': {
     name: 'cloud-hypervisor',

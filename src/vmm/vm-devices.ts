@@ -32,15 +32,18 @@ import {
   MmioBus,
   noIrq,
   Pit,
+  type PitCommon,
   PortBus,
   rtcBaseSeconds,
   SpeakerPort,
   type PortDevice,
 } from '../devices/index.ts';
 import type { CmosReading } from '../guest/platform.ts';
+import { KvmPit } from '../hypervisor/index.ts';
 import { KvmtoolRtc } from './kvmtool-rtc.ts';
 import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
 import type { MachineProfile } from './profiles.ts';
+import type { TraceRecorder } from '../core/trace.ts';
 import { VmVirtualClock } from './vm-clock.ts';
 
 /** QEMU's `-rtc` option (qemu-* profiles only; the other VMMs' RTCs always show host UTC). */
@@ -59,6 +62,9 @@ export interface VmDevicesOptions {
   /** The host's CLOCK_REALTIME (ns since the epoch): what `-rtc base=utc` and the host-clocked RTCs read. */
   hostRealtime: Clock;
   rtc?: RtcConfig;
+  /** Trace recorder the devices emit into, and the VM name their trace sources start with. */
+  trace?: TraceRecorder;
+  name?: string;
 }
 
 export type VmmKind = 'qemu' | 'firecracker' | 'cloud-hypervisor' | 'kvmtool';
@@ -82,7 +88,7 @@ export class VmDevices {
   /** QEMU_CLOCK_VIRTUAL (used by the qemu-* device set; other VMMs' devices never stop). */
   readonly virtualClock: VmVirtualClock;
   readonly rtc: CmosRtc | KvmtoolRtc | null = null;
-  readonly pit: Pit | null = null;
+  readonly pit: PitCommon | null = null;
   readonly speaker: SpeakerPort | null = null;
   readonly hpet: Hpet | null = null;
   readonly acpiPm: AcpiPmTimer | null = null;
@@ -100,6 +106,8 @@ export class VmDevices {
     const vclock = new VmVirtualClock(scheduler);
     this.virtualClock = vclock;
     const createdAt = scheduler.now;
+    const label = opts.name ?? p.name;
+    const tr = opts.trace ? { trace: opts.trace } : {};
     if (opts.rtc && !qemu) throw new InputError(`-rtc options are QEMU's; the ${p.name} RTC always shows host UTC`, 'rtc');
 
     if (p.devices.rtc) {
@@ -113,7 +121,8 @@ export class VmDevices {
           scheduler: onVm ? vclock.scheduler : scheduler,
           clock,
           irq: noIrq,
-          name: `${p.name}/rtc`,
+          name: `${label}/rtc`,
+          ...tr,
           baseSeconds: base,
         });
         this.rtcClock = clock;
@@ -126,7 +135,8 @@ export class VmDevices {
           scheduler,
           clock: opts.hostRealtime,
           irq: noIrq,
-          name: `${p.name}/cmos`,
+          name: `${label}/cmos`,
+          ...tr,
           baseSeconds: sec,
           startNs: sec * NSEC_PER_SEC,
         });
@@ -139,17 +149,12 @@ export class VmDevices {
     }
 
     if (p.devices.pit) {
-      const kvmPit = p.accel === 'kvm' ? { kvm: { reinject: true } } : {};
-      this.pit = qemu
-        ? new Pit({ scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${p.name}/pit`, ...kvmPit })
-        : new Pit({ scheduler, irq: noIrq, name: `${p.name}/pit`, ...kvmPit });
-      if (!qemu && this.pit.saveState().kvm) {
-        // KVM_CREATE_PIT2 alone: kvm_pit_reset sets every channel's mode to 0xff, so loading the count
-        // starts no hrtimer (arch/x86/kvm/i8254.c pit_load_count → destroy_pit_timer); only QEMU writes
-        // its own reset state (mode 3) into the kernel. Channel 0 is left without a timer here too.
-        const st = this.pit.saveState();
-        this.pit.restore({ ...st, kvm: { ...st.kvm!, expires: null } });
-      }
+      const deps = qemu
+        ? { scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${label}/pit`, ...tr }
+        : { scheduler, irq: noIrq, name: `${label}/pit`, ...tr };
+      // Under KVM the PIT is the kernel's. Only QEMU writes its own reset state (mode 3) into it; after
+      // KVM_CREATE_PIT2 alone kvm_pit_reset's mode 0xff starts no hrtimer (arch/x86/kvm/i8254.c).
+      this.pit = p.accel === 'kvm' ? new KvmPit({ ...deps, reinject: true, reset: qemu ? 'qemu' : 'kvm' }) : new Pit(deps);
       this.ports.map(0x40, 4, this.pit!);
       if (p.devices.pit.speakerPort) {
         this.speaker = new SpeakerPort(this.pit!);
@@ -158,7 +163,7 @@ export class VmDevices {
     }
 
     if (p.devices.hpet) {
-      this.hpet = new Hpet({ scheduler: vclock.scheduler, clock: vclock.clock, irqs: [], name: `${p.name}/hpet` });
+      this.hpet = new Hpet({ scheduler: vclock.scheduler, clock: vclock.clock, irqs: [], name: `${label}/hpet`, ...tr });
       this.mmio.map(HPET_BASE, HPET_LEN, this.hpet!, { min: 4, max: 8 });
     }
 
@@ -172,7 +177,8 @@ export class VmDevices {
           scheduler: vclock.scheduler,
           clock: vclock.clock,
           irq: noIrq,
-          name: `${p.name}/acpi-pm`,
+          name: `${label}/acpi-pm`,
+          ...tr,
           base: port - 8,
         });
         this.ports.map(port - 8, AcpiPmTimer.LENGTH, this.acpiPm!, 4);
@@ -182,7 +188,8 @@ export class VmDevices {
           scheduler,
           clock: () => scheduler.now - createdAt,
           irq: noIrq,
-          name: `${p.name}/pm-timer`,
+          name: `${label}/pm-timer`,
+          ...tr,
           base: port - 8,
         });
         this.ports.map(port, 4, this.acpiPm!, 4);

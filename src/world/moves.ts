@@ -17,8 +17,9 @@ interface Stopped {
 }
 
 /** Stop the VM now and save its clocks (the VMM pauses a VM before saving it). */
-function stopAndSave(world: World, run: VmRun, sync: GuestSync | null, resumeAt: Ns): Stopped {
-  const { engine } = world;
+function stopAndSave(world: World, run: VmRun, sync: GuestSync | null, resumeAt: Ns, marker: string): Stopped {
+  const { engine, trace } = world;
+  if (trace.on) trace.instant(engine.now, run.vm.name, marker, ['vm_stop']);
   const offsetBefore = run.offset(engine.now);
   const monoBefore = run.monotonic();
   sync?.onPause();
@@ -47,9 +48,11 @@ function restoreOn(
   describe: (change: string, mono: string, note: string) => { kind: 'restore' | 'migration'; verdict: string },
   gap: Ns,
   at: Ns,
+  kindOf: 'restore' | 'migration',
 ): void {
-  const { engine } = world;
-  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts));
+  const { engine, trace } = world;
+  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts), kindOf);
+  if (trace.on) trace.instant(engine.now, run.vm.name, kindOf === 'restore' ? 'qemu_loadvm_state' : 'migration_completion', ['vm_start']);
   run.host = world.host(hostName);
   run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource
   const after = run.offset(engine.now);
@@ -97,7 +100,7 @@ export function scheduleSnapshots(world: World, run: VmRun, sync: GuestSync | nu
     let stopped: Stopped | null = null;
     const back = sn.atNs + sn.restoreAfterNs;
     engine.at(sn.atNs, () => {
-      stopped = stopAndSave(world, run, sync, back);
+      stopped = stopAndSave(world, run, sync, back, 'qemu_savevm_state');
       run.events.push({
         kind: 'snapshot',
         at_s: Number(sn.atNs) / 1e9,
@@ -124,6 +127,7 @@ export function scheduleSnapshots(world: World, run: VmRun, sync: GuestSync | nu
         }),
         sn.restoreAfterNs,
         back,
+        'restore',
       ),
     );
   }
@@ -137,7 +141,7 @@ export function scheduleMigrations(world: World, run: VmRun, sync: GuestSync | n
     let stopped: Stopped | null = null;
     const back = m.atNs + m.downtimeNs;
     engine.at(m.atNs, () => {
-      stopped = stopAndSave(world, run, sync, back);
+      stopped = stopAndSave(world, run, sync, back, 'qmp_migrate');
     });
     if (back > end) continue;
     engine.at(back, () => {
@@ -158,6 +162,7 @@ export function scheduleMigrations(world: World, run: VmRun, sync: GuestSync | n
         }),
         m.downtimeNs,
         m.atNs,
+        'migration',
       );
     });
   }

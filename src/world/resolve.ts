@@ -53,6 +53,7 @@ export interface ResolvedVm {
   snapshots: ResolvedSnapshot[];
   migrations: ResolvedMigration[];
   tscFrequencyKhz?: number;
+  vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
   sync: Scenario['vms'][number]['sync'];
   /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
   initialOffsetNs?: Ns;
@@ -132,6 +133,9 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     })),
     migrations: vm.migrations.map((m) => ({ atNs: m.at, to: m.to, downtimeNs: m.downtime, tscScaling: m.tsc_scaling })),
     ...(vm.tsc_frequency_khz !== undefined ? { tscFrequencyKhz: vm.tsc_frequency_khz } : {}),
+    ...(vm.vmclock !== undefined
+      ? { vmclock: { precise: vm.vmclock.precise, esterrorNs: vm.vmclock.esterror, maxerrorNs: vm.vmclock.maxerror } }
+      : {}),
     sync: vm.sync,
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
   };

@@ -9,7 +9,7 @@ import { InputError } from '../core/errors.ts';
 import type { Ns } from '../core/time.ts';
 import { parseDuration } from '../core/units.ts';
 import { parseCmdline } from '../guest/cmdline.ts';
-import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy } from '../vmm/index.ts';
+import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy, vmclockFlavor } from '../vmm/index.ts';
 
 /** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */
 export const MAX_DURATION_NS = 1000n * 31_536_000_000_000_000n; // 1000 y
@@ -195,6 +195,21 @@ export const vmSchema = z.strictObject({
   pauses: z.array(pauseSchema).default([]).describe('VMM pause/resume events (each VMM handles kvmclock its own way)'),
   snapshots: z.array(snapshotSchema).default([]).describe('the VMM saves the VM, which is gone for restore_after, then restores it'),
   migrations: z.array(migrationSchema).default([]).describe('live migrations to another host, with a stop-and-copy downtime'),
+  vmclock: z
+    .strictObject({
+      precise: z
+        .boolean()
+        .default(false)
+        .describe(
+          'the host also publishes the guest TSC → UTC relation (the ABI allows it; QEMU and Firecracker publish only the markers)',
+        ),
+      esterror: duration.prefault('1us').describe('precise: the estimated error the host states for the published time'),
+      maxerror: duration.prefault('10us').describe('precise: the maximum error the host states'),
+    })
+    .optional()
+    .describe(
+      'a VMClock device (QEMU -device vmclock, Firecracker vmclock): disruption_marker and vm_generation_counter across restores and migrations',
+    ),
   tsc_frequency_khz: z
     .number()
     .int()
@@ -406,6 +421,8 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
           message: `QEMU refuses on the destination: "TSC frequency mismatch between VM (${want} kHz) and host (${dstKhz} kHz), and TSC scaling unavailable"`,
         };
     }
+    if (vm.vmclock !== undefined && vmclockFlavor(vm.profile) === null)
+      return { path: ['vms', i, 'vmclock'], message: `profile ${vm.profile} has no VMClock device (QEMU and Firecracker do)` };
     if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
       return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
   }

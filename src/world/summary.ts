@@ -1,4 +1,5 @@
 // The run's summary: per host and per VM, what summary.json holds (integer ns as strings).
+import { VMCLOCK_COUNTER_X86_TSC, vmclockReadNs } from '../core/vmclock-abi.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 
@@ -43,6 +44,8 @@ export interface VmSummary {
   pauses: PauseSummary[];
   events: VmEvent[];
   final_clocksource: string;
+  /** With a VMClock device: what the guest reads in it at the end (precise: its time minus true UTC). */
+  vmclock?: { disruption_marker: string; vm_generation_counter: string; clock_status: number; time_offset_ns: string | null };
   /** What the guest kernel printed after boot (dmesg lines after its first 3 s), e.g. the watchdog's verdicts. */
   kernel_log: string[];
   /** With sync method chrony: `chronyc tracking` at the end of the run. */
@@ -146,6 +149,22 @@ function uptimeOf(line: string): number {
   return m ? Number(m[1]) : 0;
 }
 
+function vmclockSummary(r: VmRun): Pick<VmSummary, 'vmclock'> {
+  const dev = r.boot?.vm.vmclock;
+  if (!dev || !r.boot?.entered) return {};
+  const rec = dev.read();
+  const t = r.boot.opts.scheduler.now;
+  const read = rec.counterId === VMCLOCK_COUNTER_X86_TSC ? vmclockReadNs(rec, r.boot.vm.guestTsc()) : null;
+  return {
+    vmclock: {
+      disruption_marker: String(rec.disruptionMarker),
+      vm_generation_counter: String(rec.vmGenerationCounter),
+      clock_status: rec.clockStatus,
+      time_offset_ns: read === null ? null : String(read - (r.boot.opts.epochNs ?? 0n) - t),
+    },
+  };
+}
+
 function vmSummary(r: VmRun): VmSummary {
   const st = r.stats;
   const g = r.boot?.entered ? r.boot.guest : null;
@@ -165,6 +184,7 @@ function vmSummary(r: VmRun): VmSummary {
     pauses: r.pauses,
     events: r.events,
     final_clocksource: g ? g.currentClocksource().trim() : '',
+    ...vmclockSummary(r),
     kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
     ...chronySummary(r),
   };

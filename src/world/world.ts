@@ -92,6 +92,7 @@ export class World {
       hostRealtime: () => host.realtime(engine.now), // what the VMM's RTC (and kvmtool's time()) read
       hostRealtimeSteps: () => host.realtimeStepsNs,
       ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
+      ...(vm.vmclock ? { vmclock: vm.vmclock } : {}),
       scheduler: engine,
       epochNs: this.scenario.epochNs,
       ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
@@ -99,6 +100,7 @@ export class World {
       updateIntervalNs: vm.updateIntervalNs,
       vcpuEntryIntervalNs: vm.updateIntervalNs,
       trace: this.trace,
+      name: vm.name,
     });
   }
 }

@@ -20,7 +20,10 @@ test('PM_TMR counts at 3.579545 MHz and wraps at 24 bits (or 32 with TMR_VAL_EXT
   t.engine.run(1_000_000_000n);
   assert.equal(t.pm.portRead(0x608, 4), 3_579_545);
   assert.equal(t.pm.portRead(0x608, 1), 3_579_545 & 0xff);
-  assert.equal(t.pm.portRead(0x609, 1), (3_579_545 >> 8) & 0xff);
+  // QEMU's memory core widens a byte read at +9 to the handler's 4 bytes at the same address, and the
+  // handler ignores the address: the low byte again (access_with_adjusted_size, acpi_pm_tmr_read)
+  assert.equal(t.pm.portRead(0x609, 1), 3_579_545 & 0xff);
+  assert.equal(t.pm.portRead(0x60a, 2), 3_579_545 & 0xffff);
   assert.equal(t.pm.portRead(0x608, 2), 3_579_545 & 0xffff);
   t.engine.run(5_000_000_000n);
   assert.equal(t.pm.portRead(0x608, 4), 17_897_725 - 16_777_216);

@@ -79,7 +79,8 @@ function checkInvariants(m: PcMachine, lastCounter: { v: bigint; enabled: boolea
   const cfg = m.mmio.read(0xfed00010n, 4);
   assert.equal(cfg & ~3n, 0n, 'HPET config holds only ENABLE and LEG_RT');
   assert.equal(m.mmio.read(0xfed00000n, 4), 0x8086a201n, 'HPET capabilities are constant');
-  assert.equal(m.mmio.read(0xfed00020n, 4) & ~7n, 0n, 'HPET status has bits only for timers 0-2');
+  // timer 3 is QEMU 7.2's live register block past the last timer: it can latch a level interrupt too
+  assert.equal(m.mmio.read(0xfed00020n, 4) & ~0xfn, 0n, 'HPET status has bits only for timers 0-3');
   const counter = m.hpet.counter();
   const enabled = (cfg & 1n) === 1n;
   if (enabled && lastCounter.enabled) assert.ok(counter >= lastCounter.v, 'HPET counter never goes back while enabled');
@@ -113,12 +114,7 @@ test('fuzz: a snapshot taken mid-sequence restores into a fresh machine with ide
   for (let i = 0; i < 3_000; i++) step(m, r);
   const saved = JSON.parse(JSON.stringify(m.saveState()));
   const n = machine();
-  n.runUntil(m.now);
-  n.rtc.restore(saved.rtc);
-  n.pit.restore(saved.pit);
-  n.speaker.restore(saved.speaker);
-  n.hpet.restore(saved.hpet);
-  n.acpiPm!.restore(saved.acpiPm);
+  n.restore(saved);
   const again = JSON.parse(JSON.stringify(n.saveState()));
   // hpet_post_load recomputes hpet_offset from the saved counter, dropping the sub-10 ns phase
   assert.equal(n.hpet.counter(), m.hpet.counter());

@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Engine } from '../../src/core/engine.ts';
-import { Hpet, RecordingIrq } from '../../src/devices/index.ts';
+import { Hpet, type HpetOptions, RecordingIrq } from '../../src/devices/index.ts';
 
-function make() {
+function make(opts: Pick<HpetOptions, 'cmp64Write' | 'periodicAdvance'> = {}) {
   const engine = new Engine();
   const irqs = Array.from({ length: 24 }, () => new RecordingIrq());
   const legacy: boolean[] = [];
-  const hpet = new Hpet({ scheduler: engine, irqs, onLegacyRoute: (on) => legacy.push(on) });
+  const hpet = new Hpet({ scheduler: engine, irqs, onLegacyRoute: (on) => legacy.push(on), ...opts });
   const rd = (off: number) => hpet.mmioRead(off, 4);
   const wr = (off: number, v: bigint) => hpet.mmioWrite(off, 4, v);
   const rd64 = (off: number) => hpet.mmioRead(off, 8);
@@ -97,8 +97,8 @@ test('level timer sets its status bit and holds the line until the bit is writte
   assert.equal(h.irqs[5]!.level, false);
 });
 
-test('periodic timer: with VAL_SET the first write sets comparator and period; the comparator advances by the period on each match', () => {
-  const h = make();
+test('periodic timer: with VAL_SET the first write sets comparator and period; the comparator advances by the period on each match (periodicAdvance reached)', () => {
+  const h = make({ cmp64Write: 'atomic', periodicAdvance: 'reached' });
   h.wr(0x100, 0x4cn | (3n << 9n)); // periodic | enable | VAL_SET, IRQ3
   h.hpet.mmioWrite(0x108, 8, 1000n);
   assert.equal(h.rd(0x100) & 0x40n, 0n, 'VAL_SET clears itself');
@@ -110,8 +110,48 @@ test('periodic timer: with VAL_SET the first write sets comparator and period; t
   assert.equal(h.rd64(0x108), 6000n);
 });
 
-test('32-bit periodic mode: the comparator wraps modulo 2^32 and the timer keeps firing across the counter wrap', () => {
+test('64-bit comparator writes: QEMU 7.2 splits them (the high half of a VAL_SET write lands in the period); cmp64Write atomic writes both halves', () => {
+  for (const mode of ['split', 'atomic'] as const) {
+    const h = make({ cmp64Write: mode });
+    h.wr(0x100, 0x48n); // periodic | VAL_SET
+    h.hpet.mmioWrite(0x108, 8, 0x9_0000_0010n);
+    assert.equal(h.rd64(0x108), mode === 'split' ? 0xffff_ffff_0000_0010n : 0x9_0000_0010n, mode);
+    h.wr(0x100, 0x100n); // 32-bit one-shot: a split write's high half is not masked
+    h.hpet.mmioWrite(0x108, 8, 0x1234_5678_9abc_def0n);
+    assert.equal(h.rd64(0x108), mode === 'split' ? 0x1234_5678_9abc_def0n : 0x9abc_def0n, mode);
+  }
+});
+
+test("QEMU 7.2's timer-id check leaves the registers of the timer past the last live: zero, never reset, writable", () => {
   const h = make();
+  assert.equal(h.rd64(0x160), 0n);
+  assert.equal(h.rd64(0x168), 0n);
+  h.hpet.mmioWrite(0x168, 8, 0x10_0000_0020n);
+  assert.equal(h.rd64(0x168), 0x10_0000_0020n);
+  assert.equal(h.rd64(0x180), 0n, 'two past the last reads 0');
+  h.hpet.mmioWrite(0x188, 8, 5n);
+  assert.equal(h.rd64(0x188), 0n);
+});
+
+test("QEMU 7.2's periodic timer (default): a comparator hit exactly is advanced only once the counter is past it, so it fires again one tick later", () => {
+  const h = make();
+  h.wr(0x10c, 0n); // one-shot: the comparator's high half
+  h.wr(0x100, 0x4cn | (3n << 9n)); // periodic | enable | VAL_SET, IRQ3
+  h.wr(0x108, 1000n); // comparator and period 1000 ticks (10 µs)
+  h.wr(0x10c, 0n); // VAL_SET consumed: the period's high half
+  h.wr(0x010, 1n);
+  h.engine.run(10_000n);
+  assert.equal(h.irqs[3]!.raises, 1, 'at the comparator');
+  assert.equal(h.rd(0x108), 1000n, 'counter == comparator: not past, not advanced (hpet_time_after)');
+  h.engine.run(10_010n);
+  assert.equal(h.irqs[3]!.raises, 2, 'hpet_calculate_diff gives 1 tick: fires again 10 ns later');
+  assert.equal(h.rd(0x108), 2000n);
+  h.engine.run(50_050n);
+  assert.equal(h.irqs[3]!.raises, 10, 'twice per period');
+});
+
+test('32-bit periodic mode: the comparator wraps modulo 2^32 and the timer keeps firing across the counter wrap (periodicAdvance reached)', () => {
+  const h = make({ periodicAdvance: 'reached' });
   h.wr(0x0f0, 0xffff_ff00n); // counter while halted
   h.wr(0x100, 0x14cn | (3n << 9n)); // 32-bit | periodic | enable | VAL_SET
   h.wr(0x108, 0xffff_ff80n);
@@ -187,13 +227,13 @@ test('legacy replacement routes timer 0 to IRQ0 and timer 1 to IRQ8 whatever the
 });
 
 test('saveState/restore continues the counter from the saved value and keeps armed comparators', () => {
-  const a = make();
+  const a = make({ cmp64Write: 'atomic', periodicAdvance: 'reached' });
   a.wr(0x100, 0x4cn | (3n << 9n));
   a.hpet.mmioWrite(0x108, 8, 1000n);
   a.wr(0x010, 1n);
   a.engine.run(25_000n);
   const state = JSON.parse(JSON.stringify(a.hpet.saveState()));
-  const b = make();
+  const b = make({ cmp64Write: 'atomic', periodicAdvance: 'reached' });
   b.engine.run(7_000_000n); // restored at a different time on the new host
   b.hpet.restore(state);
   assert.equal(b.rd64(0x0f0), 2500n);

@@ -1,4 +1,5 @@
-// i8254 PIT: read-back status, access modes, latching, counting per mode, port 0x61, QEMU and KVM IRQ0.
+// i8254 PIT: read-back status, access modes, latching, counting per mode, port 0x61, QEMU's IRQ0.
+// KVM's in-kernel PIT (the same counter with KVM's hrtimer) is tested in test/hypervisor/kvm-pit.test.ts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Engine } from '../../src/core/engine.ts';
@@ -7,10 +8,10 @@ import { Pit, RecordingIrq, SpeakerPort } from '../../src/devices/index.ts';
 /** Smallest ns at which `ticks` PIT input ticks have elapsed: ceil(ticks * 1e9 / 1193182). */
 const ticksNs = (ticks: bigint) => (ticks * 1_000_000_000n + 1_193_181n) / 1_193_182n;
 
-function make(kvm?: { reinject: boolean; minTimerPeriodUs?: number }) {
+function make() {
   const engine = new Engine();
   const irq = new RecordingIrq();
-  const pit = new Pit({ scheduler: engine, irq, ...(kvm ? { kvm } : {}) });
+  const pit = new Pit({ scheduler: engine, irq });
   const out = (p: number, v: number) => pit.portWrite(p, 1, v);
   const inp = (p: number) => pit.portRead(p, 1);
   const status = (ch: number) => (out(0x43, 0xe0 | (2 << ch)), inp(0x40 + ch));
@@ -136,82 +137,6 @@ test('mode 1: a rising gate edge restarts the count', () => {
   p.engine.run(ticksNs(400n) + ticksNs(100n));
   p.out(0x43, 0x80);
   assert.equal(p.inp(0x42) | (p.inp(0x42) << 8), 1000 - 100);
-});
-
-test('KVM reinject: missed ticks are counted and delivered one per acknowledgement', () => {
-  const p = make({ reinject: true });
-  p.load(0, 0x34, 1193); // period 999_847 ns
-  p.engine.run(10_000_000n); // 10 ticks, guest never acknowledges
-  assert.equal(p.irq.raises, 1);
-  assert.equal(p.pit.pendingTicks, 10);
-  p.pit.ackIrq(); // EOI of the first: the next pending tick goes in at once
-  assert.equal(p.irq.raises, 2);
-  for (let i = 0; i < 8; i++) p.pit.ackIrq();
-  assert.equal(p.irq.raises, 10);
-  p.pit.ackIrq();
-  assert.equal(p.irq.raises, 10, 'nothing left to reinject');
-});
-
-test('KVM: unmasking IRQ0 drops the ticks waiting for reinjection (pit_mask_notifier)', () => {
-  const p = make({ reinject: true });
-  p.load(0, 0x34, 1193);
-  p.engine.run(10_000_000n);
-  assert.equal(p.pit.pendingTicks, 10);
-  p.pit.irqMaskChanged(true);
-  assert.equal(p.pit.pendingTicks, 10);
-  p.pit.irqMaskChanged(false);
-  assert.equal(p.pit.pendingTicks, 0);
-  p.engine.run(11_000_000n);
-  assert.equal(p.irq.raises, 2, 'the next tick injects at once: irq_ack was reset too');
-});
-
-test('KVM: channel 0 runs its reset-time 18.2 Hz periodic timer (mode 3, count 0x10000) until reprogrammed', () => {
-  const p = make({ reinject: false });
-  p.engine.run(1_000_000_000n);
-  assert.equal(p.irq.raises, 18); // 65536 / 1193182 s = 54.925 ms per tick
-});
-
-test('KVM discard: every tick injects whether or not the last was acknowledged', () => {
-  const p = make({ reinject: false });
-  p.load(0, 0x34, 1193);
-  p.engine.run(10_000_000n);
-  assert.equal(p.irq.raises, 10);
-  assert.equal(p.pit.pendingTicks, 0);
-});
-
-test('KVM clamps a periodic channel 0 to min_timer_period_us; the first expiry still uses the requested interval', () => {
-  const p = make({ reinject: false });
-  p.load(0, 0x34, 100); // 83_809 ns requested
-  p.engine.run(1_000_000n);
-  // expiries at 83_809 + k * 200_000: 83_809, 283_809, 483_809, 683_809, 883_809
-  assert.equal(p.irq.raises, 5);
-  assert.equal(p.pit.stats.clamped, 1);
-  const q = make({ reinject: false, minTimerPeriodUs: 50 });
-  q.load(0, 0x34, 100);
-  q.engine.run(1_000_000n);
-  assert.equal(q.irq.raises, 11); // 83_809 * k <= 1 ms
-});
-
-test('KVM one-shot (mode 0) fires once; channel 0 counts down from the hrtimer and wraps past zero (__kpit_elapsed)', () => {
-  const p = make({ reinject: true });
-  p.load(0, 0x30, 1000);
-  p.engine.run(ticksNs(400n));
-  p.out(0x43, 0x00);
-  assert.equal(p.inp(0x40) | (p.inp(0x40) << 8), 600);
-  p.engine.run(10_000_000n);
-  assert.equal(p.irq.raises, 1);
-  // 10 ms = 11931.8 ticks after the load: 1000 - 11931 wrapped to 16 bits
-  p.out(0x43, 0x00);
-  assert.equal(p.inp(0x40) | (p.inp(0x40) << 8), (1000 - 11931) & 0xffff);
-});
-
-test('KVM periodic channel 0 reads count against the clamped period', () => {
-  const p = make({ reinject: false });
-  p.load(0, 0x34, 100); // 83,809 ns requested, period clamped to 200 µs
-  p.engine.run(83_809n + 100_000n); // 100 µs after the first expiry
-  p.out(0x43, 0x00);
-  // elapsed = 200,000 - (283,809 - 183,809) = 100,000 ns = 119 ticks; mode 2: 100 - 119 % 100
-  assert.equal(p.inp(0x40) | (p.inp(0x40) << 8), 81);
 });
 
 test('saveState/restore round-trips channel state and the armed IRQ0 timer', () => {

@@ -136,3 +136,103 @@ test('`timevisor devices qtest` answers a script on stdin and exits at end of in
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /unknown machine 'q35'/);
 });
+
+test('an IRQ flood streams through the emit sink: millions of lines for one clock_step, then its answer', () => {
+  const lines: string[] = [];
+  let irq = 0;
+  const s = new QtestSession({ rtcBaseSeconds: 0n }, (l) => (l.startsWith('IRQ ') ? irq++ : lines.push(l)));
+  for (const l of ['irq_intercept_in ioapic', 'outb 0x43 0x34', 'outb 0x40 0x02', 'outb 0x40 0x00']) assert.deepEqual(s.handle(l), []);
+  s.handle('clock_step 2000000000');
+  // divisor 2 in mode 2: IRQ0 changes about once per input tick (2 s × 1,193,182 Hz); the sink must see
+  // exactly the lines a collecting session returns
+  const collecting = session();
+  run(collecting, 'irq_intercept_in ioapic\noutb 0x43 0x34\noutb 0x40 0x02\noutb 0x40 0x00');
+  const collected = collecting.handle('clock_step 2000000000');
+  assert.ok(irq > 2_380_000, `${irq} IRQ lines`);
+  assert.equal(irq, collected.length - 1);
+  assert.deepEqual(lines, ['OK', 'OK', 'OK', 'OK', 'OK 2000000000']);
+});
+
+test('clock_step 2^63-1 with periodic timers is refused at once with FAIL, the clock stays, and the session goes on', () => {
+  const s = session();
+  const [refused, ...rest] = run(s, 'clock_step 9223372036854775807');
+  assert.deepEqual(rest, []);
+  // the PIT's reset-time 18.2 Hz square wave alone would be 3.4e11 events
+  assert.match(
+    refused!,
+    /^FAIL a step of 9223372036854775807 ns could dispatch \d{12} timer events \(limit 50000000\); step in smaller parts$/,
+  );
+  assert.deepEqual(run(s, 'clock_step 1000'), ['OK 1000'], 'the clock stayed at 0');
+  assert.deepEqual(run(s, 'clock_set 9223372036854775808'), [
+    'FAIL time 9223372036854775808 is past the largest virtual time (9223372036854775807 ns)',
+  ]);
+  assert.deepEqual(run(s, 'clock_step 1000'), ['OK 2000']);
+});
+
+test('`devices qtest` writes every answer of an IRQ flood and the answers after it, in order', () => {
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'timevisor.js');
+  const r = spawnSync(process.execPath, [bin, 'devices', 'qtest'], {
+    input: 'irq_intercept_in ioapic\noutb 0x43 0x34\noutb 0x40 0x02\noutb 0x40 0x00\nclock_step 300000000\nendianness\n',
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const out = r.stdout.split('\n');
+  const model = new QtestSession({ rtcBaseSeconds: 0n });
+  run(model, 'irq_intercept_in ioapic\noutb 0x43 0x34\noutb 0x40 0x02\noutb 0x40 0x00');
+  const expected = model.handle('clock_step 300000000').length - 1; // about one per tick of 0.3 s × 1,193,182 Hz
+  assert.ok(expected > 350_000);
+  assert.equal(out.filter((l) => l.startsWith('IRQ ')).length, expected);
+  assert.deepEqual(
+    out.filter((l) => !l.startsWith('IRQ ')),
+    ['OK', 'OK', 'OK', 'OK', 'OK 300000000', 'OK little', ''],
+  );
+});
+
+test('`devices qtest` refuses bad --utc-offset and --acpi-pm values with one line naming the option, exit 2', () => {
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'timevisor.js');
+  const cases: [string, string][] = [
+    ['--utc-offset', 'abc'],
+    ['--utc-offset', '1.5'],
+    ['--utc-offset', '1e20'],
+    ['--acpi-pm', 'abc'],
+    ['--acpi-pm', '-1'],
+    ['--acpi-pm', '70000'],
+    ['--hpet-cmp64', 'both'],
+  ];
+  for (const [opt, value] of cases) {
+    const r = spawnSync(process.execPath, [bin, 'devices', 'qtest', `${opt}=${value}`], {
+      input: 'endianness\n',
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 2, `${opt} ${value}: ${r.stderr}`);
+    assert.equal(r.stdout, '', `${opt} ${value}: no answers`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.ok(lines[0]!.includes(opt), `${opt} ${value}: ${lines[0]}`);
+  }
+  const ok = spawnSync(process.execPath, [bin, 'devices', 'qtest', '--acpi-pm', '0xb000', '--utc-offset', '-3600'], {
+    input: 'inl 0xb008\n',
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.equal(ok.stdout, 'OK 0x0000\n', ok.stderr);
+});
+
+test('`devices qtest` stops quietly when its reader goes away in the middle of a flood (EPIPE)', () => {
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'timevisor.js');
+  const script = 'irq_intercept_in ioapic\\noutb 0x43 0x34\\noutb 0x40 0x02\\noutb 0x40 0x00\\nclock_step 3000000000\\n';
+  const r = spawnSync(
+    'bash',
+    ['-c', `printf '${script}' | '${process.execPath}' '${bin}' devices qtest | head -1; exit \${PIPESTATUS[1]}`],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
+  assert.equal(r.stdout, 'OK\n');
+  assert.equal(r.stderr, '');
+  assert.equal(r.status, 0);
+});

@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Engine } from '../../src/core/engine.ts';
 import { TraceRecorder } from '../../src/core/trace.ts';
-import { APIC_LVTT, APIC_TDCR, APIC_TMICT, CmosRtc, LapicTimer, Pit, RecordingIrq } from '../../src/devices/index.ts';
+import { APIC_LVTT, APIC_TDCR, APIC_TMICT, CmosRtc, LapicTimer, RecordingIrq } from '../../src/devices/index.ts';
+import { KvmPit } from '../../src/hypervisor/index.ts';
 
 test('KVM PIT traces create_pit_timer, pit_timer_fn and kvm_set_irq; the LAPIC timer its hv/sw switch', () => {
   const engine = new Engine();
   const trace = new TraceRecorder({ enabled: true });
-  const pit = new Pit({ scheduler: engine, irq: new RecordingIrq(), trace, name: 'vm0/pit', kvm: { reinject: false } });
+  const pit = new KvmPit({ scheduler: engine, irq: new RecordingIrq(), trace, name: 'vm0/pit', reinject: false });
   pit.portWrite(0x43, 1, 0x34);
   pit.portWrite(0x40, 1, 0xa9);
   pit.portWrite(0x40, 1, 0x04);

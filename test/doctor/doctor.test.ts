@@ -98,6 +98,7 @@ test('on a non-Linux system every reading says why it is missing', async () => {
     live: true,
     readText: (p) => missing(`${p}: does not exist`),
     listDir: (p) => missing(`${p}: does not exist`),
+    chronyc: () => missing('chronyc is not installed'),
     exists: () => false,
     kernelLog: () => missing('no Linux kernel log on darwin'),
   };

@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import type { UnavailableError } from '../../src/core/errors.ts';
 import { QgaClient } from '../../src/lab/qga.ts';
 import { QmpClient } from '../../src/lab/qmp.ts';
 
@@ -111,6 +112,137 @@ test('QMP: greeting, qmp_capabilities first, replies matched by id, events kept,
     );
   } finally {
     qmp.close();
+    p.done();
+  }
+});
+
+/** A scripted agent: `answer` gets each request (0xFF bytes removed) and the socket to reply on. */
+async function agent(answer: (req: { execute: string; arguments?: { id?: number } }, s: Socket) => void) {
+  return peer((s) => {
+    let buf = '';
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1').replace(/\xff/g, '');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        answer(JSON.parse(line), s);
+      }
+    });
+    s.on('error', () => undefined);
+  });
+}
+
+test('QGA: a request with no reply times out naming the command; the client stays usable', async () => {
+  let n = 0;
+  const p = await agent((req, s) => {
+    n++;
+    if (req.execute === 'guest-ping' && n === 1) return; // the first ping is never answered
+    if (req.execute === 'guest-sync-delimited')
+      s.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${req.arguments!.id}}\n`)]));
+    else s.write('{"return": {}}\n');
+  });
+  const qga = await QgaClient.connect(p.path);
+  try {
+    await assert.rejects(qga.execute('guest-ping', undefined, 150), (e: UnavailableError) => {
+      assert.equal(e.message, 'guest agent did not answer guest-ping');
+      assert.equal(e.reason, 'no reply within 150 ms');
+      return true;
+    });
+    await qga.ping();
+  } finally {
+    qga.close();
+    p.done();
+  }
+});
+
+test('QGA: a reply that arrives after its timeout is not taken for the next request’s (the client re-syncs first)', async () => {
+  const seen: string[] = [];
+  const p = await agent((req, s) => {
+    seen.push(req.execute);
+    if (req.execute === 'guest-get-time' && seen.filter((x) => x === 'guest-get-time').length === 1)
+      setTimeout(() => s.write('{"return": 111}\n'), 300); // late
+    else if (req.execute === 'guest-get-time') s.write('{"return": 222}\n');
+    else if (req.execute === 'guest-sync-delimited')
+      setTimeout(() => s.write(Buffer.concat([Buffer.from([0xff]), Buffer.from(`{"return": ${req.arguments!.id}}\n`)])), 350);
+  });
+  const qga = await QgaClient.connect(p.path);
+  try {
+    await assert.rejects(qga.execute('guest-get-time', undefined, 100), /did not answer guest-get-time/);
+    assert.equal(await qga.getTime(), 222n);
+    assert.deepEqual(seen, ['guest-get-time', 'guest-sync-delimited', 'guest-get-time']);
+  } finally {
+    qga.close();
+    p.done();
+  }
+});
+
+test('QGA: the agent closing the socket fails the request in flight and every later one', async () => {
+  const p = await agent((_req, s) => s.destroy());
+  const qga = await QgaClient.connect(p.path);
+  try {
+    await assert.rejects(qga.ping(), (e: UnavailableError) => e.message === 'guest agent socket closed' && e.reason === 'QEMU exited');
+    await assert.rejects(qga.getTime(), /guest agent socket closed/);
+  } finally {
+    qga.close();
+    p.done();
+  }
+});
+
+test('QGA: a malformed reply and an error object are errors with the agent’s words', async () => {
+  const p = await agent((req, s) => {
+    if (req.execute === 'guest-ping') s.write('{"return": {]\n');
+    else s.write('{"error": {"class": "GenericError", "desc": "Invalid parameter \'time\'"}}\n');
+  });
+  const qga = await QgaClient.connect(p.path);
+  try {
+    await assert.rejects(
+      qga.ping(),
+      (e: UnavailableError) => e.message === 'guest agent sent malformed JSON' && e.reason === '{"return": {]',
+    );
+    await assert.rejects(qga.setTime(-1n), (e: UnavailableError) => {
+      assert.equal(e.message, "guest agent error: Invalid parameter 'time'");
+      assert.equal(e.reason, 'GenericError');
+      return true;
+    });
+  } finally {
+    qga.close();
+    p.done();
+  }
+});
+
+test('QGA: an agent that never echoes our id is "never synchronised"; a silent one times out', async () => {
+  const wrong = await agent((_req, s) => s.write(Buffer.concat([Buffer.from([0xff]), Buffer.from('{"return": 7}\n')])));
+  const qga = await QgaClient.connect(wrong.path);
+  try {
+    await assert.rejects(qga.sync(300), (e: UnavailableError) => {
+      assert.equal(e.message, 'guest agent never synchronised');
+      assert.equal(e.reason, 'no matching guest-sync-delimited reply in 300 ms');
+      return true;
+    });
+  } finally {
+    qga.close();
+    wrong.done();
+  }
+  const silent = await agent(() => undefined);
+  const q2 = await QgaClient.connect(silent.path);
+  try {
+    await assert.rejects(q2.sync(100), /guest agent did not answer guest-sync-delimited/);
+  } finally {
+    q2.close();
+    silent.done();
+  }
+});
+
+test('QGA: one request at a time', async () => {
+  const p = await agent((_req, s) => setTimeout(() => s.write('{"return": {}}\n'), 50));
+  const qga = await QgaClient.connect(p.path);
+  try {
+    const first = qga.ping();
+    await assert.rejects(qga.ping(), /one request at a time/);
+    await first;
+  } finally {
+    qga.close();
     p.done();
   }
 });

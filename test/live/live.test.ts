@@ -1,5 +1,6 @@
 // Live tests on a real /dev/kvm. Each skips with a printed reason where KVM is absent or unusable.
-import { test } from 'node:test';
+import { after, before, test } from 'node:test';
+import { acquireLiveLock } from './lock.ts';
 import assert from 'node:assert/strict';
 import { spawnSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -12,6 +13,13 @@ import { bootMicroGuest, STEAL_GPA } from '../../src/live/micro-guest.ts';
 import { threadRunDelayNs, type StealRun } from '../../src/live/steal.ts';
 
 const unavailable = kvmUnavailableReason();
+
+// timing tests must not share the CPUs with the other live test file's guests
+let releaseLock: (() => void) | null = null;
+before(async () => {
+  if (!unavailable) releaseLock = await acquireLiveLock();
+});
+after(() => releaseLock?.());
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const cli = fileURLToPath(new URL('../../bin/timevisor.js', import.meta.url));
 

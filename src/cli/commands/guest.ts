@@ -46,13 +46,15 @@ const OPTION_OF_PATH: Record<string, string> = {
   'vms[0].kernel': '--kernel',
   'vms[0].cmdline': '--cmdline',
   'vms[0].vcpus': '--vcpus',
+  start: 'the host clock',
 };
 
 /** The options of `timevisor guest --profile …` as a one-host, one-VM scenario: the same path as --scenario. */
-export function guestScenario(run: GuestRun): ResolvedScenario {
+export function guestScenario(run: GuestRun, start?: string): ResolvedScenario {
   const h = { ...DEFAULT_HOST, ...run.host };
   const data = {
     name: 'guest',
+    ...(start !== undefined ? { start } : {}),
     duration: 0,
     hosts: [
       {

@@ -8,9 +8,12 @@ import { registerLab } from './lab.ts';
 import { registerMerge } from './merge.ts';
 import { registerPvclock } from './pvclock.ts';
 import { registerQga } from './qga.ts';
+import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
 import { registerSchema } from './schema.ts';
+import { registerServe } from './serve.ts';
 import { registerSweep } from './sweep.ts';
+import { registerTrace } from './trace.ts';
 
 export function registerCommands(program: Command): void {
   registerDevices(program);
@@ -21,7 +24,10 @@ export function registerCommands(program: Command): void {
   registerMerge(program);
   registerPvclock(program);
   registerQga(program);
+  registerReport(program);
   registerRun(program);
   registerSchema(program);
+  registerServe(program);
   registerSweep(program);
+  registerTrace(program);
 }

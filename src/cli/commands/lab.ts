@@ -2,9 +2,24 @@
 // beside its simulated twin. QEMU and any host chronyd (serve-only, -x) are stopped on every path.
 import type { Command } from 'commander';
 import { InputError } from '../../core/errors.ts';
-import { labBoot, labPause, labTrace, type BootResult, type PauseResult, type TraceResult } from '../../lab/index.ts';
+import { clockFacts, liveSource, mhzTextToKhz, parseCpuinfo, parseKernelLog, type SystemSource } from '../../doctor/index.ts';
+import {
+  killChildren,
+  labBoot,
+  labCacheDir,
+  labPause,
+  labTrace,
+  removePendingTemporaries,
+  type BootResult,
+  type HostTsc,
+  type LabProgress,
+  type PauseResult,
+  type TraceResult,
+} from '../../lab/index.ts';
 import type { SyncMode } from '../../lab/twin.ts';
 import type { TraceKind } from '../../lab/experiments.ts';
+import { labMigrate, MAX_DOWNTIME_LIMIT_MS, type MigrateResult } from '../../lab/migrate.ts';
+import { labSnapshot, type MoveSide, type SnapshotResult } from '../../lab/snapshot.ts';
 
 const fmt = (v: number | null): string => (v === null ? '—' : `${v.toFixed(6)} s`);
 
@@ -17,13 +32,21 @@ function printBoot(r: BootResult): void {
     ['boot_offset_s', fmt(r.real.boot_offset_s), fmt(r.model.boot_offset_s)],
   ];
   out.push(`${'quantity'.padEnd(24)}${'real'.padEnd(28)}model`);
-  for (const [k, a, b] of rows) out.push(`${k.padEnd(24)}${a.padEnd(28)}${b}`);
+  for (const [k, a, b] of rows) out.push(`${k.padEnd(24)}${a.trimEnd().padEnd(28)}${b.trimEnd()}`);
+  out.push('', `model TSC: ${r.tsc.model_khz} kHz (${r.tsc.model_khz_source})`);
+  const c = r.boot_lines;
+  out.push(
+    c.firstDifference === null
+      ? `clock lines: the ${c.real.length} that do not depend on host load are the same text in the same order`
+      : `clock lines: differ at line ${c.firstDifference.index + 1} of those compared: real "${c.firstDifference.real ?? '(none)'}", model "${c.firstDifference.model ?? '(none)'}"`,
+  );
   if (r.rtc_check.predicted_boot_offset_s !== null) {
     out.push(
       '',
       `QEMU RTC arithmetic with the RTC phase measured through QMP: boot offset ${fmt(r.rtc_check.predicted_boot_offset_s)} (read ${fmt(r.rtc_check.read_to_tick_s)} from an RTC tick)`,
     );
   }
+  if (r.differences.length) out.push('', 'differences the twin cannot remove:', ...r.differences.map((d) => `  - ${d}`));
   out.push('', 'real boot log (clock lines):', ...r.real.boot_log.map((l) => '  ' + l));
   out.push('', 'model boot log:', ...r.model.boot_log.map((l) => '  ' + l));
   process.stdout.write(out.join('\n') + '\n');
@@ -50,13 +73,145 @@ function printTrace(r: TraceResult): void {
   process.stdout.write(out.join('\n') + '\n');
 }
 
+const MOVE_KEYS = [
+  'realtime_lag_after_resume_s',
+  'monotonic_advance_during_gap_s',
+  'boottime_advance_during_gap_s',
+  'rtc_change_s',
+  'error_after_sync_s',
+  'sync_done_at_s',
+] as const;
+
+function moveTable(real: MoveSide, model: MoveSide): string[] {
+  const out = [`${'quantity'.padEnd(36)}${'real'.padEnd(20)}model`];
+  for (const k of MOVE_KEYS) out.push(`${k.padEnd(36)}${fmt(real[k]).padEnd(20)}${fmt(model[k])}`);
+  return out;
+}
+
+function printSnapshot(r: SnapshotResult): void {
+  const out = [
+    `machine: ${r.machine}`,
+    `snapshot: ${r.method}`,
+    `no QEMU for ${r.seconds} s; STOP → RESUME ${r.real.gap_host_s.toFixed(6)} s (save ${r.real.save_s.toFixed(3)} s, ${r.real.state_bytes} bytes; load ${r.real.load_s.toFixed(3)} s), sync: ${r.sync}`,
+    '',
+    ...moveTable(r.real, r.model),
+    '',
+    `serial sample round trip ≤ ${r.real.sample_rtt_s.toFixed(3)} s; RTC tick timing ± ${r.real.rtc_uncertainty_s.toFixed(3)} s`,
+    ...r.real.notes,
+    '',
+    'model: the world simulation, profile qemu-tcg (its scenario is in --json):',
+    ...r.model.verdicts.map((v) => '  ' + v),
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function printMigrate(r: MigrateResult): void {
+  const q = r.real;
+  const out = [
+    `machine: ${r.machine}`,
+    `migration: ${r.method}`,
+    `downtime-limit ${r.downtime_limit_ms} ms; STOP → RESUME ${(q.downtime_host_s * 1000).toFixed(3)} ms (QEMU's own figure ${q.qemu_downtime_ms ?? '—'} ms), total ${q.total_time_ms ?? '—'} ms, ${q.transferred_bytes ?? '—'} bytes`,
+    '',
+    ...moveTable(r.real, r.model),
+    '',
+    `serial sample round trip ≤ ${q.sample_rtt_s.toFixed(3)} s; RTC tick timing ± ${q.rtc_uncertainty_s.toFixed(3)} s`,
+    ...q.notes,
+    '',
+    'model: the world simulation, profile qemu-tcg (its scenario is in --json):',
+    ...r.model.verdicts.map((v) => '  ' + v),
+  ];
+  process.stdout.write(out.join('\n') + '\n');
+}
+
 function json(v: unknown): void {
   process.stdout.write(JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n');
 }
 
-/** Ctrl-C or a TERM ends the run through process exit, whose hooks stop QEMU and the host chronyd. */
-function exitOnSignals(): void {
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => process.exit(130));
+/**
+ * Ctrl-C or a TERM ends the run at once: every lab step is asynchronous, so the handler runs while QEMU,
+ * apt-get, dpkg-deb or tar still work; it ends them (QEMU through timeout(1), which passes the signal on),
+ * removes the temporaries being written into the cache, and exits 128 + the signal number.
+ */
+function stopOnSignals(): void {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)
+    process.once(sig, () => {
+      const n = killChildren('SIGTERM');
+      removePendingTemporaries();
+      process.stderr.write(`timevisor: lab: ${sig}: stopped${n ? ` (ended ${n} helper process${n > 1 ? 'es' : ''})` : ''}\n`);
+      process.exit(code);
+    });
+}
+
+/**
+ * What a long lab run is doing, on stderr, only when stderr is a terminal (piped output stays clean): one
+ * line per step, the current one redrawn with its elapsed seconds.
+ */
+export function labProgress(stream: NodeJS.WriteStream = process.stderr): { progress: LabProgress; done: () => void } {
+  if (!stream.isTTY) return { progress: () => undefined, done: () => undefined };
+  const t0 = Date.now();
+  let step = '';
+  let since = t0;
+  const draw = () =>
+    stream.write(
+      `\r\x1b[K[${((Date.now() - t0) / 1000).toFixed(0).padStart(3)} s] ${step} (${((Date.now() - since) / 1000).toFixed(0)} s)`,
+    );
+  const timer = setInterval(() => step && draw(), 1000);
+  timer.unref();
+  return {
+    progress: (next) => {
+      if (step) stream.write('\n');
+      step = next;
+      since = Date.now();
+      draw();
+    },
+    done: () => {
+      clearInterval(timer);
+      if (step) stream.write('\n');
+    },
+  };
+}
+
+/**
+ * This machine's TSC frequency the way the doctor reads it: what its kernel printed ("Refined TSC
+ * clocksource calibration", else "Detected … MHz TSC|processor"), else /proc/cpuinfo's "cpu MHz".
+ */
+export function readHostTsc(src: SystemSource = liveSource()): HostTsc | undefined {
+  const log = src.kernelLog();
+  if (log.ok) {
+    const f = clockFacts(parseKernelLog(log.value));
+    const [mhz, line] = f.tscRefinedMhz
+      ? [f.tscRefinedMhz, 'Refined TSC clocksource calibration']
+      : f.tscDetectedTscMhz
+        ? [f.tscDetectedTscMhz, 'Detected … MHz TSC']
+        : [f.tscDetectedMhz, 'Detected … MHz processor'];
+    if (mhz) return { khz: mhzTextToKhz(mhz), source: `this machine's kernel log, "tsc: ${line}" ${mhz} MHz` };
+  }
+  const cpu = src.readText('/proc/cpuinfo');
+  const mhz = cpu.ok ? parseCpuinfo(cpu.value).cpuMhz : undefined;
+  if (mhz && /^\d+\.\d+$/.test(mhz))
+    return {
+      khz: mhzTextToKhz(mhz),
+      source: `/proc/cpuinfo "cpu MHz" ${mhz} (the kernel log had no tsc line${log.ok ? '' : `: ${log.reason}`})`,
+    };
+  return undefined;
+}
+
+/**
+ * Run a lab experiment: the cache directory is checked first (a bad TIMEVISOR_CACHE is one clear line
+ * before anything starts), signals stop it cleanly, progress shows on a terminal.
+ */
+async function withProgress<T>(fn: (progress: LabProgress) => Promise<T>): Promise<T> {
+  labCacheDir();
+  stopOnSignals();
+  const p = labProgress();
+  try {
+    return await fn(p.progress);
+  } finally {
+    p.done();
+  }
 }
 
 export function registerLab(program: Command): void {
@@ -69,8 +224,8 @@ export function registerLab(program: Command): void {
     .description('boot the guest; its clock boot lines, clocksources, clockevent device and RTC-derived boot offset')
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (opts: { json?: boolean }) => {
-      exitOnSignals();
-      const r = await labBoot();
+      const hostTsc = readHostTsc();
+      const r = await withProgress((progress) => labBoot({ progress, ...(hostTsc ? { hostTsc } : {}) }));
       if (opts.json) json(r);
       else printBoot(r);
     });
@@ -90,10 +245,39 @@ export function registerLab(program: Command): void {
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
         throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
       if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
-      exitOnSignals();
-      const r = await labPause(seconds, opts.sync as SyncMode);
+      const r = await withProgress((progress) => labPause(seconds, opts.sync as SyncMode, { progress }));
       if (opts.json) json(r);
       else printPause(r);
+    });
+
+  lab
+    .command('snapshot')
+    .description('save the guest to a file (QMP migrate exec:), quit QEMU, restore it N s later in a new QEMU; clocks before and after')
+    .requiredOption('--seconds <n>', 'time with no QEMU running, in seconds')
+    .option('--sync <mode>', 'none | agent (qemu-ga guest-set-time) | ntp (chronyd in the guest against a serve-only chronyd)', 'none')
+    .option('--json', 'print one JSON object with `real` and `model`')
+    .action(async (opts: { seconds: string; sync: string; json?: boolean }) => {
+      const seconds = Number(opts.seconds);
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+        throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
+      if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
+      const r = await withProgress((progress) => labSnapshot(seconds, opts.sync as SyncMode, { progress }));
+      if (opts.json) json(r);
+      else printSnapshot(r);
+    });
+
+  lab
+    .command('migrate')
+    .description('live-migrate the guest to a second QEMU over a unix socket; clocks across the downtime')
+    .option('--downtime <ms>', "QEMU's downtime-limit, ms", '300')
+    .option('--json', 'print one JSON object with `real` and `model`')
+    .action(async (opts: { downtime: string; json?: boolean }) => {
+      const ms = Number(opts.downtime);
+      if (!/^\d+$/.test(opts.downtime) || ms < 1 || ms > MAX_DOWNTIME_LIMIT_MS)
+        throw new InputError(`expected an integer number of ms in [1, ${MAX_DOWNTIME_LIMIT_MS}], got "${opts.downtime}"`, '--downtime');
+      const r = await withProgress((progress) => labMigrate(ms, { progress }));
+      if (opts.json) json(r);
+      else printMigrate(r);
     });
 
   lab
@@ -105,8 +289,7 @@ export function registerLab(program: Command): void {
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (what: string, opts: { json?: boolean }) => {
       if (!['rtc', 'settime', 'ntp'].includes(what)) throw new InputError(`expected rtc, settime or ntp, got "${what}"`, 'lab trace');
-      exitOnSignals();
-      const r = await labTrace(what as TraceKind);
+      const r = await withProgress((progress) => labTrace(what as TraceKind, { progress }));
       if (opts.json) json(r);
       else printTrace(r);
     });

@@ -2,11 +2,11 @@
 // QGA client can talk to it. The guest boots on the chosen profile with its RTC at this host's time;
 // simulated time follows this process's elapsed real time (the CLI, not the model, reads the clock).
 import type { Command } from 'commander';
-import { Engine } from '../../core/engine.ts';
 import { InputError } from '../../core/errors.ts';
 import { NSEC_PER_SEC, type Ns } from '../../core/time.ts';
 import { QGA_COMMANDS, QgaAgent } from '../../guest/qga-agent.ts';
-import { bootVm, kernelPreset, machineProfile } from '../../vmm/index.ts';
+import { World } from '../../world/index.ts';
+import { guestScenario } from './guest.ts';
 
 interface QgaOpts {
   stdio?: boolean;
@@ -31,13 +31,17 @@ export function registerQga(program: Command): void {
       for (const c of blocked)
         if (!(QGA_COMMANDS as readonly string[]).includes(c))
           throw new InputError(`unknown command "${c}" (qemu-ga -b help lists them)`, '--block');
-      const profile = machineProfile(opts.profile, '--profile');
-      const kernel = kernelPreset(opts.kernel, '--kernel');
-      // the guest was created BOOT_LEAD before now, so it has booted and its clock reads this host's time
-      const BOOT_LEAD = 10n * NSEC_PER_SEC;
+      // the guest was created BOOT_LEAD before now, so it has booted and its clock reads this host's time;
+      // it is booted from a one-VM scenario, as `timevisor guest --profile` does (src/world/resolve.ts)
+      const BOOT_LEAD = 10_000n * 1_000_000n;
       const startMs = Date.now();
-      const engine = new Engine();
-      const vm = bootVm({ profile, kernel, scheduler: engine, epochNs: BigInt(startMs) * 1_000_000n - BOOT_LEAD });
+      const resolved = guestScenario(
+        { profile: opts.profile, kernel: opts.kernel, cmdline: '', host: {} },
+        new Date(startMs - 10_000).toISOString(),
+      );
+      const world = new World(resolved);
+      const { engine } = world;
+      const vm = world.bootVm(resolved.vms[0]!);
       const catchUp = () => engine.run(BOOT_LEAD + BigInt(Date.now() - startMs) * 1_000_000n);
       catchUp();
       const guest = vm.guest;

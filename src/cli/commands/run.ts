@@ -1,5 +1,7 @@
 // `timevisor run [FILE]`: run a scenario (or the built-in demo) and report every guest's clock offset.
-import { join, resolve } from 'node:path';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Command } from 'commander';
 import { InputError } from '../../core/errors.ts';
@@ -15,6 +17,7 @@ import {
 } from '../../world/index.ts';
 import { AtomicFile, ensureDir, removeDirs, writeFileAtomic } from '../output.ts';
 import { progressBar } from '../progress.ts';
+import { parseTimelineCsv, reportHtml } from '../../report/index.ts';
 import type { RunJob, RunMessage } from '../run-worker.ts';
 
 function fmtOffset(nsStr: string): string {
@@ -173,7 +176,9 @@ export function registerRun(program: Command): void {
     .option('--out <dir>', 'write summary.json and timeline.csv into this directory')
     .option('--json', 'print the summary as JSON instead of the human report')
     .option('--seed <n>', 'override the scenario seed')
-    .action(async (file: string | undefined, opts: { out?: string; json?: boolean; seed?: string }) => {
+    .option('--report <file>', 'also write a self-contained HTML report (plots, verdicts, tables)')
+    .option('--quiet', 'no progress bar, no list of files written')
+    .action(async (file: string | undefined, opts: { out?: string; json?: boolean; seed?: string; report?: string; quiet?: boolean }) => {
       const where = file ?? 'built-in demo';
       let scenario: Scenario = file === undefined ? parseScenarioText(DEMO_SCENARIO_YAML, where) : loadScenario(file);
       if (opts.seed !== undefined) {
@@ -187,14 +192,18 @@ export function registerRun(program: Command): void {
         opts.out !== undefined
           ? { summary: join(resolve(opts.out), 'summary.json'), timeline: join(resolve(opts.out), 'timeline.csv') }
           : null;
+      // the report needs the timeline: without --out it streams to a temporary file, read back after the run
+      const reportTmp = opts.report !== undefined && !paths ? mkdtempSync(join(tmpdir(), 'timevisor-report-')) : null;
+      const timelinePath = paths?.timeline ?? (reportTmp ? join(reportTmp, 'timeline.csv') : null);
       const cleanup = () => {
         if (paths) for (const p of Object.values(paths)) AtomicFile.discard(p);
         removeDirs(created);
+        if (reportTmp) rmSync(reportTmp, { recursive: true, force: true });
       };
-      const progress = progressBar(`simulating ${scenario.name}`);
+      const progress = progressBar(`simulating ${scenario.name}`, process.stderr, { quiet: opts.quiet ?? false });
       let res: RunResult;
       try {
-        res = await simulateInWorker({ scenario, timelinePath: paths?.timeline ?? null }, progress.update, cleanup);
+        res = await simulateInWorker({ scenario, timelinePath }, progress.update, cleanup);
         if (paths) writeFileAtomic(paths.summary, JSON.stringify(res.summary, null, 2) + '\n', '--out');
       } catch (e) {
         cleanup();
@@ -203,6 +212,16 @@ export function registerRun(program: Command): void {
         progress.done();
       }
       process.stdout.write(opts.json ? JSON.stringify(res.summary, null, 2) + '\n' : humanSummary(res));
-      if (paths) process.stderr.write(`wrote ${paths.summary}, ${paths.timeline}\n`);
+      if (paths && !opts.quiet) process.stderr.write(`wrote ${paths.summary}, ${paths.timeline}\n`);
+      if (opts.report !== undefined && timelinePath) {
+        try {
+          const timeline = parseTimelineCsv(readFileSync(timelinePath, 'utf8'), timelinePath);
+          const scenarioText = file === undefined ? DEMO_SCENARIO_YAML : readFileSync(file, 'utf8');
+          writeFileAtomic(opts.report, reportHtml({ summary: res.summary, timeline }, { scenarioText }), '--report');
+        } finally {
+          if (reportTmp) rmSync(dirname(timelinePath), { recursive: true, force: true });
+        }
+        if (!opts.quiet) process.stderr.write(`wrote ${opts.report}\n`);
+      }
     });
 }

@@ -64,10 +64,7 @@ export function registerSweep(program: Command): void {
           Math.max(1, Math.min(workers, total)),
           sweep.resyncWithinNs,
           file,
-          (done) => {
-            const elapsed = Date.now() - started;
-            progress.update(done / total, `${done}/${total} VMs, ETA ${clock((elapsed / done) * (total - done))}`);
-          },
+          (done) => progress.update(done / total, `${done}/${total} VMs`),
           cleanup,
         );
       } catch (e) {

@@ -1,0 +1,40 @@
+// One live-KVM test file at a time: the test runner runs files two at a time, and a timing test
+// (steal under a competitor, PIT ticks, LAPIC rates) must not share the host's 2 CPUs with another
+// file's guests. An atomic mkdir is the lock; a lock left by a dead process is taken over.
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const DIR = join(tmpdir(), 'timevisor-live-tests.lock');
+
+function holderAlive(): boolean {
+  try {
+    const pid = Number(readFileSync(join(DIR, 'pid'), 'utf8'));
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Wait for the lock (up to 10 minutes), then hold it until release(). */
+export async function acquireLiveLock(): Promise<() => void> {
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    try {
+      mkdirSync(DIR);
+      writeFileSync(join(DIR, 'pid'), String(process.pid));
+      return () => rmSync(DIR, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // a holder that died, or one that has not written its pid yet (give it a moment)
+      if (!holderAlive()) {
+        await new Promise((r) => setTimeout(r, 200));
+        if (!holderAlive()) rmSync(DIR, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`live test lock ${DIR} held for 10 minutes`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
