@@ -4,7 +4,7 @@
 // root), 130/143 stopped by SIGINT/SIGTERM.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { InputError, UnavailableError } from '../core/errors.ts';
+import { InputError, UnavailableError } from '../core/index.ts';
 import { registerCommands } from './commands/index.ts';
 
 export const EXIT_INPUT = 2;

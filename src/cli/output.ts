@@ -3,7 +3,7 @@
 // temporary name and renamed into place, and everything a failed or interrupted run made removed again.
 import { closeSync, mkdirSync, openSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 const REASONS: Record<string, string> = {
   EACCES: 'permission denied',

@@ -2,7 +2,7 @@
 // and to stop the run at once on SIGINT/SIGTERM (a synchronous simulation would hold signals until it
 // ended). Streams the timeline into its file and posts the summary back.
 import { parentPort, workerData } from 'node:worker_threads';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 import { type Scenario, simulate, TIMELINE_CSV_HEADER, timelineCsvRow } from '../world/index.ts';
 import { AtomicFile } from './output.ts';
 

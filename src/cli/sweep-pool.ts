@@ -1,7 +1,7 @@
 // The worker threads of a sweep: each simulates the points it is handed, one at a time, each as its
 // own scenario; outcomes come back in the points' order whatever the number of workers.
 import { Worker } from 'node:worker_threads';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 import { type PointOutcome, pointLabel, type Scenario, type SweepPoint } from '../world/index.ts';
 import type { SweepMessage, SweepTask } from './sweep-worker.ts';
 

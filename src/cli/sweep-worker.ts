@@ -1,7 +1,7 @@
 // A worker thread of `timevisor sweep`: simulates the points it is sent, one at a time, each as its own
 // scenario (so a point's result does not depend on which worker ran it), and posts back its result cells.
 import { parentPort } from 'node:worker_threads';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 import { type PointOutcome, pointOutcome, type Scenario, simulate } from '../world/index.ts';
 
 export interface SweepTask {

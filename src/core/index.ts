@@ -7,3 +7,4 @@ export * from './trace.ts';
 export * from './errors.ts';
 export * from './units.ts';
 export * from './pvclock-abi.ts';
+export * from './vmclock-abi.ts';

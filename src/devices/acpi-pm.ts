@@ -3,9 +3,9 @@
 // clock (acpi_pm_tmr_get), 24 bits wide (or 32 with TMR_VAL_EXT). TMR_STS is set whenever the counter
 // has passed overflow_time (initially 0, so it reads set until the guest clears it; clearing it moves
 // overflow_time to the next toggle of bit 23), and the SCI follows STS & EN (acpi_update_sci).
-import type { Timer } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import type { Timer } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import type { PortDevice } from './bus.ts';
 import { armAtClock, big, type DeviceDeps, muldiv64, resolveDeps, str, timerEventBound } from './common.ts';
 

@@ -2,7 +2,7 @@
 // does for a region whose implementation handles only narrower accesses (softmmu/memory.c
 // access_with_adjusted_size: little-endian, one device access per byte or word). Unmapped ports read as
 // all ones, unmapped memory as zero (QEMU's unassigned_io_ops / unassigned_mem_ops).
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 export type AccessSize = 1 | 2 | 4 | 8;
 

@@ -1,8 +1,8 @@
 // What every timer device is built from: its time base, the scheduler that runs its timers, its
 // interrupt line(s) and an optional trace recorder. No device reads the wall clock.
-import type { Scheduler, Timer } from '../core/engine.ts';
-import type { Clock, Ns } from '../core/time.ts';
-import { TraceRecorder } from '../core/trace.ts';
+import type { Scheduler, Timer } from '../core/index.ts';
+import type { Clock, Ns } from '../core/index.ts';
+import { TraceRecorder } from '../core/index.ts';
 import type { IrqLine } from './irq.ts';
 
 export interface DeviceDeps {

@@ -2,9 +2,9 @@
 // hw/timer/hpet.c: a 100 MHz 64-bit main counter derived from the clock (hpet_offset), three
 // comparators with periodic and 32-bit modes, level/edge interrupts with a status register, and
 // LegacyReplacement routing (timer 0 -> IRQ0, timer 1 -> IRQ8, PIT and RTC outputs disconnected).
-import type { Timer } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
+import type { Timer } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import { big, type DeviceDeps, muldiv64, resolveDeps, str, timerEventBound } from './common.ts';
 import type { AccessSize, MmioDevice } from './bus.ts';
 import { type IrqLine, noIrq, pulse } from './irq.ts';

@@ -3,9 +3,9 @@
 // IA32_TSC_DEADLINE MSR (0x6e0), the min_timer_period_us clamp, and the switch KVM makes between the
 // hardware (VMX preemption) timer while the vCPU runs and a software hrtimer while it halts.
 // Only the timer's registers live here; the rest of the APIC belongs to the hypervisor layer.
-import type { Timer } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import type { Cycles, Ns } from '../core/time.ts';
+import type { Timer } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import type { Cycles, Ns } from '../core/index.ts';
 import { big, type DeviceDeps, resolveDeps, str } from './common.ts';
 import type { AccessSize, MmioDevice } from './bus.ts';
 

@@ -3,11 +3,11 @@
 // and 24 interrupt lines standing for the IOAPIC inputs that qtest's `irq_intercept_in ioapic` reports.
 // As in QEMU, the PIT and RTC reach their lines through the HPET, which disconnects them in
 // LegacyReplacement mode (hpet_handle_legacy_irq).
-import { Engine } from '../core/engine.ts';
-import type { Ns } from '../core/time.ts';
-import type { TraceRecorder } from '../core/trace.ts';
+import { Engine } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import type { TraceRecorder } from '../core/index.ts';
 import { AcpiPmTimer, type AcpiPmTimerState } from './acpi-pm.ts';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 import { type AccessSize, type MmioDevice, MmioBus, PortBus, type PortDevice } from './bus.ts';
 import { Hpet, HPET_BASE, HPET_LEN, type HpetCmp64Write, type HpetPeriodicAdvance, type HpetState } from './hpet.ts';
 import { type IrqLine, RecordingIrq } from './irq.ts';

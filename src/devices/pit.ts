@@ -3,9 +3,9 @@
 // loaded, never ticked) and hw/timer/i8254.c (Pit: QEMU's userspace PIT, whose IRQ0 follows channel 0's
 // OUT, re-armed at each output transition). KVM's in-kernel PIT is the same counter with KVM's timer
 // behind channel 0: src/hypervisor/kvm-pit.ts.
-import type { Timer } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import type { Timer } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import { armAtClock, big, type DeviceDeps, muldiv64, resolveDeps, str, timerEventBound } from './common.ts';
 import type { PortDevice } from './bus.ts';
 

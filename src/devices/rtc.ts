@@ -2,9 +2,9 @@
 // registers are recomputed from a base (base_rtc seconds at last_update, plus a sub-second offset)
 // whenever they are read, rather than ticked once a second; three timers model the periodic interrupt,
 // the update-ended/alarm interrupt and lost-tick reinjection ("driftfix slew").
-import type { Timer } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import type { Timer } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import { armAtClock, big, type DeviceDeps, expiresOnClock, muldiv64, resolveDeps, str, timerEventBound } from './common.ts';
 import type { PortDevice } from './bus.ts';
 

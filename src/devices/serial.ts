@@ -3,7 +3,7 @@
 // THR-empty interrupt is pending again), received bytes wait in RBR, and the interrupt line follows
 // serial_update_irq's priority order. Timing of the wire (baud rate) is not modelled, as QEMU's
 // transmit path does not model it for an accepting chardev either.
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 import type { PortDevice } from './bus.ts';
 import type { DeviceDeps } from './common.ts';
 

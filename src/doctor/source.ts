@@ -7,7 +7,7 @@
 import { closeSync, constants, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 /** A reading: the value, or why there is none. */
 export type Reading<T> = { ok: true; value: T } | { ok: false; reason: string };

@@ -7,9 +7,9 @@
 // rtc_hctosys), periodic-tick.ts (jiffies, tick_periodic), platform-timers.ts (HPET, ACPI PM timer,
 // ..TIMER), runtime.ts (steal time), sysfs.ts (dmesg and sysfs texts), with clocksources.ts, watchdog.ts,
 // sched-clock.ts, timekeeper.ts and clockevents.ts.
-import type { Scheduler, Timer } from '../core/engine.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
-import type { TraceRecorder } from '../core/trace.ts';
+import type { Scheduler, Timer } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
+import type { TraceRecorder } from '../core/index.ts';
 import { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
 import { setupTick, type TickSetup } from './clockevents.ts';
 import { CLOCK_SOURCE_VALID_FOR_HRES, type Clocksource } from './clocksource.ts';

@@ -2,9 +2,9 @@
 // frequency, maxadj, max_idle_ns and max_cycles (kernel/time/clocksource.c
 // __clocksource_update_freq_scale, clocks_calc_max_nsecs, clocksource_max_adjustment), and the
 // line clocksource_register prints. Numbers are computed with the kernel's integer types.
-import type { Cycles, Ns } from '../core/time.ts';
-import { NSEC_PER_SEC, NSEC_PER_USEC } from '../core/time.ts';
-import { U32_MAX, U64_MAX, clocksCalcMultShift, cyc2ns, hex } from '../core/u64.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { NSEC_PER_SEC, NSEC_PER_USEC } from '../core/index.ts';
+import { U32_MAX, U64_MAX, clocksCalcMultShift, cyc2ns, hex } from '../core/index.ts';
 
 // include/linux/clocksource.h
 export const CLOCK_SOURCE_IS_CONTINUOUS = 0x01;

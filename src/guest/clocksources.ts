@@ -12,7 +12,7 @@ import {
   type Clocksource,
   clocksourceUpdateFreqScale,
 } from './clocksource.ts';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 export interface ClocksourceEvents {
   /** A line printed with the "clocksource: " prefix or by a driver. */

@@ -4,7 +4,7 @@
 // hpet.c hpet_setup, kernel/time/clocksource.c boot_override_clocksource, tick-sched.c
 // setup_tick_nohz, hrtimer.c setup_hrtimer_hres). Everything else is kept and passed over, as Linux
 // does (unknown parameters become init's arguments/environment).
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 export interface TimeParams {
   /** clocksource= (boot_override_clocksource); the kernel copies at most 31 characters. */

@@ -53,4 +53,5 @@ export { vdsoReadCosts, VDSO_COST, type VdsoReadCost, type VdsoClock } from './v
 export { PvclockGuest, pvclockReadRecord, type PvclockMemory, type PvclockReadResult } from './pvclock.ts';
 export { NtpKernelClient, type NtpClientOptions, type NtpMeasurement } from './ntp-client.ts';
 export * as chrony from './chrony/index.ts';
+export { Chronyd, type NtpServerLink, type NtpServerReply } from './chrony/index.ts';
 export { QgaAgent, QGA_COMMANDS, QGA_MODELLED, type QgaAgentOptions, type QgaGuest } from './qga-agent.ts';

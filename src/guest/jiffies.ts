@@ -1,8 +1,8 @@
 // The jiffies clocksources (kernel/time/jiffies.c): "jiffies" with mult = TICK_NSEC << JIFFIES_SHIFT,
 // and "refined-jiffies", whose nanoseconds per tick come from the PIT's real rate (CLOCK_TICK_RATE)
 // rather than the nominal HZ. Neither is continuous, so neither is ever valid for high resolution mode.
-import { clocksourceMask, u32 } from '../core/u64.ts';
-import { NSEC_PER_SEC } from '../core/time.ts';
+import { clocksourceMask, u32 } from '../core/index.ts';
+import { NSEC_PER_SEC } from '../core/index.ts';
 import { Clocksource } from './clocksource.ts';
 
 /** JIFFIES_SHIFT (kernel/time/jiffies.c, 8 on every HZ since 6.x). */

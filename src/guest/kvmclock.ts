@@ -2,8 +2,8 @@
 // its rating (400, or 299 when the TSC is constant and nonstop), the TSC frequency it hands to
 // tsc.c (pvclock_tsc_khz), its vDSO mode, and the boot wall clock from the wall-clock MSR.
 // Reads go through Linux's pvclock.c (src/guest/pvclock.ts) on the record in guest memory.
-import type { Ns } from '../core/time.ts';
-import { U64_MAX } from '../core/u64.ts';
+import type { Ns } from '../core/index.ts';
+import { U64_MAX } from '../core/index.ts';
 import {
   decodePvclock,
   KVM_FEATURE_CLOCKSOURCE,
@@ -16,7 +16,7 @@ import {
   PVCLOCK_TSC_STABLE_BIT,
   PVCLOCK_VCPU_TIME_INFO_SIZE,
   type PvclockVcpuTimeInfo,
-} from '../core/pvclock-abi.ts';
+} from '../core/index.ts';
 import { CLOCK_SOURCE_IS_CONTINUOUS, Clocksource } from './clocksource.ts';
 import type { KernelConfig } from './kernel.ts';
 import type { GuestPlatform } from './platform.ts';

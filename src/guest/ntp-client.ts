@@ -3,8 +3,8 @@
 // step threshold (128 ms, via ADJ_SETOFFSET), and otherwise hands the offset to the kernel PLL with
 // ADJ_OFFSET | ADJ_STATUS (STA_PLL | STA_NANO) and the poll exponent as time constant. The
 // measurement itself (network, server) is the caller's: the world model or a test.
-import type { Scheduler, Timer } from '../core/engine.ts';
-import type { Ns } from '../core/time.ts';
+import type { Scheduler, Timer } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import {
   ADJ_MAXERROR,
   ADJ_ESTERROR,

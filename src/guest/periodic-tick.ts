@@ -1,8 +1,8 @@
 // jiffies and the periodic tick (kernel/time/tick-common.c tick_handle_periodic → tick_periodic →
 // do_timer(1)), with what a descheduled vCPU does to the timer interrupt, until the tick switches to
 // one-shot mode (kernel/time/tick-sched.c), after which jiffies follow ktime (tick_do_update_jiffies64).
-import type { Scheduler, Timer } from '../core/engine.ts';
-import type { Ns } from '../core/time.ts';
+import type { Scheduler, Timer } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import type { GuestPlatform } from './platform.ts';
 
 export interface PeriodicTickDeps {

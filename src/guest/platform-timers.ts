@@ -1,7 +1,7 @@
 // The x86 platform timers as the guest finds them: the ACPI lines of acpi_boot_init, the HPET and ACPI PM
 // timer clocksources, hpet_late_init's lines, and check_timer's ..TIMER line. Pure functions of the
 // platform; GuestKernel prints and registers what they return at its boot steps.
-import { clocksourceMask } from '../core/u64.ts';
+import { clocksourceMask } from '../core/index.ts';
 import { acpiTableLines } from './acpi.ts';
 import type { TickSetup } from './clockevents.ts';
 import { CLOCK_SOURCE_IS_CONTINUOUS, Clocksource } from './clocksource.ts';

@@ -2,7 +2,7 @@
 // buses, the counters it can read, and the paravirtual records KVM writes into its memory. The
 // guest model touches nothing else (docs/architecture.md: the guest sees the hypervisor only through CPUID,
 // MSRs, ports/MMIO, shared memory and interrupts). The vmm layer builds one per VM.
-import type { Cycles, Ns } from '../core/time.ts';
+import type { Cycles, Ns } from '../core/index.ts';
 import type { PvclockMemory } from './pvclock.ts';
 
 export type CpuVendor = 'intel' | 'amd';

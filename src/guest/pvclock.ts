@@ -5,7 +5,7 @@
 // the guest trusts it (pvclock_set_flags(PVCLOCK_TSC_STABLE_BIT), kvmclock.c does so when CPUID
 // 0x40000001 has KVM_FEATURE_CLOCKSOURCE_STABLE_BIT) — the global monotonic guard `last_value`.
 // Imports only core: the guest sees nothing of the hypervisor but memory and the TSC.
-import type { Cycles, Ns } from '../core/time.ts';
+import type { Cycles, Ns } from '../core/index.ts';
 import {
   PVCLOCK_GUEST_STOPPED,
   PVCLOCK_TSC_STABLE_BIT,
@@ -17,8 +17,8 @@ import {
   pvclockReadCycles,
   pvclockReadCyclesView,
   type PvclockVcpuTimeInfo,
-} from '../core/pvclock-abi.ts';
-import { NSEC_PER_SEC } from '../core/time.ts';
+} from '../core/index.ts';
+import { NSEC_PER_SEC } from '../core/index.ts';
 
 /** Guest memory as the guest kernel reads and writes it (bytes at a guest physical address). */
 export interface PvclockMemory {

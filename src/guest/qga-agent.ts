@@ -3,7 +3,7 @@
 // errors (qapi/qobject-input-visitor.c), and the time commands of qga/commands.c and
 // qga/commands-posix.c. Commands the model does not implement are listed by guest-info but disabled,
 // as if qemu-ga had been started with -b for them.
-import type { Ns } from '../core/time.ts';
+import type { Ns } from '../core/index.ts';
 import { JsonMessageParser, type QObject, qbool, qdict, QDict, qint, qstr, toJson } from './qga-json.ts';
 
 /** qemu-ga 7.2's commands in registration order (`qemu-ga -b help`); guest-info lists them reversed. */

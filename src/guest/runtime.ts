@@ -1,7 +1,7 @@
 // What runs once the guest has booted: steal-time registration with KVM (arch/x86/kernel/kvm.c
 // kvm_guest_init → kvm_register_steal_time) and the source of steal for /proc/stat.
-import type { Ns } from '../core/time.ts';
-import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_STEAL_TIME } from '../core/pvclock-abi.ts';
+import type { Ns } from '../core/index.ts';
+import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_STEAL_TIME } from '../core/index.ts';
 import type { TimeParams } from './cmdline.ts';
 import type { KernelConfig } from './kernel.ts';
 import type { GuestPlatform } from './platform.ts';

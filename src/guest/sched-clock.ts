@@ -9,7 +9,7 @@
 // / the watchdog's tsc_cs_mark_unstable() while the native (TSC) sched_clock is in use
 // (arch/x86/kernel/tsc.c). A clear after the late initcall runs __sched_clock_work, which stamps
 // afresh and prints "Marking unstable".
-import type { Ns } from '../core/time.ts';
+import type { Ns } from '../core/index.ts';
 
 export interface SchedClockDeps {
   /** sched_clock(): the raw scheduler clock (paravirt kvm_sched_clock_read, native TSC or jiffies). */

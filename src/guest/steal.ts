@@ -2,8 +2,8 @@
 // arch/x86/kernel/kvm.c kvm_steal_clock) and the cpu lines of /proc/stat (fs/proc/stat.c), in
 // USER_HZ clock ticks (nsec_to_clock_t). Time is accounted tick by tick, as with a periodic tick or
 // CONFIG_TICK_CPU_ACCOUNTING; the steal clock is read from the vCPU's steal-time record.
-import type { Ns } from '../core/time.ts';
-import type { KvmStealTime } from '../core/pvclock-abi.ts';
+import type { Ns } from '../core/index.ts';
+import type { KvmStealTime } from '../core/index.ts';
 
 export type CpuMode = 'user' | 'nice' | 'system' | 'idle' | 'iowait' | 'irq' | 'softirq';
 

@@ -1,6 +1,6 @@
 // Texts userspace reads from the guest, formatted as the kernel formats them: the kernel log as dmesg
 // prints it, and the clockevents sysfs file (the clocksource files come from ClocksourceCore).
-import type { Ns } from '../core/time.ts';
+import type { Ns } from '../core/index.ts';
 import type { ClockeventDevice } from './clockevents.ts';
 
 export interface LogLine {

@@ -2,10 +2,10 @@
 // as a shifted-nanosecond base plus (cycles since cycle_last) * mult >> shift; accumulation in
 // cycle_interval chunks (logarithmic_accumulation), the NTP error feedback that nudges mult by ±1
 // (timekeeping_adjust), clocksource changes, settimeofday and ADJ_SETOFFSET steps.
-import type { Cycles, Ns } from '../core/time.ts';
-import { NSEC_PER_SEC } from '../core/time.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { NSEC_PER_SEC } from '../core/index.ts';
 import { CLOCK_SOURCE_IS_CONTINUOUS, Clocksource, clocksourceUpdateFreqScale } from './clocksource.ts';
-import { U64_MAX } from '../core/u64.ts';
+import { U64_MAX } from '../core/index.ts';
 import { ADJ_FREQUENCY, ADJ_SETOFFSET, ADJ_TICK, NTP_SCALE_SHIFT, NtpState, type Timex, type TimexResult } from './ntp.ts';
 
 interface TkReadBase {

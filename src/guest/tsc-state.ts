@@ -3,9 +3,9 @@
 // check, tsc-early registration), init_tsc_clocksource (device_initcall) and tsc_refine_calibration_work
 // a second later, and the two ways the TSC is marked unstable. The calibrations themselves are in tsc.ts;
 // GuestKernel (boot.ts) drives this from its boot steps.
-import type { Scheduler } from '../core/engine.ts';
-import type { Ns } from '../core/time.ts';
-import { clocksCalcMultShift, mulU64U32Shr, u64 } from '../core/u64.ts';
+import type { Scheduler } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { clocksCalcMultShift, mulU64U32Shr, u64 } from '../core/index.ts';
 import { CLOCK_SOURCE_MUST_VERIFY, type Clocksource } from './clocksource.ts';
 import type { ClocksourceCore } from './clocksources.ts';
 import type { TimeParams } from './cmdline.ts';

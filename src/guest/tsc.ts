@@ -3,8 +3,8 @@
 // (a CPUID leaf, a working PIT channel 2 with its gate on port 0x61, an HPET or PM timer
 // reference, port reads fast enough) and what frequency it then reports, computed from the TSC's
 // and the reference's true rates with the kernel's integer divisions.
-import type { Cycles } from '../core/time.ts';
-import { U64_MAX } from '../core/u64.ts';
+import type { Cycles } from '../core/index.ts';
+import { U64_MAX } from '../core/index.ts';
 import {
   CLOCK_SOURCE_IS_CONTINUOUS,
   CLOCK_SOURCE_MUST_VERIFY,

@@ -1,7 +1,7 @@
 // The guest's wall clock at boot: the persistent clock timekeeping_init() reads (kvmclock's wall-clock
 // record, else the CMOS RTC), and rtc_hctosys(), which sets the system time from the CMOS RTC again when
 // the rtc_cmos driver registers, with the probe lines rtc_cmos prints around it.
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import type { KvmclockSetup } from './kvmclock.ts';
 import type { GuestPlatform } from './platform.ts';
 import { rtcCmosProbeLines } from './rtc-cmos.ts';

@@ -11,9 +11,9 @@
 // reads both clocks there for real (the "last" interval), so the state it carries on with, the
 // pvclock last_value the reads leave behind and everything it prints are the ones the event-by-event
 // watchdog produces. Any interval that holds an event is checked event by event.
-import type { Engine, Scheduler, Timer } from '../core/engine.ts';
-import type { Cycles, Ns } from '../core/time.ts';
-import { hex } from '../core/u64.ts';
+import type { Engine, Scheduler, Timer } from '../core/index.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { hex } from '../core/index.ts';
 import {
   CLOCK_SOURCE_IS_CONTINUOUS,
   CLOCK_SOURCE_RESELECT,

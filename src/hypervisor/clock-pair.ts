@@ -11,9 +11,9 @@
 // (KVM_SET_CLOCK, a TSC write, a masterclock update request) and the vCPU has not re-entered the
 // guest since: the two snapshots' system_time differ by the host's CLOCK_MONOTONIC_RAW mult/shift
 // arithmetic, while the record extrapolates with kvmclock's own 32.32 scale.
-import type { Cycles, Ns } from '../core/time.ts';
-import { pvclockReadCycles, type PvclockVcpuTimeInfo } from '../core/pvclock-abi.ts';
-import { s64, u64 } from '../core/u64.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { pvclockReadCycles, type PvclockVcpuTimeInfo } from '../core/index.ts';
+import { s64, u64 } from '../core/index.ts';
 import type { MasterClock } from './kvm.ts';
 import { kvmScaleTsc, NO_TSC_SCALING, type TscScalingCaps } from './tsc.ts';
 import { hostClockRecord, kvmclockScale } from './timescale.ts';

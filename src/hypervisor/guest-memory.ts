@@ -1,6 +1,6 @@
 // Guest physical memory as KVM's kvm_read_guest/kvm_write_guest see it. The simulation backs it
 // with a byte array; a live VM's mmap'ed memory satisfies the same interface.
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 export interface GuestMemory {
   read(gpa: bigint, len: number): Uint8Array;

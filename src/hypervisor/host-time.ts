@@ -7,8 +7,8 @@
 // ((tsc - tsc_at_boot) * mult) >> shift. That mult is far coarser than kvmclock's 32.32 multiplier,
 // and the two disagree by a few ns per second: this is why two master-clock snapshots give guest
 // clocks that differ (see KvmVm.getClock).
-import type { Cycles, Ns } from '../core/time.ts';
-import { clocksCalcMultShift } from '../core/u64.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { clocksCalcMultShift } from '../core/index.ts';
 
 export interface HostTimekeeper {
   /** tsc_khz of the host kernel. */

@@ -4,8 +4,8 @@
 // the kvm-pit worker, which raises IRQ0 as an edge with kvm_set_irq. In reinject mode (the default of
 // KVM_CREATE_PIT2) missed ticks are counted and delivered one per acknowledgement; in discard mode every
 // tick is injected. Reads of channel 0 count against the hrtimer (kpit_elapsed), not the load time.
-import type { Timer } from '../core/engine.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import type { Timer } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import {
   type DeviceDeps,
   type KvmPitTimerState,

@@ -4,13 +4,13 @@
 // KVM_SET_CLOCK (kvm_vm_ioctl_set_clock), KVM_SET_TSC_KHZ on the VM, the wall-clock MSR record
 // (kvm_write_wall_clock / kvm_get_wall_clock_epoch) and the delayed clock-update work
 // (kvmclock_update_fn every 100 ms after a global update, kvmclock_sync_fn every 300 s).
-import type { Cycles, Ns } from '../core/time.ts';
-import type { Scheduler, Timer } from '../core/engine.ts';
-import { TraceRecorder } from '../core/trace.ts';
-import { InputError } from '../core/errors.ts';
-import { s64, u32, u64 } from '../core/u64.ts';
-import { NSEC_PER_MSEC, NSEC_PER_SEC } from '../core/time.ts';
-import { encodeWallClock, pvclockReadCycles } from '../core/pvclock-abi.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import type { Scheduler, Timer } from '../core/index.ts';
+import { TraceRecorder } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { s64, u32, u64 } from '../core/index.ts';
+import { NSEC_PER_MSEC, NSEC_PER_SEC } from '../core/index.ts';
+import { encodeWallClock, pvclockReadCycles } from '../core/index.ts';
 import type { GuestMemory } from './guest-memory.ts';
 import type { HostTimekeeper } from './host-time.ts';
 import { hostClockRecord } from './timescale.ts';

@@ -2,10 +2,10 @@
 // power-of-two shift that convert base_hz ticks to scaled_hz ticks, as pvclock_scale_delta() applies
 // them. KVM computes the kvmclock scale with (NSEC_PER_SEC, tsc_khz*1000) and the guest-TSC-from-ns
 // scale with (user_tsc_khz*1000, NSEC_PER_SEC).
-import { InputError } from '../core/errors.ts';
-import { u32, u64 } from '../core/u64.ts';
-import { type PvclockVcpuTimeInfo, pvclockScaleDelta } from '../core/pvclock-abi.ts';
-import type { Cycles, Ns } from '../core/time.ts';
+import { InputError } from '../core/index.ts';
+import { u32, u64 } from '../core/index.ts';
+import { type PvclockVcpuTimeInfo, pvclockScaleDelta } from '../core/index.ts';
+import type { Cycles, Ns } from '../core/index.ts';
 
 export interface TimeScale {
   /** s8 tsc_shift */

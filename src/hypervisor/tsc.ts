@@ -1,7 +1,7 @@
 // Guest TSC from host TSC: the scaling ratio and offset KVM programs into the CPU, as
 // arch/x86/kvm/x86.c (kvm_scale_tsc, set_tsc_khz, kvm_set_tsc_khz, kvm_read_l1_tsc) and the vendor
 // setup in arch/x86/kvm/vmx/vmx.c and arch/x86/kvm/svm/svm.c define them.
-import { u64 } from '../core/u64.ts';
+import { u64 } from '../core/index.ts';
 
 /** What the vendor module tells KVM about TSC scaling (kvm_caps.* in arch/x86/kvm/x86.h). */
 export interface TscScalingCaps {

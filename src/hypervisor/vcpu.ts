@@ -4,9 +4,9 @@
 // (kvm_guest_time_update → kvm_setup_guest_pvclock), KVMCLOCK_CTRL (kvm_set_guest_paused), steal
 // time (record_steal_time, kvm_steal_time_set_preempted), and the request processing of
 // vcpu_enter_guest in the order KVM checks the requests.
-import type { Cycles, Ns } from '../core/time.ts';
-import { InputError } from '../core/errors.ts';
-import { s64, u64 } from '../core/u64.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { s64, u64 } from '../core/index.ts';
 import {
   KVM_MSR_ENABLED,
   KVM_STEAL_RESERVED_MASK,
@@ -30,7 +30,7 @@ import {
   putLe32,
   putLe64,
   type PvclockVcpuTimeInfo,
-} from '../core/pvclock-abi.ts';
+} from '../core/index.ts';
 import type { KvmVm } from './kvm.ts';
 import { KVMCLOCK_UPDATE_DELAY_NS } from './kvm.ts';
 import { kvmGetTimeScale, kvmclockScale, nsecToCycles, type TimeScale } from './timescale.ts';

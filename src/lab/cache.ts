@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 /** Temporary names currently being written, removed if the process ends before they are renamed. */
 const pending = new Set<string>();

@@ -3,7 +3,7 @@
 // Nothing here is committed; everything is rebuilt from the archive on a fresh machine.
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 import { cacheSource, discard, ensureDir, labCacheDir, settle, temporaryBeside } from './cache.ts';
 import { run, runPipeline } from './children.ts';
 

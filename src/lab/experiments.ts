@@ -1,8 +1,8 @@
 // The lab's experiments on a real guest, each returning the real result beside its simulated twin.
 // Every function that starts QEMU (or the host chronyd) stops it on every path; the `…On` variants run
 // on a guest the caller already booted, so a test suite can boot once and run everything on it.
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import { importFunctionGraph, formatStackCounts } from './ftrace.ts';
 import { HostChronyServer } from './host-chrony.ts';
 import { buildGuestImage, type GuestImage } from './image.ts';

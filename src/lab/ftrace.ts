@@ -2,7 +2,7 @@
 // into timevisor's trace format: an entry "f() {" opens a span, "}" closes it, "f();" is a leaf call.
 // Each call becomes an event named after the kernel function with its call chain as path, so
 // TraceRecorder.stackCounts() gives the same "a;b;c count" layout as the simulation's traces.
-import { TraceRecorder } from '../core/trace.ts';
+import { TraceRecorder } from '../core/index.ts';
 
 export interface FtraceImport {
   recorder: TraceRecorder;

@@ -6,7 +6,7 @@ import { createSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 import { adopt } from './children.ts';
 import { requireTool } from './debian.ts';
 import { chronydBinary } from './image.ts';

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 import { cacheSource, ensureDir, labCacheDir, writeFileAtomic } from './cache.ts';
 import { run } from './children.ts';
 import { packNewc, type CpioEntry } from './cpio.ts';

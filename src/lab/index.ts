@@ -14,3 +14,5 @@ export * from './experiments.ts';
 export * from './boot-compare.ts';
 export { ensureDir, removePendingTemporaries, writeFileAtomic } from './cache.ts';
 export { adopt, killChildren } from './children.ts';
+export * from './snapshot.ts';
+export * from './migrate.ts';

@@ -8,7 +8,7 @@
 // measured STOP → RESUME interval.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, UnavailableError } from '../core/errors.ts';
+import { InputError, UnavailableError } from '../core/index.ts';
 import { MACHINE, bootLabGuest, offsetNs, type LabRunOptions } from './experiments.ts';
 import { delay, QemuGuest } from './qemu.ts';
 import {

@@ -3,8 +3,8 @@
 // "@tv qga <log line>", and blocks "@tv begin <kind> [id]" … "@tv end <kind> [id]" holding the raw output
 // of a reader (timer_list, adjtimex, dmesg, ftrace). Everything else on the port is console noise
 // (kernel messages before init silenced printk) and is kept as the console log.
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 
 export type SerialMessage =
   | { kind: 'line'; tag: string; text: string }

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 import { adopt } from './children.ts';
 import { MissingPrerequisiteError, requireTool, which } from './debian.ts';
 import type { GuestImage } from './image.ts';

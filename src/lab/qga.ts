@@ -4,7 +4,7 @@
 // (which resets the agent's JSON parser) and the request with a random id; the agent writes 0xFF before
 // its reply, and everything before that sentinel is discarded.
 import type { Socket } from 'node:net';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 import { connectUnix } from './qmp.ts';
 
 export class QgaClient {

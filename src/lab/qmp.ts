@@ -2,7 +2,7 @@
 // socket; the server greets with {"QMP": …}, the client must send qmp_capabilities before any command,
 // replies carry the request's "id", asynchronous events carry "event".
 import { connect, type Socket } from 'node:net';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 
 export interface QmpEvent {
   event: string;

@@ -19,8 +19,8 @@
 import { mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { InputError, UnavailableError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
+import { InputError, UnavailableError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import { MACHINE, bootLabGuest, offsetNs, prepareSync, waitNtpSynced, type LabRunOptions } from './experiments.ts';
 import { delay, hostRealtimeNs, QemuGuest, type TimedSample } from './qemu.ts';
 import type { QmpClient, QmpEvent } from './qmp.ts';

@@ -3,8 +3,8 @@
 // lifecycle models KVM VMMs only, so the TCG pause semantics, and the exact RTC arithmetic of QEMU's
 // mc146818 (which the guest model simplifies), are written out here, small and explicit, each with its
 // source. docs/fidelity.md (## lab) lists every difference measured against the real guest.
-import { Engine } from '../core/engine.ts';
-import type { Ns } from '../core/time.ts';
+import { Engine } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import { pnpacpiDeviceName, type GuestDevices } from '../guest/index.ts';
 import { bootVm, guestReport, kernelPreset, machineProfile } from '../vmm/index.ts';
 

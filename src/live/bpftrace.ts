@@ -3,8 +3,8 @@
 // own `@[key]: N` layout, so they print beside the twin's trace counts (twinCounts) in the same form.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { UnavailableError } from '../core/errors.ts';
-import type { TraceEvent } from '../core/trace.ts';
+import { UnavailableError } from '../core/index.ts';
+import type { TraceEvent } from '../core/index.ts';
 
 const TRACEFS = '/sys/kernel/tracing';
 /** kill(STOP_PID, 0) from this process tells the script to exit (no such process: the call only fails). */

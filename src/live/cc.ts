@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 
 export interface CompiledProgram {
   path: string;

@@ -1,10 +1,10 @@
 // `timevisor kvm clock`: the pvclock record KVM wrote into guest memory, KVM_GET_CLOCK right after,
 // and the model's prediction of KVM_GET_CLOCK's clock from that record and host_tsc
 // (hypervisor/clock-pair.ts): the guest record read at the guest TSC that host_tsc maps to.
-import type { PvclockVcpuTimeInfo } from '../core/pvclock-abi.ts';
-import type { KvmClockData } from '../hypervisor/kvm.ts';
-import { predictGetClock } from '../hypervisor/clock-pair.ts';
-import { kvmclockScale } from '../hypervisor/timescale.ts';
+import type { PvclockVcpuTimeInfo } from '../core/index.ts';
+import type { KvmClockData } from '../hypervisor/index.ts';
+import { predictGetClock } from '../hypervisor/index.ts';
+import { kvmclockScale } from '../hypervisor/index.ts';
 import { LiveKvm } from './kvm.ts';
 import { bootMicroGuest, PVCLOCK_GPA } from './micro-guest.ts';
 

@@ -5,9 +5,9 @@
 // With the host undisciplined (adjtimex freq 0, nominal tick) the model predicts the difference to the
 // nanosecond, up to the ±1 ns floor of the raw clock's absolute phase.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pvclockScaleDelta } from '../core/pvclock-abi.ts';
-import { LinuxHostTimekeeper } from '../hypervisor/host-time.ts';
-import { kvmclockScale } from '../hypervisor/timescale.ts';
+import { pvclockScaleDelta } from '../core/index.ts';
+import { LinuxHostTimekeeper } from '../hypervisor/index.ts';
+import { kvmclockScale } from '../hypervisor/index.ts';
 import { LiveKvm } from './kvm.ts';
 import { bootMicroGuest } from './micro-guest.ts';
 import { hostNtpState } from './sys.ts';

@@ -3,11 +3,11 @@
 // models run on the host clock, so between two pairs they must advance by the same time: the HPET at
 // 100 MHz (QEMU's HPET_CLK_PERIOD 10 ns, hw/timer/hpet.c), the PM timer at 3.579545 MHz (24 bits,
 // hw/acpi/core.c). The twin reads the same models on a simulated clock at the same moments' spacing.
-import { Engine } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { AcpiPmTimer } from '../devices/acpi-pm.ts';
-import { Hpet } from '../devices/hpet.ts';
-import { noIrq } from '../devices/irq.ts';
+import { Engine } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { AcpiPmTimer } from '../devices/index.ts';
+import { Hpet } from '../devices/index.ts';
+import { noIrq } from '../devices/index.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
 import { LiveMachine, MB, PM_BASE } from './vmm.ts';

@@ -4,15 +4,15 @@
 // model's prediction of KVM_GET_CLOCK from the record (hypervisor/clock-pair.ts). The twin boots the
 // hypervisor model's vCPU at the same TSC rate and does the same MSR write: its record's scale and the
 // KVM events it traces are compared with the live ones.
-import { InputError } from '../core/errors.ts';
-import { decodePvclock, MSR_KVM_SYSTEM_TIME_NEW, type PvclockVcpuTimeInfo, pvclockReadCycles } from '../core/pvclock-abi.ts';
-import type { Ns } from '../core/time.ts';
-import { TraceRecorder } from '../core/trace.ts';
-import type { PortDevice } from '../devices/bus.ts';
-import { predictGetClock } from '../hypervisor/clock-pair.ts';
-import { FlatGuestMemory } from '../hypervisor/guest-memory.ts';
-import { LinuxHostTimekeeper } from '../hypervisor/host-time.ts';
-import { KvmVm } from '../hypervisor/kvm.ts';
+import { InputError } from '../core/index.ts';
+import { decodePvclock, MSR_KVM_SYSTEM_TIME_NEW, type PvclockVcpuTimeInfo, pvclockReadCycles } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { TraceRecorder } from '../core/index.ts';
+import type { PortDevice } from '../devices/index.ts';
+import { predictGetClock } from '../hypervisor/index.ts';
+import { FlatGuestMemory } from '../hypervisor/index.ts';
+import { LinuxHostTimekeeper } from '../hypervisor/index.ts';
+import { KvmVm } from '../hypervisor/index.ts';
 import { formatCounts, HostTrace, probesFor, twinCounts } from './bpftrace.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';

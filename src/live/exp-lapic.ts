@@ -2,12 +2,12 @@
 // timer (x2APIC MSRs; TSC-deadline through MSR 0x6e0) and counts its interrupts; rate and lateness on
 // the host clock. The twin runs the LAPIC timer model (devices/lapic-timer.ts) with the same register
 // writes, the guest's handler taking TWIN_HANDLER_NS before it re-arms.
-import { Engine } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
-import { TraceRecorder } from '../core/trace.ts';
-import { noIrq } from '../devices/irq.ts';
-import { LapicTimer, MSR_IA32_TSC_DEADLINE, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMICT } from '../devices/lapic-timer.ts';
+import { Engine } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { TraceRecorder } from '../core/index.ts';
+import { noIrq } from '../devices/index.ts';
+import { LapicTimer, MSR_IA32_TSC_DEADLINE, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMICT } from '../devices/index.ts';
 import { formatCounts, HostTrace, probesFor, twinCounts } from './bpftrace.ts';
 import { spanPeriods, TWIN_HANDLER_NS, TWIN_PAST_LAST_NS } from './exp-pit.ts';
 import { buildGuest } from './guest-build.ts';

@@ -5,11 +5,11 @@
 // KVM's PIT (devices/pit.ts) for the same time in the simulation.
 import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { Engine } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
-import { TraceRecorder } from '../core/trace.ts';
-import { RecordingIrq } from '../devices/irq.ts';
+import { Engine } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
+import { TraceRecorder } from '../core/index.ts';
+import { RecordingIrq } from '../devices/index.ts';
 import { PIT_FREQ } from '../devices/index.ts';
 import { KvmPit } from '../hypervisor/index.ts';
 import { formatCounts, HostTrace, probesFor, twinCounts } from './bpftrace.ts';

@@ -4,11 +4,11 @@
 // host UTC, its seconds then tick from the moment it was created). The guest reads once, then at each
 // of the next seconds' start. The twin reads the model RTC, started the same way, at the same moments
 // on a simulated clock.
-import { Engine } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
-import { noIrq } from '../devices/irq.ts';
-import { CmosRtc } from '../devices/rtc.ts';
+import { Engine } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
+import { noIrq } from '../devices/index.ts';
+import { CmosRtc } from '../devices/index.ts';
 import { buildGuest } from './guest-build.ts';
 import { LiveKvm } from './kvm.ts';
 import type { CpuidPolicy } from './cpuid.ts';

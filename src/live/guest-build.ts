@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 
 export const GUEST_DIR = fileURLToPath(new URL('./guests/', import.meta.url));
 /** Where every micro-guest is loaded and entered (CS:IP = 0:0x1000). */

@@ -1,8 +1,8 @@
 // The devices' time base and timers under live KVM: the host's CLOCK_MONOTONIC (process.hrtime), with
 // timers on the Node event loop. A device keeps computing its registers from the clock at each access,
 // as it does under simulation; only the firing of its timers is as late as the event loop makes it.
-import type { EventCallback, Scheduler, Timer } from '../core/engine.ts';
-import type { Ns } from '../core/time.ts';
+import type { EventCallback, Scheduler, Timer } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 
 export class HostScheduler implements Scheduler {
   private readonly live = new Set<HostTimer>();

@@ -3,16 +3,10 @@
 // which also runs on SIGINT/SIGTERM and at process exit. Struct layouts come from uapi.ts (checked
 // against <linux/kvm.h>); errors become UnavailableError with the errno name.
 import { existsSync } from 'node:fs';
-import type { Cycles, Ns } from '../core/time.ts';
-import { UnavailableError } from '../core/errors.ts';
-import {
-  decodePvclock,
-  decodeStealTime,
-  PVCLOCK_VCPU_TIME_INFO_SIZE,
-  type KvmStealTime,
-  type PvclockVcpuTimeInfo,
-} from '../core/pvclock-abi.ts';
-import type { KvmClockData } from '../hypervisor/kvm.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { UnavailableError } from '../core/index.ts';
+import { decodePvclock, decodeStealTime, PVCLOCK_VCPU_TIME_INFO_SIZE, type KvmStealTime, type PvclockVcpuTimeInfo } from '../core/index.ts';
+import type { KvmClockData } from '../hypervisor/index.ts';
 import {
   errnoName,
   libc,

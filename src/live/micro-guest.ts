@@ -9,8 +9,8 @@ import {
   MSR_IA32_TSC,
   pvclockReadCycles,
   type PvclockVcpuTimeInfo,
-} from '../core/pvclock-abi.ts';
-import type { Ns } from '../core/time.ts';
+} from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import type { LiveKvm, LiveVcpu, LiveVm } from './kvm.ts';
 
 export const CODE_GPA = 0x1000;

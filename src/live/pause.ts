@@ -4,14 +4,14 @@
 // with the hypervisor model. The guest clock is read the guest's way: its pvclock record (guest
 // memory) at its TSC (IA32_TSC).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PVCLOCK_GUEST_STOPPED, MSR_KVM_SYSTEM_TIME_NEW, decodePvclock, pvclockReadCycles } from '../core/pvclock-abi.ts';
-import type { Ns } from '../core/time.ts';
-import { FlatGuestMemory } from '../hypervisor/guest-memory.ts';
-import { LinuxHostTimekeeper } from '../hypervisor/host-time.ts';
-import { KvmVm } from '../hypervisor/kvm.ts';
+import { PVCLOCK_GUEST_STOPPED, MSR_KVM_SYSTEM_TIME_NEW, decodePvclock, pvclockReadCycles } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { FlatGuestMemory } from '../hypervisor/index.ts';
+import { LinuxHostTimekeeper } from '../hypervisor/index.ts';
+import { KvmVm } from '../hypervisor/index.ts';
 import { LiveKvm } from './kvm.ts';
 import { bootMicroGuest, guestKvmclock, PVCLOCK_GPA, WALL_CLOCK_GPA, type MicroGuest } from './micro-guest.ts';
-import { decodeWallClock, MSR_KVM_WALL_CLOCK_NEW } from '../core/pvclock-abi.ts';
+import { decodeWallClock, MSR_KVM_WALL_CLOCK_NEW } from '../core/index.ts';
 
 function liveEpoch(g: MicroGuest): Ns {
   const wc = decodeWallClock(g.vm.memory.slice(WALL_CLOCK_GPA, WALL_CLOCK_GPA + 12));

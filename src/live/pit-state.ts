@@ -1,6 +1,6 @@
 // KVM_GET_PIT2: the in-kernel PIT's channel state (arch/x86/kvm/x86.c kvm_vm_ioctl_get_pit2 copies
 // kvm_kpit_state's channels; count_load_time is ktime_get(), i.e. host CLOCK_MONOTONIC ns).
-import type { Ns } from '../core/time.ts';
+import type { Ns } from '../core/index.ts';
 import type { LiveVm } from './kvm.ts';
 import * as U from './uapi.ts';
 

@@ -7,7 +7,7 @@
 // even if we die), pinned with sched_setaffinity to the CPU the vCPU thread is pinned to.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 import { LiveKvm } from './kvm.ts';
 import { bootMicroGuest, STEAL_GPA } from './micro-guest.ts';
 import { libc, pinCurrentThread, restoreAffinity } from './sys.ts';

@@ -2,7 +2,7 @@
 // sched_setaffinity/sched_getcpu. Loaded lazily so that importing the live layer on a machine
 // without libc.so.6 or koffi's native module does not fail before a command needs it.
 import { createRequire } from 'node:module';
-import { UnavailableError } from '../core/errors.ts';
+import { UnavailableError } from '../core/index.ts';
 
 const require = createRequire(import.meta.url);
 

@@ -3,7 +3,7 @@
 // include/uapi/asm-generic/ioctl.h, exit reasons, capabilities. test/live/uapi.test.ts compiles a C
 // program against the system's <linux/kvm.h> and compares every value in `uapiTable()`.
 // KVM_CLOCK_* flags are the hypervisor model's (hypervisor/kvm.ts) and are checked here too.
-import { KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE } from '../hypervisor/kvm.ts';
+import { KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE } from '../hypervisor/index.ts';
 
 // --- include/uapi/asm-generic/ioctl.h ---
 const IOC_NONE = 0;

@@ -5,14 +5,14 @@
 // host's CLOCK_MONOTONIC. Everything it creates is released by its LiveKvm's close(), which also runs
 // on SIGINT/SIGTERM and at exit; stop() ends the vCPU threads first.
 import { Worker } from 'node:worker_threads';
-import { UnavailableError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
-import { AcpiPmTimer } from '../devices/acpi-pm.ts';
-import { type AccessSize, MmioBus, PortBus } from '../devices/bus.ts';
-import { Hpet } from '../devices/hpet.ts';
-import type { IrqLine } from '../devices/irq.ts';
-import { CmosRtc } from '../devices/rtc.ts';
-import { COM1_BASE, Serial16550 } from '../devices/serial.ts';
+import { UnavailableError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { AcpiPmTimer } from '../devices/index.ts';
+import { type AccessSize, MmioBus, PortBus } from '../devices/index.ts';
+import { Hpet } from '../devices/index.ts';
+import type { IrqLine } from '../devices/index.ts';
+import { CmosRtc } from '../devices/index.ts';
+import { COM1_BASE, Serial16550 } from '../devices/index.ts';
 import { applyCpuidPolicy, type CpuidPolicy } from './cpuid.ts';
 import { GUEST_LOAD_GPA } from './guest-build.ts';
 import { HostScheduler } from './host-scheduler.ts';

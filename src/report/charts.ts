@@ -1,6 +1,6 @@
 // ECharts options for a run's plots, shared by the HTML report (drawn in the browser), the PNG (drawn
 // server-side to SVG) and the web UI. Options are plain JSON: no functions, so they can be inlined.
-import type { SimulationSummary, TimelineRow } from '../world/simulation.ts';
+import type { SimulationSummary, TimelineRow } from '../world/index.ts';
 
 export interface Unit {
   name: string;

@@ -2,8 +2,8 @@
 // `run --out DIR` (summary.json + timeline.csv). Bad directories are InputErrors naming the file.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError } from '../core/errors.ts';
-import type { SimulationSummary, TimelineRow } from '../world/simulation.ts';
+import { InputError } from '../core/index.ts';
+import type { SimulationSummary, TimelineRow } from '../world/index.ts';
 
 /** What a report is made from: a run's summary and its whole timeline. */
 export interface RunData {

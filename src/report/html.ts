@@ -2,7 +2,7 @@
 // verdict per VM, the plots and the tables. Same results → byte-identical file.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { formatDuration } from '../core/units.ts';
+import { formatDuration } from '../core/index.ts';
 import type { RunData } from './data.ts';
 import { reportCharts } from './charts.ts';
 import { verdicts } from './verdict.ts';

@@ -1,8 +1,8 @@
 // One line per VM that says whether its wall clock ends the run right: within 1 ms (what an NTP-synced
 // guest on a LAN keeps), within 128 ms (ntpd's step threshold, the scenarios' ntp_step_threshold default:
 // below it a time service only slews), or beyond.
-import { formatDuration } from '../core/units.ts';
-import type { SimulationSummary, VmSummary } from '../world/simulation.ts';
+import { formatDuration } from '../core/index.ts';
+import type { SimulationSummary, VmSummary } from '../world/index.ts';
 
 export type VerdictLevel = 'ok' | 'warn' | 'bad';
 

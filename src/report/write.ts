@@ -1,7 +1,7 @@
 // Output files are written whole or not at all: temporary files beside the targets, renamed into place
 // only once every one of them has been written.
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 export interface OutputFile {
   path: string;

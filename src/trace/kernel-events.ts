@@ -8,7 +8,7 @@
 //   include/trace/events/printk.h console
 // Events the models emit without a call path get the one the kernel takes (`path`); the in-kernel PIT's
 // chain crosses its kthread queue (pit_timer_fn queues pit_do_work on kvm-pit/<pid>, arch/x86/kvm/i8254.c).
-import type { TraceArgs, TraceEvent } from '../core/trace.ts';
+import type { TraceArgs, TraceEvent } from '../core/index.ts';
 
 /** Where an event runs on the host, which decides its task, CPU and irq/preempt flags. */
 export type EventContext = 'vcpu' | 'hardirq' | 'kvm-pit' | 'kworker' | 'qemu' | 'guest' | 'model';

@@ -2,8 +2,8 @@
 // ui.perfetto.dev and chrome://tracing open): a process per host and per VM, a thread (track) per host
 // CPU, vCPU and device, counters for each guest's REALTIME offset and steal, instant events for pause,
 // resume, migration and sync. Timestamps are microseconds; displayTimeUnit "ns" keeps ns precision on screen.
-import type { TraceEvent } from '../core/trace.ts';
-import type { TimelineRow } from '../world/simulation.ts';
+import type { TraceEvent } from '../core/index.ts';
+import type { TimelineRow } from '../world/index.ts';
 import { kernelEvent } from './kernel-events.ts';
 import { hostTask, parseSource, qemuPid } from './pipe.ts';
 

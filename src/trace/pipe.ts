@@ -2,7 +2,7 @@
 // trace_print_lat_fmt): "%16s-%-7d [%03d] <flags> %5llu.%06lu: <event>: <fields>". The task is the host
 // thread the work runs on: QEMU's vCPU threads ("CPU n/KVM", named by QEMU's qemu_thread_create), the
 // in-kernel PIT's kthread ("kvm-pit/<qemu pid>"), a kworker for KVM's delayed work, QEMU's main thread.
-import type { TraceEvent } from '../core/trace.ts';
+import type { TraceEvent } from '../core/index.ts';
 import { type EventContext, kernelEvent } from './kernel-events.ts';
 
 export interface HostTask {

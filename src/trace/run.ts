@@ -1,9 +1,9 @@
 // Run a scenario with tracing on and hand back its events with every source named after the scenario's
 // VMs ("vm-agent/vcpu0", "vm-agent/pit"), filtered by event name and VM as `timevisor trace` asks.
-import { InputError } from '../core/errors.ts';
-import { type TraceEvent, TraceRecorder } from '../core/trace.ts';
-import type { Scenario } from '../world/scenario.ts';
-import { type SimulationResult, simulate } from '../world/simulation.ts';
+import { InputError } from '../core/index.ts';
+import { type TraceEvent, TraceRecorder } from '../core/index.ts';
+import type { Scenario } from '../world/index.ts';
+import { type SimulationResult, simulate } from '../world/index.ts';
 import { eventPath } from './kernel-events.ts';
 
 export interface TraceRunOptions {

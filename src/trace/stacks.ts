@@ -1,7 +1,7 @@
 // Call paths counted the way a bpftrace session prints its maps on exit: `@[a, b, c]: N` for a tuple key,
 // or with --stacks the kstack layout (one frame a line, innermost first, indented four spaces). bpftrace
 // prints a map sorted by value, smallest first; equal values here keep key order so output is stable.
-import type { TraceEvent } from '../core/trace.ts';
+import type { TraceEvent } from '../core/index.ts';
 import { eventPath } from './kernel-events.ts';
 
 export interface PathCount {

@@ -1,16 +1,16 @@
 // Boot a guest kernel preset on a machine profile: create the VM now, enter the kernel after the
 // profile's firmware/loader time, and report what the guest prints and shows in sysfs.
-import type { Scheduler } from '../core/engine.ts';
-import type { Cycles, Ns } from '../core/time.ts';
-import type { TraceRecorder } from '../core/trace.ts';
-import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/boot.ts';
-import { parseCmdline } from '../guest/cmdline.ts';
-import type { KernelConfig } from '../guest/kernel.ts';
+import type { Scheduler } from '../core/index.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import type { TraceRecorder } from '../core/index.ts';
+import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/index.ts';
+import { parseCmdline } from '../guest/index.ts';
+import type { KernelConfig } from '../guest/index.ts';
 import type { HostCpu, MachineProfile } from './profiles.ts';
 import { VirtualMachine } from './machine.ts';
 import type { RtcConfig } from './vm-devices.ts';
-import { hex } from '../core/u64.ts';
-import { InputError } from '../core/errors.ts';
+import { hex } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
 
 export interface BootVmOptions {
   profile: MachineProfile;

@@ -1,7 +1,7 @@
 // Guest kernel presets: the build options that decide what a guest's timekeeping can use.
 // See docs/fidelity.md (## vmm) for where each value comes from.
-import { InputError } from '../core/errors.ts';
-import type { KernelConfig } from '../guest/kernel.ts';
+import { InputError } from '../core/index.ts';
+import type { KernelConfig } from '../guest/index.ts';
 
 export const KERNEL_PRESETS: Record<string, KernelConfig> = {
   /**

@@ -3,8 +3,8 @@
 // whatever register B says); register A is plain CMOS RAM (0 unless the guest writes it), so UIP is
 // never set and a reader never waits; register D reads VRT (0x80); C and D ignore writes; other
 // indices are 128 bytes of RAM. It has no timers and raises no interrupt.
-import { NSEC_PER_SEC, type Clock } from '../core/time.ts';
-import type { PortDevice } from '../devices/bus.ts';
+import { NSEC_PER_SEC, type Clock } from '../core/index.ts';
+import type { PortDevice } from '../devices/index.ts';
 
 const RTC_REG_C = 0x0c;
 const RTC_REG_D = 0x0d;

@@ -17,8 +17,8 @@
 // clocks do not see the gap, and its wall clock falls behind by the pause until something (guest
 // agent, NTP) sets it. Under KVM no VMM here touches the TSC on pause, so a guest clocked by the TSC
 // sees the pause as elapsed time and its wall clock stays right; under TCG the TSC stops too.
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import type { BootedVm } from './boot-vm.ts';
 import type { RestoreOutcome, RestoreTarget, VmClockState } from './machine.ts';
 

@@ -1,9 +1,9 @@
 // A virtual machine as a guest sees it: the profile's CPUID and devices on top of a host whose TSC
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
-import type { Scheduler, Timer } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/time.ts';
+import type { Scheduler, Timer } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
   KVM_CLOCK_REALTIME,
@@ -15,9 +15,9 @@ import {
   type TscScalingCaps,
   VMX_TSC_SCALING,
 } from '../hypervisor/index.ts';
-import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/pvclock-abi.ts';
-import type { GuestPlatform } from '../guest/platform.ts';
-import type { TraceRecorder } from '../core/trace.ts';
+import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/index.ts';
+import type { GuestPlatform } from '../guest/index.ts';
+import type { TraceRecorder } from '../core/index.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
 import { VmclockDevice, vmclockFlavor } from './vmclock.ts';

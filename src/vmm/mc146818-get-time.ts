@@ -2,7 +2,7 @@
 // (drivers/rtc/rtc-mc146818-lib.c), as mach_get_cmos_time (arch/x86/kernel/rtc.c, the persistent
 // clock at boot) and rtc-cmos's cmos_read_time (rtc_hctosys) call it — as port accesses on the
 // VMM's RTC, with time moving by the cost of each access and by each udelay().
-import type { Ns } from '../core/time.ts';
+import type { Ns } from '../core/index.ts';
 
 const RTC_PORT_INDEX = 0x70;
 const RTC_PORT_DATA = 0x71;

@@ -1,9 +1,9 @@
 // Machine profiles: what each VMM offers a guest — CPUID leaves (including KVM's paravirt leaves),
 // timer devices, the kernel arguments it adds, and the cost of a trapped port/MMIO read — taken from
 // each project's sources (cited per profile; table in docs/fidelity.md ## vmm).
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
-import type { CpuVendor, GuestCpuid, GuestDevices } from '../guest/platform.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import type { CpuVendor, GuestCpuid, GuestDevices } from '../guest/index.ts';
 
 /** The host CPU as far as a guest can be shown it. */
 export interface HostCpu {

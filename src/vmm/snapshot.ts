@@ -3,7 +3,7 @@
 // from the saved MSR_IA32_TSC (so the guest TSC does not see the gap) and kvmclock with KVM_SET_CLOCK;
 // they differ in whether they ask KVM to add the time since the save (KVM_CLOCK_REALTIME) and in what
 // they refuse.
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 
 export interface MoveClockPolicy {
   /** Why the VMM cannot save and restore a VM, or null when it can. */

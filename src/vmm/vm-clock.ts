@@ -5,8 +5,8 @@
 //
 // The devices' timers run on `scheduler`, which arms them on the VMM's scheduler while the clock
 // runs and holds them, with the time they had left, while it is stopped.
-import type { EventCallback, Scheduler, Timer } from '../core/engine.ts';
-import type { Clock, Ns } from '../core/time.ts';
+import type { EventCallback, Scheduler, Timer } from '../core/index.ts';
+import type { Clock, Ns } from '../core/index.ts';
 
 export class VmVirtualClock {
   /** Timers for devices on this clock (expiries in the VMM scheduler's time while running). */

@@ -16,9 +16,9 @@
 //
 // The KVM in-kernel PIT runs on host hrtimers and the Cloud Hypervisor / kvmtool devices on host clocks,
 // so under those VMMs nothing stops while the VM is paused.
-import { Engine, type Scheduler } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import { NSEC_PER_SEC, type Clock, type Ns } from '../core/time.ts';
+import { Engine, type Scheduler } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import { NSEC_PER_SEC, type Clock, type Ns } from '../core/index.ts';
 import {
   AcpiPmTimer,
   CmosRtc,
@@ -38,12 +38,12 @@ import {
   SpeakerPort,
   type PortDevice,
 } from '../devices/index.ts';
-import type { CmosReading } from '../guest/platform.ts';
+import type { CmosReading } from '../guest/index.ts';
 import { KvmPit } from '../hypervisor/index.ts';
 import { KvmtoolRtc } from './kvmtool-rtc.ts';
 import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
 import type { MachineProfile } from './profiles.ts';
-import type { TraceRecorder } from '../core/trace.ts';
+import type { TraceRecorder } from '../core/index.ts';
 import { VmVirtualClock } from './vm-clock.ts';
 
 /** QEMU's `-rtc` option (qemu-* profiles only; the other VMMs' RTCs always show host UTC). */

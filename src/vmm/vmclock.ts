@@ -5,9 +5,9 @@
 //     do_post_restore bumps disruption_marker and vm_generation_counter, then interrupts the guest.
 // Neither fills the counter→time fields; `precise` models a host that does (publishing the guest TSC's
 // relation to its NTP-disciplined UTC each second, with stated error bounds), as the ABI allows.
-import type { Scheduler, Timer } from '../core/engine.ts';
-import type { Cycles, Ns } from '../core/time.ts';
-import { NSEC_PER_SEC } from '../core/time.ts';
+import type { Scheduler, Timer } from '../core/index.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { NSEC_PER_SEC } from '../core/index.ts';
 import {
   decodeVmclock,
   encodeVmclock,
@@ -24,7 +24,7 @@ import {
   VMCLOCK_STATUS_UNKNOWN,
   VMCLOCK_TIME_UTC,
   type VmclockRecord,
-} from '../core/vmclock-abi.ts';
+} from '../core/index.ts';
 import type { GuestMemory } from '../hypervisor/index.ts';
 
 export type VmclockFlavor = 'qemu' | 'firecracker';

@@ -2,7 +2,7 @@
 // subscribes late (or reconnects) still gets the whole stream, and its results kept for download.
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import type { Scenario } from '../world/scenario.ts';
+import type { Scenario } from '../world/index.ts';
 import { parseTimelineCsv, type RunData } from '../report/index.ts';
 import type { WorkerMessage } from './worker.ts';
 

@@ -1,5 +1,5 @@
 // The scenarios the web UI offers to start from: the demo and a short pause that runs in well under a second.
-import { DEMO_SCENARIO_YAML } from '../world/demo.ts';
+import { DEMO_SCENARIO_YAML } from '../world/index.ts';
 
 export interface LibraryScenario {
   id: string;

@@ -2,8 +2,8 @@
 // to 1/16, 1/8, 1/4, 1/2 and all of its duration: each shorter run is an exact prefix of the full one
 // (same scenario, same seed, same events up to its end), and the rows before each cut are final. Costs
 // about twice one run.
-import type { Scenario } from '../world/scenario.ts';
-import { type SimulationResult, simulate, type TimelineRow } from '../world/simulation.ts';
+import type { Scenario } from '../world/index.ts';
+import { type SimulationResult, simulate, type TimelineRow } from '../world/index.ts';
 
 export const CUTS = [1 / 16, 1 / 8, 1 / 4, 1 / 2, 1];
 

@@ -5,12 +5,12 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 import { echartsSource, offsetChart, reportHtml } from '../report/index.ts';
 import { chromeTrace, runTrace } from '../trace/index.ts';
-import { verdicts } from '../report/verdict.ts';
-import { parseScenario, parseScenarioText, type Scenario, scenarioJsonSchema } from '../world/scenario.ts';
-import { type SimulationSummary, timelineCsv } from '../world/simulation.ts';
+import { verdicts } from '../report/index.ts';
+import { parseScenario, parseScenarioText, type Scenario, scenarioJsonSchema } from '../world/index.ts';
+import { type SimulationSummary, timelineCsv } from '../world/index.ts';
 import { JobRunner } from './jobs.ts';
 import { LIBRARY } from './library.ts';
 

@@ -1,9 +1,9 @@
 // Worker thread body: runs one scenario progressively and posts progress, timeline rows and the result,
 // so the server's event loop stays free to stream them.
 import { parentPort, workerData } from 'node:worker_threads';
-import { InputError } from '../core/errors.ts';
-import type { Scenario } from '../world/scenario.ts';
-import { timelineCsv } from '../world/simulation.ts';
+import { InputError } from '../core/index.ts';
+import type { Scenario } from '../world/index.ts';
+import { timelineCsv } from '../world/index.ts';
 import { runProgressively } from './progressive.ts';
 
 export type WorkerMessage =

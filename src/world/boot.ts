@@ -1,6 +1,6 @@
 // Boot one VM of a scenario in its world and report what its guest shows: the path behind
 // `timevisor guest` (with --scenario or --profile) and the doctor's replay, the same VM `run` boots.
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import { type GuestReport, guestReport } from '../vmm/index.ts';
 import { findVm, type ResolvedScenario } from './resolve.ts';
 import { World } from './world.ts';

@@ -6,9 +6,9 @@
 // CLOCK_MONOTONIC_RAW is the clocksource scaled by its nominal frequency, never adjusted; CLOCK_MONOTONIC
 // is slewed by NTP (when the host runs an NTP client it is modelled as tracking true time's rate);
 // CLOCK_REALTIME = MONOTONIC + the wall-clock offset set at boot (exact true time when NTP-synced).
-import type { Cycles, Ns } from '../core/time.ts';
-import { NSEC_PER_SEC } from '../core/time.ts';
-import type { Prng } from '../core/prng.ts';
+import type { Cycles, Ns } from '../core/index.ts';
+import { NSEC_PER_SEC } from '../core/index.ts';
+import type { Prng } from '../core/index.ts';
 import { Oscillator, type OscillatorConfig } from './oscillator.ts';
 
 export interface TscConfig {

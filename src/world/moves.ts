@@ -2,8 +2,8 @@
 // live migrations (a stop-and-copy downtime, then the VM runs on the destination), and steps of a host's
 // own clock. What each VMM saves and restores is in src/vmm/snapshot.ts; the restore itself in
 // src/vmm/machine.ts (restoreClockState).
-import type { Ns } from '../core/time.ts';
-import { formatDuration } from '../core/units.ts';
+import type { Ns } from '../core/index.ts';
+import { formatDuration } from '../core/index.ts';
 import { moveClockPolicy, type RestoreOutcome, type VmClockState } from '../vmm/index.ts';
 import type { GuestSync } from './sync.ts';
 import { formatOffset, monotonicSaw, realtimeChange } from './verdicts.ts';

@@ -3,11 +3,11 @@
 // lost with probability `loss` (seeded: one PRNG stream per server and client). The server stamps T2 on
 // arrival and T3 as it answers (no processing time); the client stamps T1 and T4 with its own clock, and
 // computes offset and delay from the four timestamps as RFC 5905 §8 defines them.
-import type { Engine } from '../core/engine.ts';
-import { InputError } from '../core/errors.ts';
-import type { Prng } from '../core/prng.ts';
-import type { Ns } from '../core/time.ts';
-import type { NtpServerLink, NtpServerReply } from '../guest/chrony/source.ts';
+import type { Engine } from '../core/index.ts';
+import { InputError } from '../core/index.ts';
+import type { Prng } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import type { NtpServerLink, NtpServerReply } from '../guest/index.ts';
 
 export interface NtpPath {
   /** Fixed one-way delay, ns. */

@@ -4,8 +4,8 @@
 // `wanderIntervalNs` the error takes a normal step of `wanderSigmaPpm`. Phase (the oscillator's own
 // idea of elapsed ns) is kept exactly: the error is held as a 2^-64 fixed-point fraction and each
 // piece of the piecewise-linear phase is integrated in BigInt, so a year of phase has no rounding drift.
-import type { Prng } from '../core/prng.ts';
-import type { Ns } from '../core/time.ts';
+import type { Prng } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 
 const FRAC_BITS = 64n;
 const ONE = 1n << FRAC_BITS;

@@ -1,7 +1,7 @@
 // The VMM's pause/resume events of one VM, and what the guest saw across each: offset before, right
 // after resume, monotonic advance, and the offset once its sync (if any) acted.
-import { InputError } from '../core/errors.ts';
-import { formatDuration } from '../core/units.ts';
+import { InputError } from '../core/index.ts';
+import { formatDuration } from '../core/index.ts';
 import { recordSync } from './moves.ts';
 import type { GuestSync } from './sync.ts';
 import { monotonicSaw, realtimeChange } from './verdicts.ts';

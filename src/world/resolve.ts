@@ -1,9 +1,9 @@
 // The one resolver from a parsed scenario to what the world builds: hosts with their crystal, TSC and
 // CPU, and each VM with its machine profile, kernel preset, command line and timings, all in exact ns.
 // `run`, `guest --scenario`, `guest --profile` and the doctor's replay all boot from this (src/world/boot.ts).
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
-import type { KernelConfig } from '../guest/kernel.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import type { KernelConfig } from '../guest/index.ts';
 import { type HostCpu, kernelPreset, type MachineProfile, machineProfile, resolveHost } from '../vmm/index.ts';
 import type { HostConfig } from './host.ts';
 import type { Scenario } from './scenario.ts';

@@ -1,6 +1,6 @@
 // What the simulation records of each guest: its clock offsets against true time, sampled into a
 // timeline, and the running statistics the summary reports (first, last, worst, drift).
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 
 export interface TimelineRow {
   /** True time since the start, ns. */

@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { isNode, LineCounter, parseDocument, visit } from 'yaml';
 import { z } from 'zod';
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
-import { parseDuration } from '../core/units.ts';
-import { parseCmdline } from '../guest/cmdline.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { parseDuration } from '../core/index.ts';
+import { parseCmdline } from '../guest/index.ts';
 import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy, vmclockFlavor } from '../vmm/index.ts';
 
 /** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */

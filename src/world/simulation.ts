@@ -2,8 +2,8 @@
 // with the event engine, samples every guest's clocks against true time, and returns a summary plus a
 // timeline. Pure: same scenario, same result. The parts live in their own modules: resolve (scenario →
 // options), world (hosts, VM boot), pauses, sync (agent, NTP), sampling, summary.
-import type { TraceRecorder } from '../core/trace.ts';
-import type { Ns } from '../core/time.ts';
+import type { TraceRecorder } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import { type GuestReport, guestReport, VmLifecycle } from '../vmm/index.ts';
 import { scheduleHostSteps, scheduleMigrations, scheduleSnapshots } from './moves.ts';
 import { schedulePauses } from './pauses.ts';

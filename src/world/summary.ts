@@ -1,5 +1,5 @@
 // The run's summary: per host and per VM, what summary.json holds (integer ns as strings).
-import { VMCLOCK_COUNTER_X86_TSC, vmclockReadNs } from '../core/vmclock-abi.ts';
+import { VMCLOCK_COUNTER_X86_TSC, vmclockReadNs } from '../core/index.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 

@@ -4,7 +4,7 @@
 // read back from shard CSVs is the same data a single run holds, and merged files come out byte for byte
 // the same; summary.json is computed from the rows alone.
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { InputError } from '../core/errors.ts';
+import { InputError } from '../core/index.ts';
 import type { SimulationSummary } from './summary.ts';
 import { SWEEP_PARAMS, type Sweep, type SweepParam, type SweepPoint } from './sweep.ts';
 

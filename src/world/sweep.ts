@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { InputError } from '../core/errors.ts';
-import { Prng } from '../core/prng.ts';
-import type { Ns } from '../core/time.ts';
-import { parseDuration } from '../core/units.ts';
+import { InputError } from '../core/index.ts';
+import { Prng } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { parseDuration } from '../core/index.ts';
 import { describeIssue, formatPath, parseScenario, parseYamlMapping, readInputFile, type Scenario, type YamlData } from './scenario.ts';
 
 /** The parameters a sweep may vary, in the order points enumerate them (the last varies fastest). */

@@ -1,10 +1,10 @@
 // What re-syncs a guest's wall clock: the management layer's guest-agent call after a resume, or an NTP
 // client in the guest polling a server. Each is a policy object the pause schedule calls into.
-import { NSEC_PER_SEC, type Ns } from '../core/time.ts';
-import { Chronyd } from '../guest/chrony/chronyd.ts';
-import type { NtpServerLink } from '../guest/chrony/source.ts';
-import { NtpKernelClient } from '../guest/ntp-client.ts';
-import { QgaAgent } from '../guest/qga-agent.ts';
+import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
+import { Chronyd } from '../guest/index.ts';
+import type { NtpServerLink } from '../guest/index.ts';
+import { NtpKernelClient } from '../guest/index.ts';
+import { QgaAgent } from '../guest/index.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 

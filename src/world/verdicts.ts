@@ -1,6 +1,6 @@
 // One plain-language line per event, from the numbers the guest showed and what the VMM did.
-import type { Ns } from '../core/time.ts';
-import { formatDuration } from '../core/units.ts';
+import type { Ns } from '../core/index.ts';
+import { formatDuration } from '../core/index.ts';
 
 const MS = 1_000_000n;
 

@@ -1,7 +1,7 @@
 // One scenario VM inside a running simulation: its booted guest, its lifecycle, and what is recorded
 // of it. Reading and sampling its clocks against true time live here, once.
-import type { Ns } from '../core/time.ts';
-import type { Chronyd } from '../guest/chrony/chronyd.ts';
+import type { Ns } from '../core/index.ts';
+import type { Chronyd } from '../guest/index.ts';
 import type { BootedVm, VmLifecycle } from '../vmm/index.ts';
 import type { Host } from './host.ts';
 import type { ResolvedVm } from './resolve.ts';

@@ -1,8 +1,8 @@
 // How much work a scenario asks for, estimated before anything runs: engine events, timeline rows and
 // memory. A scenario that could not finish in reasonable time or fit in memory is refused up front,
 // naming the field that drives the cost and the estimate, instead of running for hours or dying of heap.
-import { InputError } from '../core/errors.ts';
-import type { Ns } from '../core/time.ts';
+import { InputError } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
 import type { ResolvedScenario } from './resolve.ts';
 
 /** Engine events a run may take: ~2·10^9 is hours of wall time at the guest model's rate (docs/performance.md). */

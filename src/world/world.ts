@@ -1,9 +1,9 @@
 // The world a resolved scenario describes: one event engine, the hosts (crystal with its wander, TSC,
 // clocks) and the VMs booted on them. Every command that boots a scenario VM goes through bootVm here.
-import { Engine } from '../core/engine.ts';
-import { Prng } from '../core/prng.ts';
-import type { Ns } from '../core/time.ts';
-import { TraceRecorder } from '../core/trace.ts';
+import { Engine } from '../core/index.ts';
+import { Prng } from '../core/index.ts';
+import type { Ns } from '../core/index.ts';
+import { TraceRecorder } from '../core/index.ts';
 import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
 import { Host } from './host.ts';
 import { NtpServers } from './ntp-servers.ts';

@@ -2,8 +2,8 @@
 // `pc` machine model, with a virtual clock that only clock_step / clock_set move.
 import { writeSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
-import { NSEC_PER_SEC } from '../../core/time.ts';
+import { InputError } from '../../core/index.ts';
+import { NSEC_PER_SEC } from '../../core/index.ts';
 import { QtestSession, rtcBaseSeconds } from '../../devices/index.ts';
 import { KvmPit } from '../../hypervisor/index.ts';
 

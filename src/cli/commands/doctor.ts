@@ -3,7 +3,7 @@
 // the twin does not reproduce. The file write lives here, in the CLI: src/doctor has no write path.
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
+import { InputError } from '../../core/index.ts';
 import {
   compareTwin,
   explain,

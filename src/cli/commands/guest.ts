@@ -1,8 +1,8 @@
 // `timevisor guest`: boot a simulated guest kernel on a machine profile and print what it shows:
 // its timekeeping boot log, available_clocksource, current_clocksource and clockevent device.
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
-import type { Ns } from '../../core/time.ts';
+import { InputError } from '../../core/index.ts';
+import type { Ns } from '../../core/index.ts';
 import { DEFAULT_HOST, type GuestReport, type HostCpu, KERNEL_PRESETS, PROFILES } from '../../vmm/index.ts';
 import {
   bootScenarioGuest,

@@ -1,16 +1,16 @@
 // `timevisor kvm clock|steal|pause`: the live /dev/kvm backend beside the hypervisor model.
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
-import { clockSampleJson, sampleKvmClock } from '../../live/clock.ts';
-import { measureSteal } from '../../live/steal.ts';
-import { livePause } from '../../live/pause.ts';
-import { type CompareRow, formatRows, kvmclockRows, lapicRows, pitRows, rtcRows } from '../../live/compare.ts';
-import { pitExperiment } from '../../live/exp-pit.ts';
-import { lapicExperiment, parseLapicMode } from '../../live/exp-lapic.ts';
-import { kvmclockExperiment } from '../../live/exp-kvmclock.ts';
-import { rtcExperiment } from '../../live/exp-rtc.ts';
-import { DEFAULT_HOST, machineProfile } from '../../vmm/profiles.ts';
-import type { CpuidPolicy } from '../../live/cpuid.ts';
+import { InputError } from '../../core/index.ts';
+import { clockSampleJson, sampleKvmClock } from '../../live/index.ts';
+import { measureSteal } from '../../live/index.ts';
+import { livePause } from '../../live/index.ts';
+import { type CompareRow, formatRows, kvmclockRows, lapicRows, pitRows, rtcRows } from '../../live/index.ts';
+import { pitExperiment } from '../../live/index.ts';
+import { lapicExperiment, parseLapicMode } from '../../live/index.ts';
+import { kvmclockExperiment } from '../../live/index.ts';
+import { rtcExperiment } from '../../live/index.ts';
+import { DEFAULT_HOST, machineProfile } from '../../vmm/index.ts';
+import type { CpuidPolicy } from '../../live/index.ts';
 
 function seconds(v: string, max: number): number {
   const s = Number(v);

@@ -1,7 +1,7 @@
 // `timevisor lab boot|pause|trace`: experiments on a real Linux guest under real QEMU (TCG), each printed
 // beside its simulated twin. QEMU and any host chronyd (serve-only, -x) are stopped on every path.
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
+import { InputError } from '../../core/index.ts';
 import { clockFacts, liveSource, mhzTextToKhz, parseCpuinfo, parseKernelLog, type SystemSource } from '../../doctor/index.ts';
 import {
   killChildren,
@@ -16,10 +16,10 @@ import {
   type PauseResult,
   type TraceResult,
 } from '../../lab/index.ts';
-import type { SyncMode } from '../../lab/twin.ts';
-import type { TraceKind } from '../../lab/experiments.ts';
-import { labMigrate, MAX_DOWNTIME_LIMIT_MS, type MigrateResult } from '../../lab/migrate.ts';
-import { labSnapshot, type MoveSide, type SnapshotResult } from '../../lab/snapshot.ts';
+import type { SyncMode } from '../../lab/index.ts';
+import type { TraceKind } from '../../lab/index.ts';
+import { labMigrate, MAX_DOWNTIME_LIMIT_MS, type MigrateResult } from '../../lab/index.ts';
+import { labSnapshot, type MoveSide, type SnapshotResult } from '../../lab/index.ts';
 
 const fmt = (v: number | null): string => (v === null ? '—' : `${v.toFixed(6)} s`);
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
+import { InputError } from '../../core/index.ts';
 import { columnsOf, parseCsv, type Row, type SweepMeta, type SweepSummary, sweepFiles } from '../../world/index.ts';
 import { ensureDir, fsReason, removeDirs } from '../output.ts';
 import { discardSweepFiles, writeSweepFiles } from '../sweep-files.ts';

@@ -1,7 +1,7 @@
 // `timevisor pvclock scale --tsc-khz N`: tsc_shift and tsc_to_system_mul exactly as KVM computes them
 // (kvm_get_time_scale(NSEC_PER_SEC, tsc_khz * 1000), arch/x86/kvm/x86.c). Model only: no /dev/kvm.
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
+import { InputError } from '../../core/index.ts';
 import { kvmclockScale } from '../../hypervisor/index.ts';
 
 export function registerPvclock(program: Command): void {

@@ -2,9 +2,9 @@
 // QGA client can talk to it. The guest boots on the chosen profile with its RTC at this host's time;
 // simulated time follows this process's elapsed real time (the CLI, not the model, reads the clock).
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
-import { NSEC_PER_SEC, type Ns } from '../../core/time.ts';
-import { QGA_COMMANDS, QgaAgent } from '../../guest/qga-agent.ts';
+import { InputError } from '../../core/index.ts';
+import { NSEC_PER_SEC, type Ns } from '../../core/index.ts';
+import { QGA_COMMANDS, QgaAgent } from '../../guest/index.ts';
 import { World } from '../../world/index.ts';
 import { guestScenario } from './guest.ts';
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
-import { formatDuration } from '../../core/units.ts';
+import { InputError } from '../../core/index.ts';
+import { formatDuration } from '../../core/index.ts';
 import {
   checkWork,
   DEMO_SCENARIO_YAML,

@@ -1,7 +1,7 @@
 // The scenario a command runs: a file, or the built-in demo when none is given; --seed overrides its seed.
-import { InputError } from '../../core/errors.ts';
-import { DEMO_SCENARIO_YAML } from '../../world/demo.ts';
-import { loadScenario, parseScenarioText, type Scenario } from '../../world/scenario.ts';
+import { InputError } from '../../core/index.ts';
+import { DEMO_SCENARIO_YAML } from '../../world/index.ts';
+import { loadScenario, parseScenarioText, type Scenario } from '../../world/index.ts';
 
 export function scenarioFromArgs(file: string | undefined, seed: string | undefined): Scenario {
   const scenario = file === undefined ? parseScenarioText(DEMO_SCENARIO_YAML, 'built-in demo') : loadScenario(file);

@@ -1,8 +1,8 @@
 // `timevisor schema`: print (or write) the JSON Schema of scenario files — or, with --sweep, of sweep
 // files — generated from the zod schema.
 import type { Command } from 'commander';
-import { scenarioJsonSchema } from '../../world/scenario.ts';
-import { sweepJsonSchema } from '../../world/sweep.ts';
+import { scenarioJsonSchema } from '../../world/index.ts';
+import { sweepJsonSchema } from '../../world/index.ts';
 import { writeFileAtomic } from '../output.ts';
 
 export function registerSchema(program: Command): void {

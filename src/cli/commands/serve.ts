@@ -1,6 +1,6 @@
 // `timevisor serve [--port N] [--host H]`: the local web UI (binds 127.0.0.1 unless told otherwise).
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
+import { InputError } from '../../core/index.ts';
 import { startWebServer } from '../../web/index.ts';
 
 export function registerServe(program: Command): void {

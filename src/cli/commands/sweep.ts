@@ -2,7 +2,7 @@
 // write one results table (CSV and Parquet) plus summary.json; `--shard i/n` runs one deterministic slice.
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
+import { InputError } from '../../core/index.ts';
 import {
   loadSweep,
   type PointOutcome,

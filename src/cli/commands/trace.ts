@@ -2,9 +2,9 @@
 // host's trace_pipe and, at the end, the call paths counted as a bpftrace session prints its maps.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InputError } from '../../core/errors.ts';
-import { importFunctionGraph } from '../../lab/ftrace.ts';
-import { writeFileAtomic } from '../../report/write.ts';
+import { InputError } from '../../core/index.ts';
+import { importFunctionGraph } from '../../lab/index.ts';
+import { writeFileAtomic } from '../../report/index.ts';
 import { chromeTrace, countPaths, formatPathCounts, nameMatcher, runTrace, tracePipeLines } from '../../trace/index.ts';
 import { progressBar } from '../progress.ts';
 import { scenarioFromArgs } from './scenario-arg.ts';

@@ -5,8 +5,8 @@
 //
 //   const c = new Chronyd({ scheduler, adjtimex, readRaw, servers: [link], iburst: true, makestep: { threshold: 1, limit: 3 } });
 //   c.start();  engine.run(t);  c.tracking();  c.adjustments
-import type { Scheduler } from '../../core/engine.ts';
-import type { Ns } from '../../core/time.ts';
+import type { Scheduler } from '../../core/index.ts';
+import type { Ns } from '../../core/index.ts';
 import type { Timex, TimexResult } from '../ntp.ts';
 import { DEFAULT_MAX_SLEW_RATE_PPM, LocalClock } from './local.ts';
 import { type ChronyAdjustment, Reference, type TrackingReport } from './reference.ts';

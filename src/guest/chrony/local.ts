@@ -3,8 +3,8 @@
 // sys_linux.c/sys_timex.c (setting a frequency through adjtimex as tick + freq, stepping with
 // ADJ_SETOFFSET, the sync status and maxerror/esterror the kernel keeps). chrony's frequency sign:
 // positive = the clock would run fast without correction, so chronyd slows it down.
-import type { Scheduler, Timer } from '../../core/engine.ts';
-import type { Ns } from '../../core/time.ts';
+import type { Scheduler, Timer } from '../../core/index.ts';
+import type { Ns } from '../../core/index.ts';
 import {
   ADJ_ESTERROR,
   ADJ_FREQUENCY,

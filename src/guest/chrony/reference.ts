@@ -1,7 +1,7 @@
 // chrony's reference.c: what chronyd does with the selected (combined) source's estimate — the
 // makestep decision, the weighted update of frequency and skew (get_clock_estimates), the correction
 // rate handed to the slew, the moving average of squared offsets (RMS offset) and the `tracking` report.
-import type { Ns } from '../../core/time.ts';
+import type { Ns } from '../../core/index.ts';
 import type { LocalClock } from './local.ts';
 
 export interface ReferenceOptions {

@@ -3,8 +3,8 @@
 // the reachability register and poll-interval adaptation (adjust_poll / get_poll_adj). The network and
 // the server are the caller's: `exchange` sends one request and calls back with the server's
 // timestamps if a reply arrives (never, if it is lost).
-import type { Scheduler, Timer } from '../../core/engine.ts';
-import type { Ns } from '../../core/time.ts';
+import type { Scheduler, Timer } from '../../core/index.ts';
+import type { Ns } from '../../core/index.ts';
 import type { NtpSample } from './sourcestats.ts';
 import { SourceStats } from './sourcestats.ts';
 

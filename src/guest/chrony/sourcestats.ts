@@ -3,7 +3,7 @@
 // and the slewing of all samples when the local clock is adjusted. Times are local (cooked) ns; offsets
 // are seconds with sourcestats' sign: positive = local clock fast of the source.
 // Not modelled: the extra samples kept only to extend the runs test, and the jitter-asymmetry correction.
-import type { Ns } from '../../core/time.ts';
+import type { Ns } from '../../core/index.ts';
 import { findBestRegression, median, MIN_SAMPLES_FOR_REGRESS, tCoef } from './regress.ts';
 
 export const MAX_SAMPLES = 64;
