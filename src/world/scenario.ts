@@ -187,7 +187,7 @@ export const vmSchema = z.strictObject({
   profile: z
     .string()
     .default('qemu-kvm')
-    .describe('VMM machine profile: qemu-kvm, qemu-kvm-noinvtsc, firecracker, cloud-hypervisor, kvmtool, qemu-tcg'),
+    .describe('VMM machine profile: qemu-kvm, qemu-kvm-noinvtsc, firecracker, firecracker-pvm, cloud-hypervisor, kvmtool, qemu-tcg'),
   kernel: z.string().default('distro').describe('guest kernel preset: distro, yocto-qemux86, debian12'),
   cmdline: z.string().default('').describe('guest kernel command line (clocksource=, no-kvmclock, tsc=…)'),
   vcpus: z.number().int().min(1).max(64).optional().describe("vCPU count (default: the profile's)"),
