@@ -144,6 +144,23 @@ const qemuKvm = (invtsc: boolean): MachineProfile => ({
   vmToKernelNs: 350_000_000n,
 });
 
+/**
+ * What a VMM that passes KVM_GET_SUPPORTED_CPUID through shows (Firecracker's normalize, kvmtool): the host's
+ * TSC features, ARAT (leaf 6 EAX = 0x4, arch/x86/kvm/cpuid.c) and KVM's leaves without a TSC frequency.
+ */
+function kvmSupportedCpuid(h: HostCpu): GuestCpuid {
+  return {
+    vendor: h.vendor,
+    tsc: true,
+    tscDeadlineTimer: h.tscDeadline,
+    hypervisor: true,
+    invariantTsc: h.invariantTsc,
+    tscAdjust: h.tscAdjust,
+    arat: true,
+    kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
+  };
+}
+
 /** Firecracker as a profile object, so the PVM variant below can start from it. */
 const FIRECRACKER: MachineProfile = {
   name: 'firecracker',
@@ -160,16 +177,7 @@ const FIRECRACKER: MachineProfile = {
   accel: 'kvm',
   defaultVcpus: 2,
   vmmCmdline: 'reboot=k panic=1 pci=off nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd',
-  cpuid: (h) => ({
-    vendor: h.vendor,
-    tsc: true,
-    tscDeadlineTimer: h.tscDeadline,
-    hypervisor: true,
-    invariantTsc: h.invariantTsc,
-    tscAdjust: h.tscAdjust,
-    arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
-    kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
-  }),
+  cpuid: kvmSupportedCpuid,
   devices: { pit: { speakerPort: true }, hpet: null, acpi: { pmTimer: false, pmTimerPort: 0 }, rtc: false, lapic: true },
   pioReadNs: 2_500,
   mmioReadNs: 6_000,
@@ -282,16 +290,7 @@ export const PROFILES: Record<string, MachineProfile> = {
     defaultVcpus: 1,
     vmmCmdline:
       'noapic noacpi pci=conf1 reboot=k panic=1 i8042.direct=1 i8042.dumbkbd=1 i8042.nopnp=1 console=ttyS0 earlyprintk=serial i8042.noaux=1',
-    cpuid: (h) => ({
-      vendor: h.vendor,
-      tsc: true,
-      tscDeadlineTimer: h.tscDeadline,
-      hypervisor: true,
-      invariantTsc: h.invariantTsc,
-      tscAdjust: h.tscAdjust,
-      arat: true, // KVM_GET_SUPPORTED_CPUID leaf 6 EAX = 0x4, passed through (arch/x86/kvm/cpuid.c)
-      kvm: { features: KVM_SUPPORTED_FEATURES, tscKhz: 0, apicBusKhz: 0 },
-    }),
+    cpuid: kvmSupportedCpuid,
     devices: { pit: { speakerPort: false }, hpet: null, acpi: null, rtc: true, lapic: true },
     pioReadNs: 2_500,
     mmioReadNs: 6_000,

@@ -214,6 +214,15 @@ async function withProgress<T>(fn: (progress: LabProgress) => Promise<T>): Promi
   }
 }
 
+/** --seconds (0, 600] and --sync none|agent|ntp, as lab pause and lab snapshot take them. */
+function secondsAndSync(opts: { seconds: string; sync: string }): { seconds: number; sync: SyncMode } {
+  const seconds = Number(opts.seconds);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+    throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
+  if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
+  return { seconds, sync: opts.sync as SyncMode };
+}
+
 export function registerLab(program: Command): void {
   const lab = program
     .command('lab')
@@ -241,11 +250,8 @@ export function registerLab(program: Command): void {
     )
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (opts: { seconds: string; sync: string; json?: boolean }) => {
-      const seconds = Number(opts.seconds);
-      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
-        throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
-      if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
-      const r = await withProgress((progress) => labPause(seconds, opts.sync as SyncMode, { progress }));
+      const { seconds, sync } = secondsAndSync(opts);
+      const r = await withProgress((progress) => labPause(seconds, sync, { progress }));
       if (opts.json) json(r);
       else printPause(r);
     });
@@ -257,11 +263,8 @@ export function registerLab(program: Command): void {
     .option('--sync <mode>', 'none | agent (qemu-ga guest-set-time) | ntp (chronyd in the guest against a serve-only chronyd)', 'none')
     .option('--json', 'print one JSON object with `real` and `model`')
     .action(async (opts: { seconds: string; sync: string; json?: boolean }) => {
-      const seconds = Number(opts.seconds);
-      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
-        throw new InputError(`expected a number of seconds in (0, 600], got "${opts.seconds}"`, '--seconds');
-      if (!['none', 'agent', 'ntp'].includes(opts.sync)) throw new InputError(`expected none, agent or ntp, got "${opts.sync}"`, '--sync');
-      const r = await withProgress((progress) => labSnapshot(seconds, opts.sync as SyncMode, { progress }));
+      const { seconds, sync } = secondsAndSync(opts);
+      const r = await withProgress((progress) => labSnapshot(seconds, sync, { progress }));
       if (opts.json) json(r);
       else printSnapshot(r);
     });
