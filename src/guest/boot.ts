@@ -18,7 +18,7 @@ import { parseCmdline, type ParsedCmdline } from './cmdline.ts';
 import { jiffiesClocksource, PIT_TICK_RATE, refinedJiffiesClocksource, tickNsec } from './jiffies.ts';
 import type { KernelConfig } from './kernel.ts';
 import { kvmclockAvailable, kvmclockInit, kvmclockVdsoMode, type KvmclockSetup } from './kvmclock.ts';
-import type { Timex, TimexResult } from './ntp.ts';
+import { ADJ_SETOFFSET, type Timex, type TimexResult } from './ntp.ts';
 import { PeriodicTick } from './periodic-tick.ts';
 import type { GuestPlatform } from './platform.ts';
 import { acpiBootLines, acpiPmClocksource, checkTimerLine, hpetClocksource, hpetLateInitLines, pmTimerUsable } from './platform-timers.ts';
@@ -490,7 +490,16 @@ export class GuestKernel {
     return this.timekeeper.get(id);
   }
 
+  /** adjtimex(2) / clock_adjtime(CLOCK_REALTIME): kernel/time/timekeeping.c do_adjtimex, and
+   * timekeeping_inject_offset for ADJ_SETOFFSET (the step an NTP daemon makes). */
   adjtimex(txc: Timex): TimexResult {
+    const tr = this.opts.trace;
+    if (tr?.on) {
+      const now = this.opts.scheduler.now;
+      tr.instant(now, 'guest', 'do_adjtimex', ['__x64_sys_clock_adjtime'], { modes: txc.modes ?? 0 });
+      if ((txc.modes ?? 0) & ADJ_SETOFFSET)
+        tr.instant(now, 'guest', 'timekeeping_inject_offset', ['__x64_sys_clock_adjtime', 'do_adjtimex']);
+    }
     return this.timekeeper.adjtimex(txc);
   }
 

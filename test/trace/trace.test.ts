@@ -9,7 +9,8 @@ import { TraceRecorder } from '../../src/core/trace.ts';
 import { KvmPit } from '../../src/hypervisor/kvm-pit.ts';
 import { APIC_LVT_TIMER_TSCDEADLINE, APIC_LVTT, LapicTimer, MSR_IA32_TSC_DEADLINE, noIrq } from '../../src/devices/index.ts';
 import { chromeTrace, countPaths, formatPathCounts, runTrace, tracePipeLines } from '../../src/trace/index.ts';
-import { loadScenario } from '../../src/world/scenario.ts';
+import { DEMO_SCENARIO_YAML } from '../../src/world/demo.ts';
+import { loadScenario, parseScenarioText } from '../../src/world/scenario.ts';
 import { simulate } from '../../src/world/simulation.ts';
 
 const FIXTURE = resolve(import.meta.dirname, '../fixtures/report/pause-short.yaml');
@@ -248,4 +249,16 @@ test('LAPIC TSC-deadline: kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr �
   assert.deepEqual(text.slice(-2), ['start_sw_timer <-restart_apic_timer', 'kvm_hv_timer_state: vcpu_id 0 hv_timer 0']);
   const paths = countPaths(trace.recorded).map((c) => c.path.join(' → '));
   assert.ok(paths.includes('kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr → restart_apic_timer → start_sw_timer'), paths.join('\n'));
+});
+
+test('an NTP step after a pause is traced as the kernel path it takes: clock_adjtime → do_adjtimex → timekeeping_inject_offset', () => {
+  const demo = runTrace(parseScenarioText(DEMO_SCENARIO_YAML, 'demo'));
+  const lines = demo.events.flatMap((e) => tracePipeLines(e, demo.vmOrder));
+  // the pause at 6 h ends at 6.25 h; the NTP client's first poll after it steps the clock
+  const after = lines.filter((l) => /timekeeping_inject_offset <-do_adjtimex/.test(l)).map((l) => Number(/ (\d+\.\d+): /.exec(l)![1]));
+  assert.ok(
+    after.some((t) => t > 22_500 && t < 22_600),
+    `steps at ${after.join(', ')}`,
+  );
+  assert.ok(lines.some((l) => /do_adjtimex <-__x64_sys_clock_adjtime/.test(l)));
 });
