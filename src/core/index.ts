@@ -8,3 +8,4 @@ export * from './errors.ts';
 export * from './units.ts';
 export * from './pvclock-abi.ts';
 export * from './vmclock-abi.ts';
+export * from './oscillator.ts';

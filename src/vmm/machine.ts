@@ -2,7 +2,7 @@
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
 import type { Scheduler, Timer } from '../core/index.ts';
-import { InputError } from '../core/index.ts';
+import { InputError, Oscillator, tscCyclesAt } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
@@ -112,6 +112,8 @@ export class VirtualMachine {
   readonly devices: VmDevices;
   readonly createdAt: Ns;
   private readonly hostTsc0: Cycles;
+  /** The crystal of this VM's own host when no world owns the host (opts.hostTscAt absent). */
+  private readonly crystal: Oscillator;
   private readonly hostTscAtCreate: Cycles;
   private readonly sched: Scheduler;
   private readonly entryTimer: Timer | null = null;
@@ -138,6 +140,7 @@ export class VirtualMachine {
       throw new InputError(`vCPU count must be 1…64, got ${nrVcpus}`, '--vcpus');
     this.createdAt = opts.scheduler.now;
     const uptime = opts.hostUptimeNs ?? 3600n * NSEC_PER_SEC;
+    this.crystal = new Oscillator({ ppm: this.host.ppm });
     this.hostTsc0 = this.cyclesFor(uptime);
     this.hostTscAtCreate = this.hostTsc();
     const epoch = opts.epochNs ?? 1_767_225_600n * NSEC_PER_SEC; // 2026-01-01T00:00:00Z
@@ -326,10 +329,9 @@ export class VirtualMachine {
     return BigInt(Math.floor(Number(up) * stealFraction));
   }
 
-  /** Cycles of a TSC at the host's true rate over `ns`. */
+  /** Cycles of this VM's own host TSC (no world) over `ns`: the one host TSC model of src/core/oscillator.ts. */
   private cyclesFor(ns: Ns): Cycles {
-    const ppb = BigInt(Math.round(this.host.ppm * 1000));
-    return (ns * BigInt(this.host.tscKhz) * (1_000_000_000n + ppb)) / 1_000_000_000_000_000n;
+    return tscCyclesAt(this.crystal.phaseAt(ns), BigInt(this.host.tscKhz));
   }
 
   /**

@@ -9,7 +9,7 @@
 import type { Cycles, Ns } from '../core/index.ts';
 import { NSEC_PER_SEC } from '../core/index.ts';
 import type { Prng } from '../core/index.ts';
-import { Oscillator, type OscillatorConfig } from './oscillator.ts';
+import { Oscillator, type OscillatorConfig, tscCyclesAt } from '../core/index.ts';
 
 export interface TscConfig {
   /** Nominal TSC frequency, kHz (what CPUID 0x15/0x16 or calibration reports). */
@@ -62,7 +62,7 @@ export class Host {
 
   /** Host TSC reading at true time t (rdtsc on the host). */
   rdtsc(t: Ns): Cycles {
-    return this.tsc0 + (this.oscillator.phaseAt(t) * this.khz) / 1_000_000n;
+    return this.tsc0 + tscCyclesAt(this.oscillator.phaseAt(t), this.khz);
   }
 
   /** CLOCK_MONOTONIC_RAW: the TSC scaled by its nominal frequency. */

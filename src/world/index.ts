@@ -3,7 +3,7 @@ export * from './boot.ts';
 export * from './demo.ts';
 export * from './host.ts';
 export * from './ntp-servers.ts';
-export * from './oscillator.ts';
+export { Oscillator, type OscillatorConfig, tscCyclesAt } from '../core/index.ts';
 export * from './resolve.ts';
 export * from './scenario.ts';
 export * from './simulation.ts';

@@ -9,12 +9,13 @@ import { ADJ_NANO, ADJ_OFFSET, ADJ_STATUS, ADJ_TIMECONST, STA_NANO, STA_PLL } fr
 
 const EPOCH = 1_767_225_600n * NSEC_PER_SEC;
 // Hand model of the stated formulas (not the code under test):
-// - a standalone VM's host TSC (src/vmm/machine.ts): counts from 1 h of host uptime at VM creation (t = 0),
-//   cycles(t) = floor(t × 2,596,136 kHz × (10^9 + ppb) / 10^15);
+// - a standalone VM's host TSC (src/vmm/machine.ts, the crystal of src/core/oscillator.ts): counts from 1 h of
+//   host uptime at VM creation (t = 0); phase(t) = t + t × ppb / 10^9 rounded to the ns (the 2^-64 rate is
+//   exact enough for these t), cycles(t) = floor(phase(t) × 2,596,136 kHz / 10^6);
 // - the guest's tsc clocksource for 2,596,136 kHz: mult 6,462,379, shift 24 (clocksource_register_khz, u64.test.ts).
 //   Without NTP the timekeeper adds cycles × mult to a shifted-ns sum and floors once per read, so an advance of
 //   c cycles reads as floor(c × mult / 2^24) or one more, depending on the sub-ns remainder already held.
-const hostCycles = (t: bigint, ppb = 0n): bigint => (t * 2_596_136n * (1_000_000_000n + ppb)) / 1_000_000_000_000_000n;
+const hostCycles = (t: bigint, ppb = 0n): bigint => ((t + (t * ppb + 500_000_000n) / 1_000_000_000n) * 2_596_136n) / 1_000_000n;
 const tscNs = (cycles: bigint): bigint => (cycles * 6_462_379n) >> 24n;
 const floorOrNext = (got: bigint, floor: bigint): boolean => got === floor || got === floor + 1n;
 // The free-running guest rate at a 50 ppm crystal: (1 + 50e-6) × 6,462,379 × 2,596,136 / (2^24 × 10^6) − 1

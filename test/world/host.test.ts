@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prng } from '../../src/core/prng.ts';
 import { Host } from '../../src/world/host.ts';
-import { Oscillator } from '../../src/world/oscillator.ts';
+import { Oscillator } from '../../src/core/oscillator.ts';
 
 const DAY = 86_400_000_000_000n;
 const tsc = { freqKhz: 2_596_136, constant: true, nonstop: true, invariant: true };

@@ -1,11 +1,12 @@
-// A host's crystal oscillator: the physical frequency every host counter (TSC, clocks) ticks from.
+// A host's crystal oscillator (hardware below every host clock, so in core: the world's hosts and a VM
+// built without a world share it): the physical frequency every host counter (TSC, clocks) ticks from.
 //
 // Its rate error is a fixed frequency offset in ppm plus an optional random walk ("wander"): every
 // `wanderIntervalNs` the error takes a normal step of `wanderSigmaPpm`. Phase (the oscillator's own
 // idea of elapsed ns) is kept exactly: the error is held as a 2^-64 fixed-point fraction and each
 // piece of the piecewise-linear phase is integrated in BigInt, so a year of phase has no rounding drift.
-import type { Prng } from '../core/index.ts';
-import type { Ns } from '../core/index.ts';
+import type { Prng } from './prng.ts';
+import type { Cycles, Ns } from './time.ts';
 
 const FRAC_BITS = 64n;
 const ONE = 1n << FRAC_BITS;
@@ -30,7 +31,8 @@ export class Oscillator {
 
   constructor(
     cfg: OscillatorConfig,
-    private readonly prng: Prng,
+    /** Where wander steps come from; none for a crystal that does not wander. */
+    private readonly prng: Prng | null = null,
   ) {
     this.ppmNow = cfg.ppm;
     this.rateFrac = Oscillator.toFrac(cfg.ppm);
@@ -65,6 +67,15 @@ export class Oscillator {
 
   /** One random-walk step at true time t. */
   wanderStep(t: Ns): void {
+    if (!this.prng) throw new RangeError('this oscillator has no PRNG to wander with');
     this.setPpmAt(t, this.ppmNow + this.prng.normal(0, this.wanderSigmaPpm));
   }
+}
+
+/**
+ * A TSC counting at its nominal kHz in the crystal's time: cycles = phase · kHz / 10^6, truncated. The one
+ * host TSC model: the world's hosts (src/world/host.ts) and a VM built without a world (src/vmm/machine.ts).
+ */
+export function tscCyclesAt(phaseNs: Ns, khz: bigint): Cycles {
+  return (phaseNs * khz) / 1_000_000n;
 }
