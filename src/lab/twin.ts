@@ -3,10 +3,10 @@
 // lifecycle models KVM VMMs only, so the TCG pause semantics, and the exact RTC arithmetic of QEMU's
 // mc146818 (which the guest model simplifies), are written out here, small and explicit, each with its
 // source. docs/fidelity.md (## lab) lists every difference measured against the real guest.
-import { Engine } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import { pnpacpiDeviceName, type GuestDevices } from '../guest/index.ts';
-import { bootVm, guestReport, kernelPreset, machineProfile } from '../vmm/index.ts';
+import { guestReport } from '../vmm/index.ts';
+import { scenarioForGuest, World } from '../world/index.ts';
 
 const NS = 1_000_000_000n;
 
@@ -157,17 +157,24 @@ export interface ModelBootOptions {
  * started. Boot log lines lose their printk stamps so they can be compared with the real ones by text.
  */
 export function modelBootQemuTcg(o: ModelBootOptions): BootSide & { boot_wall_clock_source: string; hctosys_host_s: number | null } {
-  const engine = new Engine();
-  const base = machineProfile('qemu-tcg');
-  const profile = { ...base, devices: qemuPcGuestDevices(base.devices, o.qemuArgs) };
-  const b = bootVm({
-    profile,
-    // calibrate_delay's BogoMIPS line too: the lab compares every clock line the real guest prints
-    kernel: { ...kernelPreset('debian12'), printCalibrateDelay: true },
-    scheduler: engine,
-    epochNs: o.hostStartNs,
-    ...(o.hostTscKhz ? { host: { tscKhz: o.hostTscKhz } } : {}),
+  // the qemu-tcg/debian12 guest through the scenario resolver and the world, as every command boots its VMs;
+  // then what a scenario cannot say: the device set this QEMU command line made, the BogoMIPS line (the lab
+  // compares every clock line the real guest prints), and the host clock starting at QEMU's start to the ns
+  const resolved = scenarioForGuest({
+    profile: 'qemu-tcg',
+    kernel: 'debian12',
+    cmdline: '',
+    host: o.hostTscKhz ? { tscKhz: o.hostTscKhz } : {},
   });
+  const base = resolved.vms[0]!;
+  const vm = {
+    ...base,
+    profile: { ...base.profile, devices: qemuPcGuestDevices(base.profile.devices, o.qemuArgs) },
+    kernel: { ...base.kernel, printCalibrateDelay: true },
+  };
+  const world = new World({ ...resolved, epochNs: o.hostStartNs, vms: [vm] });
+  const engine = world.engine;
+  const b = world.bootVm(vm);
   try {
     engine.run(b.kernelEntryAt + (o.settleNs ?? 3n * NS));
     const r = guestReport(b);

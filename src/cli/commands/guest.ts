@@ -2,16 +2,18 @@
 // its timekeeping boot log, available_clocksource, current_clocksource and clockevent device.
 import type { Command } from 'commander';
 import { InputError } from '../../core/index.ts';
-import type { Ns } from '../../core/index.ts';
-import { DEFAULT_HOST, type GuestReport, type HostCpu, KERNEL_PRESETS, PROFILES } from '../../vmm/index.ts';
+import { type GuestReport, KERNEL_PRESETS, PROFILES } from '../../vmm/index.ts';
 import {
   bootScenarioGuest,
   GUEST_SETTLE_NS,
+  type GuestRun,
   loadScenario,
-  parseScenario,
   type ResolvedScenario,
   resolveScenario,
+  scenarioForGuest,
 } from '../../world/index.ts';
+
+export type { GuestRun } from '../../world/index.ts';
 
 interface GuestCliOptions {
   profile?: string;
@@ -29,16 +31,6 @@ function parseWhole(v: string, option: string): number {
   return Number(v);
 }
 
-export interface GuestRun {
-  profile: string;
-  kernel: string;
-  cmdline: string;
-  host: Partial<HostCpu>;
-  vcpus?: number;
-  /** kvm-clock's reading at kvmclock_init (scenario vms[].kvmclock_at_init); default: the profile's. */
-  kvmclockAtInitNs?: Ns;
-}
-
 /** Which option of `timevisor guest` each scenario path stands for, so errors name what the user typed. */
 const OPTION_OF_PATH: Record<string, string> = {
   'hosts[0].tsc.freq_khz': '--host-tsc-khz',
@@ -49,35 +41,10 @@ const OPTION_OF_PATH: Record<string, string> = {
   start: 'the host clock',
 };
 
-/** The options of `timevisor guest --profile …` as a one-host, one-VM scenario: the same path as --scenario. */
+/** The options of `timevisor guest --profile …` as a one-VM scenario (src/world/boot.ts), with errors naming the options. */
 export function guestScenario(run: GuestRun, start?: string): ResolvedScenario {
-  const h = { ...DEFAULT_HOST, ...run.host };
-  const data = {
-    name: 'guest',
-    ...(start !== undefined ? { start } : {}),
-    duration: 0,
-    hosts: [
-      {
-        name: 'host',
-        tsc: { freq_khz: h.tscKhz, constant: h.invariantTsc, nonstop: h.invariantTsc, invariant: h.invariantTsc },
-        oscillator: { ppm: h.ppm },
-        cpu: { vendor: h.vendor, tsc_deadline: h.tscDeadline, tsc_adjust: h.tscAdjust },
-      },
-    ],
-    vms: [
-      {
-        name: 'guest',
-        host: 'host',
-        profile: run.profile,
-        kernel: run.kernel,
-        cmdline: run.cmdline,
-        ...(run.vcpus !== undefined ? { vcpus: run.vcpus } : {}),
-        ...(run.kvmclockAtInitNs !== undefined ? { kvmclock_at_init: `${run.kvmclockAtInitNs}ns` } : {}),
-      },
-    ],
-  };
   try {
-    return resolveScenario(parseScenario(data, 'command line'));
+    return scenarioForGuest(run, start);
   } catch (e) {
     const option = e instanceof InputError && e.path !== undefined ? OPTION_OF_PATH[e.path] : undefined;
     if (option) throw new InputError((e as InputError).message, option);
