@@ -88,3 +88,14 @@ test('guest options map to their scenario paths: a bad one is named as the optio
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--vcpus: must be ≥ 1, got 0/);
 });
+
+test('no command creates a VM around the resolver: outside src/vmm only World.bootVm calls vmm’s bootVm', async () => {
+  const { readdirSync, readFileSync, statSync } = await import('node:fs');
+  const src = join(import.meta.dirname, '../../src');
+  const files = (d: string): string[] =>
+    readdirSync(d).flatMap((n) => (statSync(join(d, n)).isDirectory() ? files(join(d, n)) : n.endsWith('.ts') ? [join(d, n)] : []));
+  const offenders = files(src)
+    .filter((f) => !f.includes('/src/vmm/') && !f.endsWith('/src/world/world.ts'))
+    .filter((f) => /(?<![.\w])bootVm\(|new VirtualMachine\(/.test(readFileSync(f, 'utf8')));
+  assert.deepEqual(offenders, []);
+});
