@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { after, before, test } from 'node:test';
-import { acquireLiveLock } from './lock.ts';
+import { test } from 'node:test';
+import { liveKvmTests } from './lock.ts';
 import { fileURLToPath } from 'node:url';
 import { bpftraceMissing, formatCounts } from '../../src/live/bpftrace.ts';
 import { applyCpuidPolicy, cpuidValue, encodeCpuid } from '../../src/live/cpuid.ts';
@@ -17,31 +17,9 @@ import { rtcExperiment, simulateRtc } from '../../src/live/exp-rtc.ts';
 import { assemblerMissing, buildGuest } from '../../src/live/guest-build.ts';
 import { KvmUnusableError, kvmUnavailableReason, LiveKvm } from '../../src/live/kvm.ts';
 
-const unavailable = kvmUnavailableReason();
-
-// timing tests must not share the CPUs with the other live test file's guests
-let releaseLock: (() => void) | null = null;
-before(async () => {
-  if (!unavailable) releaseLock = await acquireLiveLock();
-});
-after(() => releaseLock?.());
 const cli = fileURLToPath(new URL('../../bin/timevisor.js', import.meta.url));
 const repo = fileURLToPath(new URL('../../', import.meta.url));
-
-function needKvm(t: { skip: (m: string) => void }): boolean {
-  if (unavailable) {
-    console.log(`skipping live KVM test: ${unavailable}`);
-    t.skip(unavailable);
-    return false;
-  }
-  const asm = assemblerMissing();
-  if (asm) {
-    console.log(`skipping live KVM test: ${asm}`);
-    t.skip(asm);
-    return false;
-  }
-  return true;
-}
+const { needKvm } = liveKvmTests(assemblerMissing);
 
 /** bpftrace is a named prerequisite of the trace comparisons (Debian package bpftrace, root). */
 function traceAvailable(): boolean {

@@ -1,36 +1,20 @@
 // Live tests on a real /dev/kvm. Each skips with a printed reason where KVM is absent or unusable.
-import { after, before, test } from 'node:test';
-import { acquireLiveLock } from './lock.ts';
+import { test } from 'node:test';
+import { liveKvmTests } from './lock.ts';
 import assert from 'node:assert/strict';
 import { spawnSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { kvmUnavailableReason, LiveKvm } from '../../src/live/kvm.ts';
+import { LiveKvm } from '../../src/live/kvm.ts';
 import { sampleKvmClock } from '../../src/live/clock.ts';
 import { measureSteal } from '../../src/live/steal.ts';
 import { livePause } from '../../src/live/pause.ts';
 import { bootMicroGuest, STEAL_GPA } from '../../src/live/micro-guest.ts';
 import { threadRunDelayNs, type StealRun } from '../../src/live/steal.ts';
 
-const unavailable = kvmUnavailableReason();
-
-// timing tests must not share the CPUs with the other live test file's guests
-let releaseLock: (() => void) | null = null;
-before(async () => {
-  if (!unavailable) releaseLock = await acquireLiveLock();
-});
-after(() => releaseLock?.());
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const cli = fileURLToPath(new URL('../../bin/timevisor.js', import.meta.url));
-
-function needKvm(t: { skip: (m: string) => void }): boolean {
-  if (unavailable) {
-    console.log(`skipping live KVM test: ${unavailable}`);
-    t.skip(unavailable);
-    return false;
-  }
-  return true;
-}
+const { needKvm } = liveKvmTests();
 
 const openFds = () => readdirSync('/proc/self/fd').length;
 

@@ -2,6 +2,8 @@
 // (steal under a competitor, PIT ticks, LAPIC rates) must not share the host's 2 CPUs with another
 // file's guests. An atomic mkdir is the lock; a lock left by a dead process is taken over.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { after, before } from 'node:test';
+import { kvmUnavailableReason } from '../../src/live/kvm.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,4 +39,31 @@ export async function acquireLiveLock(): Promise<() => void> {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+}
+
+/**
+ * The setup both live test files share: the lock held while the file runs, and a check each test makes
+ * first — false (with the reason printed and the test skipped) where /dev/kvm is missing or unusable or we
+ * are not root, and where `more` names another missing prerequisite.
+ */
+export function liveKvmTests(more: () => string | null = () => null): {
+  unavailable: string | null;
+  needKvm: (t: { skip: (m: string) => void }) => boolean;
+} {
+  const unavailable = kvmUnavailableReason();
+  let releaseLock: (() => void) | null = null;
+  before(async () => {
+    if (!unavailable) releaseLock = await acquireLiveLock();
+  });
+  after(() => releaseLock?.());
+  const needKvm = (t: { skip: (m: string) => void }): boolean => {
+    const why = unavailable ?? more();
+    if (why) {
+      console.log(`skipping live KVM test: ${why}`);
+      t.skip(why);
+      return false;
+    }
+    return true;
+  };
+  return { unavailable, needKvm };
 }
