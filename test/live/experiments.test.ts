@@ -2,11 +2,11 @@
 // the host's bpftrace counts beside the twin's trace. The twins, the guest builds and the skip paths
 // run everywhere; the live tests skip only where /dev/kvm is missing or unusable or we are not root.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { test } from 'node:test';
-import { liveKvmTests } from './lock.ts';
+import { liveKvmTests, sigintLiveChild } from './lock.ts';
 import { fileURLToPath } from 'node:url';
 import { bpftraceMissing, formatCounts } from '../../src/live/bpftrace.ts';
 import { applyCpuidPolicy, cpuidValue, encodeCpuid } from '../../src/live/cpuid.ts';
@@ -18,7 +18,6 @@ import { assemblerMissing, buildGuest } from '../../src/live/guest-build.ts';
 import { KvmUnusableError, kvmUnavailableReason, LiveKvm } from '../../src/live/kvm.ts';
 
 const cli = fileURLToPath(new URL('../../bin/timevisor.js', import.meta.url));
-const repo = fileURLToPath(new URL('../../', import.meta.url));
 const { needKvm } = liveKvmTests(assemblerMissing);
 
 /** bpftrace is a named prerequisite of the trace comparisons (Debian package bpftrace, root). */
@@ -334,22 +333,12 @@ test('live: SIGINT while the vCPU thread runs stops it and releases every fd and
     writeSync(1, 'ready ' + k.openResources + '\\n');
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const ready = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))));
-  const held = Number(/ready (\d+)/.exec(ready)?.[1]);
-  child.kill('SIGINT');
-  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+  const { held, released, code, signal, stderr } = await sigintLiveChild(script);
   assert.equal(signal, 'SIGINT', `exit ${code}: ${stderr}`);
-  const m = /released (\d+)/.exec(stderr);
-  assert.ok(m, stderr);
+  assert.ok(released !== null, stderr);
   // /dev/kvm, VM fd, guest memory, vCPU fd, kvm_run mapping, the vCPU-thread stop and the device timers
   assert.equal(held, 7);
-  assert.equal(Number(m[1]), held, 'every resource released, the vCPU thread stopped first');
+  assert.equal(released, held, 'every resource released, the vCPU thread stopped first');
 });
 
 test('live: stop() ends the vCPU thread and close() leaves no fd behind', async (t) => {

@@ -1,8 +1,8 @@
 // Live tests on a real /dev/kvm. Each skips with a printed reason where KVM is absent or unusable.
 import { test } from 'node:test';
-import { liveKvmTests } from './lock.ts';
+import { liveKvmTests, sigintLiveChild } from './lock.ts';
 import assert from 'node:assert/strict';
-import { spawnSync, spawn } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { LiveKvm } from '../../src/live/kvm.ts';
@@ -12,7 +12,6 @@ import { livePause } from '../../src/live/pause.ts';
 import { bootMicroGuest, STEAL_GPA } from '../../src/live/micro-guest.ts';
 import { threadRunDelayNs, type StealRun } from '../../src/live/steal.ts';
 
-const repo = fileURLToPath(new URL('../../', import.meta.url));
 const cli = fileURLToPath(new URL('../../bin/timevisor.js', import.meta.url));
 const { needKvm } = liveKvmTests();
 
@@ -130,22 +129,12 @@ test('live: SIGINT closes the backend before the process dies', async (t) => {
     writeSync(1, 'ready ' + k.openResources + '\\n');
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: repo,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const ready = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))));
-  const held = Number(/ready (\d+)/.exec(ready)?.[1]);
-  child.kill('SIGINT');
-  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+  const { held, released, code, signal, stderr } = await sigintLiveChild(script);
   assert.equal(signal, 'SIGINT', `exit code ${code}`);
-  const m = /released (\d+)/.exec(stderr);
-  assert.ok(m, `stderr: ${stderr}`);
+  assert.ok(released !== null, `stderr: ${stderr}`);
   // /dev/kvm fd, VM fd, guest memory mapping, vCPU fd, kvm_run mapping
   assert.equal(held, 5);
-  assert.equal(Number(m[1]), held);
+  assert.equal(released, held);
 });
 
 test('CLI: kvm clock --json prints one object with decimal-string 64-bit values and a prediction equal to KVM', (t) => {

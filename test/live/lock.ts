@@ -2,7 +2,9 @@
 // (steal under a competitor, PIT ticks, LAPIC rates) must not share the host's 2 CPUs with another
 // file's guests. An atomic mkdir is the lock; a lock left by a dead process is taken over.
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { after, before } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { kvmUnavailableReason } from '../../src/live/kvm.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,4 +68,26 @@ export function liveKvmTests(more: () => string | null = () => null): {
     return true;
   };
   return { unavailable, needKvm };
+}
+
+/**
+ * Run `script` (ESM, through tsx) in a child process that opens a LiveKvm with an onClose that prints
+ * "released N" on stderr and prints "ready N" (resources held) on stdout; SIGINT it once ready and report
+ * how it ended and what it held and released.
+ */
+export async function sigintLiveChild(
+  script: string,
+): Promise<{ held: number; released: number | null; code: number | null; signal: string | null; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const ready = await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d))));
+  const held = Number(/ready (\d+)/.exec(ready)?.[1]);
+  child.kill('SIGINT');
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+  const m = /released (\d+)/.exec(stderr);
+  return { held, released: m ? Number(m[1]) : null, code, signal, stderr };
 }
