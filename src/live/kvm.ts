@@ -340,12 +340,7 @@ export class LiveVcpu {
       sv.setUint16(seg + U.KVM_SEGMENT_LAYOUT.selector, 0, true);
     }
     k.ioctl(this.fd, U.KVM_SET_SREGS, sregs, 'KVM_SET_SREGS');
-    const regs = new Uint8Array(U.KVM_REGS_LAYOUT.size);
-    const rv = new DataView(regs.buffer);
-    rv.setBigUint64(U.KVM_REGS_LAYOUT.rip, BigInt(ip), true);
-    rv.setBigUint64(U.KVM_REGS_LAYOUT.rflags, 2n, true);
-    rv.setBigUint64(U.KVM_REGS_LAYOUT.rsp, 0x8000n, true);
-    k.ioctl(this.fd, U.KVM_SET_REGS, regs, 'KVM_SET_REGS');
+    this.setEntryRegs(ip);
   }
 
   /**
@@ -375,12 +370,17 @@ export class LiveVcpu {
       flat(seg, false);
     sv.setBigUint64(U.KVM_SREGS_LAYOUT.cr0, sv.getBigUint64(U.KVM_SREGS_LAYOUT.cr0, true) | 1n, true);
     k.ioctl(this.fd, U.KVM_SET_SREGS, sregs, 'KVM_SET_SREGS');
+    this.setEntryRegs(ip);
+  }
+
+  /** KVM_SET_REGS for a micro-guest's entry: RIP = ip, RFLAGS = 2 (the reserved bit), stack at 0x8000. */
+  private setEntryRegs(ip: number): void {
     const regs = new Uint8Array(U.KVM_REGS_LAYOUT.size);
     const rv = new DataView(regs.buffer);
     rv.setBigUint64(U.KVM_REGS_LAYOUT.rip, BigInt(ip), true);
     rv.setBigUint64(U.KVM_REGS_LAYOUT.rflags, 2n, true);
     rv.setBigUint64(U.KVM_REGS_LAYOUT.rsp, 0x8000n, true);
-    k.ioctl(this.fd, U.KVM_SET_REGS, regs, 'KVM_SET_REGS');
+    this.vm.kvm.ioctl(this.fd, U.KVM_SET_REGS, regs, 'KVM_SET_REGS');
   }
 
   /** KVM_SET_MSRS (host-initiated writes). */

@@ -73,6 +73,18 @@ function withGaps(points: [number, number][], gaps: readonly number[]): [number,
   return out;
 }
 
+/** A VM's line broken in the middle of each of its pauses (the guest cannot be read then). */
+function brokenAtPauses(
+  points: Parameters<typeof withGaps>[0],
+  v: SimulationSummary['vms'][number],
+  unitS: number,
+): ReturnType<typeof withGaps> {
+  return withGaps(
+    points,
+    v.pauses.map((p) => (p.at_s + p.duration_s / 2) / unitS),
+  );
+}
+
 /** Guest REALTIME minus true time per VM, pauses shaded and resumes marked on each VM's line. */
 export function offsetChart(s: SimulationSummary, rows: readonly TimelineRow[]): ChartSpec {
   const names = s.vms.map((v) => v.name);
@@ -84,10 +96,7 @@ export function offsetChart(s: SimulationSummary, rows: readonly TimelineRow[]):
     type: 'line',
     showSymbol: false,
     // the guest cannot be read while paused: break the line there instead of drawing a slope across
-    data: withGaps(
-      byVm.get(v.name) ?? [],
-      v.pauses.map((p) => (p.at_s + p.duration_s / 2) / tu.s),
-    ),
+    data: brokenAtPauses(byVm.get(v.name) ?? [], v, tu.s),
     markArea: {
       silent: true,
       itemStyle: { color: 'rgba(128,128,128,0.15)' },
@@ -126,10 +135,7 @@ export function monotonicChart(s: SimulationSummary, rows: readonly TimelineRow[
         name: v.name,
         type: 'line',
         showSymbol: false,
-        data: withGaps(
-          byVm.get(v.name) ?? [],
-          v.pauses.map((p) => (p.at_s + p.duration_s / 2) / tu.s),
-        ),
+        data: brokenAtPauses(byVm.get(v.name) ?? [], v, tu.s),
       })),
     },
   };
