@@ -13,9 +13,9 @@ import { MACHINE, bootLabGuest, offsetNs, type LabRunOptions } from './experimen
 import { delay, QemuGuest } from './qemu.ts';
 import {
   bestClockSample,
-  clocksAcross,
   eventTimeNs,
   privateDir,
+  realMoveSide,
   rtcMinusHostNs,
   waitIncoming,
   waitMigration,
@@ -93,7 +93,6 @@ export async function labMigrateOn(
     const downNs = resumeNs - stopNs;
     await guest.close();
     const rtcAfter = await rtcMinusHostNs(dest);
-    const across = clocksAcross(before, after, downNs);
     const rtt = [before, after].map((t) => t.hostRecvNs - t.hostSentNs).reduce((a, b) => (a > b ? a : b));
     return {
       guest: dest,
@@ -102,12 +101,7 @@ export async function labMigrateOn(
         method: 'destination -incoming unix:SOCK; source migrate-set-parameters downtime-limit, migrate unix:SOCK',
         downtime_limit_ms: downtimeLimitMs,
         real: {
-          realtime_lag_after_resume_s: s(across.lagNs),
-          monotonic_advance_during_gap_s: s(across.monoAdvanceNs),
-          boottime_advance_during_gap_s: s(across.bootAdvanceNs),
-          rtc_change_s: s(rtcAfter.ns - rtcBefore.ns),
-          error_after_sync_s: s(offsetNs(after)),
-          sync_done_at_s: null,
+          ...realMoveSide(before, after, downNs, rtcAfter.ns - rtcBefore.ns, after, null),
           downtime_host_s: s(downNs),
           qemu_downtime_ms: mig.downtime ?? null,
           total_time_ms: mig['total-time'] ?? null,

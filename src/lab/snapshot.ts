@@ -237,6 +237,26 @@ export function clocksAcross(before: TimedSample, after: TimedSample, gapNs: Ns)
   };
 }
 
+/** The real side of a move: the samples around it, the RTC's change, and the guest's error once synced (`final`). */
+export function realMoveSide(
+  before: TimedSample,
+  after: TimedSample,
+  gapNs: Ns,
+  rtcChangeNs: Ns,
+  final: TimedSample,
+  syncDoneAt: number | null,
+): MoveSide {
+  const across = clocksAcross(before, after, gapNs);
+  return {
+    realtime_lag_after_resume_s: s(across.lagNs),
+    monotonic_advance_during_gap_s: s(across.monoAdvanceNs),
+    boottime_advance_during_gap_s: s(across.bootAdvanceNs),
+    rtc_change_s: s(rtcChangeNs),
+    error_after_sync_s: s(offsetNs(final)),
+    sync_done_at_s: syncDoneAt,
+  };
+}
+
 // ------------------------------------------------------------------------------------------- snapshot
 
 export interface SnapshotResult {
@@ -316,7 +336,6 @@ export async function labSnapshotOn(
     if (stopNs === null || resumeNs === null) throw new UnavailableError('QEMU sent no STOP/RESUME event', 'cannot time the gap');
     const gapNs = resumeNs - stopNs;
     const rtcAfter = await rtcMinusHostNs(dest);
-    const across = clocksAcross(before, after, gapNs);
 
     let final = after;
     let doneAt: number | null = null;
@@ -343,12 +362,7 @@ export async function labSnapshotOn(
         seconds,
         sync,
         real: {
-          realtime_lag_after_resume_s: s(across.lagNs),
-          monotonic_advance_during_gap_s: s(across.monoAdvanceNs),
-          boottime_advance_during_gap_s: s(across.bootAdvanceNs),
-          rtc_change_s: s(rtcAfter.ns - rtcBefore.ns),
-          error_after_sync_s: s(offsetNs(final)),
-          sync_done_at_s: doneAt,
+          ...realMoveSide(before, after, gapNs, rtcAfter.ns - rtcBefore.ns, final, doneAt),
           gap_host_s: s(gapNs),
           save_s: s(saveNs),
           load_s: s(loadNs),
