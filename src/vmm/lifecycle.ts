@@ -40,12 +40,18 @@ const QEMU: PauseClockPolicy = {
   source: 'QEMU hw/i386/kvm/clock.c kvmclock_vm_state_change; softmmu/cpus.c do_vm_stop',
 };
 
+const FIRECRACKER: PauseClockPolicy = {
+  saveRestoreKvmclock: false,
+  kvmclockCtrl: false,
+  source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm',
+};
+
 export const PAUSE_CLOCK_POLICY: Readonly<Record<string, PauseClockPolicy>> = {
   'qemu-kvm': QEMU,
   'qemu-kvm-noinvtsc': QEMU,
   'cloud-hypervisor': { saveRestoreKvmclock: true, kvmclockCtrl: false, source: 'cloud-hypervisor vmm/src/vm.rs Pausable::pause/resume' },
-  firecracker: { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
-  'firecracker-pvm': { saveRestoreKvmclock: false, kvmclockCtrl: false, source: 'firecracker src/vmm/src/lib.rs Vmm::pause_vm' },
+  firecracker: FIRECRACKER,
+  'firecracker-pvm': FIRECRACKER, // the same VMM on a PVM host
   kvmtool: {
     saveRestoreKvmclock: false,
     kvmclockCtrl: false,
