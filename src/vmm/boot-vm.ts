@@ -7,7 +7,7 @@ import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/ind
 import { parseCmdline } from '../guest/index.ts';
 import type { KernelConfig } from '../guest/index.ts';
 import type { HostCpu, MachineProfile } from './profiles.ts';
-import { VirtualMachine } from './machine.ts';
+import { type VcpuSchedule, VirtualMachine } from './machine.ts';
 import type { RtcConfig } from './vm-devices.ts';
 import { hex } from '../core/index.ts';
 import { InputError } from '../core/index.ts';
@@ -27,6 +27,8 @@ export interface BootVmOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (descheduled the rest: lost ticks, steal). */
   deschedule?: { periodNs: Ns; runNs: Ns };
+  /** The host's CPU scheduler (see VirtualMachineOptions.vcpuSchedule). */
+  vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
   hostTscAt?: (t: Ns) => Cycles;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
@@ -89,6 +91,7 @@ export class BootedVm {
       ...(opts.hostTscAt ? { hostTscAt: opts.hostTscAt } : {}),
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
+      ...(opts.vcpuSchedule ? { vcpuSchedule: opts.vcpuSchedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
       ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),

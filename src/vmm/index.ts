@@ -11,11 +11,13 @@ export {
 } from './profiles.ts';
 export { KERNEL_PRESETS, kernelPreset } from './kernels.ts';
 export {
+  periodicVcpuSchedule,
   resolveHost,
   type RestoreOutcome,
   type RestoreTarget,
   VirtualMachine,
   type VirtualMachineOptions,
+  type VcpuSchedule,
   type VmClockState,
 } from './machine.ts';
 export { bootVm, type BootVmOptions, type BootedVm, guestReport, type GuestReport } from './boot-vm.ts';

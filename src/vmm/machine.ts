@@ -25,6 +25,38 @@ import { VmclockDevice, vmclockFlavor } from './vmclock.ts';
 /** Where the VMClock page sits in guest memory (the last page of the model's RAM). */
 export const VMCLOCK_GPA = 0x1f_f000n;
 
+/**
+ * The host's schedule of a VM's vCPU threads: which runs on a host CPU when, and how long each has waited
+ * runnable (sched_info.run_delay, what KVM's record_steal_time reports as steal). The world's CPU
+ * scheduler implements it; `deschedule` is a fixed one. Queries are for t ≥ the last change, in integer ns.
+ */
+export interface VcpuSchedule {
+  /** vCPU `cpu`'s thread runs on a host CPU at t. */
+  running(cpu: number, t: Ns): boolean;
+  /** The first time ≥ t at which it runs (t when it runs at t). */
+  nextRun(cpu: number, t: Ns): Ns;
+  /** Its thread's sched_info.run_delay at t. */
+  runDelay(cpu: number, t: Ns): Ns;
+  /** The VMM stopped (false) or restarted (true) the threads: a stopped thread sleeps and waits for nothing. */
+  setRunnable(runnable: boolean): void;
+}
+
+/** `deschedule`: every vCPU thread runs `runNs` of each `periodNs` from `from` and waits runnable the rest. */
+export function periodicVcpuSchedule(from: Ns, ds: { periodNs: Ns; runNs: Ns }): VcpuSchedule {
+  if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs) throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
+  const running = (t: Ns): boolean => (t - from) % ds.periodNs < ds.runNs;
+  return {
+    running: (_cpu, t) => running(t),
+    nextRun: (_cpu, t) => (running(t) ? t : from + ((t - from) / ds.periodNs + 1n) * ds.periodNs),
+    runDelay: (_cpu, t) => {
+      const up = t - from;
+      const inPeriod = up % ds.periodNs;
+      return (up / ds.periodNs) * (ds.periodNs - ds.runNs) + (inPeriod > ds.runNs ? inPeriod - ds.runNs : 0n);
+    },
+    setRunnable: () => {},
+  };
+}
+
 export interface VirtualMachineOptions {
   profile: MachineProfile;
   host?: Partial<HostCpu>;
@@ -43,6 +75,8 @@ export interface VirtualMachineOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (an overcommitted host); the rest is steal. */
   deschedule?: { periodNs: Ns; runNs: Ns };
+  /** The host's CPU scheduler: the vCPU threads it creates for this VM (takes precedence over deschedule). */
+  vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
   hostTscAt?: (t: Ns) => Cycles;
@@ -81,6 +115,8 @@ export interface RestoreTarget {
   tscScaling: boolean;
   /** KVM_SET_CLOCK with KVM_CLOCK_REALTIME: KVM advances kvmclock by the realtime elapsed since the save. */
   clockRealtime: boolean;
+  /** The destination's CPU scheduler, when the world schedules host CPUs: the new process's vCPU threads. */
+  vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
 }
 
 /** What the restore did, for the event log. */
@@ -172,12 +208,14 @@ export class VirtualMachine {
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
     if (devices.pmTimerPort !== null) platform.readPmTimer = () => devices.readPmTimer();
-    const ds = opts.deschedule;
-    if (ds) {
-      if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs)
-        throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
-      platform.vcpuRunning = () => (this.sched.now - this.createdAt) % ds.periodNs < ds.runNs;
-      platform.nextVcpuRun = () => this.createdAt + ((this.sched.now - this.createdAt) / ds.periodNs + 1n) * ds.periodNs;
+    if (opts.vcpuSchedule) {
+      this.schedule = opts.vcpuSchedule(nrVcpus);
+      this.worldSchedule = true;
+    } else if (opts.deschedule) this.schedule = periodicVcpuSchedule(this.createdAt, opts.deschedule);
+    if (this.schedule) {
+      // each vCPU asks its own thread (read through this.schedule: a restore elsewhere replaces it)
+      platform.vcpuRunning = (cpu) => this.schedule?.running(cpu, this.sched.now) ?? true;
+      platform.nextVcpuRun = (cpu) => this.schedule?.nextRun(cpu, this.sched.now) ?? this.sched.now;
     }
     if (devices.rtc) platform.readCmos = () => devices.readCmos();
     if (p.accel === 'kvm') {
@@ -194,7 +232,7 @@ export class VirtualMachine {
       };
       const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
       const t = opts.scheduler.timer(() => {
-        if (!this.vcpusPaused) for (const v of this.vcpus) v.run(v.id);
+        if (!this.vcpusPaused) for (const v of this.vcpus) this.enterWhenRunning(v.id);
         t.armIn(interval);
       });
       t.armIn(interval);
@@ -249,7 +287,29 @@ export class VirtualMachine {
     });
     (this as { kvm: KvmVm | null }).kvm = kvm;
     this.vcpus.length = 0;
-    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(this.stealFraction) }));
+    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(i) }));
+  }
+
+  /**
+   * A guest entry of vCPU `cpu` (KVM handles its pending clock and steal requests): now when its thread
+   * runs, else when the host schedules it in again (kvm_sched_in → kvm_arch_vcpu_load requests the steal
+   * update, recorded on that entry) — one deferred event per vCPU, not one per slice.
+   */
+  private enterWhenRunning(cpu: number): void {
+    const s = this.schedule;
+    const now = this.sched.now;
+    if (!s || s.running(cpu, now)) {
+      this.vcpus[cpu]?.run(cpu);
+      return;
+    }
+    let d = this.deferredEntries[cpu];
+    if (!d) {
+      d = this.sched.timer(() => {
+        if (!this.vcpusPaused) this.enterWhenRunning(cpu);
+      });
+      this.deferredEntries[cpu] = d;
+    }
+    d.armAt(s.nextRun(cpu, now));
   }
 
   /**
@@ -284,6 +344,11 @@ export class VirtualMachine {
     this.hostRealtimeFn = target.hostRealtime;
     this.hostRealtimeStepsFn = target.hostRealtimeSteps ?? (() => 0n);
     this.counterEpoch++;
+    if (this.worldSchedule) {
+      // a restore or an incoming migration runs in a new VMM process: new vCPU threads, run_delay from 0
+      const n = this.platform.vcpus;
+      this.schedule = target.vcpuSchedule ? target.vcpuSchedule(n) : null;
+    }
     const outcome: RestoreOutcome = { tscKhzError: null, tscCatchup: false };
     if (!state) return outcome;
     this.kvm?.destroy();
@@ -314,20 +379,21 @@ export class VirtualMachine {
   /** The VMM stopped (true) or restarted (false) the vCPU threads: paused vCPUs never enter the guest. */
   setVcpusPaused(paused: boolean): void {
     this.vcpusPaused = paused;
+    this.schedule?.setRunnable(!paused); // QEMU's paused vCPU threads sleep on a condition variable
     this.counterEpoch++;
   }
 
-  /** The vCPU threads' sched_info.run_delay: time spent runnable but not running. */
-  private runDelay(stealFraction: number): Ns {
-    const up = this.sched.now - this.createdAt;
-    const ds = this.opts.deschedule;
-    if (ds) {
-      const off = ds.periodNs - ds.runNs;
-      const inPeriod = up % ds.periodNs;
-      return (up / ds.periodNs) * off + (inPeriod > ds.runNs ? inPeriod - ds.runNs : 0n);
-    }
-    return BigInt(Math.floor(Number(up) * stealFraction));
+  /** vCPU `cpu`'s thread's sched_info.run_delay now: time spent runnable but not running. */
+  runDelay(cpu: number): Ns {
+    if (this.schedule) return this.schedule.runDelay(cpu, this.sched.now);
+    return BigInt(Math.floor(Number(this.sched.now - this.createdAt) * this.stealFraction));
   }
+
+  /** The host's schedule of the vCPU threads (null: they always run). */
+  private schedule: VcpuSchedule | null = null;
+  /** The schedule came from the world's host CPUs (a restore takes the destination's). */
+  private worldSchedule = false;
+  private readonly deferredEntries: Timer[] = [];
 
   /** Cycles of this VM's own host TSC (no world) over `ns`: the one host TSC model of src/core/oscillator.ts. */
   private cyclesFor(ns: Ns): Cycles {
@@ -398,6 +464,7 @@ export class VirtualMachine {
 
   destroy(): void {
     this.entryTimer?.cancel();
+    for (const d of this.deferredEntries) d.cancel();
     this.kvm?.destroy();
   }
 }

@@ -51,7 +51,7 @@ function restoreOn(
   kindOf: 'restore' | 'migration',
 ): void {
   const { engine, trace } = world;
-  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts), kindOf);
+  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts, run.vm.name), kindOf);
   if (trace.on) trace.instant(engine.now, run.vm.name, kindOf === 'restore' ? 'qemu_loadvm_state' : 'migration_completion', ['vm_start']);
   run.host = world.host(hostName);
   run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource

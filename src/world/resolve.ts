@@ -16,6 +16,8 @@ export interface ResolvedHost {
   config: HostConfig;
   /** What a VM on this host is shown of its CPU (the crystal's ppm is taken when the VM is created). */
   cpu: Omit<HostCpu, 'ppm'>;
+  /** hosts[].cpus and hosts[].load: the CPUs the vCPU threads share (absent: no thread ever waits). */
+  cpuShare?: { cpus: number; busyThreads: number };
 }
 
 export interface ResolvedPause {
@@ -108,6 +110,7 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
       initialRealtimeErrorNs: BigInt(Math.round(h.realtime_error * 1e9)),
     },
     cpu: shown,
+    ...(h.cpus !== undefined ? { cpuShare: { cpus: h.cpus, busyThreads: h.load.busy_threads } } : {}),
   };
 }
 

@@ -84,6 +84,10 @@ export const realtimeStepSchema = z.strictObject({
   by: signedDuration.describe('how far it is stepped (settimeofday on the host), e.g. "-2s" or "+1h"'),
 });
 
+export const hostLoadSchema = z.strictObject({
+  busy_threads: z.number().int().min(0).max(100_000).default(0).describe('threads on the host that are always runnable (CPU-bound)'),
+});
+
 export const hostSchema = z.strictObject({
   name: z.string().min(1),
   oscillator: oscillatorSchema.prefault({}),
@@ -100,6 +104,14 @@ export const hostSchema = z.strictObject({
     .max(1e9)
     .default(0)
     .describe('host REALTIME minus true UTC at the start, seconds (only with ntp: false; within ±10^9 s)'),
+  cpus: z
+    .number()
+    .int()
+    .min(1)
+    .max(4096)
+    .optional()
+    .describe("physical CPUs the VMs' vCPU threads and load share (default: enough that no thread waits)"),
+  load: hostLoadSchema.prefault({}).describe('other runnable work on the host, sharing its CPUs with the vCPU threads'),
 });
 
 export const pauseSchema = z.strictObject({

@@ -41,6 +41,8 @@ export interface VmSummary {
   max_abs_offset_ns: string;
   /** Rate of the guest clock against true time over the last sample interval, ppm. */
   drift_ppm: number;
+  /** The guest's /proc/stat steal summed over its vCPUs, ns: host CPU time its vCPU threads waited for. */
+  steal_ns: string;
   pauses: PauseSummary[];
   events: VmEvent[];
   final_clocksource: string;
@@ -181,6 +183,7 @@ function vmSummary(r: VmRun): VmSummary {
     final_offset_ns: String(st.last),
     max_abs_offset_ns: String(st.maxAbs),
     drift_ppm: st.driftPpm(),
+    steal_ns: String(g?.steal?.cpus.reduce((sum, c) => sum + c.steal, 0n) ?? 0n),
     pauses: r.pauses,
     events: r.events,
     final_clocksource: g ? g.currentClocksource().trim() : '',
