@@ -43,7 +43,8 @@ export interface VcpuSchedule {
 
 /** `deschedule`: every vCPU thread runs `runNs` of each `periodNs` from `from` and waits runnable the rest. */
 export function periodicVcpuSchedule(from: Ns, ds: { periodNs: Ns; runNs: Ns }): VcpuSchedule {
-  if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs) throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
+  if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs)
+    throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
   const running = (t: Ns): boolean => (t - from) % ds.periodNs < ds.runNs;
   return {
     running: (_cpu, t) => running(t),
