@@ -466,6 +466,7 @@ export class VirtualMachine {
   destroy(): void {
     this.entryTimer?.cancel();
     for (const d of this.deferredEntries) d.cancel();
+    this.schedule?.setRunnable(false); // the VMM's threads exit: the host's CPUs go to the others
     this.kvm?.destroy();
   }
 }

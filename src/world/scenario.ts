@@ -355,6 +355,11 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     vmNames.add(vm.name);
   }
   for (const [i, h] of s.hosts.entries()) {
+    if (h.cpus === undefined && h.load.busy_threads > 0)
+      return {
+        path: ['hosts', i, 'load'],
+        message: 'has no effect without hosts[].cpus (every thread would have a CPU of its own): set cpus to share them',
+      };
     if (h.ntp && h.realtime_error !== 0)
       return {
         path: ['hosts', i, 'realtime_error'],

@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Prng } from '../../src/core/prng.ts';
 import type { Ns } from '../../src/core/index.ts';
+import { InputError } from '../../src/core/errors.ts';
 import { HostCpus, schedBaseSliceNs } from '../../src/world/host-cpus.ts';
+import { parseScenarioText, resolveScenario } from '../../src/world/index.ts';
 import { FifoRoundRobin } from './fifo-round-robin.ts';
 
 test("the slice is the host kernel's sysctl_sched_base_slice: 0.70 ms × (1 + ilog2(min(ncpus, 8)))", () => {
@@ -105,4 +107,26 @@ test('queries before the current epoch are refused (the closed form only knows t
   assert.throws(() => v.runDelay(0, 9n), /before its current epoch/);
   now = 11n;
   assert.equal(v.runDelay(0, 11n) >= 0n, true);
+});
+
+test('hosts[].cpus and hosts[].load: bad values are one line naming the path and what was expected', () => {
+  const yaml = (host: string) =>
+    `duration: 1s\nhosts:\n  - name: h\n    tsc: { freq_khz: 2596136 }\n${host}\nvms:\n  - { name: v, host: h }\n`;
+  const err = (host: string) => {
+    try {
+      parseScenarioText(yaml(host), 's.yaml');
+    } catch (e) {
+      assert.ok(e instanceof InputError);
+      return `${e.where}: ${e.path}: ${e.message}`;
+    }
+    assert.fail('accepted');
+  };
+  assert.match(err('    cpus: 0'), /^s\.yaml:\d+: hosts\[0\]\.cpus: must be ≥ 1, got 0$/);
+  assert.match(err('    cpus: 1.5'), /^s\.yaml:\d+: hosts\[0\]\.cpus: expected a whole number, got 1\.5$/);
+  assert.match(err('    cpus: 2\n    load: { busy_threads: -1 }'), /^s\.yaml:\d+: hosts\[0\]\.load\.busy_threads: must be ≥ 0, got -1$/);
+  assert.match(err('    cpus: 2\n    load: { threads: 2 }'), /^s\.yaml:\d+: hosts\[0\]\.load\.threads: unknown key "threads"$/);
+  assert.match(err('    load: { busy_threads: 2 }'), /^s\.yaml:\d+: hosts\[0\]\.load: has no effect without hosts\[\]\.cpus/);
+  const ok = resolveScenario(parseScenarioText(yaml('    cpus: 2\n    load: { busy_threads: 3 }'), 's.yaml'));
+  assert.deepEqual(ok.hosts[0]!.cpuShare, { cpus: 2, busyThreads: 3 });
+  assert.equal(resolveScenario(parseScenarioText(yaml(''), 's.yaml')).hosts[0]!.cpuShare, undefined);
 });

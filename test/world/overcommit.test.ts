@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceRecorder, type Ns } from '../../src/core/index.ts';
-import { loadScenario, resolveScenario, simulate } from '../../src/world/index.ts';
+import { estimateWork, loadScenario, resolveScenario, simulate } from '../../src/world/index.ts';
 import { FifoRoundRobin } from './fifo-round-robin.ts';
 
 const S = 1_000_000_000n;
@@ -65,6 +65,8 @@ test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’
     // about 2/3 of two vCPUs' 10 minutes: 800 s less the boot before registration
     assert.ok(expected > 797n * S && expected < 800n * S, `${vm}: ${expected}`);
   }
+  // the work estimate made before the run covers the entries and updates that waited for a slot
+  assert.ok(estimateWork(scenario).events >= summary.events_dispatched, `${estimateWork(scenario).events} < ${summary.events_dispatched}`);
 });
 
 test('examples/overcommit-2to1.yaml: same seed, byte-identical summary', () => {
