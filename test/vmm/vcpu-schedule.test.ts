@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, TraceRecorder, type Ns } from '../../src/core/index.ts';
-import { bootVm, kernelPreset, machineProfile } from '../../src/vmm/index.ts';
+import { bootVm, kernelPreset, machineProfile, VmLifecycle } from '../../src/vmm/index.ts';
 import { HostCpus } from '../../src/world/host-cpus.ts';
 import { FifoRoundRobin } from '../world/fifo-round-robin.ts';
 
@@ -97,4 +97,35 @@ test('a clocksource watchdog due while vCPU 0 waits for the host CPU runs when t
   // 100 ms into a wait (1.6, 2.2, … s) and runs 100 ms late: the 98 due before 60 s and the first, 9.800393 s in all
   assert.equal(lateRuns, 99);
   assert.equal(late, 393_000n + 98n * 100_000_000n);
+});
+
+test("a paused VM's vCPU threads sleep: while it is stopped neither it nor its neighbour waits, and the neighbour runs all the time", () => {
+  const e = new Engine();
+  const host = new HostCpus({ cpus: 1, busyThreads: 0 }, () => e.now);
+  const boot = (name: string) =>
+    bootVm({
+      profile: machineProfile('qemu-kvm'),
+      kernel: kernelPreset('distro'),
+      scheduler: e,
+      vcpus: 1,
+      name,
+      vcpuSchedule: (n) => host.vcpuThreads(n, name),
+    });
+  const a = boot('a');
+  const b = boot('b');
+  e.run(10n * S);
+  // two threads on one CPU in 0.7-ms slots from 0, a in the even ones: 10 s is 0.5 ms into slot 14285 (b's), so a
+  // has waited 7142 slots and 0.5 ms, b 7143 slots
+  const [aWait, bWait] = [7142n * 700_000n + 500_000n, 7143n * 700_000n];
+  assert.deepEqual([a.vm.runDelay(0), b.vm.runDelay(0)], [aWait, bWait]);
+  const lc = new VmLifecycle(b);
+  lc.pause(20n * S);
+  e.run(20n * S);
+  assert.deepEqual([a.vm.runDelay(0), b.vm.runDelay(0)], [aWait, bWait]);
+  assert.equal(a.vm.platform.vcpuRunning!(0), true);
+  assert.equal(b.vm.platform.vcpuRunning!(0), false);
+  lc.resume();
+  e.run(30n * S);
+  // sharing again from 20 s: a new round robin, a (created first) in its first slot, as from 0
+  assert.deepEqual([a.vm.runDelay(0), b.vm.runDelay(0)], [2n * aWait, 2n * bWait]);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TraceRecorder, type Ns } from '../../src/core/index.ts';
-import { estimateWork, loadScenario, resolveScenario, simulate } from '../../src/world/index.ts';
+import { estimateWork, loadScenario, parseScenarioText, resolveScenario, simulate } from '../../src/world/index.ts';
 import { FifoRoundRobin } from './fifo-round-robin.ts';
 
 const S = 1_000_000_000n;
@@ -72,4 +72,41 @@ test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’
 test('examples/overcommit-2to1.yaml: same seed, byte-identical summary', () => {
   const run = () => JSON.stringify(simulate(resolveScenario(loadScenario(EXAMPLE))).summary);
   assert.equal(run(), run());
+});
+
+test('a migration runs new vCPU threads on the destination: run_delay starts from 0 there, the steal record carries on', () => {
+  const scenario = (dest: string) =>
+    resolveScenario(
+      parseScenarioText(
+        `duration: 2min\nhosts:\n  - { name: shared, tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 1 } }\n` +
+          `  - { name: free, tsc: { freq_khz: 2596136 } }\n  - { name: shared2, tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 3 } }\n` +
+          `vms:\n  - { name: v, host: shared, profile: qemu-kvm, vcpus: 1, tsc_frequency_khz: 2596136, migrations: [{ at: 1min, to: ${dest}, downtime: 100ms }] }\n`,
+        's.yaml',
+      ),
+    );
+  const records = (dest: string) => {
+    const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'record_steal_time' });
+    simulate(scenario(dest), { trace });
+    const ev = trace.recorded.map((e) => ({ ts: e.ts, steal: e.args!.steal as bigint, rd: e.args!.run_delay as bigint }));
+    const before = ev.filter((e) => e.ts < 60n * S);
+    const after = ev.filter((e) => e.ts >= 60n * S + 100_000_000n);
+    return { last: before.at(-1)!, after };
+  };
+  // 2 threads on 1 CPU before: the steal record holds half the time when it left
+  const free = records('free');
+  const slice = 700_000n;
+  assert.equal(free.last.rd, new FifoRoundRobin(1, slice, ['busy0', 'v/vcpu0']).runDelay('v/vcpu0', free.last.ts));
+  // on a host with a CPU to spare the new thread never waits: the record stays where the source left it
+  assert.ok(free.after.length > 50);
+  for (const e of free.after) assert.deepEqual([e.rd, e.steal], [0n, free.last.steal]);
+  // on another shared host (4 threads, 1 CPU, from the restore at 60.1 s) the new thread's run_delay adds on
+  const shared = records('shared2');
+  const rr = new FifoRoundRobin(1, slice, ['busy0', 'busy1', 'busy2'], 0n);
+  rr.advanceTo(60n * S + 100_000_000n);
+  rr.setRunnable(['busy0', 'busy1', 'busy2', 'v/vcpu0']);
+  for (const e of shared.after) {
+    assert.equal(e.rd, rr.runDelay('v/vcpu0', e.ts));
+    assert.equal(e.steal, shared.last.steal + e.rd);
+  }
+  assert.ok(shared.after.at(-1)!.rd > 40n * S); // 3/4 of the minute
 });
