@@ -163,6 +163,7 @@ export class GuestKernel {
         // read through the platform each time: the VMM's lifecycle installs these after boot
         vcpuRunning: () => !opts.platform.vcpuRunning || opts.platform.vcpuRunning(0),
         nextVcpuRun: () => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(0) : opts.scheduler.now),
+        vcpuAlwaysRuns: () => !opts.platform.vcpuRunning || (opts.platform.vcpuAlwaysRuns?.(0) ?? false),
       },
     );
     this.schedClock = new SchedClock({

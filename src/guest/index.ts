@@ -54,4 +54,5 @@ export { PvclockGuest, pvclockReadRecord, type PvclockMemory, type PvclockReadRe
 export { NtpKernelClient, type NtpClientOptions, type NtpMeasurement } from './ntp-client.ts';
 export * as chrony from './chrony/index.ts';
 export { Chronyd, type NtpServerLink, type NtpServerReply } from './chrony/index.ts';
+export { USERSPACE_VCPU, vcpuScheduler, vcpuTimer, whenVcpuRuns, type VcpuGate } from './vcpu-wait.ts';
 export { QgaAgent, QGA_COMMANDS, QGA_MODELLED, type QgaAgentOptions, type QgaGuest } from './qga-agent.ts';

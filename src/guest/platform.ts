@@ -129,6 +129,9 @@ export interface GuestPlatform {
   vcpuRunning?(cpu: number): boolean;
   /** When vCPU `cpu` next runs (absolute scheduler time), while it is descheduled. */
   nextVcpuRun?(cpu: number): Ns;
+  /** Whether vCPU `cpu` runs at every instant from now until the next scheduler event (absent with
+   *  vcpuRunning present: it may wait), so work on it can be advanced analytically. */
+  vcpuAlwaysRuns?(cpu: number): boolean;
   /** The CMOS RTC as Linux reads it at boot. */
   readCmos?(): CmosReading;
   /**

@@ -37,6 +37,8 @@ export interface VcpuSchedule {
   nextRun(cpu: number, t: Ns): Ns;
   /** Its thread's sched_info.run_delay at t. */
   runDelay(cpu: number, t: Ns): Ns;
+  /** It runs at every instant from t until the schedule next changes (absent: it may wait). */
+  alwaysRuns?(cpu: number, t: Ns): boolean;
   /** The VMM stopped (false) or restarted (true) the threads: a stopped thread sleeps and waits for nothing. */
   setRunnable(runnable: boolean): void;
 }
@@ -49,6 +51,7 @@ export function periodicVcpuSchedule(from: Ns, ds: { periodNs: Ns; runNs: Ns }):
   return {
     running: (_cpu, t) => running(t),
     nextRun: (_cpu, t) => (running(t) ? t : from + ((t - from) / ds.periodNs + 1n) * ds.periodNs),
+    alwaysRuns: () => ds.runNs === ds.periodNs,
     runDelay: (_cpu, t) => {
       const up = t - from;
       const inPeriod = up % ds.periodNs;
@@ -217,6 +220,10 @@ export class VirtualMachine {
       // each vCPU asks its own thread (read through this.schedule: a restore elsewhere replaces it)
       platform.vcpuRunning = (cpu) => this.schedule?.running(cpu, this.sched.now) ?? true;
       platform.nextVcpuRun = (cpu) => this.schedule?.nextRun(cpu, this.sched.now) ?? this.sched.now;
+      platform.vcpuAlwaysRuns = (cpu) => {
+        const s = this.schedule;
+        return s ? (s.alwaysRuns?.(cpu, this.sched.now) ?? false) : true;
+      };
     }
     if (devices.rtc) platform.readCmos = () => devices.readCmos();
     if (p.accel === 'kvm') {
@@ -296,7 +303,7 @@ export class VirtualMachine {
    * runs, else when the host schedules it in again (kvm_sched_in → kvm_arch_vcpu_load requests the steal
    * update, recorded on that entry) — one deferred event per vCPU, not one per slice.
    */
-  private enterWhenRunning(cpu: number): void {
+  enterWhenRunning(cpu: number): void {
     const s = this.schedule;
     const now = this.sched.now;
     if (!s || s.running(cpu, now)) {

@@ -74,6 +74,7 @@ export class HostCpus {
       running: (cpu, t) => this.running(th(cpu), t),
       nextRun: (cpu, t) => this.nextRun(th(cpu), t),
       runDelay: (cpu, t) => this.runDelay(th(cpu), t),
+      alwaysRuns: (cpu) => th(cpu).index >= 0 && this.n <= this.cpus,
       setRunnable: (runnable) => {
         if (ths.every((x) => x.runnable === runnable)) return;
         this.fold();
