@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, TraceRecorder, type Ns } from '../../src/core/index.ts';
-import { NtpKernelClient, vcpuScheduler, type Timex } from '../../src/guest/index.ts';
+import { Chronyd, NtpKernelClient, type NtpServerLink, vcpuScheduler, whenVcpuRuns, type Timex } from '../../src/guest/index.ts';
 import { bootVm, kernelPreset, machineProfile, VmLifecycle, type BootedVm } from '../../src/vmm/index.ts';
 import { DEFAULT_BOOT_PHASES } from '../../src/guest/boot.ts';
 import { HostCpus } from '../../src/world/host-cpus.ts';
@@ -190,4 +190,43 @@ test("resume: each vCPU enters (and runs KVM's clock update) when the host sched
     trace.recorded.slice(before).map((ev) => ev.ts),
     [entry],
   );
+});
+
+test("chronyd on a 2:1 host: its first request waits for vCPU 0's next slot, and every request and reply is handled while vCPU 0 runs", () => {
+  const { e, b, oracle } = shared(1, 1, 300n * MS);
+  const t0 = b.kernelEntryAt + 5n * S;
+  e.run(t0);
+  const g = b.guest;
+  const p = b.vm.platform;
+  const handled: Ns[] = [];
+  const link: NtpServerLink = {
+    name: 'ideal',
+    // a server at true time 1 ms away each way; the reply is read when vCPU 0 runs (as src/world/sync.ts wires it)
+    exchange: (reply) =>
+      e.after(2n * MS, () =>
+        whenVcpuRuns(e, p, 0, () => {
+          handled.push(e.now);
+          const t = e.now - MS;
+          reply({ receiveNs: t, transmitNs: t, stratum: 1, rootDelay: 0, rootDispersion: 0, precision: -23, refId: 'ideal' });
+        }),
+      ),
+  };
+  const c = new Chronyd({
+    scheduler: vcpuScheduler(e, p, 0),
+    adjtimex: (txc) => g.adjtimex(txc),
+    readRaw: () => g.clockGettime('realtime'),
+    servers: [link],
+    iburst: true,
+  });
+  c.start();
+  e.run(t0 + 600n * S);
+  const o = oracle();
+  // the first request is due INITIAL_DELAY (0.2 s) after the start: 5.55 s, in a wait ([5.4, 5.7) s): it goes at 5.7 s
+  assert.equal(t0, 5_350_000_000n);
+  assert.equal(c.sources[0]!.transmits[0], runsAt(o, t0 + 200n * MS));
+  assert.equal(c.sources[0]!.transmits[0], 5_700_000_000n);
+  const tx = c.sources[0]!.transmits;
+  assert.ok(tx.length >= 8 && handled.length >= 8, `${tx.length} requests, ${handled.length} replies`);
+  for (const t of [...tx, ...handled].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)))
+    assert.ok(o.running('vm/vcpu0', t), `handled at ${t} while vCPU 0 waits`);
 });
