@@ -144,3 +144,21 @@ test('on a 2:1 host the agent’s guest-set-time waits for vCPU 0: the sync land
   const sync = vm.events.find((ev) => ev.kind === 'sync')!;
   assert.equal(sync.at_s, Number(handled) / 1e9);
 });
+
+test('on a 2:1 host the ntpd client’s first poll after a resume waits for vCPU 0: the sync is recorded at its next slot', () => {
+  // as above: 0.7-ms slots from the resume at 15 min, vCPU 0 in the odd ones. The daemon polls one poll interval
+  // (2^6 s) after it wakes: 64 s in is slot 91428, a wait, so it polls at the start of slot 91429
+  const s = parseScenario({
+    ...base({ profile: 'qemu-kvm-noinvtsc', pauses: [{ at: '10min', duration: '5min' }], sync: { method: 'ntp' } }, { ntp_servers: [] }),
+    hosts: [{ name: 'h0', tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 1 } }],
+  } as ScenarioInput);
+  const resume = 900n * 1_000_000_000n;
+  const o = new FifoRoundRobin(1, 700_000n, ['busy0', 'vm0/vcpu0'], resume);
+  const due = resume + 64n * 1_000_000_000n;
+  assert.equal(o.running('vm0/vcpu0', due), false);
+  const polled = o.nextRun('vm0/vcpu0', due);
+  assert.equal(polled, resume + 91_429n * 700_000n);
+  const vm = simulate(s).summary.vms[0]!;
+  const sync = vm.events.find((ev) => ev.kind === 'sync')!;
+  assert.equal(sync.at_s, Number(polled) / 1e9);
+});
