@@ -162,3 +162,20 @@ test('on a 2:1 host the ntpd client’s first poll after a resume waits for vCPU
   const sync = vm.events.find((ev) => ev.kind === 'sync')!;
   assert.equal(sync.at_s, Number(polled) / 1e9);
 });
+
+test('on a 2:1 host chronyd’s clock updates all happen while vCPU 0 runs (its replies are read in vCPU 0’s slots), and a rerun is identical', () => {
+  const s = parseScenario({
+    ...base(
+      { profile: 'qemu-kvm-noinvtsc', sync: { method: 'chrony', iburst: true, minpoll: 0, maxpoll: 0, makestep: [1, 3] } },
+      { duration: '5min', sample_interval: '1s', ntp_servers: [{ name: 'host', path: { delay: '0.5ms', jitter: '0.2ms' } }] },
+    ),
+    hosts: [{ name: 'h0', tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 1 } }],
+  } as ScenarioInput);
+  const { summary } = simulate(s);
+  // 0.7-ms slots from 0, the busy thread (created first) in the even ones
+  const o = new FifoRoundRobin(1, 700_000n, ['busy0', 'vm0/vcpu0']);
+  const updates = summary.vms[0]!.chrony_updates!.map((u) => BigInt(Math.round(u.at_s * 1e9)));
+  assert.ok(updates.length >= 250, `${updates.length} updates`);
+  for (const t of updates) assert.ok(o.running('vm0/vcpu0', t), `a clock update at ${t} ns, while vCPU 0 waits`);
+  assert.equal(JSON.stringify(simulate(s).summary), JSON.stringify(summary));
+});
