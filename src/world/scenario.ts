@@ -133,7 +133,13 @@ export const refclockSchema = z.strictObject({
     .literal('/dev/ptp0')
     .default('/dev/ptp0')
     .describe("the PHC device: the guest's ptp_kvm clock, /dev/ptp0 (the only PHC the model's guests have)"),
-  poll: z.number().int().min(-6).max(24).default(4).describe('log2 seconds between filtered samples handed to source selection (default 4 = 16 s)'),
+  poll: z
+    .number()
+    .int()
+    .min(-6)
+    .max(24)
+    .default(4)
+    .describe('log2 seconds between filtered samples handed to source selection (default 4 = 16 s)'),
   dpoll: z.number().int().min(-6).max(24).default(0).describe('log2 seconds between PHC reads (default 0 = 1 s; at most poll)'),
   offset: z.number().min(-1e6).max(1e6).default(0).describe('seconds added to the PHC time (default 0)'),
   delay: z.number().positive().max(1).default(1e-9).describe("the sample's assumed delay, seconds (default 1e-9)"),
@@ -177,7 +183,9 @@ export const syncSchema = z.strictObject({
   rtcsync: z.boolean().default(false).describe("chrony: rtcsync (the kernel's 11-minute mode copies the system time to the RTC)"),
   refclock: refclockSchema
     .optional()
-    .describe('chrony: refclock PHC on the ptp_kvm clock (the host REALTIME through KVM_HC_CLOCK_PAIRING); without servers given, the only source'),
+    .describe(
+      'chrony: refclock PHC on the ptp_kvm clock (the host REALTIME through KVM_HC_CLOCK_PAIRING); without servers given, the only source',
+    ),
   agent_latency: duration
     .prefault(0)
     .describe("agent: one-way latency of guest-set-time from the host's read of its clock to the guest applying it"),
