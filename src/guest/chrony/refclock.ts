@@ -4,9 +4,11 @@
 // with PTP_SYS_OFFSET_PRECISE, else _EXTENDED, else PTP_SYS_OFFSET, the first that works kept).
 // Defaults are conf.c parse_refclock's: poll 4, dpoll 0, filter 64, offset 0, delay 1e-9, precision 0
 // (so the system's), stratum 0; reference ID "PHC" + index ("PHC0").
-// Not modelled: hwclock.c's delay quantiles (every reading of a PTP_SYS_OFFSET call has the same delay
-// in the model, so all of them are combined, quality 2), the slew-error dispersion of
-// LCL_GetOffsetCorrection, maxunreach, extpps/pps/lock/tai/local options.
+// HCL_ProcessReadings (hwclock.c) combines the readings whose delay lies in its delay-quantile window;
+// the quantile estimates start at the first delays (quantiles.c insert_initial_value) and the model's
+// readings all have the same delay, so every reading is combined (quality 2), as chronyd would.
+// Not modelled: the slew-error dispersion of LCL_GetOffsetCorrection, maxunreach, the extpps, pps, lock,
+// tai and local options.
 import type { Scheduler, Timer } from '../../core/index.ts';
 import type { Ns } from '../../core/index.ts';
 import type { LocalClock } from './local.ts';
