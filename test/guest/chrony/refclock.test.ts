@@ -1,7 +1,8 @@
 // chrony's refclock pieces: samplefilt.c's median filter and the refclock reference ID (refclock.c).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chi2Coef, refclockRefId, SampleFilter } from '../../../src/guest/chrony/index.ts';
+import { Chronyd, chi2Coef, type PhcDevice, refclockRefId, SampleFilter } from '../../../src/guest/chrony/index.ts';
+import { EPOCH, guestClock } from './helpers.ts';
 
 const sample = (i: number, offset: number, disp = 1e-8) => ({
   time: BigInt(i) * 1_000_000_000n,
@@ -45,4 +46,81 @@ test('sample times must increase; a single sample is taken as it is, with the av
   assert.equal(r.peerDispersion, Math.max(2 ** -25, 1e-8));
   assert.equal(chi2Coef(1), Math.fround(2.706));
   assert.equal(chi2Coef(70), 84);
+});
+
+/** A PHC at true UTC read by exact pairs (PTP_SYS_OFFSET_PRECISE), or, with `precise: false`, only by PTP_SYS_OFFSET. */
+function fakePhc(g: ReturnType<typeof guestClock>, precise: boolean) {
+  const calls = { precise: 0, extended: 0, plain: 0 };
+  const dev: PhcDevice = {
+    sysOffsetPrecise: () => {
+      calls.precise++;
+      if (!precise) return 'ENODEV';
+      const sys = g.readRaw();
+      return [sys, EPOCH + g.engine.now, sys];
+    },
+    sysOffsetExtended: () => {
+      calls.extended++;
+      return 'EOPNOTSUPP';
+    },
+    sysOffset: (n) => {
+      calls.plain++;
+      const sys = g.readRaw();
+      return Array.from({ length: n }, () => [sys - 1000n, EPOCH + g.engine.now - 400n, sys] as [bigint, bigint, bigint]);
+    },
+  };
+  return { dev, calls };
+}
+
+test('refclock PHC with the defaults (poll 4, dpoll 0): reads every 1 s from start, a filtered sample every 16th read, the first update at the third (a regression needs 3), PHC0 at stratum 1', () => {
+  const g = guestClock({ offsetNs: -2_000_000n }); // 2 ms slow
+  const { dev, calls } = fakePhc(g, true);
+  const c = new Chronyd({
+    scheduler: g.engine,
+    adjtimex: g.adjtimex,
+    readRaw: g.readRaw,
+    servers: [],
+    refclocks: [{ phc: dev, options: { device: '/dev/ptp0' } }],
+  });
+  c.start();
+  g.engine.run(46_500_000_000n);
+  const rc = c.refclocks[0]!;
+  // RCL_StartRefclocks: the first poll at once, then every 2^dpoll = 1 s
+  assert.deepEqual(
+    rc.driverPolls,
+    Array.from({ length: 47 }, (_, i) => BigInt(i) * 1_000_000_000n),
+  );
+  assert.equal(rc.mode, 2); // PTP_SYS_OFFSET_PRECISE worked first and is kept
+  assert.deepEqual(calls, { precise: 47, extended: 0, plain: 0 });
+  // filtered samples at the 16th and 32nd reads (15 s, 31 s); sourcestats has no regression yet: no update
+  assert.equal(rc.samples, 2);
+  assert.equal(c.reference.updates, 0);
+  g.engine.run(47_500_000_000n);
+  assert.equal(rc.samples, 3);
+  assert.equal(c.reference.updates, 1);
+  const t = c.tracking();
+  assert.equal(t.referenceId, 'PHC0');
+  assert.equal(t.stratum, 1);
+  // the guest is 2 ms slow: local-fast-positive offset −0.002 s (the mean of ten equal samples)
+  assert.ok(Math.abs(t.lastOffset + 0.002) < 1e-15, String(t.lastOffset));
+  assert.equal(c.adjustments[0]!.sinceStart, 47);
+});
+
+test('on a PHC without cross timestamps chronyd falls back to PTP_SYS_OFFSET and keeps it; the reading’s middle is its local time', () => {
+  const g = guestClock();
+  const { dev, calls } = fakePhc(g, false);
+  const c = new Chronyd({
+    scheduler: g.engine,
+    adjtimex: g.adjtimex,
+    readRaw: g.readRaw,
+    servers: [],
+    refclocks: [{ phc: dev, options: { device: '/dev/ptp0', poll: 2, dpoll: 0 } }],
+  });
+  c.start();
+  g.engine.run(11_500_000_000n); // filtered samples at 3, 7 and 11 s: the first update
+  assert.equal(c.refclocks[0]!.mode, 1);
+  assert.equal(c.reference.updates, 1);
+  // the first read tries PRECISE, then EXTENDED, then PTP_SYS_OFFSET; later reads go straight to it
+  assert.deepEqual(calls, { precise: 1, extended: 1, plain: 12 });
+  // readings [sys − 1000, utc − 400, sys]: middle sys − 500, so the PHC looks 100 ns ahead of a correct clock
+  assert.ok(Math.abs(c.tracking().lastOffset + 100e-9) < 1e-15, String(c.tracking().lastOffset));
 });
