@@ -124,3 +124,29 @@ test('on a PHC without cross timestamps chronyd falls back to PTP_SYS_OFFSET and
   // readings [sys − 1000, utc − 400, sys]: middle sys − 500, so the PHC looks 100 ns ahead of a correct clock
   assert.ok(Math.abs(c.tracking().lastOffset + 100e-9) < 1e-15, String(c.tracking().lastOffset));
 });
+
+test('the reading mode is latched (sys_linux.c): a PHC whose cross timestamp later fails gives chronyd no readings at all, and its reach drains', () => {
+  const g = guestClock();
+  let preciseOk = true;
+  const { dev, calls } = fakePhc(g, true);
+  const precise = dev.sysOffsetPrecise;
+  dev.sysOffsetPrecise = () => (preciseOk ? precise() : 'ENODEV');
+  const c = new Chronyd({
+    scheduler: g.engine,
+    adjtimex: g.adjtimex,
+    readRaw: g.readRaw,
+    servers: [],
+    refclocks: [{ phc: dev, options: { device: '/dev/ptp0', poll: 0, dpoll: 0 } }],
+  });
+  c.start();
+  g.engine.run(4_500_000_000n); // reads at 0..4 s, each its own poll
+  const rc = c.refclocks[0]!;
+  assert.equal(rc.reachability, 0b11111);
+  preciseOk = false; // e.g. the guest switched from kvm-clock to tsc
+  g.engine.run(12_500_000_000n); // 8 more polls
+  assert.equal(rc.mode, 2);
+  assert.equal(calls.plain, 0); // never falls back once PRECISE has worked
+  assert.equal(rc.samples, 5);
+  assert.equal(rc.reachability, 0); // the register shifted in 8 misses
+  assert.equal(rc.reachable, false);
+});
