@@ -274,7 +274,7 @@ export class RefclockSource {
   private reached = 0;
   private driverPolled = 0;
   private readonly timer: Timer;
-  private stoppedDue: Ns | null = null;
+  private stoppedDue: { left: Ns; local: Ns } | null = null;
   /** Driver polls made (scheduler ns), and the samples handed to the source, for tests and reports. */
   readonly driverPolls: Ns[] = [];
   samples = 0;
@@ -309,16 +309,21 @@ export class RefclockSource {
     this.timer.armIn(0n);
   }
 
-  /** chronyd stopped (the VM paused): the pending timeout is remembered. */
+  /** chronyd stopped (the VM paused): the pending timeout is remembered, with chronyd's clock then. */
   stop(): void {
     const due = this.timer.expires;
-    if (due !== null) this.stoppedDue = due - this.h.scheduler.now;
+    if (due !== null) this.stoppedDue = { left: due - this.h.scheduler.now, local: this.h.local.readCooked() };
     this.timer.cancel();
   }
 
-  /** chronyd runs again: the timeout comes when it was due on chronyd's own (paused) clock. */
+  /**
+   * chronyd runs again: its timeout is due on its own clock, so what that clock saw of the stop counts
+   * (a kvm-clock guest saw none of a QEMU pause, a tsc guest all of it: then the poll comes at once).
+   */
   resume(): void {
-    this.timer.armIn(this.stoppedDue ?? 0n);
+    const st = this.stoppedDue;
+    const left = st ? st.left - (this.h.local.readCooked() - st.local) : 0n;
+    this.timer.armIn(left > 0n ? left : 0n);
     this.stoppedDue = null;
   }
 

@@ -150,3 +150,22 @@ test('the reading mode is latched (sys_linux.c): a PHC whose cross timestamp lat
   assert.equal(rc.reachability, 0); // the register shifted in 8 misses
   assert.equal(rc.reachable, false);
 });
+
+test('across a stop the next read is due on chronyd’s own clock: a clock that ran on through a 10 s stop polls at once on resume', () => {
+  const g = guestClock();
+  const { dev } = fakePhc(g, true);
+  const c = new Chronyd({
+    scheduler: g.engine,
+    adjtimex: g.adjtimex,
+    readRaw: g.readRaw,
+    servers: [],
+    refclocks: [{ phc: dev, options: { device: '/dev/ptp0' } }],
+  });
+  c.start();
+  g.engine.run(2_500_000_000n);
+  c.stop();
+  g.engine.run(12_500_000_000n); // the guest clock (like tsc through a QEMU pause) ran on
+  c.resume();
+  g.engine.run(14_000_000_000n);
+  assert.deepEqual(c.refclocks[0]!.driverPolls, [0n, 1_000_000_000n, 2_000_000_000n, 12_500_000_000n, 13_500_000_000n]);
+});
