@@ -80,3 +80,31 @@ test('bad input: refclock without chrony, on a profile without KVM, ptp_kvm off,
     );
   }
 });
+
+test('after a live migration the PHC is the destination host’s clock: a guest moved to a host 3 s ahead follows it there', () => {
+  const s = parseScenario({
+    name: 'ptp-migrate',
+    duration: '6min',
+    sample_interval: '10s',
+    hosts: [
+      { name: 'a', tsc: { freq_khz: 2596136 } },
+      { name: 'b', tsc: { freq_khz: 2596136 }, ntp: false, realtime_error: 3 },
+    ],
+    vms: [
+      {
+        name: 'vm0',
+        host: 'a',
+        profile: 'qemu-kvm-noinvtsc',
+        migrations: [{ at: '2min', to: 'b', downtime: '100ms' }],
+        sync: { method: 'chrony', makestep: [1, -1], refclock: { poll: 2 } },
+      },
+    ],
+  } as ScenarioInput);
+  const { timeline } = simulate(s);
+  const rows = timeline.filter((r) => r.vm === 'vm0');
+  const before = rows.filter((r) => r.t > 60n * S && r.t < 120n * S);
+  assert.ok(before.every((r) => r.guestOffsetNs > -1000n && r.guestOffsetNs < 1000n)); // on host a: true UTC
+  const last = rows.at(-1)!;
+  assert.ok(last.hostOffsetNs > 2n * S, String(last.hostOffsetNs)); // now on host b
+  assert.ok(last.guestOffsetNs - last.hostOffsetNs > -1000n && last.guestOffsetNs - last.hostOffsetNs < 1000n, String(last.guestOffsetNs));
+});
