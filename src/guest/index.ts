@@ -55,3 +55,13 @@ export { NtpKernelClient, type NtpClientOptions, type NtpMeasurement } from './n
 export * as chrony from './chrony/index.ts';
 export { Chronyd, type NtpServerLink, type NtpServerReply } from './chrony/index.ts';
 export { QgaAgent, QGA_COMMANDS, QGA_MODELLED, type QgaAgentOptions, type QgaGuest } from './qga-agent.ts';
+export {
+  PtpKvm,
+  type PtpKvmGuest,
+  type PtpKvmOptions,
+  type PhcReading,
+  type PtpError,
+  CLOCK_PAIR_GPA,
+  HYPERCALL_EXIT_NS,
+  HYPERCALL_RETURN_NS,
+} from './ptp-kvm.ts';

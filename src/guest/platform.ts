@@ -125,6 +125,11 @@ export interface GuestPlatform {
   memory?: PvclockMemory;
   /** WRMSR on vCPU `cpu` (exits to KVM, which handles it and re-enters the guest). */
   wrmsr?(cpu: number, index: number, value: bigint): void;
+  /**
+   * VMCALL/VMMCALL on vCPU `cpu` (kvm_hypercall2: nr in RAX, a0 in RBX, a1 in RCX): KVM handles it
+   * in the kernel and re-enters; the result is RAX (0 or a negative KVM error). Absent: not a KVM guest.
+   */
+  hypercall?(cpu: number, nr: number, a0: bigint, a1: bigint): number;
   /** Whether vCPU `cpu`'s thread is running on the host now (an interrupt can be taken). */
   vcpuRunning?(cpu: number): boolean;
   /** When vCPU `cpu` next runs (absolute scheduler time), while it is descheduled. */

@@ -25,6 +25,11 @@ export interface HostTimekeeper {
   baseNsAt(tsc: Cycles): Ns;
   /** CLOCK_REALTIME (ns since the epoch) computed from this host TSC reading. */
   realtimeNsAt(tsc: Cycles): Ns;
+  /**
+   * kvm_get_walltime_and_clockread() (arch/x86/kvm/x86.c): CLOCK_REALTIME and the host TSC it was read
+   * at, from one rdtsc; null when the host clocksource is not the TSC (gtod_is_based_on_tsc fails).
+   */
+  walltimeAndClockread?(): { realtime: Ns; tsc: Cycles } | null;
 }
 
 export interface LinuxHostTimekeeperConfig {
@@ -45,6 +50,15 @@ export interface LinuxHostTimekeeperConfig {
   constantTsc?: boolean;
   clocksourceIsTsc?: boolean;
   tscUnstable?: boolean;
+  /**
+   * The host's CLOCK_REALTIME at a host TSC reading as the host's owner defines it (a world host whose
+   * REALTIME is NTP-disciplined). KVM reads REALTIME from the host timekeeper's pvclock_gtod_data copy
+   * at one TSC value (x86.c do_realtime), so it is whatever the host's NTP made of it; without this the
+   * model free-runs REALTIME from realtimeAtBootNs at the TSC's mult (plus monoMultAdjust and steps).
+   * Used by KVM_HC_CLOCK_PAIRING (walltimeAndClockread); kvmclock never uses it (its master clock stays
+   * on the raw/boot clock, baseNsAt), and KVM_GET/SET_CLOCK's realtime keeps the free-running model.
+   */
+  realtimeAt?: (tsc: Cycles) => Ns;
 }
 
 /**
@@ -64,6 +78,7 @@ export class LinuxHostTimekeeper implements HostTimekeeper {
   private readonly tsc0: Cycles;
   private readonly real0: Ns;
   private readonly steps: (() => Ns) | null;
+  private readonly ownerRealtime: ((tsc: Cycles) => Ns) | null;
   readonly rdtsc: () => Cycles;
 
   constructor(cfg: LinuxHostTimekeeperConfig) {
@@ -79,10 +94,17 @@ export class LinuxHostTimekeeper implements HostTimekeeper {
     this.tsc0 = cfg.tscAtBoot ?? 0n;
     this.real0 = cfg.realtimeAtBootNs ?? 0n;
     this.steps = cfg.realtimeSteps ?? null;
+    this.ownerRealtime = cfg.realtimeAt ?? null;
   }
 
   baseNsAt(tsc: Cycles): Ns {
     return ((tsc - this.tsc0) * BigInt(this.rawMult)) >> BigInt(this.rawShift);
+  }
+
+  walltimeAndClockread(): { realtime: Ns; tsc: Cycles } | null {
+    if (!this.clocksourceIsTsc) return null;
+    const tsc = this.rdtsc();
+    return { realtime: this.ownerRealtime ? this.ownerRealtime(tsc) : this.realtimeNsAt(tsc), tsc };
   }
 
   realtimeNsAt(tsc: Cycles): Ns {

@@ -29,6 +29,10 @@
 //   const pit = new KvmPit({ scheduler: engine, irq: irq0, reinject: true });   // ports 0x40-0x43
 //   pit.ackIrq();                                                               // EOI of IRQ0 (reinject)
 //
+// KVM_HC_CLOCK_PAIRING (the ptp_kvm PHC's hypercall: host REALTIME paired with the guest TSC): clock-pairing.ts
+//
+//   kvmEmulateHypercall(vcpu, memory, KVM_HC_CLOCK_PAIRING, gpa, BigInt(KVM_CLOCK_PAIRING_WALLCLOCK)); // 0 or -KVM_E…
+//
 // Why KVM_GET_CLOCK and a guest's record can disagree (different master-clock snapshots), and how to
 // predict one from the other: clock-pair.ts.
 export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, type TimeScale } from './timescale.ts';
@@ -60,3 +64,16 @@ export {
 export { KvmVcpu, type KvmVcpuOptions, type KvmRequest } from './vcpu.ts';
 export { predictGetClock, explainClockPair, type ClockPairExplanation } from './clock-pair.ts';
 export { KvmPit, type KvmPitOptions } from './kvm-pit.ts';
+export {
+  kvmPvClockPairing,
+  kvmEmulateHypercall,
+  encodeClockPairing,
+  decodeClockPairing,
+  type KvmClockPairing,
+  KVM_HC_CLOCK_PAIRING,
+  KVM_CLOCK_PAIRING_WALLCLOCK,
+  KVM_CLOCK_PAIRING_SIZE,
+  KVM_ENOSYS,
+  KVM_EFAULT,
+  KVM_EOPNOTSUPP,
+} from './clock-pairing.ts';

@@ -10,6 +10,7 @@ import {
   KVM_CLOCK_TSC_STABLE,
   type KvmVcpu,
   KvmVm,
+  kvmEmulateHypercall,
   LinuxHostTimekeeper,
   NO_TSC_SCALING,
   type TscScalingCaps,
@@ -231,6 +232,12 @@ export class VirtualMachine {
         if (!v?.setMsr(index, value)) throw new InputError(`guest WRMSR 0x${index.toString(16)} failed on vCPU ${cpu}`);
         v.run(cpu); // the exit is handled and the vCPU re-enters: pending clock/steal requests run
       };
+      // KVM_HC_CLOCK_PAIRING and friends are handled in KVM itself (kvm_emulate_hypercall): every KVM VMM has them
+      platform.hypercall = (cpu, nr, a0, a1) => {
+        const v = this.vcpus[cpu];
+        if (!v) throw new InputError(`guest hypercall ${nr} on vCPU ${cpu}, which does not exist`);
+        return kvmEmulateHypercall(v, this.memory, nr, a0, a1);
+      };
       const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
       const t = opts.scheduler.timer(() => {
         if (!this.vcpusPaused) for (const v of this.vcpus) this.enterWhenRunning(v.id);
@@ -276,6 +283,8 @@ export class VirtualMachine {
       realtimeAtBootNs: this.epoch - hostUptimeNs,
       realtimeSteps: () => this.hostRealtimeStepsFn(),
       constantTsc: this.host.invariantTsc,
+      // KVM's host REALTIME is the owner's (a world host's NTP-synced clock), read at the TSC value KVM read
+      ...(this.opts.hostRealtime ? { realtimeAt: (tsc: Cycles) => this.hostRealtimeAtTsc(tsc) } : {}),
     });
     const kvm = new KvmVm({
       host: hostTk,
@@ -412,6 +421,14 @@ export class VirtualMachine {
     const kvm = this.kvm;
     if (!kvm?.useMasterClock || t < this.sched.now) return null;
     return pvclockReadCycles(kvm.masterClockRecord(), this.hostTscAt(t));
+  }
+
+  /**
+   * The owner's host CLOCK_REALTIME at host TSC `tsc`: REALTIME now, moved by the TSC cycles between `tsc`
+   * and now at the nominal rate (KVM reads both from one rdtsc, so in the model the two are the same instant).
+   */
+  private hostRealtimeAtTsc(tsc: Cycles): Ns {
+    return this.hostRealtimeFn() + ((tsc - this.hostTsc()) * 1_000_000n) / BigInt(this.host.tscKhz);
   }
 
   /** The host TSC now. */

@@ -59,6 +59,8 @@ export interface ResolvedVm {
   sync: Scenario['vms'][number]['sync'];
   /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
   initialOffsetNs?: Ns;
+  /** vms[].ptp_kvm (default: on with sync.refclock): the guest loads ptp_kvm (/dev/ptp0). */
+  ptpKvm: boolean;
 }
 
 export interface ResolvedNtpServer {
@@ -141,6 +143,7 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
       : {}),
     sync: vm.sync,
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
+    ptpKvm: vm.ptp_kvm ?? vm.sync.refclock !== undefined,
   };
 }
 

@@ -139,6 +139,27 @@ export const migrationSchema = z.strictObject({
     .describe("the destination CPU can scale the guest's TSC to its saved rate (VMX/SVM TSC multiplier)"),
 });
 
+/** chrony.conf `refclock PHC /dev/ptp0 [poll N] [dpoll N] [offset S] [delay S] [precision S] [filter N] [nocrossts]` (conf.c defaults). */
+export const refclockSchema = z.strictObject({
+  phc: z
+    .literal('/dev/ptp0')
+    .default('/dev/ptp0')
+    .describe("the PHC device: the guest's ptp_kvm clock, /dev/ptp0 (the only PHC the model's guests have)"),
+  poll: z
+    .number()
+    .int()
+    .min(-6)
+    .max(24)
+    .default(4)
+    .describe('log2 seconds between filtered samples handed to source selection (default 4 = 16 s)'),
+  dpoll: z.number().int().min(-6).max(24).default(0).describe('log2 seconds between PHC reads (default 0 = 1 s; at most poll)'),
+  offset: z.number().min(-1e6).max(1e6).default(0).describe('seconds added to the PHC time (default 0)'),
+  delay: z.number().positive().max(1).default(1e-9).describe("the sample's assumed delay, seconds (default 1e-9)"),
+  precision: z.number().nonnegative().max(1).default(0).describe('precision, seconds (default: the system clock precision)'),
+  filter: z.number().int().min(1).max(256).default(64).describe('samples the median filter holds (default 64)'),
+  nocrossts: z.boolean().default(false).describe('never read with PTP_SYS_OFFSET_PRECISE (cross timestamping)'),
+});
+
 export const syncSchema = z.strictObject({
   method: z
     .enum(['none', 'agent', 'ntp', 'ntpd', 'chrony'])
@@ -172,6 +193,11 @@ export const syncSchema = z.strictObject({
     .default(1e6 / 12)
     .describe('chrony: maxslewrate, ppm (default 83333.333)'),
   rtcsync: z.boolean().default(false).describe("chrony: rtcsync (the kernel's 11-minute mode copies the system time to the RTC)"),
+  refclock: refclockSchema
+    .optional()
+    .describe(
+      'chrony: refclock PHC on the ptp_kvm clock (the host REALTIME through KVM_HC_CLOCK_PAIRING); without servers given, the only source',
+    ),
   agent_latency: duration
     .prefault(0)
     .describe("agent: one-way latency of guest-set-time from the host's read of its clock to the guest applying it"),
@@ -230,6 +256,10 @@ export const vmSchema = z.strictObject({
     .optional()
     .describe('QEMU -cpu …,tsc-frequency=N: the guest TSC rate the VMM sets (KVM_SET_TSC_KHZ); needed to migrate an invariant-TSC guest'),
   sync: syncSchema.prefault({}),
+  ptp_kvm: z
+    .boolean()
+    .optional()
+    .describe("the guest loads ptp_kvm (/dev/ptp0 reads the host's REALTIME by KVM_HC_CLOCK_PAIRING); default: on with sync.refclock"),
   update_interval: positiveDuration
     .prefault('1s')
     .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
@@ -370,6 +400,8 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     if (vm.boot_at > s.duration) return { path: ['vms', i, 'boot_at'], message: 'is after the end of the run (duration)' };
   const ntpProblem = checkNtp(s, names);
   if (ntpProblem) return ntpProblem;
+  const ptpProblem = checkPtpKvm(s);
+  if (ptpProblem) return ptpProblem;
   for (const [i, vm] of s.vms.entries()) {
     const named: [string, () => unknown][] = [
       ['profile', () => machineProfile(vm.profile)],
@@ -480,6 +512,24 @@ function checkNtp(s: Scenario, hostNames: Set<string>): { path: PropertyKey[]; m
         };
     if (vm.sync.minpoll > vm.sync.maxpoll)
       return { path: ['vms', i, 'sync', 'maxpoll'], message: `must be ≥ minpoll (${vm.sync.minpoll})` };
+  }
+  return null;
+}
+
+/** ptp_kvm and chrony's refclock PHC: a KVM guest (the hypercall is KVM's), chronyd, the device loaded. */
+function checkPtpKvm(s: Scenario): { path: PropertyKey[]; message: string } | null {
+  for (const [i, vm] of s.vms.entries()) {
+    const rc = vm.sync.refclock;
+    if (rc && vm.sync.method !== 'chrony')
+      return { path: ['vms', i, 'sync', 'refclock'], message: `is a chrony refclock: set sync.method to chrony (it is ${vm.sync.method})` };
+    if (rc && vm.ptp_kvm === false)
+      return { path: ['vms', i, 'ptp_kvm'], message: 'is false, but sync.refclock reads /dev/ptp0, which ptp_kvm provides' };
+    if (rc && rc.dpoll > rc.poll) return { path: ['vms', i, 'sync', 'refclock', 'dpoll'], message: `must be at most poll (${rc.poll})` };
+    if ((rc || vm.ptp_kvm) && machineProfile(vm.profile).accel !== 'kvm')
+      return {
+        path: ['vms', i, rc ? 'sync' : 'ptp_kvm', ...(rc ? ['refclock'] : [])],
+        message: `needs KVM's KVM_HC_CLOCK_PAIRING hypercall; profile ${vm.profile} runs without KVM`,
+      };
   }
   return null;
 }
