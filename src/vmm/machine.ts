@@ -9,21 +9,26 @@ import {
   KVM_CLOCK_REALTIME,
   KVM_CLOCK_TSC_STABLE,
   type KvmVcpu,
+  KvmIoctlError,
   KvmVm,
   LinuxHostTimekeeper,
+  MAINLINE_KVM_CLOCK,
   NO_TSC_SCALING,
   type TscScalingCaps,
   VMX_TSC_SCALING,
 } from '../hypervisor/index.ts';
-import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/index.ts';
+import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, type PvclockVcpuTimeInfo } from '../core/index.ts';
 import type { GuestPlatform } from '../guest/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
 import { VmclockDevice, vmclockFlavor } from './vmclock.ts';
+import { VmgenidDevice, vmgenidFlavor, type VmgenidOptions } from './vmgenid.ts';
 
 /** Where the VMClock page sits in guest memory (the last page of the model's RAM). */
 export const VMCLOCK_GPA = 0x1f_f000n;
+/** Where the VMGenID buffer sits: the page below VMClock, at QEMU's VMGENID_GUID_OFFSET (40) into its blob. */
+export const VMGENID_GPA = 0x1f_e028n;
 
 export interface VirtualMachineOptions {
   profile: MachineProfile;
@@ -55,6 +60,8 @@ export interface VirtualMachineOptions {
   hostRealtimeSteps?: () => Ns;
   /** A VMClock device (QEMU `-device vmclock`, Firecracker's vmclock): see src/vmm/vmclock.ts. */
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** A VMGenID device (QEMU `-device vmgenid,guid=…`, Firecracker's): see src/vmm/vmgenid.ts. */
+  vmgenid?: VmgenidOptions;
   /** QEMU `-cpu …,tsc-frequency=N`: the guest TSC rate the VMM sets with KVM_SET_TSC_KHZ (default: the host's). */
   tscFrequencyKhz?: number;
   /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
@@ -69,6 +76,8 @@ export interface VmClockState {
   vcpus: { tsc: Cycles; msrs: [number, bigint][] }[];
   /** KVM_GET_TSC_KHZ: the guest's TSC rate. */
   tscKhz: number;
+  /** KVM_GET_CLOCK_GUEST on the boot vCPU, when the VMM asked for it and KVM gave it (else why not). */
+  pvclock?: PvclockVcpuTimeInfo | { error: string };
 }
 
 /** The host a saved VM is restored on, and how the VMM restores it. */
@@ -81,6 +90,8 @@ export interface RestoreTarget {
   tscScaling: boolean;
   /** KVM_SET_CLOCK with KVM_CLOCK_REALTIME: KVM advances kvmclock by the realtime elapsed since the save. */
   clockRealtime: boolean;
+  /** After KVM_SET_CLOCK, KVM_SET_CLOCK_GUEST on the boot vCPU with the saved pvclock record (vms[].clock_guest). */
+  clockGuest?: boolean;
 }
 
 /** What the restore did, for the event log. */
@@ -88,6 +99,8 @@ export interface RestoreOutcome {
   /** KVM_SET_TSC_KHZ failed (the VMM went on, the guest TSC runs at the destination's rate). */
   tscKhzError: string | null;
   tscCatchup: boolean;
+  /** With clockGuest: 'set' when KVM_SET_CLOCK_GUEST took the saved record, else why the kvmclock stayed KVM_SET_CLOCK's. */
+  clockGuest?: string;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -221,6 +234,11 @@ export class VirtualMachine {
           : null,
       );
     }
+    if (opts.vmgenid) {
+      const flavor = vmgenidFlavor(p.name);
+      if (!flavor) throw new InputError(`profile ${p.name} has no VMGenID device (QEMU and Firecracker do)`, 'vmgenid');
+      this.vmgenid = new VmgenidDevice(this.memory, VMGENID_GPA, flavor, opts.vmgenid);
+    }
     // The TSC rate change happens in a scheduler event, so counters change only at events
     const ch = opts.tscRateChange;
     if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => this.counterEpoch++).armAt(ch.atNs);
@@ -239,6 +257,7 @@ export class VirtualMachine {
       constantTsc: this.host.invariantTsc,
     });
     const kvm = new KvmVm({
+      clockFeatures: this.host.kvm ?? MAINLINE_KVM_CLOCK,
       host: hostTk,
       memory: this.memory,
       scheduler: this.sched,
@@ -257,11 +276,12 @@ export class VirtualMachine {
    * (TSC_STABLE cleared: KVM_SET_CLOCK rejects it), each vCPU's MSR_IA32_TSC and kvmclock/steal MSRs,
    * KVM_GET_TSC_KHZ. Null under TCG (no KVM state; QEMU's own vmstate carries its clocks).
    */
-  saveClockState(): VmClockState | null {
+  saveClockState(opts: { clockGuest?: boolean } = {}): VmClockState | null {
     const kvm = this.kvm;
     if (!kvm) return null;
     const c = kvm.getClock();
     return {
+      ...(opts.clockGuest ? { pvclock: this.ioctl(() => kvm.getClockGuest(this.vcpus[0]!)) } : {}),
       clock: { clock: c.clock, flags: c.flags & ~KVM_CLOCK_TSC_STABLE, realtime: c.realtime },
       vcpus: this.vcpus.map((v) => ({
         tsc: v.getMsr(MSR_IA32_TSC)!,
@@ -301,11 +321,34 @@ export class VirtualMachine {
     }
     const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
     this.kvm!.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
+    if (target.clockGuest) {
+      // the documented migration procedure (v6 09/36, Documentation/virt/kvm/devices/vcpu.rst): KVM_SET_CLOCK
+      // first, then KVM_SET_CLOCK_GUEST on the boot vCPU; when it fails, KVM_SET_CLOCK's value stands
+      const saved = state.pvclock;
+      if (!saved) outcome.clockGuest = 'no record was saved';
+      else if ('error' in saved) outcome.clockGuest = `nothing to restore: ${saved.error}`;
+      else {
+        const r = this.ioctl(() => this.kvm!.setClockGuest(this.vcpus[0]!, saved));
+        outcome.clockGuest = r && 'error' in r ? r.error : 'set';
+      }
+    }
     return outcome;
+  }
+
+  /** Run a KVM ioctl the VMM tolerates failing: its result, or the failure as { error }. */
+  private ioctl<T>(call: () => T): T | { error: string } {
+    try {
+      return call();
+    } catch (e) {
+      if (e instanceof KvmIoctlError) return { error: e.message };
+      throw e;
+    }
   }
 
   /** The VMClock device, when the VM has one. */
   readonly vmclock: VmclockDevice | null = null;
+  /** The VMGenID device, when the VM has one. */
+  readonly vmgenid: VmgenidDevice | null = null;
 
   private vcpusPaused = false;
   /** GuestPlatform.counterEpoch: changes whenever the VMM changes a guest counter's rate or value. */
@@ -344,7 +387,7 @@ export class VirtualMachine {
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
     if (!kvm?.useMasterClock || t < this.sched.now) return null;
-    return pvclockReadCycles(kvm.masterClockRecord(), this.hostTscAt(t));
+    return kvm.masterClockAt(this.hostTscAt(t));
   }
 
   /** The host TSC now. */

@@ -65,6 +65,16 @@ export const MOVE_CLOCK_POLICY: Readonly<Record<string, MoveClockPolicy>> = {
   },
 };
 
+/**
+ * KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST (dwmw2's KVM clock series v6 05/36, not in a released kernel):
+ * no VMM here uses them yet — QEMU (hw/i386/kvm/clock.c), Cloud Hypervisor (hypervisor/src/kvm) and
+ * Firecracker (src/vmm/src/arch/x86_64/vm.rs) save and restore kvmclock only with KVM_[GS]ET_CLOCK — so
+ * `vms[].clock_guest: true` models a VMM that follows the series' documented procedure (save the boot
+ * vCPU's record with KVM_GET_CLOCK_GUEST beside KVM_GET_CLOCK; on restore KVM_SET_CLOCK, then
+ * KVM_SET_CLOCK_GUEST, keeping KVM_SET_CLOCK's value when it fails), on any KVM profile that can move a VM.
+ */
+export const CLOCK_GUEST_NOTE = 'a VMM option: no VMM uses KVM_[GS]ET_CLOCK_GUEST yet';
+
 export function moveClockPolicy(profile: string): MoveClockPolicy {
   const p = MOVE_CLOCK_POLICY[profile];
   if (!p) throw new InputError(`snapshot and migration are not modelled for profile "${profile}"`, 'profile');

@@ -4,6 +4,7 @@
 // src/vmm/machine.ts (restoreClockState).
 import type { Ns } from '../core/index.ts';
 import { formatDuration } from '../core/index.ts';
+import { VmgenidDriver } from '../guest/index.ts';
 import { moveClockPolicy, type RestoreOutcome, type VmClockState } from '../vmm/index.ts';
 import type { GuestSync } from './sync.ts';
 import { formatOffset, monotonicSaw, realtimeChange } from './verdicts.ts';
@@ -24,12 +25,42 @@ function stopAndSave(world: World, run: VmRun, sync: GuestSync | null, resumeAt:
   const monoBefore = run.monotonic();
   sync?.onPause();
   run.lifecycle!.pause(resumeAt);
-  return { state: run.boot!.vm.saveClockState(), offsetBefore, monoBefore };
+  return { state: run.boot!.vm.saveClockState({ clockGuest: run.vm.clockGuest }), offsetBefore, monoBefore };
+}
+
+// The guest's VMGenID driver per VM. It probes at boot (vmgenid_add); creating it at the first move
+// instead is the same, since the buffer only changes when the VMM loads the VM again.
+const vmgenidDrivers = new WeakMap<VmRun, VmgenidDriver>();
+
+/** The VM runs again in a new VMM process: its VMGenID device is loaded and notifies the guest. Null: no device. */
+function vmgenidLoad(run: VmRun): boolean | null {
+  const dev = run.boot!.vm.vmgenid;
+  if (!dev) return null;
+  const guest = run.boot!.guest;
+  let driver = vmgenidDrivers.get(run);
+  if (!driver)
+    vmgenidDrivers.set(
+      run,
+      (driver = new VmgenidDriver(
+        () => dev.read(),
+        (l) => guest.printk(l),
+      )),
+    );
+  return dev.load() && driver.notify();
+}
+
+/** How many new VMGenID generations the guest saw (add_vmfork_randomness ran), or null without the device. */
+export function vmgenidChanges(run: VmRun): number | null {
+  if (!run.boot?.vm.vmgenid) return null;
+  return vmgenidDrivers.get(run)?.reseeds ?? 0;
 }
 
 function restoreNote(outcome: RestoreOutcome, clockRealtime: boolean, kvm: boolean, tsc: boolean): string {
   const parts: string[] = [];
   if (kvm) parts.push(`kvmclock restored ${clockRealtime ? 'with' : 'without'} KVM_CLOCK_REALTIME`);
+  if (outcome.clockGuest === 'set')
+    parts.push('then KVM_SET_CLOCK_GUEST put back the saved pvclock record (kvmclock is the same function of the guest TSC)');
+  else if (outcome.clockGuest) parts.push(`KVM_SET_CLOCK_GUEST not used: ${outcome.clockGuest}`);
   if (kvm && tsc) parts.push('the TSC restored from the saved MSR_IA32_TSC');
   if (!kvm) parts.push('the emulated TSC and virtual clock restored where they stopped');
   if (outcome.tscKhzError) parts.push(`KVM_SET_TSC_KHZ failed, so the guest TSC runs at the destination's rate`);
@@ -51,14 +82,19 @@ function restoreOn(
   kindOf: 'restore' | 'migration',
 ): void {
   const { engine, trace } = world;
-  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts), kindOf);
+  const outcome = run.lifecycle!.restore(stopped.state, { ...world.restoreTarget(hostName, opts), clockGuest: run.vm.clockGuest }, kindOf);
+  const newGeneration = vmgenidLoad(run);
   if (trace.on) trace.instant(engine.now, run.vm.name, kindOf === 'restore' ? 'qemu_loadvm_state' : 'migration_completion', ['vm_start']);
   run.host = world.host(hostName);
   run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource
   const after = run.offset(engine.now);
   const advance = run.monotonic() - stopped.monoBefore;
   const g = run.boot!.guest;
-  const note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc');
+  let note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc');
+  if (newGeneration !== null)
+    note += newGeneration
+      ? '; VMGenID changed: the guest reseeded its CRNG'
+      : '; VMGenID notified with the same GUID: nothing for the guest to do';
   const { kind, verdict } = describe(
     realtimeChange(stopped.offsetBefore, after),
     monotonicSaw(gap, advance < 0n ? 0n : advance, 'gap'),
@@ -70,6 +106,7 @@ function restoreOn(
     offset_before_ns: String(stopped.offsetBefore),
     offset_after_ns: String(after),
     monotonic_advance_ns: String(advance),
+    ...(newGeneration !== null ? { vmgenid_changed: newGeneration } : {}),
     verdict,
   });
   run.sample(engine.now);
