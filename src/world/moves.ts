@@ -5,6 +5,7 @@
 import type { Ns } from '../core/index.ts';
 import { formatDuration } from '../core/index.ts';
 import { VmgenidDriver } from '../guest/index.ts';
+import { predictGetClock } from '../hypervisor/index.ts';
 import { moveClockPolicy, type RestoreOutcome, type VmClockState } from '../vmm/index.ts';
 import type { GuestSync } from './sync.ts';
 import { formatOffset, monotonicSaw, realtimeChange } from './verdicts.ts';
@@ -15,6 +16,9 @@ interface Stopped {
   state: VmClockState | null;
   offsetBefore: Ns;
   monoBefore: Ns;
+  /** The guest's kvm-clock (vCPU 0's record at its TSC) minus the KVM_GET_CLOCK value saved, ns: 0 unless KVM_GET_CLOCK
+   *  computes differently from the guest (mainline get_kvmclock with TSC scaling, src/hypervisor/clock-pair.ts). */
+  getClockLag: Ns;
 }
 
 /** Stop the VM now and save its clocks (the VMM pauses a VM before saving it). */
@@ -25,7 +29,16 @@ function stopAndSave(world: World, run: VmRun, sync: GuestSync | null, resumeAt:
   const monoBefore = run.monotonic();
   sync?.onPause();
   run.lifecycle!.pause(resumeAt);
-  return { state: run.boot!.vm.saveClockState({ clockGuest: run.vm.clockGuest }), offsetBefore, monoBefore };
+  const vm = run.boot!.vm;
+  const state = vm.saveClockState({ clockGuest: run.vm.clockGuest });
+  const v0 = vm.vcpus[0];
+  const record = v0?.lastPvclock;
+  const getClockLag =
+    state && v0 && record
+      ? predictGetClock(record, vm.hostTsc(), { tscOffset: v0.l1TscOffset, ratio: v0.l1TscScalingRatio, caps: vm.kvm!.tscScaling }) -
+        state.clock.clock
+      : 0n;
+  return { state, offsetBefore, monoBefore, getClockLag };
 }
 
 // The guest's VMGenID driver per VM. It probes at boot (vmgenid_add); creating it at the first move
@@ -55,9 +68,13 @@ export function vmgenidChanges(run: VmRun): number | null {
   return vmgenidDrivers.get(run)?.reseeds ?? 0;
 }
 
-function restoreNote(outcome: RestoreOutcome, clockRealtime: boolean, kvm: boolean, tsc: boolean): string {
+function restoreNote(outcome: RestoreOutcome, clockRealtime: boolean, kvm: boolean, tsc: boolean, getClockLag: Ns): string {
   const parts: string[] = [];
   if (kvm) parts.push(`kvmclock restored ${clockRealtime ? 'with' : 'without'} KVM_CLOCK_REALTIME`);
+  if (kvm && !tsc && getClockLag !== 0n && outcome.clockGuest !== 'set')
+    parts.push(
+      `KVM_GET_CLOCK had saved ${formatDuration(getClockLag < 0n ? -getClockLag : getClockLag)} ${getClockLag > 0n ? 'less' : 'more'} than the guest's kvm-clock read (get_kvmclock's arithmetic differs from the guest's record)`,
+    );
   if (outcome.clockGuest === 'set')
     parts.push('then KVM_SET_CLOCK_GUEST put back the saved pvclock record (kvmclock is the same function of the guest TSC)');
   else if (outcome.clockGuest) parts.push(`KVM_SET_CLOCK_GUEST not used: ${outcome.clockGuest}`);
@@ -90,14 +107,16 @@ function restoreOn(
   const after = run.offset(engine.now);
   const advance = run.monotonic() - stopped.monoBefore;
   const g = run.boot!.guest;
-  let note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc');
+  let note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc', stopped.getClockLag);
   if (newGeneration !== null)
     note += newGeneration
       ? '; VMGenID changed: the guest reseeded its CRNG'
       : '; VMGenID notified with the same GUID: nothing for the guest to do';
   const { kind, verdict } = describe(
     realtimeChange(stopped.offsetBefore, after),
-    monotonicSaw(gap, advance < 0n ? 0n : advance, 'gap'),
+    // a clock restored behind what the guest last read: CLOCK_MONOTONIC reads go back (clocksource_delta only
+    // guards reads behind the last tick's cycle_last)
+    advance < 0n ? `MONOTONIC went back ${formatDuration(-advance)}` : monotonicSaw(gap, advance, 'gap'),
     note,
   );
   run.events.push({
