@@ -2,7 +2,7 @@
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
 import type { Scheduler, Timer } from '../core/index.ts';
-import { InputError, Oscillator, tscCyclesAt } from '../core/index.ts';
+import { InputError, Oscillator, tscCyclesAt, u64 } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
@@ -90,7 +90,11 @@ export interface RestoreTarget {
   tscScaling: boolean;
   /** KVM_SET_CLOCK with KVM_CLOCK_REALTIME: KVM advances kvmclock by the realtime elapsed since the save. */
   clockRealtime: boolean;
-  /** After KVM_SET_CLOCK, KVM_SET_CLOCK_GUEST on the boot vCPU with the saved pvclock record (vms[].clock_guest). */
+  /**
+   * vms[].clock_guest: the VMM follows the migration procedure of Documentation/virt/kvm/devices/vcpu.rst as dwmw2's
+   * series v6 09/36 rewrites it — guest TSCs moved on by the host realtime elapsed, then KVM_SET_CLOCK_GUEST with the
+   * saved record, falling back to KVM_SET_CLOCK with KVM_CLOCK_REALTIME — instead of the profile's own restore.
+   */
   clockGuest?: boolean;
 }
 
@@ -99,8 +103,10 @@ export interface RestoreOutcome {
   /** KVM_SET_TSC_KHZ failed (the VMM went on, the guest TSC runs at the destination's rate). */
   tscKhzError: string | null;
   tscCatchup: boolean;
-  /** With clockGuest: 'set' when KVM_SET_CLOCK_GUEST took the saved record, else why the kvmclock stayed KVM_SET_CLOCK's. */
+  /** With clockGuest: 'set' when KVM_SET_CLOCK_GUEST took the saved record, else why KVM_SET_CLOCK (with REALTIME) set it. */
   clockGuest?: string;
+  /** With clockGuest: the host realtime elapsed since the save, by which each guest TSC was moved on (ΔT). */
+  tscAdvanceNs?: Ns;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -308,6 +314,14 @@ export class VirtualMachine {
     if (!state) return outcome;
     this.kvm?.destroy();
     this.attachKvm(0n, target.tscScaling ? VMX_TSC_SCALING : NO_TSC_SCALING);
+    const kvm = this.kvm!;
+    // The documented procedure (clockGuest) moves each guest TSC on by the host realtime elapsed since the
+    // source's KVM_GET_CLOCK: ΔT = time_dst − time_src, tsc_dst = tsc_src + ΔT·freq (steps 5–7)
+    let elapsed = 0n;
+    if (target.clockGuest && state.clock.flags & KVM_CLOCK_REALTIME) {
+      elapsed = kvm.host.realtimeNsAt(kvm.host.rdtsc()) - state.clock.realtime;
+      outcome.tscAdvanceNs = elapsed;
+    }
     for (const [i, v] of this.vcpus.entries()) {
       const saved = state.vcpus[i]!;
       try {
@@ -316,22 +330,28 @@ export class VirtualMachine {
         outcome.tscKhzError = (e as Error).message;
       }
       outcome.tscCatchup ||= v.tscCatchup;
-      v.setMsr(MSR_IA32_TSC, saved.tsc, true);
+      // the procedure writes KVM_VCPU_TSC_OFFSET = tsc_dst − scaled host TSC; at one instant the host write of
+      // MSR_IA32_TSC = tsc_dst computes the same offset (kvm_synchronize_tsc)
+      v.setMsr(MSR_IA32_TSC, u64(saved.tsc + (elapsed * BigInt(state.tscKhz)) / 1_000_000n), true);
       for (const [msr, value] of saved.msrs) if (value !== 0n) v.setMsr(msr, value, true);
     }
-    const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
-    this.kvm!.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
-    if (target.clockGuest) {
-      // the documented migration procedure (v6 09/36, Documentation/virt/kvm/devices/vcpu.rst): KVM_SET_CLOCK
-      // first, then KVM_SET_CLOCK_GUEST on the boot vCPU; when it fails, KVM_SET_CLOCK's value stands
-      const saved = state.pvclock;
-      if (!saved) outcome.clockGuest = 'no record was saved';
-      else if ('error' in saved) outcome.clockGuest = `nothing to restore: ${saved.error}`;
-      else {
-        const r = this.ioctl(() => this.kvm!.setClockGuest(this.vcpus[0]!, saved));
-        outcome.clockGuest = r && 'error' in r ? r.error : 'set';
-      }
+    if (!target.clockGuest) {
+      const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
+      kvm.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
+      return outcome;
     }
+    // steps 8–9: KVM_SET_CLOCK_GUEST on the boot vCPU with the saved record; when it is missing or fails,
+    // KVM_SET_CLOCK with KVM_CLOCK_REALTIME
+    const record = state.pvclock;
+    const r = !record
+      ? { error: 'no record was saved' }
+      : 'error' in record
+        ? record
+        : this.ioctl(() => kvm.setClockGuest(this.vcpus[0]!, record));
+    if (r && 'error' in r) {
+      outcome.clockGuest = r.error;
+      kvm.setClock({ clock: state.clock.clock, flags: state.clock.flags & KVM_CLOCK_REALTIME, realtime: state.clock.realtime });
+    } else outcome.clockGuest = 'set';
     return outcome;
   }
 

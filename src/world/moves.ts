@@ -70,15 +70,21 @@ export function vmgenidChanges(run: VmRun): number | null {
 
 function restoreNote(outcome: RestoreOutcome, clockRealtime: boolean, kvm: boolean, tsc: boolean, getClockLag: Ns): string {
   const parts: string[] = [];
-  if (kvm) parts.push(`kvmclock restored ${clockRealtime ? 'with' : 'without'} KVM_CLOCK_REALTIME`);
+  if (outcome.clockGuest !== undefined) {
+    // vms[].clock_guest: the documented procedure instead of the profile's own restore
+    if (outcome.tscAdvanceNs !== undefined)
+      parts.push(`the guest TSC moved on by the ${formatDuration(outcome.tscAdvanceNs)} the host's realtime advanced`);
+    parts.push(
+      outcome.clockGuest === 'set'
+        ? 'KVM_SET_CLOCK_GUEST put back the saved pvclock record (kvmclock is the same function of the guest TSC)'
+        : `KVM_SET_CLOCK_GUEST not used (${outcome.clockGuest}), so KVM_SET_CLOCK with KVM_CLOCK_REALTIME`,
+    );
+  } else if (kvm) parts.push(`kvmclock restored ${clockRealtime ? 'with' : 'without'} KVM_CLOCK_REALTIME`);
   if (kvm && !tsc && getClockLag !== 0n && outcome.clockGuest !== 'set')
     parts.push(
       `KVM_GET_CLOCK had saved ${formatDuration(getClockLag < 0n ? -getClockLag : getClockLag)} ${getClockLag > 0n ? 'less' : 'more'} than the guest's kvm-clock read (get_kvmclock's arithmetic differs from the guest's record)`,
     );
-  if (outcome.clockGuest === 'set')
-    parts.push('then KVM_SET_CLOCK_GUEST put back the saved pvclock record (kvmclock is the same function of the guest TSC)');
-  else if (outcome.clockGuest) parts.push(`KVM_SET_CLOCK_GUEST not used: ${outcome.clockGuest}`);
-  if (kvm && tsc) parts.push('the TSC restored from the saved MSR_IA32_TSC');
+  if (kvm && tsc && outcome.clockGuest === undefined) parts.push('the TSC restored from the saved MSR_IA32_TSC');
   if (!kvm) parts.push('the emulated TSC and virtual clock restored where they stopped');
   if (outcome.tscKhzError) parts.push(`KVM_SET_TSC_KHZ failed, so the guest TSC runs at the destination's rate`);
   else if (outcome.tscCatchup) parts.push('no TSC scaling: KVM catches the guest TSC up at each entry');

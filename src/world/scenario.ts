@@ -236,7 +236,7 @@ export const vmSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe(
-      "the VMM saves the boot vCPU's kvmclock record with KVM_GET_CLOCK_GUEST and restores it with KVM_SET_CLOCK_GUEST (a VMM option: no VMM does yet; needs hosts[].kvm.clock_guest_ioctls on both sides, else KVM_SET_CLOCK's value stands)",
+      "the VMM moves the VM by the KVM clock series' documented procedure: guest TSCs moved on by the elapsed host realtime, kvmclock put back with KVM_SET_CLOCK_GUEST (needs hosts[].kvm.clock_guest_ioctls on both sides), else KVM_SET_CLOCK with KVM_CLOCK_REALTIME. A VMM option: no VMM does this yet",
     ),
   vmgenid: z
     .union([z.boolean(), z.string()])

@@ -41,14 +41,23 @@ test('scaled_get_clock: KVM_GET_CLOCK reads what the guest reads (1 ns: kvm_scal
   assert.equal(back!.monotonic_advance_ns, '-1');
 });
 
-test('the 2026 series with KVM_[GS]ET_CLOCK_GUEST: right rate to 0.0006 ppm, and both restores exact (only the downtime is lost)', () => {
+test('the 2026 series and the documented procedure (TSC moved on by the elapsed realtime, KVM_SET_CLOCK_GUEST): right rate to 0.0006 ppm, and the migrations are invisible', () => {
   const v = vmOf(run('migrate-kvm-clock-fixes.yaml').vms, 'series');
   assert.equal(gainedAway(v), 377n); // 2,599,999,999 Hz and the multiplier's truncation: 0.00063 ppm over 599.9 s
-  for (const m of migrations(v)) {
-    assert.equal(change(m), -DOWNTIME);
-    assert.equal(m.monotonic_advance_ns, '0');
-    assert.match(m.verdict, /then KVM_SET_CLOCK_GUEST put back the saved pvclock record/);
-  }
+  // kvmclock stays the same function of the guest TSC, and the TSC moved on by ΔT as the host's CLOCK_REALTIME
+  // counts it: 100 ms read through its mult (0.073 ppm low, as in moves.test.ts's KVM_CLOCK_REALTIME case), in whole cycles
+  assert.deepEqual(
+    migrations(v).map((m) => [change(m), m.monotonic_advance_ns]),
+    [
+      [-7n, '99999993'],
+      [-6n, '99999994'],
+    ],
+  );
+  for (const m of migrations(v))
+    assert.match(
+      m.verdict,
+      /REALTIME unchanged; MONOTONIC saw the gap \(the guest TSC moved on by the 100\.000 ms the host's realtime advanced; KVM_SET_CLOCK_GUEST put back the saved pvclock record/,
+    );
 });
 
 const HOSTS = `duration: 20min
@@ -59,7 +68,7 @@ hosts:
 vms:
 `;
 
-test('clock_guest falls back to KVM_SET_CLOCK as documented: no ioctl on a mainline kernel (ENOTTY), a record 400 MHz off without TSC scaling (ERANGE)', () => {
+test('clock_guest falls back to KVM_SET_CLOCK with KVM_CLOCK_REALTIME as documented: no ioctl on a mainline kernel (ENOTTY), a record 400 MHz off without TSC scaling (ERANGE)', () => {
   const s = simulate(
     parseScenarioText(
       `${HOSTS}  - { name: old-kernel, host: old, profile: qemu-kvm-noinvtsc, clock_guest: true, migrations: [{ at: 5min, to: src, downtime: 100ms }] }
@@ -69,12 +78,15 @@ test('clock_guest falls back to KVM_SET_CLOCK as documented: no ioctl on a mainl
     ),
   ).summary;
   const old = migrations(vmOf(s.vms, 'old-kernel'))[0]!;
-  assert.match(old.verdict, /KVM_SET_CLOCK_GUEST not used: nothing to restore: KVM_GET_CLOCK_GUEST: not in this host kernel \(ENOTTY\)/);
-  assert.equal(change(old), -DOWNTIME);
+  assert.match(
+    old.verdict,
+    /KVM_SET_CLOCK_GUEST not used \(KVM_GET_CLOCK_GUEST: not in this host kernel \(ENOTTY\)\), so KVM_SET_CLOCK with KVM_CLOCK_REALTIME/,
+  );
+  assert.equal(change(old), -6n); // kvmclock caught up by the downtime as the host's realtime counts it
   const unscaled = migrations(vmOf(s.vms, 'unscaled'))[0]!;
   assert.match(
     unscaled.verdict,
-    /KVM_SET_CLOCK_GUEST not used: KVM_SET_CLOCK_GUEST: the record's 2600000000 Hz is more than 1 kHz from the vCPU's 3000000000 Hz \(ERANGE\)/,
+    /KVM_SET_CLOCK_GUEST not used \(KVM_SET_CLOCK_GUEST: the record's 2600000000 Hz is more than 1 kHz from the vCPU's 3000000000 Hz \(ERANGE\)\), so KVM_SET_CLOCK with KVM_CLOCK_REALTIME/,
   );
 });
 
