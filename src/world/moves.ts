@@ -107,6 +107,8 @@ function restoreOn(
   const { engine, trace } = world;
   const outcome = run.lifecycle!.restore(stopped.state, { ...world.restoreTarget(hostName, opts), clockGuest: run.vm.clockGuest }, kindOf);
   const newGeneration = vmgenidLoad(run);
+  // the device's ACPI notification and what the guest's vmgenid_notify made of it
+  if (newGeneration !== null && trace.on) trace.instant(engine.now, run.vm.name, 'vmgenid_notify', [], { new_generation: newGeneration });
   if (trace.on) trace.instant(engine.now, run.vm.name, kindOf === 'restore' ? 'qemu_loadvm_state' : 'migration_completion', ['vm_start']);
   run.host = world.host(hostName);
   run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource

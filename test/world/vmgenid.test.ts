@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { InputError } from '../../src/core/errors.ts';
+import { TraceRecorder } from '../../src/core/index.ts';
 import { VMFORK_RESEED_LINE } from '../../src/guest/index.ts';
 import { parseScenarioText, simulate, type VmSummary } from '../../src/world/index.ts';
 
@@ -127,4 +128,18 @@ test('the model agrees with real QEMU 7.2 and a Debian 12 guest: auto restore an
   const [m1, m2] = guids(real('auto-migrate'));
   assert.notEqual(m1, m2);
   assert.deepEqual(guids(real('fixed-restore')), ['324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87', '324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87']);
+});
+
+test('a trace shows each VMGenID notification and whether the guest saw a new generation', () => {
+  const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'vmgenid_notify' });
+  simulate(parseScenarioText(text, 'vmgenid.yaml'), { trace });
+  const seenInTrace = trace.recorded.map((e) => [e.source, e.args?.new_generation]);
+  assert.deepEqual(seenInTrace, [
+    ['qemu-migrate', true], // 300.1 s: the migration's 100 ms downtime ends first
+    ['qemu-restore', true], // 360 s
+    ['qemu-fixed-guid', false],
+    ['firecracker', true],
+    ['qemu-fixed-guid', false],
+    ['firecracker', true],
+  ]);
 });
