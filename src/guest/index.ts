@@ -25,6 +25,7 @@ export { dmesgLines, clockeventDeviceText } from './sysfs.ts';
 export { PeriodicTick, type PeriodicTickDeps } from './periodic-tick.ts';
 export { acpiBootLines, hpetClocksource, acpiPmClocksource, hpetLateInitLines, checkTimerLine, pmTimerUsable } from './platform-timers.ts';
 export { kvmRegisterStealTime } from './runtime.ts';
+export { VmgenidDriver, VMFORK_RESEED_LINE } from './vmgenid.ts';
 export { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
 export type { KernelConfig } from './kernel.ts';
 export { parseCmdline, splitCmdline, type ParsedCmdline, type TimeParams } from './cmdline.ts';

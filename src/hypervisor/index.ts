@@ -12,6 +12,7 @@
 //   vcpu.readL1Tsc();       // what RDTSC returns in the guest now
 //   vm.getClock();          // KVM_GET_CLOCK  {clock, flags, realtime, hostTsc}
 //   vm.setClock({ clock }); // KVM_SET_CLOCK
+//   vm.getClockGuest(vcpu); vm.setClockGuest(vcpu, rec); // KVM_[GS]ET_CLOCK_GUEST (clockFeatures.clockGuestIoctls)
 //   vcpu.kvmclockCtrl();    // KVM_KVMCLOCK_CTRL (GUEST_STOPPED on the next record update)
 //
 // The guest reads its record the Linux way (guest/pvclock.ts), through guest memory and its TSC only:
@@ -35,7 +36,7 @@
 //
 // Why KVM_GET_CLOCK and a guest's record can disagree (different master-clock snapshots), and how to
 // predict one from the other: clock-pair.ts.
-export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, type TimeScale } from './timescale.ts';
+export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, kvmclockTargetHz, hvclockToHz, type TimeScale } from './timescale.ts';
 export {
   type TscScalingCaps,
   VMX_TSC_SCALING,
@@ -54,6 +55,9 @@ export {
   type KvmVmOptions,
   type KvmClockData,
   type MasterClock,
+  type KvmClockFeatures,
+  MAINLINE_KVM_CLOCK,
+  KvmIoctlError,
   KVM_CLOCK_TSC_STABLE,
   KVM_CLOCK_REALTIME,
   KVM_CLOCK_HOST_TSC,

@@ -33,7 +33,7 @@ import {
 } from '../core/index.ts';
 import type { KvmVm } from './kvm.ts';
 import { KVMCLOCK_UPDATE_DELAY_NS } from './kvm.ts';
-import { kvmGetTimeScale, kvmclockScale, nsecToCycles, type TimeScale } from './timescale.ts';
+import { kvmGetTimeScale, kvmclockTargetHz, nsecToCycles, type TimeScale } from './timescale.ts';
 import { TSC_TOLERANCE_PPM, adjustTscKhz, defaultTscScalingRatio, kvmScaleTsc, tscScalingRatio } from './tsc.ts';
 
 /** The KVM requests this model processes, in vcpu_enter_guest's order. */
@@ -71,7 +71,8 @@ export class KvmVcpu {
   /** vcpu->arch.time: the value written to MSR_KVM_SYSTEM_TIME(_NEW). */
   systemTimeMsr = 0n;
   pvTimeActive = false;
-  hwTscKhz = 0;
+  /** hw_tsc_hz: the TSC rate the kvmclock scale was last built from (kvmclockTargetHz). */
+  hwTscHz = 0n;
   pvclockScale: TimeScale = { shift: 0, mul: 0 };
   pvclockSetGuestStoppedRequest = false;
   /** The last record KVM wrote (hv_clock as built in kvm_guest_time_update), for inspection. */
@@ -108,6 +109,11 @@ export class KvmVcpu {
 
   hasRequest(req: KvmRequest): boolean {
     return this.requests.has(req);
+  }
+
+  /** kvm_check_request(): test and clear. */
+  checkRequest(req: KvmRequest): boolean {
+    return this.requests.delete(req);
   }
 
   /** kvm_vcpu_kick(): a running vCPU exits and re-enters at once, handling its requests. */
@@ -219,6 +225,7 @@ export class KvmVcpu {
     vm.lastTscWrite = tsc;
     vm.lastTscKhz = this.virtualTscKhz;
     vm.lastTscOffset = offset;
+    vm.lastTscScalingRatio = this.l1TscScalingRatio;
     this.lastGuestTsc = tsc;
     this.writeTscOffset(offset);
     if (!matched) {
@@ -379,7 +386,6 @@ export class KvmVcpu {
       hostTsc = vm.host.rdtsc();
       kernelNs = vm.getKvmclockBaseNs();
     }
-    let tgtTscKhz = vm.host.tscKhz;
     let tscTimestamp = this.readL1Tsc(hostTsc);
     if (this.tscCatchup) {
       const tsc = this.computeGuestTsc(kernelNs);
@@ -388,12 +394,10 @@ export class KvmVcpu {
         tscTimestamp = tsc;
       }
     }
-    if (vm.tscScaling.hasTscControl) {
-      tgtTscKhz = Number(BigInt.asUintN(32, kvmScaleTsc(BigInt(tgtTscKhz), this.l1TscScalingRatio, vm.tscScaling))) || 1;
-    }
-    if (this.hwTscKhz !== tgtTscKhz) {
-      this.pvclockScale = kvmclockScale(tgtTscKhz);
-      this.hwTscKhz = tgtTscKhz;
+    const tgtTscHz = kvmclockTargetHz(vm.host.tscKhz, this.l1TscScalingRatio, vm.tscScaling, vm.clockFeatures.hzTscScale);
+    if (this.hwTscHz !== tgtTscHz) {
+      this.pvclockScale = kvmGetTimeScale(1_000_000_000n, tgtTscHz);
+      this.hwTscHz = tgtTscHz;
     }
     const hv: PvclockVcpuTimeInfo = {
       version: 0,

@@ -33,5 +33,6 @@ export {
   type Mc146818Time,
   type Mc146818Options,
 } from './mc146818-get-time.ts';
-export { INVTSC_BLOCKER, MOVE_CLOCK_POLICY, type MoveClockPolicy, moveClockPolicy } from './snapshot.ts';
+export { INVTSC_BLOCKER, MOVE_CLOCK_POLICY, type MoveClockPolicy, moveClockPolicy, CLOCK_GUEST_NOTE } from './snapshot.ts';
 export { type VmclockFlavor, VmclockDevice, vmclockFlavor } from './vmclock.ts';
+export { type VmgenidFlavor, type VmgenidOptions, VmgenidDevice, vmgenidFlavor, parseUuid, guidText, VMGENID_SIZE } from './vmgenid.ts';

@@ -2,29 +2,34 @@
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
 import type { Scheduler, Timer } from '../core/index.ts';
-import { InputError, Oscillator, tscCyclesAt } from '../core/index.ts';
+import { InputError, Oscillator, tscCyclesAt, u64 } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
   KVM_CLOCK_REALTIME,
   KVM_CLOCK_TSC_STABLE,
   type KvmVcpu,
+  KvmIoctlError,
   KvmVm,
   kvmEmulateHypercall,
   LinuxHostTimekeeper,
+  MAINLINE_KVM_CLOCK,
   NO_TSC_SCALING,
   type TscScalingCaps,
   VMX_TSC_SCALING,
 } from '../hypervisor/index.ts';
-import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/index.ts';
+import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, type PvclockVcpuTimeInfo } from '../core/index.ts';
 import type { GuestPlatform } from '../guest/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
 import { VmclockDevice, vmclockFlavor } from './vmclock.ts';
+import { VmgenidDevice, vmgenidFlavor, type VmgenidOptions } from './vmgenid.ts';
 
 /** Where the VMClock page sits in guest memory (the last page of the model's RAM). */
 export const VMCLOCK_GPA = 0x1f_f000n;
+/** Where the VMGenID buffer sits: the page below VMClock, at QEMU's VMGENID_GUID_OFFSET (40) into its blob. */
+export const VMGENID_GPA = 0x1f_e028n;
 
 /**
  * The host's schedule of a VM's vCPU threads: which runs on a host CPU when, and how long each has waited
@@ -91,6 +96,8 @@ export interface VirtualMachineOptions {
   hostRealtimeSteps?: () => Ns;
   /** A VMClock device (QEMU `-device vmclock`, Firecracker's vmclock): see src/vmm/vmclock.ts. */
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** A VMGenID device (QEMU `-device vmgenid,guid=…`, Firecracker's): see src/vmm/vmgenid.ts. */
+  vmgenid?: VmgenidOptions;
   /** QEMU `-cpu …,tsc-frequency=N`: the guest TSC rate the VMM sets with KVM_SET_TSC_KHZ (default: the host's). */
   tscFrequencyKhz?: number;
   /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
@@ -105,6 +112,8 @@ export interface VmClockState {
   vcpus: { tsc: Cycles; msrs: [number, bigint][] }[];
   /** KVM_GET_TSC_KHZ: the guest's TSC rate. */
   tscKhz: number;
+  /** KVM_GET_CLOCK_GUEST on the boot vCPU, when the VMM asked for it and KVM gave it (else why not). */
+  pvclock?: PvclockVcpuTimeInfo | { error: string };
 }
 
 /** The host a saved VM is restored on, and how the VMM restores it. */
@@ -119,6 +128,12 @@ export interface RestoreTarget {
   clockRealtime: boolean;
   /** The destination's CPU scheduler, when the world schedules host CPUs: the new process's vCPU threads. */
   vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
+  /**
+   * vms[].clock_guest: the VMM follows the migration procedure of Documentation/virt/kvm/devices/vcpu.rst as dwmw2's
+   * series v6 09/36 rewrites it — guest TSCs moved on by the host realtime elapsed, then KVM_SET_CLOCK_GUEST with the
+   * saved record, falling back to KVM_SET_CLOCK with KVM_CLOCK_REALTIME — instead of the profile's own restore.
+   */
+  clockGuest?: boolean;
 }
 
 /** What the restore did, for the event log. */
@@ -126,6 +141,10 @@ export interface RestoreOutcome {
   /** KVM_SET_TSC_KHZ failed (the VMM went on, the guest TSC runs at the destination's rate). */
   tscKhzError: string | null;
   tscCatchup: boolean;
+  /** With clockGuest: 'set' when KVM_SET_CLOCK_GUEST took the saved record, else why KVM_SET_CLOCK (with REALTIME) set it. */
+  clockGuest?: string;
+  /** With clockGuest: the host realtime elapsed since the save, by which each guest TSC was moved on (ΔT). */
+  tscAdvanceNs?: Ns;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -267,6 +286,11 @@ export class VirtualMachine {
           : null,
       );
     }
+    if (opts.vmgenid) {
+      const flavor = vmgenidFlavor(p.name);
+      if (!flavor) throw new InputError(`profile ${p.name} has no VMGenID device (QEMU and Firecracker do)`, 'vmgenid');
+      this.vmgenid = new VmgenidDevice(this.memory, VMGENID_GPA, flavor, opts.vmgenid);
+    }
     // The TSC rate change happens in a scheduler event, so counters change only at events
     const ch = opts.tscRateChange;
     if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => this.counterEpoch++).armAt(ch.atNs);
@@ -287,6 +311,7 @@ export class VirtualMachine {
       ...(this.opts.hostRealtime ? { realtimeAt: (tsc: Cycles) => this.hostRealtimeAtTsc(tsc) } : {}),
     });
     const kvm = new KvmVm({
+      clockFeatures: this.host.kvm ?? MAINLINE_KVM_CLOCK,
       host: hostTk,
       memory: this.memory,
       scheduler: this.sched,
@@ -327,11 +352,12 @@ export class VirtualMachine {
    * (TSC_STABLE cleared: KVM_SET_CLOCK rejects it), each vCPU's MSR_IA32_TSC and kvmclock/steal MSRs,
    * KVM_GET_TSC_KHZ. Null under TCG (no KVM state; QEMU's own vmstate carries its clocks).
    */
-  saveClockState(): VmClockState | null {
+  saveClockState(opts: { clockGuest?: boolean } = {}): VmClockState | null {
     const kvm = this.kvm;
     if (!kvm) return null;
     const c = kvm.getClock();
     return {
+      ...(opts.clockGuest ? { pvclock: this.ioctl(() => kvm.getClockGuest(this.vcpus[0]!)) } : {}),
       clock: { clock: c.clock, flags: c.flags & ~KVM_CLOCK_TSC_STABLE, realtime: c.realtime },
       vcpus: this.vcpus.map((v) => ({
         tsc: v.getMsr(MSR_IA32_TSC)!,
@@ -363,6 +389,14 @@ export class VirtualMachine {
     if (!state) return outcome;
     this.kvm?.destroy();
     this.attachKvm(0n, target.tscScaling ? VMX_TSC_SCALING : NO_TSC_SCALING);
+    const kvm = this.kvm!;
+    // The documented procedure (clockGuest) moves each guest TSC on by the host realtime elapsed since the
+    // source's KVM_GET_CLOCK: ΔT = time_dst − time_src, tsc_dst = tsc_src + ΔT·freq (steps 5–7)
+    let elapsed = 0n;
+    if (target.clockGuest && state.clock.flags & KVM_CLOCK_REALTIME) {
+      elapsed = kvm.host.realtimeNsAt(kvm.host.rdtsc()) - state.clock.realtime;
+      outcome.tscAdvanceNs = elapsed;
+    }
     for (const [i, v] of this.vcpus.entries()) {
       const saved = state.vcpus[i]!;
       try {
@@ -371,16 +405,45 @@ export class VirtualMachine {
         outcome.tscKhzError = (e as Error).message;
       }
       outcome.tscCatchup ||= v.tscCatchup;
-      v.setMsr(MSR_IA32_TSC, saved.tsc, true);
+      // the procedure writes KVM_VCPU_TSC_OFFSET = tsc_dst − scaled host TSC; at one instant the host write of
+      // MSR_IA32_TSC = tsc_dst computes the same offset (kvm_synchronize_tsc)
+      v.setMsr(MSR_IA32_TSC, u64(saved.tsc + (elapsed * BigInt(state.tscKhz)) / 1_000_000n), true);
       for (const [msr, value] of saved.msrs) if (value !== 0n) v.setMsr(msr, value, true);
     }
-    const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
-    this.kvm!.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
+    if (!target.clockGuest) {
+      const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
+      kvm.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
+      return outcome;
+    }
+    // steps 8–9: KVM_SET_CLOCK_GUEST on the boot vCPU with the saved record; when it is missing or fails,
+    // KVM_SET_CLOCK with KVM_CLOCK_REALTIME
+    const record = state.pvclock;
+    const r = !record
+      ? { error: 'no record was saved' }
+      : 'error' in record
+        ? record
+        : this.ioctl(() => kvm.setClockGuest(this.vcpus[0]!, record));
+    if (r && 'error' in r) {
+      outcome.clockGuest = r.error;
+      kvm.setClock({ clock: state.clock.clock, flags: state.clock.flags & KVM_CLOCK_REALTIME, realtime: state.clock.realtime });
+    } else outcome.clockGuest = 'set';
     return outcome;
+  }
+
+  /** Run a KVM ioctl the VMM tolerates failing: its result, or the failure as { error }. */
+  private ioctl<T>(call: () => T): T | { error: string } {
+    try {
+      return call();
+    } catch (e) {
+      if (e instanceof KvmIoctlError) return { error: e.message };
+      throw e;
+    }
   }
 
   /** The VMClock device, when the VM has one. */
   readonly vmclock: VmclockDevice | null = null;
+  /** The VMGenID device, when the VM has one. */
+  readonly vmgenid: VmgenidDevice | null = null;
 
   private vcpusPaused = false;
   /** GuestPlatform.counterEpoch: changes whenever the VMM changes a guest counter's rate or value. */
@@ -420,7 +483,7 @@ export class VirtualMachine {
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
     if (!kvm?.useMasterClock || t < this.sched.now) return null;
-    return pvclockReadCycles(kvm.masterClockRecord(), this.hostTscAt(t));
+    return kvm.masterClockAt(this.hostTscAt(t));
   }
 
   /**

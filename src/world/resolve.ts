@@ -4,7 +4,7 @@
 import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import type { KernelConfig } from '../guest/index.ts';
-import { type HostCpu, kernelPreset, type MachineProfile, machineProfile, resolveHost } from '../vmm/index.ts';
+import { type HostCpu, kernelPreset, type MachineProfile, machineProfile, resolveHost, vmgenidFlavor } from '../vmm/index.ts';
 import type { HostConfig } from './host.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -56,6 +56,10 @@ export interface ResolvedVm {
   migrations: ResolvedMigration[];
   tscFrequencyKhz?: number;
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** vms[].clock_guest: the VMM moves kvmclock with KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST. */
+  clockGuest: boolean;
+  /** The VMGenID device's guid property ('auto' or a UUID), when the VM has one (Firecracker always: 'auto'). */
+  vmgenid?: string;
   sync: Scenario['vms'][number]['sync'];
   /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
   initialOffsetNs?: Ns;
@@ -95,6 +99,7 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
       invariantTsc: h.tsc.invariant,
       tscAdjust: h.cpu.tsc_adjust,
       tscDeadline: h.cpu.tsc_deadline,
+      kvm: { hzTscScale: h.kvm.hz_tsc_scale, scaledGetClock: h.kvm.scaled_get_clock, clockGuestIoctls: h.kvm.clock_guest_ioctls },
     },
     `${where}.tsc.freq_khz`,
   );
@@ -141,10 +146,20 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     ...(vm.vmclock !== undefined
       ? { vmclock: { precise: vm.vmclock.precise, esterrorNs: vm.vmclock.esterror, maxerrorNs: vm.vmclock.maxerror } }
       : {}),
+    clockGuest: vm.clock_guest,
+    ...vmgenidOf(vm),
     sync: vm.sync,
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
     ptpKvm: vm.ptp_kvm ?? vm.sync.refclock !== undefined,
   };
+}
+
+/** vms[].vmgenid → the device's guid property: QEMU only when asked, Firecracker always (random each time). */
+function vmgenidOf(vm: Scenario['vms'][number]): { vmgenid?: string } {
+  const flavor = vmgenidFlavor(vm.profile);
+  if (flavor === 'firecracker') return { vmgenid: 'auto' };
+  if (flavor === null || vm.vmgenid === undefined || vm.vmgenid === false) return {};
+  return { vmgenid: vm.vmgenid === true ? 'auto' : vm.vmgenid };
 }
 
 export function resolveNtpServer(n: Scenario['ntp_servers'][number]): ResolvedNtpServer {

@@ -9,7 +9,7 @@ import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import { parseDuration } from '../core/index.ts';
 import { parseCmdline } from '../guest/index.ts';
-import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy, vmclockFlavor } from '../vmm/index.ts';
+import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy, parseUuid, vmclockFlavor, vmgenidFlavor } from '../vmm/index.ts';
 
 /** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */
 export const MAX_DURATION_NS = 1000n * 31_536_000_000_000_000n; // 1000 y
@@ -79,6 +79,27 @@ export const hostCpuSchema = z.strictObject({
   tsc_adjust: z.boolean().default(true).describe('IA32_TSC_ADJUST MSR (CPUID 7 EBX bit 1)'),
 });
 
+// Host-kernel KVM clock behaviours: one flag per patch of David Woodhouse's "Cleaning up the KVM clock mess"
+// series (v6, 2026-07-03), none in a released kernel yet (src/hypervisor/kvm.ts KvmClockFeatures, docs/fidelity.md)
+export const hostKvmSchema = z.strictObject({
+  hz_tsc_scale: z
+    .boolean()
+    .default(false)
+    .describe(
+      'kvmclock scale from the scaled TSC rate in Hz, not truncated kHz ("Improve accuracy of KVM clock when TSC scaling is in force"): a 2.6 GHz guest on a 3.0 GHz host no longer runs 0.38 ppm fast',
+    ),
+  scaled_get_clock: z
+    .boolean()
+    .default(false)
+    .describe(
+      'KVM_GET_CLOCK computes through the guest\'s TSC scaling and kvmclock scale ("Fix KVM clock precision in get_kvmclock() with TSC scaling", in linux-next since 2026-09): what a VMM saves equals what the guest reads',
+    ),
+  clock_guest_ioctls: z
+    .boolean()
+    .default(false)
+    .describe('the per-vCPU KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST ioctls (needed for vms[].clock_guest)'),
+});
+
 export const realtimeStepSchema = z.strictObject({
   at: duration.describe("when the host's CLOCK_REALTIME is stepped, from the start of the scenario"),
   by: signedDuration.describe('how far it is stepped (settimeofday on the host), e.g. "-2s" or "+1h"'),
@@ -94,6 +115,7 @@ export const hostSchema = z.strictObject({
   tsc: tscSchema,
   cpu: hostCpuSchema.prefault({}).describe('what the host CPU offers beyond its TSC'),
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
+  kvm: hostKvmSchema.prefault({}).describe("the host kernel's KVM clock behaviours (default: mainline)"),
   realtime_steps: z
     .array(realtimeStepSchema)
     .default([])
@@ -247,6 +269,18 @@ export const vmSchema = z.strictObject({
     .optional()
     .describe(
       'a VMClock device (QEMU -device vmclock, Firecracker vmclock): disruption_marker and vm_generation_counter across restores and migrations',
+    ),
+  clock_guest: z
+    .boolean()
+    .default(false)
+    .describe(
+      "the VMM moves the VM by the KVM clock series' documented procedure: guest TSCs moved on by the elapsed host realtime, kvmclock put back with KVM_SET_CLOCK_GUEST (needs hosts[].kvm.clock_guest_ioctls on both sides), else KVM_SET_CLOCK with KVM_CLOCK_REALTIME. A VMM option: no VMM does this yet",
+    ),
+  vmgenid: z
+    .union([z.boolean(), z.string()])
+    .optional()
+    .describe(
+      'a VMGenID device: true or "auto" (QEMU -device vmgenid,guid=auto: each QEMU process draws a GUID, so restores and incoming migrations change it), a UUID (guid=<uuid>: the same every time), false (none). Firecracker always has one, changed on every restore; default: QEMU none',
     ),
   tsc_frequency_khz: z
     .number()
@@ -472,6 +506,28 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     }
     if (vm.vmclock !== undefined && vmclockFlavor(vm.profile) === null)
       return { path: ['vms', i, 'vmclock'], message: `profile ${vm.profile} has no VMClock device (QEMU and Firecracker do)` };
+    const genid = vmgenidFlavor(vm.profile);
+    if (vm.vmgenid !== undefined && vm.vmgenid !== false && genid === null)
+      return { path: ['vms', i, 'vmgenid'], message: `profile ${vm.profile} has no VMGenID device (QEMU and Firecracker do)` };
+    if (genid === 'firecracker' && vm.vmgenid === false)
+      return {
+        path: ['vms', i, 'vmgenid'],
+        message: 'Firecracker always creates its VMGenID device (src/vmm/src/devices/acpi/vmgenid.rs)',
+      };
+    if (typeof vm.vmgenid === 'string' && vm.vmgenid !== 'auto') {
+      if (genid === 'firecracker')
+        return {
+          path: ['vms', i, 'vmgenid'],
+          message: 'Firecracker has no guid option: it draws new random bytes at every boot and restore',
+        };
+      if (!parseUuid(vm.vmgenid))
+        return {
+          path: ['vms', i, 'vmgenid'],
+          message: `must be true, false, "auto" or a UUID like "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87", got "${vm.vmgenid}"`,
+        };
+    }
+    if (vm.clock_guest && vm.profile === 'qemu-tcg')
+      return { path: ['vms', i, 'clock_guest'], message: 'is a KVM ioctl; profile qemu-tcg has no KVM clock' };
     if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
       return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
   }

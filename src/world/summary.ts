@@ -1,5 +1,6 @@
 // The run's summary: per host and per VM, what summary.json holds (integer ns as strings).
 import { VMCLOCK_COUNTER_X86_TSC, vmclockReadNs } from '../core/index.ts';
+import { vmgenidChanges } from './moves.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 
@@ -24,6 +25,8 @@ export interface VmEvent {
   offset_after_ns: string | null;
   /** How far guest CLOCK_MONOTONIC advanced across the event, ns (null where it does not apply). */
   monotonic_advance_ns: string | null;
+  /** Restores and migrations of a VM with a VMGenID device: whether the guest saw a new generation. */
+  vmgenid_changed?: boolean;
   verdict: string;
 }
 
@@ -48,6 +51,8 @@ export interface VmSummary {
   final_clocksource: string;
   /** With a VMClock device: what the guest reads in it at the end (precise: its time minus true UTC). */
   vmclock?: { disruption_marker: string; vm_generation_counter: string; clock_status: number; time_offset_ns: string | null };
+  /** With a VMGenID device: how many new generations the guest saw (each reseeded its CRNG). */
+  vmgenid_changes?: number;
   /** What the guest kernel printed after boot (dmesg lines after its first 3 s), e.g. the watchdog's verdicts. */
   kernel_log: string[];
   /** With sync method chrony: `chronyc tracking` at the end of the run. */
@@ -167,6 +172,11 @@ function vmclockSummary(r: VmRun): Pick<VmSummary, 'vmclock'> {
   };
 }
 
+function vmgenidSummary(r: VmRun): Pick<VmSummary, 'vmgenid_changes'> {
+  const n = vmgenidChanges(r);
+  return n === null ? {} : { vmgenid_changes: n };
+}
+
 function vmSummary(r: VmRun): VmSummary {
   const st = r.stats;
   const g = r.boot?.entered ? r.boot.guest : null;
@@ -188,6 +198,7 @@ function vmSummary(r: VmRun): VmSummary {
     events: r.events,
     final_clocksource: g ? g.currentClocksource().trim() : '',
     ...vmclockSummary(r),
+    ...vmgenidSummary(r),
     kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
     ...chronySummary(r),
   };

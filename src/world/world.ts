@@ -88,6 +88,12 @@ export class World {
     return cpus ? { vcpuSchedule: (n) => cpus.vcpuThreads(n, vmName) } : {};
   }
 
+  /** A VM's VMGenID guid property and the VMM's random source for it: a PRNG stream forked from the seed per VM. */
+  private vmgenidOptions(vmName: string, guid: string): { guid: string; random: () => number } {
+    const rng = new Prng(this.scenario.seed).fork(`vmgenid:${vmName}`);
+    return { guid, random: () => rng.nextU32() };
+  }
+
   /** Create the VM now on its host: the VMM starts it, the guest kernel enters later (BootedVm.kernelEntryAt). */
   bootVm(vm: ResolvedVm): BootedVm {
     const { engine } = this;
@@ -104,6 +110,7 @@ export class World {
       hostRealtimeSteps: () => host.realtimeStepsNs,
       ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
       ...(vm.vmclock ? { vmclock: vm.vmclock } : {}),
+      ...(vm.vmgenid !== undefined ? { vmgenid: this.vmgenidOptions(vm.name, vm.vmgenid) } : {}),
       scheduler: engine,
       epochNs: this.scenario.epochNs,
       ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
