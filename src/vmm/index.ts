@@ -33,3 +33,12 @@ export {
 } from './mc146818-get-time.ts';
 export { INVTSC_BLOCKER, MOVE_CLOCK_POLICY, type MoveClockPolicy, moveClockPolicy } from './snapshot.ts';
 export { type VmclockFlavor, VmclockDevice, vmclockFlavor } from './vmclock.ts';
+export {
+  runKvmclockTest,
+  hostMarksTscUnstable,
+  skewCycles,
+  type KvmclockTestOptions,
+  type KvmclockTestHost,
+  type KvmclockTestResult,
+  type WarpCount,
+} from './kvmclock-test.ts';

@@ -153,7 +153,7 @@ export class VirtualMachine {
       cpuid,
       devices: p.devices,
       vcpus: nrVcpus,
-      rdtsc: () => this.guestTsc(),
+      rdtsc: (cpu?: number) => this.guestTsc(cpu),
       tscTrueHz: () => this.tscTrueHz(),
       pitRateRatio: 1,
       pioReadNs: p.pioReadNs,
@@ -361,10 +361,10 @@ export class VirtualMachine {
     return this.host.tscKhz * 1000 * (1 + this.host.ppm / 1e6);
   }
 
-  /** What RDTSC returns in the guest (vCPU 0). */
-  guestTsc(): Cycles {
+  /** What RDTSC returns in the guest on vCPU `cpu` (each vCPU has its own TSC offset and host CPU). */
+  guestTsc(cpu = 0): Cycles {
     let tsc: Cycles;
-    if (this.kvm) tsc = this.vcpus[0]!.readL1Tsc();
+    if (this.kvm) tsc = (this.vcpus[cpu] ?? this.vcpus[0]!).guestRdtsc();
     else tsc = (this.ticksStoppedAt ?? this.hostTsc()) - this.hostTscAtCreate - this.ticksStoppedCycles; // TCG: host TSC rate, counting from reset, minus stops
     const ch = this.opts.tscRateChange;
     if (ch && this.sched.now > ch.atNs) {
