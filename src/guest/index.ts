@@ -58,7 +58,7 @@ export { Timekeeper, standaloneTimekeeper, type ClockId, type StandaloneTimekeep
 export * from './ntp.ts';
 export { setupTick, type ClockeventDevice, type TickSetup } from './clockevents.ts';
 export { StealAccounting, kvmStealClock, type CpuMode, type CpuStat } from './steal.ts';
-export { vdsoReadCosts, VDSO_COST, type VdsoReadCost, type VdsoClock } from './vdso.ts';
+export { vdsoReadCosts, rdtscCostNs, VDSO_COST, type VdsoReadCost, type VdsoClock } from './vdso.ts';
 export { PvclockGuest, pvclockReadRecord, PVCLOCK_RAW_CYCLE_BIT, type PvclockMemory, type PvclockReadResult } from './pvclock.ts';
 export { NtpKernelClient, type NtpClientOptions, type NtpMeasurement } from './ntp-client.ts';
 export * as chrony from './chrony/index.ts';

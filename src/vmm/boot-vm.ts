@@ -7,7 +7,8 @@ import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/ind
 import { parseCmdline } from '../guest/index.ts';
 import type { KernelConfig } from '../guest/index.ts';
 import type { HostCpu, MachineProfile } from './profiles.ts';
-import { VirtualMachine } from './machine.ts';
+import { type HostTscSkew, VirtualMachine } from './machine.ts';
+import type { RdtscExiting } from '../hypervisor/index.ts';
 import type { RtcConfig } from './vm-devices.ts';
 import { hex } from '../core/index.ts';
 import { InputError } from '../core/index.ts';
@@ -41,6 +42,9 @@ export interface BootVmOptions {
   tscFrequencyKhz?: number;
   /** See VirtualMachineOptions.vmclock. */
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** See VirtualMachineOptions.hostTscSkew and .rdtscExiting. */
+  hostTscSkew?: HostTscSkew;
+  rdtscExiting?: RdtscExiting;
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -94,6 +98,8 @@ export class BootedVm {
       ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),
       ...(opts.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: opts.tscFrequencyKhz } : {}),
       ...(opts.vmclock ? { vmclock: opts.vmclock } : {}),
+      ...(opts.hostTscSkew ? { hostTscSkew: opts.hostTscSkew } : {}),
+      ...(opts.rdtscExiting ? { rdtscExiting: opts.rdtscExiting } : {}),
       ...(opts.trace?.on ? { trace: opts.trace, name: opts.name ?? traceVmName(opts.trace) } : {}),
     });
     this.kernelEntryAt =

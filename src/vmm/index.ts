@@ -17,6 +17,8 @@ export {
   VirtualMachine,
   type VirtualMachineOptions,
   type VmClockState,
+  type HostTscSkew,
+  skewMarksTscUnstable,
 } from './machine.ts';
 export { bootVm, type BootVmOptions, type BootedVm, guestReport, type GuestReport } from './boot-vm.ts';
 export { VmLifecycle, PAUSE_CLOCK_POLICY, type PauseClockPolicy, type PauseRecord } from './lifecycle.ts';

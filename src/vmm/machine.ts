@@ -8,8 +8,10 @@ import {
   FlatGuestMemory,
   KVM_CLOCK_REALTIME,
   KVM_CLOCK_TSC_STABLE,
+  HOST_HPET_PERIOD_FS,
   type KvmVcpu,
   KvmVm,
+  type RdtscExiting,
   LinuxHostTimekeeper,
   NO_TSC_SCALING,
   type TscScalingCaps,
@@ -60,6 +62,27 @@ export interface VirtualMachineOptions {
   /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
   trace?: TraceRecorder;
   name?: string;
+  /** The host's CPUs' TSCs are not synchronised (see HostTscSkew); vCPU i runs on host CPU i. */
+  hostTscSkew?: HostTscSkew;
+  /** The VMM traps every guest RDTSC (see RdtscExiting in src/hypervisor/vcpu.ts). */
+  rdtscExiting?: RdtscExiting;
+}
+
+/**
+ * A host whose CPUs' TSCs differ: host CPU k's TSC is CPU 0's + `cycles[k]`. Unless the host kernel
+ * trusts its TSC (`tsc=reliable`, which skips check_tsc_sync_source in arch/x86/kernel/tsc_sync.c), the
+ * skew fails that check at CPU bring-up: the host marks its TSC unstable and runs on the HPET, so KVM has
+ * no master clock (pvclock_update_vm_gtod_copy needs a TSC host clocksource).
+ */
+export interface HostTscSkew {
+  cycles: readonly Cycles[];
+  tscReliable: boolean;
+}
+
+/** Whether the host marks its TSC unstable for this skew (any CPU differing from CPU 0, not tsc=reliable). */
+export function skewMarksTscUnstable(skew: HostTscSkew | undefined): boolean {
+  if (!skew || skew.tscReliable) return false;
+  return skew.cycles.some((c) => c !== (skew.cycles[0] ?? 0n));
 }
 
 /** What a VMM saves of a VM's clocks to snapshot or migrate it: KVM_GET_CLOCK, each vCPU's TSC and MSRs, the TSC rate. */
@@ -81,6 +104,8 @@ export interface RestoreTarget {
   tscScaling: boolean;
   /** KVM_SET_CLOCK with KVM_CLOCK_REALTIME: KVM advances kvmclock by the realtime elapsed since the save. */
   clockRealtime: boolean;
+  /** The destination host's CPU TSC skew, if its TSCs are not synchronised. */
+  hostTscSkew?: HostTscSkew;
 }
 
 /** What the restore did, for the event log. */
@@ -126,6 +151,7 @@ export class VirtualMachine {
   private hostTscAtFn: ((t: Ns) => Cycles) | null;
   private hostRealtimeFn: () => Ns;
   private hostRealtimeStepsFn: () => Ns;
+  private hostTscSkew: HostTscSkew | undefined;
   private readonly stealFraction: number;
   private readonly epoch: Ns;
 
@@ -134,6 +160,7 @@ export class VirtualMachine {
     this.currentHost = resolveHost(opts.host);
     this.hostTscAtFn = opts.hostTscAt ?? null;
     this.hostRealtimeStepsFn = opts.hostRealtimeSteps ?? (() => 0n);
+    this.hostTscSkew = opts.hostTscSkew;
     const p = opts.profile;
     const nrVcpus = opts.vcpus ?? p.defaultVcpus;
     if (!Number.isInteger(nrVcpus) || nrVcpus < 1 || nrVcpus > 64)
@@ -158,6 +185,9 @@ export class VirtualMachine {
       pitRateRatio: 1,
       pioReadNs: p.pioReadNs,
       mmioReadNs: p.mmioReadNs,
+      ...(opts.rdtscExiting && p.accel === 'kvm'
+        ? { rdtscExit: { costNs: Number(opts.rdtscExiting.exitCostNs), compensated: opts.rdtscExiting.offsetCompensation } }
+        : {}),
     };
     // The devices count the VMM's clocks (QEMU_CLOCK_VIRTUAL, or host time for the other VMMs' own
     // devices), with the RTC's time base the scenario's UTC at creation; the guest reads them by MMIO/PIO.
@@ -230,6 +260,8 @@ export class VirtualMachine {
   /** KVM_CREATE_VM and its vCPUs on the current host (boot, or a restore/migration destination). */
   private attachKvm(hostUptimeNs: Ns, tscScaling: TscScalingCaps): void {
     const nrVcpus = this.platform?.vcpus ?? this.opts.vcpus ?? this.opts.profile.defaultVcpus;
+    const skew = this.hostTscSkew;
+    const unstable = skewMarksTscUnstable(skew);
     const hostTk = new LinuxHostTimekeeper({
       tscKhz: this.host.tscKhz,
       rdtsc: () => this.hostTsc(),
@@ -237,6 +269,8 @@ export class VirtualMachine {
       realtimeAtBootNs: this.epoch - hostUptimeNs,
       realtimeSteps: () => this.hostRealtimeStepsFn(),
       constantTsc: this.host.invariantTsc,
+      ...(skew ? { cpuTscSkew: skew.cycles } : {}),
+      ...(unstable ? { tscUnstable: true, hpet: { periodFs: HOST_HPET_PERIOD_FS } } : {}),
     });
     const kvm = new KvmVm({
       host: hostTk,
@@ -249,7 +283,9 @@ export class VirtualMachine {
     });
     (this as { kvm: KvmVm | null }).kvm = kvm;
     this.vcpus.length = 0;
-    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(this.stealFraction) }));
+    const rdtscExiting = this.opts.rdtscExiting ? { rdtscExiting: this.opts.rdtscExiting } : {};
+    for (let i = 0; i < nrVcpus; i++)
+      this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(this.stealFraction), ...rdtscExiting }));
   }
 
   /**
@@ -283,6 +319,7 @@ export class VirtualMachine {
     this.hostTscAtFn = target.hostTscAt;
     this.hostRealtimeFn = target.hostRealtime;
     this.hostRealtimeStepsFn = target.hostRealtimeSteps ?? (() => 0n);
+    this.hostTscSkew = target.hostTscSkew;
     this.counterEpoch++;
     const outcome: RestoreOutcome = { tscKhzError: null, tscCatchup: false };
     if (!state) return outcome;

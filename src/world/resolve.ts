@@ -5,6 +5,8 @@ import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import type { KernelConfig } from '../guest/index.ts';
 import { type HostCpu, kernelPreset, type MachineProfile, machineProfile, resolveHost } from '../vmm/index.ts';
+import { type HostTscSkew, skewCycles } from '../vmm/index.ts';
+import type { RdtscExiting } from '../hypervisor/index.ts';
 import type { HostConfig } from './host.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -16,6 +18,10 @@ export interface ResolvedHost {
   config: HostConfig;
   /** What a VM on this host is shown of its CPU (the crystal's ppm is taken when the VM is created). */
   cpu: Omit<HostCpu, 'ppm'>;
+  /** hosts[].tsc_skew: per-CPU TSC skew in cycles, and whether the host trusts its TSC anyway. */
+  tscSkew?: HostTscSkew;
+  /** hosts[].tsc_skew.per_cpu_ns as written (the kvmclock check builds its host from it). */
+  tscSkewNs?: number[];
 }
 
 export interface ResolvedPause {
@@ -57,6 +63,10 @@ export interface ResolvedVm {
   sync: Scenario['vms'][number]['sync'];
   /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
   initialOffsetNs?: Ns;
+  /** vms[].rdtsc_exiting. */
+  rdtscExiting?: RdtscExiting;
+  /** vms[].kvmclock_test. */
+  kvmclockTest?: { reads: number; readIntervalNs: Ns; wakeIntervalNs: Ns };
 }
 
 export interface ResolvedNtpServer {
@@ -108,6 +118,12 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
       initialRealtimeErrorNs: BigInt(Math.round(h.realtime_error * 1e9)),
     },
     cpu: shown,
+    ...(h.tsc_skew
+      ? {
+          tscSkew: { cycles: skewCycles(h.tsc_skew.per_cpu_ns, h.tsc.freq_khz), tscReliable: h.tsc_skew.tsc_reliable },
+          tscSkewNs: [...h.tsc_skew.per_cpu_ns],
+        }
+      : {}),
   };
 }
 
@@ -138,6 +154,24 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
       : {}),
     sync: vm.sync,
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
+    ...(vm.rdtsc_exiting
+      ? {
+          rdtscExiting: {
+            exitCostNs: vm.rdtsc_exiting.exit_cost,
+            offsetCompensation: vm.rdtsc_exiting.offset_compensation,
+            ratePerSec: vm.rdtsc_exiting.rate,
+          },
+        }
+      : {}),
+    ...(vm.kvmclock_test
+      ? {
+          kvmclockTest: {
+            reads: vm.kvmclock_test.reads,
+            readIntervalNs: vm.kvmclock_test.read_interval,
+            wakeIntervalNs: vm.kvmclock_test.wake_interval,
+          },
+        }
+      : {}),
   };
 }
 

@@ -7,7 +7,7 @@ import { TraceRecorder } from '../core/index.ts';
 import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
 import { Host } from './host.ts';
 import { NtpServers } from './ntp-servers.ts';
-import type { ResolvedScenario, ResolvedVm } from './resolve.ts';
+import type { ResolvedHost, ResolvedScenario, ResolvedVm } from './resolve.ts';
 
 export class World {
   readonly engine = new Engine();
@@ -62,6 +62,11 @@ export class World {
     timer.armIn(step);
   }
 
+  /** The resolved scenario entry of host `name`. */
+  resolvedHost(name: string): ResolvedHost {
+    return this.scenario.hosts.find((h) => h.name === name)!;
+  }
+
   /** Where a VM stopped now is restored on `hostName`: that host's CPU, TSC and clocks. */
   restoreTarget(hostName: string, opts: { tscScaling: boolean; clockRealtime: boolean }): RestoreTarget {
     const { engine } = this;
@@ -74,6 +79,7 @@ export class World {
       hostRealtimeSteps: () => host.realtimeStepsNs,
       tscScaling: opts.tscScaling,
       clockRealtime: opts.clockRealtime,
+      ...(this.resolvedHost(hostName).tscSkew ? { hostTscSkew: this.resolvedHost(hostName).tscSkew! } : {}),
     };
   }
 
@@ -93,6 +99,8 @@ export class World {
       hostRealtimeSteps: () => host.realtimeStepsNs,
       ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
       ...(vm.vmclock ? { vmclock: vm.vmclock } : {}),
+      ...(this.resolvedHost(vm.host).tscSkew ? { hostTscSkew: this.resolvedHost(vm.host).tscSkew! } : {}),
+      ...(vm.rdtscExiting ? { rdtscExiting: vm.rdtscExiting } : {}),
       scheduler: engine,
       epochNs: this.scenario.epochNs,
       ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
