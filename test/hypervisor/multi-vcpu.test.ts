@@ -2,7 +2,7 @@
 // master clock across them, a host that falls back to the HPET, and RDTSC exiting.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine } from '../../src/core/engine.ts';
+import type { Engine } from '../../src/core/engine.ts';
 import { decodePvclock, MSR_IA32_TSC, MSR_KVM_SYSTEM_TIME_NEW, PVCLOCK_TSC_STABLE_BIT, pvclockReadCycles } from '../../src/core/index.ts';
 import {
   FlatGuestMemory,
