@@ -101,7 +101,7 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
   // Rating drop on X86_FEATURE_CONSTANT_TSC && X86_FEATURE_NONSTOP_TSC. Its !check_tsc_unstable()
   // test cannot see tsc=unstable: __setup parameters are parsed after setup_arch().
   const rating = p.cpuid.invariantTsc ? 299 : 400;
-  const cs = new Clocksource({ name: 'kvm-clock', rating, mask: U64_MAX, flags: CLOCK_SOURCE_IS_CONTINUOUS, read });
+  const cs = new Clocksource({ name: 'kvm-clock', rating, mask: U64_MAX, flags: CLOCK_SOURCE_IS_CONTINUOUS, read, readOn });
   const wallclock = (): Ns => {
     p.wrmsr!(0, msrWallClock, WALL_CLOCK_GPA);
     const w = pvclock.readWallclock(mem, WALL_CLOCK_GPA, HV_CLOCK_GPA, () => p.rdtsc());

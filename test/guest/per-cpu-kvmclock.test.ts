@@ -42,6 +42,23 @@ test("on a host that trusts skewed TSCs, kvm-clock read on vCPU k is ahead by ho
   );
 });
 
+test("CLOCK_MONOTONIC read on a given CPU goes through that CPU's kvm-clock record: skewed by its host CPU when KVM trusts the TSCs", () => {
+  const synced = boot().b.guest;
+  assert.deepEqual(
+    [1, 2, 3].map((cpu) => synced.clockGettime('monotonic', cpu) - synced.clockGettime('monotonic', 0)),
+    [0n, 0n, 0n],
+  );
+  const g = boot({ skew: [0n, 1000n, 2000n, 3000n], reliable: true }).b.guest;
+  assert.equal(g.currentClocksource().trim(), 'kvm-clock');
+  // kvm-clock is registered at 1 GHz: mult = 2^shift, so the timekeeper passes the skew through to the ns
+  const m0 = g.clockGettime('monotonic', 0);
+  assert.deepEqual(
+    [1, 2, 3].map((cpu) => g.clockGettime('monotonic', cpu) - m0),
+    [1000n, 2000n, 3000n],
+  );
+  assert.equal(g.clockGettime('monotonic'), m0, 'without a CPU: the boot CPU');
+});
+
 test('vDSO clock_gettime under RDTSC exiting: the exit is paid on every read; compensated, the guest clock does not see it', () => {
   const native = boot()
     .b.guest.vdso()
