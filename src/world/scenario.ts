@@ -475,6 +475,10 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
       return { path: ['vms', i, 'vmclock'], message: `profile ${vm.profile} has no VMClock device (QEMU and Firecracker do)` };
     if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
       return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
+    // RDTSC exiting and the kvmclock check act on KVM vCPUs; under TCG there are none
+    for (const key of ['rdtsc_exiting', 'kvmclock_test'] as const)
+      if (vm[key] !== undefined && machineProfile(vm.profile).accel !== 'kvm')
+        return { path: ['vms', i, key], message: `needs a KVM profile; ${vm.profile} emulates the CPU (TCG)` };
   }
   for (const [i, h] of s.hosts.entries()) {
     if (h.realtime_steps.length > 0 && h.ntp)

@@ -87,4 +87,8 @@ test('bad rdtsc_exiting and tsc_skew values are refused with the path and what w
     ),
     (e: unknown) => e instanceof InputError && e.path === 'hosts[0].tsc_skew.per_cpu_ns[1]',
   );
+  assert.throws(
+    bad(`${head}vms: [{ name: v, host: h, profile: qemu-tcg, kvmclock_test: {} }]\n`),
+    (e: unknown) => e instanceof InputError && e.path === 'vms[0].kvmclock_test' && /needs a KVM profile/.test(e.message),
+  );
 });
