@@ -107,8 +107,13 @@ export interface GuestPlatform {
   cpuid: GuestCpuid;
   devices: GuestDevices;
   vcpus: number;
-  /** Guest TSC of vCPU 0 now. */
-  rdtsc(): Cycles;
+  /** Guest TSC now: RDTSC on vCPU `cpu` (default 0); vCPUs can differ (unsynchronised host TSCs). */
+  rdtsc(cpu?: number): Cycles;
+  /**
+   * Cost in ns of one RDTSC as the guest pays it, when it is not the native ~10 ns: a VMM with RDTSC
+   * exiting makes each one a VM exit. `compensated`: the VMM hides the exit from the guest TSC.
+   */
+  rdtscExit?: { costNs: number; compensated: boolean };
   /** The TSC's true rate in Hz (what a perfect reference would measure). */
   tscTrueHz(): number;
   /** HPET main counter (low 32 bits as hpet_readl reads) and its true rate. */

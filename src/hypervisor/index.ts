@@ -48,7 +48,13 @@ export {
   adjustTscKhz,
   TSC_TOLERANCE_PPM,
 } from './tsc.ts';
-export { type HostTimekeeper, LinuxHostTimekeeper, type LinuxHostTimekeeperConfig } from './host-time.ts';
+export {
+  type HostTimekeeper,
+  LinuxHostTimekeeper,
+  type LinuxHostTimekeeperConfig,
+  HOST_HPET_PERIOD_FS,
+  hz32MultShift,
+} from './host-time.ts';
 export { type GuestMemory, FlatGuestMemory } from './guest-memory.ts';
 export {
   KvmVm,
@@ -65,7 +71,7 @@ export {
   KVMCLOCK_UPDATE_DELAY_NS,
   KVMCLOCK_SYNC_PERIOD_NS,
 } from './kvm.ts';
-export { KvmVcpu, type KvmVcpuOptions, type KvmRequest } from './vcpu.ts';
+export { KvmVcpu, type KvmVcpuOptions, type KvmRequest, type RdtscExiting } from './vcpu.ts';
 export { predictGetClock, explainClockPair, type ClockPairExplanation } from './clock-pair.ts';
 export { KvmPit, type KvmPitOptions } from './kvm-pit.ts';
 export {

@@ -189,11 +189,13 @@ export class KvmVm {
    * pvclock_update_vm_gtod_copy(): take one master-clock snapshot (master_kernel_ns and
    * master_cycle_now from the same TSC reading) and decide whether the master clock is usable.
    */
-  pvclockUpdateVmGtodCopy(): void {
+  pvclockUpdateVmGtodCopy(cpu = 0): void {
     const vcpusMatched = this.nrVcpusMatchedTsc + 1 === this.onlineVcpus;
     const hostTscClocksource = this.host.clocksourceIsTsc;
     if (hostTscClocksource) {
-      const tsc = this.host.rdtsc();
+      // kvm_get_time_and_clockread → vgettsc: the TSC of the CPU handling the request (host time from
+      // it as well: a host that trusts unsynchronised TSCs reads its clock from whichever CPU it is on)
+      const tsc = this.host.rdtscOn ? this.host.rdtscOn(cpu) : this.host.rdtsc();
       this.masterCycleNow = tsc;
       this.masterKernelNs = this.host.baseNsAt(tsc);
     }
@@ -225,9 +227,9 @@ export class KvmVm {
     }
   }
 
-  /** kvm_update_masterclock(): new snapshot, then KVM_REQ_CLOCK_UPDATE on every vCPU. */
-  updateMasterclock(): void {
-    this.pvclockUpdateVmGtodCopy();
+  /** kvm_update_masterclock(): new snapshot (on the requesting vCPU's CPU), then KVM_REQ_CLOCK_UPDATE on every vCPU. */
+  updateMasterclock(cpu = 0): void {
+    this.pvclockUpdateVmGtodCopy(cpu);
     this.endPvclockUpdate();
   }
 

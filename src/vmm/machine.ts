@@ -8,10 +8,12 @@ import {
   FlatGuestMemory,
   KVM_CLOCK_REALTIME,
   KVM_CLOCK_TSC_STABLE,
+  HOST_HPET_PERIOD_FS,
   type KvmVcpu,
   KvmIoctlError,
   KvmVm,
   kvmEmulateHypercall,
+  type RdtscExiting,
   LinuxHostTimekeeper,
   MAINLINE_KVM_CLOCK,
   NO_TSC_SCALING,
@@ -103,6 +105,27 @@ export interface VirtualMachineOptions {
   /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
   trace?: TraceRecorder;
   name?: string;
+  /** The host's CPUs' TSCs are not synchronised (see HostTscSkew); vCPU i runs on host CPU i. */
+  hostTscSkew?: HostTscSkew;
+  /** The VMM traps every guest RDTSC (see RdtscExiting in src/hypervisor/vcpu.ts). */
+  rdtscExiting?: RdtscExiting;
+}
+
+/**
+ * A host whose CPUs' TSCs differ: host CPU k's TSC is CPU 0's + `cycles[k]`. Unless the host kernel
+ * trusts its TSC (`tsc=reliable`, which skips check_tsc_sync_source in arch/x86/kernel/tsc_sync.c), the
+ * skew fails that check at CPU bring-up: the host marks its TSC unstable and runs on the HPET, so KVM has
+ * no master clock (pvclock_update_vm_gtod_copy needs a TSC host clocksource).
+ */
+export interface HostTscSkew {
+  cycles: readonly Cycles[];
+  tscReliable: boolean;
+}
+
+/** Whether the host marks its TSC unstable for this skew (any CPU differing from CPU 0, not tsc=reliable). */
+export function skewMarksTscUnstable(skew: HostTscSkew | undefined): boolean {
+  if (!skew || skew.tscReliable) return false;
+  return skew.cycles.some((c) => c !== (skew.cycles[0] ?? 0n));
 }
 
 /** What a VMM saves of a VM's clocks to snapshot or migrate it: KVM_GET_CLOCK, each vCPU's TSC and MSRs, the TSC rate. */
@@ -134,6 +157,8 @@ export interface RestoreTarget {
    * saved record, falling back to KVM_SET_CLOCK with KVM_CLOCK_REALTIME — instead of the profile's own restore.
    */
   clockGuest?: boolean;
+  /** The destination host's CPU TSC skew, if its TSCs are not synchronised. */
+  hostTscSkew?: HostTscSkew;
 }
 
 /** What the restore did, for the event log. */
@@ -183,6 +208,7 @@ export class VirtualMachine {
   private hostTscAtFn: ((t: Ns) => Cycles) | null;
   private hostRealtimeFn: () => Ns;
   private hostRealtimeStepsFn: () => Ns;
+  private hostTscSkew: HostTscSkew | undefined;
   private readonly stealFraction: number;
   private readonly epoch: Ns;
 
@@ -191,6 +217,7 @@ export class VirtualMachine {
     this.currentHost = resolveHost(opts.host);
     this.hostTscAtFn = opts.hostTscAt ?? null;
     this.hostRealtimeStepsFn = opts.hostRealtimeSteps ?? (() => 0n);
+    this.hostTscSkew = opts.hostTscSkew;
     const p = opts.profile;
     const nrVcpus = opts.vcpus ?? p.defaultVcpus;
     if (!Number.isInteger(nrVcpus) || nrVcpus < 1 || nrVcpus > 64)
@@ -210,11 +237,14 @@ export class VirtualMachine {
       cpuid,
       devices: p.devices,
       vcpus: nrVcpus,
-      rdtsc: () => this.guestTsc(),
+      rdtsc: (cpu?: number) => this.guestTsc(cpu),
       tscTrueHz: () => this.tscTrueHz(),
       pitRateRatio: 1,
       pioReadNs: p.pioReadNs,
       mmioReadNs: p.mmioReadNs,
+      ...(opts.rdtscExiting && p.accel === 'kvm'
+        ? { rdtscExit: { costNs: Number(opts.rdtscExiting.exitCostNs), compensated: opts.rdtscExiting.offsetCompensation } }
+        : {}),
     };
     // The devices count the VMM's clocks (QEMU_CLOCK_VIRTUAL, or host time for the other VMMs' own
     // devices), with the RTC's time base the scenario's UTC at creation; the guest reads them by MMIO/PIO.
@@ -300,6 +330,8 @@ export class VirtualMachine {
   /** KVM_CREATE_VM and its vCPUs on the current host (boot, or a restore/migration destination). */
   private attachKvm(hostUptimeNs: Ns, tscScaling: TscScalingCaps): void {
     const nrVcpus = this.platform?.vcpus ?? this.opts.vcpus ?? this.opts.profile.defaultVcpus;
+    const skew = this.hostTscSkew;
+    const unstable = skewMarksTscUnstable(skew);
     const hostTk = new LinuxHostTimekeeper({
       tscKhz: this.host.tscKhz,
       rdtsc: () => this.hostTsc(),
@@ -309,6 +341,8 @@ export class VirtualMachine {
       constantTsc: this.host.invariantTsc,
       // KVM's host REALTIME is the owner's (a world host's NTP-synced clock), read at the TSC value KVM read
       ...(this.opts.hostRealtime ? { realtimeAt: (tsc: Cycles) => this.hostRealtimeAtTsc(tsc) } : {}),
+      ...(skew ? { cpuTscSkew: skew.cycles } : {}),
+      ...(unstable ? { tscUnstable: true, hpet: { periodFs: HOST_HPET_PERIOD_FS } } : {}),
     });
     const kvm = new KvmVm({
       clockFeatures: this.host.kvm ?? MAINLINE_KVM_CLOCK,
@@ -322,7 +356,8 @@ export class VirtualMachine {
     });
     (this as { kvm: KvmVm | null }).kvm = kvm;
     this.vcpus.length = 0;
-    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(i) }));
+    const rdtscExiting = this.opts.rdtscExiting ? { rdtscExiting: this.opts.rdtscExiting } : {};
+    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(i), ...rdtscExiting }));
   }
 
   /**
@@ -379,6 +414,7 @@ export class VirtualMachine {
     this.hostTscAtFn = target.hostTscAt;
     this.hostRealtimeFn = target.hostRealtime;
     this.hostRealtimeStepsFn = target.hostRealtimeSteps ?? (() => 0n);
+    this.hostTscSkew = target.hostTscSkew;
     this.counterEpoch++;
     if (this.worldSchedule) {
       // a restore or an incoming migration runs in a new VMM process: new vCPU threads, run_delay from 0
@@ -508,10 +544,10 @@ export class VirtualMachine {
     return this.host.tscKhz * 1000 * (1 + this.host.ppm / 1e6);
   }
 
-  /** What RDTSC returns in the guest (vCPU 0). */
-  guestTsc(): Cycles {
+  /** What RDTSC returns in the guest on vCPU `cpu` (each vCPU has its own TSC offset and host CPU). */
+  guestTsc(cpu = 0): Cycles {
     let tsc: Cycles;
-    if (this.kvm) tsc = this.vcpus[0]!.readL1Tsc();
+    if (this.kvm) tsc = (this.vcpus[cpu] ?? this.vcpus[0]!).guestRdtsc();
     else tsc = (this.ticksStoppedAt ?? this.hostTsc()) - this.hostTscAtCreate - this.ticksStoppedCycles; // TCG: host TSC rate, counting from reset, minus stops
     const ch = this.opts.tscRateChange;
     if (ch && this.sched.now > ch.atNs) {

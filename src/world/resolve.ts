@@ -5,6 +5,8 @@ import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import type { KernelConfig } from '../guest/index.ts';
 import { type HostCpu, kernelPreset, type MachineProfile, machineProfile, resolveHost, vmgenidFlavor } from '../vmm/index.ts';
+import { type HostTscSkew, skewCycles } from '../vmm/index.ts';
+import type { RdtscExiting } from '../hypervisor/index.ts';
 import type { HostConfig } from './host.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -18,6 +20,10 @@ export interface ResolvedHost {
   cpu: Omit<HostCpu, 'ppm'>;
   /** hosts[].cpus and hosts[].load: the CPUs the vCPU threads share (absent: no thread ever waits). */
   cpuShare?: { cpus: number; busyThreads: number };
+  /** hosts[].tsc_skew: per-CPU TSC skew in cycles, and whether the host trusts its TSC anyway. */
+  tscSkew?: HostTscSkew;
+  /** hosts[].tsc_skew.per_cpu_ns as written (the kvmclock check builds its host from it). */
+  tscSkewNs?: number[];
 }
 
 export interface ResolvedPause {
@@ -65,6 +71,10 @@ export interface ResolvedVm {
   initialOffsetNs?: Ns;
   /** vms[].ptp_kvm (default: on with sync.refclock): the guest loads ptp_kvm (/dev/ptp0). */
   ptpKvm: boolean;
+  /** vms[].rdtsc_exiting. */
+  rdtscExiting?: RdtscExiting;
+  /** vms[].kvmclock_test. */
+  kvmclockTest?: { reads: number; readIntervalNs: Ns; wakeIntervalNs: Ns };
 }
 
 export interface ResolvedNtpServer {
@@ -118,6 +128,12 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
     },
     cpu: shown,
     ...(h.cpus !== undefined ? { cpuShare: { cpus: h.cpus, busyThreads: h.load.busy_threads } } : {}),
+    ...(h.tsc_skew
+      ? {
+          tscSkew: { cycles: skewCycles(h.tsc_skew.per_cpu_ns, h.tsc.freq_khz), tscReliable: h.tsc_skew.tsc_reliable },
+          tscSkewNs: [...h.tsc_skew.per_cpu_ns],
+        }
+      : {}),
   };
 }
 
@@ -151,6 +167,24 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     sync: vm.sync,
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
     ptpKvm: vm.ptp_kvm ?? vm.sync.refclock !== undefined,
+    ...(vm.rdtsc_exiting
+      ? {
+          rdtscExiting: {
+            exitCostNs: vm.rdtsc_exiting.exit_cost,
+            offsetCompensation: vm.rdtsc_exiting.offset_compensation,
+            ratePerSec: vm.rdtsc_exiting.rate,
+          },
+        }
+      : {}),
+    ...(vm.kvmclock_test
+      ? {
+          kvmclockTest: {
+            reads: vm.kvmclock_test.reads,
+            readIntervalNs: vm.kvmclock_test.read_interval,
+            wakeIntervalNs: vm.kvmclock_test.wake_interval,
+          },
+        }
+      : {}),
   };
 }
 

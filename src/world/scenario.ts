@@ -134,6 +134,22 @@ export const hostSchema = z.strictObject({
     .optional()
     .describe("physical CPUs the VMs' vCPU threads and load share (default: enough that no thread waits)"),
   load: hostLoadSchema.prefault({}).describe('other runnable work on the host, sharing its CPUs with the vCPU threads'),
+  tsc_skew: z
+    .strictObject({
+      per_cpu_ns: z
+        .array(z.number().int().min(-1_000_000_000).max(1_000_000_000))
+        .min(1)
+        .max(64)
+        .describe("each host CPU's TSC minus CPU 0's, ns (index = host CPU; vCPU i runs on host CPU i)"),
+      tsc_reliable: z
+        .boolean()
+        .default(false)
+        .describe('the host kernel has tsc=reliable: it skips its TSC sync check, keeps the TSC as clocksource and KVM its master clock'),
+    })
+    .optional()
+    .describe(
+      'host CPUs whose TSCs are not synchronised: unless tsc_reliable, the host marks its TSC unstable and runs on the HPET, and KVM has no master clock',
+    ),
 });
 
 export const pauseSchema = z.strictObject({
@@ -305,6 +321,40 @@ export const vmSchema = z.strictObject({
     .optional()
     .describe(
       'what kvm-clock read when the guest kernel set it up ("kvm-clock: using sched offset of N cycles", N ns): how long VMM, firmware and loader ran before kvmclock_init, e.g. "52991526ns" (default: the VMM profile\'s)',
+    ),
+  rdtsc_exiting: z
+    .strictObject({
+      exit_cost: positiveDuration
+        .refine((ns) => ns <= 1_000_000n, 'must be at most 1ms')
+        .describe('real time one RDTSC exit takes (exit, emulation, re-entry), e.g. "1.2us"'),
+      offset_compensation: z
+        .boolean()
+        .default(false)
+        .describe("the VMM subtracts each exit's time from the TSC offset: the guest does not see the exits, its TSC runs slow"),
+      rate: z
+        .number()
+        .int()
+        .min(0)
+        .max(100_000_000)
+        .default(10_000)
+        .describe('guest RDTSCs per second per vCPU (the workload and the kernel): how much time compensation takes from the TSC'),
+    })
+    .refine((x) => BigInt(x.rate) * x.exit_cost < 1_000_000_000n, {
+      message: 'rate × exit_cost must be below 1 s per second (the vCPU would do nothing but exit)',
+    })
+    .optional()
+    .describe('the VMM traps every guest RDTSC (RDTSC exiting; KVM itself offers no such mode): each costs exit_cost'),
+  kvmclock_test: z
+    .strictObject({
+      reads: z.number().int().min(1).max(10_000_000).default(100_000).describe('reads in all, round-robin over the vCPUs'),
+      read_interval: positiveDuration.prefault('25ns').describe('time between two consecutive reads (on different vCPUs)'),
+      wake_interval: positiveDuration
+        .prefault('4ms')
+        .describe("how often each vCPU's thread is put and loaded again (staggered across vCPUs)"),
+    })
+    .optional()
+    .describe(
+      "a kvm-unit-tests kvmclock_test-style check on this VM's vCPUs and host: cross-vCPU reads that go backwards (summary.json kvmclock_warps)",
     ),
 });
 
@@ -530,6 +580,10 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
       return { path: ['vms', i, 'clock_guest'], message: 'is a KVM ioctl; profile qemu-tcg has no KVM clock' };
     if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
       return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
+    // RDTSC exiting and the kvmclock check act on KVM vCPUs; under TCG there are none
+    for (const key of ['rdtsc_exiting', 'kvmclock_test'] as const)
+      if (vm[key] !== undefined && machineProfile(vm.profile).accel !== 'kvm')
+        return { path: ['vms', i, key], message: `needs a KVM profile; ${vm.profile} emulates the CPU (TCG)` };
   }
   for (const [i, h] of s.hosts.entries()) {
     if (h.realtime_steps.length > 0 && h.ntp)
