@@ -60,8 +60,8 @@ export interface LinuxHostTimekeeperConfig {
    * REALTIME is NTP-disciplined). KVM reads REALTIME from the host timekeeper's pvclock_gtod_data copy
    * at one TSC value (x86.c do_realtime), so it is whatever the host's NTP made of it; without this the
    * model free-runs REALTIME from realtimeAtBootNs at the TSC's mult (plus monoMultAdjust and steps).
-   * Used by KVM_HC_CLOCK_PAIRING (walltimeAndClockread); kvmclock never uses it (its master clock stays
-   * on the raw/boot clock, baseNsAt), and KVM_GET/SET_CLOCK's realtime keeps the free-running model.
+   * Used by KVM_HC_CLOCK_PAIRING (walltimeAndClockread) and every REALTIME KVM reads (KVM_GET/SET_CLOCK's
+   * realtime, the wall clock); kvmclock itself never uses it (its master clock stays on the raw/boot clock).
    */
   realtimeAt?: (tsc: Cycles) => Ns;
   /** Each host CPU's TSC minus CPU 0's, cycles (index = CPU; missing CPUs read CPU 0's TSC). */
@@ -160,6 +160,7 @@ export class LinuxHostTimekeeper implements HostTimekeeper {
   }
 
   realtimeNsAt(tsc: Cycles): Ns {
+    if (this.ownerRealtime) return this.ownerRealtime(tsc);
     const real = this.real0 + ((this.clocksourceCycles(tsc) * this.monoMult) >> BigInt(this.rawShift));
     return this.steps ? real + this.steps() : real;
   }
