@@ -6,6 +6,7 @@ import type { NtpServerLink } from '../guest/index.ts';
 import { NtpKernelClient } from '../guest/index.ts';
 import { QgaAgent } from '../guest/index.ts';
 import { USERSPACE_VCPU, type VcpuGate, vcpuScheduler, whenVcpuRuns } from '../guest/index.ts';
+import { PtpKvm } from '../guest/index.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 
@@ -124,6 +125,10 @@ class ChronySync implements GuestSync {
     const { world, run } = this;
     const sync = run.vm.sync;
     const guest = run.boot!.guest;
+    const rc = sync.refclock;
+    // refclock_phc.c phc_initialise: "Could not open PHC" is fatal — chronyd exits (no ptp_kvm: no /dev/ptp0)
+    const phc = rc ? (run.vm.ptpKvm ? PtpKvm.probe(guest) : 'ENODEV') : null;
+    if (typeof phc === 'string') return;
     // a reply is read (and timestamped, SO_TIMESTAMPING in the guest's stack) when the vCPU runs
     const links = serverLinks(world, run).map(
       (link): NtpServerLink => ({
@@ -135,7 +140,9 @@ class ChronySync implements GuestSync {
       scheduler: vcpuScheduler(world.engine, gate, USERSPACE_VCPU),
       adjtimex: (txc) => guest.adjtimex(txc),
       readRaw: () => guest.clockGettime('realtime'),
-      servers: links,
+      // with a refclock, servers only when listed: the PHC alone otherwise
+      servers: rc && sync.servers === undefined ? [] : links,
+      ...(rc && phc ? { refclocks: [{ phc, options: { device: rc.phc, ...rc } }] } : {}),
       iburst: sync.iburst,
       minpoll: sync.minpoll,
       maxpoll: sync.maxpoll,

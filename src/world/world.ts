@@ -8,7 +8,7 @@ import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
 import { Host } from './host.ts';
 import { HostCpus } from './host-cpus.ts';
 import { NtpServers } from './ntp-servers.ts';
-import type { ResolvedScenario, ResolvedVm } from './resolve.ts';
+import type { ResolvedHost, ResolvedScenario, ResolvedVm } from './resolve.ts';
 
 export class World {
   readonly engine = new Engine();
@@ -66,6 +66,11 @@ export class World {
     timer.armIn(step);
   }
 
+  /** The resolved scenario entry of host `name`. */
+  resolvedHost(name: string): ResolvedHost {
+    return this.scenario.hosts.find((h) => h.name === name)!;
+  }
+
   /** Where a VM stopped now is restored on `hostName`: that host's CPU, TSC and clocks. */
   restoreTarget(hostName: string, opts: { tscScaling: boolean; clockRealtime: boolean }, vmName = 'vm'): RestoreTarget {
     const { engine } = this;
@@ -79,6 +84,7 @@ export class World {
       tscScaling: opts.tscScaling,
       clockRealtime: opts.clockRealtime,
       ...this.vcpuSchedule(hostName, vmName),
+      ...(this.resolvedHost(hostName).tscSkew ? { hostTscSkew: this.resolvedHost(hostName).tscSkew! } : {}),
     };
   }
 
@@ -86,6 +92,12 @@ export class World {
   private vcpuSchedule(hostName: string, vmName: string): Pick<RestoreTarget, 'vcpuSchedule'> {
     const cpus = this.hostCpus.get(hostName);
     return cpus ? { vcpuSchedule: (n) => cpus.vcpuThreads(n, vmName) } : {};
+  }
+
+  /** A VM's VMGenID guid property and the VMM's random source for it: a PRNG stream forked from the seed per VM. */
+  private vmgenidOptions(vmName: string, guid: string): { guid: string; random: () => number } {
+    const rng = new Prng(this.scenario.seed).fork(`vmgenid:${vmName}`);
+    return { guid, random: () => rng.nextU32() };
   }
 
   /** Create the VM now on its host: the VMM starts it, the guest kernel enters later (BootedVm.kernelEntryAt). */
@@ -104,6 +116,9 @@ export class World {
       hostRealtimeSteps: () => host.realtimeStepsNs,
       ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
       ...(vm.vmclock ? { vmclock: vm.vmclock } : {}),
+      ...(vm.vmgenid !== undefined ? { vmgenid: this.vmgenidOptions(vm.name, vm.vmgenid) } : {}),
+      ...(this.resolvedHost(vm.host).tscSkew ? { hostTscSkew: this.resolvedHost(vm.host).tscSkew! } : {}),
+      ...(vm.rdtscExiting ? { rdtscExiting: vm.rdtscExiting } : {}),
       scheduler: engine,
       epochNs: this.scenario.epochNs,
       ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
