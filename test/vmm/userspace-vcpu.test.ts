@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine, TraceRecorder, type Ns } from '../../src/core/index.ts';
 import { Chronyd, NtpKernelClient, type NtpServerLink, vcpuScheduler, whenVcpuRuns, type Timex } from '../../src/guest/index.ts';
-import { bootVm, kernelPreset, machineProfile, VmLifecycle, type BootedVm } from '../../src/vmm/index.ts';
+import { bootVm, kernelPreset, machineProfile, periodicVcpuSchedule, VmLifecycle, type BootedVm } from '../../src/vmm/index.ts';
 import { DEFAULT_BOOT_PHASES } from '../../src/guest/boot.ts';
 import { HostCpus } from '../../src/world/host-cpus.ts';
 import { FifoRoundRobin } from '../world/fifo-round-robin.ts';
@@ -229,4 +229,17 @@ test("chronyd on a 2:1 host: its first request waits for vCPU 0's next slot, and
   assert.ok(tx.length >= 8 && handled.length >= 8, `${tx.length} requests, ${handled.length} replies`);
   for (const t of [...tx, ...handled].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)))
     assert.ok(o.running('vm/vcpu0', t), `handled at ${t} while vCPU 0 waits`);
+});
+
+test('a vCPU "always runs" only on a host with a CPU for every runnable thread (or a deschedule that runs it the whole period), not while its VM sleeps', () => {
+  const e = new Engine();
+  const host = new HostCpus({ cpus: 2, busyThreads: 1 }, () => e.now);
+  const a = host.vcpuThreads(1, 'a');
+  assert.equal(a.alwaysRuns!(0, 0n), true); // 2 threads, 2 CPUs
+  const b = host.vcpuThreads(1, 'b');
+  assert.deepEqual([a.alwaysRuns!(0, 0n), b.alwaysRuns!(0, 0n)], [false, false]); // 3 threads, 2 CPUs
+  b.setRunnable(false);
+  assert.deepEqual([a.alwaysRuns!(0, 0n), b.alwaysRuns!(0, 0n)], [true, false]);
+  assert.equal(periodicVcpuSchedule(0n, { periodNs: 10n * MS, runNs: 10n * MS }).alwaysRuns!(0, 5n), true);
+  assert.equal(periodicVcpuSchedule(0n, { periodNs: 10n * MS, runNs: 9n * MS }).alwaysRuns!(0, 5n), false);
 });
