@@ -12,8 +12,9 @@ import { DEFAULT_MAX_SLEW_RATE_PPM, LocalClock } from './local.ts';
 import { type ChronyAdjustment, Reference, type TrackingReport } from './reference.ts';
 import { NtpSource, type NtpServerLink } from './source.ts';
 
-/** conf.c defaults: maxdistance 3 s, combinelimit 3, reselectdist 100 µs, stratumweight 1 ms. */
+/** conf.c defaults: maxdistance 3 s, maxjitter 1 s, combinelimit 3, reselectdist 100 µs, stratumweight 1 ms. */
 export const DEFAULT_MAX_DISTANCE = 3.0;
+export const DEFAULT_MAX_JITTER = 1.0;
 const COMBINE_LIMIT = 3.0;
 const RESELECT_DISTANCE = 1e-4;
 const STRATUM_WEIGHT = 1e-3;
@@ -34,6 +35,8 @@ export interface ChronydOptions {
   maxSlewRatePpm?: number;
   rtcsync?: boolean;
   precision?: number;
+  /** Replay a recorded schedule of requests (one list per server, scheduler ns): NtpSourceOptions.transmitTimes. */
+  transmitTimes?: readonly (readonly Ns[])[];
 }
 
 export class Chronyd {
@@ -63,13 +66,14 @@ export class Chronyd {
       isSyncPeer: (s: NtpSource) => s === this.selected,
     };
     this.sources = o.servers.map(
-      (link) =>
+      (link, i) =>
         new NtpSource(
           link,
           {
             ...(o.minpoll !== undefined ? { minpoll: o.minpoll } : {}),
             ...(o.maxpoll !== undefined ? { maxpoll: o.maxpoll } : {}),
             iburst: o.iburst ?? false,
+            ...(o.transmitTimes?.[i] ? { transmitTimes: o.transmitTimes[i] } : {}),
           },
           hooks,
         ),
@@ -94,10 +98,10 @@ export class Chronyd {
     this.local.stop();
   }
 
-  /** chronyd runs again after `stop`. */
+  /** chronyd runs again after `stop`: its timeouts come due after what was left of them. */
   resume(): void {
     this.local.resume();
-    for (const s of this.sources) s.start();
+    for (const s of this.sources) s.resume();
   }
 
   /** sources.c SRC_SelectSource, for one updated source. */
@@ -108,6 +112,7 @@ export class Chronyd {
       if (!s.reachable) continue;
       const d = s.stats.selectionData(now);
       if (!d || d.rootDistance > DEFAULT_MAX_DISTANCE) continue;
+      if (d.stdDev > DEFAULT_MAX_JITTER) continue; // sources.c: SRC_JITTERY (the regression's sd above maxjitter)
       cands.push({ s, lo: d.lo, hi: d.hi, dist: d.rootDistance });
     }
     const truechimers = intersect(cands);

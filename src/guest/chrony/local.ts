@@ -79,6 +79,7 @@ export class LocalClock {
   lastTick = 0;
   lastTimexFreq = 0;
   private syncStatus = STA_UNSYNC;
+  private frozenSlewTimeout: Ns | null = null;
 
   constructor(private readonly o: LocalClockOptions) {
     this.sysHz = o.userHz ?? 100;
@@ -244,13 +245,15 @@ export class LocalClock {
     return this.syncStatus === 0;
   }
 
-  /** chronyd stops running (the VM paused): no slew timeout fires. */
+  /** chronyd stops running (the VM paused): no slew timeout fires, and the guest clock stands still with it. */
   stop(): void {
+    this.frozenSlewTimeout = this.slewTimer.expires === null ? null : this.slewTimer.expires - this.o.scheduler.now;
     this.slewTimer.cancel();
   }
 
-  /** chronyd runs again: the running slew is ended and restarted from what it achieved. */
+  /** chronyd runs again: the slew timeout comes due after what was left of it (a timeout on the guest's frozen clock). */
   resume(): void {
-    this.updateSlew();
+    if (this.frozenSlewTimeout !== null) this.slewTimer.armIn(this.frozenSlewTimeout);
+    this.frozenSlewTimeout = null;
   }
 }
