@@ -3,7 +3,7 @@
 // statistics, tracking and selection logs read line by line off the serial port and stamped with host
 // time as they arrive. What the twin needs to replay the run — the guest's offset as chronyd starts,
 // when it starts, when the pause begins and how long it lasts, the path's delays — comes from the same run.
-import type { Ns } from '../core/index.ts';
+import { InputError, type Ns } from '../core/index.ts';
 import { bootLabGuest, labPauseOn, offsetNs, prepareSync, type LabRunOptions, type PauseResult } from './experiments.ts';
 import { delay, hostRealtimeNs, type QemuGuest } from './qemu.ts';
 
@@ -123,4 +123,31 @@ export async function labChronyPause(seconds: number, opts: LabRunOptions = {}):
   } finally {
     await guest.close();
   }
+}
+
+/**
+ * A saved record (`timevisor lab chrony --json`'s `real`, or the record itself), checked field by field;
+ * `where` names the file for the error.
+ */
+export function parseChronyPauseRecord(text: string, where: string): ChronyPauseRecord {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`not JSON: ${(e as Error).message}`, where);
+  }
+  const o = (v && typeof v === 'object' && 'real' in v ? (v as { real: unknown }).real : v) as Record<string, unknown> | null;
+  if (!o || typeof o !== 'object') throw new InputError('expected a chrony pause record (an object)', where);
+  for (const k of ['offset_at_start_s', 'stop_at_s', 'resume_at_s', 'offset_before_pause_s'] as const)
+    if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) throw new InputError(`${k}: expected a number`, where);
+  if (!Array.isArray(o.steps) || !o.steps.every((x) => typeof x?.at_s === 'number' && typeof x?.step_s === 'number'))
+    throw new InputError('steps: expected [{at_s, step_s}, …]', where);
+  if (
+    !Array.isArray(o.logs) ||
+    !o.logs.every((x) => typeof x?.at_s === 'number' && typeof x?.log === 'string' && typeof x?.text === 'string')
+  )
+    throw new InputError('logs: expected [{at_s, log, text}, …]', where);
+  if (!o.logs.some((x: ChronyLogLine) => x.log === 'measurements')) throw new InputError('logs: no measurements-log line', where);
+  if (!((o.resume_at_s as number) > (o.stop_at_s as number))) throw new InputError('resume_at_s: expected after stop_at_s', where);
+  return o as unknown as ChronyPauseRecord;
 }

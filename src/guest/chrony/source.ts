@@ -93,6 +93,9 @@ export class NtpSource {
   /** Transmission times (scheduler ns), for tests and reports. */
   readonly transmits: Ns[] = [];
   samples = 0;
+  /** The last sample taken (offset in NTP sign) and the regression right after it (what chronyd's statistics log shows), for reports. */
+  lastSample: NtpSample | null = null;
+  lastRegression: { n: number; offset: number; frequency: number; stdDev: number; skew: number } | null = null;
   private seq = 0;
   stopped = false;
   private frozenTimeout: Ns | null = null;
@@ -264,11 +267,20 @@ export class NtpSource {
     };
     this.updateReachability(true);
     this.samples++;
+    this.lastSample = sample;
     // process_sample
     const estimated = this.stats.predictOffset(sample.time);
     const errorInEstimate = Math.abs(-sample.offset - estimated);
     this.stats.accumulate(sample);
     this.stats.doNewRegression();
+    const st = this.stats;
+    this.lastRegression = {
+      n: st.nSamples,
+      offset: st.estimatedOffset,
+      frequency: st.estimatedFrequency,
+      stdDev: st.stdDev,
+      skew: st.skew,
+    };
     this.h.onSample(this);
     this.adjustPoll(this.pollAdj(errorInEstimate, sample.peerDispersion + 0.5 * sample.peerDelay));
     if (this.opmode === 'burst') {
