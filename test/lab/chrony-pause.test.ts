@@ -102,6 +102,12 @@ test('live: the real chronyd after a 3 s pause beside the twin', { timeout: 300_
       `# real steps ${c.real_steps.map((x) => x.step_s).join(' ')}; twin ${c.twin_steps.map((x) => x.step_s.toFixed(6)).join(' ')}`,
     );
     const bad = c.checks.filter((k) => !k.ok).map((k) => `${k.quantity}: real ${k.real}, twin ${k.twin}, ±${k.tolerance}`);
+    if (bad.length > 0) {
+      // keep the run for `timevisor lab chrony --replay`
+      const kept = join(mkdtempSync(join(tmpdir(), 'tv-chrony-run-')), 'record.json');
+      writeFileSync(kept, JSON.stringify(r, null, 1));
+      bad.push(`record kept in ${kept}`);
+    }
     assert.deepEqual(bad, []);
     // the real clock is back within 0.1 s of the host (makestep's threshold) and REALTIME lagged by the pause
     assert.ok(Math.abs(r.pause.error_after_sync_s) < 0.1, `error ${r.pause.error_after_sync_s}`);
