@@ -144,7 +144,7 @@ test("the lab's chrony run in simulate() (qemu-tcg, minpoll -1, makestep 0.1 -1,
       {
         profile: 'qemu-tcg',
         initial_offset: -0.5, // the RTC-set boot offset: the real runs started −1.15…+0.40 s off
-        pauses: [{ at: '7s', duration: '3s' }], // chronyd starts 5 s after kernel entry; the real pauses came 1.5–3.2 s after it
+        pauses: [{ at: '7s', duration: '3s' }], // chronyd starts 5 s after kernel entry; the real pauses came 1.8–3.2 s after it
         sync: { method: 'chrony', iburst: true, minpoll: -1, maxpoll: -1, makestep: [0.1, -1] },
       },
       // the host's chronyd (local stratum 8) over QEMU's user network: round trips of 0.3–1 ms, now and then more
