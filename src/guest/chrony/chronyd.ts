@@ -11,6 +11,10 @@ import type { Timex, TimexResult } from '../ntp.ts';
 import { DEFAULT_MAX_SLEW_RATE_PPM, LocalClock } from './local.ts';
 import { type ChronyAdjustment, Reference, type TrackingReport } from './reference.ts';
 import { NtpSource, type NtpServerLink } from './source.ts';
+import { type PhcDevice, RefclockSource, type RefclockPhcOptions } from './refclock.ts';
+
+/** What source selection reads of a source: an NTP server (NtpSource) or a refclock (RefclockSource). */
+type Selectable = NtpSource | RefclockSource;
 
 /** conf.c defaults: maxdistance 3 s, maxjitter 1 s, combinelimit 3, reselectdist 100 µs, stratumweight 1 ms. */
 export const DEFAULT_MAX_DISTANCE = 3.0;
@@ -37,13 +41,17 @@ export interface ChronydOptions {
   precision?: number;
   /** Replay a recorded schedule of requests (one list per server, scheduler ns): NtpSourceOptions.transmitTimes. */
   transmitTimes?: readonly (readonly Ns[])[];
+  /** `refclock PHC …` lines: each with the PHC device it reads (src/guest/ptp-kvm.ts). */
+  refclocks?: { phc: PhcDevice; options: RefclockPhcOptions }[];
 }
 
 export class Chronyd {
   readonly local: LocalClock;
   readonly reference: Reference;
   readonly sources: NtpSource[];
-  selected: NtpSource | null = null;
+  /** The refclocks (refclock.c), selected alongside the servers. */
+  readonly refclocks: RefclockSource[];
+  selected: Selectable | null = null;
   /** Scheduler time chronyd started at. */
   readonly startAt: Ns;
 
@@ -78,6 +86,15 @@ export class Chronyd {
           hooks,
         ),
     );
+    this.refclocks = (o.refclocks ?? []).map(
+      (r, i) =>
+        new RefclockSource(r.phc, i, r.options, {
+          scheduler: o.scheduler,
+          local: this.local,
+          precision,
+          onSample: (s) => this.selectSource(s),
+        }),
+    );
     // sources.c slew_sources and ntp_sources.c slew_sources: every clock change shifts the stored
     // samples and each source's local timestamps
     this.local.addHandler((cooked, dfreq, doffset) => {
@@ -85,16 +102,22 @@ export class Chronyd {
         s.stats.slewSamples(cooked, dfreq, doffset);
         s.slewTimes(cooked, dfreq, doffset);
       }
+      for (const r of this.refclocks) {
+        r.stats.slewSamples(cooked, dfreq, doffset);
+        r.slewTimes(cooked, dfreq, doffset);
+      }
     });
   }
 
   start(): void {
     for (const s of this.sources) s.start();
+    for (const r of this.refclocks) r.start();
   }
 
   /** chronyd stopped (the VM paused: its timers do not run). */
   stop(): void {
     for (const s of this.sources) s.stop();
+    for (const r of this.refclocks) r.stop();
     this.local.stop();
   }
 
@@ -102,13 +125,14 @@ export class Chronyd {
   resume(): void {
     this.local.resume();
     for (const s of this.sources) s.resume();
+    for (const r of this.refclocks) r.resume();
   }
 
   /** sources.c SRC_SelectSource, for one updated source. */
-  private selectSource(updated: NtpSource): void {
+  private selectSource(updated: Selectable): void {
     const now = this.local.readCooked();
-    const cands: { s: NtpSource; lo: number; hi: number; dist: number }[] = [];
-    for (const s of this.sources) {
+    const cands: { s: Selectable; lo: number; hi: number; dist: number }[] = [];
+    for (const s of [...this.sources, ...this.refclocks]) {
       if (!s.reachable) continue;
       const d = s.stats.selectionData(now);
       if (!d || d.rootDistance > DEFAULT_MAX_DISTANCE) continue;

@@ -79,7 +79,7 @@ export class LocalClock {
   lastTick = 0;
   lastTimexFreq = 0;
   private syncStatus = STA_UNSYNC;
-  private frozenSlewTimeout: Ns | null = null;
+  private frozenSlewTimeout: { left: Ns; raw: Ns } | null = null;
 
   constructor(private readonly o: LocalClockOptions) {
     this.sysHz = o.userHz ?? 100;
@@ -245,15 +245,19 @@ export class LocalClock {
     return this.syncStatus === 0;
   }
 
-  /** chronyd stops running (the VM paused): no slew timeout fires, and the guest clock stands still with it. */
+  /** chronyd stops running (the VM paused): no slew timeout fires. */
   stop(): void {
-    this.frozenSlewTimeout = this.slewTimer.expires === null ? null : this.slewTimer.expires - this.o.scheduler.now;
+    const due = this.slewTimer.expires;
+    this.frozenSlewTimeout = due === null ? null : { left: due - this.o.scheduler.now, raw: this.o.readRaw() };
     this.slewTimer.cancel();
   }
 
-  /** chronyd runs again: the slew timeout comes due after what was left of it (a timeout on the guest's frozen clock). */
+  /** chronyd runs again: the slew timeout is due on the guest's clock, so what that clock saw of the stop counts. */
   resume(): void {
-    if (this.frozenSlewTimeout !== null) this.slewTimer.armIn(this.frozenSlewTimeout);
+    const f = this.frozenSlewTimeout;
     this.frozenSlewTimeout = null;
+    if (f === null) return;
+    const left = f.left - (this.o.readRaw() - f.raw);
+    this.slewTimer.armIn(left > 0n ? left : 0n);
   }
 }

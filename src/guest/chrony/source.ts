@@ -98,7 +98,7 @@ export class NtpSource {
   lastRegression: { n: number; offset: number; frequency: number; stdDev: number; skew: number } | null = null;
   private seq = 0;
   stopped = false;
-  private frozenTimeout: Ns | null = null;
+  private frozenTimeout: { left: Ns; local: Ns } | null = null;
 
   constructor(
     readonly link: NtpServerLink,
@@ -136,20 +136,28 @@ export class NtpSource {
     this.restart(delay);
   }
 
-  /** The VM stops: chronyd's clock, and its timeouts with it, stand still. */
+  /** The VM stops: chronyd's timeouts no longer fire. */
   stop(): void {
     this.stopped = true;
-    this.frozenTimeout = this.timer.expires === null ? null : this.timer.expires - this.h.scheduler.now;
+    const due = this.timer.expires;
+    this.frozenTimeout = due === null ? null : { left: due - this.h.scheduler.now, local: this.h.readCooked() };
     this.timer.cancel();
   }
 
-  /** The VM runs again: the transmit timeout comes due after what was left of it (sched.c timeouts are on the frozen clock). */
+  /**
+   * The VM runs again: the transmit timeout is due on chronyd's own clock (sched.c), so what that clock
+   * saw of the stop counts — a guest clock that stood still (kvm-clock, TCG's TSC) saw none of it and the
+   * request goes out what was left of the interval after the resume; one that ran on, at once.
+   */
   resume(): void {
     this.stopped = false;
-    if (this.o.transmitTimes) this.restart(0);
-    else if (this.frozenTimeout !== null) this.timer.armIn(this.frozenTimeout);
-    else this.start();
+    const f = this.frozenTimeout;
     this.frozenTimeout = null;
+    if (this.o.transmitTimes) this.restart(0);
+    else if (f !== null) {
+      const left = f.left - (this.h.readCooked() - f.local);
+      this.timer.armIn(left > 0n ? left : 0n);
+    } else this.start();
   }
 
   get reachable(): boolean {

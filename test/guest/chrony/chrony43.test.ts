@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Chronyd, findBestRegression, SourceStats } from '../../../src/guest/chrony/index.ts';
 import type { NtpServerLink } from '../../../src/guest/chrony/index.ts';
+import { Engine } from '../../../src/core/engine.ts';
+import { standaloneTimekeeper } from '../../../src/guest/timekeeper.ts';
 import { EPOCH, fixedServer, guestClock } from './helpers.ts';
 
 const at = (s: number) => BigInt(Math.round(s * 1e9));
@@ -92,21 +94,44 @@ test('skew is clamped at MAX_SKEW 100 (chrony 4.3 sourcestats.c), not 1', () => 
   assert.equal(st.skew, 100);
 });
 
-test("a pause stands chronyd's timeouts still: the next request goes out what was left of the interval after the resume", () => {
-  const g = guestClock();
-  const c = chronyd(g, fixedServer(g.engine, 'host', 1_000_000n));
-  g.engine.run(at(10));
-  const src = c.sources[0]!;
-  const lastTx = src.transmits.at(-1)!;
-  assert.ok(lastTx + 2_000_000n <= at(10), 'its reply has come');
-  const due = lastTx + 2_000_000n + at(0.5); // the pending request: a poll after that reply
+/** A guest clock whose counter stands still from `stop` to `resume` (kvm-clock or TCG's TSC over a QEMU pause). */
+function frozenClock(stop: bigint, resume: bigint) {
+  const engine = new Engine();
+  const counter = () => (engine.now <= stop ? engine.now : engine.now < resume ? stop : engine.now - (resume - stop));
+  const tk = standaloneTimekeeper({ name: 'tsc', read: counter, freq: 1_000_000_000, wallNs: EPOCH });
+  const tick = engine.timer(() => {
+    tk.advance();
+    tick.armIn(50_000_000n);
+  });
+  tick.armIn(50_000_000n);
+  return {
+    engine,
+    tk,
+    readRaw: () => tk.get('realtime'),
+    adjtimex: tk.adjtimex.bind(tk),
+    offset: () => tk.get('realtime') - (EPOCH + engine.now),
+  };
+}
+
+test("a pause: the request after the resume goes out what chronyd's clock had left of the interval (sched.c timeouts on the local clock)", () => {
   const stopAt = at(10);
-  c.stop();
-  g.engine.run(stopAt + at(3));
-  c.resume();
-  g.engine.run(stopAt + at(3.5));
-  assert.equal(
-    src.transmits.find((t) => t > stopAt),
-    due + at(3),
-  );
+  for (const frozen of [true, false]) {
+    const g = frozen ? frozenClock(stopAt, stopAt + at(3)) : guestClock();
+    const c = chronyd(g, fixedServer(g.engine, 'host', 1_000_000n));
+    g.engine.run(stopAt);
+    const src = c.sources[0]!;
+    const lastTx = src.transmits.at(-1)!;
+    assert.ok(lastTx + 2_000_000n <= stopAt, 'its reply has come');
+    const due = lastTx + 2_000_000n + at(0.5); // the pending request: a poll after that reply
+    c.stop();
+    g.engine.run(stopAt + at(3));
+    c.resume();
+    g.engine.run(stopAt + at(3.5));
+    // a clock that stood still: what was left; one that ran on through the pause: at once
+    assert.equal(
+      src.transmits.find((t) => t > stopAt),
+      frozen ? due + at(3) : stopAt + at(3),
+      `frozen ${frozen}`,
+    );
+  }
 });
