@@ -28,6 +28,7 @@ import {
   encodePvclock,
   pvclockScaleDelta,
   putLe32,
+  le32,
   putLe64,
   type PvclockVcpuTimeInfo,
 } from '../core/index.ts';
@@ -574,5 +575,26 @@ export class KvmVcpu {
     this.load(cpu);
     this.enterGuest();
     this.put(preempted);
+  }
+
+  /** Whether a round on its own CPU would only re-record steal time: nothing requested, already loaded there. */
+  quietEntry(): boolean {
+    return this.requests.size === 0 && this.cpu === this.id && !this.running && !this.inEntry && !this.vm.trace.on;
+  }
+
+  /**
+   * `n` rounds of run(this.id) while quietEntry() holds and the thread's run delay does not move: each
+   * round only re-records steal time (record_steal_time: steal + 0, version + 2), so they equal one
+   * round with the record's version moved on by 2(n − 1). `hostTsc`: the host TSC at the last round's put.
+   */
+  runRepeated(n: number, hostTsc: Cycles): void {
+    this.run(this.id);
+    this.lastHostTsc = hostTsc;
+    if (n > 1 && this.stealMsr & KVM_MSR_ENABLED) {
+      const gpa = (this.stealMsr & KVM_STEAL_VALID_BITS) + BigInt(KVM_STEAL_TIME_LAYOUT.version);
+      const b = this.vm.memory.read(gpa, 4);
+      putLe32(b, 0, (le32(b, 0) + 2 * (n - 1)) >>> 0);
+      this.vm.memory.write(gpa, b);
+    }
   }
 }

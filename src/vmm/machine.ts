@@ -1,7 +1,8 @@
 // A virtual machine as a guest sees it: the profile's CPUID and devices on top of a host whose TSC
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
-import type { Scheduler, Timer } from '../core/index.ts';
+import type { QuietScheduler, Scheduler, Timer } from '../core/index.ts';
+import { quietScheduler } from '../core/index.ts';
 import { InputError, Oscillator, tscCyclesAt } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
@@ -16,7 +17,7 @@ import {
   VMX_TSC_SCALING,
 } from '../hypervisor/index.ts';
 import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/index.ts';
-import type { GuestPlatform } from '../guest/index.ts';
+import type { GuestPlatform, QuietEntries } from '../guest/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
@@ -117,6 +118,7 @@ export class VirtualMachine {
   private readonly hostTscAtCreate: Cycles;
   private readonly sched: Scheduler;
   private readonly entryTimer: Timer | null = null;
+  private entryIntervalNs = 0n;
 
   /** The host the VM runs on now (a migration or a restore elsewhere changes it). */
   get host(): HostCpu {
@@ -193,12 +195,15 @@ export class VirtualMachine {
         v.run(cpu); // the exit is handled and the vCPU re-enters: pending clock/steal requests run
       };
       const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
+      this.entryIntervalNs = interval;
       const t = opts.scheduler.timer(() => {
         if (!this.vcpusPaused) for (const v of this.vcpus) v.run(v.id);
         t.armIn(interval);
       });
       t.armIn(interval);
       this.entryTimer = t;
+      const q = quietScheduler(opts.scheduler);
+      if (q) platform.quietEntries = (next, updateInterval) => this.quietEntries(q, next, updateInterval);
     }
     this.platform = platform;
     if (opts.vmclock) {
@@ -315,6 +320,42 @@ export class VirtualMachine {
   setVcpusPaused(paused: boolean): void {
     this.vcpusPaused = paused;
     this.counterEpoch++;
+  }
+
+  /**
+   * The entry timer in a quiet span (GuestPlatform.quietEntries). Its expiries can be run after the
+   * fact only when each would do nothing the guest's updates read: no KVM request pending (an entry
+   * then only re-records steal time, unchanged without run delay), vCPUs running, nothing traced.
+   * Its period must equal the guest's. When the two fall due together, their order (insertion order in
+   * the engine) stays the one they have now, so the span re-arms them in it.
+   */
+  private quietEntries(q: QuietScheduler, next: Ns, updateInterval: Ns): QuietEntries | null {
+    const t = this.entryTimer;
+    const I = this.entryIntervalNs;
+    const e0 = t?.expires ?? null;
+    const start = this.sched.now;
+    if (!t || e0 === null || this.vcpusPaused || updateInterval !== I) return null;
+    if (this.stealFraction !== 0 || this.opts.deschedule || this.kvm?.trace.on) return null;
+    if (!this.vcpus.every((v) => v.quietEntry())) return null;
+    const until = q.quietHorizon([t]);
+    if (until === null || until <= next) return null;
+    return {
+      until,
+      begin: () => t.cancel(),
+      end: (rearmUpdates) => {
+        const now = this.sched.now;
+        const n = e0 <= now ? (now - e0) / I + 1n : 0n;
+        if (n > 0n) {
+          const last = e0 + (n - 1n) * I;
+          for (const v of this.vcpus) v.runRepeated(Number(n), this.hostTscAt(last));
+          q.countDispatched(Number(n));
+        }
+        // an entry still due when the span began runs after the update then: so after each later one
+        if (e0 === start) rearmUpdates();
+        t.armAt(e0 + n * I);
+        if (e0 !== start) rearmUpdates();
+      },
+    };
   }
 
   /** The vCPU threads' sched_info.run_delay: time spent runnable but not running. */
