@@ -223,6 +223,19 @@ export class Timekeeper {
     let offset = this.delta(this.read(), this.mono.cycleLast);
     if (offset < this.cycleInterval && !freqChange) return;
     this.advances++;
+    if (this.chunked || this.ntpErrorShift < 0n) offset = this.accumulateByChunks(offset);
+    else offset = this.accumulateAtOnce(offset);
+    this.adjust(offset);
+    this.accumulateNsecsToSecs();
+  }
+
+  /**
+   * Accumulate chunk by chunk as logarithmic_accumulation() does (the reference accumulateAtOnce is
+   * tested against; set `chunked` to use it everywhere).
+   */
+  chunked = false;
+
+  private accumulateByChunks(offset: Cycles): Cycles {
     let shift = Math.max(0, ilog2(offset) - ilog2(this.cycleInterval));
     const maxshift = 64 - (ilog2(this.ntp.ntpTickLength()) + 1) - 1;
     shift = Math.min(shift, maxshift);
@@ -230,8 +243,35 @@ export class Timekeeper {
       offset = this.logarithmicAccumulation(offset, shift);
       if (offset < this.cycleInterval << BigInt(shift)) shift--;
     }
-    this.adjust(offset);
+    return offset;
+  }
+
+  /**
+   * What timekeeping_advance()'s loop of logarithmic_accumulation() calls adds up to, in one step. The
+   * loop takes chunks of cycle_interval << shift until less than one cycle_interval is left: n =
+   * offset / cycle_interval intervals in all, whatever the chunks. Every chunk adds the same multiples
+   * of one interval — xtime_interval, raw_interval, and to ntp_error ntp_tick − (xtime_interval +
+   * xtime_remainder) << ntp_error_shift (a left shift: ntp_error_shift ≥ 0) — and mult does not change
+   * inside the loop, so the sums are n times those. accumulate_nsecs_to_secs() after each chunk crosses
+   * the same seconds in the same order as once after all of them: second_overflow() reads nothing the
+   * chunks change, so it sees the same calls.
+   */
+  private accumulateAtOnce(offset: Cycles): Cycles {
+    const n = offset / this.cycleInterval;
+    if (n === 0n) return offset;
+    const cycles = n * this.cycleInterval;
+    this.mono.cycleLast += cycles;
+    this.raw.cycleLast += cycles;
+    this.mono.xtimeNsec += n * this.xtimeInterval;
     this.accumulateNsecsToSecs();
+    this.raw.xtimeNsec += n * this.rawInterval;
+    const snsecPerSec = NSEC_PER_SEC << this.raw.shift;
+    while (this.raw.xtimeNsec >= snsecPerSec) {
+      this.raw.xtimeNsec -= snsecPerSec;
+      this.rawSec++;
+    }
+    this.ntpError += n * (this.ntpTick - ((this.xtimeInterval + this.xtimeRemainder) << this.ntpErrorShift));
+    return offset - cycles;
   }
 
   private getNs(base: TkReadBase): bigint {
