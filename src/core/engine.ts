@@ -9,6 +9,7 @@ import type { Ns } from './time.ts';
 
 /** Relative keys stay below this; the epoch is moved forward when `now` passes REBASE_AT. */
 const REBASE_AT = 2 ** 50;
+const REBASE_AT_N = BigInt(REBASE_AT);
 /** Events further ahead than this (≈ 52 days) wait in an exact BigInt side list until they come near. */
 const NEAR = 2 ** 52;
 
@@ -107,6 +108,7 @@ export class Engine implements QuietScheduler {
   private stopped = false;
   private running = false;
   private rebases = 0; // epoch moves so far
+  private walk = new Int32Array(64); // quietHorizon's stack
   private runUntil: Ns | null = null; // run()'s `until`, while running
   private readonly timerSlots = new WeakMap<Timer, number>();
 
@@ -252,14 +254,23 @@ export class Engine implements QuietScheduler {
    * models that advance periodic work analytically. Pending events must all lie at or after `t`.
    */
   advanceTo(t: Ns): void {
+    const rel = t - this.epoch;
+    if (rel >= 0n && rel < REBASE_AT_N) {
+      // the common case (a model stepping through a quiet span): checked against the heap in float64 keys
+      const r = Number(rel);
+      if (r < this.nowRel) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
+      this.settleTop();
+      while (this.size > 0 && this.armedSeq[this.slots[0]!] !== this.seqs[0]) this.popTop();
+      if (this.size > 0 && this.keys[0]! < r)
+        throw new EngineError(`advanceTo(${t}) would skip an event pending at ${this.epoch + BigInt(this.keys[0]!)}`);
+      this.nowRel = r; // far events lie ≥ NEAR past the epoch: after t
+      this.nowCache = t;
+      return;
+    }
     if (t < this.now) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
     const next = this.nextEventTime();
     if (next !== null && next < t) throw new EngineError(`advanceTo(${t}) would skip an event pending at ${next}`);
-    const rel = t - this.epoch;
-    if (rel < BigInt(REBASE_AT)) {
-      this.nowRel = Number(rel);
-      this.nowCache = t;
-    } else if (rel < BigInt(NEAR)) {
+    if (rel < BigInt(NEAR)) {
       this.rebaseBy(Number(rel));
     } else {
       this.size = 0; // only stale entries can remain (checked above)
@@ -277,9 +288,11 @@ export class Engine implements QuietScheduler {
     let best = Infinity;
     // The earliest live entry outside `skip`: a depth-first walk that stops at the first such entry
     // on each path (the heap order puts everything below it later), so it visits few nodes.
-    const stack = this.size > 0 ? [0] : [];
-    while (stack.length > 0) {
-      const i = stack.pop()!;
+    let stack = this.walk;
+    let top = 0;
+    if (this.size > 0) stack[top++] = 0;
+    while (top > 0) {
+      const i = stack[--top]!;
       const key = this.keys[i]!;
       if (key >= best) continue;
       const slot = this.slots[i]!;
@@ -288,8 +301,9 @@ export class Engine implements QuietScheduler {
         continue;
       }
       const c = 2 * i + 1;
-      if (c < this.size) stack.push(c);
-      if (c + 1 < this.size) stack.push(c + 1);
+      if (top + 2 > stack.length) stack = this.walk = grown(stack, stack.length * 2);
+      if (c < this.size) stack[top++] = c;
+      if (c + 1 < this.size) stack[top++] = c + 1;
     }
     let h: Ns | null = best === Infinity ? null : this.epoch + BigInt(best);
     if (h === null) {

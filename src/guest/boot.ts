@@ -459,8 +459,8 @@ export class GuestKernel {
     if (updates < 1n) return false;
     span.begin();
     const tk = this.timekeeper;
-    for (let k = 1n; k <= updates; k++) {
-      sched.advanceTo(now + k * interval);
+    for (let k = 1n, t = now + interval; k <= updates; k++, t += interval) {
+      sched.advanceTo(t);
       tk.advance();
     }
     this.accountTicks();

@@ -61,6 +61,31 @@ export class Timekeeper {
     this.wallToMonotonic = bootOffsetNs - wallNs;
   }
 
+  private nsecShiftedFor = -1n;
+  private nsecShiftedValue = 0n;
+
+  /** NSEC_PER_SEC << shift (kept: the shift changes only with the clocksource). */
+  private nsecShifted(shift: bigint): bigint {
+    if (shift !== this.nsecShiftedFor) {
+      this.nsecShiftedFor = shift;
+      this.nsecShiftedValue = NSEC_PER_SEC << shift;
+    }
+    return this.nsecShiftedValue;
+  }
+
+  private errorPerIntervalKey: [bigint, bigint, bigint, bigint] = [-1n, -1n, -1n, -1n];
+  private errorPerIntervalValue = 0n;
+
+  /** What one cycle_interval adds to ntp_error: ntp_tick − (xtime_interval + xtime_remainder) << ntp_error_shift. */
+  private errorPerInterval(): bigint {
+    const k = this.errorPerIntervalKey;
+    if (k[0] !== this.ntpTick || k[1] !== this.xtimeInterval || k[2] !== this.xtimeRemainder || k[3] !== this.ntpErrorShift) {
+      this.errorPerIntervalKey = [this.ntpTick, this.xtimeInterval, this.xtimeRemainder, this.ntpErrorShift];
+      this.errorPerIntervalValue = this.ntpTick - ((this.xtimeInterval + this.xtimeRemainder) << this.ntpErrorShift);
+    }
+    return this.errorPerIntervalValue;
+  }
+
   private read(): Cycles {
     return this.cs.read();
   }
@@ -119,12 +144,12 @@ export class Timekeeper {
   }
 
   private normalizeXtime(): void {
-    const nsecps = NSEC_PER_SEC << this.mono.shift;
+    const nsecps = this.nsecShifted(this.mono.shift);
     while (this.mono.xtimeNsec >= nsecps) {
       this.mono.xtimeNsec -= nsecps;
       this.xtimeSec++;
     }
-    const rawps = NSEC_PER_SEC << this.raw.shift;
+    const rawps = this.nsecShifted(this.raw.shift);
     while (this.raw.xtimeNsec >= rawps) {
       this.raw.xtimeNsec -= rawps;
       this.rawSec++;
@@ -156,7 +181,7 @@ export class Timekeeper {
 
   /** accumulate_nsecs_to_secs(). */
   private accumulateNsecsToSecs(): void {
-    const nsecps = NSEC_PER_SEC << this.mono.shift;
+    const nsecps = this.nsecShifted(this.mono.shift);
     while (this.mono.xtimeNsec >= nsecps) {
       this.mono.xtimeNsec -= nsecps;
       this.xtimeSec++;
@@ -179,7 +204,7 @@ export class Timekeeper {
     this.mono.xtimeNsec += this.xtimeInterval << s;
     this.accumulateNsecsToSecs();
     this.raw.xtimeNsec += this.rawInterval << s;
-    const snsecPerSec = NSEC_PER_SEC << this.raw.shift;
+    const snsecPerSec = this.nsecShifted(this.raw.shift);
     while (this.raw.xtimeNsec >= snsecPerSec) {
       this.raw.xtimeNsec -= snsecPerSec;
       this.rawSec++;
@@ -212,7 +237,7 @@ export class Timekeeper {
     mult += this.ntpErrMult;
     this.applyAdjustment(offset, mult - this.mono.mult);
     if (this.mono.xtimeNsec < 0n) {
-      this.mono.xtimeNsec += NSEC_PER_SEC << this.mono.shift;
+      this.mono.xtimeNsec += this.nsecShifted(this.mono.shift);
       this.xtimeSec--;
       this.skipSecondOverflow = true;
     }
@@ -265,12 +290,12 @@ export class Timekeeper {
     this.mono.xtimeNsec += n * this.xtimeInterval;
     this.accumulateNsecsToSecs();
     this.raw.xtimeNsec += n * this.rawInterval;
-    const snsecPerSec = NSEC_PER_SEC << this.raw.shift;
+    const snsecPerSec = this.nsecShifted(this.raw.shift);
     while (this.raw.xtimeNsec >= snsecPerSec) {
       this.raw.xtimeNsec -= snsecPerSec;
       this.rawSec++;
     }
-    this.ntpError += n * (this.ntpTick - ((this.xtimeInterval + this.xtimeRemainder) << this.ntpErrorShift));
+    this.ntpError += n * this.errorPerInterval();
     return offset - cycles;
   }
 
