@@ -272,14 +272,14 @@ export class Timekeeper {
   }
 
   /**
-   * What timekeeping_advance()'s loop of logarithmic_accumulation() calls adds up to, in one step. The
-   * loop takes chunks of cycle_interval << shift until less than one cycle_interval is left: n =
-   * offset / cycle_interval intervals in all, whatever the chunks. Every chunk adds the same multiples
-   * of one interval — xtime_interval, raw_interval, and to ntp_error ntp_tick − (xtime_interval +
-   * xtime_remainder) << ntp_error_shift (a left shift: ntp_error_shift ≥ 0) — and mult does not change
-   * inside the loop, so the sums are n times those. accumulate_nsecs_to_secs() after each chunk crosses
-   * the same seconds in the same order as once after all of them: second_overflow() reads nothing the
-   * chunks change, so it sees the same calls.
+   * What timekeeping_advance()'s loop of logarithmic_accumulation() calls (kernel/time/timekeeping.c)
+   * adds up to, in one step. The loop takes chunks of cycle_interval << shift until less than one
+   * cycle_interval is left: n = offset / cycle_interval intervals in all, whatever the chunks. Every
+   * chunk adds the same multiples of one interval — xtime_interval, raw_interval, and to ntp_error
+   * ntp_tick − (xtime_interval + xtime_remainder) << ntp_error_shift (a left shift: ntp_error_shift ≥ 0)
+   * — and mult does not change inside the loop, so the sums are n times those.
+   * accumulate_nsecs_to_secs() after each chunk crosses the same seconds in the same order as once
+   * after all of them: second_overflow() reads nothing the chunks change, so it sees the same calls.
    */
   private accumulateAtOnce(offset: Cycles): Cycles {
     const n = offset / this.cycleInterval;
