@@ -153,8 +153,8 @@ export interface QuietEntries {
   readonly until: Ns;
   /** The guest takes the span: the VMM stops its entry timer. */
   begin(): void;
-  /** The guest has moved time to its last update: the VMM runs the entries due by now, as their
-   *  expiries would have (they change nothing the updates read), and re-arms its timer and, through
-   *  `rearmUpdates`, the guest's, in the order their expiries would have re-armed them. */
+  /** The guest has moved time to its last update: the VMM runs its entries due before `until`, as
+   *  their expiries would have (they change nothing the updates read), and re-arms its timer and,
+   *  through `rearmUpdates`, the guest's, in the order their expiries would have re-armed them. */
   end(rearmUpdates: () => void): void;
 }

@@ -343,17 +343,19 @@ export class VirtualMachine {
       until,
       begin: () => t.cancel(),
       end: (rearmUpdates) => {
+        // Every entry before `until` (e0 < next < until): those after the guest's last update too —
+        // nothing between that update and `until` can see them before they would have run.
+        const n = (until - 1n - e0) / I + 1n;
+        const last = e0 + (n - 1n) * I;
+        for (const v of this.vcpus) v.runRepeated(Number(n), this.hostTscAt(last));
+        q.countDispatched(Number(n));
+        // Re-arm in the order the last expiries would have: the later one last; on a tie the order
+        // they fall due in, which stays the one at the span's start (an entry still due then runs after).
         const now = this.sched.now;
-        const n = e0 <= now ? (now - e0) / I + 1n : 0n;
-        if (n > 0n) {
-          const last = e0 + (n - 1n) * I;
-          for (const v of this.vcpus) v.runRepeated(Number(n), this.hostTscAt(last));
-          q.countDispatched(Number(n));
-        }
-        // an entry still due when the span began runs after the update then: so after each later one
-        if (e0 === start) rearmUpdates();
-        t.armAt(e0 + n * I);
-        if (e0 !== start) rearmUpdates();
+        const updatesFirst = last > now || (last === now && e0 === start);
+        if (updatesFirst) rearmUpdates();
+        t.armAt(last + I);
+        if (!updatesFirst) rearmUpdates();
       },
     };
   }
