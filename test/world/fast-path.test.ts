@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../src/core/engine.ts';
+import { TraceRecorder } from '../../src/core/trace.ts';
 import { parseScenarioText } from '../../src/world/scenario.ts';
 import { simulate, timelineCsv } from '../../src/world/simulation.ts';
 
@@ -109,4 +110,26 @@ test('a pause lands inside what would have been a span: the span stops before it
   // one VM, 1-min samples: spans run up to each sample; the pause at 90 s cuts the second one short
   const spans = bothWays(one('pauses: [{ at: 90s, duration: 1s }]', '', '', '10min'), 'pause at 90 s');
   assert.ok(spans > 500, `${spans} expiries in spans`);
+});
+
+test('with tracing on every expiry runs event by event (each entry is traced): the same trace and results', () => {
+  const s = parseScenarioText(one('pauses: [{ at: 20min, duration: 30s }], sync: { method: ntp }', '', '', '1h'), 'traced');
+  const runs = [true, false].map((quietSpans) => {
+    const trace = new TraceRecorder({ enabled: true });
+    let spans = 0;
+    const count = Engine.prototype.countDispatched;
+    Engine.prototype.countDispatched = function (n: number) {
+      spans += n;
+      count.call(this, n);
+    };
+    try {
+      const r = simulate(s, { quietSpans, trace });
+      return { spans, out: json({ summary: r.summary, timeline: r.timeline, trace: trace.recorded }) };
+    } finally {
+      Engine.prototype.countDispatched = count;
+    }
+  });
+  assert.equal(runs[0]!.spans, 0);
+  assert.equal(runs[0]!.out, runs[1]!.out);
+  assert.ok(runs[0]!.out.includes('record_steal_time'));
 });
