@@ -92,7 +92,9 @@ export class Timekeeper {
 
   /** clocksource_delta() with the 6.x max_raw_delta guard: a counter that went backwards reads 0. */
   private delta(now: Cycles, last: Cycles): Cycles {
-    const d = (now - last) & this.cs.mask;
+    const mask = this.cs.mask;
+    // asUintN: the same bits as & U64_MAX without a 65-bit operand
+    const d = mask === U64_MAX ? BigInt.asUintN(64, now - last) : (now - last) & mask;
     return d > this.cs.maxRawDelta ? 0n : d;
   }
 
