@@ -57,7 +57,16 @@ export class KvmVcpu {
   // TSC (kvm_vcpu_arch)
   virtualTscKhz = 0;
   virtualTsc: TimeScale = { shift: 0, mul: 0 };
-  l1TscOffset: bigint = 0n;
+  /** kvm_vcpu_arch.l1_tsc_offset (u64). */
+  get l1TscOffset(): bigint {
+    return this.l1TscOffsetU64;
+  }
+  set l1TscOffset(v: bigint) {
+    this.l1TscOffsetU64 = u64(v);
+    this.l1TscOffsetS64 = s64(v); // the same sum mod 2^64 in readL1Tsc without a 65-bit BigInt operand
+  }
+  private l1TscOffsetU64 = 0n;
+  private l1TscOffsetS64 = 0n;
   l1TscScalingRatio: bigint;
   tscCatchup = false;
   tscAlwaysCatchup = false;
@@ -120,7 +129,7 @@ export class KvmVcpu {
 
   /** kvm_read_l1_tsc(): the TSC the guest reads when the host TSC is `hostTsc`. */
   readL1Tsc(hostTsc: Cycles = this.vm.host.rdtsc()): Cycles {
-    return u64(this.l1TscOffset + kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling));
+    return u64(this.l1TscOffsetS64 + kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling));
   }
 
   /** kvm_compute_l1_tsc_offset(): the offset that makes the guest TSC read `targetTsc` now. */
