@@ -519,8 +519,8 @@ export class GuestKernel {
     this.core.writeCurrent(name);
   }
 
-  clockGettime(id: ClockId): Ns {
-    return this.timekeeper.get(id);
+  clockGettime(id: ClockId, cpu?: number): Ns {
+    return this.timekeeper.get(id, cpu);
   }
 
   /** adjtimex(2) / clock_adjtime(CLOCK_REALTIME): kernel/time/timekeeping.c do_adjtimex, and

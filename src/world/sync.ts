@@ -5,6 +5,7 @@ import { Chronyd } from '../guest/index.ts';
 import type { NtpServerLink } from '../guest/index.ts';
 import { NtpKernelClient } from '../guest/index.ts';
 import { QgaAgent } from '../guest/index.ts';
+import { PtpKvm } from '../guest/index.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 
@@ -101,11 +102,17 @@ class ChronySync implements GuestSync {
     world.engine.at(run.boot!.kernelEntryAt + USERSPACE_START_NS, () => {
       if (run.lifecycle?.paused) return;
       const guest = run.boot!.guest;
+      const rc = sync.refclock;
+      // refclock_phc.c phc_initialise: "Could not open PHC" is fatal — chronyd exits (no ptp_kvm: no /dev/ptp0)
+      const phc = rc ? (run.vm.ptpKvm ? PtpKvm.probe(guest) : 'ENODEV') : null;
+      if (typeof phc === 'string') return;
       this.chronyd = new Chronyd({
         scheduler: world.engine,
         adjtimex: (txc) => guest.adjtimex(txc),
         readRaw: () => guest.clockGettime('realtime'),
-        servers: serverLinks(world, run),
+        // with a refclock, servers only when listed: the PHC alone otherwise
+        servers: rc && sync.servers === undefined ? [] : serverLinks(world, run),
+        ...(rc && phc ? { refclocks: [{ phc, options: { device: rc.phc, ...rc } }] } : {}),
         iburst: sync.iburst,
         minpoll: sync.minpoll,
         maxpoll: sync.maxpoll,
