@@ -37,23 +37,28 @@ function runVm(yaml: string, quiet: boolean, stops: Ns[]) {
   return out;
 }
 
-const yaml = (vm: string) => `
+const yaml = (vm: string, host = '') => `
 name: t
 duration: 1d
-hosts: [{ name: h, tsc: { freq_khz: 2596136 }, oscillator: { ppm: 7 } }]
+hosts: [{ name: h, tsc: { freq_khz: 2596136 }, oscillator: { ppm: 7 }${host} }]
 vms: [{ name: v, host: h${vm} }]
 `;
 
-for (const [name, vm] of [
+for (const [name, vm, ...rest] of [
   ['one vCPU on the tsc clocksource', ''],
   ['two vCPUs on kvm-clock', ", vcpus: 2, cmdline: 'clocksource=kvm-clock'"],
   ['four vCPUs, 10-s updates', ', vcpus: 4, update_interval: 10s'],
+  // what a span declines: RDTSC exits, a skewed host (stable or not)
+  ['RDTSC exiting with offset compensation', ', rdtsc_exiting: { exit_cost: 1.2us, offset_compensation: true, rate: 10000 }'],
+  ['a skewed host that trusts its TSC', ', vcpus: 4', ', tsc_skew: { per_cpu_ns: [0, 1500, 3000, 4500], tsc_reliable: true }'],
+  ['a skewed host that marks its TSC unstable', ', vcpus: 2', ', tsc_skew: { per_cpu_ns: [0, 3000] }'],
 ] as const) {
   test(`after quiet spans a VM's RAM, vCPUs and clocks are what event-by-event expiries leave: ${name}`, () => {
+    const host = (rest as readonly string[])[0] ?? '';
     // stops inside and at the ends of spans, one far past the boot (a span of hours)
     const stops = [3n * SEC, 10n * SEC + 1n, 61n * SEC, 3600n * SEC, 3601n * SEC + 500_000_000n, 4n * 3600n * SEC];
-    const slow = runVm(yaml(vm), false, stops);
-    const fast = runVm(yaml(vm), true, stops);
+    const slow = runVm(yaml(vm, host), false, stops);
+    const fast = runVm(yaml(vm, host), true, stops);
     for (let i = 0; i < stops.length; i++) assert.equal(fast[i], slow[i], `at ${stops[i]} ns`);
   });
 }

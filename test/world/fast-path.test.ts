@@ -99,6 +99,29 @@ for (const [name, yaml] of CASES) {
   });
 }
 
+// What a span cannot foresee (a thread that waits, a skewed host, RDTSC exits): event by event, the same bytes.
+const DECLINED: [string, string][] = [
+  [
+    'RDTSC exiting with offset compensation',
+    one('rdtsc_exiting: { exit_cost: 1.2us, offset_compensation: true, rate: 10000 }, sync: { method: ntp }', '', '', '2h'),
+  ],
+  [
+    'a skewed host that trusts its TSC, 4 vCPUs',
+    one('vcpus: 4, sync: { method: ntp }', ', tsc_skew: { per_cpu_ns: [0, 1500, 3000, 4500], tsc_reliable: true }', '', '2h'),
+  ],
+  ['a skewed host that marks its TSC unstable', one('vcpus: 2', ', tsc_skew: { per_cpu_ns: [0, 3000] }', '', '2h')],
+  [
+    'an overcommitted host (2 CPUs, 2 busy threads), 2 vCPUs',
+    one('vcpus: 2, sync: { method: ntp }', ', cpus: 2, load: { busy_threads: 2 }', '', '1h'),
+  ],
+];
+
+for (const [name, yaml] of DECLINED) {
+  test(`event by event where a span cannot foresee the entries, the same bytes: ${name}`, () => {
+    bothWays(yaml, name);
+  });
+}
+
 test('quiet spans give the same bytes as event by event: every example scenario', () => {
   const dir = join(import.meta.dirname, '../../examples');
   const files = readdirSync(dir).filter((f) => f.endsWith('.yaml'));
