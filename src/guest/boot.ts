@@ -459,7 +459,7 @@ export class GuestKernel {
     if (updates < 1n) return false;
     span.begin();
     const tk = this.timekeeper;
-    for (let k = 1n, t = now + interval; k <= updates; k++, t += interval) {
+    for (let k = Number(updates), t = now + interval; k > 0; k--, t += interval) {
       sched.advanceTo(t);
       tk.advance();
     }

@@ -88,6 +88,8 @@ export class KvmVcpu {
   }
   private l1TscOffsetU64 = 0n;
   private l1TscOffsetS64 = 0n;
+  /** defaultTscScalingRatio(vm.tscScaling): the ratio that scales nothing. */
+  private readonly unitRatio: bigint;
   l1TscScalingRatio: bigint;
   tscCatchup = false;
   tscAlwaysCatchup = false;
@@ -127,6 +129,7 @@ export class KvmVcpu {
     this.rdtscExiting = opts.rdtscExiting ?? null;
     this.rdtscExitingSince = this.vm.host.rdtsc();
     this.l1TscScalingRatio = defaultTscScalingRatio(this.vm.tscScaling);
+    this.unitRatio = this.l1TscScalingRatio;
     // kvm_arch_vcpu_create(): kvm_set_tsc_khz(vcpu, kvm->arch.default_tsc_khz)
     this.setTscKhz(this.vm.defaultTscKhz);
   }
@@ -183,7 +186,10 @@ export class KvmVcpu {
   readL1Tsc(hostTsc: Cycles = this.hostRdtsc()): Cycles {
     // the signed offset: the same sum mod 2^64 without a 65-bit BigInt operand
     const offset = this.rdtscExiting ? this.l1TscOffsetS64 - this.rdtscCompensation() : this.l1TscOffsetS64;
-    return u64(offset + kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling));
+    // kvm_scale_tsc() at the default ratio is the TSC itself (checked here without rebuilding the ratio)
+    const scaled =
+      this.l1TscScalingRatio === this.unitRatio ? u64(hostTsc) : kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling);
+    return u64(offset + scaled);
   }
 
   /**
