@@ -9,6 +9,7 @@ import type { Ns } from './time.ts';
 
 /** Relative keys stay below this; the epoch is moved forward when `now` passes REBASE_AT. */
 const REBASE_AT = 2 ** 50;
+const REBASE_AT_N = BigInt(REBASE_AT);
 /** Events further ahead than this (≈ 52 days) wait in an exact BigInt side list until they come near. */
 const NEAR = 2 ** 52;
 
@@ -43,13 +44,44 @@ export interface Scheduler {
   timer(callback: EventCallback): Timer;
 }
 
+/**
+ * A scheduler on which a model may run its own periodic work between other events ("quiet spans"):
+ * instead of one event per period, it asks how long nothing else happens, moves time itself through
+ * its expiries and counts them as dispatched. The simulation engine offers it; a live backend does not.
+ */
+export interface QuietScheduler extends Scheduler {
+  /**
+   * The earliest time anything other than `except` can happen: the next live pending event of any
+   * other timer, or the end of the current run(). Null when quiet spans are switched off, outside
+   * run(), or while a stop() is pending.
+   */
+  quietHorizon(except: readonly Timer[]): Ns | null;
+  /** Move time to `t` (no pending event may lie before it): see Engine.advanceTo. */
+  advanceTo(t: Ns): void;
+  /** Count `n` expiries a model ran itself inside a quiet span as dispatched events. */
+  countDispatched(n: number): void;
+}
+
+/** The scheduler's quiet-span interface, when it has one. */
+export function quietScheduler(s: Scheduler): QuietScheduler | null {
+  const q = s as Partial<QuietScheduler>;
+  return typeof q.quietHorizon === 'function' && typeof q.advanceTo === 'function' && typeof q.countDispatched === 'function'
+    ? (s as QuietScheduler)
+    : null;
+}
+
 interface FarEvent {
   at: Ns;
   seq: number;
   slot: number;
 }
 
-export class Engine implements Scheduler {
+export class Engine implements QuietScheduler {
+  /**
+   * Whether models may run their periodic work in quiet spans (quietHorizon). Switching it off forces
+   * every expiry through the heap, event by event: the reference the fast paths are tested against.
+   */
+  quietSpans = true;
   private epoch = 0n; // absolute ns of relative key 0
   private nowRel = 0; // relative ns of the event being dispatched / last dispatched
   private nowCache: Ns | null = 0n;
@@ -74,6 +106,11 @@ export class Engine implements Scheduler {
   private nextSeq = 0;
   private dispatched = 0;
   private stopped = false;
+  private running = false;
+  private rebases = 0; // epoch moves so far
+  private walk = new Int32Array(64); // quietHorizon's stack
+  private runUntil: Ns | null = null; // run()'s `until`, while running
+  private readonly timerSlots = new WeakMap<Timer, number>();
 
   constructor(initialCapacity = 1024) {
     this.cap = initialCapacity;
@@ -123,7 +160,7 @@ export class Engine implements Scheduler {
     const slot = this.allocSlot(callback, false);
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const engine = this;
-    return {
+    const t: Timer = {
       armAt(at: Ns) {
         engine.arm(slot, at - engine.now);
       },
@@ -140,6 +177,8 @@ export class Engine implements Scheduler {
         return engine.expiryOf(slot);
       },
     };
+    this.timerSlots.set(t, slot);
+    return t;
   }
 
   /** Stop the current run() after the event being dispatched. */
@@ -154,6 +193,17 @@ export class Engine implements Scheduler {
   run(until?: Ns): void {
     if (until !== undefined && until < this.now) throw new EngineError(`run(until=${until}) is before now=${this.now}`);
     this.stopped = false;
+    this.running = true;
+    this.runUntil = until ?? null;
+    try {
+      this.dispatchUntil(until);
+    } finally {
+      this.running = false;
+      this.runUntil = null;
+    }
+  }
+
+  private dispatchUntil(until: Ns | undefined): void {
     let limit = this.limitRel(until);
     for (;;) {
       if (this.size === 0) {
@@ -185,8 +235,11 @@ export class Engine implements Scheduler {
       const cb = this.callbacks[slot]!;
       if (this.oneShot[slot] === 1) this.releaseSlot(slot);
       this.dispatched++;
+      const rebases = this.rebases;
       cb();
       this.settleTop();
+      // a callback that moved time itself (advanceTo) may have moved the epoch
+      if (this.rebases !== rebases) limit = this.limitRel(until);
       if (this.nowRel >= REBASE_AT) {
         this.rebaseBy(this.nowRel);
         limit = this.limitRel(until);
@@ -201,22 +254,68 @@ export class Engine implements Scheduler {
    * models that advance periodic work analytically. Pending events must all lie at or after `t`.
    */
   advanceTo(t: Ns): void {
+    const rel = t - this.epoch;
+    if (rel >= 0n && rel < REBASE_AT_N) {
+      // the common case (a model stepping through a quiet span): checked against the heap in float64 keys
+      const r = Number(rel);
+      if (r < this.nowRel) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
+      this.settleTop();
+      while (this.size > 0 && this.armedSeq[this.slots[0]!] !== this.seqs[0]) this.popTop();
+      if (this.size > 0 && this.keys[0]! < r)
+        throw new EngineError(`advanceTo(${t}) would skip an event pending at ${this.epoch + BigInt(this.keys[0]!)}`);
+      this.nowRel = r; // far events lie ≥ NEAR past the epoch: after t
+      this.nowCache = t;
+      return;
+    }
     if (t < this.now) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
     const next = this.nextEventTime();
     if (next !== null && next < t) throw new EngineError(`advanceTo(${t}) would skip an event pending at ${next}`);
-    const rel = t - this.epoch;
-    if (rel < BigInt(REBASE_AT)) {
-      this.nowRel = Number(rel);
-      this.nowCache = t;
-    } else if (rel < BigInt(NEAR)) {
+    if (rel < BigInt(NEAR)) {
       this.rebaseBy(Number(rel));
     } else {
       this.size = 0; // only stale entries can remain (checked above)
+      this.rebases++;
       this.epoch = t;
       this.nowRel = 0;
       this.nowCache = t;
       this.pullFar();
     }
+  }
+
+  quietHorizon(except: readonly Timer[]): Ns | null {
+    if (!this.quietSpans || !this.running || this.stopped) return null;
+    const skip = except.map((t) => this.timerSlots.get(t) ?? -1);
+    let best = Infinity;
+    // The earliest live entry outside `skip`: a depth-first walk that stops at the first such entry
+    // on each path (the heap order puts everything below it later), so it visits few nodes.
+    let stack = this.walk;
+    let top = 0;
+    if (this.size > 0) stack[top++] = 0;
+    while (top > 0) {
+      const i = stack[--top]!;
+      const key = this.keys[i]!;
+      if (key >= best) continue;
+      const slot = this.slots[i]!;
+      if (this.armedSeq[slot] === this.seqs[i] && !skip.includes(slot)) {
+        best = key;
+        continue;
+      }
+      const c = 2 * i + 1;
+      if (top + 2 > stack.length) stack = this.walk = grown(stack, stack.length * 2);
+      if (c < this.size) stack[top++] = c;
+      if (c + 1 < this.size) stack[top++] = c + 1;
+    }
+    let h: Ns | null = best === Infinity ? null : this.epoch + BigInt(best);
+    if (h === null) {
+      const f = this.far.find((e) => this.armedSeq[e.slot] === e.seq && !skip.includes(e.slot));
+      if (f) h = f.at;
+    }
+    const u = this.runUntil;
+    return u !== null && (h === null || u < h) ? u : h;
+  }
+
+  countDispatched(n: number): void {
+    this.dispatched += n;
   }
 
   /** Absolute time of the earliest live pending event, or null. */
@@ -374,6 +473,7 @@ export class Engine implements Scheduler {
 
   /** Move the epoch forward by `shift` ns (≤ every live key), keeping every absolute time unchanged. */
   private rebaseBy(shift: number): void {
+    this.rebases++;
     const now = this.epoch + BigInt(this.nowRel);
     for (let i = 0; i < this.size; i++) this.keys[i] = this.keys[i]! - shift;
     for (let s = 0; s < this.slotCount; s++) if (this.armedSeq[s] !== -1) this.armedRel[s] = this.armedRel[s]! - shift;

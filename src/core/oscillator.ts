@@ -77,5 +77,8 @@ export class Oscillator {
  * host TSC model: the world's hosts (src/world/host.ts) and a VM built without a world (src/vmm/machine.ts).
  */
 export function tscCyclesAt(phaseNs: Ns, khz: bigint): Cycles {
-  return (phaseNs * khz) / 1_000_000n;
+  // the same quotient as (phaseNs · khz) / 10^6, through the whole ms of phase first: no product
+  // beyond 64 bits (a slow BigInt) for a century of phase at 100 GHz
+  const ms = phaseNs / 1_000_000n;
+  return ms * khz + ((phaseNs - ms * 1_000_000n) * khz) / 1_000_000n;
 }

@@ -8,6 +8,7 @@
 // ..TIMER), runtime.ts (steal time), sysfs.ts (dmesg and sysfs texts), with clocksources.ts, watchdog.ts,
 // sched-clock.ts, timekeeper.ts and clockevents.ts.
 import type { Scheduler, Timer } from '../core/index.ts';
+import { quietScheduler } from '../core/index.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
@@ -437,14 +438,46 @@ export class GuestKernel {
         return;
       }
       this.update();
-      this.updateTimer!.armIn(interval);
+      if (!this.runQuiet(interval)) this.updateTimer!.armIn(interval);
     });
     this.updateTimer.armIn(interval);
+  }
+
+  /**
+   * The next updates in a quiet span (QuietScheduler): while nothing but these updates and the VMM's
+   * vCPU entries happens, run them here, one timekeeper advance per expiry at its own time, and account
+   * their ticks at once (the steal clock does not move in the span: see StealAccounting.ticks). The
+   * same integers as event by event; the engine counts the expiries as dispatched. True when it ran a
+   * span (and re-armed the update timer).
+   */
+  private runQuiet(interval: Ns): boolean {
+    const sched = quietScheduler(this.opts.scheduler);
+    if (!sched || this.opts.cpuMode) return false;
+    const now = sched.now;
+    const span = this.platform.quietEntries?.(now + interval, interval);
+    if (!span) return false;
+    const updates = (span.until - 1n - now) / interval; // expiries strictly before span.until
+    if (updates < 1n) return false;
+    span.begin();
+    const tk = this.timekeeper;
+    for (let k = Number(updates), t = now + interval; k > 0; k--, t += interval) {
+      sched.advanceTo(t);
+      tk.advance();
+    }
+    this.accountTicks();
+    sched.countDispatched(Number(updates));
+    span.end(() => this.updateTimer!.armIn(interval));
+    return true;
   }
 
   /** update_wall_time() and process accounting for the ticks since the last update. */
   update(): void {
     this.timekeeper.advance();
+    this.accountTicks();
+  }
+
+  /** Process accounting for the ticks since the last update (account_process_tick per tick). */
+  private accountTicks(): void {
     const now = this.uptimeNs() / this.tickNsec;
     const n = Number(now - this.lastAccountedJiffies);
     this.lastAccountedJiffies = now;

@@ -152,4 +152,22 @@ export interface GuestPlatform {
    * change). Absent: such work runs event by event.
    */
   counterEpoch?(): number;
+  /**
+   * The VMM's periodic vCPU entries in a quiet span (see QuietScheduler): the guest, about to run its
+   * own periodic updates every `intervalNs` from `next` on, asks how long nothing but the two happens.
+   * Absent or null: event by event.
+   */
+  quietEntries?(next: Ns, intervalNs: Ns): QuietEntries | null;
+}
+
+/** The VMM's vCPU entries while the guest runs a quiet span itself (GuestPlatform.quietEntries). */
+export interface QuietEntries {
+  /** No event but the entries and the guest's updates comes before this time. */
+  readonly until: Ns;
+  /** The guest takes the span: the VMM stops its entry timer. */
+  begin(): void;
+  /** The guest has moved time to its last update: the VMM runs its entries due before `until`, as
+   *  their expiries would have (they change nothing the updates read), and re-arms its timer and,
+   *  through `rearmUpdates`, the guest's, in the order their expiries would have re-armed them. */
+  end(rearmUpdates: () => void): void;
 }

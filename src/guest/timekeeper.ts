@@ -61,13 +61,40 @@ export class Timekeeper {
     this.wallToMonotonic = bootOffsetNs - wallNs;
   }
 
+  private nsecShiftedFor = -1n;
+  private nsecShiftedValue = 0n;
+
+  /** NSEC_PER_SEC << shift (kept: the shift changes only with the clocksource). */
+  private nsecShifted(shift: bigint): bigint {
+    if (shift !== this.nsecShiftedFor) {
+      this.nsecShiftedFor = shift;
+      this.nsecShiftedValue = NSEC_PER_SEC << shift;
+    }
+    return this.nsecShiftedValue;
+  }
+
+  private errorPerIntervalKey: [bigint, bigint, bigint, bigint] = [-1n, -1n, -1n, -1n];
+  private errorPerIntervalValue = 0n;
+
+  /** What one cycle_interval adds to ntp_error: ntp_tick − (xtime_interval + xtime_remainder) << ntp_error_shift. */
+  private errorPerInterval(): bigint {
+    const k = this.errorPerIntervalKey;
+    if (k[0] !== this.ntpTick || k[1] !== this.xtimeInterval || k[2] !== this.xtimeRemainder || k[3] !== this.ntpErrorShift) {
+      this.errorPerIntervalKey = [this.ntpTick, this.xtimeInterval, this.xtimeRemainder, this.ntpErrorShift];
+      this.errorPerIntervalValue = this.ntpTick - ((this.xtimeInterval + this.xtimeRemainder) << this.ntpErrorShift);
+    }
+    return this.errorPerIntervalValue;
+  }
+
   private read(): Cycles {
     return this.cs.read();
   }
 
   /** clocksource_delta() with the 6.x max_raw_delta guard: a counter that went backwards reads 0. */
   private delta(now: Cycles, last: Cycles): Cycles {
-    const d = (now - last) & this.cs.mask;
+    const mask = this.cs.mask;
+    // asUintN: the same bits as & U64_MAX without a 65-bit operand
+    const d = mask === U64_MAX ? BigInt.asUintN(64, now - last) : (now - last) & mask;
     return d > this.cs.maxRawDelta ? 0n : d;
   }
 
@@ -119,12 +146,12 @@ export class Timekeeper {
   }
 
   private normalizeXtime(): void {
-    const nsecps = NSEC_PER_SEC << this.mono.shift;
+    const nsecps = this.nsecShifted(this.mono.shift);
     while (this.mono.xtimeNsec >= nsecps) {
       this.mono.xtimeNsec -= nsecps;
       this.xtimeSec++;
     }
-    const rawps = NSEC_PER_SEC << this.raw.shift;
+    const rawps = this.nsecShifted(this.raw.shift);
     while (this.raw.xtimeNsec >= rawps) {
       this.raw.xtimeNsec -= rawps;
       this.rawSec++;
@@ -156,7 +183,7 @@ export class Timekeeper {
 
   /** accumulate_nsecs_to_secs(). */
   private accumulateNsecsToSecs(): void {
-    const nsecps = NSEC_PER_SEC << this.mono.shift;
+    const nsecps = this.nsecShifted(this.mono.shift);
     while (this.mono.xtimeNsec >= nsecps) {
       this.mono.xtimeNsec -= nsecps;
       this.xtimeSec++;
@@ -179,7 +206,7 @@ export class Timekeeper {
     this.mono.xtimeNsec += this.xtimeInterval << s;
     this.accumulateNsecsToSecs();
     this.raw.xtimeNsec += this.rawInterval << s;
-    const snsecPerSec = NSEC_PER_SEC << this.raw.shift;
+    const snsecPerSec = this.nsecShifted(this.raw.shift);
     while (this.raw.xtimeNsec >= snsecPerSec) {
       this.raw.xtimeNsec -= snsecPerSec;
       this.rawSec++;
@@ -212,7 +239,7 @@ export class Timekeeper {
     mult += this.ntpErrMult;
     this.applyAdjustment(offset, mult - this.mono.mult);
     if (this.mono.xtimeNsec < 0n) {
-      this.mono.xtimeNsec += NSEC_PER_SEC << this.mono.shift;
+      this.mono.xtimeNsec += this.nsecShifted(this.mono.shift);
       this.xtimeSec--;
       this.skipSecondOverflow = true;
     }
@@ -223,6 +250,19 @@ export class Timekeeper {
     let offset = this.delta(this.read(), this.mono.cycleLast);
     if (offset < this.cycleInterval && !freqChange) return;
     this.advances++;
+    if (this.chunked || this.ntpErrorShift < 0n) offset = this.accumulateByChunks(offset);
+    else offset = this.accumulateAtOnce(offset);
+    this.adjust(offset);
+    this.accumulateNsecsToSecs();
+  }
+
+  /**
+   * Accumulate chunk by chunk as logarithmic_accumulation() does (the reference accumulateAtOnce is
+   * tested against; set `chunked` to use it everywhere).
+   */
+  chunked = false;
+
+  private accumulateByChunks(offset: Cycles): Cycles {
     let shift = Math.max(0, ilog2(offset) - ilog2(this.cycleInterval));
     const maxshift = 64 - (ilog2(this.ntp.ntpTickLength()) + 1) - 1;
     shift = Math.min(shift, maxshift);
@@ -230,8 +270,35 @@ export class Timekeeper {
       offset = this.logarithmicAccumulation(offset, shift);
       if (offset < this.cycleInterval << BigInt(shift)) shift--;
     }
-    this.adjust(offset);
+    return offset;
+  }
+
+  /**
+   * What timekeeping_advance()'s loop of logarithmic_accumulation() calls (kernel/time/timekeeping.c)
+   * adds up to, in one step. The loop takes chunks of cycle_interval << shift until less than one
+   * cycle_interval is left: n = offset / cycle_interval intervals in all, whatever the chunks. Every
+   * chunk adds the same multiples of one interval — xtime_interval, raw_interval, and to ntp_error
+   * ntp_tick − (xtime_interval + xtime_remainder) << ntp_error_shift (a left shift: ntp_error_shift ≥ 0)
+   * — and mult does not change inside the loop, so the sums are n times those.
+   * accumulate_nsecs_to_secs() after each chunk crosses the same seconds in the same order as once
+   * after all of them: second_overflow() reads nothing the chunks change, so it sees the same calls.
+   */
+  private accumulateAtOnce(offset: Cycles): Cycles {
+    const n = offset / this.cycleInterval;
+    if (n === 0n) return offset;
+    const cycles = n * this.cycleInterval;
+    this.mono.cycleLast += cycles;
+    this.raw.cycleLast += cycles;
+    this.mono.xtimeNsec += n * this.xtimeInterval;
     this.accumulateNsecsToSecs();
+    this.raw.xtimeNsec += n * this.rawInterval;
+    const snsecPerSec = this.nsecShifted(this.raw.shift);
+    while (this.raw.xtimeNsec >= snsecPerSec) {
+      this.raw.xtimeNsec -= snsecPerSec;
+      this.rawSec++;
+    }
+    this.ntpError += n * this.errorPerInterval();
+    return offset - cycles;
   }
 
   private getNs(base: TkReadBase, cpu?: number): bigint {

@@ -28,6 +28,7 @@ import {
   encodePvclock,
   pvclockScaleDelta,
   putLe32,
+  le32,
   putLe64,
   type PvclockVcpuTimeInfo,
 } from '../core/index.ts';
@@ -77,7 +78,18 @@ export class KvmVcpu {
   // TSC (kvm_vcpu_arch)
   virtualTscKhz = 0;
   virtualTsc: TimeScale = { shift: 0, mul: 0 };
-  l1TscOffset: bigint = 0n;
+  /** kvm_vcpu_arch.l1_tsc_offset (u64). */
+  get l1TscOffset(): bigint {
+    return this.l1TscOffsetU64;
+  }
+  set l1TscOffset(v: bigint) {
+    this.l1TscOffsetU64 = u64(v);
+    this.l1TscOffsetS64 = s64(v); // the same sum mod 2^64 in readL1Tsc without a 65-bit BigInt operand
+  }
+  private l1TscOffsetU64 = 0n;
+  private l1TscOffsetS64 = 0n;
+  /** defaultTscScalingRatio(vm.tscScaling): the ratio that scales nothing. */
+  private readonly unitRatio: bigint;
   l1TscScalingRatio: bigint;
   tscCatchup = false;
   tscAlwaysCatchup = false;
@@ -117,6 +129,7 @@ export class KvmVcpu {
     this.rdtscExiting = opts.rdtscExiting ?? null;
     this.rdtscExitingSince = this.vm.host.rdtsc();
     this.l1TscScalingRatio = defaultTscScalingRatio(this.vm.tscScaling);
+    this.unitRatio = this.l1TscScalingRatio;
     // kvm_arch_vcpu_create(): kvm_set_tsc_khz(vcpu, kvm->arch.default_tsc_khz)
     this.setTscKhz(this.vm.defaultTscKhz);
   }
@@ -171,8 +184,12 @@ export class KvmVcpu {
 
   /** kvm_read_l1_tsc(): the TSC the guest reads when the host TSC is `hostTsc`. */
   readL1Tsc(hostTsc: Cycles = this.hostRdtsc()): Cycles {
-    const offset = this.rdtscExiting ? this.l1TscOffset - this.rdtscCompensation() : this.l1TscOffset;
-    return u64(offset + kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling));
+    // the signed offset: the same sum mod 2^64 without a 65-bit BigInt operand
+    const offset = this.rdtscExiting ? this.l1TscOffsetS64 - this.rdtscCompensation() : this.l1TscOffsetS64;
+    // kvm_scale_tsc() at the default ratio is the TSC itself (checked here without rebuilding the ratio)
+    const scaled =
+      this.l1TscScalingRatio === this.unitRatio ? u64(hostTsc) : kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling);
+    return u64(offset + scaled);
   }
 
   /**
@@ -646,5 +663,36 @@ export class KvmVcpu {
     this.load(cpu);
     this.enterGuest();
     this.put(preempted);
+  }
+
+  /** Whether a round on its own CPU would only re-record steal time: nothing requested, already loaded there. */
+  quietEntry(): boolean {
+    const vm = this.vm;
+    return (
+      this.requests.size === 0 &&
+      this.cpu === this.id &&
+      !this.running &&
+      !this.inEntry &&
+      !vm.trace.on &&
+      !vm.host.tscUnstable && // every load then rewrites the TSC offset
+      !this.rdtscExiting // the TSC read at an exit then depends on the time of the read
+    );
+  }
+
+  /**
+   * `n` rounds of run(this.id) while quietEntry() holds and the thread's run delay does not move: each
+   * round only re-records steal time (record_steal_time: steal + 0, version + 2), so they equal one
+   * round with the record's version moved on by 2(n − 1). `hostTsc`: the host TSC at the last round's put.
+   */
+  runRepeated(n: number, hostTsc: Cycles): void {
+    this.run(this.id);
+    this.lastHostTsc = hostTsc;
+    this.lastGuestTsc = this.readL1Tsc(hostTsc); // exit() at the last round's entry
+    if (n > 1 && this.stealMsr & KVM_MSR_ENABLED) {
+      const gpa = (this.stealMsr & KVM_STEAL_VALID_BITS) + BigInt(KVM_STEAL_TIME_LAYOUT.version);
+      const b = this.vm.memory.read(gpa, 4);
+      putLe32(b, 0, (le32(b, 0) + 2 * (n - 1)) >>> 0);
+      this.vm.memory.write(gpa, b);
+    }
   }
 }

@@ -1,8 +1,8 @@
 // A virtual machine as a guest sees it: the profile's CPUID and devices on top of a host whose TSC
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
-import type { Scheduler, Timer } from '../core/index.ts';
-import { InputError, Oscillator, tscCyclesAt, u64 } from '../core/index.ts';
+import type { QuietScheduler, Scheduler, Timer } from '../core/index.ts';
+import { InputError, Oscillator, quietScheduler, tscCyclesAt, u64 } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
@@ -21,7 +21,7 @@ import {
   VMX_TSC_SCALING,
 } from '../hypervisor/index.ts';
 import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, type PvclockVcpuTimeInfo } from '../core/index.ts';
-import type { GuestPlatform } from '../guest/index.ts';
+import type { GuestPlatform, QuietEntries } from '../guest/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
@@ -202,6 +202,7 @@ export class VirtualMachine {
   private readonly hostTscAtCreate: Cycles;
   private readonly sched: Scheduler;
   private readonly entryTimer: Timer | null = null;
+  private entryIntervalNs = 0n;
 
   /** The host the VM runs on now (a migration or a restore elsewhere changes it). */
   get host(): HostCpu {
@@ -295,12 +296,15 @@ export class VirtualMachine {
         return kvmEmulateHypercall(v, this.memory, nr, a0, a1);
       };
       const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
+      this.entryIntervalNs = interval;
       const t = opts.scheduler.timer(() => {
         if (!this.vcpusPaused) for (const v of this.vcpus) this.enterWhenRunning(v.id);
         t.armIn(interval);
       });
       t.armIn(interval);
       this.entryTimer = t;
+      const q = quietScheduler(opts.scheduler);
+      if (q) platform.quietEntries = (next, updateInterval) => this.quietEntries(q, next, updateInterval);
     }
     this.platform = platform;
     if (opts.vmclock) {
@@ -497,6 +501,46 @@ export class VirtualMachine {
     this.vcpusPaused = paused;
     this.schedule?.setRunnable(!paused); // QEMU's paused vCPU threads sleep on a condition variable
     this.counterEpoch++;
+  }
+
+  /**
+   * The entry timer in a quiet span (GuestPlatform.quietEntries). Its expiries can be run after the
+   * fact only when each would do nothing the guest's updates read: no KVM request pending (an entry
+   * then only re-records steal time, unchanged without run delay), vCPU threads that never wait, one
+   * host TSC, nothing traced.
+   * Its period must equal the guest's. When the two fall due together, their order (insertion order in
+   * the engine) stays the one they have now, so the span re-arms them in it.
+   */
+  private quietEntries(q: QuietScheduler, next: Ns, updateInterval: Ns): QuietEntries | null {
+    const t = this.entryTimer;
+    const I = this.entryIntervalNs;
+    const e0 = t?.expires ?? null;
+    const start = this.sched.now;
+    if (!t || e0 === null || this.vcpusPaused || updateInterval !== I) return null;
+    // a thread that waits (a host CPU schedule, deschedule, steal) or a skewed host: event by event
+    if (this.stealFraction !== 0 || this.schedule || this.hostTscSkew || this.kvm?.trace.on) return null;
+    if (!this.vcpus.every((v) => v.quietEntry())) return null;
+    const until = q.quietHorizon([t]);
+    if (until === null || until <= next) return null;
+    return {
+      until,
+      begin: () => t.cancel(),
+      end: (rearmUpdates) => {
+        // Every entry before `until` (e0 < next < until): those after the guest's last update too —
+        // nothing between that update and `until` can see them before they would have run.
+        const n = (until - 1n - e0) / I + 1n;
+        const last = e0 + (n - 1n) * I;
+        for (const v of this.vcpus) v.runRepeated(Number(n), this.hostTscAt(last));
+        q.countDispatched(Number(n));
+        // Re-arm in the order the last expiries would have: the later one last; on a tie the order
+        // they fall due in, which stays the one at the span's start (an entry still due then runs after).
+        const now = this.sched.now;
+        const updatesFirst = last > now || (last === now && e0 === start);
+        if (updatesFirst) rearmUpdates();
+        t.armAt(last + I);
+        if (!updatesFirst) rearmUpdates();
+      },
+    };
   }
 
   /** vCPU `cpu`'s thread's sched_info.run_delay now: time spent runnable but not running. */

@@ -37,6 +37,9 @@ export interface SimulationOptions {
   onRow?: (row: TimelineRow) => void;
   /** Also take each VM's guest report (what `timevisor guest` prints) this long after its kernel entry. */
   guestReportAfterNs?: Ns;
+  /** Periodic guest work in quiet spans (Engine.quietSpans; default true). False: every expiry event by
+   *  event, the reference the fast paths are tested against (same bytes either way). */
+  quietSpans?: boolean;
 }
 
 export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions = {}): SimulationResult {
@@ -44,6 +47,7 @@ export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions
   checkWork(resolved, resolved.name, { rowsInMemory: opts.onRow === undefined });
   const world = new World(resolved, opts.trace);
   const { engine } = world;
+  if (opts.quietSpans !== undefined) engine.quietSpans = opts.quietSpans;
   const duration = resolved.durationNs;
   const timeline: TimelineRow[] = [];
   const emit = opts.onRow ?? ((row: TimelineRow) => void timeline.push(row));

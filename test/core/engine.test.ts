@@ -113,3 +113,67 @@ test('stop() ends run() after the current event; a later run() continues', () =>
   e.run();
   assert.deepEqual(log, [1, 2]);
 });
+
+test('quietHorizon: the earliest other live event, or the end of the run; null when switched off or outside run()', () => {
+  const e = new Engine();
+  const own = e.timer(() => {});
+  const other = e.timer(() => {});
+  const seen: (bigint | null)[] = [];
+  assert.equal(e.quietHorizon([own]), null, 'outside run()');
+  e.at(10n, () => {
+    own.armAt(11n); // at the root: skipped, not taken for the horizon
+    other.armAt(500n);
+    const gone = e.at(20n, () => {});
+    e.cancel(gone); // cancelled entries do not count
+    seen.push(e.quietHorizon([own]));
+    seen.push(e.quietHorizon([own, other])); // nothing else: the run's end
+    e.quietSpans = false;
+    seen.push(e.quietHorizon([own]));
+    e.quietSpans = true;
+    own.cancel();
+  });
+  e.run(1000n);
+  assert.deepEqual(seen, [500n, 1000n, null]);
+});
+
+test('quietHorizon finds the earliest other event among thousands, through cancelled and re-armed entries', () => {
+  const e = new Engine();
+  const timers = Array.from({ length: 3000 }, () => e.timer(() => {}));
+  let x = 12345;
+  const rnd = () => (x = (x * 1103515245 + 12345) % 2 ** 31);
+  for (const t of timers) t.armIn(1000 + (rnd() % 1_000_000));
+  for (let i = 0; i < 1000; i++) timers[rnd() % 3000]!.armIn(1000 + (rnd() % 1_000_000)); // stale entries
+  for (let i = 0; i < 300; i++) timers[rnd() % 3000]!.cancel();
+  let checked = 0;
+  e.at(500n, () => {
+    for (let k = 0; k < 50; k++) {
+      const except = [timers[rnd() % 3000]!, timers[rnd() % 3000]!];
+      const live = timers.filter((t) => t.pending && !except.includes(t)).map((t) => t.expires!);
+      const expect = live.reduce((a, b) => (b < a ? b : a));
+      assert.equal(e.quietHorizon(except), expect < 2_000_000n ? expect : 2_000_000n);
+      checked++;
+    }
+  });
+  e.run(2_000_000n);
+  assert.equal(checked, 50);
+});
+
+test('a callback may move time through a quiet span itself: later events keep their order and the run its end', () => {
+  const e = new Engine();
+  const log: [string, bigint][] = [];
+  e.at(2n ** 51n, () => log.push(['late', e.now])); // past the rebase point: the epoch moves inside the callback
+  e.at(2n ** 51n + 10n, () => log.push(['after the run', e.now])); // the run's end, measured from the moved epoch
+  e.at(10n, () => {
+    for (const t of [100n, 2n ** 50n + 7n, 2n ** 51n - 1n]) e.advanceTo(t);
+    e.countDispatched(3);
+    log.push(['span', e.now]);
+    assert.throws(() => e.advanceTo(2n ** 51n + 1n), /skip/);
+  });
+  e.run(2n ** 51n + 5n);
+  assert.deepEqual(log, [
+    ['span', 2n ** 51n - 1n],
+    ['late', 2n ** 51n],
+  ]);
+  assert.equal(e.now, 2n ** 51n + 5n);
+  assert.equal(e.eventsDispatched, 5);
+});
