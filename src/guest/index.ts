@@ -16,7 +16,16 @@ export {
   type LogLine,
   type WallClockSource,
 } from './boot.ts';
-export type { GuestPlatform, GuestCpuid, GuestDevices, CmosReading, CpuVendor, AcpiTableHeader, RtcCmosDevice } from './platform.ts';
+export type {
+  GuestPlatform,
+  GuestCpuid,
+  GuestDevices,
+  CmosReading,
+  CpuVendor,
+  AcpiTableHeader,
+  RtcCmosDevice,
+  GuestInterrupts,
+} from './platform.ts';
 export { TscState, type TscDeps } from './tsc-state.ts';
 export { readPersistentClock, rtcHctosys, type HctosysResult } from './wallclock.ts';
 export { rtcCmosProbeLines, pnpacpiDeviceName } from './rtc-cmos.ts';

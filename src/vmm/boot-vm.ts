@@ -27,6 +27,8 @@ export interface BootVmOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (descheduled the rest: lost ticks, steal). */
   deschedule?: { periodNs: Ns; runNs: Ns };
+  /** KVM's in-kernel PIT lost-tick policy (default reinject). */
+  pitLostTickPolicy?: 'reinject' | 'discard';
   /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
   hostTscAt?: (t: Ns) => Cycles;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
@@ -89,6 +91,7 @@ export class BootedVm {
       ...(opts.hostTscAt ? { hostTscAt: opts.hostTscAt } : {}),
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
+      ...(opts.pitLostTickPolicy ? { pitLostTickPolicy: opts.pitLostTickPolicy } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
       ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),

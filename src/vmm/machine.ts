@@ -43,6 +43,8 @@ export interface VirtualMachineOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (an overcommitted host); the rest is steal. */
   deschedule?: { periodNs: Ns; runNs: Ns };
+  /** KVM's in-kernel PIT lost-tick policy (default reinject). */
+  pitLostTickPolicy?: 'reinject' | 'discard';
   /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
   hostTscAt?: (t: Ns) => Cycles;
@@ -168,6 +170,7 @@ export class VirtualMachine {
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.trace ? { trace: opts.trace } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),
+      ...(opts.pitLostTickPolicy ? { pitLostTickPolicy: opts.pitLostTickPolicy } : {}),
     });
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
@@ -180,6 +183,21 @@ export class VirtualMachine {
       platform.nextVcpuRun = () => this.createdAt + ((this.sched.now - this.createdAt) / ds.periodNs + 1n) * ds.periodNs;
     }
     if (devices.rtc) platform.readCmos = () => devices.readCmos();
+    // --- timer interrupts (issue 12): the devices' IRQs and each vCPU's LAPIC timer reach the guest ---
+    // through the profile's irqchip; vCPU threads answer through the platform hooks, read at each call
+    // because the lifecycle (pauses) and the host scheduler install them after boot.
+    platform.interrupts = devices.wire(
+      {
+        vcpus: nrVcpus,
+        running: (cpu) => !this.platform.vcpuRunning || this.platform.vcpuRunning(cpu),
+        nextRun: (cpu) => (this.platform.nextVcpuRun ? this.platform.nextVcpuRun(cpu) : this.sched.now),
+        tscKhz: opts.tscFrequencyKhz ?? this.host.tscKhz,
+        guestTsc: () => this.guestTsc(),
+        hvTimer: this.host.vendor === 'intel', // the VMX preemption timer; SVM has none
+      },
+      p.accel === 'kvm',
+    );
+    // --- end timer interrupts ---
     if (p.accel === 'kvm') {
       this.attachKvm(uptime, NO_TSC_SCALING);
       for (const v of this.vcpus) {

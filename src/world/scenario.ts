@@ -218,6 +218,22 @@ export const vmSchema = z.strictObject({
     .optional()
     .describe('QEMU -cpu …,tsc-frequency=N: the guest TSC rate the VMM sets (KVM_SET_TSC_KHZ); needed to migrate an invariant-TSC guest'),
   sync: syncSchema.prefault({}),
+  pit_lost_tick_policy: z
+    .enum(['reinject', 'discard'])
+    .optional()
+    .describe(
+      "KVM's in-kernel PIT: reinject missed ticks one per EOI (KVM_CREATE_PIT2's default) or discard them (KVM_REINJECT_CONTROL); KVM profiles only",
+    ),
+  deschedule: z
+    .strictObject({
+      period: positiveDuration.describe('length of the host scheduler period'),
+      run: positiveDuration.describe('how much of each period the vCPU threads run'),
+    })
+    .refine((d) => d.run <= d.period, 'run must not be longer than period')
+    .optional()
+    .describe(
+      'the vCPU threads run `run` out of every `period` from boot (a fixed CPU share on a busy host): late and lost timer ticks, steal',
+    ),
   update_interval: positiveDuration
     .prefault('1s')
     .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
@@ -423,6 +439,8 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     }
     if (vm.vmclock !== undefined && vmclockFlavor(vm.profile) === null)
       return { path: ['vms', i, 'vmclock'], message: `profile ${vm.profile} has no VMClock device (QEMU and Firecracker do)` };
+    if (vm.pit_lost_tick_policy !== undefined && vm.profile === 'qemu-tcg')
+      return { path: ['vms', i, 'pit_lost_tick_policy'], message: "is KVM's in-kernel PIT option; qemu-tcg has QEMU's userspace PIT" };
     if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
       return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
   }

@@ -99,6 +99,8 @@ export class World {
       ...(vm.kvmclockAtInitNs !== undefined ? { kvmclockAtInitNs: vm.kvmclockAtInitNs } : {}),
       updateIntervalNs: vm.updateIntervalNs,
       vcpuEntryIntervalNs: vm.updateIntervalNs,
+      ...(vm.pitLostTickPolicy ? { pitLostTickPolicy: vm.pitLostTickPolicy } : {}),
+      ...(vm.deschedule ? { deschedule: vm.deschedule } : {}),
       trace: this.trace,
       name: vm.name,
     });
