@@ -122,8 +122,12 @@ export class VcpuIrr {
   deliver(): void {
     if (this.delivering || this.irr.size === 0) return;
     if (!this.d.running()) {
+      // wait for the thread's next run; when that is not known (a stopped VM with no planned resume) look
+      // again a millisecond later — the VMM also calls deliver() when it restarts the vCPUs
+      const now = this.d.scheduler.now;
       const at = this.d.nextRun();
-      if (!this.entry.pending || this.entry.expires !== at) this.entry.armAt(at > this.d.scheduler.now ? at : this.d.scheduler.now);
+      const when = at > now ? at : now + 1_000_000n;
+      if (!this.entry.pending || this.entry.expires !== when) this.entry.armAt(when);
       return;
     }
     this.delivering = true;

@@ -286,12 +286,15 @@ export class PeriodicTick {
     if (tr?.on) tr.instant(this.d.scheduler.now, 'guest', 'tick_handle_periodic', via);
     this.tickPeriodic();
     if (this.device!.name !== 'lapic-deadline') return;
-    for (;;) {
-      const next = this.nextEvent + this.d.tickNsec;
-      if (this.programEvent(next)) return;
-      if (this.d.hresValid?.()) this.tickPeriodic();
-      else this.ticksLost++; // the period went by without a tick: a lost jiffy
-    }
+    // The loop `next += TICK_NSEC; if (!clockevents_program_event(next)) return; …` fails for every next not
+    // after ktime_get(), which does not move while it runs (the handler takes no model time): count those
+    // periods at once — ticks if the clocksource is valid for hres, else periods lost — then program the next.
+    const tick = this.d.tickNsec;
+    const now = this.ktime();
+    const missed = now >= this.nextEvent + tick ? (now - this.nextEvent) / tick : 0n;
+    if (this.d.hresValid?.()) for (let i = 0n; i < missed; i++) this.tickPeriodic();
+    else this.ticksLost += Number(missed);
+    if (!this.programEvent(this.nextEvent + (missed + 1n) * tick)) throw new Error('tick_handle_periodic: next event not in the future');
   }
 
   /** tick_periodic: do_timer(1), update_wall_time, update_process_times. */

@@ -26,6 +26,8 @@ export interface KvmLapicOptions {
   nextRun(): Ns;
   /** The guest takes `vector` (its IDT entry runs). */
   inject(vector: number): void;
+  /** vcpu_enter_guest's requests (kvm_guest_time_update after KVM_SET_CLOCK…), handled before any injection. */
+  enterGuest?(): void;
   trace?: TraceRecorder;
   /** Trace source, e.g. "vm0/vcpu0". */
   name: string;
@@ -114,6 +116,7 @@ export class KvmLapic {
 
   /** vcpu_enter_guest → inject_pending_event: a halted vCPU wakes first (kvm_vcpu_kick, back to the hv timer). */
   private inject(vector: number): void {
+    this.o.enterGuest?.();
     if (this.halted) {
       this.halted = false;
       this.timer.setRunState('running');

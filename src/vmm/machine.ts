@@ -194,6 +194,7 @@ export class VirtualMachine {
         tscKhz: opts.tscFrequencyKhz ?? this.host.tscKhz,
         guestTsc: () => this.guestTsc(),
         hvTimer: this.host.vendor === 'intel', // the VMX preemption timer; SVM has none
+        enterGuest: (cpu) => this.vcpus[cpu]?.enterGuest(),
       },
       p.accel === 'kvm',
     );
@@ -333,6 +334,7 @@ export class VirtualMachine {
   setVcpusPaused(paused: boolean): void {
     this.vcpusPaused = paused;
     this.counterEpoch++;
+    if (!paused) this.devices.kickVcpus(); // timer interrupts that waited for the vCPUs are taken now
   }
 
   /** The vCPU threads' sched_info.run_delay: time spent runnable but not running. */

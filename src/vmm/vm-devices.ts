@@ -359,6 +359,7 @@ export class VmDevices {
           running,
           nextRun,
           inject: (v) => take(cpu, v),
+          ...(w.enterGuest ? { enterGuest: () => w.enterGuest!(cpu) } : {}),
           ...(trace ? { trace } : {}),
           name: `${label}/vcpu${cpu}`,
         });
@@ -402,6 +403,11 @@ export class VmDevices {
     };
   }
 
+  /** The vCPU threads run again (the VMM restarted them): requested interrupts are taken now. */
+  kickVcpus(): void {
+    for (const irr of this.wired?.irrs ?? []) irr.deliver();
+  }
+
   /** Timer interrupt counts for the summary (zeros before the interrupts are wired). */
   timerIrqStats(): TimerIrqStats {
     const w = this.wired;
@@ -426,6 +432,8 @@ export interface InterruptWiring {
   guestTsc(cpu: number): Cycles;
   /** KVM: the host has the VMX preemption timer (Intel); AMD hosts run the LAPIC timer on hrtimers only. */
   hvTimer: boolean;
+  /** KVM: vCPU `cpu` enters the guest (vcpu_enter_guest handles its pending requests before injecting). */
+  enterGuest?(cpu: number): void;
 }
 
 /** Per-VM interrupt counts for summary.json. */
