@@ -136,3 +136,24 @@ test('the tickless guest programs the LAPIC TSC-deadline timer through WRMSR 0x6
   assert.equal(st1.timerIrqs - st0.timerIrqs, 2 * updates);
   assert.equal(st1.ticksLost, 0);
 });
+
+test("QEMU's userspace PIT (qemu-tcg) has no reinjection: ticks that find the vCPU off coalesce and are jiffies lost", () => {
+  const r = boot('qemu-tcg', 'yocto-qemux86', 'nolapic hpet=disable clocksource=refined-jiffies');
+  r.e.run(r.b.kernelEntryAt + 2n * NSEC_PER_SEC);
+  const g = r.b.guest;
+  assert.equal(g.clockeventDevice(), 'pit\n');
+  assert.equal(g.oneshot, false);
+  const pit = r.b.vm.devices.pit as unknown as { stats: { irq0: number } };
+  const m0 = g.clockGettime('monotonic');
+  const s0 = r.b.vm.devices.timerIrqStats();
+  const raised0 = pit.stats.irq0;
+  r.e.run(r.e.now + 20n * NSEC_PER_SEC);
+  const s1 = r.b.vm.devices.timerIrqStats();
+  const taken = s1.timerIrqs - s0.timerIrqs;
+  const lost = s1.ticksLost - s0.ticksLost;
+  // every rising edge of OUT is either taken (a jiffy) or coalesced in the IRR (lost)
+  assert.equal(taken + lost, pit.stats.irq0 - raised0);
+  assert.ok(lost > 2000, `lost ${lost}`);
+  assert.equal(s1.ticksReinjected, 0);
+  assert.equal(g.clockGettime('monotonic') - m0, BigInt(taken) * JIFFY_NS);
+});
