@@ -245,7 +245,8 @@ export class GuestKernel {
     return this.periodicTick.jiffies();
   }
 
-  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
+  /** Tick periods the guest itself skipped (side timer: dropped as still pending; a one-shot device's missed
+   *  periods). Interrupts coalesced in the irqchip are the VM's count (VmDevices.timerIrqStats). */
   get ticksLost(): number {
     return this.periodicTick.ticksLost;
   }
