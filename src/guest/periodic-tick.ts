@@ -250,9 +250,9 @@ export class PeriodicTick {
    * clockevents_program_event(dev, expires, false): -ETIME (false) for an expiry not in the future, else
    * the delta clamped to the device's limits, in device ticks, to set_next_event.
    */
-  private programEvent(expires: Ns): boolean {
+  private programEvent(expires: Ns, now: Ns = this.ktime()): boolean {
     this.nextEvent = expires;
-    let delta = expires - this.ktime();
+    let delta = expires - now;
     if (delta <= 0n) return false;
     const sc = this.scale!;
     if (delta > sc.maxDeltaNs) delta = sc.maxDeltaNs;
@@ -294,7 +294,7 @@ export class PeriodicTick {
     const missed = now >= this.nextEvent + tick ? (now - this.nextEvent) / tick : 0n;
     if (this.d.hresValid?.()) for (let i = 0n; i < missed; i++) this.tickPeriodic();
     else this.ticksLost += Number(missed);
-    if (!this.programEvent(this.nextEvent + (missed + 1n) * tick)) throw new Error('tick_handle_periodic: next event not in the future');
+    if (!this.programEvent(this.nextEvent + (missed + 1n) * tick, now)) throw new Error('tick_handle_periodic: next event not in the future');
   }
 
   /** tick_periodic: do_timer(1), update_wall_time, update_process_times. */
@@ -324,7 +324,7 @@ export class PeriodicTick {
       u.fn();
       u.expires += ((now - u.expires) / u.intervalNs + 1n) * u.intervalNs;
     }
-    while (!this.programEvent(u.expires)) u.expires += u.intervalNs;
+    while (!this.programEvent(u.expires, now)) u.expires += u.intervalNs; // the handler takes no model time: ktime is still `now`
   }
 
   // ---------------------------------------------------------------- the side timer (no wired interrupt)
