@@ -1,6 +1,7 @@
 // The cost of wired timer interrupts (issue 12): each guest run twice in the same process, with its tick
 // driven by its clock event device's interrupt (PIT / LAPIC timer → irqchip → vCPU → handler) and with the
-// side timer the model used before (GuestPlatform.interrupts removed before kernel entry), and the ratio.
+// side timer the model used before (GuestPlatform.interrupts removed before kernel entry), and the ratio;
+// each the best of three alternating runs.
 import type { Bench } from './run.ts';
 import { Engine } from '../src/core/engine.ts';
 import { NSEC_PER_SEC, type Ns } from '../src/core/time.ts';
@@ -37,14 +38,14 @@ function time(c: Case, wired: boolean): { wall: number; events: number } {
 
 const CASES: Case[] = [
   {
-    name: 'tickless kvm-clock guest, 1-s updates, 1 h',
+    name: 'tickless kvm-clock guest, 1-s updates, 1 day',
     profile: 'qemu-kvm-noinvtsc',
     kernel: 'distro',
     cmdline: '',
     updateIntervalNs: NSEC_PER_SEC,
-    seconds: 3600n,
+    seconds: 86_400n,
   },
-  { name: 'tickless tsc guest, 250 Hz updates, 1 min', profile: 'firecracker', kernel: 'distro', cmdline: '', seconds: 60n },
+  { name: 'tickless tsc guest, 250 Hz updates, 5 min', profile: 'firecracker', kernel: 'distro', cmdline: '', seconds: 300n },
   {
     name: 'jiffies guest on the PIT, 2:1 share, 1-s updates, 10 min',
     profile: 'kvmtool',
@@ -59,8 +60,15 @@ const CASES: Case[] = [
 const bench: Bench = (report) => {
   for (const c of CASES) {
     time(c, true); // warm-up
-    const side = time(c, false);
-    const wired = time(c, true);
+    // alternate three times and keep each one's best: the machine is shared, the minimum is the least disturbed
+    let side = time(c, false);
+    let wired = time(c, true);
+    for (let i = 0; i < 2; i++) {
+      const s = time(c, false);
+      const w = time(c, true);
+      if (s.wall < side.wall) side = s;
+      if (w.wall < wired.wall) wired = w;
+    }
     const secs = Number(c.seconds);
     report({ name: `${c.name}: side timer`, value: secs / side.wall, unit: '× real time', note: `${side.events} events` });
     report({ name: `${c.name}: wired`, value: secs / wired.wall, unit: '× real time', note: `${wired.events} events` });
