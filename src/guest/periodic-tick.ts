@@ -294,7 +294,8 @@ export class PeriodicTick {
     const missed = now >= this.nextEvent + tick ? (now - this.nextEvent) / tick : 0n;
     if (this.d.hresValid?.()) for (let i = 0n; i < missed; i++) this.tickPeriodic();
     else this.ticksLost += Number(missed);
-    if (!this.programEvent(this.nextEvent + (missed + 1n) * tick, now)) throw new Error('tick_handle_periodic: next event not in the future');
+    if (!this.programEvent(this.nextEvent + (missed + 1n) * tick, now))
+      throw new Error('tick_handle_periodic: next event not in the future');
   }
 
   /** tick_periodic: do_timer(1), update_wall_time, update_process_times. */

@@ -99,7 +99,12 @@ export class KvmLapic {
   /** The guest's WRMSR exits: kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr, or kvm_x2apic_msr_write. */
   wrmsr(msr: number, value: bigint): void {
     const tr = this.o.trace;
-    if (tr?.on) tr.instant(this.o.scheduler.now, this.o.name, 'kvm_msr', ['handle_wrmsr'], { write: 1, ecx: msr, data: value });
+    if (tr?.on)
+      tr.instant(this.o.scheduler.now, this.o.name, 'kvm_msr', ['vcpu_enter_guest', 'kvm_emulate_wrmsr'], {
+        write: 1,
+        ecx: msr,
+        data: value,
+      });
     this.timer.msrWrite(msr, value);
   }
 

@@ -102,8 +102,8 @@ test('with the VMX preemption timer, a halting vCPU moves its deadline to the so
   v.e.run(2n * MS);
   const names = trace.recorded.map((ev) => [ev.name, ...ev.path].join('<'));
   assert.deepEqual(names, [
-    'kvm_msr<handle_wrmsr', // LVTT: TSC-deadline mode
-    'kvm_msr<handle_wrmsr', // IA32_TSC_DEADLINE
+    'kvm_msr<vcpu_enter_guest<kvm_emulate_wrmsr', // LVTT: TSC-deadline mode
+    'kvm_msr<vcpu_enter_guest<kvm_emulate_wrmsr', // IA32_TSC_DEADLINE
     'start_hv_timer', // the vCPU is in guest mode: the preemption timer carries it
     'kvm_lapic_switch_to_sw_timer', // HLT → vcpu_block
     'apic_timer_fn', // the hrtimer fires
