@@ -413,8 +413,23 @@ export interface ChronySourceConf {
   maxpoll?: number;
 }
 
+/** A `refclock DRIVER PARAMETER [options]` line of chrony.conf (conf.c parse_refclock), with the options the twin uses. */
+export interface ChronyRefclockConf {
+  driver: string;
+  parameter: string;
+  poll?: number;
+  dpoll?: number;
+  offset?: number;
+  delay?: number;
+  precision?: number;
+  filter?: number;
+  nocrossts: boolean;
+}
+
 export interface ChronyConf {
   sources: ChronySourceConf[];
+  /** refclock lines (absent when there are none). */
+  refclocks?: ChronyRefclockConf[];
   /** makestep threshold (s) and limit (updates; -1 = always). */
   makestep?: [number, number];
   maxslewrate?: number;
@@ -451,6 +466,25 @@ export function parseChronyConf(text: string): ChronyConf {
         ...(minpoll !== undefined ? { minpoll } : {}),
         ...(maxpoll !== undefined ? { maxpoll } : {}),
       });
+    } else if (d === 'refclock' && args.length >= 2) {
+      const num = (k: string, int: boolean) => {
+        const i = args.indexOf(k);
+        const v = i > 1 ? Number(args[i + 1]) : Number.NaN;
+        return (int ? Number.isInteger(v) : Number.isFinite(v)) ? v : undefined;
+      };
+      const rc: ChronyRefclockConf = { driver: args[0]!, parameter: args[1]!, nocrossts: args.slice(2).includes('nocrossts') };
+      for (const [k, int] of [
+        ['poll', true],
+        ['dpoll', true],
+        ['offset', false],
+        ['delay', false],
+        ['precision', false],
+        ['filter', true],
+      ] as const) {
+        const v = num(k, int);
+        if (v !== undefined) rc[k] = v;
+      }
+      (conf.refclocks ??= []).push(rc);
     } else if (d === 'makestep' && args.length >= 2) {
       const t = Number(args[0]);
       const l = Number(args[1]);

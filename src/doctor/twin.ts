@@ -8,7 +8,8 @@ import { stringify } from 'yaml';
 import type { DoctorReport } from './doctor.ts';
 import { gapFor } from './gaps.ts';
 import { lineSafe } from './safe-text.ts';
-import { isClockLine, type Cmdline } from './parse.ts';
+import { type ChronyRefclockConf, isClockLine, type Cmdline } from './parse.ts';
+import { machineProfile } from '../vmm/index.ts';
 
 export interface TwinChoice {
   key: string;
@@ -23,6 +24,23 @@ export interface TwinPlan {
   choices: TwinChoice[];
   /** What the scenario cannot express about this machine (known before any replay). */
   gaps: string[];
+}
+
+/**
+ * chrony.conf's `refclock PHC /dev/ptp0 …` as the twin's sync.refclock: only the ptp_kvm clock of a KVM
+ * profile is modelled; anything else is a gap.
+ */
+function twinRefclock(rc: ChronyRefclockConf, profile: string, gaps: string[]): Record<string, unknown> | null {
+  if (rc.parameter !== '/dev/ptp0') {
+    gaps.push(`chrony's refclock PHC ${rc.parameter}: the twin's guests have only the ptp_kvm clock, /dev/ptp0`);
+    return null;
+  }
+  if (machineProfile(profile).accel !== 'kvm') {
+    gaps.push(`chrony's refclock PHC /dev/ptp0: profile ${profile} has no KVM, so no ptp_kvm clock`);
+    return null;
+  }
+  const { driver: _d, parameter, nocrossts, ...opts } = rc;
+  return { phc: parameter, ...opts, ...(nocrossts ? { nocrossts: true } : {}) };
 }
 
 /** Which VMM profile this machine looks like, from the firmware and hypervisor it shows. */
@@ -197,23 +215,32 @@ export function planTwin(r: DoctorReport, name = 'doctor-twin'): TwinPlan {
   const vmSync: { sync?: Record<string, unknown> } = {};
   const ntpServers: Record<string, unknown>[] = [];
   const chrony = r.ntp.chrony.ok ? r.ntp.chrony.value : undefined;
-  if (chrony && chrony.conf.sources.length > 0) {
+  const phc = chrony?.conf.refclocks?.find((x) => x.driver.toUpperCase() === 'PHC');
+  if (chrony && (chrony.conf.sources.length > 0 || phc)) {
     const conf = chrony.conf;
     const tracking = chrony.tracking.ok ? chrony.tracking.value : undefined;
     // one-way path: half of chronyd's root delay when tracking says it, else a LAN-like 1 ms
     const oneWayS = tracking && tracking.rootDelayS > 0 ? tracking.rootDelayS / 2 : 0.001;
     for (const src of conf.sources) ntpServers.push({ name: src.name, path: { delay: `${Math.round(oneWayS * 1e6)}us`, jitter: '100us' } });
-    const first = conf.sources[0]!;
+    const first = conf.sources[0];
+    const refclock = phc ? twinRefclock(phc, prof.profile, gaps) : null;
     vmSync.sync = {
       method: 'chrony',
-      servers: conf.sources.map((x) => x.name),
+      ...(first || !refclock ? { servers: conf.sources.map((x) => x.name) } : {}),
       iburst: conf.sources.some((x) => x.iburst),
-      ...(first.minpoll !== undefined ? { minpoll: first.minpoll } : {}),
-      ...(first.maxpoll !== undefined ? { maxpoll: first.maxpoll } : {}),
+      ...(first?.minpoll !== undefined ? { minpoll: first.minpoll } : {}),
+      ...(first?.maxpoll !== undefined ? { maxpoll: first.maxpoll } : {}),
       ...(conf.makestep ? { makestep: conf.makestep } : {}),
       ...(conf.maxslewrate !== undefined ? { maxslewrate_ppm: conf.maxslewrate } : {}),
       ...(conf.rtcsync ? { rtcsync: true } : {}),
+      ...(refclock ? { refclock } : {}),
     };
+    if (refclock)
+      choices.push({
+        key: 'vms[0].sync.refclock',
+        value: `PHC ${phc!.parameter}`,
+        why: `${chrony.confPath} has refclock PHC ${phc!.parameter}: the twin reads the ptp_kvm clock (KVM_HC_CLOCK_PAIRING)`,
+      });
     choices.push({
       key: 'vms[0].sync',
       value: `chrony, servers ${conf.sources.map((x) => x.name).join(', ')}`,

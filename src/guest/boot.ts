@@ -171,6 +171,7 @@ export class GuestKernel {
         // read through the platform each time: the VMM's lifecycle installs these after boot
         vcpuRunning: () => !opts.platform.vcpuRunning || opts.platform.vcpuRunning(0),
         nextVcpuRun: () => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(0) : opts.scheduler.now),
+        vcpuAlwaysRuns: () => !opts.platform.vcpuRunning || (opts.platform.vcpuAlwaysRuns?.(0) ?? false),
       },
     );
     this.schedClock = new SchedClock({
@@ -497,8 +498,8 @@ export class GuestKernel {
     this.core.writeCurrent(name);
   }
 
-  clockGettime(id: ClockId): Ns {
-    return this.timekeeper.get(id);
+  clockGettime(id: ClockId, cpu?: number): Ns {
+    return this.timekeeper.get(id, cpu);
   }
 
   /** adjtimex(2) / clock_adjtime(CLOCK_REALTIME): kernel/time/timekeeping.c do_adjtimex, and

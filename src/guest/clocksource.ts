@@ -37,6 +37,8 @@ export interface ClocksourceSpec {
   vdsoClockMode?: VdsoClockMode;
   /** Reads the counter (what cs->read returns). */
   read: () => Cycles;
+  /** Reads the counter on CPU `cpu`, for counters that are per CPU (the TSC, kvm-clock's per-CPU record). */
+  readOn?: (cpu: number) => Cycles;
 }
 
 /** A registered clocksource with everything the kernel derives at registration. */
@@ -54,6 +56,8 @@ export class Clocksource {
   uncertaintyMarginNs: Ns = 0n;
   vdsoClockMode: VdsoClockMode;
   read: () => Cycles;
+  /** ClocksourceSpec.readOn: the read on a given CPU (absent: the counter is global). */
+  readOn: ((cpu: number) => Cycles) | undefined;
   /** Frequency it was registered with, Hz (0 for the jiffies clocksources). */
   freqHz = 0n;
 
@@ -63,6 +67,7 @@ export class Clocksource {
     this.mask = spec.mask;
     this.flags = spec.flags;
     this.read = spec.read;
+    this.readOn = spec.readOn;
     this.vdsoClockMode = spec.vdsoClockMode ?? 'none';
     if (spec.mult !== undefined) this.mult = spec.mult;
     if (spec.shift !== undefined) this.shift = spec.shift;

@@ -34,6 +34,7 @@ export { dmesgLines, clockeventDeviceText } from './sysfs.ts';
 export { PeriodicTick, type PeriodicTickDeps } from './periodic-tick.ts';
 export { acpiBootLines, hpetClocksource, acpiPmClocksource, hpetLateInitLines, checkTimerLine, pmTimerUsable } from './platform-timers.ts';
 export { kvmRegisterStealTime } from './runtime.ts';
+export { VmgenidDriver, VMFORK_RESEED_LINE } from './vmgenid.ts';
 export { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
 export type { KernelConfig } from './kernel.ts';
 export { parseCmdline, splitCmdline, type ParsedCmdline, type TimeParams } from './cmdline.ts';
@@ -52,15 +53,35 @@ export {
 export { ClocksourceCore } from './clocksources.ts';
 export { ClocksourceWatchdog } from './watchdog.ts';
 export { jiffiesClocksource, refinedJiffiesClocksource, tickNsec, PIT_TICK_RATE, JIFFIES_SHIFT } from './jiffies.ts';
-export { kvmclockInit, kvmclockAvailable, pvclockTscKhz, HV_CLOCK_GPA, WALL_CLOCK_GPA, type KvmclockSetup } from './kvmclock.ts';
+export {
+  kvmclockInit,
+  kvmclockAvailable,
+  pvclockTscKhz,
+  HV_CLOCK_GPA,
+  HV_CLOCK_STRIDE,
+  hvClockGpa,
+  WALL_CLOCK_GPA,
+  type KvmclockSetup,
+} from './kvmclock.ts';
 export { quickPitCalibrate, pitHpetPtimerCalibrateCpu, nativeCalibrateTsc, mhz } from './tsc.ts';
 export { Timekeeper, standaloneTimekeeper, type ClockId, type StandaloneTimekeeperOptions } from './timekeeper.ts';
 export * from './ntp.ts';
 export { setupTick, type ClockeventDevice, type TickSetup } from './clockevents.ts';
 export { StealAccounting, kvmStealClock, type CpuMode, type CpuStat } from './steal.ts';
-export { vdsoReadCosts, VDSO_COST, type VdsoReadCost, type VdsoClock } from './vdso.ts';
-export { PvclockGuest, pvclockReadRecord, type PvclockMemory, type PvclockReadResult } from './pvclock.ts';
+export { vdsoReadCosts, rdtscCostNs, VDSO_COST, type VdsoReadCost, type VdsoClock } from './vdso.ts';
+export { PvclockGuest, pvclockReadRecord, PVCLOCK_RAW_CYCLE_BIT, type PvclockMemory, type PvclockReadResult } from './pvclock.ts';
 export { NtpKernelClient, type NtpClientOptions, type NtpMeasurement } from './ntp-client.ts';
 export * as chrony from './chrony/index.ts';
 export { Chronyd, type NtpServerLink, type NtpServerReply } from './chrony/index.ts';
+export { USERSPACE_VCPU, vcpuScheduler, vcpuTimer, whenVcpuRuns, type VcpuGate } from './vcpu-wait.ts';
 export { QgaAgent, QGA_COMMANDS, QGA_MODELLED, type QgaAgentOptions, type QgaGuest } from './qga-agent.ts';
+export {
+  PtpKvm,
+  type PtpKvmGuest,
+  type PtpKvmOptions,
+  type PhcReading,
+  type PtpError,
+  CLOCK_PAIR_GPA,
+  HYPERCALL_EXIT_NS,
+  HYPERCALL_RETURN_NS,
+} from './ptp-kvm.ts';

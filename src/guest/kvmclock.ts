@@ -25,6 +25,13 @@ import { PvclockGuest } from './pvclock.ts';
 
 /** Where this model's guest kernel places hv_clock (per-vCPU, 64 bytes apart) and wall_clock. */
 export const HV_CLOCK_GPA = 0x10_0000n;
+/** sizeof(struct pvclock_vsyscall_time_info): one cache line per CPU in hv_clock_boot (kvmclock.c). */
+export const HV_CLOCK_STRIDE = 64n;
+
+/** The GPA of CPU `cpu`'s pvclock record (hv_clock_boot[cpu]; the model places all 64 in the boot page). */
+export function hvClockGpa(cpu: number): bigint {
+  return HV_CLOCK_GPA + BigInt(cpu) * HV_CLOCK_STRIDE;
+}
 export const WALL_CLOCK_GPA = 0x10_1000n;
 
 export interface KvmclockSetup {
@@ -36,6 +43,8 @@ export interface KvmclockSetup {
   pvclock: PvclockGuest;
   tscKhz: () => number;
   read: () => Ns;
+  /** kvm_clock_read() on CPU `cpu`: its own per-CPU record and its own TSC (this_cpu_pvti()). */
+  readOn: (cpu: number) => Ns;
   /** kvm_get_wallclock(): writes the wall-clock MSR and reads the boot wall time, ns since the epoch. */
   wallclock: () => Ns;
   /** kvm_sched_clock_offset: kvm-clock's reading at kvmclock_init. */
@@ -72,14 +81,17 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
   const msrSystemTime = v2 ? MSR_KVM_SYSTEM_TIME_NEW : MSR_KVM_SYSTEM_TIME;
   const msrWallClock = v2 ? MSR_KVM_WALL_CLOCK_NEW : MSR_KVM_WALL_CLOCK;
   const lines = [`kvm-clock: Using msrs ${msrSystemTime.toString(16)} and ${msrWallClock.toString(16)}`];
-  // kvm_register_clock(): hv_clock GPA | 1 into MSR_KVM_SYSTEM_TIME(_NEW) on the boot CPU
+  // kvm_register_clock(): hv_clock GPA | 1 into MSR_KVM_SYSTEM_TIME(_NEW) on the boot CPU, then on each
+  // AP as it comes up (kvm_setup_secondary_clock, x86_cpuinit.early_percpu_clock_init), each its own record
   p.wrmsr!(0, msrSystemTime, HV_CLOCK_GPA | 1n);
+  for (let cpu = 1; cpu < p.vcpus; cpu++) p.wrmsr!(cpu, msrSystemTime, hvClockGpa(cpu) | 1n);
   const pvclock = new PvclockGuest();
   const stableFeature = hasBit(features, KVM_FEATURE_CLOCKSOURCE_STABLE_BIT);
   if (stableFeature) pvclock.setFlags(PVCLOCK_TSC_STABLE_BIT);
   const record = (): PvclockVcpuTimeInfo => decodePvclock(mem.read(HV_CLOCK_GPA, PVCLOCK_VCPU_TIME_INFO_SIZE));
   const rdtsc = (): bigint => p.rdtsc();
   const read = (): Ns => pvclock.readNs(mem, HV_CLOCK_GPA, rdtsc);
+  const readOn = (cpu: number): Ns => (cpu === 0 ? read() : pvclock.readNs(mem, hvClockGpa(cpu), () => p.rdtsc(cpu)));
   const stable = stableFeature && (record().flags & PVCLOCK_TSC_STABLE_BIT) !== 0;
   // kvm_sched_clock_init(): clear_sched_clock_stable() unless stable, then sched_clock becomes
   // kvm_clock_read() - kvm_sched_clock_offset, the offset being kvm-clock's reading now; current
@@ -89,7 +101,7 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
   // Rating drop on X86_FEATURE_CONSTANT_TSC && X86_FEATURE_NONSTOP_TSC. Its !check_tsc_unstable()
   // test cannot see tsc=unstable: __setup parameters are parsed after setup_arch().
   const rating = p.cpuid.invariantTsc ? 299 : 400;
-  const cs = new Clocksource({ name: 'kvm-clock', rating, mask: U64_MAX, flags: CLOCK_SOURCE_IS_CONTINUOUS, read });
+  const cs = new Clocksource({ name: 'kvm-clock', rating, mask: U64_MAX, flags: CLOCK_SOURCE_IS_CONTINUOUS, read, readOn });
   const wallclock = (): Ns => {
     p.wrmsr!(0, msrWallClock, WALL_CLOCK_GPA);
     const w = pvclock.readWallclock(mem, WALL_CLOCK_GPA, HV_CLOCK_GPA, () => p.rdtsc());
@@ -105,6 +117,7 @@ export function kvmclockInit(p: GuestPlatform): KvmclockSetup {
     pvclock,
     tscKhz: () => pvclockTscKhz(record()),
     read,
+    readOn,
     wallclock,
     schedClockOffset,
     schedClock,

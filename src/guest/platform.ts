@@ -121,8 +121,13 @@ export interface GuestPlatform {
   cpuid: GuestCpuid;
   devices: GuestDevices;
   vcpus: number;
-  /** Guest TSC of vCPU 0 now. */
-  rdtsc(): Cycles;
+  /** Guest TSC now: RDTSC on vCPU `cpu` (default 0); vCPUs can differ (unsynchronised host TSCs). */
+  rdtsc(cpu?: number): Cycles;
+  /**
+   * Cost in ns of one RDTSC as the guest pays it, when it is not the native ~10 ns: a VMM with RDTSC
+   * exiting makes each one a VM exit. `compensated`: the VMM hides the exit from the guest TSC.
+   */
+  rdtscExit?: { costNs: number; compensated: boolean };
   /** The TSC's true rate in Hz (what a perfect reference would measure). */
   tscTrueHz(): number;
   /** HPET main counter (low 32 bits as hpet_readl reads) and its true rate. */
@@ -139,10 +144,18 @@ export interface GuestPlatform {
   memory?: PvclockMemory;
   /** WRMSR on vCPU `cpu` (exits to KVM, which handles it and re-enters the guest). */
   wrmsr?(cpu: number, index: number, value: bigint): void;
+  /**
+   * VMCALL/VMMCALL on vCPU `cpu` (kvm_hypercall2: nr in RAX, a0 in RBX, a1 in RCX): KVM handles it
+   * in the kernel and re-enters; the result is RAX (0 or a negative KVM error). Absent: not a KVM guest.
+   */
+  hypercall?(cpu: number, nr: number, a0: bigint, a1: bigint): number;
   /** Whether vCPU `cpu`'s thread is running on the host now (an interrupt can be taken). */
   vcpuRunning?(cpu: number): boolean;
   /** When vCPU `cpu` next runs (absolute scheduler time), while it is descheduled. */
   nextVcpuRun?(cpu: number): Ns;
+  /** Whether vCPU `cpu` runs at every instant from now until the next scheduler event (absent with
+   *  vcpuRunning present: it may wait), so work on it can be advanced analytically. */
+  vcpuAlwaysRuns?(cpu: number): boolean;
   /** The CMOS RTC as Linux reads it at boot. */
   readCmos?(): CmosReading;
   /** The interrupt path the VMM wired from the timer devices to the vCPUs; absent: the tick is a side timer. */

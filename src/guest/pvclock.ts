@@ -20,6 +20,13 @@ import {
 } from '../core/index.ts';
 import { NSEC_PER_SEC } from '../core/index.ts';
 
+/**
+ * kvm-unit-tests' PVCLOCK_RAW_CYCLE_BIT (x86/kvmclock.h): a valid flag of the test's own pvclock reader
+ * that returns the computed value without the last_value guard ("raw cycle" test of x86/kvmclock_test.c).
+ * Linux's pvclock.c has no such flag.
+ */
+export const PVCLOCK_RAW_CYCLE_BIT = 1 << 7;
+
 /** Guest memory as the guest kernel reads and writes it (bytes at a guest physical address). */
 export interface PvclockMemory {
   read(gpa: bigint, len: number): Uint8Array;
@@ -102,7 +109,7 @@ export class PvclockGuest {
     const flags = v.getUint8(off + L.flags);
     if (version & 1 || flags & PVCLOCK_GUEST_STOPPED) return this.read(mem, gpa, rdtsc).ns;
     const ret = pvclockReadCyclesView(v, off, rdtsc());
-    if (this.validFlags & PVCLOCK_TSC_STABLE_BIT && flags & PVCLOCK_TSC_STABLE_BIT) return ret;
+    if (this.validFlags & PVCLOCK_RAW_CYCLE_BIT || (this.validFlags & PVCLOCK_TSC_STABLE_BIT && flags & PVCLOCK_TSC_STABLE_BIT)) return ret;
     if (ret <= this.lastValue) return this.lastValue;
     this.lastValue = ret;
     return ret;
@@ -143,7 +150,7 @@ export class PvclockGuest {
       this.watchdogTouches++;
       guestStopped = true;
     }
-    if (this.validFlags & PVCLOCK_TSC_STABLE_BIT && flags & PVCLOCK_TSC_STABLE_BIT) {
+    if (this.validFlags & PVCLOCK_RAW_CYCLE_BIT || (this.validFlags & PVCLOCK_TSC_STABLE_BIT && flags & PVCLOCK_TSC_STABLE_BIT)) {
       return { ns: ret, flags, attempts, guestStopped, clamped: false };
     }
     // last_value: the value returned never goes below one any vCPU returned before.

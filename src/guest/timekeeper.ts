@@ -234,15 +234,16 @@ export class Timekeeper {
     this.accumulateNsecsToSecs();
   }
 
-  private getNs(base: TkReadBase): bigint {
-    const delta = this.delta(this.read(), base.cycleLast);
+  private getNs(base: TkReadBase, cpu?: number): bigint {
+    const now = cpu !== undefined && this.cs.readOn ? this.cs.readOn(cpu) : this.read();
+    const delta = this.delta(now, base.cycleLast);
     return (delta * base.mult + base.xtimeNsec) >> base.shift;
   }
 
-  /** clock_gettime(id) in ns. */
-  get(id: ClockId): Ns {
-    if (id === 'monotonic_raw') return this.rawSec * NSEC_PER_SEC + this.getNs(this.raw);
-    const real = this.xtimeSec * NSEC_PER_SEC + this.getNs(this.mono);
+  /** clock_gettime(id) in ns, on CPU `cpu` (its clocksource read) when given. */
+  get(id: ClockId, cpu?: number): Ns {
+    if (id === 'monotonic_raw') return this.rawSec * NSEC_PER_SEC + this.getNs(this.raw, cpu);
+    const real = this.xtimeSec * NSEC_PER_SEC + this.getNs(this.mono, cpu);
     if (id === 'realtime') return real;
     const mono = real + this.wallToMonotonic;
     return id === 'monotonic' ? mono : mono + this.offsBoot;

@@ -185,6 +185,8 @@ export class TscState {
     const read = (): bigint => p.rdtsc();
     this.tscEarly = tscEarlyClocksource(read);
     this.tsc = tscClocksource(read);
+    // rdtsc on the CPU the read runs on: the TSCs of a VM's vCPUs can differ
+    this.tscEarly.readOn = this.tsc.readOn = (cpu: number): bigint => p.rdtsc(cpu);
     if (disableWatchdog) {
       // tsc_disable_clocksource_watchdog()
       this.tscEarly.flags &= ~CLOCK_SOURCE_MUST_VERIFY;

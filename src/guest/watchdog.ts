@@ -10,7 +10,9 @@
 // the span passes too: the watchdog then sleeps to the last grid point before the next event and
 // reads both clocks there for real (the "last" interval), so the state it carries on with, the
 // pvclock last_value the reads leave behind and everything it prints are the ones the event-by-event
-// watchdog produces. Any interval that holds an event is checked event by event.
+// watchdog produces. Any interval that holds an event is checked event by event, and so is every
+// interval while vCPU 0 may wait for a host CPU (an overcommitted host): each check then runs when the
+// vCPU next runs, late by what the host's schedule says, and the next is due an interval after that.
 import type { Engine, Scheduler, Timer } from '../core/index.ts';
 import type { Cycles, Ns } from '../core/index.ts';
 import { hex } from '../core/index.ts';
@@ -51,6 +53,9 @@ export interface WatchdogOptions {
   /** Whether vCPU 0 runs now, and when it next does (GuestPlatform.vcpuRunning/nextVcpuRun). */
   vcpuRunning?: () => boolean;
   nextVcpuRun?: () => Ns;
+  /** Whether vCPU 0 runs at every instant until the next scheduler event (GuestPlatform.vcpuAlwaysRuns);
+   *  absent with vcpuRunning given: it may wait, so no fast-forward. */
+  vcpuAlwaysRuns?: () => boolean;
 }
 
 export class ClocksourceWatchdog {
@@ -72,6 +77,7 @@ export class ClocksourceWatchdog {
   /** watchdog_max_interval: the longest skipped interval reported so far. */
   private maxInterval = 0n;
   private readonly nextVcpuRun: (() => Ns) | null;
+  private readonly vcpuAlwaysRuns: () => boolean;
   /** Next foreign event after the last check (the end of the quiet span), null when unknown. */
   private quietUntil: Ns | null = null;
   private quietEpoch = 0;
@@ -100,6 +106,7 @@ export class ClocksourceWatchdog {
     // WATCHDOG_INTERVAL_MAX_NS = 2 * WATCHDOG_INTERVAL * (NSEC_PER_SEC / HZ)
     this.intervalMaxNs = 2n * this.intervalNs;
     this.nextVcpuRun = opts.nextVcpuRun ?? null;
+    this.vcpuAlwaysRuns = opts.vcpuAlwaysRuns ?? (() => this.vcpuRunning === null);
     const engine = sched as Partial<Pick<Engine, 'nextEventTime'>>;
     this.nextEventTime = typeof engine.nextEventTime === 'function' ? () => engine.nextEventTime!.call(sched) : null;
   }
@@ -242,7 +249,8 @@ export class ClocksourceWatchdog {
    */
   private armNext(now: Ns): void {
     const I = this.intervalNs;
-    const next = this.fastForward && this.counterEpoch && this.nextEventTime ? this.nextEventTime() : null;
+    // the span's checks are on the grid only if vCPU 0 runs throughout it (the schedule changes only at events)
+    const next = this.fastForward && this.counterEpoch && this.nextEventTime && this.vcpuAlwaysRuns() ? this.nextEventTime() : null;
     // an event still due now (after this one) may schedule anything: no span
     this.quietUntil = next !== null && next > now ? next : null;
     this.quietEpoch = this.epoch();

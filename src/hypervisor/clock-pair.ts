@@ -7,7 +7,11 @@
 // terms (tsc_timestamp = kvm_read_l1_tsc(master_cycle_now)) and with the guest's TSC rate for the
 // scale. So reading the guest's record at the guest TSC that corresponds to host_tsc gives exactly
 // KVM_GET_CLOCK's clock whenever (a) both used the same master-clock snapshot and (b) the TSC is
-// not scaled. They differ when the master clock was re-snapshotted after the record was written
+// not scaled. With a scaled TSC mainline's KVM_GET_CLOCK runs at the host's scale while the guest's
+// record runs at the scaled rate truncated to kHz (0.3846 ppm apart for 2.6 GHz on 3.0 GHz); with
+// KvmClockFeatures.scaledGetClock (v6 13/36) get_kvmclock scales the host TSC delta and uses the guest's
+// scale, and the two agree to 1 ns (kvm_scale_tsc of a delta vs the difference of two scaled TSCs:
+// test/hypervisor/kvm-clock-features.test.ts). They also differ when the master clock was re-snapshotted after the record was written
 // (KVM_SET_CLOCK, a TSC write, a masterclock update request) and the vCPU has not re-entered the
 // guest since: the two snapshots' system_time differ by the host's CLOCK_MONOTONIC_RAW mult/shift
 // arithmetic, while the record extrapolates with kvmclock's own 32.32 scale.

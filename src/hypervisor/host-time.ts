@@ -19,12 +19,22 @@ export interface HostTimekeeper {
   readonly clocksourceIsTsc: boolean;
   /** check_tsc_unstable(). */
   readonly tscUnstable: boolean;
-  /** rdtsc() on the host, now. */
+  /** rdtsc() on the host, now (on host CPU 0, the reference for the host's clocks). */
   rdtsc(): Cycles;
+  /**
+   * rdtsc() on host CPU `cpu` now: CPU 0's TSC plus that CPU's skew (hosts whose TSCs are not
+   * synchronised across CPUs). Absent: every CPU reads rdtsc().
+   */
+  rdtscOn?(cpu: number): Cycles;
   /** get_kvmclock_base_ns() computed from this host TSC reading. */
   baseNsAt(tsc: Cycles): Ns;
   /** CLOCK_REALTIME (ns since the epoch) computed from this host TSC reading. */
   realtimeNsAt(tsc: Cycles): Ns;
+  /**
+   * kvm_get_walltime_and_clockread() (arch/x86/kvm/x86.c): CLOCK_REALTIME and the host TSC it was read
+   * at, from one rdtsc; null when the host clocksource is not the TSC (gtod_is_based_on_tsc fails).
+   */
+  walltimeAndClockread?(): { realtime: Ns; tsc: Cycles } | null;
 }
 
 export interface LinuxHostTimekeeperConfig {
@@ -45,6 +55,38 @@ export interface LinuxHostTimekeeperConfig {
   constantTsc?: boolean;
   clocksourceIsTsc?: boolean;
   tscUnstable?: boolean;
+  /**
+   * The host's CLOCK_REALTIME at a host TSC reading as the host's owner defines it (a world host whose
+   * REALTIME is NTP-disciplined). KVM reads REALTIME from the host timekeeper's pvclock_gtod_data copy
+   * at one TSC value (x86.c do_realtime), so it is whatever the host's NTP made of it; without this the
+   * model free-runs REALTIME from realtimeAtBootNs at the TSC's mult (plus monoMultAdjust and steps).
+   * Used by KVM_HC_CLOCK_PAIRING (walltimeAndClockread) and every REALTIME KVM reads (KVM_GET/SET_CLOCK's
+   * realtime, the wall clock); kvmclock itself never uses it (its master clock stays on the raw/boot clock).
+   */
+  realtimeAt?: (tsc: Cycles) => Ns;
+  /** Each host CPU's TSC minus CPU 0's, cycles (index = CPU; missing CPUs read CPU 0's TSC). */
+  cpuTscSkew?: readonly Cycles[];
+  /**
+   * The host's clocksource is the HPET (what Linux falls back to once it marks the TSC unstable):
+   * CLOCK_MONOTONIC_RAW counts HPET ticks of `periodFs` femtoseconds, scaled by the HPET clocksource's
+   * mult/shift. The HPET is modelled on the TSC's crystal: ticks = floor(tsc · 10^15 / (periodFs · tsc Hz)).
+   * Sets clocksourceIsTsc to false.
+   */
+  hpet?: { periodFs: number };
+}
+
+/** The HPET period of PC chipsets (HPET_PERIOD register, fs): 14.318180 MHz nominal. */
+export const HOST_HPET_PERIOD_FS = 69_841_279;
+
+/**
+ * mult/shift of a clocksource with a 32-bit mask registered with clocksource_register_hz(cs, hz), as
+ * __clocksource_update_freq_scale() computes them (kernel/time/clocksource.c): sec = mask / hz (at
+ * least 1), then clocks_calc_mult_shift(hz, NSEC_PER_SEC, sec).
+ */
+export function hz32MultShift(hz: number): { mult: number; shift: number } {
+  let sec = Math.floor(0xffff_ffff / hz);
+  if (sec === 0) sec = 1;
+  return clocksCalcMultShift(hz, 1_000_000_000, sec);
 }
 
 /**
@@ -64,29 +106,62 @@ export class LinuxHostTimekeeper implements HostTimekeeper {
   private readonly tsc0: Cycles;
   private readonly real0: Ns;
   private readonly steps: (() => Ns) | null;
+  private readonly ownerRealtime: ((tsc: Cycles) => Ns) | null;
+  private readonly skew: readonly Cycles[];
+  /** The HPET clocksource when the host runs on it: its rate (Hz·periodFs = 10^15) and mult/shift. */
+  private readonly hpet: { periodFs: bigint; mult: bigint; shift: bigint } | null;
   readonly rdtsc: () => Cycles;
 
   constructor(cfg: LinuxHostTimekeeperConfig) {
     this.tscKhz = cfg.tscKhz;
     this.rdtsc = cfg.rdtsc;
     this.constantTsc = cfg.constantTsc ?? true;
-    this.clocksourceIsTsc = cfg.clocksourceIsTsc ?? true;
+    this.clocksourceIsTsc = cfg.hpet ? false : (cfg.clocksourceIsTsc ?? true);
     this.tscUnstable = cfg.tscUnstable ?? false;
-    const { mult, shift } = clocksCalcMultShift(cfg.tscKhz, 1_000_000, 600 * 1000);
+    this.skew = cfg.cpuTscSkew ?? [];
+    let { mult, shift } = clocksCalcMultShift(cfg.tscKhz, 1_000_000, 600 * 1000);
+    if (cfg.hpet) {
+      // arch/x86/kernel/hpet.c: hpet_freq = FSEC_PER_SEC / hpet_period; clocksource_register_hz(&clocksource_hpet, hpet_freq)
+      const hz = Math.floor(1e15 / cfg.hpet.periodFs);
+      ({ mult, shift } = hz32MultShift(hz));
+      this.hpet = { periodFs: BigInt(cfg.hpet.periodFs), mult: BigInt(mult), shift: BigInt(shift) };
+    } else this.hpet = null;
     this.rawMult = mult;
     this.rawShift = shift;
     this.monoMult = BigInt(mult + (cfg.monoMultAdjust ?? 0));
     this.tsc0 = cfg.tscAtBoot ?? 0n;
     this.real0 = cfg.realtimeAtBootNs ?? 0n;
     this.steps = cfg.realtimeSteps ?? null;
+    this.ownerRealtime = cfg.realtimeAt ?? null;
+  }
+
+  rdtscOn(cpu: number): Cycles {
+    const tsc = this.rdtsc();
+    const s = cpu >= 0 ? this.skew[cpu] : undefined;
+    return s === undefined ? tsc : tsc + s;
+  }
+
+  /** Counts of the host clocksource since boot at this (CPU 0) TSC reading: TSC cycles, or HPET ticks. */
+  private clocksourceCycles(tsc: Cycles): bigint {
+    const d = tsc - this.tsc0;
+    if (!this.hpet) return d;
+    // ticks = d / tscHz · 10^15 / periodFs
+    return (d * 1_000_000_000_000n) / (BigInt(this.tscKhz) * this.hpet.periodFs);
   }
 
   baseNsAt(tsc: Cycles): Ns {
-    return ((tsc - this.tsc0) * BigInt(this.rawMult)) >> BigInt(this.rawShift);
+    return (this.clocksourceCycles(tsc) * BigInt(this.rawMult)) >> BigInt(this.rawShift);
+  }
+
+  walltimeAndClockread(): { realtime: Ns; tsc: Cycles } | null {
+    if (!this.clocksourceIsTsc) return null;
+    const tsc = this.rdtsc();
+    return { realtime: this.ownerRealtime ? this.ownerRealtime(tsc) : this.realtimeNsAt(tsc), tsc };
   }
 
   realtimeNsAt(tsc: Cycles): Ns {
-    const real = this.real0 + (((tsc - this.tsc0) * this.monoMult) >> BigInt(this.rawShift));
+    if (this.ownerRealtime) return this.ownerRealtime(tsc);
+    const real = this.real0 + ((this.clocksourceCycles(tsc) * this.monoMult) >> BigInt(this.rawShift));
     return this.steps ? real + this.steps() : real;
   }
 }

@@ -12,6 +12,7 @@
 //   vcpu.readL1Tsc();       // what RDTSC returns in the guest now
 //   vm.getClock();          // KVM_GET_CLOCK  {clock, flags, realtime, hostTsc}
 //   vm.setClock({ clock }); // KVM_SET_CLOCK
+//   vm.getClockGuest(vcpu); vm.setClockGuest(vcpu, rec); // KVM_[GS]ET_CLOCK_GUEST (clockFeatures.clockGuestIoctls)
 //   vcpu.kvmclockCtrl();    // KVM_KVMCLOCK_CTRL (GUEST_STOPPED on the next record update)
 //
 // The guest reads its record the Linux way (guest/pvclock.ts), through guest memory and its TSC only:
@@ -29,9 +30,13 @@
 //   const pit = new KvmPit({ scheduler: engine, irq: irq0, reinject: true });   // ports 0x40-0x43
 //   pit.ackIrq();                                                               // EOI of IRQ0 (reinject)
 //
+// KVM_HC_CLOCK_PAIRING (the ptp_kvm PHC's hypercall: host REALTIME paired with the guest TSC): clock-pairing.ts
+//
+//   kvmEmulateHypercall(vcpu, memory, KVM_HC_CLOCK_PAIRING, gpa, BigInt(KVM_CLOCK_PAIRING_WALLCLOCK)); // 0 or -KVM_E…
+//
 // Why KVM_GET_CLOCK and a guest's record can disagree (different master-clock snapshots), and how to
 // predict one from the other: clock-pair.ts.
-export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, type TimeScale } from './timescale.ts';
+export { kvmGetTimeScale, kvmclockScale, divFrac, nsecToCycles, kvmclockTargetHz, hvclockToHz, type TimeScale } from './timescale.ts';
 export {
   type TscScalingCaps,
   VMX_TSC_SCALING,
@@ -43,13 +48,22 @@ export {
   adjustTscKhz,
   TSC_TOLERANCE_PPM,
 } from './tsc.ts';
-export { type HostTimekeeper, LinuxHostTimekeeper, type LinuxHostTimekeeperConfig } from './host-time.ts';
+export {
+  type HostTimekeeper,
+  LinuxHostTimekeeper,
+  type LinuxHostTimekeeperConfig,
+  HOST_HPET_PERIOD_FS,
+  hz32MultShift,
+} from './host-time.ts';
 export { type GuestMemory, FlatGuestMemory } from './guest-memory.ts';
 export {
   KvmVm,
   type KvmVmOptions,
   type KvmClockData,
   type MasterClock,
+  type KvmClockFeatures,
+  MAINLINE_KVM_CLOCK,
+  KvmIoctlError,
   KVM_CLOCK_TSC_STABLE,
   KVM_CLOCK_REALTIME,
   KVM_CLOCK_HOST_TSC,
@@ -57,7 +71,20 @@ export {
   KVMCLOCK_UPDATE_DELAY_NS,
   KVMCLOCK_SYNC_PERIOD_NS,
 } from './kvm.ts';
-export { KvmVcpu, type KvmVcpuOptions, type KvmRequest } from './vcpu.ts';
+export { KvmVcpu, type KvmVcpuOptions, type KvmRequest, type RdtscExiting } from './vcpu.ts';
 export { predictGetClock, explainClockPair, type ClockPairExplanation } from './clock-pair.ts';
 export { KvmPit, type KvmPitOptions } from './kvm-pit.ts';
 export { KvmLapic, type KvmLapicOptions, IRQ0_VECTOR, LOCAL_TIMER_VECTOR } from './kvm-lapic.ts';
+export {
+  kvmPvClockPairing,
+  kvmEmulateHypercall,
+  encodeClockPairing,
+  decodeClockPairing,
+  type KvmClockPairing,
+  KVM_HC_CLOCK_PAIRING,
+  KVM_CLOCK_PAIRING_WALLCLOCK,
+  KVM_CLOCK_PAIRING_SIZE,
+  KVM_ENOSYS,
+  KVM_EFAULT,
+  KVM_EOPNOTSUPP,
+} from './clock-pairing.ts';

@@ -10,11 +10,11 @@ import { TraceRecorder } from '../core/index.ts';
 import { InputError } from '../core/index.ts';
 import { s64, u32, u64 } from '../core/index.ts';
 import { NSEC_PER_MSEC, NSEC_PER_SEC } from '../core/index.ts';
-import { encodeWallClock, pvclockReadCycles } from '../core/index.ts';
+import { encodeWallClock, pvclockReadCycles, pvclockScaleDelta, PVCLOCK_TSC_STABLE_BIT, type PvclockVcpuTimeInfo } from '../core/index.ts';
 import type { GuestMemory } from './guest-memory.ts';
 import type { HostTimekeeper } from './host-time.ts';
-import { hostClockRecord } from './timescale.ts';
-import { NO_TSC_SCALING, type TscScalingCaps } from './tsc.ts';
+import { hostClockRecord, hvclockToHz, kvmclockTargetHz, kvmGetTimeScale, type TimeScale } from './timescale.ts';
+import { defaultTscScalingRatio, kvmScaleTsc, NO_TSC_SCALING, type TscScalingCaps } from './tsc.ts';
 import { KvmVcpu, type KvmVcpuOptions } from './vcpu.ts';
 
 /** struct kvm_clock_data flags (include/uapi/linux/kvm.h). */
@@ -33,6 +33,36 @@ export interface KvmClockData {
   flags: number;
   realtime: Ns;
   hostTsc: Cycles;
+}
+
+/**
+ * Host-kernel KVM clock behaviours that differ between kernels. Each flag is one patch of David Woodhouse's
+ * "Cleaning up the KVM clock mess" series (v6, posted 2026-07-03); none is in a released kernel as far as
+ * the public sources show (docs/fidelity.md says which reached linux-next). All false = mainline.
+ */
+export interface KvmClockFeatures {
+  /** v6 02/36 "Improve accuracy of KVM clock when TSC scaling is in force": the kvmclock scale comes from
+   *  the scaled host rate in Hz, not truncated kHz (see kvmclockTargetHz). */
+  hzTscScale: boolean;
+  /** v6 13/36 "Fix KVM clock precision in get_kvmclock() with TSC scaling" and 14/36 "Use get_kvmclock() in
+   *  kvm_get_wall_clock_epoch()" (in linux-next 2026-09-15 as abdef42276d8, c56419275caa): KVM_GET_CLOCK scales
+   *  the host TSC delta to the guest's TSC and uses the guest's kvmclock scale, so it reads what the guest reads. */
+  scaledGetClock: boolean;
+  /** v6 05/36 "Add KVM_[GS]ET_CLOCK_GUEST for accurate KVM clock migration": the per-vCPU ioctls exist. */
+  clockGuestIoctls: boolean;
+}
+
+export const MAINLINE_KVM_CLOCK: Readonly<KvmClockFeatures> = { hzTscScale: false, scaledGetClock: false, clockGuestIoctls: false };
+
+/** A KVM ioctl's failure: the errno name KVM returns. */
+export class KvmIoctlError extends Error {
+  constructor(
+    readonly ioctl: string,
+    readonly errno: 'EINVAL' | 'ERANGE' | 'ENOTTY',
+    why: string,
+  ) {
+    super(`${ioctl}: ${why} (${errno})`);
+  }
 }
 
 /** The master clock snapshot: host TSC and kvmclock base ns read from one TSC value. */
@@ -55,6 +85,8 @@ export interface KvmVmOptions {
   appliesTscOffset?: boolean;
   /** Drives the delayed kvmclock work; without one, no periodic sync or 100 ms fan-out happens. */
   scheduler?: Scheduler;
+  /** Host-kernel clock behaviours (default: mainline). */
+  clockFeatures?: KvmClockFeatures;
   /** kvmclock_periodic_sync module parameter (default true). */
   kvmclockPeriodicSync?: boolean;
   trace?: TraceRecorder;
@@ -67,6 +99,7 @@ export class KvmVm {
   readonly memory: GuestMemory;
   readonly tscScaling: TscScalingCaps;
   readonly appliesTscOffset: boolean;
+  readonly clockFeatures: KvmClockFeatures;
   readonly trace: TraceRecorder;
   readonly name: string;
   readonly vcpus: KvmVcpu[] = [];
@@ -88,6 +121,10 @@ export class KvmVm {
   lastTscWrite: Cycles = 0n;
   lastTscKhz = 0;
   lastTscOffset: bigint = 0n;
+  /** last_tsc_scaling_ratio, and its copy and kvmclock scale taken with each master-clock snapshot (scaledGetClock). */
+  lastTscScalingRatio: bigint;
+  masterTscScalingRatio: bigint;
+  masterTscScale: TimeScale = { shift: 0, mul: 0 };
   userSetTsc = false;
   /** kvm->arch.wall_clock: GPA written to MSR_KVM_WALL_CLOCK(_NEW). */
   wallClockGpa = 0n;
@@ -105,6 +142,9 @@ export class KvmVm {
     this.memory = opts.memory;
     this.tscScaling = opts.tscScaling ?? NO_TSC_SCALING;
     this.appliesTscOffset = opts.appliesTscOffset ?? true;
+    this.clockFeatures = opts.clockFeatures ?? MAINLINE_KVM_CLOCK;
+    this.lastTscScalingRatio = defaultTscScalingRatio(this.tscScaling);
+    this.masterTscScalingRatio = this.lastTscScalingRatio;
     this.trace = opts.trace ?? TraceRecorder.off;
     this.name = opts.name ?? 'vm';
     this.scheduler = opts.scheduler ?? null;
@@ -149,15 +189,23 @@ export class KvmVm {
    * pvclock_update_vm_gtod_copy(): take one master-clock snapshot (master_kernel_ns and
    * master_cycle_now from the same TSC reading) and decide whether the master clock is usable.
    */
-  pvclockUpdateVmGtodCopy(): void {
+  pvclockUpdateVmGtodCopy(cpu = 0): void {
     const vcpusMatched = this.nrVcpusMatchedTsc + 1 === this.onlineVcpus;
     const hostTscClocksource = this.host.clocksourceIsTsc;
     if (hostTscClocksource) {
-      const tsc = this.host.rdtsc();
+      // kvm_get_time_and_clockread → vgettsc: the TSC of the CPU handling the request (host time from
+      // it as well: a host that trusts unsynchronised TSCs reads its clock from whichever CPU it is on)
+      const tsc = this.host.rdtscOn ? this.host.rdtscOn(cpu) : this.host.rdtsc();
       this.masterCycleNow = tsc;
       this.masterKernelNs = this.host.baseNsAt(tsc);
     }
     this.useMasterClock = hostTscClocksource && vcpusMatched && !this.backwardsTscObserved && !this.bootVcpuRunsOldKvmclock;
+    if (this.useMasterClock && this.clockFeatures.scaledGetClock) {
+      // the guest-TSC scale get_kvmclock() uses, computed as kvm_guest_time_update() does (v6 13/36)
+      this.masterTscScalingRatio = this.lastTscScalingRatio;
+      const hz = kvmclockTargetHz(this.host.tscKhz, this.masterTscScalingRatio, this.tscScaling, this.clockFeatures.hzTscScale);
+      this.masterTscScale = kvmGetTimeScale(NSEC_PER_SEC, hz);
+    }
     this.masterClockHistory.push({
       useMasterClock: this.useMasterClock,
       masterKernelNs: this.masterKernelNs,
@@ -179,9 +227,9 @@ export class KvmVm {
     }
   }
 
-  /** kvm_update_masterclock(): new snapshot, then KVM_REQ_CLOCK_UPDATE on every vCPU. */
-  updateMasterclock(): void {
-    this.pvclockUpdateVmGtodCopy();
+  /** kvm_update_masterclock(): new snapshot (on the requesting vCPU's CPU), then KVM_REQ_CLOCK_UPDATE on every vCPU. */
+  updateMasterclock(cpu = 0): void {
+    this.pvclockUpdateVmGtodCopy(cpu);
     this.endPvclockUpdate();
   }
 
@@ -213,10 +261,24 @@ export class KvmVm {
         realtime = this.host.realtimeNsAt(hostTsc);
         flags |= KVM_CLOCK_REALTIME | KVM_CLOCK_HOST_TSC;
       }
-      const clock = pvclockReadCycles(this.masterClockRecord(), hostTsc);
-      return { clock, flags, realtime, hostTsc };
+      return { clock: this.masterClockAt(hostTsc), flags, realtime, hostTsc };
     }
     return { clock: u64(this.getKvmclockBaseNs() + this.kvmclockOffset), flags: 0, realtime: 0n, hostTsc: 0n };
+  }
+
+  /**
+   * kvmclock at a host TSC through the current master-clock snapshot, as get_kvmclock() computes it.
+   * Mainline: a record in host-TSC terms at the host's scale. With scaledGetClock (v6 13/36): the host TSC
+   * delta scaled by the snapshot's TSC ratio (kvm_scale_tsc), then the guest's kvmclock scale.
+   */
+  masterClockAt(hostTsc: Cycles): Ns {
+    if (!this.clockFeatures.scaledGetClock) return pvclockReadCycles(this.masterClockRecord(), hostTsc);
+    const systemTime = u64(this.masterKernelNs + this.kvmclockOffset);
+    const { mul, shift } = this.masterTscScale;
+    if (!this.tscScaling.hasTscControl)
+      return pvclockReadCycles({ tscTimestamp: this.masterCycleNow, systemTime, tscToSystemMul: mul, tscShift: shift }, hostTsc);
+    const delta = kvmScaleTsc(u64(hostTsc - this.masterCycleNow), this.masterTscScalingRatio, this.tscScaling);
+    return u64(systemTime + pvclockScaleDelta(delta, mul, shift));
   }
 
   /** get_kvmclock_ns(). */
@@ -247,14 +309,68 @@ export class KvmVm {
   }
 
   /**
+   * KVM_GET_CLOCK_GUEST (kvm_vcpu_ioctl_get_clock_guest, dwmw2 series v6 05/36): the vCPU's pvclock record
+   * exactly as kvm_guest_time_update() writes it — tsc_timestamp = the guest TSC at master_cycle_now,
+   * system_time = master_kernel_ns + kvmclock_offset, the vCPU's own kvmclock scale — after running a
+   * pending clock update. Only in master-clock mode (EINVAL otherwise: the clock is not a function of the TSC).
+   */
+  getClockGuest(v: KvmVcpu): PvclockVcpuTimeInfo {
+    const name = 'KVM_GET_CLOCK_GUEST';
+    if (!this.clockFeatures.clockGuestIoctls) throw new KvmIoctlError(name, 'ENOTTY', 'not in this host kernel');
+    if (v.checkRequest('CLOCK_UPDATE') || v.hwTscHz === 0n) v.guestTimeUpdate();
+    if (!this.useMasterClock) throw new KvmIoctlError(name, 'EINVAL', 'KVM is not in master-clock mode');
+    return {
+      version: 0,
+      tscTimestamp: v.readL1Tsc(this.masterCycleNow),
+      systemTime: u64(this.masterKernelNs + this.kvmclockOffset),
+      tscToSystemMul: v.pvclockScale.mul,
+      tscShift: v.pvclockScale.shift,
+      flags: PVCLOCK_TSC_STABLE_BIT,
+    };
+  }
+
+  /**
+   * KVM_SET_CLOCK_GUEST (kvm_vcpu_ioctl_set_clock_guest, v6 05/36): take a new master-clock snapshot, read
+   * the user's pvclock record at the guest TSC of that snapshot, and set kvmclock_offset so KVM's clock
+   * reads exactly that there — the guest's kvmclock stays the same function of its TSC. Refused when the
+   * record's rate is more than 1 kHz from the vCPU's scaled TSC rate (ERANGE), outside master-clock mode
+   * or with a guest TSC behind the record (EINVAL); every vCPU gets a clock update either way.
+   */
+  setClockGuest(v: KvmVcpu, rec: Pick<PvclockVcpuTimeInfo, 'tscTimestamp' | 'systemTime' | 'tscToSystemMul' | 'tscShift'>): void {
+    const name = 'KVM_SET_CLOCK_GUEST';
+    if (!this.clockFeatures.clockGuestIoctls) throw new KvmIoctlError(name, 'ENOTTY', 'not in this host kernel');
+    if (rec.tscToSystemMul === 0) throw new KvmIoctlError(name, 'EINVAL', 'tsc_to_system_mul is 0');
+    if (rec.tscShift < -31 || rec.tscShift > 31) throw new KvmIoctlError(name, 'EINVAL', `tsc_shift ${rec.tscShift} outside -31…31`);
+    const userHz = hvclockToHz(rec.tscToSystemMul, rec.tscShift);
+    this.pvclockUpdateVmGtodCopy();
+    try {
+      if (!this.useMasterClock) throw new KvmIoctlError(name, 'EINVAL', 'KVM is not in master-clock mode');
+      let curHz = BigInt(this.host.tscKhz) * 1000n;
+      if (this.tscScaling.hasTscControl) curHz = kvmScaleTsc(curHz, v.l1TscScalingRatio, this.tscScaling);
+      if (userHz < curHz - 1000n || userHz > curHz + 1000n)
+        throw new KvmIoctlError(name, 'ERANGE', `the record's ${userHz} Hz is more than 1 kHz from the vCPU's ${curHz} Hz`);
+      const guestTsc = v.readL1Tsc(this.masterCycleNow);
+      if (guestTsc < rec.tscTimestamp) throw new KvmIoctlError(name, 'EINVAL', 'guest TSC is behind the record');
+      this.kvmclockOffset = s64(pvclockReadCycles(rec, guestTsc) - this.masterKernelNs);
+      if (this.trace.on)
+        this.trace.instant(this.traceNow(), this.name, 'kvm_vcpu_ioctl_set_clock_guest', [], {
+          guest_tsc: guestTsc,
+          kvmclock_offset: this.kvmclockOffset,
+        });
+    } finally {
+      this.endPvclockUpdate();
+    }
+  }
+
+  /**
    * kvm_get_wall_clock_epoch(): CLOCK_REALTIME at which kvmclock read 0. With the master clock,
    * realtime and kvmclock come from one TSC reading; otherwise from two separate reads.
    */
   getWallClockEpoch(): Ns {
     if (this.useMasterClock && this.host.clocksourceIsTsc) {
+      // mainline builds the host-TSC record itself; v6 14/36 calls get_kvmclock(): the same arithmetic as KVM_GET_CLOCK
       const hostTsc = this.host.rdtsc();
-      const kvmclock = pvclockReadCycles(this.masterClockRecord(), hostTsc);
-      return u64(this.host.realtimeNsAt(hostTsc) - kvmclock);
+      return u64(this.host.realtimeNsAt(hostTsc) - this.masterClockAt(hostTsc));
     }
     return u64(this.host.realtimeNsAt(this.host.rdtsc()) - this.getKvmclockNs());
   }

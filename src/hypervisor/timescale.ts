@@ -6,6 +6,8 @@ import { InputError } from '../core/index.ts';
 import { u32, u64 } from '../core/index.ts';
 import { type PvclockVcpuTimeInfo, pvclockScaleDelta } from '../core/index.ts';
 import type { Cycles, Ns } from '../core/index.ts';
+import { NSEC_PER_SEC } from '../core/index.ts';
+import { kvmScaleTsc, type TscScalingCaps } from './tsc.ts';
 
 export interface TimeScale {
   /** s8 tsc_shift */
@@ -70,4 +72,36 @@ export function hostClockRecord(
     tscToSystemMul: mul,
     tscShift: shift,
   };
+}
+
+/**
+ * The TSC rate kvm_guest_time_update() builds a vCPU's kvmclock scale from: the host's tsc_khz, through
+ * the vCPU's TSC scaling ratio when the CPU scales. Mainline scales kHz and truncates to an unsigned
+ * int of kHz before multiplying by 1000 (2.6 GHz on a 3.0 GHz host: 2,599,999 kHz); with `hz` — "KVM:
+ * x86: Improve accuracy of KVM clock when TSC scaling is in force" (dwmw2, v6 02/36, 2026-07-03) — it
+ * scales Hz (2,599,999,999 Hz). Both fall back to 1 when the scaled rate is 0 (arch/x86/kvm/x86.c).
+ */
+export function kvmclockTargetHz(hostTscKhz: number, ratio: bigint, caps: TscScalingCaps, hz: boolean): bigint {
+  if (!caps.hasTscControl) return BigInt(hostTscKhz) * 1000n;
+  if (hz) return kvmScaleTsc(BigInt(hostTscKhz) * 1000n, ratio, caps) || 1n;
+  return (BigInt.asUintN(32, kvmScaleTsc(BigInt(hostTscKhz), ratio, caps)) || 1n) * 1000n;
+}
+
+/**
+ * hvclock_to_hz() from the KVM_SET_CLOCK_GUEST patch (dwmw2 series v6 05/36): the TSC rate a pvclock
+ * scale stands for, NSEC_PER_SEC << 32 / mul, shifted back, with the v6 bounds on the shift.
+ */
+export function hvclockToHz(mul: number, tscShift: number): bigint {
+  let tm = (NSEC_PER_SEC << 32n) << 2n;
+  let shift = tscShift + 2;
+  let m = mul >>> 0;
+  while ((m & 1) === 0) {
+    shift++;
+    m >>>= 1;
+  }
+  tm = u64(tm / BigInt(m));
+  if (shift >= 64) return 0n;
+  if (shift > 0) return tm >> BigInt(shift);
+  if (shift <= -64) return 0n;
+  return u64(tm << BigInt(-shift));
 }

@@ -33,7 +33,7 @@ import {
 } from '../core/index.ts';
 import type { KvmVm } from './kvm.ts';
 import { KVMCLOCK_UPDATE_DELAY_NS } from './kvm.ts';
-import { kvmGetTimeScale, kvmclockScale, nsecToCycles, type TimeScale } from './timescale.ts';
+import { kvmGetTimeScale, kvmclockTargetHz, nsecToCycles, type TimeScale } from './timescale.ts';
 import { TSC_TOLERANCE_PPM, adjustTscKhz, defaultTscScalingRatio, kvmScaleTsc, tscScalingRatio } from './tsc.ts';
 
 /** The KVM requests this model processes, in vcpu_enter_guest's order. */
@@ -45,6 +45,24 @@ export interface KvmVcpuOptions {
   id: number;
   /** The vCPU thread's sched_info.run_delay (ns it waited runnable), read at guest entry. */
   runDelayNs?: () => Ns;
+  /** RDTSC exiting, as a VMM that traps RDTSC sets it up (see RdtscExiting). */
+  rdtscExiting?: RdtscExiting;
+}
+
+/**
+ * RDTSC exiting: the VMM sets CPU_BASED_RDTSC_EXITING (VMX) / the RDTSC intercept (SVM), so every guest
+ * RDTSC exits and is answered with the guest TSC at the exit (KVM's em_rdtsc reads MSR_IA32_TSC,
+ * arch/x86/kvm/emulate.c; upstream KVM sets no RDTSC exiting for its own guests: vmx.c leaves the
+ * control clear, nested.c only reflects EXIT_REASON_RDTSC to an L1 that asked for it). Each exit takes
+ * `exitCostNs` of real time. With `offsetCompensation` the VMM subtracts each exit's time from the TSC
+ * offset, so the guest TSC does not count the exits and runs slow by `ratePerSec · exitCostNs` ns per
+ * second; the model spreads those exits evenly over host time (a steady RDTSC rate).
+ */
+export interface RdtscExiting {
+  exitCostNs: Ns;
+  offsetCompensation: boolean;
+  /** Guest RDTSCs per second on this vCPU (the workload's, the kernel's clock reads included). */
+  ratePerSec: number;
 }
 
 export class KvmVcpu {
@@ -52,6 +70,9 @@ export class KvmVcpu {
   readonly id: number;
   private readonly runDelayNs: () => Ns;
   private readonly requests = new Set<KvmRequest>();
+  readonly rdtscExiting: RdtscExiting | null;
+  /** CPU 0's host TSC when RDTSC exiting started counting compensated exits. */
+  private readonly rdtscExitingSince: Cycles;
 
   // TSC (kvm_vcpu_arch)
   virtualTscKhz = 0;
@@ -71,7 +92,8 @@ export class KvmVcpu {
   /** vcpu->arch.time: the value written to MSR_KVM_SYSTEM_TIME(_NEW). */
   systemTimeMsr = 0n;
   pvTimeActive = false;
-  hwTscKhz = 0;
+  /** hw_tsc_hz: the TSC rate the kvmclock scale was last built from (kvmclockTargetHz). */
+  hwTscHz = 0n;
   pvclockScale: TimeScale = { shift: 0, mul: 0 };
   pvclockSetGuestStoppedRequest = false;
   /** The last record KVM wrote (hv_clock as built in kvm_guest_time_update), for inspection. */
@@ -92,6 +114,8 @@ export class KvmVcpu {
     this.vm = opts.vm;
     this.id = opts.id;
     this.runDelayNs = opts.runDelayNs ?? (() => 0n);
+    this.rdtscExiting = opts.rdtscExiting ?? null;
+    this.rdtscExitingSince = this.vm.host.rdtsc();
     this.l1TscScalingRatio = defaultTscScalingRatio(this.vm.tscScaling);
     // kvm_arch_vcpu_create(): kvm_set_tsc_khz(vcpu, kvm->arch.default_tsc_khz)
     this.setTscKhz(this.vm.defaultTscKhz);
@@ -110,6 +134,11 @@ export class KvmVcpu {
     return this.requests.has(req);
   }
 
+  /** kvm_check_request(): test and clear. */
+  checkRequest(req: KvmRequest): boolean {
+    return this.requests.delete(req);
+  }
+
   /** kvm_vcpu_kick(): a running vCPU exits and re-enters at once, handling its requests. */
   kick(): void {
     if (this.running && !this.inEntry) this.enterGuest();
@@ -117,14 +146,47 @@ export class KvmVcpu {
 
   // ---------------------------------------------------------------- TSC
 
-  /** kvm_read_l1_tsc(): the TSC the guest reads when the host TSC is `hostTsc`. */
-  readL1Tsc(hostTsc: Cycles = this.vm.host.rdtsc()): Cycles {
-    return u64(this.l1TscOffset + kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling));
+  /**
+   * rdtsc() on the host CPU this vCPU is loaded on (CPU 0 before its first load: KVM_CREATE_VCPU runs
+   * on the VMM's thread). Hosts whose TSCs are not synchronised give each CPU its own value.
+   */
+  hostRdtsc(cpu: number = this.cpu): Cycles {
+    const host = this.vm.host;
+    return host.rdtscOn ? host.rdtscOn(cpu < 0 ? 0 : cpu) : host.rdtsc();
   }
 
-  /** kvm_compute_l1_tsc_offset(): the offset that makes the guest TSC read `targetTsc` now. */
-  private computeL1TscOffset(targetTsc: Cycles): bigint {
-    return u64(targetTsc - kvmScaleTsc(this.vm.host.rdtsc(), this.l1TscScalingRatio, this.vm.tscScaling));
+  /**
+   * The TSC offset an RDTSC-exiting VMM has subtracted so far (guest cycles): one exit's time per
+   * guest RDTSC at ratePerSec, counted on CPU 0's TSC since the vCPU was created.
+   */
+  rdtscCompensation(): bigint {
+    const x = this.rdtscExiting;
+    if (!x?.offsetCompensation) return 0n;
+    const host = this.vm.host;
+    const elapsed = host.rdtsc() - this.rdtscExitingSince;
+    // exits so far = elapsed / hostHz · rate; each hides exitCostNs · hostHz / 10^9 host cycles
+    const hostCycles = (elapsed * BigInt(Math.round(x.ratePerSec)) * x.exitCostNs) / 1_000_000_000n;
+    return kvmScaleTsc(hostCycles, this.l1TscScalingRatio, this.vm.tscScaling);
+  }
+
+  /** kvm_read_l1_tsc(): the TSC the guest reads when the host TSC is `hostTsc`. */
+  readL1Tsc(hostTsc: Cycles = this.hostRdtsc()): Cycles {
+    const offset = this.rdtscExiting ? this.l1TscOffset - this.rdtscCompensation() : this.l1TscOffset;
+    return u64(offset + kvmScaleTsc(hostTsc, this.l1TscScalingRatio, this.vm.tscScaling));
+  }
+
+  /**
+   * A guest RDTSC. Natively it reads the TSC (kvm_read_l1_tsc's value, no exit); with RDTSC exiting
+   * it exits and KVM answers as em_rdtsc does — MSR_IA32_TSC read at the exit, the same value.
+   */
+  guestRdtsc(): Cycles {
+    return this.readL1Tsc();
+  }
+
+  /** kvm_compute_l1_tsc_offset(): the offset that makes the guest TSC read `targetTsc` now (on `cpu`). */
+  private computeL1TscOffset(targetTsc: Cycles, cpu: number = this.cpu): bigint {
+    const comp = this.rdtscExiting ? this.rdtscCompensation() : 0n;
+    return u64(targetTsc + comp - kvmScaleTsc(this.hostRdtsc(cpu), this.l1TscScalingRatio, this.vm.tscScaling));
   }
 
   /** kvm_vcpu_write_tsc_offset() → vendor write_tsc_offset (kvm-pvm drops it: see KvmVmOptions). */
@@ -219,6 +281,7 @@ export class KvmVcpu {
     vm.lastTscWrite = tsc;
     vm.lastTscKhz = this.virtualTscKhz;
     vm.lastTscOffset = offset;
+    vm.lastTscScalingRatio = this.l1TscScalingRatio;
     this.lastGuestTsc = tsc;
     this.writeTscOffset(offset);
     if (!matched) {
@@ -376,10 +439,10 @@ export class KvmVcpu {
       hostTsc = vm.masterCycleNow;
       kernelNs = vm.masterKernelNs;
     } else {
-      hostTsc = vm.host.rdtsc();
+      // local_irq_save; host_tsc = rdtsc() on this vCPU's CPU; kernel_ns = get_kvmclock_base_ns()
+      hostTsc = this.hostRdtsc();
       kernelNs = vm.getKvmclockBaseNs();
     }
-    let tgtTscKhz = vm.host.tscKhz;
     let tscTimestamp = this.readL1Tsc(hostTsc);
     if (this.tscCatchup) {
       const tsc = this.computeGuestTsc(kernelNs);
@@ -388,12 +451,10 @@ export class KvmVcpu {
         tscTimestamp = tsc;
       }
     }
-    if (vm.tscScaling.hasTscControl) {
-      tgtTscKhz = Number(BigInt.asUintN(32, kvmScaleTsc(BigInt(tgtTscKhz), this.l1TscScalingRatio, vm.tscScaling))) || 1;
-    }
-    if (this.hwTscKhz !== tgtTscKhz) {
-      this.pvclockScale = kvmclockScale(tgtTscKhz);
-      this.hwTscKhz = tgtTscKhz;
+    const tgtTscHz = kvmclockTargetHz(vm.host.tscKhz, this.l1TscScalingRatio, vm.tscScaling, vm.clockFeatures.hzTscScale);
+    if (this.hwTscHz !== tgtTscHz) {
+      this.pvclockScale = kvmGetTimeScale(1_000_000_000n, tgtTscHz);
+      this.hwTscHz = tgtTscHz;
     }
     const hv: PvclockVcpuTimeInfo = {
       version: 0,
@@ -516,11 +577,13 @@ export class KvmVcpu {
    * update unless the master clock is on; every load requests a steal-time update.
    */
   load(cpu: number): void {
-    if (this.cpu !== cpu) {
-      const hostTsc = this.vm.host.rdtsc();
+    // "if (unlikely(vcpu->cpu != cpu) || kvm_check_tsc_unstable())": with an unstable host TSC on every load
+    if (this.cpu !== cpu || this.vm.host.tscUnstable) {
+      const hostTsc = this.hostRdtsc(cpu);
       if (this.lastHostTsc !== 0n && hostTsc < this.lastHostTsc) this.vm.backwardsTscObserved = true;
       if (this.vm.host.tscUnstable) {
-        this.writeTscOffset(this.computeL1TscOffset(this.lastGuestTsc));
+        // the guest TSC resumes from its value at the last exit, on this CPU's TSC; catch-up follows
+        this.writeTscOffset(this.computeL1TscOffset(this.lastGuestTsc, cpu));
         this.tscCatchup = true;
       }
       if (!this.vm.useMasterClock || this.cpu === -1) this.makeRequest('GLOBAL_CLOCK_UPDATE');
@@ -530,10 +593,15 @@ export class KvmVcpu {
     this.running = true;
   }
 
+  /** vcpu_enter_guest() after the VM exit: "vcpu->arch.last_guest_tsc = kvm_read_l1_tsc(vcpu, rdtsc())". */
+  exit(): void {
+    this.lastGuestTsc = this.readL1Tsc();
+  }
+
   /** kvm_arch_vcpu_put(): `preempted` = the thread was preempted while runnable. */
   put(preempted: boolean): void {
     if (preempted) this.setStealPreempted();
-    this.lastHostTsc = this.vm.host.rdtsc();
+    this.lastHostTsc = this.hostRdtsc();
     this.running = false;
   }
 
@@ -552,7 +620,7 @@ export class KvmVcpu {
       if (!this.requests.delete(req)) continue;
       switch (req) {
         case 'MASTERCLOCK_UPDATE':
-          this.vm.updateMasterclock();
+          this.vm.updateMasterclock(this.cpu);
           break;
         case 'GLOBAL_CLOCK_UPDATE':
           // kvm_gen_kvmclock_update(): this vCPU now, the others after KVMCLOCK_UPDATE_DELAY.
@@ -569,8 +637,12 @@ export class KvmVcpu {
     }
   }
 
-  /** One KVM_RUN round: load on `cpu`, enter (requests handled), and put. */
+  /**
+   * One KVM_RUN round: the guest, running since the last round, exits now; load on `cpu`, enter
+   * (requests handled), and put.
+   */
   run(cpu = 0, preempted = false): void {
+    if (this.cpu !== -1) this.exit();
     this.load(cpu);
     this.enterGuest();
     this.put(preempted);

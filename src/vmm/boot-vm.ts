@@ -7,8 +7,11 @@ import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/ind
 import { parseCmdline } from '../guest/index.ts';
 import type { KernelConfig } from '../guest/index.ts';
 import type { HostCpu, MachineProfile } from './profiles.ts';
-import { VirtualMachine } from './machine.ts';
+import type { VcpuSchedule } from './machine.ts';
+import { type HostTscSkew, VirtualMachine } from './machine.ts';
+import type { RdtscExiting } from '../hypervisor/index.ts';
 import type { RtcConfig } from './vm-devices.ts';
+import type { VmgenidOptions } from './vmgenid.ts';
 import { hex } from '../core/index.ts';
 import { InputError } from '../core/index.ts';
 
@@ -29,6 +32,8 @@ export interface BootVmOptions {
   deschedule?: { periodNs: Ns; runNs: Ns };
   /** KVM's in-kernel PIT lost-tick policy (default reinject). */
   pitLostTickPolicy?: 'reinject' | 'discard';
+  /** The host's CPU scheduler (see VirtualMachineOptions.vcpuSchedule). */
+  vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
   hostTscAt?: (t: Ns) => Cycles;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
@@ -43,6 +48,11 @@ export interface BootVmOptions {
   tscFrequencyKhz?: number;
   /** See VirtualMachineOptions.vmclock. */
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** See VirtualMachineOptions.vmgenid. */
+  vmgenid?: VmgenidOptions;
+  /** See VirtualMachineOptions.hostTscSkew and .rdtscExiting. */
+  hostTscSkew?: HostTscSkew;
+  rdtscExiting?: RdtscExiting;
   /**
    * What kvm-clock read when the guest kernel set it up (arch/x86/kernel/kvmclock.c prints it as
    * "kvm-clock: using sched offset of N cycles"): how long the VM had existed — VMM setup, firmware,
@@ -92,11 +102,15 @@ export class BootedVm {
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
       ...(opts.pitLostTickPolicy ? { pitLostTickPolicy: opts.pitLostTickPolicy } : {}),
+      ...(opts.vcpuSchedule ? { vcpuSchedule: opts.vcpuSchedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),
       ...(opts.hostRealtimeSteps ? { hostRealtimeSteps: opts.hostRealtimeSteps } : {}),
       ...(opts.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: opts.tscFrequencyKhz } : {}),
       ...(opts.vmclock ? { vmclock: opts.vmclock } : {}),
+      ...(opts.vmgenid ? { vmgenid: opts.vmgenid } : {}),
+      ...(opts.hostTscSkew ? { hostTscSkew: opts.hostTscSkew } : {}),
+      ...(opts.rdtscExiting ? { rdtscExiting: opts.rdtscExiting } : {}),
       ...(opts.trace?.on ? { trace: opts.trace, name: opts.name ?? traceVmName(opts.trace) } : {}),
     });
     this.kernelEntryAt =

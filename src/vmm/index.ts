@@ -11,12 +11,16 @@ export {
 } from './profiles.ts';
 export { KERNEL_PRESETS, kernelPreset } from './kernels.ts';
 export {
+  periodicVcpuSchedule,
   resolveHost,
   type RestoreOutcome,
   type RestoreTarget,
   VirtualMachine,
   type VirtualMachineOptions,
+  type VcpuSchedule,
   type VmClockState,
+  type HostTscSkew,
+  skewMarksTscUnstable,
 } from './machine.ts';
 export { bootVm, type BootVmOptions, type BootedVm, guestReport, type GuestReport } from './boot-vm.ts';
 export { VmLifecycle, PAUSE_CLOCK_POLICY, type PauseClockPolicy, type PauseRecord } from './lifecycle.ts';
@@ -31,5 +35,15 @@ export {
   type Mc146818Time,
   type Mc146818Options,
 } from './mc146818-get-time.ts';
-export { INVTSC_BLOCKER, MOVE_CLOCK_POLICY, type MoveClockPolicy, moveClockPolicy } from './snapshot.ts';
+export { INVTSC_BLOCKER, MOVE_CLOCK_POLICY, type MoveClockPolicy, moveClockPolicy, CLOCK_GUEST_NOTE } from './snapshot.ts';
 export { type VmclockFlavor, VmclockDevice, vmclockFlavor } from './vmclock.ts';
+export { type VmgenidFlavor, type VmgenidOptions, VmgenidDevice, vmgenidFlavor, parseUuid, guidText, VMGENID_SIZE } from './vmgenid.ts';
+export {
+  runKvmclockTest,
+  hostMarksTscUnstable,
+  skewCycles,
+  type KvmclockTestOptions,
+  type KvmclockTestHost,
+  type KvmclockTestResult,
+  type WarpCount,
+} from './kvmclock-test.ts';

@@ -92,11 +92,13 @@ export class VmLifecycle {
     const p = b.vm.platform;
     const running = p.vcpuRunning?.bind(p);
     const next = p.nextVcpuRun?.bind(p);
+    const always = p.vcpuAlwaysRuns?.bind(p);
     p.vcpuRunning = (cpu) => this.current === null && (running ? running(cpu) : true);
     p.nextVcpuRun = (cpu) => {
       if (this.current !== null) return this.plannedResume ?? this.b.opts.scheduler.now + 1_000_000_000n;
       return next ? next(cpu) : this.b.opts.scheduler.now;
     };
+    p.vcpuAlwaysRuns = (cpu) => this.current === null && (always ? always(cpu) : !running);
   }
 
   get paused(): boolean {
@@ -143,6 +145,7 @@ export class VmLifecycle {
     if (this.policy.stopsVirtualClock) this.b.vm.vmStateChange(true);
     this.b.vm.setVcpusPaused(false);
     this.b.vm.vmclock?.resume();
-    for (const v of this.b.vm.vcpus) v.run(v.id); // vCPUs re-enter: pending clock requests run now
+    // vCPUs re-enter and run the pending clock requests — each when the host schedules its thread
+    for (const v of this.b.vm.vcpus) this.b.vm.enterWhenRunning(v.id);
   }
 }

@@ -2,28 +2,72 @@
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
 import type { Scheduler, Timer } from '../core/index.ts';
-import { InputError, Oscillator, tscCyclesAt } from '../core/index.ts';
+import { InputError, Oscillator, tscCyclesAt, u64 } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
   KVM_CLOCK_REALTIME,
   KVM_CLOCK_TSC_STABLE,
+  HOST_HPET_PERIOD_FS,
   type KvmVcpu,
+  KvmIoctlError,
   KvmVm,
+  kvmEmulateHypercall,
+  type RdtscExiting,
   LinuxHostTimekeeper,
+  MAINLINE_KVM_CLOCK,
   NO_TSC_SCALING,
   type TscScalingCaps,
   VMX_TSC_SCALING,
 } from '../hypervisor/index.ts';
-import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, pvclockReadCycles } from '../core/index.ts';
+import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, type PvclockVcpuTimeInfo } from '../core/index.ts';
 import type { GuestPlatform } from '../guest/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { DEFAULT_HOST, type HostCpu, type MachineProfile } from './profiles.ts';
 import { VmDevices, type RtcConfig } from './vm-devices.ts';
 import { VmclockDevice, vmclockFlavor } from './vmclock.ts';
+import { VmgenidDevice, vmgenidFlavor, type VmgenidOptions } from './vmgenid.ts';
 
 /** Where the VMClock page sits in guest memory (the last page of the model's RAM). */
 export const VMCLOCK_GPA = 0x1f_f000n;
+/** Where the VMGenID buffer sits: the page below VMClock, at QEMU's VMGENID_GUID_OFFSET (40) into its blob. */
+export const VMGENID_GPA = 0x1f_e028n;
+
+/**
+ * The host's schedule of a VM's vCPU threads: which runs on a host CPU when, and how long each has waited
+ * runnable (sched_info.run_delay, what KVM's record_steal_time reports as steal). The world's CPU
+ * scheduler implements it; `deschedule` is a fixed one. Queries are for t ≥ the last change, in integer ns.
+ */
+export interface VcpuSchedule {
+  /** vCPU `cpu`'s thread runs on a host CPU at t. */
+  running(cpu: number, t: Ns): boolean;
+  /** The first time ≥ t at which it runs (t when it runs at t). */
+  nextRun(cpu: number, t: Ns): Ns;
+  /** Its thread's sched_info.run_delay at t. */
+  runDelay(cpu: number, t: Ns): Ns;
+  /** It runs at every instant from t until the schedule next changes (absent: it may wait). */
+  alwaysRuns?(cpu: number, t: Ns): boolean;
+  /** The VMM stopped (false) or restarted (true) the threads: a stopped thread sleeps and waits for nothing. */
+  setRunnable(runnable: boolean): void;
+}
+
+/** `deschedule`: every vCPU thread runs `runNs` of each `periodNs` from `from` and waits runnable the rest. */
+export function periodicVcpuSchedule(from: Ns, ds: { periodNs: Ns; runNs: Ns }): VcpuSchedule {
+  if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs)
+    throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
+  const running = (t: Ns): boolean => (t - from) % ds.periodNs < ds.runNs;
+  return {
+    running: (_cpu, t) => running(t),
+    nextRun: (_cpu, t) => (running(t) ? t : from + ((t - from) / ds.periodNs + 1n) * ds.periodNs),
+    alwaysRuns: () => ds.runNs === ds.periodNs,
+    runDelay: (_cpu, t) => {
+      const up = t - from;
+      const inPeriod = up % ds.periodNs;
+      return (up / ds.periodNs) * (ds.periodNs - ds.runNs) + (inPeriod > ds.runNs ? inPeriod - ds.runNs : 0n);
+    },
+    setRunnable: () => {},
+  };
+}
 
 export interface VirtualMachineOptions {
   profile: MachineProfile;
@@ -45,6 +89,8 @@ export interface VirtualMachineOptions {
   deschedule?: { periodNs: Ns; runNs: Ns };
   /** KVM's in-kernel PIT lost-tick policy (default reinject). */
   pitLostTickPolicy?: 'reinject' | 'discard';
+  /** The host's CPU scheduler: the vCPU threads it creates for this VM (takes precedence over deschedule). */
+  vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
   hostTscAt?: (t: Ns) => Cycles;
@@ -57,11 +103,34 @@ export interface VirtualMachineOptions {
   hostRealtimeSteps?: () => Ns;
   /** A VMClock device (QEMU `-device vmclock`, Firecracker's vmclock): see src/vmm/vmclock.ts. */
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** A VMGenID device (QEMU `-device vmgenid,guid=…`, Firecracker's): see src/vmm/vmgenid.ts. */
+  vmgenid?: VmgenidOptions;
   /** QEMU `-cpu …,tsc-frequency=N`: the guest TSC rate the VMM sets with KVM_SET_TSC_KHZ (default: the host's). */
   tscFrequencyKhz?: number;
   /** Trace recorder for KVM's and the devices' events, and the VM's name in them (default: the profile's). */
   trace?: TraceRecorder;
   name?: string;
+  /** The host's CPUs' TSCs are not synchronised (see HostTscSkew); vCPU i runs on host CPU i. */
+  hostTscSkew?: HostTscSkew;
+  /** The VMM traps every guest RDTSC (see RdtscExiting in src/hypervisor/vcpu.ts). */
+  rdtscExiting?: RdtscExiting;
+}
+
+/**
+ * A host whose CPUs' TSCs differ: host CPU k's TSC is CPU 0's + `cycles[k]`. Unless the host kernel
+ * trusts its TSC (`tsc=reliable`, which skips check_tsc_sync_source in arch/x86/kernel/tsc_sync.c), the
+ * skew fails that check at CPU bring-up: the host marks its TSC unstable and runs on the HPET, so KVM has
+ * no master clock (pvclock_update_vm_gtod_copy needs a TSC host clocksource).
+ */
+export interface HostTscSkew {
+  cycles: readonly Cycles[];
+  tscReliable: boolean;
+}
+
+/** Whether the host marks its TSC unstable for this skew (any CPU differing from CPU 0, not tsc=reliable). */
+export function skewMarksTscUnstable(skew: HostTscSkew | undefined): boolean {
+  if (!skew || skew.tscReliable) return false;
+  return skew.cycles.some((c) => c !== (skew.cycles[0] ?? 0n));
 }
 
 /** What a VMM saves of a VM's clocks to snapshot or migrate it: KVM_GET_CLOCK, each vCPU's TSC and MSRs, the TSC rate. */
@@ -71,6 +140,8 @@ export interface VmClockState {
   vcpus: { tsc: Cycles; msrs: [number, bigint][] }[];
   /** KVM_GET_TSC_KHZ: the guest's TSC rate. */
   tscKhz: number;
+  /** KVM_GET_CLOCK_GUEST on the boot vCPU, when the VMM asked for it and KVM gave it (else why not). */
+  pvclock?: PvclockVcpuTimeInfo | { error: string };
 }
 
 /** The host a saved VM is restored on, and how the VMM restores it. */
@@ -83,6 +154,16 @@ export interface RestoreTarget {
   tscScaling: boolean;
   /** KVM_SET_CLOCK with KVM_CLOCK_REALTIME: KVM advances kvmclock by the realtime elapsed since the save. */
   clockRealtime: boolean;
+  /** The destination's CPU scheduler, when the world schedules host CPUs: the new process's vCPU threads. */
+  vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
+  /**
+   * vms[].clock_guest: the VMM follows the migration procedure of Documentation/virt/kvm/devices/vcpu.rst as dwmw2's
+   * series v6 09/36 rewrites it — guest TSCs moved on by the host realtime elapsed, then KVM_SET_CLOCK_GUEST with the
+   * saved record, falling back to KVM_SET_CLOCK with KVM_CLOCK_REALTIME — instead of the profile's own restore.
+   */
+  clockGuest?: boolean;
+  /** The destination host's CPU TSC skew, if its TSCs are not synchronised. */
+  hostTscSkew?: HostTscSkew;
 }
 
 /** What the restore did, for the event log. */
@@ -90,6 +171,10 @@ export interface RestoreOutcome {
   /** KVM_SET_TSC_KHZ failed (the VMM went on, the guest TSC runs at the destination's rate). */
   tscKhzError: string | null;
   tscCatchup: boolean;
+  /** With clockGuest: 'set' when KVM_SET_CLOCK_GUEST took the saved record, else why KVM_SET_CLOCK (with REALTIME) set it. */
+  clockGuest?: string;
+  /** With clockGuest: the host realtime elapsed since the save, by which each guest TSC was moved on (ΔT). */
+  tscAdvanceNs?: Ns;
 }
 
 /** Validate host parameters; an impossible host is an InputError naming the option. */
@@ -128,6 +213,7 @@ export class VirtualMachine {
   private hostTscAtFn: ((t: Ns) => Cycles) | null;
   private hostRealtimeFn: () => Ns;
   private hostRealtimeStepsFn: () => Ns;
+  private hostTscSkew: HostTscSkew | undefined;
   private readonly stealFraction: number;
   private readonly epoch: Ns;
 
@@ -136,6 +222,7 @@ export class VirtualMachine {
     this.currentHost = resolveHost(opts.host);
     this.hostTscAtFn = opts.hostTscAt ?? null;
     this.hostRealtimeStepsFn = opts.hostRealtimeSteps ?? (() => 0n);
+    this.hostTscSkew = opts.hostTscSkew;
     const p = opts.profile;
     const nrVcpus = opts.vcpus ?? p.defaultVcpus;
     if (!Number.isInteger(nrVcpus) || nrVcpus < 1 || nrVcpus > 64)
@@ -155,11 +242,14 @@ export class VirtualMachine {
       cpuid,
       devices: p.devices,
       vcpus: nrVcpus,
-      rdtsc: () => this.guestTsc(),
+      rdtsc: (cpu?: number) => this.guestTsc(cpu),
       tscTrueHz: () => this.tscTrueHz(),
       pitRateRatio: 1,
       pioReadNs: p.pioReadNs,
       mmioReadNs: p.mmioReadNs,
+      ...(opts.rdtscExiting && p.accel === 'kvm'
+        ? { rdtscExit: { costNs: Number(opts.rdtscExiting.exitCostNs), compensated: opts.rdtscExiting.offsetCompensation } }
+        : {}),
     };
     // The devices count the VMM's clocks (QEMU_CLOCK_VIRTUAL, or host time for the other VMMs' own
     // devices), with the RTC's time base the scenario's UTC at creation; the guest reads them by MMIO/PIO.
@@ -175,12 +265,18 @@ export class VirtualMachine {
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
     if (devices.pmTimerPort !== null) platform.readPmTimer = () => devices.readPmTimer();
-    const ds = opts.deschedule;
-    if (ds) {
-      if (ds.periodNs <= 0n || ds.runNs <= 0n || ds.runNs > ds.periodNs)
-        throw new InputError('deschedule needs 0 < runNs ≤ periodNs', 'deschedule');
-      platform.vcpuRunning = () => (this.sched.now - this.createdAt) % ds.periodNs < ds.runNs;
-      platform.nextVcpuRun = () => this.createdAt + ((this.sched.now - this.createdAt) / ds.periodNs + 1n) * ds.periodNs;
+    if (opts.vcpuSchedule) {
+      this.schedule = opts.vcpuSchedule(nrVcpus);
+      this.worldSchedule = true;
+    } else if (opts.deschedule) this.schedule = periodicVcpuSchedule(this.createdAt, opts.deschedule);
+    if (this.schedule) {
+      // each vCPU asks its own thread (read through this.schedule: a restore elsewhere replaces it)
+      platform.vcpuRunning = (cpu) => this.schedule?.running(cpu, this.sched.now) ?? true;
+      platform.nextVcpuRun = (cpu) => this.schedule?.nextRun(cpu, this.sched.now) ?? this.sched.now;
+      platform.vcpuAlwaysRuns = (cpu) => {
+        const s = this.schedule;
+        return s ? (s.alwaysRuns?.(cpu, this.sched.now) ?? false) : true;
+      };
     }
     if (devices.rtc) platform.readCmos = () => devices.readCmos();
     // --- timer interrupts (issue 12): the devices' IRQs and each vCPU's LAPIC timer reach the guest ---
@@ -192,7 +288,7 @@ export class VirtualMachine {
         running: (cpu) => !this.platform.vcpuRunning || this.platform.vcpuRunning(cpu),
         nextRun: (cpu) => (this.platform.nextVcpuRun ? this.platform.nextVcpuRun(cpu) : this.sched.now),
         tscKhz: opts.tscFrequencyKhz ?? this.host.tscKhz,
-        guestTsc: () => this.guestTsc(),
+        guestTsc: (cpu) => this.guestTsc(cpu),
         hvTimer: this.host.vendor === 'intel', // the VMX preemption timer; SVM has none
         enterGuest: (cpu) => this.vcpus[cpu]?.enterGuest(),
       },
@@ -211,9 +307,15 @@ export class VirtualMachine {
         if (!v?.setMsr(index, value)) throw new InputError(`guest WRMSR 0x${index.toString(16)} failed on vCPU ${cpu}`);
         v.run(cpu); // the exit is handled and the vCPU re-enters: pending clock/steal requests run
       };
+      // KVM_HC_CLOCK_PAIRING and friends are handled in KVM itself (kvm_emulate_hypercall): every KVM VMM has them
+      platform.hypercall = (cpu, nr, a0, a1) => {
+        const v = this.vcpus[cpu];
+        if (!v) throw new InputError(`guest hypercall ${nr} on vCPU ${cpu}, which does not exist`);
+        return kvmEmulateHypercall(v, this.memory, nr, a0, a1);
+      };
       const interval = opts.vcpuEntryIntervalNs ?? 10_000_000n;
       const t = opts.scheduler.timer(() => {
-        if (!this.vcpusPaused) for (const v of this.vcpus) v.run(v.id);
+        if (!this.vcpusPaused) for (const v of this.vcpus) this.enterWhenRunning(v.id);
         t.armIn(interval);
       });
       t.armIn(interval);
@@ -240,6 +342,11 @@ export class VirtualMachine {
           : null,
       );
     }
+    if (opts.vmgenid) {
+      const flavor = vmgenidFlavor(p.name);
+      if (!flavor) throw new InputError(`profile ${p.name} has no VMGenID device (QEMU and Firecracker do)`, 'vmgenid');
+      this.vmgenid = new VmgenidDevice(this.memory, VMGENID_GPA, flavor, opts.vmgenid);
+    }
     // The TSC rate change happens in a scheduler event, so counters change only at events
     const ch = opts.tscRateChange;
     if (ch && ch.atNs >= this.sched.now) opts.scheduler.timer(() => this.counterEpoch++).armAt(ch.atNs);
@@ -249,6 +356,8 @@ export class VirtualMachine {
   /** KVM_CREATE_VM and its vCPUs on the current host (boot, or a restore/migration destination). */
   private attachKvm(hostUptimeNs: Ns, tscScaling: TscScalingCaps): void {
     const nrVcpus = this.platform?.vcpus ?? this.opts.vcpus ?? this.opts.profile.defaultVcpus;
+    const skew = this.hostTscSkew;
+    const unstable = skewMarksTscUnstable(skew);
     const hostTk = new LinuxHostTimekeeper({
       tscKhz: this.host.tscKhz,
       rdtsc: () => this.hostTsc(),
@@ -256,8 +365,13 @@ export class VirtualMachine {
       realtimeAtBootNs: this.epoch - hostUptimeNs,
       realtimeSteps: () => this.hostRealtimeStepsFn(),
       constantTsc: this.host.invariantTsc,
+      // KVM's host REALTIME is the owner's (a world host's NTP-synced clock), read at the TSC value KVM read
+      ...(this.opts.hostRealtime ? { realtimeAt: (tsc: Cycles) => this.hostRealtimeAtTsc(tsc) } : {}),
+      ...(skew ? { cpuTscSkew: skew.cycles } : {}),
+      ...(unstable ? { tscUnstable: true, hpet: { periodFs: HOST_HPET_PERIOD_FS } } : {}),
     });
     const kvm = new KvmVm({
+      clockFeatures: this.host.kvm ?? MAINLINE_KVM_CLOCK,
       host: hostTk,
       memory: this.memory,
       scheduler: this.sched,
@@ -268,7 +382,30 @@ export class VirtualMachine {
     });
     (this as { kvm: KvmVm | null }).kvm = kvm;
     this.vcpus.length = 0;
-    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(this.stealFraction) }));
+    const rdtscExiting = this.opts.rdtscExiting ? { rdtscExiting: this.opts.rdtscExiting } : {};
+    for (let i = 0; i < nrVcpus; i++) this.vcpus.push(kvm.createVcpu({ runDelayNs: () => this.runDelay(i), ...rdtscExiting }));
+  }
+
+  /**
+   * A guest entry of vCPU `cpu` (KVM handles its pending clock and steal requests): now when its thread
+   * runs, else when the host schedules it in again (kvm_sched_in → kvm_arch_vcpu_load requests the steal
+   * update, recorded on that entry) — one deferred event per vCPU, not one per slice.
+   */
+  enterWhenRunning(cpu: number): void {
+    const s = this.schedule;
+    const now = this.sched.now;
+    if (!s || s.running(cpu, now)) {
+      this.vcpus[cpu]?.run(cpu);
+      return;
+    }
+    let d = this.deferredEntries[cpu];
+    if (!d) {
+      d = this.sched.timer(() => {
+        if (!this.vcpusPaused) this.enterWhenRunning(cpu);
+      });
+      this.deferredEntries[cpu] = d;
+    }
+    d.armAt(s.nextRun(cpu, now));
   }
 
   /**
@@ -276,11 +413,12 @@ export class VirtualMachine {
    * (TSC_STABLE cleared: KVM_SET_CLOCK rejects it), each vCPU's MSR_IA32_TSC and kvmclock/steal MSRs,
    * KVM_GET_TSC_KHZ. Null under TCG (no KVM state; QEMU's own vmstate carries its clocks).
    */
-  saveClockState(): VmClockState | null {
+  saveClockState(opts: { clockGuest?: boolean } = {}): VmClockState | null {
     const kvm = this.kvm;
     if (!kvm) return null;
     const c = kvm.getClock();
     return {
+      ...(opts.clockGuest ? { pvclock: this.ioctl(() => kvm.getClockGuest(this.vcpus[0]!)) } : {}),
       clock: { clock: c.clock, flags: c.flags & ~KVM_CLOCK_TSC_STABLE, realtime: c.realtime },
       vcpus: this.vcpus.map((v) => ({
         tsc: v.getMsr(MSR_IA32_TSC)!,
@@ -302,11 +440,25 @@ export class VirtualMachine {
     this.hostTscAtFn = target.hostTscAt;
     this.hostRealtimeFn = target.hostRealtime;
     this.hostRealtimeStepsFn = target.hostRealtimeSteps ?? (() => 0n);
+    this.hostTscSkew = target.hostTscSkew;
     this.counterEpoch++;
+    if (this.worldSchedule) {
+      // a restore or an incoming migration runs in a new VMM process: new vCPU threads, run_delay from 0
+      const n = this.platform.vcpus;
+      this.schedule = target.vcpuSchedule ? target.vcpuSchedule(n) : null;
+    }
     const outcome: RestoreOutcome = { tscKhzError: null, tscCatchup: false };
     if (!state) return outcome;
     this.kvm?.destroy();
     this.attachKvm(0n, target.tscScaling ? VMX_TSC_SCALING : NO_TSC_SCALING);
+    const kvm = this.kvm!;
+    // The documented procedure (clockGuest) moves each guest TSC on by the host realtime elapsed since the
+    // source's KVM_GET_CLOCK: ΔT = time_dst − time_src, tsc_dst = tsc_src + ΔT·freq (steps 5–7)
+    let elapsed = 0n;
+    if (target.clockGuest && state.clock.flags & KVM_CLOCK_REALTIME) {
+      elapsed = kvm.host.realtimeNsAt(kvm.host.rdtsc()) - state.clock.realtime;
+      outcome.tscAdvanceNs = elapsed;
+    }
     for (const [i, v] of this.vcpus.entries()) {
       const saved = state.vcpus[i]!;
       try {
@@ -315,16 +467,45 @@ export class VirtualMachine {
         outcome.tscKhzError = (e as Error).message;
       }
       outcome.tscCatchup ||= v.tscCatchup;
-      v.setMsr(MSR_IA32_TSC, saved.tsc, true);
+      // the procedure writes KVM_VCPU_TSC_OFFSET = tsc_dst − scaled host TSC; at one instant the host write of
+      // MSR_IA32_TSC = tsc_dst computes the same offset (kvm_synchronize_tsc)
+      v.setMsr(MSR_IA32_TSC, u64(saved.tsc + (elapsed * BigInt(state.tscKhz)) / 1_000_000n), true);
       for (const [msr, value] of saved.msrs) if (value !== 0n) v.setMsr(msr, value, true);
     }
-    const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
-    this.kvm!.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
+    if (!target.clockGuest) {
+      const flags = target.clockRealtime ? state.clock.flags & KVM_CLOCK_REALTIME : 0;
+      kvm.setClock({ clock: state.clock.clock, flags, realtime: state.clock.realtime });
+      return outcome;
+    }
+    // steps 8–9: KVM_SET_CLOCK_GUEST on the boot vCPU with the saved record; when it is missing or fails,
+    // KVM_SET_CLOCK with KVM_CLOCK_REALTIME
+    const record = state.pvclock;
+    const r = !record
+      ? { error: 'no record was saved' }
+      : 'error' in record
+        ? record
+        : this.ioctl(() => kvm.setClockGuest(this.vcpus[0]!, record));
+    if (r && 'error' in r) {
+      outcome.clockGuest = r.error;
+      kvm.setClock({ clock: state.clock.clock, flags: state.clock.flags & KVM_CLOCK_REALTIME, realtime: state.clock.realtime });
+    } else outcome.clockGuest = 'set';
     return outcome;
+  }
+
+  /** Run a KVM ioctl the VMM tolerates failing: its result, or the failure as { error }. */
+  private ioctl<T>(call: () => T): T | { error: string } {
+    try {
+      return call();
+    } catch (e) {
+      if (e instanceof KvmIoctlError) return { error: e.message };
+      throw e;
+    }
   }
 
   /** The VMClock device, when the VM has one. */
   readonly vmclock: VmclockDevice | null = null;
+  /** The VMGenID device, when the VM has one. */
+  readonly vmgenid: VmgenidDevice | null = null;
 
   private vcpusPaused = false;
   /** GuestPlatform.counterEpoch: changes whenever the VMM changes a guest counter's rate or value. */
@@ -333,21 +514,22 @@ export class VirtualMachine {
   /** The VMM stopped (true) or restarted (false) the vCPU threads: paused vCPUs never enter the guest. */
   setVcpusPaused(paused: boolean): void {
     this.vcpusPaused = paused;
+    this.schedule?.setRunnable(!paused); // QEMU's paused vCPU threads sleep on a condition variable
     this.counterEpoch++;
     if (!paused) this.devices.kickVcpus(); // timer interrupts that waited for the vCPUs are taken now
   }
 
-  /** The vCPU threads' sched_info.run_delay: time spent runnable but not running. */
-  private runDelay(stealFraction: number): Ns {
-    const up = this.sched.now - this.createdAt;
-    const ds = this.opts.deschedule;
-    if (ds) {
-      const off = ds.periodNs - ds.runNs;
-      const inPeriod = up % ds.periodNs;
-      return (up / ds.periodNs) * off + (inPeriod > ds.runNs ? inPeriod - ds.runNs : 0n);
-    }
-    return BigInt(Math.floor(Number(up) * stealFraction));
+  /** vCPU `cpu`'s thread's sched_info.run_delay now: time spent runnable but not running. */
+  runDelay(cpu: number): Ns {
+    if (this.schedule) return this.schedule.runDelay(cpu, this.sched.now);
+    return BigInt(Math.floor(Number(this.sched.now - this.createdAt) * this.stealFraction));
   }
+
+  /** The host's schedule of the vCPU threads (null: they always run). */
+  private schedule: VcpuSchedule | null = null;
+  /** The schedule came from the world's host CPUs (a restore takes the destination's). */
+  private worldSchedule = false;
+  private readonly deferredEntries: Timer[] = [];
 
   /** Cycles of this VM's own host TSC (no world) over `ns`: the one host TSC model of src/core/oscillator.ts. */
   private cyclesFor(ns: Ns): Cycles {
@@ -364,7 +546,15 @@ export class VirtualMachine {
   kvmclockAt(t: Ns): Ns | null {
     const kvm = this.kvm;
     if (!kvm?.useMasterClock || t < this.sched.now) return null;
-    return pvclockReadCycles(kvm.masterClockRecord(), this.hostTscAt(t));
+    return kvm.masterClockAt(this.hostTscAt(t));
+  }
+
+  /**
+   * The owner's host CLOCK_REALTIME at host TSC `tsc`: REALTIME now, moved by the TSC cycles between `tsc`
+   * and now at the nominal rate (KVM reads both from one rdtsc, so in the model the two are the same instant).
+   */
+  private hostRealtimeAtTsc(tsc: Cycles): Ns {
+    return this.hostRealtimeFn() + ((tsc - this.hostTsc()) * 1_000_000n) / BigInt(this.host.tscKhz);
   }
 
   /** The host TSC now. */
@@ -381,10 +571,10 @@ export class VirtualMachine {
     return this.host.tscKhz * 1000 * (1 + this.host.ppm / 1e6);
   }
 
-  /** What RDTSC returns in the guest (vCPU 0). */
-  guestTsc(): Cycles {
+  /** What RDTSC returns in the guest on vCPU `cpu` (each vCPU has its own TSC offset and host CPU). */
+  guestTsc(cpu = 0): Cycles {
     let tsc: Cycles;
-    if (this.kvm) tsc = this.vcpus[0]!.readL1Tsc();
+    if (this.kvm) tsc = (this.vcpus[cpu] ?? this.vcpus[0]!).guestRdtsc();
     else tsc = (this.ticksStoppedAt ?? this.hostTsc()) - this.hostTscAtCreate - this.ticksStoppedCycles; // TCG: host TSC rate, counting from reset, minus stops
     const ch = this.opts.tscRateChange;
     if (ch && this.sched.now > ch.atNs) {
@@ -418,6 +608,8 @@ export class VirtualMachine {
 
   destroy(): void {
     this.entryTimer?.cancel();
+    for (const d of this.deferredEntries) d.cancel();
+    this.schedule?.setRunnable(false); // the VMM's threads exit: the host's CPUs go to the others
     this.kvm?.destroy();
   }
 }

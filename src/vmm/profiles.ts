@@ -1,6 +1,7 @@
 // Machine profiles: what each VMM offers a guest — CPUID leaves (including KVM's paravirt leaves),
 // timer devices, the kernel arguments it adds, and the cost of a trapped port/MMIO read — taken from
 // each project's sources (cited per profile; table in docs/fidelity.md ## vmm).
+import type { KvmClockFeatures } from '../hypervisor/index.ts';
 import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import type { CpuVendor, GuestCpuid, GuestDevices } from '../guest/index.ts';
@@ -15,6 +16,8 @@ export interface HostCpu {
   invariantTsc: boolean;
   tscAdjust: boolean;
   tscDeadline: boolean;
+  /** The host kernel's KVM clock behaviours (hosts[].kvm; default mainline): src/hypervisor KvmClockFeatures. */
+  kvm?: KvmClockFeatures;
 }
 
 /** This project's recorded kvm-pvm host (AMD EPYC, 2,596,136 kHz, invariant TSC). */

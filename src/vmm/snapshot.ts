@@ -65,6 +65,18 @@ export const MOVE_CLOCK_POLICY: Readonly<Record<string, MoveClockPolicy>> = {
   },
 };
 
+/**
+ * KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST (dwmw2's KVM clock series v6 05/36, not in a released kernel):
+ * no VMM here uses them yet — QEMU (hw/i386/kvm/clock.c), Cloud Hypervisor (hypervisor/src/kvm) and
+ * Firecracker (src/vmm/src/arch/x86_64/vm.rs) save and restore kvmclock only with KVM_[GS]ET_CLOCK — so
+ * `vms[].clock_guest: true` models a VMM that follows the migration procedure the series documents
+ * (Documentation/virt/kvm/devices/vcpu.rst, v6 09/36), on any KVM profile that can move a VM: save KVM_GET_CLOCK,
+ * each guest TSC and the boot vCPU's KVM_GET_CLOCK_GUEST; on the destination move each guest TSC on by the host
+ * realtime elapsed (ΔT·freq, KVM_VCPU_TSC_OFFSET), then KVM_SET_CLOCK_GUEST, or KVM_SET_CLOCK with
+ * KVM_CLOCK_REALTIME when that is unavailable or fails (src/vmm/machine.ts restoreClockState).
+ */
+export const CLOCK_GUEST_NOTE = 'a VMM option: no VMM uses KVM_[GS]ET_CLOCK_GUEST yet';
+
 export function moveClockPolicy(profile: string): MoveClockPolicy {
   const p = MOVE_CLOCK_POLICY[profile];
   if (!p) throw new InputError(`snapshot and migration are not modelled for profile "${profile}"`, 'profile');

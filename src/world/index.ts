@@ -2,6 +2,7 @@
 export * from './boot.ts';
 export * from './demo.ts';
 export * from './host.ts';
+export * from './host-cpus.ts';
 export * from './ntp-servers.ts';
 export { Oscillator, type OscillatorConfig, tscCyclesAt } from '../core/index.ts';
 export * from './resolve.ts';

@@ -4,6 +4,8 @@
 // src/vmm/machine.ts (restoreClockState).
 import type { Ns } from '../core/index.ts';
 import { formatDuration } from '../core/index.ts';
+import { VmgenidDriver } from '../guest/index.ts';
+import { predictGetClock } from '../hypervisor/index.ts';
 import { moveClockPolicy, type RestoreOutcome, type VmClockState } from '../vmm/index.ts';
 import type { GuestSync } from './sync.ts';
 import { formatOffset, monotonicSaw, realtimeChange } from './verdicts.ts';
@@ -14,6 +16,9 @@ interface Stopped {
   state: VmClockState | null;
   offsetBefore: Ns;
   monoBefore: Ns;
+  /** The guest's kvm-clock (vCPU 0's record at its TSC) minus the KVM_GET_CLOCK value saved, ns: 0 unless KVM_GET_CLOCK
+   *  computes differently from the guest (mainline get_kvmclock with TSC scaling, src/hypervisor/clock-pair.ts). */
+  getClockLag: Ns;
 }
 
 /** Stop the VM now and save its clocks (the VMM pauses a VM before saving it). */
@@ -24,13 +29,62 @@ function stopAndSave(world: World, run: VmRun, sync: GuestSync | null, resumeAt:
   const monoBefore = run.monotonic();
   sync?.onPause();
   run.lifecycle!.pause(resumeAt);
-  return { state: run.boot!.vm.saveClockState(), offsetBefore, monoBefore };
+  const vm = run.boot!.vm;
+  const state = vm.saveClockState({ clockGuest: run.vm.clockGuest });
+  const v0 = vm.vcpus[0];
+  const record = v0?.lastPvclock;
+  const getClockLag =
+    state && v0 && record
+      ? predictGetClock(record, vm.hostTsc(), { tscOffset: v0.l1TscOffset, ratio: v0.l1TscScalingRatio, caps: vm.kvm!.tscScaling }) -
+        state.clock.clock
+      : 0n;
+  return { state, offsetBefore, monoBefore, getClockLag };
 }
 
-function restoreNote(outcome: RestoreOutcome, clockRealtime: boolean, kvm: boolean, tsc: boolean): string {
+// The guest's VMGenID driver per VM. It probes at boot (vmgenid_add); creating it at the first move
+// instead is the same, since the buffer only changes when the VMM loads the VM again.
+const vmgenidDrivers = new WeakMap<VmRun, VmgenidDriver>();
+
+/** The VM runs again in a new VMM process: its VMGenID device is loaded and notifies the guest. Null: no device. */
+function vmgenidLoad(run: VmRun): boolean | null {
+  const dev = run.boot!.vm.vmgenid;
+  if (!dev) return null;
+  const guest = run.boot!.guest;
+  let driver = vmgenidDrivers.get(run);
+  if (!driver)
+    vmgenidDrivers.set(
+      run,
+      (driver = new VmgenidDriver(
+        () => dev.read(),
+        (l) => guest.printk(l),
+      )),
+    );
+  return dev.load() && driver.notify();
+}
+
+/** How many new VMGenID generations the guest saw (add_vmfork_randomness ran), or null without the device. */
+export function vmgenidChanges(run: VmRun): number | null {
+  if (!run.boot?.vm.vmgenid) return null;
+  return vmgenidDrivers.get(run)?.reseeds ?? 0;
+}
+
+function restoreNote(outcome: RestoreOutcome, clockRealtime: boolean, kvm: boolean, tsc: boolean, getClockLag: Ns): string {
   const parts: string[] = [];
-  if (kvm) parts.push(`kvmclock restored ${clockRealtime ? 'with' : 'without'} KVM_CLOCK_REALTIME`);
-  if (kvm && tsc) parts.push('the TSC restored from the saved MSR_IA32_TSC');
+  if (outcome.clockGuest !== undefined) {
+    // vms[].clock_guest: the documented procedure instead of the profile's own restore
+    if (outcome.tscAdvanceNs !== undefined)
+      parts.push(`the guest TSC moved on by the ${formatDuration(outcome.tscAdvanceNs)} the host's realtime advanced`);
+    parts.push(
+      outcome.clockGuest === 'set'
+        ? 'KVM_SET_CLOCK_GUEST put back the saved pvclock record (kvmclock is the same function of the guest TSC)'
+        : `KVM_SET_CLOCK_GUEST not used (${outcome.clockGuest}), so KVM_SET_CLOCK with KVM_CLOCK_REALTIME`,
+    );
+  } else if (kvm) parts.push(`kvmclock restored ${clockRealtime ? 'with' : 'without'} KVM_CLOCK_REALTIME`);
+  if (kvm && !tsc && getClockLag !== 0n && outcome.clockGuest !== 'set')
+    parts.push(
+      `KVM_GET_CLOCK had saved ${formatDuration(getClockLag < 0n ? -getClockLag : getClockLag)} ${getClockLag > 0n ? 'less' : 'more'} than the guest's kvm-clock read (get_kvmclock's arithmetic differs from the guest's record)`,
+    );
+  if (kvm && tsc && outcome.clockGuest === undefined) parts.push('the TSC restored from the saved MSR_IA32_TSC');
   if (!kvm) parts.push('the emulated TSC and virtual clock restored where they stopped');
   if (outcome.tscKhzError) parts.push(`KVM_SET_TSC_KHZ failed, so the guest TSC runs at the destination's rate`);
   else if (outcome.tscCatchup) parts.push('no TSC scaling: KVM catches the guest TSC up at each entry');
@@ -51,17 +105,30 @@ function restoreOn(
   kindOf: 'restore' | 'migration',
 ): void {
   const { engine, trace } = world;
-  const outcome = run.lifecycle!.restore(stopped.state, world.restoreTarget(hostName, opts), kindOf);
+  const outcome = run.lifecycle!.restore(
+    stopped.state,
+    { ...world.restoreTarget(hostName, opts, run.vm.name), clockGuest: run.vm.clockGuest },
+    kindOf,
+  );
+  const newGeneration = vmgenidLoad(run);
+  // the device's ACPI notification and what the guest's vmgenid_notify made of it
+  if (newGeneration !== null && trace.on) trace.instant(engine.now, run.vm.name, 'vmgenid_notify', [], { new_generation: newGeneration });
   if (trace.on) trace.instant(engine.now, run.vm.name, kindOf === 'restore' ? 'qemu_loadvm_state' : 'migration_completion', ['vm_start']);
   run.host = world.host(hostName);
   run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource
   const after = run.offset(engine.now);
   const advance = run.monotonic() - stopped.monoBefore;
   const g = run.boot!.guest;
-  const note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc');
+  let note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc', stopped.getClockLag);
+  if (newGeneration !== null)
+    note += newGeneration
+      ? '; VMGenID changed: the guest reseeded its CRNG'
+      : '; VMGenID notified with the same GUID: nothing for the guest to do';
   const { kind, verdict } = describe(
     realtimeChange(stopped.offsetBefore, after),
-    monotonicSaw(gap, advance < 0n ? 0n : advance, 'gap'),
+    // a clock restored behind what the guest last read: CLOCK_MONOTONIC reads go back (clocksource_delta only
+    // guards reads behind the last tick's cycle_last)
+    advance < 0n ? `MONOTONIC went back ${formatDuration(-advance)}` : monotonicSaw(gap, advance, 'gap'),
     note,
   );
   run.events.push({
@@ -70,6 +137,7 @@ function restoreOn(
     offset_before_ns: String(stopped.offsetBefore),
     offset_after_ns: String(after),
     monotonic_advance_ns: String(advance),
+    ...(newGeneration !== null ? { vmgenid_changed: newGeneration } : {}),
     verdict,
   });
   run.sample(engine.now);

@@ -4,7 +4,9 @@
 import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import type { KernelConfig } from '../guest/index.ts';
-import { type HostCpu, kernelPreset, type MachineProfile, machineProfile, resolveHost } from '../vmm/index.ts';
+import { type HostCpu, kernelPreset, type MachineProfile, machineProfile, resolveHost, vmgenidFlavor } from '../vmm/index.ts';
+import { type HostTscSkew, skewCycles } from '../vmm/index.ts';
+import type { RdtscExiting } from '../hypervisor/index.ts';
 import type { HostConfig } from './host.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -16,6 +18,12 @@ export interface ResolvedHost {
   config: HostConfig;
   /** What a VM on this host is shown of its CPU (the crystal's ppm is taken when the VM is created). */
   cpu: Omit<HostCpu, 'ppm'>;
+  /** hosts[].cpus and hosts[].load: the CPUs the vCPU threads share (absent: no thread ever waits). */
+  cpuShare?: { cpus: number; busyThreads: number };
+  /** hosts[].tsc_skew: per-CPU TSC skew in cycles, and whether the host trusts its TSC anyway. */
+  tscSkew?: HostTscSkew;
+  /** hosts[].tsc_skew.per_cpu_ns as written (the kvmclock check builds its host from it). */
+  tscSkewNs?: number[];
 }
 
 export interface ResolvedPause {
@@ -54,6 +62,10 @@ export interface ResolvedVm {
   migrations: ResolvedMigration[];
   tscFrequencyKhz?: number;
   vmclock?: { precise: boolean; esterrorNs: Ns; maxerrorNs: Ns };
+  /** vms[].clock_guest: the VMM moves kvmclock with KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST. */
+  clockGuest: boolean;
+  /** The VMGenID device's guid property ('auto' or a UUID), when the VM has one (Firecracker always: 'auto'). */
+  vmgenid?: string;
   sync: Scenario['vms'][number]['sync'];
   /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
   initialOffsetNs?: Ns;
@@ -61,6 +73,12 @@ export interface ResolvedVm {
   pitLostTickPolicy?: 'reinject' | 'discard';
   /** vms[].deschedule: the vCPU threads run runNs of every periodNs. */
   deschedule?: { periodNs: Ns; runNs: Ns };
+  /** vms[].ptp_kvm (default: on with sync.refclock): the guest loads ptp_kvm (/dev/ptp0). */
+  ptpKvm: boolean;
+  /** vms[].rdtsc_exiting. */
+  rdtscExiting?: RdtscExiting;
+  /** vms[].kvmclock_test. */
+  kvmclockTest?: { reads: number; readIntervalNs: Ns; wakeIntervalNs: Ns };
 }
 
 export interface ResolvedNtpServer {
@@ -95,6 +113,7 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
       invariantTsc: h.tsc.invariant,
       tscAdjust: h.cpu.tsc_adjust,
       tscDeadline: h.cpu.tsc_deadline,
+      kvm: { hzTscScale: h.kvm.hz_tsc_scale, scaledGetClock: h.kvm.scaled_get_clock, clockGuestIoctls: h.kvm.clock_guest_ioctls },
     },
     `${where}.tsc.freq_khz`,
   );
@@ -112,6 +131,13 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
       initialRealtimeErrorNs: BigInt(Math.round(h.realtime_error * 1e9)),
     },
     cpu: shown,
+    ...(h.cpus !== undefined ? { cpuShare: { cpus: h.cpus, busyThreads: h.load.busy_threads } } : {}),
+    ...(h.tsc_skew
+      ? {
+          tscSkew: { cycles: skewCycles(h.tsc_skew.per_cpu_ns, h.tsc.freq_khz), tscReliable: h.tsc_skew.tsc_reliable },
+          tscSkewNs: [...h.tsc_skew.per_cpu_ns],
+        }
+      : {}),
   };
 }
 
@@ -140,11 +166,40 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     ...(vm.vmclock !== undefined
       ? { vmclock: { precise: vm.vmclock.precise, esterrorNs: vm.vmclock.esterror, maxerrorNs: vm.vmclock.maxerror } }
       : {}),
+    clockGuest: vm.clock_guest,
+    ...vmgenidOf(vm),
     sync: vm.sync,
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
     ...(vm.pit_lost_tick_policy !== undefined ? { pitLostTickPolicy: vm.pit_lost_tick_policy } : {}),
     ...(vm.deschedule !== undefined ? { deschedule: { periodNs: vm.deschedule.period, runNs: vm.deschedule.run } } : {}),
+    ptpKvm: vm.ptp_kvm ?? vm.sync.refclock !== undefined,
+    ...(vm.rdtsc_exiting
+      ? {
+          rdtscExiting: {
+            exitCostNs: vm.rdtsc_exiting.exit_cost,
+            offsetCompensation: vm.rdtsc_exiting.offset_compensation,
+            ratePerSec: vm.rdtsc_exiting.rate,
+          },
+        }
+      : {}),
+    ...(vm.kvmclock_test
+      ? {
+          kvmclockTest: {
+            reads: vm.kvmclock_test.reads,
+            readIntervalNs: vm.kvmclock_test.read_interval,
+            wakeIntervalNs: vm.kvmclock_test.wake_interval,
+          },
+        }
+      : {}),
   };
+}
+
+/** vms[].vmgenid → the device's guid property: QEMU only when asked, Firecracker always (random each time). */
+function vmgenidOf(vm: Scenario['vms'][number]): { vmgenid?: string } {
+  const flavor = vmgenidFlavor(vm.profile);
+  if (flavor === 'firecracker') return { vmgenid: 'auto' };
+  if (flavor === null || vm.vmgenid === undefined || vm.vmgenid === false) return {};
+  return { vmgenid: vm.vmgenid === true ? 'auto' : vm.vmgenid };
 }
 
 export function resolveNtpServer(n: Scenario['ntp_servers'][number]): ResolvedNtpServer {

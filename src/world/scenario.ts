@@ -9,7 +9,7 @@ import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 import { parseDuration } from '../core/index.ts';
 import { parseCmdline } from '../guest/index.ts';
-import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy, vmclockFlavor } from '../vmm/index.ts';
+import { INVTSC_BLOCKER, kernelPreset, machineProfile, moveClockPolicy, parseUuid, vmclockFlavor, vmgenidFlavor } from '../vmm/index.ts';
 
 /** The longest duration a scenario may name: far beyond any run, short enough to keep ns exact as float64 offsets. */
 export const MAX_DURATION_NS = 1000n * 31_536_000_000_000_000n; // 1000 y
@@ -79,9 +79,34 @@ export const hostCpuSchema = z.strictObject({
   tsc_adjust: z.boolean().default(true).describe('IA32_TSC_ADJUST MSR (CPUID 7 EBX bit 1)'),
 });
 
+// Host-kernel KVM clock behaviours: one flag per patch of David Woodhouse's "Cleaning up the KVM clock mess"
+// series (v6, 2026-07-03), none in a released kernel yet (src/hypervisor/kvm.ts KvmClockFeatures, docs/fidelity.md)
+export const hostKvmSchema = z.strictObject({
+  hz_tsc_scale: z
+    .boolean()
+    .default(false)
+    .describe(
+      'kvmclock scale from the scaled TSC rate in Hz, not truncated kHz ("Improve accuracy of KVM clock when TSC scaling is in force"): a 2.6 GHz guest on a 3.0 GHz host no longer runs 0.38 ppm fast',
+    ),
+  scaled_get_clock: z
+    .boolean()
+    .default(false)
+    .describe(
+      'KVM_GET_CLOCK computes through the guest\'s TSC scaling and kvmclock scale ("Fix KVM clock precision in get_kvmclock() with TSC scaling", in linux-next since 2026-09): what a VMM saves equals what the guest reads',
+    ),
+  clock_guest_ioctls: z
+    .boolean()
+    .default(false)
+    .describe('the per-vCPU KVM_GET_CLOCK_GUEST / KVM_SET_CLOCK_GUEST ioctls (needed for vms[].clock_guest)'),
+});
+
 export const realtimeStepSchema = z.strictObject({
   at: duration.describe("when the host's CLOCK_REALTIME is stepped, from the start of the scenario"),
   by: signedDuration.describe('how far it is stepped (settimeofday on the host), e.g. "-2s" or "+1h"'),
+});
+
+export const hostLoadSchema = z.strictObject({
+  busy_threads: z.number().int().min(0).max(100_000).default(0).describe('threads on the host that are always runnable (CPU-bound)'),
 });
 
 export const hostSchema = z.strictObject({
@@ -90,6 +115,7 @@ export const hostSchema = z.strictObject({
   tsc: tscSchema,
   cpu: hostCpuSchema.prefault({}).describe('what the host CPU offers beyond its TSC'),
   ntp: z.boolean().default(true).describe("whether the host's own clock is NTP-disciplined"),
+  kvm: hostKvmSchema.prefault({}).describe("the host kernel's KVM clock behaviours (default: mainline)"),
   realtime_steps: z
     .array(realtimeStepSchema)
     .default([])
@@ -100,6 +126,30 @@ export const hostSchema = z.strictObject({
     .max(1e9)
     .default(0)
     .describe('host REALTIME minus true UTC at the start, seconds (only with ntp: false; within ±10^9 s)'),
+  cpus: z
+    .number()
+    .int()
+    .min(1)
+    .max(4096)
+    .optional()
+    .describe("physical CPUs the VMs' vCPU threads and load share (default: enough that no thread waits)"),
+  load: hostLoadSchema.prefault({}).describe('other runnable work on the host, sharing its CPUs with the vCPU threads'),
+  tsc_skew: z
+    .strictObject({
+      per_cpu_ns: z
+        .array(z.number().int().min(-1_000_000_000).max(1_000_000_000))
+        .min(1)
+        .max(64)
+        .describe("each host CPU's TSC minus CPU 0's, ns (index = host CPU; vCPU i runs on host CPU i)"),
+      tsc_reliable: z
+        .boolean()
+        .default(false)
+        .describe('the host kernel has tsc=reliable: it skips its TSC sync check, keeps the TSC as clocksource and KVM its master clock'),
+    })
+    .optional()
+    .describe(
+      'host CPUs whose TSCs are not synchronised: unless tsc_reliable, the host marks its TSC unstable and runs on the HPET, and KVM has no master clock',
+    ),
 });
 
 export const pauseSchema = z.strictObject({
@@ -125,6 +175,27 @@ export const migrationSchema = z.strictObject({
     .boolean()
     .default(true)
     .describe("the destination CPU can scale the guest's TSC to its saved rate (VMX/SVM TSC multiplier)"),
+});
+
+/** chrony.conf `refclock PHC /dev/ptp0 [poll N] [dpoll N] [offset S] [delay S] [precision S] [filter N] [nocrossts]` (conf.c defaults). */
+export const refclockSchema = z.strictObject({
+  phc: z
+    .literal('/dev/ptp0')
+    .default('/dev/ptp0')
+    .describe("the PHC device: the guest's ptp_kvm clock, /dev/ptp0 (the only PHC the model's guests have)"),
+  poll: z
+    .number()
+    .int()
+    .min(-6)
+    .max(24)
+    .default(4)
+    .describe('log2 seconds between filtered samples handed to source selection (default 4 = 16 s)'),
+  dpoll: z.number().int().min(-6).max(24).default(0).describe('log2 seconds between PHC reads (default 0 = 1 s; at most poll)'),
+  offset: z.number().min(-1e6).max(1e6).default(0).describe('seconds added to the PHC time (default 0)'),
+  delay: z.number().positive().max(1).default(1e-9).describe("the sample's assumed delay, seconds (default 1e-9)"),
+  precision: z.number().nonnegative().max(1).default(0).describe('precision, seconds (default: the system clock precision)'),
+  filter: z.number().int().min(1).max(256).default(64).describe('samples the median filter holds (default 64)'),
+  nocrossts: z.boolean().default(false).describe('never read with PTP_SYS_OFFSET_PRECISE (cross timestamping)'),
 });
 
 export const syncSchema = z.strictObject({
@@ -160,6 +231,11 @@ export const syncSchema = z.strictObject({
     .default(1e6 / 12)
     .describe('chrony: maxslewrate, ppm (default 83333.333)'),
   rtcsync: z.boolean().default(false).describe("chrony: rtcsync (the kernel's 11-minute mode copies the system time to the RTC)"),
+  refclock: refclockSchema
+    .optional()
+    .describe(
+      'chrony: refclock PHC on the ptp_kvm clock (the host REALTIME through KVM_HC_CLOCK_PAIRING); without servers given, the only source',
+    ),
   agent_latency: duration
     .prefault(0)
     .describe("agent: one-way latency of guest-set-time from the host's read of its clock to the guest applying it"),
@@ -210,6 +286,18 @@ export const vmSchema = z.strictObject({
     .describe(
       'a VMClock device (QEMU -device vmclock, Firecracker vmclock): disruption_marker and vm_generation_counter across restores and migrations',
     ),
+  clock_guest: z
+    .boolean()
+    .default(false)
+    .describe(
+      "the VMM moves the VM by the KVM clock series' documented procedure: guest TSCs moved on by the elapsed host realtime, kvmclock put back with KVM_SET_CLOCK_GUEST (needs hosts[].kvm.clock_guest_ioctls on both sides), else KVM_SET_CLOCK with KVM_CLOCK_REALTIME. A VMM option: no VMM does this yet",
+    ),
+  vmgenid: z
+    .union([z.boolean(), z.string()])
+    .optional()
+    .describe(
+      'a VMGenID device: true or "auto" (QEMU -device vmgenid,guid=auto: each QEMU process draws a GUID, so restores and incoming migrations change it), a UUID (guid=<uuid>: the same every time), false (none). Firecracker always has one, changed on every restore; default: QEMU none',
+    ),
   tsc_frequency_khz: z
     .number()
     .int()
@@ -234,6 +322,10 @@ export const vmSchema = z.strictObject({
     .describe(
       'the vCPU threads run `run` out of every `period` from boot (a fixed CPU share on a busy host): late and lost timer ticks, steal',
     ),
+  ptp_kvm: z
+    .boolean()
+    .optional()
+    .describe("the guest loads ptp_kvm (/dev/ptp0 reads the host's REALTIME by KVM_HC_CLOCK_PAIRING); default: on with sync.refclock"),
   update_interval: positiveDuration
     .prefault('1s')
     .describe("how often the guest's timekeeper accumulates (the tick's update_wall_time); longer is faster to simulate"),
@@ -245,6 +337,40 @@ export const vmSchema = z.strictObject({
     .optional()
     .describe(
       'what kvm-clock read when the guest kernel set it up ("kvm-clock: using sched offset of N cycles", N ns): how long VMM, firmware and loader ran before kvmclock_init, e.g. "52991526ns" (default: the VMM profile\'s)',
+    ),
+  rdtsc_exiting: z
+    .strictObject({
+      exit_cost: positiveDuration
+        .refine((ns) => ns <= 1_000_000n, 'must be at most 1ms')
+        .describe('real time one RDTSC exit takes (exit, emulation, re-entry), e.g. "1.2us"'),
+      offset_compensation: z
+        .boolean()
+        .default(false)
+        .describe("the VMM subtracts each exit's time from the TSC offset: the guest does not see the exits, its TSC runs slow"),
+      rate: z
+        .number()
+        .int()
+        .min(0)
+        .max(100_000_000)
+        .default(10_000)
+        .describe('guest RDTSCs per second per vCPU (the workload and the kernel): how much time compensation takes from the TSC'),
+    })
+    .refine((x) => BigInt(x.rate) * x.exit_cost < 1_000_000_000n, {
+      message: 'rate × exit_cost must be below 1 s per second (the vCPU would do nothing but exit)',
+    })
+    .optional()
+    .describe('the VMM traps every guest RDTSC (RDTSC exiting; KVM itself offers no such mode): each costs exit_cost'),
+  kvmclock_test: z
+    .strictObject({
+      reads: z.number().int().min(1).max(10_000_000).default(100_000).describe('reads in all, round-robin over the vCPUs'),
+      read_interval: positiveDuration.prefault('25ns').describe('time between two consecutive reads (on different vCPUs)'),
+      wake_interval: positiveDuration
+        .prefault('4ms')
+        .describe("how often each vCPU's thread is put and loaded again (staggered across vCPUs)"),
+    })
+    .optional()
+    .describe(
+      "a kvm-unit-tests kvmclock_test-style check on this VM's vCPUs and host: cross-vCPU reads that go backwards (summary.json kvmclock_warps)",
     ),
 });
 
@@ -359,6 +485,11 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     vmNames.add(vm.name);
   }
   for (const [i, h] of s.hosts.entries()) {
+    if (h.cpus === undefined && h.load.busy_threads > 0)
+      return {
+        path: ['hosts', i, 'load'],
+        message: 'has no effect without hosts[].cpus (every thread would have a CPU of its own): set cpus to share them',
+      };
     if (h.ntp && h.realtime_error !== 0)
       return {
         path: ['hosts', i, 'realtime_error'],
@@ -369,6 +500,8 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     if (vm.boot_at > s.duration) return { path: ['vms', i, 'boot_at'], message: 'is after the end of the run (duration)' };
   const ntpProblem = checkNtp(s, names);
   if (ntpProblem) return ntpProblem;
+  const ptpProblem = checkPtpKvm(s);
+  if (ptpProblem) return ptpProblem;
   for (const [i, vm] of s.vms.entries()) {
     const named: [string, () => unknown][] = [
       ['profile', () => machineProfile(vm.profile)],
@@ -441,8 +574,34 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
       return { path: ['vms', i, 'vmclock'], message: `profile ${vm.profile} has no VMClock device (QEMU and Firecracker do)` };
     if (vm.pit_lost_tick_policy !== undefined && vm.profile === 'qemu-tcg')
       return { path: ['vms', i, 'pit_lost_tick_policy'], message: "is KVM's in-kernel PIT option; qemu-tcg has QEMU's userspace PIT" };
+    const genid = vmgenidFlavor(vm.profile);
+    if (vm.vmgenid !== undefined && vm.vmgenid !== false && genid === null)
+      return { path: ['vms', i, 'vmgenid'], message: `profile ${vm.profile} has no VMGenID device (QEMU and Firecracker do)` };
+    if (genid === 'firecracker' && vm.vmgenid === false)
+      return {
+        path: ['vms', i, 'vmgenid'],
+        message: 'Firecracker always creates its VMGenID device (src/vmm/src/devices/acpi/vmgenid.rs)',
+      };
+    if (typeof vm.vmgenid === 'string' && vm.vmgenid !== 'auto') {
+      if (genid === 'firecracker')
+        return {
+          path: ['vms', i, 'vmgenid'],
+          message: 'Firecracker has no guid option: it draws new random bytes at every boot and restore',
+        };
+      if (!parseUuid(vm.vmgenid))
+        return {
+          path: ['vms', i, 'vmgenid'],
+          message: `must be true, false, "auto" or a UUID like "324e6eaf-d1d1-4bf6-bf41-b9bb6c91fb87", got "${vm.vmgenid}"`,
+        };
+    }
+    if (vm.clock_guest && vm.profile === 'qemu-tcg')
+      return { path: ['vms', i, 'clock_guest'], message: 'is a KVM ioctl; profile qemu-tcg has no KVM clock' };
     if (vm.tsc_frequency_khz !== undefined && !vm.profile.startsWith('qemu-kvm'))
       return { path: ['vms', i, 'tsc_frequency_khz'], message: `is QEMU's -cpu tsc-frequency; profile ${vm.profile} has no such option` };
+    // RDTSC exiting and the kvmclock check act on KVM vCPUs; under TCG there are none
+    for (const key of ['rdtsc_exiting', 'kvmclock_test'] as const)
+      if (vm[key] !== undefined && machineProfile(vm.profile).accel !== 'kvm')
+        return { path: ['vms', i, key], message: `needs a KVM profile; ${vm.profile} emulates the CPU (TCG)` };
   }
   for (const [i, h] of s.hosts.entries()) {
     if (h.realtime_steps.length > 0 && h.ntp)
@@ -481,6 +640,24 @@ function checkNtp(s: Scenario, hostNames: Set<string>): { path: PropertyKey[]; m
         };
     if (vm.sync.minpoll > vm.sync.maxpoll)
       return { path: ['vms', i, 'sync', 'maxpoll'], message: `must be ≥ minpoll (${vm.sync.minpoll})` };
+  }
+  return null;
+}
+
+/** ptp_kvm and chrony's refclock PHC: a KVM guest (the hypercall is KVM's), chronyd, the device loaded. */
+function checkPtpKvm(s: Scenario): { path: PropertyKey[]; message: string } | null {
+  for (const [i, vm] of s.vms.entries()) {
+    const rc = vm.sync.refclock;
+    if (rc && vm.sync.method !== 'chrony')
+      return { path: ['vms', i, 'sync', 'refclock'], message: `is a chrony refclock: set sync.method to chrony (it is ${vm.sync.method})` };
+    if (rc && vm.ptp_kvm === false)
+      return { path: ['vms', i, 'ptp_kvm'], message: 'is false, but sync.refclock reads /dev/ptp0, which ptp_kvm provides' };
+    if (rc && rc.dpoll > rc.poll) return { path: ['vms', i, 'sync', 'refclock', 'dpoll'], message: `must be at most poll (${rc.poll})` };
+    if ((rc || vm.ptp_kvm) && machineProfile(vm.profile).accel !== 'kvm')
+      return {
+        path: ['vms', i, rc ? 'sync' : 'ptp_kvm', ...(rc ? ['refclock'] : [])],
+        message: `needs KVM's KVM_HC_CLOCK_PAIRING hypercall; profile ${vm.profile} runs without KVM`,
+      };
   }
   return null;
 }

@@ -1,5 +1,7 @@
 // The run's summary: per host and per VM, what summary.json holds (integer ns as strings).
 import { VMCLOCK_COUNTER_X86_TSC, vmclockReadNs } from '../core/index.ts';
+import { vmgenidChanges } from './moves.ts';
+import { runKvmclockTest, type WarpCount } from '../vmm/index.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 
@@ -24,6 +26,8 @@ export interface VmEvent {
   offset_after_ns: string | null;
   /** How far guest CLOCK_MONOTONIC advanced across the event, ns (null where it does not apply). */
   monotonic_advance_ns: string | null;
+  /** Restores and migrations of a VM with a VMGenID device: whether the guest saw a new generation. */
+  vmgenid_changed?: boolean;
   verdict: string;
 }
 
@@ -41,11 +45,15 @@ export interface VmSummary {
   max_abs_offset_ns: string;
   /** Rate of the guest clock against true time over the last sample interval, ppm. */
   drift_ppm: number;
+  /** The guest's /proc/stat steal summed over its vCPUs, ns: host CPU time its vCPU threads waited for. */
+  steal_ns: string;
   pauses: PauseSummary[];
   events: VmEvent[];
   final_clocksource: string;
   /** With a VMClock device: what the guest reads in it at the end (precise: its time minus true UTC). */
   vmclock?: { disruption_marker: string; vm_generation_counter: string; clock_status: number; time_offset_ns: string | null };
+  /** With a VMGenID device: how many new generations the guest saw (each reseeded its CRNG). */
+  vmgenid_changes?: number;
   /** What the guest kernel printed after boot (dmesg lines after its first 3 s), e.g. the watchdog's verdicts. */
   kernel_log: string[];
   /** With sync method chrony: `chronyc tracking` at the end of the run. */
@@ -60,6 +68,40 @@ export interface VmSummary {
   ticks_reinjected: string;
   /** Longest wait from a timer interrupt's request to the guest taking it, ns. */
   max_timer_lateness_ns: string;
+  /** With vms[].kvmclock_test: the cross-vCPU kvmclock check on this VM's vCPUs and host (src/vmm/kvmclock-test.ts). */
+  kvmclock_warps?: KvmclockWarpsSummary;
+  /** With vms[].rdtsc_exiting: what the trapping did (vCPU 0) and what a clock_gettime costs. */
+  rdtsc_exiting?: RdtscExitingSummary;
+}
+
+/** kvm-unit-tests kvmclock_test's figures per reader: warps, stalls, the worst warp (ns, negative). */
+export interface WarpSummary {
+  warps: number;
+  stalls: number;
+  worst_warp_ns: string;
+}
+
+export interface KvmclockWarpsSummary {
+  vcpus: number;
+  reads: number;
+  master_clock: boolean;
+  tsc_stable: boolean;
+  host_tsc_unstable: boolean;
+  /** PVCLOCK_RAW_CYCLE_BIT: no last_value guard. */
+  raw: WarpSummary;
+  /** The kernel's read: the last_value guard unless the record has PVCLOCK_TSC_STABLE_BIT. */
+  monotonic: WarpSummary;
+}
+
+export interface RdtscExitingSummary {
+  exit_cost_ns: string;
+  offset_compensation: boolean;
+  rate_per_s: number;
+  /** Exit time taken out of vCPU 0's TSC offset by the end (offset compensation), ns at the TSC's rate. */
+  tsc_hidden_ns: string;
+  /** clock_gettime(CLOCK_MONOTONIC) on the final clocksource: real cost and what the guest's clocks measure of it. */
+  clock_gettime_ns: number;
+  clock_gettime_measured_ns: number;
 }
 
 /** `chronyc tracking`'s figures, seconds and ppm with chronyc's signs (system_time_s: + = clock fast). */
@@ -173,7 +215,59 @@ function vmclockSummary(r: VmRun): Pick<VmSummary, 'vmclock'> {
   };
 }
 
-function vmSummary(r: VmRun): VmSummary {
+function vmgenidSummary(r: VmRun): Pick<VmSummary, 'vmgenid_changes'> {
+  const n = vmgenidChanges(r);
+  return n === null ? {} : { vmgenid_changes: n };
+}
+
+function warpSummary(c: WarpCount): WarpSummary {
+  return { warps: c.warps, stalls: c.stalls, worst_warp_ns: String(c.worstNs) };
+}
+
+function kvmclockWarpsSummary(world: World, r: VmRun): Pick<VmSummary, 'kvmclock_warps'> {
+  const t = r.vm.kvmclockTest;
+  if (!t || r.vm.profile.accel !== 'kvm') return {};
+  const h = world.resolvedHost(r.vm.host);
+  const res = runKvmclockTest({
+    host: { tscKhz: h.cpu.tscKhz, ...(h.tscSkewNs ? { tscSkewNs: h.tscSkewNs } : {}), tscReliable: h.tscSkew?.tscReliable ?? false },
+    vcpus: r.vm.vcpus ?? r.vm.profile.defaultVcpus,
+    reads: t.reads,
+    readIntervalNs: t.readIntervalNs,
+    wakeIntervalNs: t.wakeIntervalNs,
+    ...(r.vm.rdtscExiting ? { rdtscExiting: r.vm.rdtscExiting } : {}),
+  });
+  return {
+    kvmclock_warps: {
+      vcpus: res.vcpus,
+      reads: res.reads,
+      master_clock: res.masterClock,
+      tsc_stable: res.tscStable,
+      host_tsc_unstable: res.hostTscUnstable,
+      raw: warpSummary(res.raw),
+      monotonic: warpSummary(res.monotonic),
+    },
+  };
+}
+
+function rdtscExitingSummary(r: VmRun): Pick<VmSummary, 'rdtsc_exiting'> {
+  const x = r.vm.rdtscExiting;
+  const v = r.boot?.vm.vcpus[0];
+  if (!x || !v) return {};
+  const khz = BigInt(v.virtualTscKhz || r.boot!.vm.host.tscKhz);
+  const mono = r.boot?.entered ? r.boot.guest.vdso().find((c) => c.clock === 'CLOCK_MONOTONIC') : undefined;
+  return {
+    rdtsc_exiting: {
+      exit_cost_ns: String(x.exitCostNs),
+      offset_compensation: x.offsetCompensation,
+      rate_per_s: x.ratePerSec,
+      tsc_hidden_ns: String((v.rdtscCompensation() * 1_000_000n) / khz),
+      clock_gettime_ns: mono?.ns ?? 0,
+      clock_gettime_measured_ns: mono?.measuredNs ?? 0,
+    },
+  };
+}
+
+function vmSummary(world: World, r: VmRun): VmSummary {
   const st = r.stats;
   const g = r.boot?.entered ? r.boot.guest : null;
   return {
@@ -189,13 +283,17 @@ function vmSummary(r: VmRun): VmSummary {
     final_offset_ns: String(st.last),
     max_abs_offset_ns: String(st.maxAbs),
     drift_ppm: st.driftPpm(),
+    steal_ns: String(g?.steal?.cpus.reduce((sum, c) => sum + c.steal, 0n) ?? 0n),
     pauses: r.pauses,
     events: r.events,
     final_clocksource: g ? g.currentClocksource().trim() : '',
     ...vmclockSummary(r),
+    ...vmgenidSummary(r),
     kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
     ...chronySummary(r),
     ...timerIrqSummary(r),
+    ...kvmclockWarpsSummary(world, r),
+    ...rdtscExitingSummary(r),
   };
 }
 
@@ -221,6 +319,6 @@ export function buildSummary(world: World, runs: readonly VmRun[], samples: numb
     samples,
     events_dispatched: world.engine.eventsDispatched,
     hosts: s.hosts.map((h) => hostSummary(world, h.name)),
-    vms: runs.map(vmSummary),
+    vms: runs.map((r) => vmSummary(world, r)),
   };
 }

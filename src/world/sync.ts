@@ -1,10 +1,12 @@
 // What re-syncs a guest's wall clock: the management layer's guest-agent call after a resume, or an NTP
 // client in the guest polling a server. Each is a policy object the pause schedule calls into.
-import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns, type Timer } from '../core/index.ts';
 import { Chronyd } from '../guest/index.ts';
 import type { NtpServerLink } from '../guest/index.ts';
 import { NtpKernelClient } from '../guest/index.ts';
 import { QgaAgent } from '../guest/index.ts';
+import { USERSPACE_VCPU, type VcpuGate, vcpuScheduler, whenVcpuRuns } from '../guest/index.ts';
+import { PtpKvm } from '../guest/index.ts';
 import type { VmRun } from './vm-run.ts';
 import type { World } from './world.ts';
 
@@ -19,6 +21,15 @@ export interface GuestSync {
 
 /** Userspace (chronyd, ntpd, qemu-ga) starts this long after the guest kernel enters. */
 export const USERSPACE_START_NS = 5n * NSEC_PER_SEC;
+
+/** Whether the vCPU the guest's daemons run on runs (src/guest/vcpu-wait.ts), read through the booted VM's platform. */
+function userspaceGate(run: VmRun): VcpuGate {
+  const p = () => run.boot!.vm.platform;
+  return {
+    vcpuRunning: (cpu) => p().vcpuRunning?.(cpu) ?? true,
+    nextVcpuRun: (cpu) => p().nextVcpuRun?.(cpu) ?? run.boot!.opts.scheduler.now,
+  };
+}
 
 /**
  * The management layer's guest-set-time with the host's REALTIME `agent_delay` after each resume, sent
@@ -58,9 +69,12 @@ class AgentSync implements GuestSync {
       const request = `{"execute":"guest-set-time","arguments":{"time":${run.host.realtime(engine.now)}}}\n`;
       engine.after(run.vm.sync.agent_latency, () => {
         if (run.lifecycle!.paused) return;
-        this.agent!.feed(request);
-        if (trace.on) trace.instant(engine.now, run.vm.name, 'do_settimeofday64', ['qmp_guest_set_time', '__x64_sys_clock_settime']);
-        synced();
+        // the request wakes qemu-ga, which handles it when its vCPU runs
+        whenVcpuRuns(engine, userspaceGate(run), USERSPACE_VCPU, () => {
+          this.agent!.feed(request);
+          if (trace.on) trace.instant(engine.now, run.vm.name, 'do_settimeofday64', ['qmp_guest_set_time', '__x64_sys_clock_settime']);
+          synced();
+        });
       });
     });
   }
@@ -89,6 +103,8 @@ function serverLinks(world: World, run: VmRun): NtpServerLink[] {
 /** chronyd in the guest (src/guest/chrony) with the scenario's servers over their network paths. */
 class ChronySync implements GuestSync {
   chronyd: Chronyd | null = null;
+  /** A start or resume waiting for chronyd's vCPU. */
+  private pending: Timer | null = null;
 
   constructor(
     private readonly world: World,
@@ -97,35 +113,56 @@ class ChronySync implements GuestSync {
 
   onBoot(): void {
     const { world, run } = this;
-    const sync = run.vm.sync;
+    const gate = userspaceGate(run);
     world.engine.at(run.boot!.kernelEntryAt + USERSPACE_START_NS, () => {
       if (run.lifecycle?.paused) return;
-      const guest = run.boot!.guest;
-      this.chronyd = new Chronyd({
-        scheduler: world.engine,
-        adjtimex: (txc) => guest.adjtimex(txc),
-        readRaw: () => guest.clockGettime('realtime'),
-        servers: serverLinks(world, run),
-        iburst: sync.iburst,
-        minpoll: sync.minpoll,
-        maxpoll: sync.maxpoll,
-        makestep: sync.makestep ? { threshold: sync.makestep[0], limit: sync.makestep[1] } : null,
-        maxSlewRatePpm: sync.maxslewrate_ppm,
-        rtcsync: sync.rtcsync,
-      });
-      run.chronyd = this.chronyd;
-      this.chronyd.start();
+      this.pending = whenVcpuRuns(world.engine, gate, USERSPACE_VCPU, () => this.startChronyd(gate));
     });
   }
 
+  /** chronyd's process starts: its timeouts and its replies' arrivals wait for its vCPU. */
+  private startChronyd(gate: VcpuGate): void {
+    const { world, run } = this;
+    const sync = run.vm.sync;
+    const guest = run.boot!.guest;
+    const rc = sync.refclock;
+    // refclock_phc.c phc_initialise: "Could not open PHC" is fatal — chronyd exits (no ptp_kvm: no /dev/ptp0)
+    const phc = rc ? (run.vm.ptpKvm ? PtpKvm.probe(guest) : 'ENODEV') : null;
+    if (typeof phc === 'string') return;
+    // a reply is read (and timestamped, SO_TIMESTAMPING in the guest's stack) when the vCPU runs
+    const links = serverLinks(world, run).map(
+      (link): NtpServerLink => ({
+        name: link.name,
+        exchange: (reply) => link.exchange((r) => whenVcpuRuns(world.engine, gate, USERSPACE_VCPU, () => reply(r))),
+      }),
+    );
+    this.chronyd = new Chronyd({
+      scheduler: vcpuScheduler(world.engine, gate, USERSPACE_VCPU),
+      adjtimex: (txc) => guest.adjtimex(txc),
+      readRaw: () => guest.clockGettime('realtime'),
+      // with a refclock, servers only when listed: the PHC alone otherwise
+      servers: rc && sync.servers === undefined ? [] : links,
+      ...(rc && phc ? { refclocks: [{ phc, options: { device: rc.phc, ...rc } }] } : {}),
+      iburst: sync.iburst,
+      minpoll: sync.minpoll,
+      maxpoll: sync.maxpoll,
+      makestep: sync.makestep ? { threshold: sync.makestep[0], limit: sync.makestep[1] } : null,
+      maxSlewRatePpm: sync.maxslewrate_ppm,
+      rtcsync: sync.rtcsync,
+    });
+    run.chronyd = this.chronyd;
+    this.chronyd.start();
+  }
+
   onPause(): void {
+    this.pending?.cancel();
     this.chronyd?.stop();
   }
 
   onResume(synced: () => void): void {
     const c = this.chronyd;
     if (!c) return;
-    c.resume();
+    this.pending = whenVcpuRuns(this.world.engine, userspaceGate(this.run), USERSPACE_VCPU, () => c.resume());
     // "synced" at chronyd's next clock update after the resume
     c.reference.onUpdate = () => {
       c.reference.onUpdate = null;
@@ -137,6 +174,9 @@ class ChronySync implements GuestSync {
 /** An ntpd-like client in the guest: against its first server over that path, or an ideal server at true UTC, 1 ms round trip. */
 class NtpSync implements GuestSync {
   private readonly client: NtpKernelClient;
+  private readonly gate: VcpuGate;
+  /** A start waiting for the daemon's vCPU. */
+  private pending: Timer | null = null;
 
   constructor(
     private readonly world: World,
@@ -144,9 +184,10 @@ class NtpSync implements GuestSync {
   ) {
     const { engine } = world;
     const sync = run.vm.sync;
+    this.gate = userspaceGate(run);
     const server = (sync.servers ?? (world.scenario.ntpServers ?? []).map((n) => n.name))[0];
     this.client = new NtpKernelClient({
-      scheduler: engine,
+      scheduler: vcpuScheduler(engine, this.gate, USERSPACE_VCPU),
       adjtimex: (txc) => run.boot!.guest.adjtimex(txc),
       measure: server
         ? () => world.ntp.measureNow(server, run.vm.name, () => run.boot!.guest.clockGettime('realtime'))
@@ -159,11 +200,12 @@ class NtpSync implements GuestSync {
   onBoot(): void {
     // chronyd/ntpd start in userspace once the kernel has booted
     this.world.engine.at(this.run.boot!.kernelEntryAt + USERSPACE_START_NS, () => {
-      if (!this.run.lifecycle?.paused) this.client.start();
+      if (!this.run.lifecycle?.paused) this.pending = whenVcpuRuns(this.world.engine, this.gate, USERSPACE_VCPU, () => this.client.start());
     });
   }
 
   onPause(): void {
+    this.pending?.cancel();
     this.client.stop();
   }
 
@@ -171,8 +213,10 @@ class NtpSync implements GuestSync {
     // The daemon's next poll comes one poll interval after it wakes up again.
     this.world.engine.after(BigInt(2 ** this.run.vm.sync.ntp_poll_exp) * NSEC_PER_SEC, () => {
       if (this.run.lifecycle!.paused) return;
-      this.client.start();
-      synced();
+      this.pending = whenVcpuRuns(this.world.engine, this.gate, USERSPACE_VCPU, () => {
+        this.client.start();
+        synced();
+      });
     });
   }
 }

@@ -39,10 +39,14 @@ export function estimateWork(r: ResolvedScenario, rowsInMemory = true): WorkEsti
     if (wanderSigmaPpm > 0 && wanderIntervalNs > 0n) add(`hosts[${i}].oscillator.wander_interval`, dur / seconds(wanderIntervalNs));
   }
   let rows = 0;
+  const shared = new Set(r.hosts.filter((h) => h.cpuShare).map((h) => h.name));
   for (const vm of r.vms) {
     const alive = Math.max(0, dur - seconds(vm.bootAtNs));
-    // per update interval: the timekeeper's update and a vCPU entry (KVM's clock/steal requests)
-    add(`vms[${vm.index}].update_interval`, (2 * alive) / seconds(vm.updateIntervalNs));
+    // per update interval: the timekeeper's update and a vCPU entry (KVM's clock/steal requests), and
+    // on shared host CPUs each vCPU's entry and the update deferred until the thread runs (at most one each)
+    const hosts = [vm.host, ...vm.snapshots.map((sn) => sn.restoreOn ?? vm.host), ...vm.migrations.map((m) => m.to)];
+    const deferred = hosts.some((h) => shared.has(h)) ? (vm.vcpus ?? vm.profile.defaultVcpus) + 1 : 0;
+    add(`vms[${vm.index}].update_interval`, ((2 + deferred) * alive) / seconds(vm.updateIntervalNs));
     rows += alive / seconds(r.sampleIntervalNs) + 2 * vm.pauses.length + 1;
   }
   add('sample_interval', dur / seconds(r.sampleIntervalNs));

@@ -6,8 +6,9 @@ import type { Ns } from '../core/index.ts';
 import { TraceRecorder } from '../core/index.ts';
 import { type BootedVm, bootVm, type RestoreTarget } from '../vmm/index.ts';
 import { Host } from './host.ts';
+import { HostCpus } from './host-cpus.ts';
 import { NtpServers } from './ntp-servers.ts';
-import type { ResolvedScenario, ResolvedVm } from './resolve.ts';
+import type { ResolvedHost, ResolvedScenario, ResolvedVm } from './resolve.ts';
 
 export class World {
   readonly engine = new Engine();
@@ -17,6 +18,8 @@ export class World {
   readonly trace: TraceRecorder;
   /** The scenario's NTP servers and the paths to them. */
   readonly ntp: NtpServers;
+  /** Each host's CPUs shared by its threads, where hosts[].cpus limits them. */
+  readonly hostCpus = new Map<string, HostCpus>();
 
   constructor(
     readonly scenario: ResolvedScenario,
@@ -29,6 +32,7 @@ export class World {
       this.hosts.set(h.name, host);
       this.ppmStart.set(h.name, host.oscillator.ppm);
       if (host.oscillator.wanderSigmaPpm > 0) this.wander(host);
+      if (h.cpuShare) this.hostCpus.set(h.name, new HostCpus(h.cpuShare, () => this.engine.now));
     }
     // a stream of its own, so adding servers leaves the hosts' random walks as they were
     this.ntp = new NtpServers(
@@ -62,8 +66,13 @@ export class World {
     timer.armIn(step);
   }
 
+  /** The resolved scenario entry of host `name`. */
+  resolvedHost(name: string): ResolvedHost {
+    return this.scenario.hosts.find((h) => h.name === name)!;
+  }
+
   /** Where a VM stopped now is restored on `hostName`: that host's CPU, TSC and clocks. */
-  restoreTarget(hostName: string, opts: { tscScaling: boolean; clockRealtime: boolean }): RestoreTarget {
+  restoreTarget(hostName: string, opts: { tscScaling: boolean; clockRealtime: boolean }, vmName = 'vm'): RestoreTarget {
     const { engine } = this;
     const host = this.host(hostName);
     const cpu = this.scenario.hosts.find((h) => h.name === hostName)!.cpu;
@@ -74,7 +83,21 @@ export class World {
       hostRealtimeSteps: () => host.realtimeStepsNs,
       tscScaling: opts.tscScaling,
       clockRealtime: opts.clockRealtime,
+      ...this.vcpuSchedule(hostName, vmName),
+      ...(this.resolvedHost(hostName).tscSkew ? { hostTscSkew: this.resolvedHost(hostName).tscSkew! } : {}),
     };
+  }
+
+  /** The vCPU threads a VM's VMM process creates on `hostName`, when its CPUs are shared. */
+  private vcpuSchedule(hostName: string, vmName: string): Pick<RestoreTarget, 'vcpuSchedule'> {
+    const cpus = this.hostCpus.get(hostName);
+    return cpus ? { vcpuSchedule: (n) => cpus.vcpuThreads(n, vmName) } : {};
+  }
+
+  /** A VM's VMGenID guid property and the VMM's random source for it: a PRNG stream forked from the seed per VM. */
+  private vmgenidOptions(vmName: string, guid: string): { guid: string; random: () => number } {
+    const rng = new Prng(this.scenario.seed).fork(`vmgenid:${vmName}`);
+    return { guid, random: () => rng.nextU32() };
   }
 
   /** Create the VM now on its host: the VMM starts it, the guest kernel enters later (BootedVm.kernelEntryAt). */
@@ -93,6 +116,9 @@ export class World {
       hostRealtimeSteps: () => host.realtimeStepsNs,
       ...(vm.tscFrequencyKhz !== undefined ? { tscFrequencyKhz: vm.tscFrequencyKhz } : {}),
       ...(vm.vmclock ? { vmclock: vm.vmclock } : {}),
+      ...(vm.vmgenid !== undefined ? { vmgenid: this.vmgenidOptions(vm.name, vm.vmgenid) } : {}),
+      ...(this.resolvedHost(vm.host).tscSkew ? { hostTscSkew: this.resolvedHost(vm.host).tscSkew! } : {}),
+      ...(vm.rdtscExiting ? { rdtscExiting: vm.rdtscExiting } : {}),
       scheduler: engine,
       epochNs: this.scenario.epochNs,
       ...(vm.vcpus !== undefined ? { vcpus: vm.vcpus } : {}),
@@ -103,6 +129,7 @@ export class World {
       ...(vm.deschedule ? { deschedule: vm.deschedule } : {}),
       trace: this.trace,
       name: vm.name,
+      ...this.vcpuSchedule(vm.host, vm.name),
     });
   }
 }

@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { InputError } from '../../src/core/errors.ts';
 import { parseScenario, type ScenarioInput } from '../../src/world/scenario.ts';
 import { simulate } from '../../src/world/simulation.ts';
+import { FifoRoundRobin } from './fifo-round-robin.ts';
 
 const base = (vm: Record<string, unknown>, extra: Record<string, unknown> = {}): ScenarioInput =>
   ({
@@ -116,4 +117,65 @@ test('after a 3 s pause under kvm-clock, chrony with makestep 0.1 -1 steps sever
   assert.ok(Math.abs(Number(summary.vms[0]!.chrony_updates!.find((e) => e.at_s > 60)!.at_s) - 63.3012) < 0.01);
   const end = timeline.filter((r) => r.t > 100_000_000_000n);
   assert.ok(end.every((r) => r.guestOffsetNs < 1_000_000n && r.guestOffsetNs > -1_000_000n));
+});
+
+test('on a 2:1 host the agent’s guest-set-time waits for vCPU 0: the sync lands at its next slot and the wait adds to the error', () => {
+  // 1 CPU, 1 busy thread: 0.7-ms slots (sysctl_sched_base_slice on 1 CPU). The resume at 15 min starts a new round
+  // robin with the busy thread (created first) in slot 0, so vCPU 0 runs in the odd slots after it. The request is
+  // sent 1 s after the resume and arrives 5.5 ms later, 1.0055 s in: slot 1436, a wait.
+  const s = parseScenario({
+    ...base(
+      { profile: 'qemu-kvm-noinvtsc', pauses: [{ at: '10min', duration: '5min' }], sync: { method: 'agent', agent_latency: '5.5ms' } },
+      { ntp_servers: [] },
+    ),
+    hosts: [{ name: 'h0', tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 1 } }],
+  } as ScenarioInput);
+  const resume = 900n * 1_000_000_000n;
+  const o = new FifoRoundRobin(1, 700_000n, ['busy0', 'vm0/vcpu0'], resume);
+  const sent = resume + 1_000_000_000n;
+  const arrives = sent + 5_500_000n;
+  assert.equal(o.running('vm0/vcpu0', arrives), false);
+  const handled = o.nextRun('vm0/vcpu0', arrives);
+  assert.equal(handled, resume + 1437n * 700_000n);
+  const vm = simulate(s).summary.vms[0]!;
+  // guest-set-time sets the host's REALTIME at sending: the guest is behind by the latency and the wait
+  assert.equal(vm.pauses[0]!.offset_after_sync_ns, String(sent - handled));
+  assert.equal(vm.pauses[0]!.offset_after_sync_ns, '-5900000');
+  const sync = vm.events.find((ev) => ev.kind === 'sync')!;
+  assert.equal(sync.at_s, Number(handled) / 1e9);
+});
+
+test('on a 2:1 host the ntpd client’s first poll after a resume waits for vCPU 0: the sync is recorded at its next slot', () => {
+  // as above: 0.7-ms slots from the resume at 15 min, vCPU 0 in the odd ones. The daemon polls one poll interval
+  // (2^6 s) after it wakes: 64 s in is slot 91428, a wait, so it polls at the start of slot 91429
+  const s = parseScenario({
+    ...base({ profile: 'qemu-kvm-noinvtsc', pauses: [{ at: '10min', duration: '5min' }], sync: { method: 'ntp' } }, { ntp_servers: [] }),
+    hosts: [{ name: 'h0', tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 1 } }],
+  } as ScenarioInput);
+  const resume = 900n * 1_000_000_000n;
+  const o = new FifoRoundRobin(1, 700_000n, ['busy0', 'vm0/vcpu0'], resume);
+  const due = resume + 64n * 1_000_000_000n;
+  assert.equal(o.running('vm0/vcpu0', due), false);
+  const polled = o.nextRun('vm0/vcpu0', due);
+  assert.equal(polled, resume + 91_429n * 700_000n);
+  const vm = simulate(s).summary.vms[0]!;
+  const sync = vm.events.find((ev) => ev.kind === 'sync')!;
+  assert.equal(sync.at_s, Number(polled) / 1e9);
+});
+
+test('on a 2:1 host chronyd’s clock updates all happen while vCPU 0 runs (its replies are read in vCPU 0’s slots), and a rerun is identical', () => {
+  const s = parseScenario({
+    ...base(
+      { profile: 'qemu-kvm-noinvtsc', sync: { method: 'chrony', iburst: true, minpoll: 0, maxpoll: 0, makestep: [1, 3] } },
+      { duration: '5min', sample_interval: '1s', ntp_servers: [{ name: 'host', path: { delay: '0.5ms', jitter: '0.2ms' } }] },
+    ),
+    hosts: [{ name: 'h0', tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 1 } }],
+  } as ScenarioInput);
+  const { summary } = simulate(s);
+  // 0.7-ms slots from 0, the busy thread (created first) in the even ones
+  const o = new FifoRoundRobin(1, 700_000n, ['busy0', 'vm0/vcpu0']);
+  const updates = summary.vms[0]!.chrony_updates!.map((u) => BigInt(Math.round(u.at_s * 1e9)));
+  assert.ok(updates.length >= 250, `${updates.length} updates`);
+  for (const t of updates) assert.ok(o.running('vm0/vcpu0', t), `a clock update at ${t} ns, while vCPU 0 waits`);
+  assert.equal(JSON.stringify(simulate(s).summary), JSON.stringify(summary));
 });

@@ -99,6 +99,12 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
     ]);
   }
   lines.push(...table(rows, new Set([5, 6, 7, 8])));
+  const stolen = s.vms.filter((v) => v.steal_ns !== '0');
+  if (stolen.length > 0) {
+    lines.push('');
+    lines.push("steal (time the guest's vCPUs waited for a host CPU, its /proc/stat steal summed over vCPUs):");
+    lines.push(...table([['vm', 'steal'], ...stolen.map((v) => [v.name, formatDuration(BigInt(v.steal_ns))])], new Set([1])));
+  }
   const paused = s.vms.filter((v) => v.pauses.length > 0);
   if (paused.length > 0) {
     lines.push('');

@@ -11,6 +11,10 @@ import type { Timex, TimexResult } from '../ntp.ts';
 import { DEFAULT_MAX_SLEW_RATE_PPM, LocalClock } from './local.ts';
 import { type ChronyAdjustment, Reference, type TrackingReport } from './reference.ts';
 import { NtpSource, type NtpServerLink } from './source.ts';
+import { type PhcDevice, RefclockSource, type RefclockPhcOptions } from './refclock.ts';
+
+/** What source selection reads of a source: an NTP server (NtpSource) or a refclock (RefclockSource). */
+type Selectable = NtpSource | RefclockSource;
 
 /** conf.c defaults: maxdistance 3 s, combinelimit 3, reselectdist 100 µs, stratumweight 1 ms. */
 export const DEFAULT_MAX_DISTANCE = 3.0;
@@ -34,13 +38,17 @@ export interface ChronydOptions {
   maxSlewRatePpm?: number;
   rtcsync?: boolean;
   precision?: number;
+  /** `refclock PHC …` lines: each with the PHC device it reads (src/guest/ptp-kvm.ts). */
+  refclocks?: { phc: PhcDevice; options: RefclockPhcOptions }[];
 }
 
 export class Chronyd {
   readonly local: LocalClock;
   readonly reference: Reference;
   readonly sources: NtpSource[];
-  selected: NtpSource | null = null;
+  /** The refclocks (refclock.c), selected alongside the servers. */
+  readonly refclocks: RefclockSource[];
+  selected: Selectable | null = null;
   /** Scheduler time chronyd started at. */
   readonly startAt: Ns;
 
@@ -74,6 +82,15 @@ export class Chronyd {
           hooks,
         ),
     );
+    this.refclocks = (o.refclocks ?? []).map(
+      (r, i) =>
+        new RefclockSource(r.phc, i, r.options, {
+          scheduler: o.scheduler,
+          local: this.local,
+          precision,
+          onSample: (s) => this.selectSource(s),
+        }),
+    );
     // sources.c slew_sources and ntp_sources.c slew_sources: every clock change shifts the stored
     // samples and each source's local timestamps
     this.local.addHandler((cooked, dfreq, doffset) => {
@@ -81,16 +98,22 @@ export class Chronyd {
         s.stats.slewSamples(cooked, dfreq, doffset);
         s.slewTimes(cooked, dfreq, doffset);
       }
+      for (const r of this.refclocks) {
+        r.stats.slewSamples(cooked, dfreq, doffset);
+        r.slewTimes(cooked, dfreq, doffset);
+      }
     });
   }
 
   start(): void {
     for (const s of this.sources) s.start();
+    for (const r of this.refclocks) r.start();
   }
 
   /** chronyd stopped (the VM paused: its timers do not run). */
   stop(): void {
     for (const s of this.sources) s.stop();
+    for (const r of this.refclocks) r.stop();
     this.local.stop();
   }
 
@@ -98,13 +121,14 @@ export class Chronyd {
   resume(): void {
     this.local.resume();
     for (const s of this.sources) s.start();
+    for (const r of this.refclocks) r.resume();
   }
 
   /** sources.c SRC_SelectSource, for one updated source. */
-  private selectSource(updated: NtpSource): void {
+  private selectSource(updated: Selectable): void {
     const now = this.local.readCooked();
-    const cands: { s: NtpSource; lo: number; hi: number; dist: number }[] = [];
-    for (const s of this.sources) {
+    const cands: { s: Selectable; lo: number; hi: number; dist: number }[] = [];
+    for (const s of [...this.sources, ...this.refclocks]) {
       if (!s.reachable) continue;
       const d = s.stats.selectionData(now);
       if (!d || d.rootDistance > DEFAULT_MAX_DISTANCE) continue;

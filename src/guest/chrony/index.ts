@@ -13,3 +13,14 @@ export {
 } from './source.ts';
 export { SourceStats, type NtpSample } from './sourcestats.ts';
 export { findBestRegression, tCoef, median } from './regress.ts';
+export {
+  RefclockSource,
+  SampleFilter,
+  type PhcDevice,
+  type RefclockPhcOptions,
+  type PhcReadingMode,
+  refclockRefId,
+  weightedRegression,
+  chi2Coef,
+  PHC_READINGS,
+} from './refclock.ts';

@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TraceRecorder, type Ns } from '../../src/core/index.ts';
+import { estimateWork, loadScenario, parseScenarioText, resolveScenario, simulate } from '../../src/world/index.ts';
+import { FifoRoundRobin } from './fifo-round-robin.ts';
+
+const S = 1_000_000_000n;
+const EXAMPLE = new URL('../../examples/overcommit-2to1.yaml', import.meta.url).pathname;
+const THREADS = ['busy0', 'busy1', 'vm-a/vcpu0', 'vm-a/vcpu1', 'vm-b/vcpu0', 'vm-b/vcpu1'];
+
+test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’ run_delay, 2/3 of their time, to the ns', () => {
+  const scenario = resolveScenario(loadScenario(EXAMPLE));
+  const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'record_steal_time' });
+  const { summary } = simulate(scenario, { trace });
+  const D = scenario.durationNs;
+  const I = scenario.vms[0]!.updateIntervalNs;
+  assert.equal(I, S);
+  // 6 threads on 2 CPUs in 1.4-ms slots (sysctl_sched_base_slice on 2 CPUs): the busy threads run in slot 0 of each
+  // 3, vm-a's vCPUs in slot 1, vm-b's in slot 2; both VMs are created at 0
+  const slice = 1_400_000n;
+  const oracle = new FifoRoundRobin(2, slice, THREADS);
+  const events = new Map<string, { ts: Ns; steal: Ns }[]>(THREADS.slice(2).map((n) => [n, []]));
+  for (const ev of trace.recorded) {
+    const rd = oracle.runDelay(ev.source, ev.ts);
+    assert.equal(ev.args!.steal, rd, `${ev.source} steal at ${ev.ts}`);
+    events.get(ev.source)!.push({ ts: ev.ts, steal: rd });
+  }
+  for (const vm of ['vm-a', 'vm-b']) {
+    const cpus = [0, 1].map((c) => `${vm}/vcpu${c}`);
+    // registration (the guest's WRMSR at startRuntime) is the first record; the guest's update (which reads the
+    // records into /proc/stat) is due each second after it, and waits for vCPU 0's next slot when vCPU 0 waits
+    const tS = events.get(cpus[0]!)![0]!.ts;
+    const v0 = new FifoRoundRobin(2, slice, THREADS);
+    let tU = tS;
+    for (let t = tS + I; ; t += I) {
+      if (!v0.running(cpus[0]!, t)) t = v0.nextRun(cpus[0]!, t);
+      if (t > D) break;
+      tU = t;
+    }
+    let expected = 0n;
+    for (const name of cpus) {
+      // KVM's entries: each second from creation (0) while the thread runs, else at its next slot
+      const rr = new FifoRoundRobin(2, slice, THREADS);
+      const entries: Ns[] = [];
+      for (let g = I; g <= D; g += I) {
+        const at = rr.running(name, g) ? g : rr.nextRun(name, g);
+        if (at > tS && at <= D) entries.push(at);
+      }
+      const recorded = events.get(name)!.map((x) => x.ts);
+      assert.deepEqual(recorded.slice(1), entries, `${name}: entries`);
+      const last = entries.filter((t) => t <= tU).at(-1)!;
+      assert.notEqual(last, tU, `${name}: an entry at the guest's last update (${tU}): order of the two not derived here`);
+      const rd = new FifoRoundRobin(2, slice, THREADS);
+      const atReg = rd.runDelay(name, tS);
+      const atLast = rd.runDelay(name, last);
+      expected += atLast - atReg;
+      // a thread waits 2 slots of every 3: between two of its runs, exactly 2/3 of the time
+      const ranAt = (t: Ns) => t - (t % (3n * slice));
+      const cycle = new FifoRoundRobin(2, slice, THREADS);
+      const before = cycle.runDelay(name, ranAt(last));
+      assert.equal(cycle.runDelay(name, ranAt(last) + 3n * slice) - before, 2n * slice);
+    }
+    const v = summary.vms.find((x) => x.name === vm)!;
+    assert.equal(v.steal_ns, String(expected), `${vm} steal`);
+    // about 2/3 of two vCPUs' 10 minutes: 800 s less the boot before registration
+    assert.ok(expected > 797n * S && expected < 800n * S, `${vm}: ${expected}`);
+  }
+  // the work estimate made before the run covers the entries and updates that waited for a slot
+  assert.ok(estimateWork(scenario).events >= summary.events_dispatched, `${estimateWork(scenario).events} < ${summary.events_dispatched}`);
+});
+
+test('examples/overcommit-2to1.yaml: same seed, byte-identical summary', () => {
+  const run = () => JSON.stringify(simulate(resolveScenario(loadScenario(EXAMPLE))).summary);
+  assert.equal(run(), run());
+});
+
+test('a migration runs new vCPU threads on the destination: run_delay starts from 0 there, the steal record carries on', () => {
+  const scenario = (dest: string) =>
+    resolveScenario(
+      parseScenarioText(
+        `duration: 2min\nhosts:\n  - { name: shared, tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 1 } }\n` +
+          `  - { name: free, tsc: { freq_khz: 2596136 } }\n  - { name: shared2, tsc: { freq_khz: 2596136 }, cpus: 1, load: { busy_threads: 3 } }\n` +
+          `vms:\n  - { name: v, host: shared, profile: qemu-kvm, vcpus: 1, tsc_frequency_khz: 2596136, migrations: [{ at: 1min, to: ${dest}, downtime: 100ms }] }\n`,
+        's.yaml',
+      ),
+    );
+  const records = (dest: string) => {
+    const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'record_steal_time' });
+    simulate(scenario(dest), { trace });
+    const ev = trace.recorded.map((e) => ({ ts: e.ts, steal: e.args!.steal as bigint, rd: e.args!.run_delay as bigint }));
+    const before = ev.filter((e) => e.ts < 60n * S);
+    const after = ev.filter((e) => e.ts >= 60n * S + 100_000_000n);
+    return { last: before.at(-1)!, after };
+  };
+  // 2 threads on 1 CPU before: the steal record holds half the time when it left
+  const free = records('free');
+  const slice = 700_000n;
+  assert.equal(free.last.rd, new FifoRoundRobin(1, slice, ['busy0', 'v/vcpu0']).runDelay('v/vcpu0', free.last.ts));
+  // on a host with a CPU to spare the new thread never waits: the record stays where the source left it
+  assert.ok(free.after.length > 50);
+  for (const e of free.after) assert.deepEqual([e.rd, e.steal], [0n, free.last.steal]);
+  // on another shared host (4 threads, 1 CPU, from the restore at 60.1 s) the new thread's run_delay adds on
+  const shared = records('shared2');
+  const rr = new FifoRoundRobin(1, slice, ['busy0', 'busy1', 'busy2'], 0n);
+  rr.advanceTo(60n * S + 100_000_000n);
+  rr.setRunnable(['busy0', 'busy1', 'busy2', 'v/vcpu0']);
+  for (const e of shared.after) {
+    assert.equal(e.rd, rr.runDelay('v/vcpu0', e.ts));
+    assert.equal(e.steal, shared.last.steal + e.rd);
+  }
+  assert.ok(shared.after.at(-1)!.rd > 40n * S); // 3/4 of the minute
+});
