@@ -9,6 +9,7 @@ import { buildGuestImage, type GuestImage } from './image.ts';
 import type { LabProgress } from './debian.ts';
 import { delay, hostRealtimeNs, QemuGuest, type QemuOptions, type TimedSample } from './qemu.ts';
 import type { QmpEvent } from './qmp.ts';
+import type { SerialMessage } from './protocol.ts';
 import { CLOCK_LINE, compareBootLogs, tscKhzFromLog, type BootLogComparison } from './boot-compare.ts';
 import { DEFAULT_HOST } from '../vmm/index.ts';
 import {
@@ -269,7 +270,11 @@ function eventNs(e: QmpEvent | undefined): bigint | null {
 export async function prepareSync(
   guest: QemuGuest,
   sync: SyncMode,
-): Promise<{ close: () => Promise<void>; chrony: HostChronyServer | null }> {
+): Promise<{
+  close: () => Promise<void>;
+  chrony: HostChronyServer | null /** host time chronyd's start was acknowledged */;
+  startedAt?: Ns;
+}> {
   if (sync === 'agent') {
     if (!guest.started.has('agent')) await guest.ok('agent-start');
     guest.started.add('agent');
@@ -280,11 +285,13 @@ export async function prepareSync(
   }
   if (sync === 'ntp') {
     const chrony = await HostChronyServer.start();
+    let startedAt: Ns | undefined;
     try {
       if (!guest.started.has('net')) await guest.ok('net-up');
       guest.started.add('net');
       if (guest.started.has('chrony')) throw new InputError('chronyd already runs in this guest', 'lab pause --sync ntp');
       await guest.ok(`chrony-start 10.0.2.2 ${chrony.port}`);
+      startedAt = hostRealtimeNs();
       guest.started.add('chrony');
       // chronyd has disciplined the clock once it has written adjtimex (maxerror below the kernel's initial
       // NTP_PHASE_LIMIT, 16 s) and the offset is within its 0.1 s makestep threshold (the boot offset, up to
@@ -295,7 +302,7 @@ export async function prepareSync(
       await chrony.close();
       throw e;
     }
-    return { close: () => chrony.close(), chrony };
+    return { close: () => chrony.close(), chrony, ...(startedAt !== undefined ? { startedAt } : {}) };
   }
   return { close: async () => undefined, chrony: null };
 }
@@ -323,11 +330,17 @@ export async function waitNtpSynced(guest: QemuGuest, timeoutMs: number, consecu
   }
 }
 
-export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMode): Promise<PauseResult> {
+/** What a caller may watch during labPauseOn: chronyd's lines as they are consumed, the pause's host instants. */
+export interface PauseHooks {
+  chronyLine?: (m: Extract<SerialMessage, { kind: 'line' }>) => void;
+  pauseTimes?: (stopNs: Ns, resumeNs: Ns) => void;
+}
+
+export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMode, hooks: PauseHooks = {}): Promise<PauseResult> {
   if (!(seconds > 0 && seconds <= 600)) throw new InputError(`--seconds must be in (0, 600], got ${seconds}`, '--seconds');
   const qmp = await guest.qmp();
   const notes: string[] = [];
-  guest.drain('chrony');
+  for (const m of guest.drain('chrony')) if (m.kind === 'line') hooks.chronyLine?.(m);
   const before = await guest.clock();
   const nEvents = qmp.events.length;
   const stopSent = hostRealtimeNs();
@@ -345,6 +358,7 @@ export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMo
   const stopNs = eventNs(evs.find((e) => e.event === 'STOP')) ?? (stopSent + stopAck) / 2n;
   const resumeNs = eventNs(evs.find((e) => e.event === 'RESUME')) ?? (contSent + contAck) / 2n;
   const pauseNs = resumeNs - stopNs;
+  hooks.pauseTimes?.(stopNs, resumeNs);
   const hostElapsed = after.hostMidNs - before.hostMidNs;
   const running = hostElapsed - pauseNs;
   const monoAdvance = after.guest.monotonicNs - before.guest.monotonicNs - running;
@@ -363,7 +377,11 @@ export async function labPauseOn(guest: QemuGuest, seconds: number, sync: SyncMo
     // (docs/fidelity.md): done = the first of 4 samples in a row (≥ 1.5 s) within 0.1 s of the host.
     final = await waitNtpSynced(guest, 90_000, 4);
     doneAt = s(final.hostMidNs - resumeNs);
-    for (const m of guest.drain('chrony')) if (m.kind === 'line') notes.push(`chronyd: ${m.text}`);
+    for (const m of guest.drain('chrony'))
+      if (m.kind === 'line') {
+        hooks.chronyLine?.(m);
+        notes.push(`chronyd: ${m.text}`);
+      }
     notes.push(
       `guest adjtimex after sync: freq ${(final.guest.adjtimex.freq / 65536).toFixed(3)} ppm, status 0x${final.guest.adjtimex.status.toString(16)}`,
     );

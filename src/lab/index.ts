@@ -16,3 +16,5 @@ export { ensureDir, removePendingTemporaries, writeFileAtomic } from './cache.ts
 export { adopt, killChildren } from './children.ts';
 export * from './snapshot.ts';
 export * from './migrate.ts';
+export * from './chrony-pause.ts';
+export * from './chrony-twin.ts';

@@ -87,10 +87,17 @@ pidfile /run/chronyd.pid
 cmdport 0
 bindcmdaddress /
 logdir /run/chrony
-log measurements
+log measurements statistics tracking selection
 EOF
   mkdir -p /run/chrony
-  (chronyd -d -u root -F 0 -f /etc/chrony.conf 2>&1 | sed 's/^/@tv chrony /' > $T) &
+  # The four logs are hard links to one FIFO read onto the serial port, so their lines keep chronyd's
+  # order and the host stamps each as chronyd writes it (logging.c LOG_FileWrite flushes each line; a
+  # hard link passes UTI_OpenFile's O_NOFOLLOW). A shell read loop, not sed: busybox sed holds a line
+  # back until the next one arrives (to know the last line), so each line would come one line late.
+  rm -f /run/chrony/*.log /run/chrony/logs.fifo; mkfifo /run/chrony/logs.fifo
+  for f in measurements statistics tracking selection; do ln /run/chrony/logs.fifo /run/chrony/$f.log; done
+  (while read -r l; do echo "@tv chronylog $l"; done < /run/chrony/logs.fifo > $T) &
+  (chronyd -d -u root -F 0 -f /etc/chrony.conf 2>&1 | while read -r l; do echo "@tv chrony $l"; done > $T) &
   echo "@tv ok chrony-start"
 }
 

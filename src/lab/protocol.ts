@@ -7,7 +7,7 @@ import { InputError } from '../core/index.ts';
 import type { Ns } from '../core/index.ts';
 
 export type SerialMessage =
-  | { kind: 'line'; tag: string; text: string }
+  | { kind: 'line'; tag: string; text: string /** host time the line arrived (with a clock) */; at?: bigint }
   | { kind: 'block'; tag: string; id: string; lines: string[] /** host time its first line arrived */; firstLineAt?: bigint };
 
 /** Splits the serial byte stream into protocol messages; console lines go to `console`. */
@@ -18,7 +18,7 @@ export class LineProtocolParser {
 
   constructor(
     private readonly onMessage: (m: SerialMessage) => void,
-    /** Host clock used to stamp when a block's first line arrives (the guest reads, then prints at once). */
+    /** Host clock used to stamp when a block's first line (or a tagged line) arrives (the guest reads, then prints at once). */
     private readonly now: (() => bigint) | null = null,
   ) {}
 
@@ -56,7 +56,7 @@ export class LineProtocolParser {
         ...(b.firstLineAt !== undefined ? { firstLineAt: b.firstLineAt } : {}),
       });
     } else {
-      this.onMessage({ kind: 'line', tag, text: rest });
+      this.onMessage({ kind: 'line', tag, text: rest, ...(this.now ? { at: this.now() } : {}) });
     }
   }
 }

@@ -60,8 +60,8 @@ export interface MoveModel extends MoveSide {
  * - BOOTTIME: MONOTONIC + offs_boot, which only a suspend inside the guest moves (none here).
  * - the RTC: the summary has no RTC; QEMU's mc146818 vmstate v3 on the host clock keeps base_rtc and
  *   last_update (hw/rtc/mc146818rtc.c rtc_post_load), so RTC − host does not change.
- * - `ntp`: the world's chrony cannot take the lab's `minpoll -1`; the pause twin's rule stands in (one
- *   step at the first 0.5 s poll after the resume, twin.ts modelPause).
+ * - `ntp`: the pause twin's rule stands in (one step at the first 0.5 s poll after the resume, twin.ts
+ *   modelPause); the chrony model itself, replaying a run, is `lab chrony` (chrony-twin.ts).
  * `agent` runs the world's agent sync with agent_delay 0 (the lab sends guest-set-time at once).
  */
 export function twinMoveQemuTcg(inp: { kind: 'snapshot' | 'migration'; gapNs: Ns; offsetBeforeNs: Ns; sync: SyncMode }): MoveModel {

@@ -216,8 +216,14 @@ export const syncSchema = z.strictObject({
     .optional()
     .describe('ntpd/chrony: names from ntp_servers (default: all of them; with none defined, an ideal server at true UTC 1 ms away)'),
   iburst: z.boolean().default(false).describe("chrony: the servers' iburst option (4 requests 2 s apart at start)"),
-  minpoll: z.number().int().min(0).max(24).default(6).describe('chrony: minpoll, log2 seconds (default 6 = 64 s)'),
-  maxpoll: z.number().int().min(0).max(24).default(10).describe('chrony: maxpoll, log2 seconds (default 10 = 1024 s)'),
+  minpoll: z
+    .number()
+    .int()
+    .min(-7)
+    .max(24)
+    .default(6)
+    .describe('chrony: minpoll, log2 seconds (default 6 = 64 s; below 0 only while the path delay is ≤ 10 ms, as chronyd 4.3)'),
+  maxpoll: z.number().int().min(-7).max(24).default(10).describe('chrony: maxpoll, log2 seconds (default 10 = 1024 s)'),
   makestep: z
     .tuple([z.number().nonnegative(), z.number().int().min(-1)])
     .optional()

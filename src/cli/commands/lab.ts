@@ -20,6 +20,14 @@ import type { SyncMode } from '../../lab/index.ts';
 import type { TraceKind } from '../../lab/index.ts';
 import { labMigrate, MAX_DOWNTIME_LIMIT_MS, type MigrateResult } from '../../lab/index.ts';
 import { labSnapshot, type MoveSide, type SnapshotResult } from '../../lab/index.ts';
+import {
+  compareChronyPause,
+  labChronyPause,
+  parseChronyPauseRecord,
+  type ChronyPauseComparison,
+  type ChronyPauseRecord,
+} from '../../lab/index.ts';
+import { readFileSync } from 'node:fs';
 
 const fmt = (v: number | null): string => (v === null ? '—' : `${v.toFixed(6)} s`);
 
@@ -70,6 +78,27 @@ function printPause(r: PauseResult): void {
 function printTrace(r: TraceResult): void {
   const out = [`machine: ${r.machine}`, `function_graph on: ${r.graph_functions.join(', ')}`, '', 'real (in-guest ftrace, stack counts):'];
   out.push(...r.real.stacks.map((l) => '  ' + l), '', `model (call paths, ${r.model.source}):`, ...r.model.stacks.map((l) => '  ' + l));
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function printChrony(r: ChronyPauseRecord, c: ChronyPauseComparison): void {
+  const sgn = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(3)} s`;
+  const out = [
+    `${r.method}: chronyd in the guest (server iburst minpoll -1 maxpoll -1, makestep 0.1 -1) against a serve-only chronyd on the host`,
+    `chronyd started ${sgn(r.offset_at_start_s)} off; QEMU stopped ${r.stop_at_s.toFixed(3)} s after its start, for ${(r.resume_at_s - r.stop_at_s).toFixed(3)} s`,
+    "twin: the chronyd model (src/guest/chrony) on this run's timeline, path delays and request times",
+    '',
+    `${'steps after the resume'.padEnd(24)}${'real'.padEnd(26)}twin`,
+  ];
+  const n = Math.max(c.real_steps.length, c.twin_steps.length);
+  const cell = (x: { at_s: number; step_s: number } | undefined) => (x ? `${sgn(x.step_s)} at ${x.at_s.toFixed(2)} s` : '—');
+  for (let i = 0; i < n; i++) out.push(`${`  ${i + 1}`.padEnd(24)}${cell(c.real_steps[i]).padEnd(26)}${cell(c.twin_steps[i])}`);
+  out.push('', `${'quantity'.padEnd(34)}${'real'.padEnd(10)}${'twin'.padEnd(10)}${'tolerance'.padEnd(11)}`);
+  for (const k of c.checks)
+    out.push(
+      `${k.quantity.padEnd(34)}${String(+k.real.toFixed(3)).padEnd(10)}${String(+k.twin.toFixed(3)).padEnd(10)}${`±${k.tolerance}`.padEnd(11)}${k.ok ? 'ok' : 'OUTSIDE'}`,
+    );
+  out.push('', c.ok ? 'the twin is within every tolerance' : 'the twin is outside a tolerance', ...r.pause.notes);
   process.stdout.write(out.join('\n') + '\n');
 }
 
@@ -254,6 +283,31 @@ export function registerLab(program: Command): void {
       const r = await withProgress((progress) => labPause(seconds, sync, { progress }));
       if (opts.json) json(r);
       else printPause(r);
+    });
+
+  lab
+    .command('chrony')
+    .description("pause a guest whose chronyd runs makestep 0.1 -1 at 0.5 s polls; its steps after the resume beside the chrony model's")
+    .option('--seconds <n>', 'pause length in seconds', '3')
+    .option('--replay <file>', "no QEMU: compare the twin with a saved run (this command's --json output or its `real`)")
+    .option('--json', 'print one JSON object with `real` (the record), `model` (the twin) and `checks`')
+    .action(async (opts: { seconds: string; replay?: string; json?: boolean }) => {
+      let r: ChronyPauseRecord;
+      if (opts.replay !== undefined) {
+        let text: string;
+        try {
+          text = readFileSync(opts.replay, 'utf8');
+        } catch (e) {
+          throw new InputError(`cannot read ${opts.replay}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, '--replay');
+        }
+        r = parseChronyPauseRecord(text, opts.replay);
+      } else {
+        const { seconds } = secondsAndSync({ seconds: opts.seconds, sync: 'ntp' });
+        r = await withProgress((progress) => labChronyPause(seconds, { progress }));
+      }
+      const c = compareChronyPause(r);
+      if (opts.json) json({ real: r, model: { steps: c.twin_steps, samples: c.twin.samples }, checks: c.checks, ok: c.ok });
+      else printChrony(r, c);
     });
 
   lab

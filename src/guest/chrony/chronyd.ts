@@ -16,8 +16,9 @@ import { type PhcDevice, RefclockSource, type RefclockPhcOptions } from './refcl
 /** What source selection reads of a source: an NTP server (NtpSource) or a refclock (RefclockSource). */
 type Selectable = NtpSource | RefclockSource;
 
-/** conf.c defaults: maxdistance 3 s, combinelimit 3, reselectdist 100 µs, stratumweight 1 ms. */
+/** conf.c defaults: maxdistance 3 s, maxjitter 1 s, combinelimit 3, reselectdist 100 µs, stratumweight 1 ms. */
 export const DEFAULT_MAX_DISTANCE = 3.0;
+export const DEFAULT_MAX_JITTER = 1.0;
 const COMBINE_LIMIT = 3.0;
 const RESELECT_DISTANCE = 1e-4;
 const STRATUM_WEIGHT = 1e-3;
@@ -38,6 +39,8 @@ export interface ChronydOptions {
   maxSlewRatePpm?: number;
   rtcsync?: boolean;
   precision?: number;
+  /** Replay a recorded schedule of requests (one list per server, scheduler ns): NtpSourceOptions.transmitTimes. */
+  transmitTimes?: readonly (readonly Ns[])[];
   /** `refclock PHC …` lines: each with the PHC device it reads (src/guest/ptp-kvm.ts). */
   refclocks?: { phc: PhcDevice; options: RefclockPhcOptions }[];
 }
@@ -71,13 +74,14 @@ export class Chronyd {
       isSyncPeer: (s: NtpSource) => s === this.selected,
     };
     this.sources = o.servers.map(
-      (link) =>
+      (link, i) =>
         new NtpSource(
           link,
           {
             ...(o.minpoll !== undefined ? { minpoll: o.minpoll } : {}),
             ...(o.maxpoll !== undefined ? { maxpoll: o.maxpoll } : {}),
             iburst: o.iburst ?? false,
+            ...(o.transmitTimes?.[i] ? { transmitTimes: o.transmitTimes[i] } : {}),
           },
           hooks,
         ),
@@ -117,10 +121,10 @@ export class Chronyd {
     this.local.stop();
   }
 
-  /** chronyd runs again after `stop`. */
+  /** chronyd runs again after `stop`: its timeouts come due after what was left of them. */
   resume(): void {
     this.local.resume();
-    for (const s of this.sources) s.start();
+    for (const s of this.sources) s.resume();
     for (const r of this.refclocks) r.resume();
   }
 
@@ -132,6 +136,7 @@ export class Chronyd {
       if (!s.reachable) continue;
       const d = s.stats.selectionData(now);
       if (!d || d.rootDistance > DEFAULT_MAX_DISTANCE) continue;
+      if (d.stdDev > DEFAULT_MAX_JITTER) continue; // sources.c: SRC_JITTERY (the regression's sd above maxjitter)
       cands.push({ s, lo: d.lo, hi: d.hi, dist: d.rootDistance });
     }
     const truechimers = intersect(cands);

@@ -79,6 +79,7 @@ export class LocalClock {
   lastTick = 0;
   lastTimexFreq = 0;
   private syncStatus = STA_UNSYNC;
+  private frozenSlewTimeout: { left: Ns; raw: Ns } | null = null;
 
   constructor(private readonly o: LocalClockOptions) {
     this.sysHz = o.userHz ?? 100;
@@ -246,11 +247,17 @@ export class LocalClock {
 
   /** chronyd stops running (the VM paused): no slew timeout fires. */
   stop(): void {
+    const due = this.slewTimer.expires;
+    this.frozenSlewTimeout = due === null ? null : { left: due - this.o.scheduler.now, raw: this.o.readRaw() };
     this.slewTimer.cancel();
   }
 
-  /** chronyd runs again: the running slew is ended and restarted from what it achieved. */
+  /** chronyd runs again: the slew timeout is due on the guest's clock, so what that clock saw of the stop counts. */
   resume(): void {
-    this.updateSlew();
+    const f = this.frozenSlewTimeout;
+    this.frozenSlewTimeout = null;
+    if (f === null) return;
+    const left = f.left - (this.o.readRaw() - f.raw);
+    this.slewTimer.armIn(left > 0n ? left : 0n);
   }
 }

@@ -47,17 +47,23 @@ export interface Regression {
 }
 
 /**
- * RGR_FindBestRegression without the extra "runs samples" (m = 0): x are times back from the newest
- * sample (≤ 0), w weights (large = less reliable). Null when there are fewer than 3 samples.
+ * RGR_FindBestRegression: x are times back from the newest sample (≤ 0), y offsets, w weights of the n
+ * regression samples (large = less reliable). x and y may start with `m` extra older samples (chrony's
+ * "runs samples", dropped from the register earlier) that only extend the runs test. Null when there are
+ * fewer than 3 regression samples.
  */
 export function findBestRegression(
   x: readonly number[],
   y: readonly number[],
   w: readonly number[],
   minSamples: number,
+  m = 0,
 ): Regression | null {
-  const n = x.length;
+  const n = w.length;
   if (n < MIN_SAMPLES_FOR_REGRESS) return null;
+  // X(i), Y(i): the i-th regression sample, i from −m (runs samples) to n − 1
+  const X = (i: number) => x[i + m]!;
+  const Y = (i: number) => y[i + m]!;
   let start = 0;
   let a = 0;
   let b = 0;
@@ -65,12 +71,13 @@ export function findBestRegression(
   let V = 0;
   let W = 0;
   let resid: number[] = [];
+  let residStart = 0;
   let runs = 0;
   for (;;) {
     let U = 0;
     W = 0;
     for (let i = start; i < n; i++) {
-      U += x[i]! / w[i]!;
+      U += X(i) / w[i]!;
       W += 1 / w[i]!;
     }
     u = U / W;
@@ -78,26 +85,26 @@ export function findBestRegression(
     let Q = 0;
     V = 0;
     for (let i = start; i < n; i++) {
-      const ui = x[i]! - u;
-      P += y[i]! / w[i]!;
-      Q += (y[i]! * ui) / w[i]!;
+      const ui = X(i) - u;
+      P += Y(i) / w[i]!;
+      Q += (Y(i) * ui) / w[i]!;
       V += (ui * ui) / w[i]!;
     }
     b = Q / V;
     a = P / W - b * u;
-    const residStart = Math.max(n - (n - start) * REGRESS_RUNS_RATIO, 0);
+    // residuals also for the extra samples before start
+    residStart = Math.max(n - (n - start) * REGRESS_RUNS_RATIO, -m);
     resid = [];
-    for (let i = residStart; i < n; i++) resid.push(y[i]! - a - b * x[i]!);
+    for (let i = residStart; i < n; i++) resid.push(Y(i) - a - b * X(i));
     runs = nRuns(resid);
     if (runs > CRITICAL_RUNS[n - residStart]! || n - start <= MIN_SAMPLES_FOR_REGRESS || n - start <= minSamples) {
-      if (start !== residStart) runs = nRuns(resid.slice(start - residStart));
-      resid = resid.slice(start - residStart);
+      if (start !== residStart) runs = nRuns(resid.slice(start - residStart)); // extra samples not counted in nruns
       break;
     }
     start++;
   }
   let ss = 0;
-  for (let i = start; i < n; i++) ss += (resid[i - start]! * resid[i - start]!) / w[i]!;
+  for (let i = start; i < n; i++) ss += (resid[i - residStart]! * resid[i - residStart]!) / w[i]!;
   const npoints = n - start;
   ss /= npoints - 2;
   const sb1 = Math.sqrt(ss / V);

@@ -14,7 +14,12 @@ export const MAX_BURST_INTERVAL = 2.0;
 export const MAX_BURST_POLL_RATIO = 0.25;
 export const IBURST_GOOD_SAMPLES = 4;
 export const IBURST_TOTAL_SAMPLES = 8; // SOURCE_REACH_BITS
+/** ntp_core.c (4.3): sub-second polls only while the source is reachable and its minimum delay ≤ 10 ms. */
 const MIN_NONLAN_POLL = 0;
+const MAX_LAN_PEER_DELAY = 0.01;
+/** ntp_core.c MIN_POLL, MAX_POLL: the range of minpoll and maxpoll. */
+export const MIN_POLL = -7;
+export const MAX_POLL = 24;
 /** srcparams.h SRC_DEFAULT_POLLTARGET. */
 export const DEFAULT_POLL_TARGET = 8;
 
@@ -43,6 +48,11 @@ export interface NtpSourceOptions {
   maxpoll?: number;
   iburst?: boolean;
   pollTarget?: number;
+  /**
+   * Replay: the requests go out at these scheduler instants (ascending) instead of when the poll timer
+   * says, e.g. to replay a recorded run's schedule (src/lab/chrony-twin.ts). Poll adaptation still runs.
+   */
+  transmitTimes?: readonly Ns[];
 }
 
 export interface SourceHooks {
@@ -83,16 +93,22 @@ export class NtpSource {
   /** Transmission times (scheduler ns), for tests and reports. */
   readonly transmits: Ns[] = [];
   samples = 0;
+  /** The last sample taken (offset in NTP sign) and the regression right after it (what chronyd's statistics log shows), for reports. */
+  lastSample: NtpSample | null = null;
+  lastRegression: { n: number; offset: number; frequency: number; stdDev: number; skew: number } | null = null;
   private seq = 0;
   stopped = false;
+  private frozenTimeout: { left: Ns; local: Ns } | null = null;
 
   constructor(
     readonly link: NtpServerLink,
-    o: NtpSourceOptions,
+    private readonly o: NtpSourceOptions,
     private readonly h: SourceHooks,
   ) {
-    this.minpoll = o.minpoll ?? 6;
-    this.maxpoll = o.maxpoll ?? 10;
+    // NCR_CreateInstance: out of range → the default (below MIN_POLL) or MAX_POLL; maxpoll ≥ minpoll
+    this.minpoll = o.minpoll === undefined || o.minpoll < MIN_POLL ? 6 : Math.min(o.minpoll, MAX_POLL);
+    this.maxpoll = o.maxpoll === undefined || o.maxpoll < MIN_POLL ? 10 : Math.min(o.maxpoll, MAX_POLL);
+    if (this.maxpoll < this.minpoll) this.maxpoll = this.minpoll;
     this.pollTarget = o.pollTarget ?? DEFAULT_POLL_TARGET;
     this.localPoll = Math.max(this.minpoll, MIN_NONLAN_POLL);
     this.stats = new SourceStats(h.precision);
@@ -105,17 +121,43 @@ export class NtpSource {
     }
   }
 
-  /** start_initial_timeout: the first request goes out INITIAL_DELAY (0.2 s) after start. */
+  /**
+   * start_initial_timeout: the first request goes out INITIAL_DELAY (0.2 s) after start; after an offline
+   * period the delay keeps at least a poll interval since the last request.
+   */
   start(): void {
     this.stopped = false;
-    let delay = this.lastTxLocal === null ? 0 : this.transmitDelay(false);
+    let delay = 0;
+    if (this.lastTxLocal !== null) {
+      const lastTx = Math.max(0, secs(this.h.readCooked(), this.lastTxLocal));
+      delay = this.transmitDelay() - lastTx;
+    }
     if (delay < INITIAL_DELAY) delay = INITIAL_DELAY;
     this.restart(delay);
   }
 
+  /** The VM stops: chronyd's timeouts no longer fire. */
   stop(): void {
     this.stopped = true;
+    const due = this.timer.expires;
+    this.frozenTimeout = due === null ? null : { left: due - this.h.scheduler.now, local: this.h.readCooked() };
     this.timer.cancel();
+  }
+
+  /**
+   * The VM runs again: the transmit timeout is due on chronyd's own clock (sched.c), so what that clock
+   * saw of the stop counts — a guest clock that stood still (kvm-clock, TCG's TSC) saw none of it and the
+   * request goes out what was left of the interval after the resume; one that ran on, at once.
+   */
+  resume(): void {
+    this.stopped = false;
+    const f = this.frozenTimeout;
+    this.frozenTimeout = null;
+    if (this.o.transmitTimes) this.restart(0);
+    else if (f !== null) {
+      const left = f.left - (this.h.readCooked() - f.local);
+      this.timer.armIn(left > 0n ? left : 0n);
+    } else this.start();
   }
 
   get reachable(): boolean {
@@ -123,16 +165,26 @@ export class NtpSource {
   }
 
   private restart(delay: number): void {
+    const times = this.o.transmitTimes;
+    if (times) {
+      const now = this.h.scheduler.now;
+      const next = times.find((t) => t > now);
+      if (next === undefined) this.timer.cancel();
+      else this.timer.armAt(next);
+      return;
+    }
     this.timer.armIn(BigInt(Math.round(delay * 1e9)));
   }
 
-  /** get_transmit_delay (client mode). */
-  private transmitDelay(onTx: boolean): number {
-    const lastTx = !onTx && this.lastTxLocal !== null ? secs(this.h.readCooked(), this.lastTxLocal) : 0;
+  /**
+   * get_transmit_delay (client mode): a poll interval, or a burst's shorter one. In client mode the time
+   * already spent is not subtracted (ntp_core.c subtracts it for symmetric peers only), so after a reply
+   * the next request goes out a full interval after the reply.
+   */
+  private transmitDelay(): number {
     let delay = 2 ** this.localPoll;
     if (this.opmode === 'burst') delay = Math.min(MAX_BURST_INTERVAL, MAX_BURST_POLL_RATIO * delay);
-    if (lastTx > 0) delay -= lastTx;
-    return delay < 0 ? 0 : delay;
+    return delay;
   }
 
   /** adjust_poll. */
@@ -153,6 +205,9 @@ export class NtpSource {
       this.localPoll = this.maxpoll;
       this.pollScore = 1.0;
     }
+    // no sub-second polling unless reachable and on a local network by the measured delay
+    if (this.localPoll < MIN_NONLAN_POLL && (!this.reachable || this.stats.minRoundTripDelay() > MAX_LAN_PEER_DELAY))
+      this.localPoll = MIN_NONLAN_POLL;
   }
 
   /** get_poll_adj. */
@@ -189,7 +244,7 @@ export class NtpSource {
       if (this.stopped || seq !== this.seq) return; // a late reply to an older request is not accepted
       this.receive(t1, r);
     });
-    this.restart(this.transmitDelay(true));
+    this.restart(this.transmitDelay());
   }
 
   /** The response half of NCR_ProcessRxKnown for a valid server reply. */
@@ -220,18 +275,27 @@ export class NtpSource {
     };
     this.updateReachability(true);
     this.samples++;
+    this.lastSample = sample;
     // process_sample
     const estimated = this.stats.predictOffset(sample.time);
     const errorInEstimate = Math.abs(-sample.offset - estimated);
     this.stats.accumulate(sample);
     this.stats.doNewRegression();
+    const st = this.stats;
+    this.lastRegression = {
+      n: st.nSamples,
+      offset: st.estimatedOffset,
+      frequency: st.estimatedFrequency,
+      stdDev: st.stdDev,
+      skew: st.skew,
+    };
     this.h.onSample(this);
     this.adjustPoll(this.pollAdj(errorInEstimate, sample.peerDispersion + 0.5 * sample.peerDelay));
     if (this.opmode === 'burst') {
       this.burstGood--;
       if (this.burstGood <= 0) this.opmode = 'online';
     }
-    this.restart(this.transmitDelay(false));
+    this.restart(this.transmitDelay());
   }
 
   /** NCR_SlewTimes: the local timestamps kept follow a clock change (UTI_AdjustTimespec). */

@@ -1,15 +1,16 @@
 // chrony's sourcestats.c: a source's sample history (offset, delay, dispersion per sample), the weighted
 // regression that estimates its offset, frequency and skew, the sample with the smallest root distance,
 // and the slewing of all samples when the local clock is adjusted. Times are local (cooked) ns; offsets
-// are seconds with sourcestats' sign: positive = local clock fast of the source.
-// Not modelled: the extra samples kept only to extend the runs test, and the jitter-asymmetry correction.
+// are seconds with sourcestats' sign: positive = local clock fast of the source. As chrony 4.3 (Debian 12,
+// the lab's guest) has it. Not modelled: the jitter-asymmetry correction (off for `server` by default).
 import type { Ns } from '../../core/index.ts';
-import { findBestRegression, median, MIN_SAMPLES_FOR_REGRESS, tCoef } from './regress.ts';
+import { findBestRegression, median, MIN_SAMPLES_FOR_REGRESS, REGRESS_RUNS_RATIO, tCoef } from './regress.ts';
 
 export const MAX_SAMPLES = 64;
 export const WORST_CASE_FREQ_BOUND = 2000.0 / 1.0e6;
 export const MIN_SKEW = 1.0e-12;
-export const MAX_SKEW = 1.0;
+/** sourcestats.c MAX_SKEW in 4.3 (1.0e+02; chrony's git changed it to 1.0 after 4.8). */
+export const MAX_SKEW = 100.0;
 export const MIN_STDDEV = 1.0e-9;
 export const WORST_CASE_STDDEV_BOUND = 4.0;
 const SD_TO_DIST_RATIO = 0.7;
@@ -38,6 +39,8 @@ const clamp = (lo: number, x: number, hi: number): number => Math.min(hi, Math.m
 
 export class SourceStats {
   private samples: Stored[] = [];
+  /** Samples pruned from the register but kept to extend the runs test (runs_samples): time, offset, delay. */
+  private runs: { time: Ns; offset: number; peerDelay: number }[] = [];
   regressionOk = false;
   bestSingleSample = 0;
   estimatedFrequency = 0;
@@ -63,6 +66,7 @@ export class SourceStats {
   /** SST_ResetInstance. */
   reset(): void {
     this.samples = [];
+    this.runs = [];
     this.regressionOk = false;
     this.bestSingleSample = 0;
     this.estimatedFrequency = 0;
@@ -75,9 +79,25 @@ export class SourceStats {
     this.nruns = 0;
   }
 
+  /** prune_register: the oldest samples become runs samples, at most n × (REGRESS_RUNS_RATIO − 1) of them. */
+  private prune(newOldest: number): void {
+    if (newOldest === 0) return;
+    for (const d of this.samples.splice(0, newOldest)) this.runs.push({ time: d.time, offset: d.offset, peerDelay: d.peerDelay });
+    const keep = this.samples.length * (REGRESS_RUNS_RATIO - 1);
+    if (this.runs.length > keep) this.runs.splice(0, this.runs.length - keep);
+  }
+
+  /** SST_MinRoundTripDelay: the smallest peer delay among the samples and runs samples. */
+  minRoundTripDelay(): number {
+    let min = Number.MAX_VALUE;
+    for (const d of this.runs) if (d.peerDelay < min) min = d.peerDelay;
+    for (const d of this.samples) if (d.peerDelay < min) min = d.peerDelay;
+    return min;
+  }
+
   /** SST_AccumulateSample: the offset's sign flips here (sourcestats keeps local-fast positive). */
   accumulate(s: NtpSample): void {
-    if (this.samples.length > 0 && this.samples.length >= this.maxSamples) this.samples.shift();
+    if (this.samples.length > 0 && (this.samples.length === MAX_SAMPLES || this.samples.length === this.maxSamples)) this.prune(1);
     const last = this.samples[this.samples.length - 1];
     if (last && last.time >= s.time) this.reset(); // "Out of order sample detected"
     this.samples.push({ ...s, offset: -s.offset });
@@ -86,9 +106,12 @@ export class SourceStats {
   /** SST_DoNewRegression. */
   doNewRegression(): void {
     const n = this.samples.length;
+    const m = this.runs.length;
     const last = this.samples[n - 1];
     const timesBack = this.samples.map((s) => (last ? secs(s.time, last.time) : 0));
     const offsets = this.samples.map((s) => s.offset);
+    const runsBack = this.runs.map((s) => (last ? secs(s.time, last.time) : 0));
+    const runsOffsets = this.runs.map((s) => s.offset);
     const weights: number[] = [];
     if (n > 0) {
       const dist = this.samples.map((s) => 0.5 * s.peerDelay + s.peerDispersion);
@@ -102,7 +125,7 @@ export class SourceStats {
         weights.push(w * w);
       }
     }
-    const r = findBestRegression(timesBack, offsets, weights, this.minSamples);
+    const r = findBestRegression([...runsBack, ...timesBack], [...runsOffsets, ...offsets], weights, this.minSamples, m);
     this.regressionOk = r !== null;
     let start = 0;
     if (r) {
@@ -115,7 +138,7 @@ export class SourceStats {
       this.stdDev = Math.max(MIN_STDDEV, Math.sqrt(r.s2));
       this.nruns = r.nruns;
       start = r.start;
-      this.samples = this.samples.slice(r.start); // prune_register(inst, best_start)
+      this.prune(r.start);
     } else {
       this.estimatedFrequencySd = WORST_CASE_FREQ_BOUND;
       this.skew = WORST_CASE_FREQ_BOUND;
@@ -192,7 +215,7 @@ export class SourceStats {
   /** SST_SlewSamples: the local clock changed frequency by dfreq and offset by doffset at `when`. */
   slewSamples(when: Ns, dfreq: number, doffset: number): void {
     if (this.samples.length === 0) return;
-    for (const s of this.samples) {
+    for (const s of [...this.runs, ...this.samples]) {
       const delta = secs(when, s.time) * dfreq - doffset;
       s.time += BigInt(Math.round(delta * 1e9));
       s.offset += delta;

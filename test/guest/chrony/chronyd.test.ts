@@ -57,19 +57,21 @@ test('maxslewrate default is 1e6/12 ppm (conf.c) and chronyd slews +0.5 s at exa
 
 test('iburst: 4 good samples 2 s apart (MAX_BURST_INTERVAL), the first 0.2 s after start (INITIAL_DELAY), then one poll (2^6 s)', () => {
   const { g, c } = run({});
-  // no reference update before the regression has 3 samples (MIN_SAMPLES_FOR_REGRESS): the third reply, at 4.202 s
-  g.engine.run(at(4.2019));
+  // each interval runs from the reply (2 ms round trip): in client mode get_transmit_delay does not
+  // subtract the time since the request (chrony 4.3 ntp_core.c). No reference update before the
+  // regression has 3 samples (MIN_SAMPLES_FOR_REGRESS): the third reply, at 4.206 s
+  g.engine.run(at(4.2059));
   assert.equal(c.reference.updates, 0);
-  g.engine.run(at(4.2021));
+  g.engine.run(at(4.2061));
   assert.equal(c.reference.updates, 1);
   g.engine.run(at(100));
-  assert.deepEqual(c.sources[0]!.transmits, [at(0.2), at(2.2), at(4.2), at(6.2), at(70.2)]);
+  assert.deepEqual(c.sources[0]!.transmits, [at(0.2), at(2.202), at(4.204), at(6.206), at(70.208)]);
 });
 
-test('without iburst the second request waits a whole minpoll interval', () => {
+test('without iburst the second request waits a whole minpoll interval after the first reply', () => {
   const { g, c } = run({ iburst: false });
   g.engine.run(at(130));
-  assert.deepEqual(c.sources[0]!.transmits, [at(0.2), at(64.2), at(128.2)]);
+  assert.deepEqual(c.sources[0]!.transmits, [at(0.2), at(64.202), at(128.204)]);
 });
 
 test('iburst counts lost replies against its 8 total samples; the burst ends after 8 requests', () => {
@@ -129,7 +131,7 @@ test('poll interval adapts upward from minpoll on a quiet path and never passes 
   g.engine.run(at(8 * 3600));
   assert.equal(c.sources[0]!.localPoll, 7);
   const gaps = c.sources[0]!.transmits.slice(-3);
-  assert.equal(gaps[2]! - gaps[1]!, 128n * S);
+  assert.equal(gaps[2]! - gaps[1]!, 128n * S + 2_000_000n); // 2^7 s from the reply, 2 ms after the request
 });
 
 test('rtcsync: chronyd clears STA_UNSYNC (kernel 11-minute mode) only with rtcsync', () => {
