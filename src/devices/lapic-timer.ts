@@ -46,9 +46,18 @@ export interface LapicTimerOptions extends DeviceDeps {
   tscDeadlineCpuid?: boolean;
   /** lapic_timer_advance_ns; default 0. */
   timerAdvanceNs?: number;
-  /** Called with the LVT vector each time the timer interrupt is delivered (unmasked). */
-  deliver?: (vector: number) => void;
+  /** Called with the LVT vector each time the timer interrupt is delivered (unmasked), and the TSC deadline
+   *  that expired (0 when the timer counted ns: one-shot or periodic on the software timer). */
+  deliver?: (vector: number, expiredTscDeadline: Cycles) => void;
+  /** The vCPU's id, for trace events (kvm_hv_timer_state's vcpu_id). Default 0. */
+  vcpuId?: number;
 }
+
+// The call paths an expiry takes in arch/x86/kvm/lapic.c: the software hrtimer (apic_timer_fn), the VMX
+// preemption timer's exit (kvm_lapic_expired_hv_timer), or a deadline already past when it was armed.
+const SW_EXPIRY_PATH = ['hrtimer_expire_entry', 'apic_timer_fn'];
+const HV_EXPIRY_PATH = ['handle_preemption_timer', 'kvm_lapic_expired_hv_timer'];
+const RESTART_EXPIRY_PATH = ['kvm_set_msr_common', 'kvm_set_lapic_tscdeadline_msr', 'restart_apic_timer'];
 
 export interface LapicTimerState {
   version: 1;
@@ -74,7 +83,8 @@ export class LapicTimer implements MmioDevice {
   private readonly hvAvailable: boolean;
   private readonly timerModeMask: number;
   private readonly advanceNs: bigint;
-  private readonly deliverFn: ((vector: number) => void) | undefined;
+  private readonly deliverFn: ((vector: number, expiredTscDeadline: Cycles) => void) | undefined;
+  private readonly vcpuId: number;
   private lvtt = APIC_LVT_MASKED;
   private tmict = 0;
   private tdcr = 0;
@@ -99,6 +109,7 @@ export class LapicTimer implements MmioDevice {
     this.timerModeMask = (opts.tscDeadlineCpuid ?? true) ? 3 << 17 : 1 << 17;
     this.advanceNs = BigInt(opts.timerAdvanceNs ?? 0);
     this.deliverFn = opts.deliver;
+    this.vcpuId = opts.vcpuId ?? 0;
     this.timer = this.d.scheduler.timer(() => this.timerFired());
   }
 
@@ -231,7 +242,7 @@ export class LapicTimer implements MmioDevice {
     if (this.hvExpiredOutside) {
       // the deadline passed while the vCPU was out of guest mode: expire now
       this.hvExpiredOutside = false;
-      this.apicTimerExpired();
+      this.apicTimerExpired(['kvm_vcpu_block', 'kvm_lapic_switch_to_sw_timer']);
       return;
     }
     // the armed engine timer keeps its expiry; it is now the software hrtimer (start_sw_timer)
@@ -321,7 +332,7 @@ export class LapicTimer implements MmioDevice {
       const ns = ((this.tscdeadline - guestTsc) * 1_000_000n) / this.tscKhz;
       if (this.tscdeadline <= guestTsc || ns <= this.advanceNs) {
         // a deadline already passed fires at once
-        this.apicTimerExpired();
+        this.apicTimerExpired(RESTART_EXPIRY_PATH);
         return;
       }
       delay = ns - this.advanceNs;
@@ -352,7 +363,7 @@ export class LapicTimer implements MmioDevice {
     }
     this.stats.sw++;
     this.traceEvent('apic_timer_fn', {});
-    this.apicTimerExpired();
+    this.apicTimerExpired(SW_EXPIRY_PATH);
     if (this.mode() === 'periodic' && this.period) {
       this.advancePeriodicTargetExpiration();
       this.timer.armIn(this.targetExpiration > this.d.clock() ? this.targetExpiration - this.d.clock() : 0n);
@@ -363,7 +374,7 @@ export class LapicTimer implements MmioDevice {
   private expireHvTimer(): void {
     this.stats.hv++;
     this.traceEvent('kvm_lapic_expired_hv_timer', {});
-    this.apicTimerExpired();
+    this.apicTimerExpired(HV_EXPIRY_PATH);
     if (this.mode() === 'periodic' && this.period) {
       this.advancePeriodicTargetExpiration();
       this.restartApicTimer();
@@ -380,12 +391,15 @@ export class LapicTimer implements MmioDevice {
   }
 
   /** apic_timer_expired + kvm_apic_inject_pending_timer_irqs: deliver unless masked, then disarm one-shots. */
-  private apicTimerExpired(): void {
+  private apicTimerExpired(path: readonly string[]): void {
+    if (this.d.trace.on) this.d.trace.instant(this.d.scheduler.now, this.d.name, 'apic_timer_expired', path, { vcpu_id: this.vcpuId });
     if (this.lvtt & APIC_LVT_MASKED) {
       this.stats.masked++;
     } else {
       this.stats.delivered++;
-      this.deliverFn?.(this.lvtt & APIC_VECTOR_MASK);
+      // ktimer->expired_tscdeadline: what kvm_wait_lapic_expire holds the next VM entry back for
+      const expired = this.mode() === 'tscdeadline' || this.hvTimerInUse ? this.tscdeadline : 0n;
+      this.deliverFn?.(this.lvtt & APIC_VECTOR_MASK, expired);
       this.d.irq.raise();
       this.d.irq.lower();
     }
@@ -407,7 +421,7 @@ export class LapicTimer implements MmioDevice {
   }
 
   private traceEvent(name: string, args: Record<string, number>): void {
-    if (this.d.trace.on) this.d.trace.instant(this.d.scheduler.now, this.d.name, name, [], args);
+    if (this.d.trace.on) this.d.trace.instant(this.d.scheduler.now, this.d.name, name, [], { vcpu_id: this.vcpuId, ...args });
   }
 
   // --- snapshot ---

@@ -144,6 +144,14 @@ export class GuestKernel {
       oneshot: () => this.oneshot,
       reinjects: () => this.tick.device?.name === 'pit',
       schedClockTick: () => this.schedClock.tick(),
+      // the wired tick (issue 12): what clockevents_program_event and the idle loop look at
+      ktime: () => this.timekeeper.get('monotonic'),
+      tscKhz: () => this.tscKhz,
+      lapicTimerPeriod: () => this.lapicTimerPeriod,
+      hresValid: () => this.timekeeper.cs.has(CLOCK_SOURCE_VALID_FOR_HRES),
+      idle: () => (opts.cpuMode ? opts.cpuMode(0) : 'idle') === 'idle',
+      bits: k.bits === 32 ? 32 : 64,
+      ...(opts.trace ? { trace: opts.trace } : {}),
     });
     const readJiffies = (): bigint => this.jiffies();
     this.jiffiesCs = jiffiesClocksource(k.hz, readJiffies);
@@ -239,7 +247,8 @@ export class GuestKernel {
     return this.periodicTick.jiffies();
   }
 
-  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
+  /** Tick periods the guest itself skipped (side timer: dropped as still pending; a one-shot device's missed
+   *  periods). Interrupts coalesced in the irqchip are the VM's count (VmDevices.timerIrqStats). */
   get ticksLost(): number {
     return this.periodicTick.ticksLost;
   }
@@ -351,7 +360,7 @@ export class GuestKernel {
     // apic_needs_pit() sees the frequencies tsc_early_init found
     const freq = { tscKhz: this.tscKhz, cpuKhz: this.cpuKhz, lapicTimerPeriod: this.lapicTimerPeriod };
     this.tick = setupTick(p, k, t, this.hpetEnabled, this.tscKhz !== 0 && p.cpuid.tsc, freq);
-    if (this.tick.device) this.periodicTick.start();
+    if (this.tick.device) this.periodicTick.start(this.tick.device);
     const timerLine = checkTimerLine(p, k, t, this.tick);
     if (timerLine) this.printk(timerLine);
     this.tscState.init(this.hpetEnabled, this.pmTimerEnabled);
@@ -427,6 +436,8 @@ export class GuestKernel {
     this.steal = new StealAccounting(p.vcpus, this.tickNsec, stealClock);
     this.lastAccountedJiffies = this.uptimeNs() / this.tickNsec;
     const interval = this.opts.updateIntervalNs ?? this.tickNsec;
+    // a wired tick runs update_wall_time from its interrupt handler (periodic-tick.ts)
+    if (this.periodicTick.startUpdates(interval, () => this.update())) return;
     this.updateTimer = this.opts.scheduler.timer(() => {
       // No vCPU runs while the VM is paused or descheduled: the tick that drives update_wall_time()
       // waits for it (the accumulation then catches up in one go, as logarithmic_accumulation does).

@@ -25,6 +25,7 @@ export type {
   CpuVendor,
   AcpiTableHeader,
   RtcCmosDevice,
+  GuestInterrupts,
 } from './platform.ts';
 export { TscState, type TscDeps } from './tsc-state.ts';
 export { readPersistentClock, rtcHctosys, type HctosysResult } from './wallclock.ts';

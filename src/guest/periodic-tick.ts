@@ -1,8 +1,21 @@
-// jiffies and the periodic tick (kernel/time/tick-common.c tick_handle_periodic → tick_periodic →
-// do_timer(1)), with what a descheduled vCPU does to the timer interrupt, until the tick switches to
-// one-shot mode (kernel/time/tick-sched.c), after which jiffies follow ktime (tick_do_update_jiffies64).
-import type { Scheduler, Timer } from '../core/index.ts';
-import type { Ns } from '../core/index.ts';
+// The tick (kernel/time/tick-common.c, tick-sched.c, hrtimer.c) on the clock event device that
+// clockevents.ts selected, programmed as Linux programs it and run from that device's interrupt:
+//   pit             drivers/clocksource/i8253.c pit_set_periodic: mode 2 with LATCH; IRQ0 → timer_interrupt →
+//                   tick_handle_periodic
+//   lapic           arch/x86/kernel/apic/apic.c __setup_APIC_LVTT: periodic LVT, divide by 16, TMICT =
+//                   lapic_timer_period/16; one-shot: lapic_next_event writes TMICT
+//   lapic-deadline  apic.c lapic_next_deadline: WRMSR IA32_TSC_DEADLINE = rdtsc + delta·TSC_DIVISOR; a periodic
+//                   tick is emulated by tick_handle_periodic's one-shot branch
+// Periodic: each tick handled is do_timer(1) and update_wall_time (tick_periodic); the timekeeper update is
+// thinned to every `updateInterval` worth of ticks when the model asks for that. One-shot (NOHZ/high
+// resolution): hrtimer_interrupt runs tick_sched_timer every `updateInterval` of ktime (an idle NOHZ guest's
+// next timer), which updates the timekeeper, and jiffies follow ktime (tick_do_update_jiffies64).
+// Where the platform wired no interrupt path (GuestPlatform.interrupts absent) or the device is one the
+// model does not program (an HPET tick, a one-shot PIT), the tick is a side timer, as before issue 12.
+import type { Scheduler, Timer, TraceRecorder } from '../core/index.ts';
+import { clocksCalcMultShift, NSEC_PER_SEC, u64, type Ns } from '../core/index.ts';
+import type { ClockeventDevice } from './clockevents.ts';
+import { PIT_TICK_RATE } from './jiffies.ts';
 import type { GuestPlatform } from './platform.ts';
 
 export interface PeriodicTickDeps {
@@ -18,16 +31,90 @@ export interface PeriodicTickDeps {
   reinjects(): boolean;
   /** update_process_times → sched_tick → sched_clock_tick. */
   schedClockTick(): void;
+  /** ktime_get(): CLOCK_MONOTONIC, what clockevents_program_event measures deltas against. */
+  ktime?(): Ns;
+  /** tsc_khz (lapic-deadline's frequency) and lapic_timer_period (0: unknown). */
+  tscKhz?(): number;
+  lapicTimerPeriod?(): number;
+  /** timekeeping_valid_for_hres(): the current clocksource is continuous. */
+  hresValid?(): boolean;
+  /** The vCPU has nothing to run after the interrupt: it halts (default_idle). */
+  idle?(): boolean;
+  /** The kernel's word size (~0UL as lapic-deadline's max_delta_ticks). */
+  bits?: 32 | 64;
+  trace?: TraceRecorder;
+}
+
+// arch/x86/kernel/apic/apic.c, drivers/clocksource/i8253.c, arch/x86/include/asm/irq_vectors.h
+const LOCAL_TIMER_VECTOR = 0xec;
+const IRQ0_VECTOR = 0x30;
+const APIC_LVT_TIMER_PERIODIC = 1 << 17;
+const APIC_LVT_TIMER_TSCDEADLINE = 2 << 17;
+const APIC_TDR_DIV_16 = 0x3;
+const APIC_DIVISOR = 16n;
+const TSC_DIVISOR = 8n;
+const MSR_IA32_TSC_DEADLINE = 0x6e0;
+const X2APIC_LVTT = 0x832;
+const X2APIC_TMICT = 0x838;
+const X2APIC_TDCR = 0x83e;
+const PIT_MODE = 0x43;
+const PIT_CH0 = 0x40;
+
+/** A clock event device's conversion (struct clock_event_device mult/shift, min/max_delta_ns). */
+export interface ClockeventScale {
+  mult: bigint;
+  shift: bigint;
+  minDeltaNs: Ns;
+  maxDeltaNs: Ns;
+}
+
+/** cev_delta2ns (kernel/time/clockevents.c): ticks to ns, rounded up (not for max unless mult ≤ 1<<shift), at least 1 µs. */
+export function cevDelta2ns(latch: bigint, mult: bigint, shift: bigint, isMax: boolean): Ns {
+  const U64 = (1n << 64n) - 1n;
+  let clc = u64(latch << shift);
+  const rnd = mult - 1n;
+  if (clc >> shift !== latch) clc = U64;
+  if (U64 - clc > rnd && (!isMax || mult <= 1n << shift)) clc += rnd;
+  clc /= mult;
+  return clc > 1000n ? clc : 1000n;
+}
+
+/** clockevents_config (kernel/time/clockevents.c): mult/shift for `freq` Hz, and the delta limits. */
+export function clockeventsConfig(freq: number, minTicks: bigint, maxTicks: bigint): ClockeventScale {
+  let sec = maxTicks / BigInt(freq);
+  if (sec === 0n) sec = 1n;
+  else if (sec > 600n && maxTicks > 0xffff_ffffn) sec = 600n;
+  const { mult, shift } = clocksCalcMultShift(Number(NSEC_PER_SEC), freq, Number(sec));
+  const m = BigInt(mult);
+  const s = BigInt(shift);
+  return { mult: m, shift: s, minDeltaNs: cevDelta2ns(minTicks, m, s, false), maxDeltaNs: cevDelta2ns(maxTicks, m, s, true) };
+}
+
+/** lapic_init_clockevent: mult = div_sc(lapic_timer_period/APIC_DIVISOR, TICK_NSEC, 32), ticks 0xF … 0x7FFFFFFF. */
+export function lapicClockeventScale(lapicTimerPeriod: bigint, tickNsec: Ns): ClockeventScale {
+  const mult = ((lapicTimerPeriod / APIC_DIVISOR) << 32n) / tickNsec;
+  return { mult, shift: 32n, minDeltaNs: cevDelta2ns(0xfn, mult, 32n, false), maxDeltaNs: cevDelta2ns(0x7fff_ffffn, mult, 32n, false) };
 }
 
 export class PeriodicTick {
-  /** Periodic-tick interrupts dropped because one was still pending (LAPIC timer coalescing). */
+  /** Periods the tick never ran for: interrupts dropped as still pending (side model), or periods
+   *  tick_handle_periodic's one-shot emulation skipped (the clocksource is not valid for hres). */
   ticksLost = 0;
+  /** Timer interrupts the guest handled. */
+  timerIrqs = 0;
   private ticksHandled = 0n;
   private pendingTicks = 0n;
   private oneshotBase: { ticks: bigint; t: Ns } | null = null;
   private periodicTimer: Timer | null = null;
   private deliveryTimer: Timer | null = null;
+  // the wired tick
+  private device: ClockeventDevice | null = null;
+  private wired = false;
+  private scale: ClockeventScale | null = null;
+  /** dev->next_event (ktime). */
+  private nextEvent: Ns = 0n;
+  /** update_wall_time from the tick: every `updateEvery` periodic ticks, or tick_sched_timer's expiry. */
+  private update: { fn: () => void; intervalNs: Ns; every: bigint; since: bigint; expires: Ns } | null = null;
 
   constructor(private readonly d: PeriodicTickDeps) {}
 
@@ -50,12 +137,26 @@ export class PeriodicTick {
     return this.ticksHandled + this.pendingTicks;
   }
 
+  /** Whether the device's interrupt drives the tick (else a side timer does). */
+  get interruptDriven(): boolean {
+    return this.wired;
+  }
+
   /**
-   * Start the periodic tick (tick_handle_periodic) when the first clockevent device registers: on
-   * x86 that is x86_late_time_init (hpet_time_init / pit_timer_init, then the local APIC timer);
-   * until then no timer interrupt arrives and jiffies do not move.
+   * Start the periodic tick (tick_setup_periodic) when the clock event device registers: on x86 that is
+   * x86_late_time_init (hpet_time_init / pit_timer_init, then the local APIC timer); until then no timer
+   * interrupt arrives and jiffies do not move.
    */
-  start(): void {
+  start(device?: ClockeventDevice | null): void {
+    const itf = this.d.platform.interrupts;
+    const name = device?.name;
+    if (itf && device && (name === 'pit' || name === 'lapic' || name === 'lapic-deadline')) {
+      this.device = device;
+      this.wired = true;
+      itf.setHandler((cpu, vector) => this.interrupt(cpu, vector));
+      this.setupPeriodic();
+      return;
+    }
     this.periodicTimer = this.d.scheduler.timer(() => this.expire());
     this.periodicTimer.armIn(this.d.tickNsec);
   }
@@ -64,7 +165,170 @@ export class PeriodicTick {
   switchToOneshot(): void {
     this.oneshotBase = { ticks: this.ticks(), t: this.d.uptimeNs() };
     this.periodicTimer?.cancel();
+    if (!this.wired) return;
+    const itf = this.d.platform.interrupts!;
+    const name = this.device!.name;
+    if (name === 'pit') {
+      // no one-shot PIT model: shut it down (clockevent_i8253_disable) and fall back to the side timer
+      itf.outb(PIT_MODE, 0x30);
+      itf.outb(PIT_CH0, 0);
+      itf.outb(PIT_CH0, 0);
+      this.wired = false;
+      return;
+    }
+    // lapic_timer_set_oneshot → __setup_APIC_LVTT(lapic_timer_period, 1, 1): no TMICT write
+    if (name === 'lapic') {
+      itf.wrmsrApic(0, X2APIC_LVTT, BigInt(LOCAL_TIMER_VECTOR));
+      itf.wrmsrApic(0, X2APIC_TDCR, BigInt(APIC_TDR_DIV_16));
+    }
   }
+
+  /**
+   * update_wall_time from here on (after boot): with a wired tick, from the tick's handler — every
+   * `intervalNs` worth of periodic ticks, or tick_sched_timer every `intervalNs` of ktime once one-shot.
+   * False when the tick is a side timer (the caller then runs its own update timer).
+   */
+  startUpdates(intervalNs: Ns, fn: () => void): boolean {
+    if (!this.wired) return false;
+    const every = intervalNs > this.d.tickNsec ? intervalNs / this.d.tickNsec : 1n;
+    const ktime = this.ktime();
+    this.update = { fn, intervalNs, every, since: 0n, expires: ktime + intervalNs };
+    if (this.d.oneshot()) this.programEvent(this.update.expires);
+    return true;
+  }
+
+  private ktime(): Ns {
+    return this.d.ktime ? this.d.ktime() : this.d.uptimeNs();
+  }
+
+  // ---------------------------------------------------------------- programming the device
+
+  /** tick_setup_periodic: the device's periodic mode, or its one-shot mode stepped by TICK_NSEC. */
+  private setupPeriodic(): void {
+    const itf = this.d.platform.interrupts!;
+    const hz = BigInt(this.d.hz);
+    switch (this.device!.name) {
+      case 'pit': {
+        // pit_set_periodic: channel 0, lobyte/hibyte, mode 2, binary; LATCH = (CLOCK_TICK_RATE + HZ/2) / HZ
+        const latch = (BigInt(PIT_TICK_RATE) + hz / 2n) / hz;
+        itf.outb(PIT_MODE, 0x34);
+        itf.outb(PIT_CH0, Number(latch & 0xffn));
+        itf.outb(PIT_CH0, Number(latch >> 8n));
+        return;
+      }
+      case 'lapic': {
+        // lapic_timer_set_periodic → __setup_APIC_LVTT(lapic_timer_period, 0, 1): LVTT, TDCR, then TMICT
+        const period = this.lapicTimerPeriod();
+        itf.wrmsrApic(0, X2APIC_LVTT, BigInt(LOCAL_TIMER_VECTOR | APIC_LVT_TIMER_PERIODIC));
+        itf.wrmsrApic(0, X2APIC_TDCR, BigInt(APIC_TDR_DIV_16));
+        itf.wrmsrApic(0, X2APIC_TMICT, period / APIC_DIVISOR);
+        this.scale = lapicClockeventScale(period, this.d.tickNsec);
+        return;
+      }
+      case 'lapic-deadline': {
+        // lapic_timer_set_oneshot: LVTT in TSC-deadline mode; the deadline device has no periodic mode
+        itf.wrmsrApic(0, X2APIC_LVTT, BigInt(LOCAL_TIMER_VECTOR | APIC_LVT_TIMER_TSCDEADLINE));
+        const maxTicks = this.d.bits === 32 ? 0xffff_ffffn : (1n << 64n) - 1n;
+        this.scale = clockeventsConfig((this.d.tscKhz?.() ?? 0) * Number(1000n / TSC_DIVISOR), 0xfn, maxTicks);
+        // tick_setup_device: tick_next_period = ktime_get() rounded up to TICK_NSEC; program it or the next one
+        const now = this.ktime();
+        let next = now % this.d.tickNsec === 0n ? now : now + this.d.tickNsec - (now % this.d.tickNsec);
+        while (!this.programEvent(next)) next += this.d.tickNsec;
+        return;
+      }
+      default:
+    }
+  }
+
+  /** lapic_timer_period, or KVM's 1 GHz APIC bus over HZ when the guest has not measured it. */
+  private lapicTimerPeriod(): bigint {
+    const p = this.d.lapicTimerPeriod?.() ?? 0;
+    return p > 0 ? BigInt(p) : NSEC_PER_SEC / BigInt(this.d.hz);
+  }
+
+  /**
+   * clockevents_program_event(dev, expires, false): -ETIME (false) for an expiry not in the future, else
+   * the delta clamped to the device's limits, in device ticks, to set_next_event.
+   */
+  private programEvent(expires: Ns, now: Ns = this.ktime()): boolean {
+    this.nextEvent = expires;
+    let delta = expires - now;
+    if (delta <= 0n) return false;
+    const sc = this.scale!;
+    if (delta > sc.maxDeltaNs) delta = sc.maxDeltaNs;
+    if (delta < sc.minDeltaNs) delta = sc.minDeltaNs;
+    const clc = u64(delta * sc.mult) >> sc.shift;
+    const itf = this.d.platform.interrupts!;
+    if (this.device!.name === 'lapic-deadline') itf.wrmsrApic(0, MSR_IA32_TSC_DEADLINE, this.d.platform.rdtsc() + clc * TSC_DIVISOR);
+    else itf.wrmsrApic(0, X2APIC_TMICT, clc);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- the interrupt
+
+  /** The vector's IDT entry: IRQ0 (timer_interrupt) or the local timer (sysvec_apic_timer_interrupt). */
+  private interrupt(cpu: number, vector: number): void {
+    const itf = this.d.platform.interrupts!;
+    const ours = this.device!.name === 'pit' ? IRQ0_VECTOR : LOCAL_TIMER_VECTOR;
+    if (cpu !== 0 || vector !== ours) return; // what else arrives before the IDT has a handler for it goes nowhere
+    itf.eoi(cpu, vector); // handle_edge_irq acks first; sysvec_apic_timer_interrupt calls apic_eoi() first
+    this.timerIrqs++;
+    if (this.oneshotBase === null) this.tickHandlePeriodic();
+    else if (this.wired) this.hrtimerInterrupt();
+    if (this.d.idle?.()) itf.hlt(0);
+  }
+
+  /** tick_handle_periodic, with its loop for a one-shot device. */
+  private tickHandlePeriodic(): void {
+    const via =
+      this.device!.name === 'pit' ? ['common_interrupt', 'timer_interrupt'] : ['sysvec_apic_timer_interrupt', 'local_apic_timer_interrupt'];
+    const tr = this.d.trace;
+    if (tr?.on) tr.instant(this.d.scheduler.now, 'guest', 'tick_handle_periodic', via);
+    this.tickPeriodic();
+    if (this.device!.name !== 'lapic-deadline') return;
+    // The loop `next += TICK_NSEC; if (!clockevents_program_event(next)) return; …` fails for every next not
+    // after ktime_get(), which does not move while it runs (the handler takes no model time): count those
+    // periods at once — ticks if the clocksource is valid for hres, else periods lost — then program the next.
+    const tick = this.d.tickNsec;
+    const now = this.ktime();
+    const missed = now >= this.nextEvent + tick ? (now - this.nextEvent) / tick : 0n;
+    if (this.d.hresValid?.()) for (let i = 0n; i < missed; i++) this.tickPeriodic();
+    else this.ticksLost += Number(missed);
+    if (!this.programEvent(this.nextEvent + (missed + 1n) * tick, now))
+      throw new Error('tick_handle_periodic: next event not in the future');
+  }
+
+  /** tick_periodic: do_timer(1), update_wall_time, update_process_times. */
+  private tickPeriodic(): void {
+    this.ticksHandled++;
+    const u = this.update;
+    if (u && ++u.since >= u.every) {
+      u.since = 0n;
+      u.fn();
+    }
+    this.d.schedClockTick();
+  }
+
+  /** hrtimer_interrupt: run tick_sched_timer if it expired (hrtimer_forward past now), program the next expiry. */
+  private hrtimerInterrupt(): void {
+    const u = this.update;
+    if (!u) return;
+    const now = this.ktime();
+    if (now >= u.expires) {
+      const tr = this.d.trace;
+      if (tr?.on)
+        tr.instant(this.d.scheduler.now, 'guest', 'tick_sched_timer', [
+          'sysvec_apic_timer_interrupt',
+          'hrtimer_interrupt',
+          '__hrtimer_run_queues',
+        ]);
+      u.fn();
+      u.expires += ((now - u.expires) / u.intervalNs + 1n) * u.intervalNs;
+    }
+    while (!this.programEvent(u.expires, now)) u.expires += u.intervalNs; // the handler takes no model time: ktime is still `now`
+  }
+
+  // ---------------------------------------------------------------- the side timer (no wired interrupt)
 
   /**
    * One expiry of the periodic timer. While vCPU 0 is descheduled the interrupt waits: KVM's PIT in

@@ -103,6 +103,20 @@ export interface CmosReading {
   uipWaitNs: Ns;
 }
 
+/** What a guest kernel does to program its tick device and take its interrupts. */
+export interface GuestInterrupts {
+  /** OUT to an I/O port (exits): how drivers/clocksource/i8253.c programs the PIT. */
+  outb(port: number, value: number): void;
+  /** WRMSR of IA32_TSC_DEADLINE or an x2APIC timer register on vCPU `cpu` (arch/x86/kernel/apic/apic.c). */
+  wrmsrApic(cpu: number, msr: number, value: bigint): void;
+  /** The guest's interrupt entry (its IDT: common_interrupt, sysvec_apic_timer_interrupt). */
+  setHandler(handler: (cpu: number, vector: number) => void): void;
+  /** apic_eoi(): end of the interrupt `vector` on `cpu` (KVM runs its ack notifiers: kvm_pit_ack_irq). */
+  eoi(cpu: number, vector: number): void;
+  /** HLT on an idle vCPU (default_idle): it blocks in the hypervisor until an interrupt. */
+  hlt(cpu: number): void;
+}
+
 export interface GuestPlatform {
   cpuid: GuestCpuid;
   devices: GuestDevices;
@@ -144,6 +158,8 @@ export interface GuestPlatform {
   vcpuAlwaysRuns?(cpu: number): boolean;
   /** The CMOS RTC as Linux reads it at boot. */
   readCmos?(): CmosReading;
+  /** The interrupt path the VMM wired from the timer devices to the vCPUs; absent: the tick is a side timer. */
+  interrupts?: GuestInterrupts;
   /**
    * The VMM's promise that lets the guest advance periodic work analytically (the clocksource
    * watchdog): between two scheduler events every counter above (TSC, the pvclock record's reading,

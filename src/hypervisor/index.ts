@@ -74,6 +74,7 @@ export {
 export { KvmVcpu, type KvmVcpuOptions, type KvmRequest, type RdtscExiting } from './vcpu.ts';
 export { predictGetClock, explainClockPair, type ClockPairExplanation } from './clock-pair.ts';
 export { KvmPit, type KvmPitOptions } from './kvm-pit.ts';
+export { KvmLapic, type KvmLapicOptions, IRQ0_VECTOR, LOCAL_TIMER_VECTOR } from './kvm-lapic.ts';
 export {
   kvmPvClockPairing,
   kvmEmulateHypercall,

@@ -30,6 +30,9 @@ export interface KvmPitOptions {
   reset?: 'qemu' | 'kvm';
 }
 
+/** A reinjected tick: the EOI's ack notifier queues pit_do_work again (kvm_pit_ack_irq). */
+const REINJECT_PATH = ['kvm_notify_acked_irq', 'kvm_pit_ack_irq', 'pit_do_work'];
+
 export class KvmPit extends PitCommon {
   private readonly reinject: boolean;
   private readonly minPeriod: Ns;
@@ -41,8 +44,9 @@ export class KvmPit extends PitCommon {
   private isPeriodic = false;
   private pending = 0;
   private irqAck = true;
-  /** IRQ0 edges injected, ticks deferred for an unacknowledged one, periods clamped. */
-  readonly stats = { irq0: 0, deferred: 0, clamped: 0 };
+  /** IRQ0 edges injected (of them reinjected: released by an acknowledgement), ticks deferred for an
+   *  unacknowledged one, edges the irqchip coalesced (discard mode: lost ticks), periods clamped. */
+  readonly stats = { expiries: 0, irq0: 0, reinjected: 0, deferred: 0, coalesced: 0, clamped: 0 };
 
   constructor(opts: DeviceDeps & KvmPitOptions) {
     super(opts, 'kvm-pit');
@@ -122,6 +126,7 @@ export class KvmPit extends PitCommon {
 
   /** pit_timer_fn: count a pending tick (reinject), queue pit_do_work, restart if periodic. */
   private pitTimerFn(): void {
+    this.stats.expiries++;
     if (this.reinject) this.pending++;
     if (this.isPeriodic) {
       this.expires += this.period; // hrtimer_add_expires_ns
@@ -132,7 +137,7 @@ export class KvmPit extends PitCommon {
   }
 
   /** pit_do_work: inject IRQ0 as an edge, unless in reinject mode the last one is not yet acknowledged. */
-  private pitDoWork(): void {
+  private pitDoWork(reinjected = false): void {
     if (this.reinject) {
       if (!this.irqAck) {
         this.stats.deferred++;
@@ -140,9 +145,10 @@ export class KvmPit extends PitCommon {
       }
       this.irqAck = false;
     }
-    pulse(this.d.irq);
+    this.traceEvent('kvm_set_irq', { irq: 0 }, reinjected ? REINJECT_PATH : []);
+    if (!pulse(this.d.irq)) this.stats.coalesced++;
     this.stats.irq0++;
-    this.traceEvent('kvm_set_irq', { irq: 0 });
+    if (reinjected) this.stats.reinjected++;
   }
 
   /**
@@ -154,7 +160,7 @@ export class KvmPit extends PitCommon {
     this.irqAck = true;
     if (this.pending > 0) {
       this.pending--;
-      if (this.pending > 0) this.pitDoWork();
+      if (this.pending > 0) this.pitDoWork(true);
     }
   }
 
@@ -168,8 +174,8 @@ export class KvmPit extends PitCommon {
     return this.pending;
   }
 
-  private traceEvent(name: string, args: Record<string, number>): void {
-    if (this.d.trace.on) this.d.trace.instant(this.d.scheduler.now, this.d.name, name, [], args);
+  private traceEvent(name: string, args: Record<string, number>, path: readonly string[] = []): void {
+    if (this.d.trace.on) this.d.trace.instant(this.d.scheduler.now, this.d.name, name, path, args);
   }
 
   // --- snapshot (KVM_GET_PIT2 / KVM_SET_PIT2 plus the timer) ---

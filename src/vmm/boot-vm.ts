@@ -30,6 +30,8 @@ export interface BootVmOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (descheduled the rest: lost ticks, steal). */
   deschedule?: { periodNs: Ns; runNs: Ns };
+  /** KVM's in-kernel PIT lost-tick policy (default reinject). */
+  pitLostTickPolicy?: 'reinject' | 'discard';
   /** The host's CPU scheduler (see VirtualMachineOptions.vcpuSchedule). */
   vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
@@ -99,6 +101,7 @@ export class BootedVm {
       ...(opts.hostTscAt ? { hostTscAt: opts.hostTscAt } : {}),
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
+      ...(opts.pitLostTickPolicy ? { pitLostTickPolicy: opts.pitLostTickPolicy } : {}),
       ...(opts.vcpuSchedule ? { vcpuSchedule: opts.vcpuSchedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),

@@ -87,6 +87,8 @@ export interface VirtualMachineOptions {
   vcpuEntryIntervalNs?: Ns;
   /** vCPU threads run `runNs` out of every `periodNs` (an overcommitted host); the rest is steal. */
   deschedule?: { periodNs: Ns; runNs: Ns };
+  /** KVM's in-kernel PIT lost-tick policy (default reinject). */
+  pitLostTickPolicy?: 'reinject' | 'discard';
   /** The host's CPU scheduler: the vCPU threads it creates for this VM (takes precedence over deschedule). */
   vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
@@ -259,6 +261,7 @@ export class VirtualMachine {
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.trace ? { trace: opts.trace } : {}),
       ...(opts.name !== undefined ? { name: opts.name } : {}),
+      ...(opts.pitLostTickPolicy ? { pitLostTickPolicy: opts.pitLostTickPolicy } : {}),
     });
     this.devices = devices;
     if (devices.hpet) platform.readHpet = () => devices.readHpet();
@@ -277,6 +280,22 @@ export class VirtualMachine {
       };
     }
     if (devices.rtc) platform.readCmos = () => devices.readCmos();
+    // --- timer interrupts (issue 12): the devices' IRQs and each vCPU's LAPIC timer reach the guest ---
+    // through the profile's irqchip; vCPU threads answer through the platform hooks, read at each call
+    // because the lifecycle (pauses) and the host scheduler install them after boot.
+    platform.interrupts = devices.wire(
+      {
+        vcpus: nrVcpus,
+        running: (cpu) => !this.platform.vcpuRunning || this.platform.vcpuRunning(cpu),
+        nextRun: (cpu) => (this.platform.nextVcpuRun ? this.platform.nextVcpuRun(cpu) : this.sched.now),
+        tscKhz: opts.tscFrequencyKhz ?? this.host.tscKhz,
+        guestTsc: (cpu) => this.guestTsc(cpu),
+        hvTimer: this.host.vendor === 'intel', // the VMX preemption timer; SVM has none
+        enterGuest: (cpu) => this.vcpus[cpu]?.enterGuest(),
+      },
+      p.accel === 'kvm',
+    );
+    // --- end timer interrupts ---
     if (p.accel === 'kvm') {
       this.attachKvm(uptime, NO_TSC_SCALING);
       for (const v of this.vcpus) {
@@ -501,6 +520,7 @@ export class VirtualMachine {
     this.vcpusPaused = paused;
     this.schedule?.setRunnable(!paused); // QEMU's paused vCPU threads sleep on a condition variable
     this.counterEpoch++;
+    if (!paused) this.devices.kickVcpus(); // timer interrupts that waited for the vCPUs are taken now
   }
 
   /**

@@ -29,8 +29,11 @@ import {
   HPET_CFG_ENABLE,
   HPET_COUNTER,
   HPET_LEN,
+  type IrqLine,
+  LapicTimer,
   MmioBus,
   noIrq,
+  VcpuIrr,
   Pit,
   type PitCommon,
   PortBus,
@@ -38,8 +41,9 @@ import {
   SpeakerPort,
   type PortDevice,
 } from '../devices/index.ts';
-import type { CmosReading } from '../guest/index.ts';
-import { KvmPit } from '../hypervisor/index.ts';
+import type { CmosReading, GuestInterrupts } from '../guest/index.ts';
+import { IRQ0_VECTOR, KvmLapic, KvmPit, LOCAL_TIMER_VECTOR } from '../hypervisor/index.ts';
+import type { Cycles } from '../core/index.ts';
 import { KvmtoolRtc } from './kvmtool-rtc.ts';
 import { mc146818GetTime, type Mc146818Time } from './mc146818-get-time.ts';
 import type { MachineProfile } from './profiles.ts';
@@ -65,6 +69,8 @@ export interface VmDevicesOptions {
   /** Trace recorder the devices emit into, and the VM name their trace sources start with. */
   trace?: TraceRecorder;
   name?: string;
+  /** KVM's in-kernel PIT: reinject missed ticks (KVM_CREATE_PIT2's default) or discard them (KVM_REINJECT_CONTROL). */
+  pitLostTickPolicy?: 'reinject' | 'discard';
 }
 
 export type VmmKind = 'qemu' | 'firecracker' | 'cloud-hypervisor' | 'kvmtool';
@@ -98,6 +104,11 @@ export class VmDevices {
   lastRtcRead: Mc146818Time | null = null;
   private readonly rtcClock: Clock | null = null;
   private hpetStarted = false;
+  /** ISA IRQ0 (the PIT's output) as the interrupt controllers see it; wire() connects it. */
+  private irq0Sink: (() => boolean) | null = null;
+  private readonly irq0: IrqLine = { raise: () => (this.irq0Sink ? this.irq0Sink() : true), lower: () => {} };
+  /** The vCPUs' interrupt paths, once wired. */
+  private wired: WiredInterrupts | null = null;
 
   constructor(private readonly opts: VmDevicesOptions) {
     const { profile: p, scheduler } = opts;
@@ -149,12 +160,15 @@ export class VmDevices {
     }
 
     if (p.devices.pit) {
+      // IRQ0 goes to the interrupt controllers wire() connects (nowhere until then)
+      const irq = this.irq0;
       const deps = qemu
-        ? { scheduler: vclock.scheduler, clock: vclock.clock, irq: noIrq, name: `${label}/pit`, ...tr }
-        : { scheduler, irq: noIrq, name: `${label}/pit`, ...tr };
+        ? { scheduler: vclock.scheduler, clock: vclock.clock, irq, name: `${label}/pit`, ...tr }
+        : { scheduler, irq, name: `${label}/pit`, ...tr };
       // Under KVM the PIT is the kernel's. Only QEMU writes its own reset state (mode 3) into it; after
       // KVM_CREATE_PIT2 alone kvm_pit_reset's mode 0xff starts no hrtimer (arch/x86/kvm/i8254.c).
-      this.pit = p.accel === 'kvm' ? new KvmPit({ ...deps, reinject: true, reset: qemu ? 'qemu' : 'kvm' }) : new Pit(deps);
+      const reinject = (opts.pitLostTickPolicy ?? 'reinject') === 'reinject';
+      this.pit = p.accel === 'kvm' ? new KvmPit({ ...deps, reinject, reset: qemu ? 'qemu' : 'kvm' }) : new Pit(deps);
       this.ports.map(0x40, 4, this.pit!);
       if (p.devices.pit.speakerPort) {
         this.speaker = new SpeakerPort(this.pit!);
@@ -313,4 +327,130 @@ export class VmDevices {
   }
 
   private probe: { engine: Engine; at: { t0: Ns; e0: Ns }; copy: CmosRtc } | null = null;
+
+  /**
+   * The profile's interrupt path from the timer devices to the vCPUs, and what the guest sees of it
+   * (GuestPlatform.interrupts). KVM profiles have KVM's in-kernel irqchip: the PIT's IRQ0 reaches vCPU 0's
+   * local APIC (kvm_set_irq → IO-APIC/PIC → kvm_apic_set_irq), each vCPU's LAPIC timer is KVM's
+   * (src/hypervisor/kvm-lapic.ts), and the EOI of IRQ0 runs kvm_pit_ack_irq. qemu-tcg has QEMU's own PIC/IO-APIC
+   * and APIC (hw/intc/apic.c) in userspace: the same request register and a LAPIC timer without KVM's
+   * hv/sw timer split; QEMU's userspace PIT has no reinjection.
+   */
+  wire(w: InterruptWiring, kvm: boolean): GuestInterrupts {
+    const sched = this.opts.scheduler;
+    const label = this.opts.name ?? this.opts.profile.name;
+    const trace = this.opts.trace;
+    let handler: ((cpu: number, vector: number) => void) | null = null;
+    const wired: WiredInterrupts = { irrs: [], lapics: [], timers: [], timerIrqs: 0 };
+    const take = (cpu: number, vector: number): void => {
+      if (vector === IRQ0_VECTOR || vector === LOCAL_TIMER_VECTOR) wired.timerIrqs++;
+      handler?.(cpu, vector); // before the guest installs its IDT the interrupt goes nowhere
+    };
+    for (let cpu = 0; cpu < w.vcpus; cpu++) {
+      const running = () => w.running(cpu);
+      const nextRun = () => w.nextRun(cpu);
+      if (kvm) {
+        const lapic = new KvmLapic({
+          scheduler: sched,
+          vcpuId: cpu,
+          tscKhz: w.tscKhz,
+          guestTsc: () => w.guestTsc(cpu),
+          hvTimer: w.hvTimer,
+          running,
+          nextRun,
+          inject: (v) => take(cpu, v),
+          ...(w.enterGuest ? { enterGuest: () => w.enterGuest!(cpu) } : {}),
+          ...(trace ? { trace } : {}),
+          name: `${label}/vcpu${cpu}`,
+        });
+        wired.lapics.push(lapic);
+        wired.irrs.push(lapic.irr);
+        wired.timers.push(lapic.timer);
+      } else {
+        const irr = new VcpuIrr({ scheduler: sched, running, nextRun, inject: (v) => take(cpu, v) });
+        const timer = new LapicTimer({
+          scheduler: sched,
+          irq: noIrq,
+          name: `${label}/vcpu${cpu}/apic`,
+          ...(trace ? { trace } : {}),
+          tscKhz: w.tscKhz,
+          tsc: () => w.guestTsc(cpu),
+          vcpuId: cpu,
+          deliver: (v) => void irr.accept(v),
+        });
+        wired.lapics.push(null);
+        wired.irrs.push(irr);
+        wired.timers.push(timer);
+      }
+    }
+    this.wired = wired;
+    // ISA IRQ0 is routed to vCPU 0 (the MADT's override to IO-APIC pin 2, or the PIC's virtual wire)
+    this.irq0Sink = () => wired.irrs[0]!.accept(IRQ0_VECTOR);
+    const pit = this.pit;
+    if (pit instanceof KvmPit) wired.lapics[0]!.onAck(IRQ0_VECTOR, () => pit.ackIrq());
+    return {
+      outb: (port, value) => this.ports.write(port, 1, value),
+      wrmsrApic: (cpu, msr, value) => {
+        const lapic = wired.lapics[cpu];
+        if (lapic) lapic.wrmsr(msr, value);
+        else wired.timers[cpu]!.msrWrite(msr, value);
+      },
+      setHandler: (h) => {
+        handler = h;
+      },
+      eoi: (cpu, vector) => wired.lapics[cpu]?.eoi(vector),
+      hlt: (cpu) => wired.lapics[cpu]?.hlt(),
+    };
+  }
+
+  /** The vCPU threads run again (the VMM restarted them): requested interrupts are taken now. */
+  kickVcpus(): void {
+    for (const irr of this.wired?.irrs ?? []) irr.deliver();
+  }
+
+  /** Timer interrupt counts for the summary (zeros before the interrupts are wired). */
+  timerIrqStats(): TimerIrqStats {
+    const w = this.wired;
+    const pit = this.pit instanceof KvmPit ? this.pit.stats : null;
+    let lost = 0;
+    let late = 0n;
+    for (const irr of w?.irrs ?? []) {
+      lost += (irr.coalescedByVector.get(IRQ0_VECTOR) ?? 0) + (irr.coalescedByVector.get(LOCAL_TIMER_VECTOR) ?? 0);
+      if (irr.stats.maxLatenessNs > late) late = irr.stats.maxLatenessNs;
+    }
+    return { timerIrqs: w?.timerIrqs ?? 0, ticksLost: lost, ticksReinjected: pit?.reinjected ?? 0, maxLatenessNs: late };
+  }
+}
+
+/** What wire() needs of the VM: its vCPUs' threads (the host scheduler's answers) and TSC. */
+export interface InterruptWiring {
+  vcpus: number;
+  running(cpu: number): boolean;
+  nextRun(cpu: number): Ns;
+  /** vcpu->arch.virtual_tsc_khz and the guest TSC of vCPU `cpu`. */
+  tscKhz: number;
+  guestTsc(cpu: number): Cycles;
+  /** KVM: the host has the VMX preemption timer (Intel); AMD hosts run the LAPIC timer on hrtimers only. */
+  hvTimer: boolean;
+  /** KVM: vCPU `cpu` enters the guest (vcpu_enter_guest handles its pending requests before injecting). */
+  enterGuest?(cpu: number): void;
+}
+
+/** Per-VM interrupt counts for summary.json. */
+export interface TimerIrqStats {
+  /** Timer interrupts the guest took (PIT IRQ0 and LAPIC timer vectors). */
+  timerIrqs: number;
+  /** Timer interrupts coalesced with one still requested: ticks the guest never sees. */
+  ticksLost: number;
+  /** PIT ticks KVM delivered late from its reinject count (one per EOI). */
+  ticksReinjected: number;
+  /** Longest wait from an interrupt's request to the guest taking it. */
+  maxLatenessNs: Ns;
+}
+
+interface WiredInterrupts {
+  irrs: VcpuIrr[];
+  lapics: (KvmLapic | null)[];
+  timers: LapicTimer[];
+  timerIrqs: number;
 }

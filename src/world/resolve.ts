@@ -69,6 +69,10 @@ export interface ResolvedVm {
   sync: Scenario['vms'][number]['sync'];
   /** vms[].initial_offset: the guest's REALTIME error set when userspace starts. */
   initialOffsetNs?: Ns;
+  /** vms[].pit_lost_tick_policy (KVM's in-kernel PIT). */
+  pitLostTickPolicy?: 'reinject' | 'discard';
+  /** vms[].deschedule: the vCPU threads run runNs of every periodNs. */
+  deschedule?: { periodNs: Ns; runNs: Ns };
   /** vms[].ptp_kvm (default: on with sync.refclock): the guest loads ptp_kvm (/dev/ptp0). */
   ptpKvm: boolean;
   /** vms[].rdtsc_exiting. */
@@ -166,6 +170,8 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     ...vmgenidOf(vm),
     sync: vm.sync,
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
+    ...(vm.pit_lost_tick_policy !== undefined ? { pitLostTickPolicy: vm.pit_lost_tick_policy } : {}),
+    ...(vm.deschedule !== undefined ? { deschedule: { periodNs: vm.deschedule.period, runNs: vm.deschedule.run } } : {}),
     ptpKvm: vm.ptp_kvm ?? vm.sync.refclock !== undefined,
     ...(vm.rdtsc_exiting
       ? {

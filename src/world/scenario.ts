@@ -312,6 +312,22 @@ export const vmSchema = z.strictObject({
     .optional()
     .describe('QEMU -cpu …,tsc-frequency=N: the guest TSC rate the VMM sets (KVM_SET_TSC_KHZ); needed to migrate an invariant-TSC guest'),
   sync: syncSchema.prefault({}),
+  pit_lost_tick_policy: z
+    .enum(['reinject', 'discard'])
+    .optional()
+    .describe(
+      "KVM's in-kernel PIT: reinject missed ticks one per EOI (KVM_CREATE_PIT2's default) or discard them (KVM_REINJECT_CONTROL); KVM profiles only",
+    ),
+  deschedule: z
+    .strictObject({
+      period: positiveDuration.describe('length of the host scheduler period'),
+      run: positiveDuration.describe('how much of each period the vCPU threads run'),
+    })
+    .refine((d) => d.run <= d.period, 'run must not be longer than period')
+    .optional()
+    .describe(
+      'the vCPU threads run `run` out of every `period` from boot (a fixed CPU share on a busy host): late and lost timer ticks, steal',
+    ),
   ptp_kvm: z
     .boolean()
     .optional()
@@ -562,6 +578,8 @@ function crossCheck(s: Scenario): { path: PropertyKey[]; message: string } | nul
     }
     if (vm.vmclock !== undefined && vmclockFlavor(vm.profile) === null)
       return { path: ['vms', i, 'vmclock'], message: `profile ${vm.profile} has no VMClock device (QEMU and Firecracker do)` };
+    if (vm.pit_lost_tick_policy !== undefined && vm.profile === 'qemu-tcg')
+      return { path: ['vms', i, 'pit_lost_tick_policy'], message: "is KVM's in-kernel PIT option; qemu-tcg has QEMU's userspace PIT" };
     const genid = vmgenidFlavor(vm.profile);
     if (vm.vmgenid !== undefined && vm.vmgenid !== false && genid === null)
       return { path: ['vms', i, 'vmgenid'], message: `profile ${vm.profile} has no VMGenID device (QEMU and Firecracker do)` };

@@ -60,6 +60,14 @@ export interface VmSummary {
   chrony?: ChronyTrackingSummary;
   /** With sync method chrony: the clock updates chronyd made (steps, and the slews it started). */
   chrony_updates?: ChronyEventSummary[];
+  /** Timer interrupts the guest took (PIT IRQ0, LAPIC timer), count as a string. */
+  timer_irqs: string;
+  /** Timer ticks lost: interrupts coalesced with one still pending, and periods a one-shot tick device skipped. */
+  ticks_lost: string;
+  /** PIT ticks KVM reinjected after the guest acknowledged the previous one. */
+  ticks_reinjected: string;
+  /** Longest wait from a timer interrupt's request to the guest taking it, ns. */
+  max_timer_lateness_ns: string;
   /** With vms[].kvmclock_test: the cross-vCPU kvmclock check on this VM's vCPUs and host (src/vmm/kvmclock-test.ts). */
   kvmclock_warps?: KvmclockWarpsSummary;
   /** With vms[].rdtsc_exiting: what the trapping did (vCPU 0) and what a clock_gettime costs. */
@@ -283,8 +291,21 @@ function vmSummary(world: World, r: VmRun): VmSummary {
     ...vmgenidSummary(r),
     kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
     ...chronySummary(r),
+    ...timerIrqSummary(r),
     ...kvmclockWarpsSummary(world, r),
     ...rdtscExitingSummary(r),
+  };
+}
+
+/** The VM's timer interrupts (issue 12): see VmDevices.timerIrqStats. */
+function timerIrqSummary(r: VmRun): Pick<VmSummary, 'timer_irqs' | 'ticks_lost' | 'ticks_reinjected' | 'max_timer_lateness_ns'> {
+  const st = r.boot?.vm.devices.timerIrqStats();
+  const skipped = r.boot?.entered ? r.boot.guest.periodicTick.ticksLost : 0;
+  return {
+    timer_irqs: String(st?.timerIrqs ?? 0),
+    ticks_lost: String((st?.ticksLost ?? 0) + skipped),
+    ticks_reinjected: String(st?.ticksReinjected ?? 0),
+    max_timer_lateness_ns: String(st?.maxLatenessNs ?? 0n),
   };
 }
 

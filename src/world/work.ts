@@ -42,11 +42,13 @@ export function estimateWork(r: ResolvedScenario, rowsInMemory = true): WorkEsti
   const shared = new Set(r.hosts.filter((h) => h.cpuShare).map((h) => h.name));
   for (const vm of r.vms) {
     const alive = Math.max(0, dur - seconds(vm.bootAtNs));
-    // per update interval: the timekeeper's update and a vCPU entry (KVM's clock/steal requests), and
-    // on shared host CPUs each vCPU's entry and the update deferred until the thread runs (at most one each)
+    // per update interval: a vCPU entry (KVM's clock/steal requests) and the timekeeper's update, which the
+    // guest's tick_sched_timer takes from its LAPIC timer: the hrtimer, the VM entry held to the TSC deadline,
+    // and for an interrupt a few ns early the reprogrammed second one (4); on shared host CPUs each vCPU's entry
+    // and the interrupt deferred until the thread runs (at most one each)
     const hosts = [vm.host, ...vm.snapshots.map((sn) => sn.restoreOn ?? vm.host), ...vm.migrations.map((m) => m.to)];
     const deferred = hosts.some((h) => shared.has(h)) ? (vm.vcpus ?? vm.profile.defaultVcpus) + 1 : 0;
-    add(`vms[${vm.index}].update_interval`, ((2 + deferred) * alive) / seconds(vm.updateIntervalNs));
+    add(`vms[${vm.index}].update_interval`, ((5 + deferred) * alive) / seconds(vm.updateIntervalNs));
     rows += alive / seconds(r.sampleIntervalNs) + 2 * vm.pauses.length + 1;
   }
   add('sample_interval', dur / seconds(r.sampleIntervalNs));

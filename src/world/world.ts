@@ -125,6 +125,8 @@ export class World {
       ...(vm.kvmclockAtInitNs !== undefined ? { kvmclockAtInitNs: vm.kvmclockAtInitNs } : {}),
       updateIntervalNs: vm.updateIntervalNs,
       vcpuEntryIntervalNs: vm.updateIntervalNs,
+      ...(vm.pitLostTickPolicy ? { pitLostTickPolicy: vm.pitLostTickPolicy } : {}),
+      ...(vm.deschedule ? { deschedule: vm.deschedule } : {}),
       trace: this.trace,
       name: vm.name,
       ...this.vcpuSchedule(vm.host, vm.name),

@@ -1,0 +1,131 @@
+// KVM's local APIC as far as the guest's timer interrupts go (arch/x86/kvm/lapic.c): the timer (the
+// devices layer's LapicTimer: one-shot, periodic, TSC-deadline, the VMX preemption "hv" timer while the
+// vCPU is in guest mode and the software hrtimer otherwise), the interrupt request register the timer and
+// the in-kernel irqchip's GSIs feed (VcpuIrr), the WRMSR path the guest programs the timer through
+// (kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr / kvm_x2apic_msr_write), and EOI, which runs the
+// irqchip's ack notifiers (kvm_notify_acked_irq → kvm_pit_ack_irq for GSI 0).
+import type { Cycles, Ns, Scheduler, Timer, TraceRecorder } from '../core/index.ts';
+import { LapicTimer, MSR_IA32_TSC_DEADLINE, noIrq, VcpuIrr, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMICT } from '../devices/index.ts';
+
+/** ISA_IRQ_VECTOR(0) (arch/x86/include/asm/irq_vectors.h): where the IO-APIC/PIC puts IRQ0. */
+export const IRQ0_VECTOR = 0x30;
+/** LOCAL_TIMER_VECTOR: the LVT timer vector Linux programs. */
+export const LOCAL_TIMER_VECTOR = 0xec;
+
+export interface KvmLapicOptions {
+  scheduler: Scheduler;
+  /** vCPU id (trace events, kvm_hv_timer_state). */
+  vcpuId: number;
+  /** vcpu->arch.virtual_tsc_khz and the guest TSC now. */
+  tscKhz: number;
+  guestTsc: () => Cycles;
+  /** The host has the VMX preemption timer (kvm_intel.preemption_timer): KVM's hv timer. AMD has none. */
+  hvTimer: boolean;
+  /** Whether the vCPU thread is on a CPU now, and when it next is (the host scheduler's answer). */
+  running(): boolean;
+  nextRun(): Ns;
+  /** The guest takes `vector` (its IDT entry runs). */
+  inject(vector: number): void;
+  /** vcpu_enter_guest's requests (kvm_guest_time_update after KVM_SET_CLOCK…), handled before any injection. */
+  enterGuest?(): void;
+  trace?: TraceRecorder;
+  /** Trace source, e.g. "vm0/vcpu0". */
+  name: string;
+}
+
+export class KvmLapic {
+  readonly timer: LapicTimer;
+  readonly irr: VcpuIrr;
+  /** kvm_register_irq_ack_notifier: called on EOI of the vector. */
+  private readonly ackNotifiers = new Map<number, () => void>();
+  private halted = false;
+
+  constructor(private readonly o: KvmLapicOptions) {
+    this.irr = new VcpuIrr({
+      scheduler: o.scheduler,
+      running: () => o.running(),
+      nextRun: () => o.nextRun(),
+      inject: (vector) => this.inject(vector),
+    });
+    this.timer = new LapicTimer({
+      scheduler: o.scheduler,
+      irq: noIrq,
+      name: o.name,
+      ...(o.trace ? { trace: o.trace } : {}),
+      tscKhz: o.tscKhz,
+      tsc: o.guestTsc,
+      hvTimer: o.hvTimer,
+      vcpuId: o.vcpuId,
+      // apic_timer_expired → kvm_apic_local_deliver(APIC_LVTT): the LVT vector into the IRR; an expiry that
+      // finds it still requested is coalesced (lapic_timer.pending / the IRR bit)
+      deliver: (vector, deadline) => this.timerExpired(vector, deadline),
+    });
+    this.entryWait = o.scheduler.timer(() => this.irr.accept(this.waitVector));
+  }
+
+  private readonly entryWait: Timer;
+  private waitVector = 0;
+
+  /**
+   * The timer interrupt goes into the IRR; with a TSC deadline the VM entry that injects it waits until the
+   * guest TSC has reached the deadline (kvm_wait_lapic_expire / __wait_lapic_expire, lapic_timer_advance):
+   * the software hrtimer's ns are truncated and would otherwise deliver a few ns early.
+   */
+  private timerExpired(vector: number, deadline: Cycles): void {
+    const tsc = this.o.guestTsc();
+    if (deadline > tsc && this.o.tscKhz > 0) {
+      const khz = BigInt(this.o.tscKhz);
+      this.waitVector = vector;
+      this.entryWait.armIn(((deadline - tsc) * 1_000_000n + khz - 1n) / khz);
+      return;
+    }
+    this.irr.accept(vector);
+  }
+
+  /** A GSI routed to this vCPU raised `vector` (kvm_set_irq → IO-APIC/PIC → kvm_apic_set_irq). */
+  setIrq(vector: number): boolean {
+    return this.irr.accept(vector);
+  }
+
+  onAck(vector: number, fn: () => void): void {
+    this.ackNotifiers.set(vector, fn);
+  }
+
+  /** Whether `msr` is a timer MSR this LAPIC handles (IA32_TSC_DEADLINE, the x2APIC timer registers). */
+  static handles(msr: number): boolean {
+    return msr === MSR_IA32_TSC_DEADLINE || msr === X2APIC_LVTT || msr === X2APIC_TMICT || msr === X2APIC_TDCR;
+  }
+
+  /** The guest's WRMSR exits: kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr, or kvm_x2apic_msr_write. */
+  wrmsr(msr: number, value: bigint): void {
+    const tr = this.o.trace;
+    if (tr?.on)
+      tr.instant(this.o.scheduler.now, this.o.name, 'kvm_msr', ['vcpu_enter_guest', 'kvm_emulate_wrmsr'], {
+        write: 1,
+        ecx: msr,
+        data: value,
+      });
+    this.timer.msrWrite(msr, value);
+  }
+
+  /** apic_set_eoi: the highest in-service vector ends; the irqchip's ack notifier for it runs. */
+  eoi(vector: number): void {
+    this.ackNotifiers.get(vector)?.();
+  }
+
+  /** HLT on an idle vCPU: vcpu_block, which moves an hv timer to the software hrtimer first. */
+  hlt(): void {
+    this.halted = true;
+    this.timer.setRunState('halted');
+  }
+
+  /** vcpu_enter_guest → inject_pending_event: a halted vCPU wakes first (kvm_vcpu_kick, back to the hv timer). */
+  private inject(vector: number): void {
+    this.o.enterGuest?.();
+    if (this.halted) {
+      this.halted = false;
+      this.timer.setRunState('running');
+    }
+    this.o.inject(vector);
+  }
+}
