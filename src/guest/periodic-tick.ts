@@ -189,7 +189,8 @@ export class PeriodicTick {
    * False when the tick is a side timer (the caller then runs its own update timer).
    */
   startUpdates(intervalNs: Ns, fn: () => void): boolean {
-    if (!this.wired) return false;
+    // the VMM's direct one-shot tick: a side timer at the expiries the wired tick would program (boot.ts)
+    if (!this.wired || (this.d.oneshot() && this.d.platform.directOneshotTick)) return false;
     const every = intervalNs > this.d.tickNsec ? intervalNs / this.d.tickNsec : 1n;
     const ktime = this.ktime();
     this.update = { fn, intervalNs, every, since: 0n, expires: ktime + intervalNs };

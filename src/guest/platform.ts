@@ -160,6 +160,8 @@ export interface GuestPlatform {
   readCmos?(): CmosReading;
   /** The interrupt path the VMM wired from the timer devices to the vCPUs; absent: the tick is a side timer. */
   interrupts?: GuestInterrupts;
+  /** Once the tick is one-shot, run update_wall_time at the programmed expiry, not through `interrupts`. */
+  directOneshotTick?: boolean;
   /**
    * The VMM's promise that lets the guest advance periodic work analytically (the clocksource
    * watchdog): between two scheduler events every counter above (TSC, the pvclock record's reading,

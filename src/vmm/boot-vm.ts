@@ -32,6 +32,8 @@ export interface BootVmOptions {
   deschedule?: { periodNs: Ns; runNs: Ns };
   /** KVM's in-kernel PIT lost-tick policy (default reinject). */
   pitLostTickPolicy?: 'reinject' | 'discard';
+  /** See VirtualMachineOptions.directOneshotTick. */
+  directOneshotTick?: boolean;
   /** The host's CPU scheduler (see VirtualMachineOptions.vcpuSchedule). */
   vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
@@ -102,6 +104,7 @@ export class BootedVm {
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
       ...(opts.pitLostTickPolicy ? { pitLostTickPolicy: opts.pitLostTickPolicy } : {}),
+      ...(opts.directOneshotTick ? { directOneshotTick: true } : {}),
       ...(opts.vcpuSchedule ? { vcpuSchedule: opts.vcpuSchedule } : {}),
       ...(opts.rtc ? { rtc: opts.rtc } : {}),
       ...(opts.hostRealtime ? { hostRealtime: opts.hostRealtime } : {}),

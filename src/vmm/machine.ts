@@ -89,6 +89,12 @@ export interface VirtualMachineOptions {
   deschedule?: { periodNs: Ns; runNs: Ns };
   /** KVM's in-kernel PIT lost-tick policy (default reinject). */
   pitLostTickPolicy?: 'reinject' | 'discard';
+  /**
+   * The guest's one-shot tick (TSC-deadline after boot) runs update_wall_time at its programmed expiry instead
+   * of through the wired LAPIC interrupt: exact when no vCPU ever waits for a host CPU, and what lets a VM's
+   * quiet spans (the fleet fast path) apply. The boot-time periodic tick stays wired. Default: wired.
+   */
+  directOneshotTick?: boolean;
   /** The host's CPU scheduler: the vCPU threads it creates for this VM (takes precedence over deschedule). */
   vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
@@ -283,6 +289,7 @@ export class VirtualMachine {
     // --- timer interrupts (issue 12): the devices' IRQs and each vCPU's LAPIC timer reach the guest ---
     // through the profile's irqchip; vCPU threads answer through the platform hooks, read at each call
     // because the lifecycle (pauses) and the host scheduler install them after boot.
+    if (opts.directOneshotTick) platform.directOneshotTick = true;
     platform.interrupts = devices.wire(
       {
         vcpus: nrVcpus,

@@ -71,6 +71,8 @@ export interface ResolvedVm {
   initialOffsetNs?: Ns;
   /** vms[].pit_lost_tick_policy (KVM's in-kernel PIT). */
   pitLostTickPolicy?: 'reinject' | 'discard';
+  /** vms[].timer_interrupts resolved: whether the one-shot tick runs through the wired LAPIC interrupt. */
+  directOneshotTick: boolean;
   /** vms[].deschedule: the vCPU threads run runNs of every periodNs. */
   deschedule?: { periodNs: Ns; runNs: Ns };
   /** vms[].ptp_kvm (default: on with sync.refclock): the guest loads ptp_kvm (/dev/ptp0). */
@@ -141,7 +143,11 @@ export function resolveHostEntry(h: Scenario['hosts'][number], index: number): R
   };
 }
 
-export function resolveVmEntry(vm: Scenario['vms'][number], index: number): ResolvedVm {
+/**
+ * `index`; `wiredHosts`: hosts on which auto timer interrupts are wired (some host shares its CPUs — a VM may move
+ * there — or this host's TSCs are skewed).
+ */
+export function resolveVmEntry(vm: Scenario['vms'][number], index: number, wiredHosts: ReadonlySet<string> = new Set()): ResolvedVm {
   const where = (key: string) => `vms[${index}].${key}`;
   return {
     index,
@@ -172,6 +178,11 @@ export function resolveVmEntry(vm: Scenario['vms'][number], index: number): Reso
     ...(vm.initial_offset !== undefined ? { initialOffsetNs: vm.initial_offset } : {}),
     ...(vm.pit_lost_tick_policy !== undefined ? { pitLostTickPolicy: vm.pit_lost_tick_policy } : {}),
     ...(vm.deschedule !== undefined ? { deschedule: { periodNs: vm.deschedule.period, runNs: vm.deschedule.run } } : {}),
+    // auto: wired wherever the LAPIC interrupt can differ from its programmed expiry: a vCPU that can wait for a
+    // host CPU (late or lost interrupts), a TSC-deadline on a skewed or RDTSC-compensated TSC
+    directOneshotTick:
+      vm.timer_interrupts === 'direct' ||
+      (vm.timer_interrupts === 'auto' && vm.deschedule === undefined && vm.rdtsc_exiting === undefined && !wiredHosts.has(vm.host)),
     ptpKvm: vm.ptp_kvm ?? vm.sync.refclock !== undefined,
     ...(vm.rdtsc_exiting
       ? {
@@ -221,7 +232,10 @@ export function resolveScenario(s: Scenario): ResolvedScenario {
     durationNs: s.duration,
     sampleIntervalNs: s.sample_interval,
     hosts: s.hosts.map(resolveHostEntry),
-    vms: s.vms.map(resolveVmEntry),
+    vms: s.vms.map((vm, i) => {
+      const shared = s.hosts.some((h) => h.cpus !== undefined);
+      return resolveVmEntry(vm, i, new Set(s.hosts.filter((h) => shared || h.tsc_skew !== undefined).map((h) => h.name)));
+    }),
     ntpServers: (s.ntp_servers ?? []).map(resolveNtpServer),
   };
 }

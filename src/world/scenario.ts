@@ -318,6 +318,12 @@ export const vmSchema = z.strictObject({
     .describe(
       "KVM's in-kernel PIT: reinject missed ticks one per EOI (KVM_CREATE_PIT2's default) or discard them (KVM_REINJECT_CONTROL); KVM profiles only",
     ),
+  timer_interrupts: z
+    .enum(['auto', 'wired', 'direct'])
+    .default('auto')
+    .describe(
+      "how the tickless guest's one-shot tick reaches update_wall_time: wired (the LAPIC TSC-deadline interrupt through KVM, with its lateness), direct (run at the programmed expiry: the fast path, exact when the vCPU never waits), auto (wired when a host shares its CPUs, the VM has deschedule or rdtsc_exiting, or its host's TSCs are skewed; else direct); the boot-time periodic tick is always wired",
+    ),
   deschedule: z
     .strictObject({
       period: positiveDuration.describe('length of the host scheduler period'),

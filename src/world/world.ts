@@ -127,6 +127,7 @@ export class World {
       vcpuEntryIntervalNs: vm.updateIntervalNs,
       ...(vm.pitLostTickPolicy ? { pitLostTickPolicy: vm.pitLostTickPolicy } : {}),
       ...(vm.deschedule ? { deschedule: vm.deschedule } : {}),
+      directOneshotTick: vm.directOneshotTick,
       trace: this.trace,
       name: vm.name,
       ...this.vcpuSchedule(vm.host, vm.name),

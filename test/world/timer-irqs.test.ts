@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError } from '../../src/core/index.ts';
 import { countPaths, runTrace, tracePipeLines } from '../../src/trace/index.ts';
-import { parseScenarioText } from '../../src/world/scenario.ts';
+import { parseScenario, parseScenarioText, type ScenarioInput } from '../../src/world/scenario.ts';
+import { resolveScenario } from '../../src/world/resolve.ts';
+import { parse as parseYaml } from 'yaml';
 import { simulate } from '../../src/world/simulation.ts';
 
 const EXAMPLE = resolve(import.meta.dirname, '../../examples/kvmtool-jiffies-2to1.yaml');
@@ -75,9 +77,11 @@ vms:
   - name: tickless
     host: amd
     profile: qemu-kvm-noinvtsc
+    timer_interrupts: wired
   - name: tickless-vmx
     host: intel
     profile: qemu-kvm-noinvtsc
+    timer_interrupts: wired
 `;
 
 test('a trace of the simulation reads like the bpftrace session: pit_timer_fn → pit_do_work → kvm_set_irq, the TSC-deadline MSR path, the sw-timer switch', () => {
@@ -140,4 +144,48 @@ test('bad timer keys: one line naming the key and what is allowed', () => {
   e = errorOf('deschedule: { period: 0ms, run: 0ms }');
   assert.equal(e.path, 'vms[0].deschedule.period');
   assert.match(e.message, /greater than 0/);
+});
+
+/** An example file with every VM's timer_interrupts set. */
+function withTimerInterrupts(file: string, mode: 'wired' | 'direct' | 'auto'): ScenarioInput {
+  const doc = parseYaml(readFileSync(resolve(import.meta.dirname, '../../examples', file), 'utf8')) as ScenarioInput & {
+    vms: Record<string, unknown>[];
+  };
+  return { ...doc, vms: doc.vms.map((vm) => ({ ...vm, timer_interrupts: mode })) } as ScenarioInput;
+}
+
+/** summary.json without what only the wired path counts (its interrupts and their engine events). */
+function clocksOnly(s: ReturnType<typeof simulate>['summary']): string {
+  const { events_dispatched: _, ...rest } = s as typeof s & { events_dispatched?: unknown };
+  return JSON.stringify({
+    ...rest,
+    vms: s.vms.map(({ timer_irqs: _a, ticks_lost: _b, ticks_reinjected: _c, max_timer_lateness_ns: _d, ...v }) => v),
+  });
+}
+
+test('timer_interrupts: direct runs the one-shot tick at its programmed expiries: the same clocks as the wired LAPIC path where no vCPU waits', () => {
+  for (const file of ['firecracker-restore-60s.yaml', 'migrate-2.6-to-3.0ghz.yaml', 'vmgenid.yaml', 'host-clock-step.yaml']) {
+    const wired = simulate(parseScenario(withTimerInterrupts(file, 'wired'))).summary;
+    const direct = simulate(parseScenario(withTimerInterrupts(file, 'direct'))).summary;
+    assert.equal(clocksOnly(direct), clocksOnly(wired), file);
+    // the wired path took its interrupts after boot, the direct one only the boot-time periodic ones
+    assert.ok(
+      wired.vms.every((v, i) => BigInt(v.timer_irqs!) > BigInt(direct.vms[i]!.timer_irqs!)),
+      file,
+    );
+  }
+});
+
+test('timer_interrupts: auto is wired where an interrupt can differ from its expiry (shared CPUs, deschedule, RDTSC exiting, skewed TSCs), else direct', () => {
+  const direct = (input: ScenarioInput) => resolveScenario(parseScenario(input)).vms.map((v) => v.directOneshotTick);
+  const base = { duration: '1min', hosts: [{ name: 'h', tsc: { freq_khz: 2596136 } }] };
+  const vm = { name: 'v', host: 'h', profile: 'qemu-kvm' };
+  assert.deepEqual(direct({ ...base, vms: [vm] } as ScenarioInput), [true]);
+  assert.deepEqual(direct({ ...base, vms: [{ ...vm, timer_interrupts: 'wired' }] } as ScenarioInput), [false]);
+  assert.deepEqual(direct({ ...base, vms: [{ ...vm, deschedule: { period: '10ms', run: '5ms' } }] } as ScenarioInput), [false]);
+  assert.deepEqual(direct({ ...base, vms: [{ ...vm, rdtsc_exiting: { exit_cost: '1us' } }] } as ScenarioInput), [false]);
+  assert.deepEqual(direct({ ...base, hosts: [{ ...base.hosts[0], cpus: 4 }], vms: [vm] } as ScenarioInput), [false]);
+  assert.deepEqual(direct({ ...base, hosts: [{ ...base.hosts[0], tsc_skew: { per_cpu_ns: [0, 100] } }], vms: [vm] } as ScenarioInput), [
+    false,
+  ]);
 });
