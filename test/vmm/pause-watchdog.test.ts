@@ -51,3 +51,48 @@ test('after a QEMU pause a v6.3+ guest skips the stretched watchdog interval; an
   assert.equal(old.tscUnstable, true);
   assert.ok(old.dmesg().some((l) => l.includes("Marking clocksource 'tsc' as unstable because the skew is too large")));
 });
+
+test('after a pause the watchdog catches up on its grid: every missed expiry runs, one jiffy apart, then on time again', () => {
+  const e = new Engine();
+  const kernel = kernelPreset('distro');
+  const b = bootVm({ profile: machineProfile('qemu-kvm-noinvtsc'), kernel, scheduler: e, updateIntervalNs: S });
+  e.run(b.kernelEntryAt + 1n);
+  const wd = b.guest.watchdog;
+  wd.fastForward = false; // every check an event, so each one's time can be seen
+  // the timer calls this.run(): wrap it to record when a check really ran
+  const runs: bigint[] = [];
+  const w = wd as unknown as { run: () => void };
+  const run = w.run.bind(wd);
+  w.run = () => {
+    const before = wd.checks;
+    run();
+    if (wd.checks !== before) runs.push(e.now);
+  };
+  e.run(60n * S);
+  const lc = new VmLifecycle(b);
+  lc.pause(75n * S);
+  e.run(75n * S);
+  lc.resume();
+  e.run(80n * S);
+  // clocksource_watchdog() re-arms with watchdog_timer.expires += WATCHDOG_INTERVAL; an expiry already past goes to
+  // the timer wheel's current bucket and fires on the next jiffy (TICK_NSEC = 4 ms at HZ 250). Grid: 1.099607 s +
+  // 0.5 s k. The check due at 60.099607 s runs at 75.5 s (see above); then each run j = 1, 2, … at 75.5 s + 4 ms j
+  // handles the expiry 60.099607 s + 0.5 s j while that is not after the previous run.
+  assert.equal(kernel.hz, 250);
+  const grid = (k: bigint) => 1_099_607_000n + 500_000_000n * k;
+  const expect: bigint[] = [];
+  let k = 0n;
+  for (; grid(k) < 60n * S; k++) expect.push(grid(k));
+  let at = 75_500_000_000n;
+  for (; at <= 80n * S; k++) {
+    expect.push(at);
+    const next = grid(k + 1n);
+    at = next > at ? next : at + 4_000_000n;
+  }
+  assert.deepEqual(runs, expect);
+  // 118 before the pause, the late one at 75.5 s, 31 catch-ups to 75.624 s, then the grid again: every expiry up to
+  // 80 s ran once (the sliding schedule ran 118 + 1 + 9)
+  assert.equal(expect.length, 118 + 1 + 31 + 8);
+  assert.equal(expect.length, Number((80n * S - grid(0n)) / 500_000_000n) + 1);
+  assert.equal(wd.checks, expect.length);
+});
