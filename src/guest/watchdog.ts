@@ -20,7 +20,8 @@
 // followed by one due on the original grid; an expiry already past fires on the next jiffy (timer wheel:
 // an expired timer goes to the bucket of base->clk). The timer wheel's rounding of expiries to its level
 // granularity (up to 8 jiffies for half a second) and the jiffy phase are not modelled: grid points are
-// start + k · WATCHDOG_INTERVAL in ns.
+// start + k · WATCHDOG_INTERVAL in ns, moved later by the whole jiffies the guest clock stood still while
+// the vCPU was stopped (jiffies follow the guest's clock, not the host's).
 import type { Engine, Scheduler, Timer } from '../core/index.ts';
 import type { Cycles, Ns } from '../core/index.ts';
 import { hex } from '../core/index.ts';
@@ -64,6 +65,8 @@ export interface WatchdogOptions {
   /** Whether vCPU 0 runs at every instant until the next scheduler event (GuestPlatform.vcpuAlwaysRuns);
    *  absent with vcpuRunning given: it may wait, so no fast-forward. */
   vcpuAlwaysRuns?: () => boolean;
+  /** The guest's CLOCK_MONOTONIC (what its jiffies follow): a late run finds how long the guest clock stood still. */
+  guestNs?: () => Ns;
 }
 
 export class ClocksourceWatchdog {
@@ -97,6 +100,9 @@ export class ClocksourceWatchdog {
   private expires: Ns = 0n;
   /** TICK_NSEC: when an expiry is already past, the timer fires on the next jiffy. */
   private readonly tickNs: Ns;
+  private readonly guestNs: (() => Ns) | null;
+  /** Host and guest time of the last check that ran. */
+  private lastRun: { host: Ns; guest: Ns } | null = null;
 
   constructor(
     private readonly core: ClocksourceCore,
@@ -120,6 +126,7 @@ export class ClocksourceWatchdog {
     // WATCHDOG_INTERVAL_MAX_NS = 2 * WATCHDOG_INTERVAL * (NSEC_PER_SEC / HZ)
     this.intervalMaxNs = 2n * this.intervalNs;
     this.nextVcpuRun = opts.nextVcpuRun ?? null;
+    this.guestNs = opts.guestNs ?? null;
     this.vcpuAlwaysRuns = opts.vcpuAlwaysRuns ?? (() => this.vcpuRunning === null);
     const engine = sched as Partial<Pick<Engine, 'nextEventTime'>>;
     this.nextEventTime = typeof engine.nextEventTime === 'function' ? () => engine.nextEventTime!.call(sched) : null;
@@ -130,6 +137,7 @@ export class ClocksourceWatchdog {
     if (this.timer.pending || !this.core.watchdog || this.core.watchdogList.length === 0) return;
     // watchdog_timer.expires = jiffies + WATCHDOG_INTERVAL
     this.expires = this.sched.now + this.intervalNs;
+    this.lastRun = null;
     this.timer.armAt(this.expires);
   }
 
@@ -142,11 +150,27 @@ export class ClocksourceWatchdog {
       else this.timer.armIn(this.intervalNs);
       return;
     }
+    const now = this.sched.now;
+    if (this.guestNs && this.lastRun && now > this.expires) {
+      // The expiry is in jiffies, which follow the guest's clock: time the guest clock stood still while the
+      // vCPU was stopped (kvmclock saved and restored around a pause or snapshot) moves the grid later by as
+      // many whole jiffies; a clock that ran on (the TSC, KVM_CLOCK_REALTIME) leaves the grid in place.
+      const frozen = now - this.lastRun.host - (this.guestNs() - this.lastRun.guest);
+      const ticks = (frozen + this.tickNs / 2n) / this.tickNs;
+      if (ticks > 0n) {
+        this.expires += ticks * this.tickNs;
+        this.lastRun = { host: this.lastRun.host + ticks * this.tickNs, guest: this.lastRun.guest };
+        if (this.expires > now) {
+          this.timer.armAt(this.expires);
+          return;
+        }
+      }
+    }
     const skip = this.skip;
     this.skip = null;
     const wd = this.core.watchdog;
     if (!wd) return;
-    const now = this.sched.now;
+    if (this.guestNs) this.lastRun = { host: now, guest: this.guestNs() };
     // The interval just ended lies inside the quiet span seen at the last check.
     const inSpan = this.quietUntil !== null && now < this.quietUntil && this.epoch() === this.quietEpoch;
     if (skip) {
