@@ -173,6 +173,7 @@ export class GuestKernel {
         vcpuRunning: () => !opts.platform.vcpuRunning || opts.platform.vcpuRunning(0),
         nextVcpuRun: () => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(0) : opts.scheduler.now),
         vcpuAlwaysRuns: () => !opts.platform.vcpuRunning || (opts.platform.vcpuAlwaysRuns?.(0) ?? false),
+        guestNs: () => this.timekeeper.get('monotonic'),
       },
     );
     this.schedClock = new SchedClock({

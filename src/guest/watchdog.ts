@@ -12,7 +12,16 @@
 // pvclock last_value the reads leave behind and everything it prints are the ones the event-by-event
 // watchdog produces. Any interval that holds an event is checked event by event, and so is every
 // interval while vCPU 0 may wait for a host CPU (an overcommitted host): each check then runs when the
-// vCPU next runs, late by what the host's schedule says, and the next is due an interval after that.
+// vCPU next runs, late by what the host's schedule says.
+//
+// The schedule does not slide: clocksource_watchdog() re-arms with `watchdog_timer.expires +=
+// WATCHDOG_INTERVAL (+ extra_wait)` and add_timer_on() (kernel/time/clocksource.c, every version since
+// v2.6.2x; extra_wait only after a WD_READ_SKIP, which instant reads here never give), so a late run is
+// followed by one due on the original grid; an expiry already past fires on the next jiffy (timer wheel:
+// an expired timer goes to the bucket of base->clk). The timer wheel's rounding of expiries to its level
+// granularity (up to 8 jiffies for half a second) and the jiffy phase are not modelled: grid points are
+// start + k · WATCHDOG_INTERVAL in ns, moved later by the whole jiffies the guest clock stood still while
+// the vCPU was stopped (jiffies follow the guest's clock, not the host's).
 import type { Engine, Scheduler, Timer } from '../core/index.ts';
 import type { Cycles, Ns } from '../core/index.ts';
 import { hex } from '../core/index.ts';
@@ -56,6 +65,8 @@ export interface WatchdogOptions {
   /** Whether vCPU 0 runs at every instant until the next scheduler event (GuestPlatform.vcpuAlwaysRuns);
    *  absent with vcpuRunning given: it may wait, so no fast-forward. */
   vcpuAlwaysRuns?: () => boolean;
+  /** The guest's CLOCK_MONOTONIC (what its jiffies follow): a late run finds how long the guest clock stood still. */
+  guestNs?: () => Ns;
 }
 
 export class ClocksourceWatchdog {
@@ -85,6 +96,13 @@ export class ClocksourceWatchdog {
   private streak = 0;
   /** Set while sleeping through a span: the last real check's time and the intervals skipped. */
   private skip: { from: Ns; intervals: number } | null = null;
+  /** watchdog_timer.expires, in ns: the grid point this run is due at (late runs do not move it). */
+  private expires: Ns = 0n;
+  /** TICK_NSEC: when an expiry is already past, the timer fires on the next jiffy. */
+  private readonly tickNs: Ns;
+  private readonly guestNs: (() => Ns) | null;
+  /** Host and guest time of the last check that ran. */
+  private lastRun: { host: Ns; guest: Ns } | null = null;
 
   constructor(
     private readonly core: ClocksourceCore,
@@ -98,6 +116,8 @@ export class ClocksourceWatchdog {
   ) {
     // WATCHDOG_INTERVAL = HZ >> 1 jiffies
     this.intervalNs = (BigInt(hz >> 1) * 1_000_000_000n) / BigInt(hz);
+    // TICK_NSEC = (NSEC_PER_SEC + HZ/2) / HZ (include/vdso/jiffies.h)
+    this.tickNs = (1_000_000_000n + BigInt(hz >> 1)) / BigInt(hz);
     this.timer = sched.timer(() => this.run());
     this.fastForward = opts.fastForward ?? true;
     this.counterEpoch = opts.counterEpoch ?? null;
@@ -106,6 +126,7 @@ export class ClocksourceWatchdog {
     // WATCHDOG_INTERVAL_MAX_NS = 2 * WATCHDOG_INTERVAL * (NSEC_PER_SEC / HZ)
     this.intervalMaxNs = 2n * this.intervalNs;
     this.nextVcpuRun = opts.nextVcpuRun ?? null;
+    this.guestNs = opts.guestNs ?? null;
     this.vcpuAlwaysRuns = opts.vcpuAlwaysRuns ?? (() => this.vcpuRunning === null);
     const engine = sched as Partial<Pick<Engine, 'nextEventTime'>>;
     this.nextEventTime = typeof engine.nextEventTime === 'function' ? () => engine.nextEventTime!.call(sched) : null;
@@ -114,7 +135,10 @@ export class ClocksourceWatchdog {
   /** clocksource_start_watchdog(): runs while there is a watchdog and something to watch. */
   start(): void {
     if (this.timer.pending || !this.core.watchdog || this.core.watchdogList.length === 0) return;
-    this.timer.armIn(this.intervalNs);
+    // watchdog_timer.expires = jiffies + WATCHDOG_INTERVAL
+    this.expires = this.sched.now + this.intervalNs;
+    this.lastRun = null;
+    this.timer.armAt(this.expires);
   }
 
   private run(): void {
@@ -126,11 +150,27 @@ export class ClocksourceWatchdog {
       else this.timer.armIn(this.intervalNs);
       return;
     }
+    const now = this.sched.now;
+    if (this.guestNs && this.lastRun && now > this.expires) {
+      // The expiry is in jiffies, which follow the guest's clock: time the guest clock stood still while the
+      // vCPU was stopped (kvmclock saved and restored around a pause or snapshot) moves the grid later by as
+      // many whole jiffies; a clock that ran on (the TSC, KVM_CLOCK_REALTIME) leaves the grid in place.
+      const frozen = now - this.lastRun.host - (this.guestNs() - this.lastRun.guest);
+      const ticks = (frozen + this.tickNs / 2n) / this.tickNs;
+      if (ticks > 0n) {
+        this.expires += ticks * this.tickNs;
+        this.lastRun = { host: this.lastRun.host + ticks * this.tickNs, guest: this.lastRun.guest };
+        if (this.expires > now) {
+          this.timer.armAt(this.expires);
+          return;
+        }
+      }
+    }
     const skip = this.skip;
     this.skip = null;
     const wd = this.core.watchdog;
     if (!wd) return;
-    const now = this.sched.now;
+    if (this.guestNs) this.lastRun = { host: now, guest: this.guestNs() };
     // The interval just ended lies inside the quiet span seen at the last check.
     const inSpan = this.quietUntil !== null && now < this.quietUntil && this.epoch() === this.quietEpoch;
     if (skip) {
@@ -249,20 +289,25 @@ export class ClocksourceWatchdog {
    */
   private armNext(now: Ns): void {
     const I = this.intervalNs;
+    const due = this.expires;
     // the span's checks are on the grid only if vCPU 0 runs throughout it (the schedule changes only at events)
     const next = this.fastForward && this.counterEpoch && this.nextEventTime && this.vcpuAlwaysRuns() ? this.nextEventTime() : null;
     // an event still due now (after this one) may schedule anything: no span
     this.quietUntil = next !== null && next > now ? next : null;
     this.quietEpoch = this.epoch();
-    if (this.quietUntil !== null && this.streak >= 2) {
+    // a quiet span's checks all run on time (vCPU 0 always runs), so `now` is on the grid
+    if (this.quietUntil !== null && this.streak >= 2 && now === due) {
       const intervals = Number((this.quietUntil - 1n - now) / I);
       if (intervals >= 2) {
         this.skip = { from: now, intervals };
-        this.timer.armIn(BigInt(intervals) * I);
+        this.expires = due + BigInt(intervals) * I;
+        this.timer.armAt(this.expires);
         return;
       }
     }
-    this.timer.armIn(I);
+    // watchdog_timer.expires += WATCHDOG_INTERVAL: the grid, not the late run, times the next check
+    this.expires = due + I;
+    this.timer.armAt(this.expires > now ? this.expires : now + this.tickNs);
   }
 
   /**

@@ -4,7 +4,7 @@
 // src/vmm/machine.ts (restoreClockState).
 import type { Ns } from '../core/index.ts';
 import { formatDuration } from '../core/index.ts';
-import { VmgenidDriver } from '../guest/index.ts';
+import { VmgenidDriver, whenVcpuRuns } from '../guest/index.ts';
 import { predictGetClock } from '../hypervisor/index.ts';
 import { moveClockPolicy, type RestoreOutcome, type VmClockState } from '../vmm/index.ts';
 import type { GuestSync } from './sync.ts';
@@ -115,8 +115,43 @@ function restoreOn(
   if (newGeneration !== null && trace.on) trace.instant(engine.now, run.vm.name, 'vmgenid_notify', [], { new_generation: newGeneration });
   if (trace.on) trace.instant(engine.now, run.vm.name, kindOf === 'restore' ? 'qemu_loadvm_state' : 'migration_completion', ['vm_start']);
   run.host = world.host(hostName);
-  run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource
-  const after = run.offset(engine.now);
+  let after = 0n;
+  atFirstTick(world, run, () => {
+    run.boot!.guest.update(); // the first tick after the restore accumulates the clocksource
+    after = run.offset(engine.now);
+    recordRestore(world, run, stopped, outcome, opts, describe, gap, at, newGeneration, after);
+  });
+  // the management layer's sync starts from the restore itself (its guest side waits for the vCPU again)
+  sync?.onResume(() => recordSync(world, run, after));
+}
+
+/**
+ * Run `fn` at the guest's first tick after a resume or restore: when vCPU 0 (the timekeeping CPU, which takes
+ * the tick in the model) next runs — at once when it runs now, else at its next slot on the host's CPUs.
+ */
+export function atFirstTick(world: World, run: VmRun, fn: () => void): void {
+  const p = () => run.boot!.vm.platform;
+  const gate = {
+    vcpuRunning: (cpu: number) => p().vcpuRunning?.(cpu) ?? true,
+    nextVcpuRun: (cpu: number) => p().nextVcpuRun?.(cpu) ?? world.engine.now,
+  };
+  whenVcpuRuns(world.engine, gate, 0, fn);
+}
+
+/** What the guest saw across a restore, read at its first tick after it. */
+function recordRestore(
+  world: World,
+  run: VmRun,
+  stopped: Stopped,
+  outcome: RestoreOutcome,
+  opts: { tscScaling: boolean; clockRealtime: boolean },
+  describe: (change: string, mono: string, note: string) => { kind: 'restore' | 'migration'; verdict: string },
+  gap: Ns,
+  at: Ns,
+  newGeneration: boolean | null,
+  after: Ns,
+): void {
+  const { engine } = world;
   const advance = run.monotonic() - stopped.monoBefore;
   const g = run.boot!.guest;
   let note = restoreNote(outcome, opts.clockRealtime, stopped.state !== null, g.currentClocksource().trim() === 'tsc', stopped.getClockLag);
@@ -141,7 +176,6 @@ function restoreOn(
     verdict,
   });
   run.sample(engine.now);
-  sync?.onResume(() => recordSync(world, run, after));
 }
 
 /** The sync acted after a resume: record what it did. */

@@ -2,7 +2,7 @@
 // after resume, monotonic advance, and the offset once its sync (if any) acted.
 import { InputError } from '../core/index.ts';
 import { formatDuration } from '../core/index.ts';
-import { recordSync } from './moves.ts';
+import { atFirstTick, recordSync } from './moves.ts';
 import type { GuestSync } from './sync.ts';
 import { monotonicSaw, realtimeChange } from './verdicts.ts';
 import type { PauseSummary } from './summary.ts';
@@ -43,20 +43,25 @@ export function schedulePauses(world: World, run: VmRun, sync: GuestSync | null)
     engine.at(at + len, () => {
       run.lifecycle!.resume();
       if (trace.on) trace.instant(engine.now, run.vm.name, 'qmp_cont', ['vm_start']);
-      run.boot!.guest.update(); // the first tick after resume accumulates the clocksource
-      const after = run.offset(engine.now);
-      const advance = run.monotonic() - monoBefore;
-      summary.offset_after_resume_ns = String(after);
-      summary.monotonic_advance_ns = String(advance);
-      run.events.push({
-        kind: 'pause',
-        at_s: summary.at_s,
-        offset_before_ns: summary.offset_before_ns,
-        offset_after_ns: summary.offset_after_resume_ns,
-        monotonic_advance_ns: summary.monotonic_advance_ns,
-        verdict: `paused ${formatDuration(len)}: ${realtimeChange(BigInt(summary.offset_before_ns), after)}; ${monotonicSaw(len, advance < 0n ? 0n : advance, 'pause')}`,
+      let after = 0n;
+      // the first tick after resume runs when vCPU 0 next runs; what the guest saw is read there
+      atFirstTick(world, run, () => {
+        run.boot!.guest.update(); // it accumulates the clocksource
+        after = run.offset(engine.now);
+        const advance = run.monotonic() - monoBefore;
+        summary.offset_after_resume_ns = String(after);
+        summary.monotonic_advance_ns = String(advance);
+        run.events.push({
+          kind: 'pause',
+          at_s: summary.at_s,
+          offset_before_ns: summary.offset_before_ns,
+          offset_after_ns: summary.offset_after_resume_ns,
+          monotonic_advance_ns: summary.monotonic_advance_ns,
+          verdict: `paused ${formatDuration(len)}: ${realtimeChange(BigInt(summary.offset_before_ns), after)}; ${monotonicSaw(len, advance < 0n ? 0n : advance, 'pause')}`,
+        });
+        run.sample(engine.now);
       });
-      run.sample(engine.now);
+      // the management layer's sync starts from the resume itself (its guest side waits for the vCPU again)
       sync?.onResume(() => {
         summary.offset_after_sync_ns = String(run.offset(engine.now));
         recordSync(world, run, after);

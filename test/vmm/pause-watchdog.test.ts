@@ -51,3 +51,80 @@ test('after a QEMU pause a v6.3+ guest skips the stretched watchdog interval; an
   assert.equal(old.tscUnstable, true);
   assert.ok(old.dmesg().some((l) => l.includes("Marking clocksource 'tsc' as unstable because the skew is too large")));
 });
+
+/** A distro guest with every check an event, recording when each check really ran. */
+function recordedWatchdog(deschedule?: { periodNs: bigint; runNs: bigint }) {
+  const e = new Engine();
+  const kernel = kernelPreset('distro');
+  assert.equal(kernel.hz, 250); // TICK_NSEC 4 ms
+  const b = bootVm({
+    profile: machineProfile('qemu-kvm-noinvtsc'),
+    kernel,
+    scheduler: e,
+    updateIntervalNs: S,
+    ...(deschedule ? { deschedule } : {}),
+  });
+  e.run(b.kernelEntryAt + 1n);
+  const wd = b.guest.watchdog;
+  wd.fastForward = false;
+  // the timer calls this.run(): wrap it to record when a check really ran
+  const runs: bigint[] = [];
+  const w = wd as unknown as { run: () => void };
+  const run = w.run.bind(wd);
+  w.run = () => {
+    const before = wd.checks;
+    run();
+    if (wd.checks !== before) runs.push(e.now);
+  };
+  return { e, b, wd, runs };
+}
+
+const grid = (k: bigint) => 1_099_607_000n + 500_000_000n * k; // 350 ms entry + 249.607 ms + WATCHDOG_INTERVAL (k + 1)
+
+test('the watchdog grid is in jiffies: a QEMU pause that stops kvm-clock for 15 s moves it 15 s later, nothing caught up', () => {
+  const { e, b, wd, runs } = recordedWatchdog();
+  e.run(60n * S);
+  const lc = new VmLifecycle(b);
+  lc.pause(75n * S);
+  e.run(75n * S);
+  lc.resume();
+  e.run(80n * S);
+  // clocksource_watchdog(): watchdog_timer.expires += WATCHDOG_INTERVAL, in jiffies, which follow the guest's clock.
+  // kvm-clock is saved at the pause and restored at the resume, so the guest's jiffies skip the 15 s and the expiry
+  // due at 60.099607 s (guest time) comes at 75.099607 s; the model's check runs at 75.5 s (see above), the next ones
+  // on the grid 15 s later: 75.599607 s + 0.5 s k.
+  const expect: bigint[] = [];
+  for (let k = 0n; grid(k) < 60n * S; k++) expect.push(grid(k));
+  expect.push(75_500_000_000n);
+  for (let k = 1n; grid(118n + k) + 15n * S <= 80n * S; k++) expect.push(grid(118n + k) + 15n * S);
+  assert.deepEqual(runs, expect);
+  assert.equal(expect.length, 118 + 1 + 9);
+  assert.equal(wd.checks, expect.length);
+});
+
+test('a vCPU off for longer than WATCHDOG_INTERVAL while the guest clock runs: every missed expiry runs at its next run, one jiffy apart, then the grid again', () => {
+  // the vCPU thread runs 250 ms of every 2 s from the VM's creation at 0 (deschedule); kvm-clock runs on meanwhile
+  const ds = { periodNs: 2n * S, runNs: 250_000_000n };
+  const { e, wd, runs } = recordedWatchdog(ds);
+  e.run(60n * S);
+  const running = (t: bigint) => t % ds.periodNs < ds.runNs;
+  const nextRun = (t: bigint) => (running(t) ? t : (t / ds.periodNs + 1n) * ds.periodNs);
+  // clocksource_watchdog(): expires += WATCHDOG_INTERVAL; an expiry not after the run fires on the next jiffy
+  // (timer wheel: the current bucket), a timer due while the vCPU is off fires when it next runs
+  const expect: bigint[] = [];
+  let expires = grid(0n);
+  let fire = expires;
+  for (;;) {
+    const at = nextRun(fire);
+    if (at > 60n * S) break;
+    expect.push(at);
+    expires += 500_000_000n;
+    fire = expires > at ? expires : at + 4_000_000n;
+  }
+  assert.deepEqual(runs, expect);
+  // no expiry is lost: one check per grid point up to the last run
+  assert.equal(expect.length, Number((expires - grid(0n)) / 500_000_000n));
+  assert.equal(wd.checks, expect.length);
+  // and some ran one jiffy after the one before
+  assert.ok(expect.some((t, i) => i > 0 && t - expect[i - 1]! === 4_000_000n));
+});

@@ -91,12 +91,14 @@ test('a clocksource watchdog due while vCPU 0 waits for the host CPU runs when t
     assert.equal(b.guest.watchdog.checks, k, `check ${k + 1} ran before ${at}`);
     e.run(at);
     assert.equal(b.guest.watchdog.checks, k + 1, `check ${k + 1} did not run at ${at}`);
-    due = at + 500_000_000n;
+    // clocksource_watchdog(): watchdog_timer.expires += WATCHDOG_INTERVAL — the grid, not the late run
+    due += 500_000_000n;
   }
-  // 1.099607 s falls in slot 10 (waiting), so the first check runs 393 µs late at 1.1 s; from then on each is due
-  // 100 ms into a wait (1.6, 2.2, … s) and runs 100 ms late: the 98 due before 60 s and the first, 9.800393 s in all
-  assert.equal(lateRuns, 99);
-  assert.equal(late, 393_000n + 98n * 100_000_000n);
+  // The grid 1.099607 s + 0.5 s k repeats against the 300-ms schedule every 3 checks: due 199.607 ms into a period
+  // (busy1's slot: runs at 200 ms, 393 µs late), 99.607 ms (busy0's: 100.393 ms late), 299.607 ms (vCPU 0's: on time).
+  // Of the 118 due before 60 s (k = 0..117), 40 are 393 µs late and 39 are 100.393 ms late.
+  assert.equal(lateRuns, 79);
+  assert.equal(late, 40n * 393_000n + 39n * 100_393_000n);
 });
 
 test("a paused VM's vCPU threads sleep: while it is stopped neither it nor its neighbour waits, and the neighbour runs all the time", () => {
