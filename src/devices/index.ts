@@ -38,6 +38,7 @@
 // Interrupts: a device calls irq.raise()/lower(); raise() returns false when the interrupt coalesced with
 // an undelivered one (the RTC's slew policy counts those). RecordingIrq is a ready-made line for tests.
 export * from './irq.ts';
+export * from './lateness-histogram.ts';
 export * from './bus.ts';
 export { type DeviceDeps, muldiv64, timerEventBound } from './common.ts';
 export * from './rtc.ts';

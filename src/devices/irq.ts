@@ -2,6 +2,7 @@
 // the interrupt was delivered (true) or coalesced with one still pending (false): QEMU's RTC asks the
 // same question through kvm_get_irq_delivered() to implement lost-tick reinjection (hw/rtc/mc146818rtc.c).
 import type { Ns, Scheduler, Timer } from '../core/index.ts';
+import { LatenessHistogram } from './lateness-histogram.ts';
 
 export interface IrqLine {
   /** Assert the line. Returns false when the interrupt coalesced with an undelivered one. */
@@ -93,6 +94,8 @@ export class VcpuIrr {
   private delivering = false;
   /** Interrupts accepted, coalesced with a pending one, and the longest wait from request to entry (ns). */
   readonly stats = { accepted: 0, coalesced: 0, maxLatenessNs: 0n };
+  /** Every taken interrupt's wait from request to entry (ns), exact. */
+  readonly lateness = new LatenessHistogram();
   /** Per-vector counts of coalesced requests. */
   readonly coalescedByVector = new Map<number, number>();
 
@@ -139,6 +142,7 @@ export class VcpuIrr {
         this.irr.delete(vector);
         const late = this.d.scheduler.now - at;
         if (late > this.stats.maxLatenessNs) this.stats.maxLatenessNs = late;
+        this.lateness.record(late);
         this.d.inject(vector);
       }
     } finally {

@@ -34,6 +34,7 @@ import {
   MmioBus,
   noIrq,
   VcpuIrr,
+  LatenessHistogram,
   Pit,
   type PitCommon,
   PortBus,
@@ -414,11 +415,13 @@ export class VmDevices {
     const pit = this.pit instanceof KvmPit ? this.pit.stats : null;
     let lost = 0;
     let late = 0n;
+    const lateness = new LatenessHistogram();
     for (const irr of w?.irrs ?? []) {
+      lateness.merge(irr.lateness);
       lost += (irr.coalescedByVector.get(IRQ0_VECTOR) ?? 0) + (irr.coalescedByVector.get(LOCAL_TIMER_VECTOR) ?? 0);
       if (irr.stats.maxLatenessNs > late) late = irr.stats.maxLatenessNs;
     }
-    return { timerIrqs: w?.timerIrqs ?? 0, ticksLost: lost, ticksReinjected: pit?.reinjected ?? 0, maxLatenessNs: late };
+    return { timerIrqs: w?.timerIrqs ?? 0, ticksLost: lost, ticksReinjected: pit?.reinjected ?? 0, maxLatenessNs: late, lateness };
   }
 }
 
@@ -446,6 +449,8 @@ export interface TimerIrqStats {
   ticksReinjected: number;
   /** Longest wait from an interrupt's request to the guest taking it. */
   maxLatenessNs: Ns;
+  /** Every taken timer interrupt's lateness, all vCPUs. */
+  lateness: LatenessHistogram;
 }
 
 interface WiredInterrupts {

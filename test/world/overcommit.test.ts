@@ -62,6 +62,14 @@ test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’
     }
     const v = summary.vms.find((x) => x.name === vm)!;
     assert.equal(v.steal_ns, String(expected), `${vm} steal`);
+    // the lateness distribution's max is the longest wait; its percentiles are ordered (full oracle derivation: not yet)
+    const L = v.timer_lateness_ns;
+    assert.equal(L.max, v.max_timer_lateness_ns, `${vm} lateness max`);
+    assert.ok(
+      BigInt(L.p50) <= BigInt(L.p90) && BigInt(L.p90) <= BigInt(L.p99) && BigInt(L.p99) <= BigInt(L.max),
+      `${vm}: ${JSON.stringify(L)}`,
+    );
+    assert.ok(BigInt(L.max) > 0n && BigInt(L.max) <= 2n * slice, `${vm}: a vCPU waits at most 2 slots: ${L.max}`);
     // about 2/3 of two vCPUs' 10 minutes: 800 s less the boot before registration
     assert.ok(expected > 797n * S && expected < 800n * S, `${vm}: ${expected}`);
   }

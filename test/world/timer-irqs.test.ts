@@ -159,7 +159,7 @@ function clocksOnly(s: ReturnType<typeof simulate>['summary']): string {
   const { events_dispatched: _, ...rest } = s as typeof s & { events_dispatched?: unknown };
   return JSON.stringify({
     ...rest,
-    vms: s.vms.map(({ timer_irqs: _a, ticks_lost: _b, ticks_reinjected: _c, max_timer_lateness_ns: _d, ...v }) => v),
+    vms: s.vms.map(({ timer_irqs: _a, ticks_lost: _b, ticks_reinjected: _c, max_timer_lateness_ns: _d, timer_lateness_ns: _e, ...v }) => v),
   });
 }
 
