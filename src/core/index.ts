@@ -8,4 +8,5 @@ export * from './errors.ts';
 export * from './units.ts';
 export * from './pvclock-abi.ts';
 export * from './vmclock-abi.ts';
+export * from './apic-abi.ts';
 export * from './oscillator.ts';

@@ -9,23 +9,41 @@ import type { Cycles, Ns } from '../core/index.ts';
 import { big, type DeviceDeps, resolveDeps, str } from './common.ts';
 import type { AccessSize, MmioDevice } from './bus.ts';
 
-export const APIC_LVTT = 0x320;
-export const APIC_TMICT = 0x380;
-export const APIC_TMCCT = 0x390;
-export const APIC_TDCR = 0x3e0;
-export const MSR_IA32_TSC_DEADLINE = 0x6e0;
-/** x2APIC MSRs for the same registers (0x800 + offset/16). */
-export const X2APIC_LVTT = 0x832;
-export const X2APIC_TMICT = 0x838;
-export const X2APIC_TMCCT = 0x839;
-export const X2APIC_TDCR = 0x83e;
+import {
+  APIC_LVT_MASKED,
+  APIC_LVT_TIMER_ONESHOT,
+  APIC_LVT_TIMER_PERIODIC,
+  APIC_LVT_TIMER_TSCDEADLINE,
+  APIC_LVTT,
+  APIC_TDCR,
+  APIC_TMCCT,
+  APIC_TMICT,
+  MSR_IA32_TSC_DEADLINE,
+  X2APIC_LVTT,
+  X2APIC_TDCR,
+  X2APIC_TMCCT,
+  X2APIC_TMICT,
+} from '../core/index.ts';
 
-export const APIC_LVT_MASKED = 1 << 16;
+// the architectural numbers live in core (src/core/apic-abi.ts); the devices layer keeps offering them
+export {
+  APIC_LVT_MASKED,
+  APIC_LVT_TIMER_ONESHOT,
+  APIC_LVT_TIMER_PERIODIC,
+  APIC_LVT_TIMER_TSCDEADLINE,
+  APIC_LVTT,
+  APIC_TDCR,
+  APIC_TMCCT,
+  APIC_TMICT,
+  MSR_IA32_TSC_DEADLINE,
+  X2APIC_LVTT,
+  X2APIC_TDCR,
+  X2APIC_TMCCT,
+  X2APIC_TMICT,
+};
+
 const APIC_SEND_PENDING = 1 << 12;
 const APIC_VECTOR_MASK = 0xff;
-export const APIC_LVT_TIMER_ONESHOT = 0;
-export const APIC_LVT_TIMER_PERIODIC = 1 << 17;
-export const APIC_LVT_TIMER_TSCDEADLINE = 2 << 17;
 
 export type LapicTimerMode = 'oneshot' | 'periodic' | 'tscdeadline';
 /** Where the vCPU is: in guest mode, halted (blocked in KVM), or runnable but not on a CPU. */

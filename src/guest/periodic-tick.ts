@@ -13,7 +13,20 @@
 // Where the platform wired no interrupt path (GuestPlatform.interrupts absent) or the device is one the
 // model does not program (an HPET tick, a one-shot PIT), the tick is a side timer, as before issue 12.
 import type { Scheduler, Timer, TraceRecorder } from '../core/index.ts';
-import { clocksCalcMultShift, NSEC_PER_SEC, u64, type Ns } from '../core/index.ts';
+import {
+  APIC_LVT_TIMER_PERIODIC,
+  APIC_LVT_TIMER_TSCDEADLINE,
+  clocksCalcMultShift,
+  IRQ0_VECTOR,
+  LOCAL_TIMER_VECTOR,
+  MSR_IA32_TSC_DEADLINE,
+  NSEC_PER_SEC,
+  u64,
+  X2APIC_LVTT,
+  X2APIC_TDCR,
+  X2APIC_TMICT,
+  type Ns,
+} from '../core/index.ts';
 import type { ClockeventDevice } from './clockevents.ts';
 import { PIT_TICK_RATE } from './jiffies.ts';
 import type { GuestPlatform } from './platform.ts';
@@ -45,18 +58,10 @@ export interface PeriodicTickDeps {
   trace?: TraceRecorder;
 }
 
-// arch/x86/kernel/apic/apic.c, drivers/clocksource/i8253.c, arch/x86/include/asm/irq_vectors.h
-const LOCAL_TIMER_VECTOR = 0xec;
-const IRQ0_VECTOR = 0x30;
-const APIC_LVT_TIMER_PERIODIC = 1 << 17;
-const APIC_LVT_TIMER_TSCDEADLINE = 2 << 17;
+// arch/x86/kernel/apic/apic.c, drivers/clocksource/i8253.c
 const APIC_TDR_DIV_16 = 0x3;
 const APIC_DIVISOR = 16n;
 const TSC_DIVISOR = 8n;
-const MSR_IA32_TSC_DEADLINE = 0x6e0;
-const X2APIC_LVTT = 0x832;
-const X2APIC_TMICT = 0x838;
-const X2APIC_TDCR = 0x83e;
 const PIT_MODE = 0x43;
 const PIT_CH0 = 0x40;
 

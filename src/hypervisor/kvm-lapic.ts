@@ -5,12 +5,10 @@
 // (kvm_set_msr_common → kvm_set_lapic_tscdeadline_msr / kvm_x2apic_msr_write), and EOI, which runs the
 // irqchip's ack notifiers (kvm_notify_acked_irq → kvm_pit_ack_irq for GSI 0).
 import type { Cycles, Ns, Scheduler, Timer, TraceRecorder } from '../core/index.ts';
-import { LapicTimer, MSR_IA32_TSC_DEADLINE, noIrq, VcpuIrr, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMICT } from '../devices/index.ts';
+import { IRQ0_VECTOR, LOCAL_TIMER_VECTOR, MSR_IA32_TSC_DEADLINE, X2APIC_LVTT, X2APIC_TDCR, X2APIC_TMICT } from '../core/index.ts';
+import { LapicTimer, noIrq, VcpuIrr } from '../devices/index.ts';
 
-/** ISA_IRQ_VECTOR(0) (arch/x86/include/asm/irq_vectors.h): where the IO-APIC/PIC puts IRQ0. */
-export const IRQ0_VECTOR = 0x30;
-/** LOCAL_TIMER_VECTOR: the LVT timer vector Linux programs. */
-export const LOCAL_TIMER_VECTOR = 0xec;
+export { IRQ0_VECTOR, LOCAL_TIMER_VECTOR };
 
 export interface KvmLapicOptions {
   scheduler: Scheduler;
