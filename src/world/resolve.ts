@@ -224,6 +224,9 @@ export function resolveNtpServer(n: Scenario['ntp_servers'][number]): ResolvedNt
 
 /** A validated scenario, resolved: the only place scenario fields turn into model options. */
 export function resolveScenario(s: Scenario): ResolvedScenario {
+  // hosts where auto timer interrupts are wired: all when some host shares its CPUs (a VM may move there)
+  const shared = s.hosts.some((h) => h.cpus !== undefined);
+  const wiredHosts = new Set(s.hosts.filter((h) => shared || h.tsc_skew !== undefined).map((h) => h.name));
   return {
     name: s.name,
     seed: s.seed,
@@ -232,10 +235,7 @@ export function resolveScenario(s: Scenario): ResolvedScenario {
     durationNs: s.duration,
     sampleIntervalNs: s.sample_interval,
     hosts: s.hosts.map(resolveHostEntry),
-    vms: s.vms.map((vm, i) => {
-      const shared = s.hosts.some((h) => h.cpus !== undefined);
-      return resolveVmEntry(vm, i, new Set(s.hosts.filter((h) => shared || h.tsc_skew !== undefined).map((h) => h.name)));
-    }),
+    vms: s.vms.map((vm, i) => resolveVmEntry(vm, i, wiredHosts)),
     ntpServers: (s.ntp_servers ?? []).map(resolveNtpServer),
   };
 }
