@@ -193,3 +193,41 @@ test("the clocksource watchdog's timer rotates over the CPUs (add_timer_on next_
   // had vCPU 0 run them all, the waits would be its own: a different sum (the rotation is what is measured)
   assert.notEqual(lateIfCpu0, late);
 });
+
+test('a fast-forwarded watchdog counts its skipped checks on the CPUs they rotate over: the same per-CPU counts as event by event', () => {
+  const run = (fastForward: boolean, vcpus: number) => {
+    const e = new Engine();
+    // vCPU entries and updates every 301.3 s on a host with a CPU per thread: the watchdog (kvm-clock watching the
+    // tsc; an Intel host, as above) has long quiet spans to fast-forward
+    const b = bootVm({
+      profile: machineProfile('qemu-kvm-noinvtsc'),
+      kernel: kernelPreset('distro'),
+      host: { vendor: 'intel' },
+      scheduler: e,
+      vcpus,
+      // 301.3 s: spans of 601 skipped checks, not a whole number of rounds over 2 or 3 CPUs
+      updateIntervalNs: 301_300_000_000n,
+      vcpuEntryIntervalNs: 301_300_000_000n,
+    });
+    e.run(b.kernelEntryAt);
+    b.guest.watchdog.fastForward = fastForward;
+    e.run(b.kernelEntryAt + 600n * S + 123_000_000n);
+    const wd = b.guest.watchdog;
+    return { perCpu: [...wd.checksOnCpu], checks: wd.checks, target: wd.targetCpu, skipped: wd.fastForwarded, log: b.guest.dmesg() };
+  };
+  for (const vcpus of [2, 3]) {
+    const on = run(true, vcpus);
+    const off = run(false, vcpus);
+    assert.ok(on.skipped > 1000, `${vcpus} vCPUs: ${on.skipped} checks fast-forwarded`);
+    assert.equal(off.skipped, 0);
+    assert.deepEqual(on.perCpu, off.perCpu, `${vcpus} vCPUs`);
+    assert.equal(on.target, off.target);
+    assert.deepEqual(on.log, off.log);
+    // round robin from CPU 0: the counts differ by at most one, the earlier CPUs first
+    const n = on.checks;
+    assert.deepEqual(
+      on.perCpu,
+      Array.from({ length: vcpus }, (_, c) => Math.floor(n / vcpus) + (c < n % vcpus ? 1 : 0)),
+    );
+  }
+});
