@@ -231,3 +231,69 @@ test('a fast-forwarded watchdog counts its skipped checks on the CPUs they rotat
     );
   }
 });
+
+test("a periodic LAPIC tick on each vCPU: each one's expiries coalesce in its own IRR while its own thread waits; only CPU 0's are jiffies", () => {
+  const e = new Engine();
+  // a busy thread and 20-ms slices: vCPU 0 runs in [20, 40) ms of every 60 ms, vCPU 1 in [40, 60)
+  const host = new HostCpus({ cpus: 1, busyThreads: 1, sliceNs: 20_000_000n }, () => e.now);
+  const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'apic_timer_expired' || n === 'kvm_apic_accept_irq' });
+  // the kvmtool/yocto jiffies guest without NOHZ or high resolution: the periodic LAPIC timer (no TSC deadline)
+  const b = bootVm({
+    profile: machineProfile('kvmtool'),
+    kernel: kernelPreset('yocto-qemux86'),
+    cmdline: 'nohz=off highres=off',
+    scheduler: e,
+    vcpus: 2,
+    vcpuSchedule: (n) => host.vcpuThreads(n, 'vm'),
+    trace,
+    name: 'vm',
+  });
+  e.run(b.kernelEntryAt + 3n * S);
+  const g = b.guest;
+  assert.equal(g.clockeventDevice(), 'lapic\n');
+  assert.equal(g.oneshot, false);
+  const ticks0 = g.periodicTick.ticks();
+  const irqs0 = g.periodicTick.timerIrqsByCpu;
+  const from = e.now;
+  trace.recorded.length = 0;
+  e.run(from + 6n * S);
+  // the oracle: each expiry of vCPU c's LAPIC timer requests the vector; a request waits for c's next slot, and an
+  // expiry that finds one still waiting coalesces with it (__apic_accept_irq: the IRR bit is set)
+  const oracle = THREADS.map(() => new FifoRoundRobin(1, host.sliceNs, WITH_BUSY));
+  const waiting: (Ns | null)[] = [null, null];
+  const want = THREADS.map(() => ({ taken: 0, coalesced: 0 }));
+  const seen = THREADS.map(() => ({ coalesced: 0 }));
+  for (const ev of trace.recorded) {
+    const cpu = cpuOf(ev.source);
+    if (ev.name === 'kvm_apic_accept_irq') {
+      if (ev.args!.coalesced === 1) seen[cpu]!.coalesced++;
+      continue;
+    }
+    const name = THREADS[cpu]!;
+    const w = waiting[cpu];
+    if (w !== null && w <= ev.ts) {
+      want[cpu]!.taken++; // taken at its slot, before this expiry
+      waiting[cpu] = null;
+    }
+    if (waiting[cpu] !== null) {
+      want[cpu]!.coalesced++;
+      continue;
+    }
+    const at = oracle[cpu]!.running(name, ev.ts) ? ev.ts : oracle[cpu]!.nextRun(name, ev.ts);
+    if (at === ev.ts) want[cpu]!.taken++;
+    else waiting[cpu] = at;
+  }
+  for (const cpu of [0, 1]) if (waiting[cpu] !== null && waiting[cpu]! <= e.now) want[cpu]!.taken++;
+  const irqs = g.periodicTick.timerIrqsByCpu.map((n, c) => n - irqs0[c]!);
+  assert.deepEqual(irqs, [want[0]!.taken, want[1]!.taken]);
+  assert.deepEqual(
+    seen.map((s) => s.coalesced),
+    want.map((w) => w.coalesced),
+  );
+  // by hand: the timer's period is exactly 4 ms (lapic_timer_period = KVM's 1 GHz bus / HZ 250, TMICT = period/16
+  // at ÷16) and 6 s is 100 rounds of 60 ms; in each, 5 expiries fall while the vCPU runs (taken at once), 10 in its
+  // 40-ms wait: the first is taken at its next slot and 9 coalesce — 600 taken and 900 lost per vCPU
+  for (const cpu of [0, 1]) assert.deepEqual(want[cpu], { taken: 600, coalesced: 900 }, `vCPU ${cpu}`);
+  // tick_periodic: do_timer only on tick_do_timer_cpu (CPU 0): jiffies count its handled ticks alone
+  assert.equal(g.periodicTick.ticks() - ticks0, BigInt(want[0]!.taken));
+});
