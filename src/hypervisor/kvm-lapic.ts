@@ -31,6 +31,9 @@ export interface KvmLapicOptions {
   name: string;
 }
 
+const LVTT_PATH = ['apic_timer_expired', 'kvm_apic_local_deliver', '__apic_accept_irq'];
+const GSI_PATH = ['kvm_set_irq', 'kvm_apic_set_irq', '__apic_accept_irq'];
+
 export class KvmLapic {
   readonly timer: LapicTimer;
   readonly irr: VcpuIrr;
@@ -58,7 +61,20 @@ export class KvmLapic {
       // finds it still requested is coalesced (lapic_timer.pending / the IRR bit)
       deliver: (vector, deadline) => this.timerExpired(vector, deadline),
     });
-    this.entryWait = o.scheduler.timer(() => this.irr.accept(this.waitVector));
+    this.entryWait = o.scheduler.timer(() => this.accept(this.waitVector));
+  }
+
+  /** __apic_accept_irq: the vector into this vCPU's IRR (trace kvm_apic_accept_irq; coalesced when already set). */
+  private accept(vector: number, path: readonly string[] = LVTT_PATH): boolean {
+    const tr = this.o.trace;
+    // traced before the IRR takes it: a running vCPU takes it at once (kvm_inj_virq follows)
+    if (tr?.on)
+      tr.instant(this.o.scheduler.now, this.o.name, 'kvm_apic_accept_irq', path, {
+        apicid: this.o.vcpuId,
+        vec: vector,
+        coalesced: this.irr.pending(vector) ? 1 : 0,
+      });
+    return this.irr.accept(vector);
   }
 
   private readonly entryWait: Timer;
@@ -77,12 +93,12 @@ export class KvmLapic {
       this.entryWait.armIn(((deadline - tsc) * 1_000_000n + khz - 1n) / khz);
       return;
     }
-    this.irr.accept(vector);
+    this.accept(vector);
   }
 
   /** A GSI routed to this vCPU raised `vector` (kvm_set_irq → IO-APIC/PIC → kvm_apic_set_irq). */
   setIrq(vector: number): boolean {
-    return this.irr.accept(vector);
+    return this.accept(vector, GSI_PATH);
   }
 
   onAck(vector: number, fn: () => void): void {
@@ -124,6 +140,9 @@ export class KvmLapic {
       this.halted = false;
       this.timer.setRunState('running');
     }
+    const tr = this.o.trace;
+    if (tr?.on)
+      tr.instant(this.o.scheduler.now, this.o.name, 'kvm_inj_virq', ['vcpu_enter_guest', 'kvm_check_and_inject_events'], { vec: vector });
     this.o.inject(vector);
   }
 }

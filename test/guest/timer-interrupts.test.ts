@@ -125,15 +125,24 @@ test('the tickless guest programs the LAPIC TSC-deadline timer through WRMSR 0x6
   const r = boot('firecracker', 'distro', '', { deschedule: false });
   r.e.run(r.b.kernelEntryAt + 2n * NSEC_PER_SEC);
   const st0 = r.b.vm.devices.timerIrqStats();
+  const byCpu0 = r.b.guest.periodicTick.timerIrqsByCpu;
   const u0 = r.b.guest.timekeeper.advances;
   r.e.run(r.e.now + NSEC_PER_SEC);
   const st1 = r.b.vm.devices.timerIrqStats();
-  // update_wall_time ran from tick_sched_timer every 4 ms of ktime (the default update interval: every tick)
+  // update_wall_time ran from tick_sched_timer every 4 ms of ktime (the default update interval: every tick), on
+  // CPU 0 only: a tick 4 ms away is not stopped (tick_nohz_next_event), so CPU 0 keeps tick_do_timer_cpu
   const updates = r.b.guest.timekeeper.advances - u0;
   assert.ok(updates >= 249 && updates <= 251, `updates ${updates}`);
+  assert.equal(r.b.guest.periodicTick.doTimerCpuNow, 0);
   // each expiry arrives at the TSC deadline, which clockevents' truncating ns→TSC conversion puts a few ns
-  // before the hrtimer's expiry: hrtimer_interrupt finds nothing due and reprograms min_delta_ns (1 µs) later
-  assert.equal(st1.timerIrqs - st0.timerIrqs, 2 * updates);
+  // before the hrtimer's expiry: hrtimer_interrupt finds nothing due and reprograms min_delta_ns (1 µs) later.
+  // Firecracker's 2 vCPUs each run tick_sched_timer on their own LAPIC on the same grid: 2 × 2 per update
+  const byCpu1 = r.b.guest.periodicTick.timerIrqsByCpu;
+  assert.deepEqual(
+    byCpu1.map((n, c) => n - byCpu0[c]!),
+    [2 * updates, 2 * updates],
+  );
+  assert.equal(st1.timerIrqs - st0.timerIrqs, 2 * 2 * updates);
   assert.equal(st1.ticksLost, 0);
 });
 
