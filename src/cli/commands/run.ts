@@ -17,7 +17,7 @@ import {
 } from '../../world/index.ts';
 import { AtomicFile, ensureDir, removeDirs, writeFileAtomic } from '../output.ts';
 import { progressBar } from '../progress.ts';
-import { parseTimelineCsv, reportHtml } from '../../report/index.ts';
+import { parseTimelineCsv, reportHtml, sharingTable } from '../../report/index.ts';
 import type { RunJob, RunMessage } from '../run-worker.ts';
 
 function fmtOffset(nsStr: string): string {
@@ -68,49 +68,15 @@ function sparklines(res: Pick<SimulationResult, 'summary' | 'series'>, nameWidth
   return out;
 }
 
-type VmFigures = SimulationResult['summary']['vms'][number];
-
-/**
- * Host CPU sharing and timer interrupts (issue 12), for the VMs where they are not trivial: steal, or a timer
- * interrupt that was late, lost or reinjected. Columns that are zero for every such VM are left out.
- */
-function sharingTable(vms: readonly VmFigures[]): string[] {
-  const n = (x: string | undefined) => BigInt(x ?? '0');
-  const shown = vms.filter((v) => n(v.steal_ns) + n(v.ticks_lost) + n(v.ticks_reinjected) + n(v.max_timer_lateness_ns) > 0n);
-  if (shown.length === 0) return [];
-  const any = (f: (v: VmFigures) => string | undefined) => shown.some((v) => n(f(v)) > 0n);
-  const lateness = any((v) => v.max_timer_lateness_ns);
-  const lost = any((v) => v.ticks_lost);
-  const reinjected = any((v) => v.ticks_reinjected);
-  const dur = (x: string | undefined) => formatDuration(n(x));
-  const cols: [string, (v: VmFigures) => string][] = [['vm', (v) => v.name]];
-  const legend: string[] = [];
-  if (any((v) => v.steal_ns)) {
-    cols.push(['steal', (v) => dur(v.steal_ns)]);
-    legend.push("steal: time the guest's vCPUs waited for a host CPU, its /proc/stat steal summed over vCPUs");
-  }
-  if (lateness || lost || reinjected) cols.push(['timer irqs', (v) => String(n(v.timer_irqs))]);
-  if (lost) {
-    cols.push(['lost', (v) => String(n(v.ticks_lost))]);
-    legend.push('lost: timer ticks the guest never saw, coalesced with one still pending or skipped by its tick');
-  }
-  if (reinjected) {
-    cols.push(['reinjected', (v) => String(n(v.ticks_reinjected))]);
-    legend.push("reinjected: KVM PIT ticks delivered late, one per the guest's EOI");
-  }
-  if (lateness) {
-    cols.push(
-      ['late p50', (v) => dur(v.timer_lateness_ns?.p50)],
-      ['late p99', (v) => dur(v.timer_lateness_ns?.p99)],
-      ['late max', (v) => dur(v.max_timer_lateness_ns)],
-    );
-    legend.push("late: a timer interrupt's wait from its request to the guest taking it");
-  }
+/** Host CPU sharing and timer interrupts, where not trivial (src/report/sharing.ts). */
+function sharingLines(vms: SimulationResult['summary']['vms']): string[] {
+  const t = sharingTable(vms);
+  if (!t) return [];
   return [
     '',
     'host CPUs and timer interrupts:',
-    ...table([cols.map((c) => c[0]), ...shown.map((v) => cols.map((c) => c[1](v)))], new Set(cols.map((_, i) => i).filter((i) => i > 0))),
-    ...legend.map((l) => `  (${l})`),
+    ...table([t.head, ...t.rows], new Set(t.head.map((_, i) => i).filter((i) => i > 0))),
+    ...t.legend.map((l) => `  (${l})`),
   ];
 }
 
@@ -145,7 +111,7 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
     ]);
   }
   lines.push(...table(rows, new Set([5, 6, 7, 8])));
-  lines.push(...sharingTable(s.vms));
+  lines.push(...sharingLines(s.vms));
   const paused = s.vms.filter((v) => v.pauses.length > 0);
   if (paused.length > 0) {
     lines.push('');
