@@ -398,6 +398,8 @@ export class Timekeeper {
     if (st[XTIME_INTERVAL]! > st[LARGEST]!) st[LARGEST] = st[XTIME_INTERVAL]!;
     if (st[PER_INTERVAL]! > st[LARGEST]!) st[LARGEST] = st[PER_INTERVAL]!;
     if (BigInt.asIntN(64, -st[PER_INTERVAL]!) > st[LARGEST]!) st[LARGEST] = BigInt.asIntN(64, -st[PER_INTERVAL]!);
+    // n < 2^14 and every factor < 2^48 (an update of seconds): the product is below 2^62 without a division
+    if (st[INTERVALS]! < 0x4000n && st[LARGEST]! < 0x1_0000_0000_0000n) return true;
     return st[LARGEST]! > 0n && st[INTERVALS]! <= BigInt.asIntN(64, 0x4000_0000_0000_0000n / st[LARGEST]!);
   }
 
@@ -410,12 +412,11 @@ export class Timekeeper {
     st[OFFSET] = BigInt.asIntN(64, st[OFFSET]! - st[CYCLES]!);
     st[MONO_XTIME_NSEC] = BigInt.asIntN(64, st[MONO_XTIME_NSEC]! + BigInt.asIntN(64, st[INTERVALS]! * st[XTIME_INTERVAL]!));
     this.accumulateNsecsToSecs();
-    // the raw clock's seconds: nothing happens per second, one division does
+    // the raw clock's seconds (as many as the loop above took: a subtraction is cheaper than a division)
     st[RAW_XTIME_NSEC] = BigInt.asIntN(64, st[RAW_XTIME_NSEC]! + BigInt.asIntN(64, st[INTERVALS]! * st[RAW_INTERVAL]!));
-    if (st[RAW_XTIME_NSEC]! >= st[RAW_NSECPS]!) {
-      st[TMP] = BigInt.asIntN(64, st[RAW_XTIME_NSEC]! / st[RAW_NSECPS]!);
-      st[RAW_XTIME_NSEC] = BigInt.asIntN(64, st[RAW_XTIME_NSEC]! - BigInt.asIntN(64, st[TMP]! * st[RAW_NSECPS]!));
-      st[RAW_SEC] = BigInt.asIntN(64, st[RAW_SEC]! + st[TMP]!);
+    while (st[RAW_XTIME_NSEC]! >= st[RAW_NSECPS]!) {
+      st[RAW_XTIME_NSEC] = BigInt.asIntN(64, st[RAW_XTIME_NSEC]! - st[RAW_NSECPS]!);
+      st[RAW_SEC] = BigInt.asIntN(64, st[RAW_SEC]! + 1n);
     }
     // ntp_error += n·per_interval; a sum past s64 carries into ntpErrorHigh
     st[ERROR_ADD] = BigInt.asIntN(64, st[INTERVALS]! * st[PER_INTERVAL]!);
