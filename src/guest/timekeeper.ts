@@ -129,8 +129,8 @@ export class Timekeeper {
   readonly mono = new TkReadBase(this.st, MONO_CYCLE_LAST);
   readonly raw = new TkReadBase(this.st, RAW_CYCLE_LAST);
   /**
-   * ntp_error beyond 64 bits, in units of 2^64 (0 but after weeks-long gaps; see accumulateExact):
-   * the model keeps it exact where the kernel's s64 would wrap.
+   * ntp_error beyond 64 bits, in units of 2^64: 0 unless a gap of months or a mult pinned at u32 piles
+   * up error (see accumulateExact); the model keeps it exact where the kernel's s64 would wrap.
    */
   private ntpErrorHigh = 0;
   /** wall_to_monotonic as signed ns. */
@@ -152,6 +152,7 @@ export class Timekeeper {
   constructor(cs: Clocksource, hz: number, wallNs: Ns, bootOffsetNs: Ns) {
     this.ntp = new NtpState(hz);
     this.cs = cs;
+    this.st[MINUS_2_32] = -(1n << 32n);
     this.setupInternals(cs, null);
     this.setXtime(wallNs);
     this.rawSec = 0n;
@@ -275,7 +276,6 @@ export class Timekeeper {
     this.fastClocksource = errorShift >= 0n && tmp < FAST_MAX_CYCLE_INTERVAL;
     this.mask64 = clock.mask === U64_MAX;
     st[MASK] = BigInt.asIntN(64, clock.mask);
-    st[MINUS_2_32] = -(1n << 32n);
   }
 
   /** timekeeping_forward_now(). */
