@@ -123,12 +123,13 @@ export function tscCyclesAt(phaseNs: Ns, khz: bigint): Cycles {
  * phases in [0, int64Below), where ms·kHz and the sum stay below 2^63; exactly tscCyclesAt elsewhere.
  */
 export class TscCounter {
-  /** ⌊(2^63 − 1) / kHz⌋ whole ms: ms·kHz + (the sub-ms part's cycles < kHz) ≤ 2^63 − 1. */
+  /** ⌊(2^63 − 1) / kHz⌋ whole ms (ms·kHz + the sub-ms part's cycles < kHz ≤ 2^63 − 1), and the phase itself an s64. */
   private readonly int64Below: bigint;
 
   constructor(readonly khz: bigint) {
     if (khz <= 0n) throw new RangeError(`TSC rate must be positive, got ${khz} kHz`);
-    this.int64Below = (((1n << 63n) - 1n) / khz) * 1_000_000n;
+    const below = (((1n << 63n) - 1n) / khz) * 1_000_000n;
+    this.int64Below = below < 1n << 63n ? below : 1n << 63n;
   }
 
   cyclesAt(phaseNs: Ns): Cycles {
