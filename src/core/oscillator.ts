@@ -59,6 +59,8 @@ export class Oscillator {
 
   /** Oscillator phase (its own elapsed ns) at true time t ≥ the last rate change. */
   phaseAt(t: Ns): Ns {
+    // a crystal without error: d·0 rounds to 0 (small BigInts: faster than the guards of the int64 path)
+    if (this.rateFrac === 0n) return this.segPhase + (t - this.segStart);
     if (this.segInt64 && t >= this.segStart && t < INT64_FAST_BELOW) return this.phaseAtInt64(t);
     const d = t - this.segStart;
     // rounded to the nearest ns (>> on a BigInt floors, also for negative products)
