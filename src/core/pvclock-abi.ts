@@ -239,8 +239,13 @@ export class PvclockScaler {
     }
     const f = this.factors;
     const m = f[0]!;
-    const d = shift < 0 ? BigInt.asUintN(64, delta) / f[1]! : BigInt.asUintN(64, delta * f[1]!);
-    return BigInt.asUintN(64, (BigInt.asUintN(64, BigInt.asUintN(32, d) * m) >> 32n) + BigInt.asUintN(64, (d >> 32n) * m));
+    // d and the operand of >> wrapped again: a right shift (or a quotient) of a value V8 cannot see is 64-bit
+    // does not commute with the truncation, so it would fall back to a BigInt call
+    const d = BigInt.asUintN(64, shift < 0 ? BigInt.asUintN(64, delta) / f[1]! : delta * f[1]!);
+    return BigInt.asUintN(
+      64,
+      (BigInt.asUintN(64, BigInt.asUintN(32, d) * m) >> 32n) + BigInt.asUintN(64, (BigInt.asUintN(64, d) >> 32n) * m),
+    );
   }
 }
 
