@@ -573,6 +573,7 @@ export class VirtualMachine {
   /** vCPU `cpu`'s thread's sched_info.run_delay now: time spent runnable but not running. */
   runDelay(cpu: number): Ns {
     if (this.schedule) return this.schedule.runDelay(cpu, this.sched.now);
+    if (this.stealFraction === 0) return 0n; // the product below is 0 (or −0): no conversions per entry
     return BigInt(Math.floor(Number(this.sched.now - this.createdAt) * this.stealFraction));
   }
 
