@@ -10,8 +10,9 @@
 // thinned to every `updateInterval` worth of ticks when the model asks for that. One-shot (NOHZ/high
 // resolution): hrtimer_interrupt runs tick_sched_timer every `updateInterval` of ktime (an idle NOHZ guest's
 // next timer), which updates the timekeeper, and jiffies follow ktime (tick_do_update_jiffies64).
-// Where the platform wired no interrupt path (GuestPlatform.interrupts absent) or the device is one the
-// model does not program (an HPET tick, a one-shot PIT), the tick is a side timer, as before issue 12.
+//   hpet, pit (global devices: nolapic or no local APIC)  tick-devices.ts: periodic and one-shot, IRQ0
+// Where the platform wired no interrupt path (GuestPlatform.interrupts absent, or no MMIO for the HPET),
+// the tick is a side timer, as before issue 12.
 import type { Scheduler, Timer, TraceRecorder } from '../core/index.ts';
 import {
   APIC_LVT_TIMER_PERIODIC,
@@ -30,6 +31,7 @@ import {
 import type { ClockeventDevice } from './clockevents.ts';
 import { PIT_TICK_RATE } from './jiffies.ts';
 import type { GuestPlatform } from './platform.ts';
+import { type GlobalTickDevice, HpetTickDevice, PitTickDevice } from './tick-devices.ts';
 
 export interface PeriodicTickDeps {
   scheduler: Scheduler;
@@ -58,12 +60,10 @@ export interface PeriodicTickDeps {
   trace?: TraceRecorder;
 }
 
-// arch/x86/kernel/apic/apic.c, drivers/clocksource/i8253.c
+// arch/x86/kernel/apic/apic.c
 const APIC_TDR_DIV_16 = 0x3;
 const APIC_DIVISOR = 16n;
 const TSC_DIVISOR = 8n;
-const PIT_MODE = 0x43;
-const PIT_CH0 = 0x40;
 
 /** A clock event device's conversion (struct clock_event_device mult/shift, min/max_delta_ns). */
 export interface ClockeventScale {
@@ -114,6 +114,8 @@ export class PeriodicTick {
   private deliveryTimer: Timer | null = null;
   // the wired tick
   private device: ClockeventDevice | null = null;
+  /** The HPET or PIT as tick device (tick-devices.ts); null for the LAPIC timer. */
+  private global: GlobalTickDevice | null = null;
   private wired = false;
   private scale: ClockeventScale | null = null;
   /** dev->next_event (ktime). */
@@ -155,9 +157,14 @@ export class PeriodicTick {
   start(device?: ClockeventDevice | null): void {
     const itf = this.d.platform.interrupts;
     const name = device?.name;
-    if (itf && device && (name === 'pit' || name === 'lapic' || name === 'lapic-deadline')) {
+    const hpetOk = name === 'hpet' && itf?.mmioRead !== undefined && itf.mmioWrite !== undefined;
+    if (itf && device && (name === 'pit' || hpetOk || name === 'lapic' || name === 'lapic-deadline')) {
       this.device = device;
       this.wired = true;
+      const hz = BigInt(this.d.hz);
+      if (name === 'pit') this.global = new PitTickDevice(itf, PIT_TICK_RATE, (BigInt(PIT_TICK_RATE) + hz / 2n) / hz, clockeventsConfig);
+      else if (name === 'hpet')
+        this.global = new HpetTickDevice(itf, HpetTickDevice.freq(this.d.platform), NSEC_PER_SEC / hz, clockeventsConfig);
       itf.setHandler((cpu, vector) => this.interrupt(cpu, vector));
       this.setupPeriodic();
       return;
@@ -173,12 +180,16 @@ export class PeriodicTick {
     if (!this.wired) return;
     const itf = this.d.platform.interrupts!;
     const name = this.device!.name;
-    if (name === 'pit') {
-      // no one-shot PIT model: shut it down (clockevent_i8253_disable) and fall back to the side timer
-      itf.outb(PIT_MODE, 0x30);
-      itf.outb(PIT_CH0, 0);
-      itf.outb(PIT_CH0, 0);
-      this.wired = false;
+    if (this.global) {
+      // pit_set_oneshot / hpet_clkevt_set_state_oneshot, then (hrtimer_switch_to_hres → retrigger_next_event)
+      // tick_sched_timer's expiry, one update interval on, if the updates run already (else startUpdates)
+      this.global.setOneshot();
+      this.scale = this.global.scale;
+      const u = this.update;
+      if (u && !this.d.platform.directOneshotTick) {
+        u.expires = this.ktime() + u.intervalNs;
+        while (!this.programEvent(u.expires)) u.expires += u.intervalNs;
+      }
       return;
     }
     // lapic_timer_set_oneshot → __setup_APIC_LVTT(lapic_timer_period, 1, 1): no TMICT write
@@ -212,16 +223,8 @@ export class PeriodicTick {
   /** tick_setup_periodic: the device's periodic mode, or its one-shot mode stepped by TICK_NSEC. */
   private setupPeriodic(): void {
     const itf = this.d.platform.interrupts!;
-    const hz = BigInt(this.d.hz);
+    if (this.global) return this.global.setPeriodic(); // pit_set_periodic / hpet_clkevt_set_state_periodic
     switch (this.device!.name) {
-      case 'pit': {
-        // pit_set_periodic: channel 0, lobyte/hibyte, mode 2, binary; LATCH = (CLOCK_TICK_RATE + HZ/2) / HZ
-        const latch = (BigInt(PIT_TICK_RATE) + hz / 2n) / hz;
-        itf.outb(PIT_MODE, 0x34);
-        itf.outb(PIT_CH0, Number(latch & 0xffn));
-        itf.outb(PIT_CH0, Number(latch >> 8n));
-        return;
-      }
       case 'lapic': {
         // lapic_timer_set_periodic → __setup_APIC_LVTT(lapic_timer_period, 0, 1): LVTT, TDCR, then TMICT
         const period = this.lapicTimerPeriod();
@@ -264,6 +267,7 @@ export class PeriodicTick {
     if (delta > sc.maxDeltaNs) delta = sc.maxDeltaNs;
     if (delta < sc.minDeltaNs) delta = sc.minDeltaNs;
     const clc = u64(delta * sc.mult) >> sc.shift;
+    if (this.global) return this.global.setNextEvent(clc); // pit_next_event / hpet_clkevt_set_next_event
     const itf = this.d.platform.interrupts!;
     if (this.device!.name === 'lapic-deadline') itf.wrmsrApic(0, MSR_IA32_TSC_DEADLINE, this.d.platform.rdtsc() + clc * TSC_DIVISOR);
     else itf.wrmsrApic(0, X2APIC_TMICT, clc);
@@ -275,7 +279,7 @@ export class PeriodicTick {
   /** The vector's IDT entry: IRQ0 (timer_interrupt) or the local timer (sysvec_apic_timer_interrupt). */
   private interrupt(cpu: number, vector: number): void {
     const itf = this.d.platform.interrupts!;
-    const ours = this.device!.name === 'pit' ? IRQ0_VECTOR : LOCAL_TIMER_VECTOR;
+    const ours = this.global ? IRQ0_VECTOR : LOCAL_TIMER_VECTOR;
     if (cpu !== 0 || vector !== ours) return; // what else arrives before the IDT has a handler for it goes nowhere
     itf.eoi(cpu, vector); // handle_edge_irq acks first; sysvec_apic_timer_interrupt calls apic_eoi() first
     this.timerIrqs++;
@@ -286,8 +290,7 @@ export class PeriodicTick {
 
   /** tick_handle_periodic, with its loop for a one-shot device. */
   private tickHandlePeriodic(): void {
-    const via =
-      this.device!.name === 'pit' ? ['common_interrupt', 'timer_interrupt'] : ['sysvec_apic_timer_interrupt', 'local_apic_timer_interrupt'];
+    const via = this.global ? ['common_interrupt', 'timer_interrupt'] : ['sysvec_apic_timer_interrupt', 'local_apic_timer_interrupt'];
     const tr = this.d.trace;
     if (tr?.on) tr.instant(this.d.scheduler.now, 'guest', 'tick_handle_periodic', via);
     this.tickPeriodic();
@@ -324,7 +327,7 @@ export class PeriodicTick {
       const tr = this.d.trace;
       if (tr?.on)
         tr.instant(this.d.scheduler.now, 'guest', 'tick_sched_timer', [
-          'sysvec_apic_timer_interrupt',
+          ...(this.global ? ['common_interrupt', 'timer_interrupt'] : ['sysvec_apic_timer_interrupt']),
           'hrtimer_interrupt',
           '__hrtimer_run_queues',
         ]);
