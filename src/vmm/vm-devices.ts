@@ -366,9 +366,10 @@ export class VmDevices {
         const lapic = new KvmLapic({
           scheduler: sched,
           vcpuId: cpu,
-          tscKhz: w.tscKhz,
+          tscKhz: w.virtualTscKhz ? () => w.virtualTscKhz!(cpu) : w.tscKhz,
           guestTsc: () => w.guestTsc(cpu),
           hvTimer: w.hvTimer,
+          ...(w.hvTimerDelay ? { hvTimerDelay: (d: Cycles) => w.hvTimerDelay!(cpu, d) } : {}),
           running,
           nextRun,
           inject: (v) => take(cpu, v),
@@ -461,6 +462,10 @@ export interface InterruptWiring {
   guestTsc(cpu: number): Cycles;
   /** KVM: the host has the VMX preemption timer (Intel); AMD hosts run the LAPIC timer on hrtimers only. */
   hvTimer: boolean;
+  /** KVM: vCPU `cpu`'s virtual_tsc_khz now (KVM_SET_TSC_KHZ on a restore changes it); absent: `tscKhz`. */
+  virtualTscKhz?(cpu: number): number;
+  /** KVM: ns until vCPU `cpu`'s VMX preemption timer fires for a guest TSC delta (vmx_set_hv_timer). */
+  hvTimerDelay?(cpu: number, deltaTsc: Cycles): Ns | null;
   /** KVM: vCPU `cpu` enters the guest (vcpu_enter_guest handles its pending requests before injecting). */
   enterGuest?(cpu: number): void;
 }
