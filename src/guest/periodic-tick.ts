@@ -180,13 +180,19 @@ export class PeriodicTick {
     if (!this.wired) return;
     const itf = this.d.platform.interrupts!;
     const name = this.device!.name;
+    if (this.global && this.d.platform.directOneshotTick) {
+      // the VMM's direct one-shot tick runs update_wall_time from a side timer: the device is shut down
+      this.global.shutdown();
+      this.wired = false;
+      return;
+    }
     if (this.global) {
       // pit_set_oneshot / hpet_clkevt_set_state_oneshot, then (hrtimer_switch_to_hres → retrigger_next_event)
       // tick_sched_timer's expiry, one update interval on, if the updates run already (else startUpdates)
       this.global.setOneshot();
       this.scale = this.global.scale;
       const u = this.update;
-      if (u && !this.d.platform.directOneshotTick) {
+      if (u) {
         u.expires = this.ktime() + u.intervalNs;
         while (!this.programEvent(u.expires)) u.expires += u.intervalNs;
       }

@@ -16,6 +16,8 @@ export interface GlobalTickDevice {
   setOneshot(): void;
   /** set_next_event(delta in device ticks): false for -ETIME. */
   setNextEvent(clc: bigint): boolean;
+  /** set_state_shutdown. */
+  shutdown(): void;
 }
 
 // arch/x86/include/asm/hpet.h; the ACPI HPET table's address on every modelled VMM (QEMU's HPET_BASE)
@@ -89,6 +91,11 @@ export class HpetTickDevice implements GlobalTickDevice {
     this.writel(this.readl(HPET_CFG) | HPET_CFG_ENABLE, HPET_CFG); // hpet_start_counter
   }
 
+  /** hpet_clkevt_set_state_shutdown: channel 0's ENABLE off. */
+  shutdown(): void {
+    this.writel(this.readl(HPET_T0_CFG) & ~HPET_TN_ENABLE, HPET_T0_CFG);
+  }
+
   /** hpet_clkevt_set_state_oneshot: periodic off, ENABLE|32BIT. */
   setOneshot(): void {
     const cfg = (this.readl(HPET_T0_CFG) & ~HPET_TN_PERIODIC) | HPET_TN_ENABLE | HPET_TN_32BIT;
@@ -134,6 +141,13 @@ export class PitTickDevice implements GlobalTickDevice {
   /** pit_set_oneshot: channel 0, lobyte/hibyte, mode 4 (software triggered strobe), binary: 0x38; no count yet. */
   setOneshot(): void {
     this.itf.outb(PIT_MODE, 0x38);
+  }
+
+  /** pit_shutdown: mode 0 (0x30), then a zero count (i8253_clear_counter_on_shutdown, x86's default). */
+  shutdown(): void {
+    this.itf.outb(PIT_MODE, 0x30);
+    this.itf.outb(PIT_CH0, 0);
+    this.itf.outb(PIT_CH0, 0);
   }
 
   /** pit_next_event: the count, LSB then MSB; the MSB write loads it. Never -ETIME. */

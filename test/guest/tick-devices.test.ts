@@ -102,9 +102,15 @@ interface Run {
   modes: number[];
 }
 
-function boot(profile: string, kernel: string, cmdline: string): Run {
+function boot(profile: string, kernel: string, cmdline: string, directOneshotTick = false): Run {
   const e = new Engine();
-  const b = bootVm({ profile: machineProfile(profile), kernel: kernelPreset(kernel), cmdline, scheduler: e });
+  const b = bootVm({
+    profile: machineProfile(profile),
+    kernel: kernelPreset(kernel),
+    cmdline,
+    scheduler: e,
+    ...(directOneshotTick ? { directOneshotTick } : {}),
+  });
   const r: Run = { b, e, irq0: [], loads: [], modes: [] };
   const itf = b.vm.platform.interrupts!;
   const setHandler = itf.setHandler;
@@ -227,4 +233,26 @@ test("QEMU's userspace PIT as a one-shot tick (qemu-tcg, nolapic hpet=disable): 
   // mode 4's OUT is high only at d == count; at load + ⌊count·1e9/f⌋ the counter reads count − 1 (muldiv64 floors
   // both ways), so next_time <= current_time moves it 1 ns on, where d == count
   for (const l of loads) assert.equal(l.irq - l.t, (BigInt(l.count) * NSEC_PER_SEC) / 1_193_182n + 1n, `count ${l.count} at ${l.t}`);
+});
+
+test('with the direct one-shot tick (timer_interrupts: direct) the global device is shut down at the switch and a side timer runs the updates', () => {
+  const r = boot('firecracker', 'distro', 'nolapic', true);
+  r.e.run(r.b.kernelEntryAt + 4n * NSEC_PER_SEC);
+  const g = r.b.guest;
+  assert.equal(g.oneshot, true);
+  assert.equal(g.periodicTick.interruptDriven, false);
+  // pit_shutdown: 0x30, then a zero count — KVM runs that as one last 65536-tick one-shot and stops
+  assert.deepEqual(r.modes.slice(-2), [0x34, 0x30]);
+  assert.equal(r.loads.at(-1)!.count, 0x10000);
+  const pit = r.b.vm.devices.pit as KvmPit;
+  assert.equal(pit.saveState().kvm!.expires, null);
+  const n0 = r.irq0.length;
+  const u0 = g.timekeeper.advances;
+  r.e.run(r.e.now + NSEC_PER_SEC);
+  assert.equal(r.irq0.length, n0);
+  assert.equal(g.timekeeper.advances - u0, 250);
+  const h = boot('qemu-kvm-noinvtsc', 'distro', 'nolapic', true);
+  h.e.run(h.b.kernelEntryAt + 4n * NSEC_PER_SEC);
+  assert.equal(BigInt(h.b.vm.devices.hpet!.saveState().timers[0]!.config) & 0x4n, 0n, 'hpet_clkevt_set_state_shutdown: ENABLE off');
+  assert.equal(h.b.vm.devices.hpet!.saveState().timers[0]!.expires, null);
 });
