@@ -92,18 +92,20 @@ test('2.6 → 3.0 GHz without TSC scaling, vCPU in guest mode: the VMX preemptio
   assert.equal(r.guestTscKhz, 2_600_000);
   assert.deepEqual(SC26, { mult: 10905190n, shift: 25n, minDeltaNs: 1000n, maxDeltaNs: 1691556412470n });
   // Derived by hand: the guest asks for delta ns → clc = delta·10905190 >> 25 deadline ticks → 8·clc TSC cycles;
-  // unscaled, the preemption timer counts them at the host's 3.0 GHz: floor(8·clc / 3) ns. kvm-clock (rescaled by
+  // unscaled, the preemption timer counts them at the host's 3.0 GHz: floor(8·clc / 3) ns, and the VM entry then
+  // waits for the first ns at which the guest TSC (exactly 3 cycles a ns, unscaled) reads the deadline
+  // (kvm_wait_lapic_expire): the interrupt comes ceil(8·clc / 3) ns after the WRMSR. kvm-clock (rescaled by
   // KVM for the new host) is right, so hrtimer_interrupt finds tick_sched_timer not yet due and programs what is
   // left, each time 2/15 of it, until the remainder is under min_delta_ns (1 µs: 324 ticks, 2592 cycles, 864 ns),
-  // which overshoots by ~693 ns; the next tick starts from 4,000,000 − 693:
-  //   3,999,307 ns → 1,299,774 ticks → 10,398,192 cycles → 3,466,064 ns;  533,243 ns → 173,303 ticks → 1,386,424
-  //   cycles → 462,141 ns; … — the chain below computes every step the same way.
+  // which overshoots by ~694 ns; the next tick starts from 4,000,000 − 694:
+  //   3,999,306 ns → 1,299,774 ticks → 10,398,192 cycles → 3,466,064 ns;  533,242 ns → 173,303 ticks → 1,386,424
+  //   cycles → 462,141.3 → 462,142 ns; … — the chain below computes every step the same way.
   const step = (delta: Ns) => {
     const d = delta < SC26.minDeltaNs ? SC26.minDeltaNs : delta;
-    return (((d * SC26.mult) >> SC26.shift) * 8n * 1_000_000n) / 3_000_000n;
+    return (((d * SC26.mult) >> SC26.shift) * 8n * 1_000_000n + 2_999_999n) / 3_000_000n;
   };
-  // The overshoot moves the next tick's start: from 0 ns the chain settles into three ticks that repeat
-  // (overshoots 693, 695, 694 ns), differing only in the third step
+  // The overshoot moves the next tick's start: from 0 ns the chain settles into two ticks that alternate
+  // (overshoots 694, 695 ns), differing only in the fourth step
   const ticks = new Set<string>();
   let over = 0n;
   for (let tick = 0; tick < 7; tick++) {
@@ -117,7 +119,7 @@ test('2.6 → 3.0 GHz without TSC scaling, vCPU in guest mode: the VMX preemptio
     over = -rem;
     if (tick > 0) ticks.add(cycle.join(' '));
   }
-  assert.deepEqual([...ticks].sort(), ['3466064 462141 61618 8216 1096 864', '3466064 462141 61621 8216 1096 864']);
+  assert.deepEqual([...ticks].sort(), ['3466064 462142 61619 8214 1096 864', '3466064 462142 61619 8216 1096 864']);
   // every tick of the second measured is one of them, gap for gap (kvm-clock, scaled for 3.0 GHz, runs 1 ns per
   // 4 ms fast against host time here, which shifts the overshoot: which of the two a tick is is not asserted)
   const g = gaps(r.irqs);
@@ -152,13 +154,18 @@ test('2.6 → 3.0 GHz with TSC scaling: the guest TSC runs at 2.6 GHz, the preem
   assert.equal(r.tscKhzError, null);
   assert.equal(r.virtualTscKhz, 2_600_000);
   // ratio = (1 << 48) · 2,600,000 / 3,000,000 = 243,944,979,815,901; the 1 µs min-delta step: 2592 guest cycles →
-  // (2592 << 48) / ratio = 2990 host cycles → 2990·1e6/3,000,000 = 996 ns
+  // (2592 << 48) / ratio = 2990 host cycles → 2990·1e6/3,000,000 = 996 ns for the preemption timer; the guest TSC
+  // (3 host cycles a ns through the ratio) has then moved 2589 or 2590 cycles (2589.6 and the phase), short of the
+  // deadline, so the VM entry waits for the first ns at which it reads it (kvm_wait_lapic_expire): after 997 ns it
+  // has moved 2592 or 2593 (2592.2 and the phase): the step is 997 ns
   assert.equal((2592n << 48n) / 243_944_979_815_901n, 2990n);
+  assert.equal((3n * 996n * 243_944_979_815_901n) >> 48n, 2589n);
+  assert.equal((3n * 997n * 243_944_979_815_901n) >> 48n, 2592n);
   assert.ok(r.irqs.length < 500 && r.irqs.length >= 250, `irqs ${r.irqs.length}`);
   assert.equal(r.updates, 250);
   const g = gaps(r.irqs);
   assert.ok(
-    g.every((x) => x === 996n || (x >= 3_999_000n && x <= 4_000_000n)),
+    g.every((x) => x === 997n || (x >= 3_999_000n && x <= 4_000_000n)),
     `gaps ${[...new Set(g)].join(' ')}`,
   );
 });
@@ -174,10 +181,24 @@ test('3.0 → 2.6 GHz without TSC scaling: always_catchup keeps the guest TSC at
   // guest asks for the rest of the period, D = 4 ms·2.6 GHz at the fixed point: every interval is 4,000,000 ns,
   // D = 10,400,000 cycles, which the guest (3.0 GHz) meant as 10,400,000/3 = 3,466,666 ns: each tick comes
   // 4,000,000 − 3,466,666 = 533,334 ns after its expiry.
-  const deltas = new Set(gaps(r.deadlines));
-  assert.deepEqual([...deltas], [10_400_000n]);
-  assert.deepEqual([...new Set(r.hvDelays)], [4_000_000]);
-  assert.deepEqual([...new Set(gaps(r.irqs))], [4_000_000n]);
+  // Around the fixed point kvm-clock's drift against host time (1 ns here and there) can move a deadline by one
+  // deadline tick (8 cycles: 3.08 ns at 2.6 GHz): D = 10,400,008 → floor(D / 2.6) = 4,000,003 ns, at which the TSC
+  // has moved 10,400,007.8 + the phase, the deadline: 3 ns late; the guest then asks for 3 ns (9 cycles → one tick)
+  // less, D = 10,399,992 → 3,999,996 ns, at which the TSC has moved 10,399,989.6 + the phase, short of it, so the
+  // VM entry waits the first ns it reads it (kvm_wait_lapic_expire): 3,999,997 ns, back on the 4 ms grid.
+  const deltas = gaps(r.deadlines);
+  assert.deepEqual([...new Set(deltas)].sort(), [10_399_992n, 10_400_000n, 10_400_008n]);
+  assert.deepEqual(
+    [...new Set(r.hvDelays)].sort(),
+    [10_399_992n, 10_400_000n, 10_400_008n].map((d) => Number((d * 1_000_000n) / 2_600_000n)),
+  );
+  const g = gaps(r.irqs);
+  assert.deepEqual([...new Set(g)].sort(), [3_999_997n, 4_000_000n, 4_000_003n]);
+  g.forEach((x, i) => {
+    if (x === 4_000_003n && i + 1 < g.length) assert.equal(g[i + 1], 3_999_997n, `gap ${i + 1}`);
+    if (x === 3_999_997n) assert.equal(g[i - 1], 4_000_003n, `gap ${i - 1}`);
+  });
+  assert.equal(deltas.filter((d) => d === 10_400_000n).length > deltas.length / 2, true, 'mostly the fixed point');
   assert.equal(4_000_000n - 10_400_000n / 3n, 533_334n);
   assert.equal(r.updates, 250);
 });
