@@ -98,11 +98,13 @@ interface Run {
   irq0: Ns[];
   /** Channel 0 count loads (the MSB write) by time, with the control word in force. */
   loads: { t: Ns; count: number; mode: number }[];
+  /** The vCPUs that took an IRQ0. */
+  irq0Cpus: Set<number>;
   /** Control words written to port 0x43. */
   modes: number[];
 }
 
-function boot(profile: string, kernel: string, cmdline: string, directOneshotTick = false): Run {
+function boot(profile: string, kernel: string, cmdline: string, directOneshotTick = false, vcpus?: number): Run {
   const e = new Engine();
   const b = bootVm({
     profile: machineProfile(profile),
@@ -110,13 +112,17 @@ function boot(profile: string, kernel: string, cmdline: string, directOneshotTic
     cmdline,
     scheduler: e,
     ...(directOneshotTick ? { directOneshotTick } : {}),
+    ...(vcpus !== undefined ? { vcpus } : {}),
   });
-  const r: Run = { b, e, irq0: [], loads: [], modes: [] };
+  const r: Run = { b, e, irq0: [], irq0Cpus: new Set(), loads: [], modes: [] };
   const itf = b.vm.platform.interrupts!;
   const setHandler = itf.setHandler;
   itf.setHandler = (h) =>
     setHandler((cpu, v) => {
-      if (v === IRQ0_VECTOR) r.irq0.push(e.now);
+      if (v === IRQ0_VECTOR) {
+        r.irq0.push(e.now);
+        r.irq0Cpus.add(cpu);
+      }
       h(cpu, v);
     });
   const ports = b.vm.devices.ports;
@@ -194,6 +200,35 @@ test('a nolapic tickless guest runs hrtimer_interrupt from the HPET in one-shot 
   assert.equal(g.timekeeper.advances - u0, 250);
   const gaps = new Set(r.irq0.slice(n0).map((t, i, a) => (i ? t - a[i - 1]! : 4_000_000n)));
   assert.deepEqual([...gaps], [4_000_000n]);
+});
+
+test("a global tick device on a 2-vCPU guest is CPU 0's alone: one TickCpu, every IRQ0 on vCPU 0, one comparator write per tick_sched_timer", () => {
+  // the HPET (and PIT) clockevent is not per-CPU (clockevents.ts perCpu false): Linux registers it once, as CPU 0's
+  // tick device, and IRQ0 goes to vCPU 0 (nolapic: the guest runs UP); the per-CPU LAPIC ticks do not apply
+  const r = boot('qemu-kvm-noinvtsc', 'distro', 'nolapic', false, 2);
+  r.e.run(r.b.kernelEntryAt + 3n * NSEC_PER_SEC);
+  const g = r.b.guest;
+  assert.equal(g.clockeventDevice(), 'hpet\n');
+  assert.equal(g.oneshot, true);
+  const hpet = r.b.vm.devices.hpet!;
+  const by0 = g.periodicTick.timerIrqsByCpu;
+  assert.equal(by0.length, 1, 'one TickCpu');
+  const mmio = r.b.vm.devices.mmio;
+  let cmpWrites = 0;
+  const write = mmio.write.bind(mmio);
+  mmio.write = (addr, size, v) => {
+    if (addr === HPET + 0x108n) cmpWrites++;
+    write(addr, size, v);
+  };
+  const fired0 = hpet.stats.fired;
+  const u0 = g.timekeeper.advances;
+  r.e.run(r.e.now + NSEC_PER_SEC);
+  // as with one vCPU (the test above): 250 expiries of 4 ms in the second, each one IRQ0, one update, one write
+  assert.equal(hpet.stats.fired - fired0, 250);
+  assert.equal(cmpWrites, 250);
+  assert.deepEqual(g.periodicTick.timerIrqsByCpu, [by0[0]! + 250]);
+  assert.equal(g.timekeeper.advances - u0, 250);
+  assert.deepEqual([...r.irq0Cpus], [0]);
 });
 
 /** After the one-shot switch: each count load and the IRQ0 that followed it. */
