@@ -50,8 +50,8 @@ export type LapicTimerMode = 'oneshot' | 'periodic' | 'tscdeadline';
 export type VcpuRunState = 'running' | 'halted' | 'preempted';
 
 export interface LapicTimerOptions extends DeviceDeps {
-  /** Guest TSC rate (vcpu->arch.virtual_tsc_khz). */
-  tscKhz: number;
+  /** Guest TSC rate (vcpu->arch.virtual_tsc_khz): a number, or read at each conversion (KVM_SET_TSC_KHZ can change it). */
+  tscKhz: number | (() => number);
   /** Guest TSC now; defaults to the clock scaled by tscKhz. */
   tsc?: () => Cycles;
   /** APIC bus cycle in ns: KVM's APIC_BUS_CYCLE_NS_DEFAULT is 1 (a 1 GHz bus). */
@@ -62,6 +62,13 @@ export interface LapicTimerOptions extends DeviceDeps {
   hvTimer?: boolean;
   /** Guest CPUID advertises TSC-deadline (timer_mode_mask becomes 3 << 17). Default true. */
   tscDeadlineCpuid?: boolean;
+  /**
+   * The VMX preemption timer's delay for a TSC-deadline `deltaTsc` guest cycles away (vmx_set_hv_timer: the
+   * host TSC delta through the scaling ratio): it fires when the guest TSC reaches the deadline, whatever
+   * virtual_tsc_khz says. Absent, or null when the two agree (no scaling ratio, the guest TSC at virtual_tsc_khz):
+   * the hv timer converts like the software one.
+   */
+  hvTimerDelay?: (deltaTsc: Cycles) => Ns | null;
   /** lapic_timer_advance_ns; default 0. */
   timerAdvanceNs?: number;
   /** Called with the LVT vector each time the timer interrupt is delivered (unmasked), and the TSC deadline
@@ -94,7 +101,10 @@ export interface LapicTimerState {
 
 export class LapicTimer implements MmioDevice {
   private readonly d: ReturnType<typeof resolveDeps>;
-  private readonly tscKhz: bigint;
+  private readonly tscKhzFn: () => bigint;
+  private readonly hvTimerDelay: ((deltaTsc: Cycles) => Ns | null) | undefined;
+  /** The armed timer is the preemption timer with its own (TSC-exact) delay. */
+  private hvOwnDelay = false;
   private readonly tscFn: () => Cycles;
   private readonly busCycleNs: bigint;
   private readonly minPeriod: Ns;
@@ -119,7 +129,10 @@ export class LapicTimer implements MmioDevice {
 
   constructor(opts: LapicTimerOptions) {
     this.d = resolveDeps(opts, 'lapic-timer');
-    this.tscKhz = BigInt(opts.tscKhz);
+    const khz = opts.tscKhz;
+    const fixed = typeof khz === 'number' ? BigInt(khz) : 0n;
+    this.tscKhzFn = typeof khz === 'number' ? () => fixed : () => BigInt(khz());
+    this.hvTimerDelay = opts.hvTimerDelay;
     this.tscFn = opts.tsc ?? (() => (this.d.clock() * this.tscKhz) / 1_000_000n);
     this.busCycleNs = BigInt(opts.busCycleNs ?? 1);
     this.minPeriod = BigInt(opts.minTimerPeriodUs ?? 200) * 1000n;
@@ -263,7 +276,12 @@ export class LapicTimer implements MmioDevice {
       this.apicTimerExpired(['kvm_vcpu_block', 'kvm_lapic_switch_to_sw_timer']);
       return;
     }
-    // the armed engine timer keeps its expiry; it is now the software hrtimer (start_sw_timer)
+    // start_sw_timer: the software hrtimer converts with virtual_tsc_khz; without an hv conversion of its own the
+    // armed engine timer's expiry is already that
+    if (this.hvOwnDelay && this.timer.pending) {
+      this.timer.cancel();
+      this.restartApicTimer();
+    }
   }
 
   private switchToHvTimer(): void {
@@ -271,6 +289,14 @@ export class LapicTimer implements MmioDevice {
     this.hvTimerInUse = true;
     this.stats.switches++;
     this.traceEvent('kvm_lapic_switch_to_hv_timer', {});
+    // restart_apic_timer → start_hv_timer: the preemption timer counts to the TSC deadline
+    if (this.hvTimerDelay && this.mode() === 'tscdeadline' && this.timer.pending) {
+      const tsc = this.tscFn();
+      if (this.tscdeadline > tsc && this.hvTimerDelay(this.tscdeadline - tsc) !== null) {
+        this.timer.cancel();
+        this.restartApicTimer();
+      }
+    }
   }
 
   // --- KVM's timer logic ---
@@ -304,6 +330,11 @@ export class LapicTimer implements MmioDevice {
 
   private nsecToCycles(ns: Ns): Cycles {
     return (ns * this.tscKhz) / 1_000_000n;
+  }
+
+  /** vcpu->arch.virtual_tsc_khz now. */
+  private get tscKhz(): bigint {
+    return this.tscKhzFn();
   }
 
   private tmictToNs(tmict: number): Ns {
@@ -345,9 +376,24 @@ export class LapicTimer implements MmioDevice {
     const mode = this.mode();
     let delay: Ns;
     if (mode === 'tscdeadline') {
-      if (!this.tscdeadline || !this.tscKhz) return;
+      const khz = this.tscKhz;
+      if (!this.tscdeadline || !khz) return;
       const guestTsc = this.tscFn();
-      const ns = ((this.tscdeadline - guestTsc) * 1_000_000n) / this.tscKhz;
+      this.hvOwnDelay = false;
+      // vmx_set_hv_timer: delta_tsc = max(deadline, guest_tsc) − guest_tsc, less the advance (0: expired)
+      const delta = this.tscdeadline > guestTsc ? this.tscdeadline - guestTsc : 0n;
+      const adv = this.nsecToCycles(this.advanceNs);
+      const hvDelay =
+        this.hvTimerDelay && this.hvAvailable && this.runState === 'running' && delta > adv ? this.hvTimerDelay(delta - adv) : null;
+      if (hvDelay !== null) {
+        this.hvTimerInUse = true;
+        this.hvOwnDelay = true;
+        this.timer.armIn(hvDelay);
+        this.traceEvent('start_hv_timer', { delay: Number(hvDelay) });
+        return;
+      }
+      // start_sw_tscdeadline: ns = (tscdeadline − guest_tsc) · 1e6 / virtual_tsc_khz
+      const ns = ((this.tscdeadline - guestTsc) * 1_000_000n) / khz;
       if (this.tscdeadline <= guestTsc || ns <= this.advanceNs) {
         // a deadline already passed fires at once
         this.apicTimerExpired(RESTART_EXPIRY_PATH);
@@ -365,6 +411,7 @@ export class LapicTimer implements MmioDevice {
 
   private cancelTimer(): void {
     this.timer.cancel();
+    this.hvOwnDelay = false;
     this.hvTimerInUse = false;
     this.hvExpiredOutside = false;
   }

@@ -32,7 +32,8 @@ export { readPersistentClock, rtcHctosys, type HctosysResult } from './wallclock
 export { rtcCmosProbeLines, pnpacpiDeviceName } from './rtc-cmos.ts';
 export { acpiTableLines } from './acpi.ts';
 export { dmesgLines, clockeventDeviceText } from './sysfs.ts';
-export { PeriodicTick, type PeriodicTickDeps } from './periodic-tick.ts';
+export { PeriodicTick, type PeriodicTickDeps, clockeventsConfig } from './periodic-tick.ts';
+export { HpetTickDevice, PitTickDevice, HPET_MIN_CYCLES, type GlobalTickDevice } from './tick-devices.ts';
 export { acpiBootLines, hpetClocksource, acpiPmClocksource, hpetLateInitLines, checkTimerLine, pmTimerUsable } from './platform-timers.ts';
 export { kvmRegisterStealTime } from './runtime.ts';
 export { VmgenidDriver, VMFORK_RESEED_LINE } from './vmgenid.ts';

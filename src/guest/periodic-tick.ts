@@ -10,14 +10,16 @@
 // thinned to every `updateInterval` worth of ticks when the model asks for that. One-shot (NOHZ/high
 // resolution): hrtimer_interrupt runs tick_sched_timer every `updateInterval` of ktime (an idle NOHZ guest's
 // next timer), which updates the timekeeper, and jiffies follow ktime (tick_do_update_jiffies64).
+//   hpet, pit (global devices: nolapic or no local APIC)  tick-devices.ts: periodic and one-shot, IRQ0
 // Every CPU has its own tick device (tick_cpu_device, tick_sched): a per-CPU LAPIC timer on each vCPU, taking
 // its own interrupts, late or lost on its own thread's schedule; update_process_times accounts that CPU's
 // steal at its own tick. tick_do_timer_cpu (CPU 0 from boot) runs do_timer/update_wall_time; once one-shot,
 // an idle CPU that stops its tick gives the duty up (tick_nohz_stop_tick: TICK_DO_TIMER_NONE) and the next
 // CPU to run tick_sched_timer takes it (tick_sched_do_timer), updating the wall time only when a jiffy has
-// passed since the last update (tick_do_update_jiffies64). The PIT is a global device: it ticks CPU 0 only.
-// Where the platform wired no interrupt path (GuestPlatform.interrupts absent) or the device is one the
-// model does not program (an HPET tick, a one-shot PIT), the tick is a side timer, as before issue 12.
+// passed since the last update (tick_do_update_jiffies64). The HPET and the PIT are global devices: they
+// tick CPU 0 only (IRQ0 is routed to vCPU 0).
+// Where the platform wired no interrupt path (GuestPlatform.interrupts absent, or no MMIO for the HPET),
+// the tick is a side timer, as before issue 12.
 import type { Scheduler, Timer, TraceRecorder } from '../core/index.ts';
 import {
   APIC_LVT_TIMER_PERIODIC,
@@ -36,6 +38,7 @@ import {
 import type { ClockeventDevice } from './clockevents.ts';
 import { PIT_TICK_RATE } from './jiffies.ts';
 import type { GuestPlatform } from './platform.ts';
+import { type GlobalTickDevice, HpetTickDevice, PitTickDevice } from './tick-devices.ts';
 
 export interface PeriodicTickDeps {
   scheduler: Scheduler;
@@ -64,12 +67,10 @@ export interface PeriodicTickDeps {
   trace?: TraceRecorder;
 }
 
-// arch/x86/kernel/apic/apic.c, drivers/clocksource/i8253.c
+// arch/x86/kernel/apic/apic.c
 const APIC_TDR_DIV_16 = 0x3;
 const APIC_DIVISOR = 16n;
 const TSC_DIVISOR = 8n;
-const PIT_MODE = 0x43;
-const PIT_CH0 = 0x40;
 
 /** A clock event device's conversion (struct clock_event_device mult/shift, min/max_delta_ns). */
 export interface ClockeventScale {
@@ -138,6 +139,8 @@ export class PeriodicTick {
   private deliveryTimer: Timer | null = null;
   // the wired tick
   private device: ClockeventDevice | null = null;
+  /** The HPET or PIT as tick device (tick-devices.ts); null for the LAPIC timer. */
+  private global: GlobalTickDevice | null = null;
   private wired = false;
   private scale: ClockeventScale | null = null;
   /** Each CPU's tick: every vCPU for a per-CPU device (the LAPIC timer), CPU 0 for the PIT. */
@@ -208,9 +211,15 @@ export class PeriodicTick {
   start(device?: ClockeventDevice | null): void {
     const itf = this.d.platform.interrupts;
     const name = device?.name;
-    if (itf && device && (name === 'pit' || name === 'lapic' || name === 'lapic-deadline')) {
+    const hpetOk = name === 'hpet' && itf?.mmioRead !== undefined && itf.mmioWrite !== undefined;
+    if (itf && device && (name === 'pit' || hpetOk || name === 'lapic' || name === 'lapic-deadline')) {
       this.device = device;
       this.wired = true;
+      const hz = BigInt(this.d.hz);
+      if (name === 'pit') this.global = new PitTickDevice(itf, PIT_TICK_RATE, (BigInt(PIT_TICK_RATE) + hz / 2n) / hz, clockeventsConfig);
+      else if (name === 'hpet')
+        this.global = new HpetTickDevice(itf, HpetTickDevice.freq(this.d.platform), NSEC_PER_SEC / hz, clockeventsConfig);
+      // a global device (HPET, PIT: perCpu false) is CPU 0's tick device only
       const n = device.perCpu ? Math.max(1, this.d.platform.vcpus) : 1;
       this.cpus = Array.from({ length: n }, (_, cpu) => ({
         cpu,
@@ -236,12 +245,23 @@ export class PeriodicTick {
     if (!this.wired) return;
     const itf = this.d.platform.interrupts!;
     const name = this.device!.name;
-    if (name === 'pit') {
-      // no one-shot PIT model: shut it down (clockevent_i8253_disable) and fall back to the side timer
-      itf.outb(PIT_MODE, 0x30);
-      itf.outb(PIT_CH0, 0);
-      itf.outb(PIT_CH0, 0);
+    if (this.global && this.d.platform.directOneshotTick) {
+      // the VMM's direct one-shot tick runs update_wall_time from a side timer: the device is shut down
+      this.global.shutdown();
       this.wired = false;
+      return;
+    }
+    if (this.global) {
+      // pit_set_oneshot / hpet_clkevt_set_state_oneshot, then (hrtimer_switch_to_hres → retrigger_next_event)
+      // tick_sched_timer's expiry, one update interval on, if the updates run already (else startUpdates)
+      this.global.setOneshot();
+      this.scale = this.global.scale;
+      const u = this.update;
+      if (u)
+        for (const c of this.cpus) {
+          c.expires = this.ktime(c.cpu) + u.intervalNs;
+          while (!this.programEvent(c, c.expires)) c.expires += u.intervalNs;
+        }
       return;
     }
     // lapic_timer_set_oneshot → __setup_APIC_LVTT(lapic_timer_period, 1, 1): no TMICT write
@@ -284,16 +304,8 @@ export class PeriodicTick {
   /** tick_setup_periodic on `c`: the device's periodic mode, or its one-shot mode stepped by TICK_NSEC. */
   private setupPeriodic(c: TickCpu): void {
     const itf = this.d.platform.interrupts!;
-    const hz = BigInt(this.d.hz);
+    if (this.global) return this.global.setPeriodic(); // pit_set_periodic / hpet_clkevt_set_state_periodic
     switch (this.device!.name) {
-      case 'pit': {
-        // pit_set_periodic: channel 0, lobyte/hibyte, mode 2, binary; LATCH = (CLOCK_TICK_RATE + HZ/2) / HZ
-        const latch = (BigInt(PIT_TICK_RATE) + hz / 2n) / hz;
-        itf.outb(PIT_MODE, 0x34);
-        itf.outb(PIT_CH0, Number(latch & 0xffn));
-        itf.outb(PIT_CH0, Number(latch >> 8n));
-        return;
-      }
       case 'lapic': {
         // lapic_timer_set_periodic → __setup_APIC_LVTT(lapic_timer_period, 0, 1): LVTT, TDCR, then TMICT
         const period = this.lapicTimerPeriod();
@@ -337,6 +349,7 @@ export class PeriodicTick {
     if (delta > sc.maxDeltaNs) delta = sc.maxDeltaNs;
     if (delta < sc.minDeltaNs) delta = sc.minDeltaNs;
     const clc = u64(delta * sc.mult) >> sc.shift;
+    if (this.global) return this.global.setNextEvent(clc); // pit_next_event / hpet_clkevt_set_next_event
     const itf = this.d.platform.interrupts!;
     if (this.device!.name === 'lapic-deadline')
       itf.wrmsrApic(c.cpu, MSR_IA32_TSC_DEADLINE, this.d.platform.rdtsc(c.cpu) + clc * TSC_DIVISOR);
@@ -349,7 +362,7 @@ export class PeriodicTick {
   /** The vector's IDT entry: IRQ0 (timer_interrupt) or the local timer (sysvec_apic_timer_interrupt). */
   private interrupt(cpu: number, vector: number): void {
     const itf = this.d.platform.interrupts!;
-    const ours = this.device!.name === 'pit' ? IRQ0_VECTOR : LOCAL_TIMER_VECTOR;
+    const ours = this.global ? IRQ0_VECTOR : LOCAL_TIMER_VECTOR;
     const c = this.cpus[cpu];
     if (!c || vector !== ours) return; // what else arrives before the IDT has a handler for it goes nowhere
     itf.eoi(cpu, vector); // handle_edge_irq acks first; sysvec_apic_timer_interrupt calls apic_eoi() first
@@ -369,8 +382,7 @@ export class PeriodicTick {
 
   /** tick_handle_periodic, with its loop for a one-shot device. */
   private tickHandlePeriodic(c: TickCpu): void {
-    const via =
-      this.device!.name === 'pit' ? ['common_interrupt', 'timer_interrupt'] : ['sysvec_apic_timer_interrupt', 'local_apic_timer_interrupt'];
+    const via = this.global ? ['common_interrupt', 'timer_interrupt'] : ['sysvec_apic_timer_interrupt', 'local_apic_timer_interrupt'];
     const tr = this.d.trace;
     if (tr?.on) tr.instant(this.d.scheduler.now, 'guest', 'tick_handle_periodic', via, c.cpu === 0 ? undefined : { cpu: c.cpu });
     this.tickPeriodic(c);
@@ -415,7 +427,11 @@ export class PeriodicTick {
           this.d.scheduler.now,
           'guest',
           'tick_sched_timer',
-          ['sysvec_apic_timer_interrupt', 'hrtimer_interrupt', '__hrtimer_run_queues'],
+          [
+            ...(this.global ? ['common_interrupt', 'timer_interrupt'] : ['sysvec_apic_timer_interrupt']),
+            'hrtimer_interrupt',
+            '__hrtimer_run_queues',
+          ],
           c.cpu === 0 ? undefined : { cpu: c.cpu },
         );
       this.tickSchedTimer(c, now);

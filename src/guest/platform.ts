@@ -107,6 +107,9 @@ export interface CmosReading {
 export interface GuestInterrupts {
   /** OUT to an I/O port (exits): how drivers/clocksource/i8253.c programs the PIT. */
   outb(port: number, value: number): void;
+  /** 32-bit MMIO read and write (exits): hpet_readl / hpet_writel (arch/x86/kernel/hpet.c). Absent: no HPET wired. */
+  mmioRead?(addr: bigint): bigint;
+  mmioWrite?(addr: bigint, value: bigint): void;
   /** WRMSR of IA32_TSC_DEADLINE or an x2APIC timer register on vCPU `cpu` (arch/x86/kernel/apic/apic.c). */
   wrmsrApic(cpu: number, msr: number, value: bigint): void;
   /** The guest's interrupt entry (its IDT: common_interrupt, sysvec_apic_timer_interrupt). */

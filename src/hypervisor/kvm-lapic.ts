@@ -14,9 +14,14 @@ export interface KvmLapicOptions {
   scheduler: Scheduler;
   /** vCPU id (trace events, kvm_hv_timer_state). */
   vcpuId: number;
-  /** vcpu->arch.virtual_tsc_khz and the guest TSC now. */
-  tscKhz: number;
+  /**
+   * vcpu->arch.virtual_tsc_khz, read at each conversion: KVM_SET_TSC_KHZ on a migration's destination sets it
+   * (kvm_set_tsc_khz, x86.c) even when set_tsc_khz then fails and the guest TSC runs at the host's rate.
+   */
+  tscKhz: number | (() => number);
   guestTsc: () => Cycles;
+  /** vmx_set_hv_timer's host delay for a guest TSC delta (the l1 scaling ratio, the host TSC rate). */
+  hvTimerDelay?: (deltaTsc: Cycles) => Ns | null;
   /** The host has the VMX preemption timer (kvm_intel.preemption_timer): KVM's hv timer. AMD has none. */
   hvTimer: boolean;
   /** Whether the vCPU thread is on a CPU now, and when it next is (the host scheduler's answer). */
@@ -56,6 +61,7 @@ export class KvmLapic {
       tscKhz: o.tscKhz,
       tsc: o.guestTsc,
       hvTimer: o.hvTimer,
+      ...(o.hvTimerDelay ? { hvTimerDelay: o.hvTimerDelay } : {}),
       vcpuId: o.vcpuId,
       // apic_timer_expired → kvm_apic_local_deliver(APIC_LVTT): the LVT vector into the IRR; an expiry that
       // finds it still requested is coalesced (lapic_timer.pending / the IRR bit)
@@ -91,8 +97,10 @@ export class KvmLapic {
    */
   private timerExpired(vector: number, deadline: Cycles): void {
     const tsc = this.o.guestTsc();
-    if (deadline > tsc && this.o.tscKhz > 0) {
-      const khz = BigInt(this.o.tscKhz);
+    const k = this.o.tscKhz;
+    const khzNow = typeof k === 'number' ? k : k();
+    if (deadline > tsc && khzNow > 0) {
+      const khz = BigInt(khzNow);
       const wait = ((deadline - tsc) * 1_000_000n + khz - 1n) / khz;
       this.waitVector = vector;
       this.waitDeadline = deadline;

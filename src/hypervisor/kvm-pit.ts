@@ -58,20 +58,28 @@ export class KvmPit extends PitCommon {
 
   // --- what the register logic asks of channel 0 ---
 
-  /** pit_load_count → create_pit_timer / destroy_pit_timer by mode. */
+  /** pit_load_count → create_pit_timer: periodic in modes 2/3, one-shot in 0, 1 and 4 (Linux's one-shot tick, 0x38); else destroy_pit_timer. */
   protected channel0Loaded(val: number): void {
     const mode = this.mode0;
     if (mode === 2 || mode === 3) this.createPitTimer(val, true);
-    else if (mode <= 5) this.createPitTimer(val, false);
+    else if (mode <= 1 || mode === 4) this.createPitTimer(val, false);
     else this.destroyPitTimer();
   }
 
   /** KVM's gate handling restarts the count only; the hrtimer runs on. */
   protected channel0Restarted(): void {}
 
-  /** KVM_PIT_FLAGS_HPET_LEGACY: checked when a timer next loads; a running timer is left alone. */
+  /**
+   * KVM_PIT_FLAGS_HPET_LEGACY, as QEMU sets it when the HPET takes IRQ0 (hw/i386/kvm/i8254.c
+   * kvm_pit_irq_control → KVM_SET_PIT2): kvm_vm_ioctl_set_pit2 reloads channel 0's count, with mode 0xff
+   * when the flag comes on (kvm_pit_load_count's hpet_legacy_start: destroy_pit_timer), and through
+   * create_pit_timer, which the flag no longer stops, when it goes off.
+   */
   setIrqDisabled(disabled: boolean): void {
+    const start = disabled && !this.irqDisabled;
     this.irqDisabled = disabled;
+    if (start) this.destroyPitTimer();
+    else if (!disabled) this.channel0Loaded(this.ch[0]!.count);
   }
 
   timerEventBound(span: Ns): number {

@@ -19,6 +19,7 @@ import {
   NO_TSC_SCALING,
   type TscScalingCaps,
   VMX_TSC_SCALING,
+  defaultTscScalingRatio,
 } from '../hypervisor/index.ts';
 import { MSR_IA32_TSC, MSR_KVM_STEAL_TIME, MSR_KVM_SYSTEM_TIME_NEW, type PvclockVcpuTimeInfo } from '../core/index.ts';
 import type { GuestPlatform, QuietEntries } from '../guest/index.ts';
@@ -299,6 +300,8 @@ export class VirtualMachine {
         guestTsc: (cpu) => this.guestTsc(cpu),
         hvTimer: this.host.vendor === 'intel', // the VMX preemption timer; SVM has none
         enterGuest: (cpu) => this.enterBeforeInjection(cpu),
+        virtualTscKhz: (cpu) => this.vcpus[cpu]?.virtualTscKhz || (opts.tscFrequencyKhz ?? this.host.tscKhz),
+        hvTimerDelay: (cpu, delta) => this.hvTimerDelay(cpu, delta),
       },
       p.accel === 'kvm',
     );
@@ -643,6 +646,24 @@ export class VirtualMachine {
 
   tscTrueHz(): number {
     return this.host.tscKhz * 1000 * (1 + this.host.ppm / 1e6);
+  }
+
+  /**
+   * vmx_set_hv_timer (arch/x86/kvm/vmx/vmx.c): a guest TSC delta becomes host cycles through the l1 scaling
+   * ratio (u64_shl_div_u64, truncating), which the VMX preemption timer counts at the host TSC's nominal rate
+   * (its 2^cpu_preemption_timer_multi granularity left out). Null when that is the software timer's own
+   * conversion (no ratio, virtual_tsc_khz = the host's): the hv timer then converts like start_sw_tscdeadline.
+   */
+  private hvTimerDelay(cpu: number, deltaTsc: Cycles): Ns | null {
+    const v = this.vcpus[cpu] ?? this.vcpus[0];
+    const kvm = this.kvm;
+    if (!v || !kvm) return null;
+    const caps = kvm.tscScaling;
+    const unscaled = v.l1TscScalingRatio === defaultTscScalingRatio(caps);
+    const khz = BigInt(this.host.tscKhz);
+    if (unscaled && v.virtualTscKhz === this.host.tscKhz) return null;
+    const hostCycles = unscaled ? deltaTsc : (deltaTsc << BigInt(caps.fracBits)) / v.l1TscScalingRatio;
+    return (hostCycles * 1_000_000n) / khz;
   }
 
   /** What RDTSC returns in the guest on vCPU `cpu` (each vCPU has its own TSC offset and host CPU). */

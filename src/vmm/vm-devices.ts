@@ -178,7 +178,19 @@ export class VmDevices {
     }
 
     if (p.devices.hpet) {
-      this.hpet = new Hpet({ scheduler: vclock.scheduler, clock: vclock.clock, irqs: [], name: `${label}/hpet`, ...tr });
+      // GSI 0 is IRQ0 (timer 0 under LegacyReplacement: hw/timer/hpet.c update_irq), the others go nowhere;
+      // the legacy route silences the PIT (hpet_handle_legacy_irq → pit irq_control). QEMU's hpet_timer runs
+      // after the expiry by its main loop's latency, more than one 10 ns HPET tick on a real host, so its
+      // `while (cur > cmp) cmp += period` advances a periodic comparator on every expiry: 'reached'.
+      this.hpet = new Hpet({
+        scheduler: vclock.scheduler,
+        clock: vclock.clock,
+        irqs: [this.irq0],
+        name: `${label}/hpet`,
+        ...tr,
+        periodicAdvance: 'reached',
+        onLegacyRoute: (on) => this.pit?.setIrqDisabled(on),
+      });
       this.mmio.map(HPET_BASE, HPET_LEN, this.hpet!, { min: 4, max: 8 });
     }
 
@@ -354,9 +366,10 @@ export class VmDevices {
         const lapic = new KvmLapic({
           scheduler: sched,
           vcpuId: cpu,
-          tscKhz: w.tscKhz,
+          tscKhz: w.virtualTscKhz ? () => w.virtualTscKhz!(cpu) : w.tscKhz,
           guestTsc: () => w.guestTsc(cpu),
           hvTimer: w.hvTimer,
+          ...(w.hvTimerDelay ? { hvTimerDelay: (d: Cycles) => w.hvTimerDelay!(cpu, d) } : {}),
           running,
           nextRun,
           inject: (v) => take(cpu, v),
@@ -389,7 +402,21 @@ export class VmDevices {
     this.irq0Sink = () => wired.irrs[0]!.accept(IRQ0_VECTOR);
     const pit = this.pit;
     if (pit instanceof KvmPit) wired.lapics[0]!.onAck(IRQ0_VECTOR, () => pit.ackIrq());
+    const hpet = this.hpet
+      ? {
+          // hpet_enable restarted the counter (hpet_clocksource_register) before any clockevent access
+          mmioRead: (addr: bigint) => {
+            if (!this.hpetStarted) this.hpetEnable();
+            return this.mmio.read(addr, 4);
+          },
+          mmioWrite: (addr: bigint, value: bigint) => {
+            if (!this.hpetStarted) this.hpetEnable();
+            this.mmio.write(addr, 4, value);
+          },
+        }
+      : {};
     return {
+      ...hpet,
       outb: (port, value) => this.ports.write(port, 1, value),
       wrmsrApic: (cpu, msr, value) => {
         const lapic = wired.lapics[cpu];
@@ -435,6 +462,10 @@ export interface InterruptWiring {
   guestTsc(cpu: number): Cycles;
   /** KVM: the host has the VMX preemption timer (Intel); AMD hosts run the LAPIC timer on hrtimers only. */
   hvTimer: boolean;
+  /** KVM: vCPU `cpu`'s virtual_tsc_khz now (KVM_SET_TSC_KHZ on a restore changes it); absent: `tscKhz`. */
+  virtualTscKhz?(cpu: number): number;
+  /** KVM: ns until vCPU `cpu`'s VMX preemption timer fires for a guest TSC delta (vmx_set_hv_timer). */
+  hvTimerDelay?(cpu: number, deltaTsc: Cycles): Ns | null;
   /** KVM: vCPU `cpu` enters the guest (vcpu_enter_guest handles its pending requests before injecting). */
   enterGuest?(cpu: number): void;
 }

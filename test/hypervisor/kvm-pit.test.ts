@@ -129,3 +129,30 @@ test('saveState/restore round-trips the registers, the hrtimer and the pending t
   assert.equal(b.irq.raises, a.irq.raises);
   assert.equal(b.pit.pendingTicks, a.pit.pendingTicks);
 });
+
+test('KVM_PIT_FLAGS_HPET_LEGACY (the HPET took IRQ0): set, it stops a running channel 0 and no load restarts it; cleared, the count reloads', () => {
+  const p = make({ reinject: false });
+  p.load(0, 0x34, 1193); // period 999_847 ns
+  p.engine.run(3_500_000n);
+  assert.equal(p.irq.raises, 3);
+  p.pit.setIrqDisabled(true); // kvm_pit_load_count with hpet_legacy_start: mode 0xff → destroy_pit_timer
+  p.engine.run(10_000_000n);
+  assert.equal(p.irq.raises, 3);
+  p.load(0, 0x34, 1193); // create_pit_timer returns early while the flag is set
+  p.engine.run(20_000_000n);
+  assert.equal(p.irq.raises, 3);
+  p.pit.setIrqDisabled(false); // the flag cleared: the count reloads (create_pit_timer) at 20 ms
+  p.engine.run(20_000_000n + 999_847n);
+  assert.equal(p.irq.raises, 4);
+});
+
+test('pit_load_count: mode 4 (Linux one-shot tick, 0x38) is a one-shot hrtimer, mode 5 starts none', () => {
+  const p = make({ reinject: false });
+  p.load(0, 0x38, 4772);
+  p.engine.run(10_000_000n);
+  assert.equal(p.irq.raises, 1); // at 4772·1e9/1193182 = 3,999,390 ns, once
+  const q = make({ reinject: false });
+  q.load(0, 0x3a, 4772);
+  q.engine.run(10_000_000n);
+  assert.equal(q.irq.raises, 0);
+});
