@@ -8,7 +8,7 @@
 // ..TIMER), runtime.ts (steal time), sysfs.ts (dmesg and sysfs texts), with clocksources.ts, watchdog.ts,
 // sched-clock.ts, timekeeper.ts and clockevents.ts.
 import type { Scheduler, Timer } from '../core/index.ts';
-import { quietScheduler } from '../core/index.ts';
+import { quietScheduler, type QuietScheduler } from '../core/index.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
@@ -472,14 +472,50 @@ export class GuestKernel {
     if (updates < 1n) return false;
     span.begin();
     const tk = this.timekeeper;
+    const due = sched.quietParticipantDue ? (before: Ns) => sched.quietParticipantDue!(before) : () => null;
+    let p = due(span.until);
     for (let k = Number(updates), t = now + interval; k > 0; k--, t += interval) {
+      // quiet participants (the world's sampler, the NTP client's polls) due before this update, or at
+      // its time and armed before it, run first (QuietScheduler.quietParticipantDue)
+      while (p !== null && (p.at < t || (p.at === t && this.armedBefore(p.timer, t, interval, now)))) {
+        this.runParticipant(sched, p, t);
+        p = due(span.until);
+      }
       sched.advanceTo(t);
       tk.advance();
+    }
+    // the rest fall due at the last update's time, after it (the engine ended the span so)
+    while (p !== null) {
+      this.runParticipant(sched, p, null);
+      p = due(span.until);
     }
     this.accountTicks();
     sched.countDispatched(Number(updates));
     span.end(() => this.updateTimer!.armIn(interval));
     return true;
+  }
+
+  /** Where each quiet participant's pending expiry was armed in the current span: when, and whether before the update then. */
+  private readonly participantArmed = new Map<Timer, { at: Ns; beforeUpdate: boolean }>();
+
+  /**
+   * Whether participant `timer`'s expiry at `t` (an update's time too) comes before that update: it was
+   * armed before the update at t − interval armed the one at t. Armed before the span (at or before
+   * its start, which an update began): before.
+   */
+  private armedBefore(timer: Timer, t: Ns, interval: Ns, spanStart: Ns): boolean {
+    const a = this.participantArmed.get(timer);
+    if (!a || a.at < spanStart) return true;
+    const prev = t - interval;
+    return a.at < prev || (a.at === prev && a.beforeUpdate);
+  }
+
+  /** Run participant `p` at its time inside a span; `nextUpdate`: the span's next update's time (null: none). */
+  private runParticipant(sched: QuietScheduler, p: { timer: Timer; at: Ns }, nextUpdate: Ns | null): void {
+    sched.advanceTo(p.at);
+    sched.runParticipant!(p.timer);
+    // armed now: before the update at this time when that update is still to come
+    this.participantArmed.set(p.timer, { at: p.at, beforeUpdate: nextUpdate !== null && p.at === nextUpdate });
   }
 
   /** update_wall_time() and process accounting for the ticks since the last update. */

@@ -195,6 +195,9 @@ class NtpSync implements GuestSync {
       pollExp: sync.ntp_poll_exp,
       stepThresholdNs: sync.ntp_step_threshold,
     });
+    // a poll reads the guest's clock, measures (the VM's own path and random stream) and calls adjtimex:
+    // it runs inside the VM's quiet spans at its time (src/guest/boot.ts runQuiet)
+    engine.quietParticipant(this.client.pollTimer, this.client.nextPollAt);
   }
 
   onBoot(): void {
