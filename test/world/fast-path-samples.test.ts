@@ -228,3 +228,34 @@ vms:
     'two VMs',
   );
 });
+
+test('a quiet participant whose callback does not re-arm it exactly as it said is refused (EngineError)', () => {
+  const e = new Engine();
+  let period = 10n;
+  const p = e.timer(() => p.armIn(period));
+  e.quietParticipant(p, (at) => at + 10n);
+  p.armAt(5n);
+  // a model's span at 0: the participant at 5 runs inside it
+  const span = e.timer(() => {
+    e.advanceTo(5n);
+    e.runParticipant(p);
+    assert.equal(p.expires, 15n);
+    period = 7n; // now its re-arm differs from what it declared
+    e.advanceTo(15n);
+    assert.throws(() => e.runParticipant(p), /armed other than its own next expiry 25/);
+  });
+  span.armAt(0n);
+  e.run(100n);
+  // arming another timer from inside is refused as well
+  const e2 = new Engine();
+  const other = e2.timer(() => {});
+  const q = e2.timer(() => other.armIn(1n));
+  e2.quietParticipant(q, () => null);
+  q.armAt(3n);
+  const s2 = e2.timer(() => {
+    e2.advanceTo(3n);
+    assert.throws(() => e2.runParticipant(q), /armed other than/);
+  });
+  s2.armAt(0n);
+  e2.run(10n);
+});
