@@ -4,6 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { InputError } from '../core/index.ts';
 import { type PointOutcome, pointLabel, type Scenario, type SweepPoint } from '../world/index.ts';
 import type { SweepMessage, SweepTask } from './sweep-worker.ts';
+import { workerBundle } from './worker-bundle.ts';
 
 function workerError(e: Extract<SweepMessage, { kind: 'error' }>['error'], point: SweepPoint, where: string): Error {
   if (e.name === 'InputError')
@@ -15,7 +16,7 @@ function workerError(e: Extract<SweepMessage, { kind: 'error' }>['error'], point
  * Simulate `jobs` on `n` worker threads, each point as its own scenario; outcomes in the jobs' order.
  * SIGINT/SIGTERM stop every worker at once and call `cleanup`.
  */
-export function runPool(
+export async function runPool(
   jobs: { point: SweepPoint; scenario: Scenario }[],
   n: number,
   resyncWithinNs: bigint,
@@ -24,6 +25,8 @@ export function runPool(
   cleanup: () => void,
 ): Promise<PointOutcome[]> {
   const outcomes: PointOutcome[] = new Array(jobs.length);
+  const module = new URL('./sweep-worker.ts', import.meta.url);
+  const bundle = jobs.length > 0 ? await workerBundle(module) : null;
   const workers: Worker[] = [];
   const stopAll = () => Promise.allSettled(workers.map((w) => w.terminate()));
   const stop = (signal: NodeJS.Signals) => {
@@ -61,7 +64,7 @@ export function runPool(
     }
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-        workerData: { module: new URL('./sweep-worker.ts', import.meta.url).href },
+        workerData: { module: module.href, bundle },
       });
       workers.push(w);
       w.on('message', (m: SweepMessage) => {

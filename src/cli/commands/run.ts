@@ -17,6 +17,7 @@ import {
 } from '../../world/index.ts';
 import { AtomicFile, ensureDir, removeDirs, writeFileAtomic } from '../output.ts';
 import { progressBar } from '../progress.ts';
+import { workerBundle } from '../worker-bundle.ts';
 import { parseTimelineCsv, reportHtml } from '../../report/index.ts';
 import type { RunJob, RunMessage } from '../run-worker.ts';
 
@@ -140,9 +141,10 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
 }
 
 /** Run the simulation on a worker thread; SIGINT/SIGTERM end it at once and remove what it was writing. */
-function simulateInWorker(job: RunJob, onProgress: (f: number) => void, cleanup: () => void): Promise<RunResult> {
+async function simulateInWorker(job: RunJob, onProgress: (f: number) => void, cleanup: () => void): Promise<RunResult> {
+  const module = new URL('../run-worker.ts', import.meta.url);
   const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), {
-    workerData: { ...job, module: new URL('../run-worker.ts', import.meta.url).href },
+    workerData: { ...job, module: module.href, bundle: await workerBundle(module) },
   });
   const stop = (signal: NodeJS.Signals) => {
     void worker.terminate().finally(() => {
