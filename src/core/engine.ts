@@ -77,11 +77,14 @@ export interface QuietGrid {
   periodNs: Ns;
 }
 
-/** A timer a quiet span may run inside itself: `next(at)` is the expiry its callback at `at` arms (null: none). */
+/**
+ * A timer a quiet span may run inside itself: `next(at)` is the expiry its callback at `at` arms (null:
+ * none; undefined: it cannot say, so that expiry ends the span as any event does).
+ */
 interface QuietParticipant {
   slot: number;
   timer: Timer;
-  next: (at: Ns) => Ns | null;
+  next: (at: Ns) => Ns | null | undefined;
 }
 
 /** The scheduler's quiet-span interface, when it has one. */
@@ -307,9 +310,10 @@ export class Engine implements QuietScheduler {
 
   /**
    * Let `timer`'s expiries run inside quiet spans instead of ending them. Its callback must only read
-   * model state and re-arm `timer` itself, at exactly `next(at)` (checked: an EngineError otherwise).
+   * model state and re-arm `timer` itself, at exactly `next(at)` (checked: an EngineError otherwise);
+   * where `next(at)` is undefined, the expiry at `at` ends the span instead.
    */
-  quietParticipant(timer: Timer, next: (at: Ns) => Ns | null): void {
+  quietParticipant(timer: Timer, next: (at: Ns) => Ns | null | undefined): void {
     const slot = this.timerSlots.get(timer);
     if (slot === undefined) throw new EngineError('a quiet participant must be a timer of this engine');
     this.participants.push({ slot, timer, next });
@@ -329,7 +333,7 @@ export class Engine implements QuietScheduler {
   /**
    * The span's end when the participants' expiries before `h` run inside it: at most `h`, earlier where
    * (a) a participant falls due after the caller's last expiry before the end (the caller's models
-   * finish the span at that expiry's time), or (b) a participant's last re-arm inside the span ties
+   * finish the span at that expiry's time) or cannot say what its callback will arm, or (b) a participant's last re-arm inside the span ties
    * with one of the next expiries the caller re-arms at the span's end (on a grid, in [end, end +
    * period): armed one period before) without being armed strictly before them (the span re-arms
    * those last, so their arming order, which orders equal times, would change).
@@ -350,12 +354,13 @@ export class Engine implements QuietScheduler {
         let s = this.expiryOf(p.slot);
         let prev: Ns | null = null;
         while (s !== null && s < h) {
-          if (tl === null || s > tl) {
+          const n = tl === null || s > tl ? undefined : p.next(s);
+          if (n === undefined) {
             cut = cut === null || s < cut ? s : cut;
             break;
           }
           prev = s;
-          s = p.next(s);
+          s = n;
         }
         // prev: its last expiry run inside; s: what that one arms
         // (b): the tied expiry was armed at s − period
@@ -420,6 +425,7 @@ export class Engine implements QuietScheduler {
     const at = p ? this.expiryOf(p.slot) : null;
     if (!p || at === null || at !== this.now) throw new EngineError('runParticipant: not a quiet participant due now');
     const want = p.next(at);
+    if (want === undefined) throw new EngineError(`quiet participant at ${at}: cannot say its next expiry, so it cannot run inside a span`);
     const seq = this.nextSeq;
     this.armedSeq[p.slot] = -1;
     this.countDispatched(1);

@@ -196,8 +196,14 @@ class NtpSync implements GuestSync {
       stepThresholdNs: sync.ntp_step_threshold,
     });
     // a poll reads the guest's clock, measures (the VM's own path and random stream) and calls adjtimex:
-    // it runs inside the VM's quiet spans at its time (src/guest/boot.ts runQuiet)
-    engine.quietParticipant(this.client.pollTimer, this.client.nextPollAt);
+    // it runs inside quiet spans at its time (src/guest/boot.ts runQuiet) — when its vCPU runs throughout
+    // (GuestPlatform.vcpuAlwaysRuns); one that may wait re-arms for the vCPU's next run (vcpuTimer)
+    const p = () => run.boot?.vm.platform;
+    const alwaysRuns = (): boolean => {
+      const pl = p();
+      return pl !== undefined && (pl.vcpuAlwaysRuns ? pl.vcpuAlwaysRuns(USERSPACE_VCPU) : !pl.vcpuRunning);
+    };
+    engine.quietParticipant(this.client.pollTimer, (at) => (alwaysRuns() ? this.client.nextPollAt(at) : undefined));
   }
 
   onBoot(): void {

@@ -229,6 +229,24 @@ vms:
   );
 });
 
+test("another VM's NTP poll while that VM's vCPU thread waits is not run inside a span (it re-arms for the vCPU's next run), the same bytes", () => {
+  // b's vCPU threads run 3 s of every 7 s: a poll that falls while they wait moves to their next run, so
+  // it cannot say its next expiry and ends a's span instead
+  bothWays(
+    `
+name: two
+duration: 2h
+hosts:
+  - { name: h, tsc: { freq_khz: 2596136 } }
+  - { name: h2, tsc: { freq_khz: 2596136 } }
+vms:
+  - { name: a, host: h, sync: { method: ntp } }
+  - { name: b, host: h2, boot_at: 1s, update_interval: 10s, deschedule: { period: 7s, run: 3s }, sync: { method: ntp } }
+`,
+    'a descheduled VM beside',
+  );
+});
+
 test('a quiet participant whose callback does not re-arm it exactly as it said is refused (EngineError)', () => {
   const e = new Engine();
   let period = 10n;
