@@ -396,7 +396,8 @@ export class LapicTimer implements MmioDevice {
     if (this.mode() === 'periodic' && this.period) {
       this.advancePeriodicTargetExpiration();
       this.restartApicTimer();
-    } else {
+    } else if (!this.timer.pending) {
+      // cancel_hv_timer, unless the guest's handler (run at once here) armed the next deadline already
       this.hvTimerInUse = false;
     }
   }
@@ -411,21 +412,23 @@ export class LapicTimer implements MmioDevice {
   /** apic_timer_expired + kvm_apic_inject_pending_timer_irqs: deliver unless masked, then disarm one-shots. */
   private apicTimerExpired(path: readonly string[]): void {
     if (this.d.trace.on) this.d.trace.instant(this.d.scheduler.now, this.d.name, 'apic_timer_expired', path, { vcpu_id: this.vcpuId });
-    if (this.lvtt & APIC_LVT_MASKED) {
-      this.stats.masked++;
-    } else {
-      this.stats.delivered++;
-      // ktimer->expired_tscdeadline: what kvm_wait_lapic_expire holds the next VM entry back for
-      const expired = this.mode() === 'tscdeadline' || this.hvTimerInUse ? this.tscdeadline : 0n;
-      this.deliverFn?.(this.lvtt & APIC_VECTOR_MASK, expired);
-      this.d.irq.raise();
-      this.d.irq.lower();
-    }
+    // ktimer->expired_tscdeadline: what kvm_wait_lapic_expire holds the next VM entry back for
+    const expired = this.mode() === 'tscdeadline' || this.hvTimerInUse ? this.tscdeadline : 0n;
+    // kvm_apic_inject_pending_timer_irqs disarms a one-shot before the guest can run: here delivery runs the
+    // guest's handler at once, and a deadline it writes there must not be cleared after it
     const mode = this.mode();
     if (mode === 'tscdeadline') this.tscdeadline = 0n;
     else if (mode === 'oneshot') {
       this.tscdeadline = 0n;
       this.targetExpiration = 0n;
+    }
+    if (this.lvtt & APIC_LVT_MASKED) {
+      this.stats.masked++;
+    } else {
+      this.stats.delivered++;
+      this.deliverFn?.(this.lvtt & APIC_VECTOR_MASK, expired);
+      this.d.irq.raise();
+      this.d.irq.lower();
     }
   }
 

@@ -30,13 +30,18 @@ export class LatenessHistogram {
     if (!o.exact) this.exact = false;
   }
 
+  /** Each recorded value (its log2 bucket when not exact) with its count, in increasing order. */
+  entries(): [bigint, number][] {
+    return [...this.counts].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  }
+
   /** Nearest-rank percentile: the smallest recorded value v with at least ceil(p/100 · n) values ≤ v; 0 when empty. */
   percentile(p: number): bigint {
     if (this.count === 0) return 0n;
     const rank = Math.max(1, Math.ceil((p / 100) * this.count));
     let seen = 0;
-    for (const v of [...this.counts.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))) {
-      seen += this.counts.get(v)!;
+    for (const [v, c] of this.entries()) {
+      seen += c;
       if (seen >= rank) return v;
     }
     return this.max;

@@ -116,7 +116,8 @@ export class GuestKernel {
   /** jiffies and the periodic tick until the switch to one-shot mode. */
   readonly periodicTick: PeriodicTick;
   private updateTimer: Timer | null = null;
-  private lastAccountedJiffies = 0n;
+  /** Per CPU: the jiffy up to which its process time is accounted. */
+  private lastAccountedJiffies: bigint[] = [];
 
   constructor(readonly opts: BootGuestOptions) {
     const k = opts.kernel;
@@ -145,11 +146,11 @@ export class GuestKernel {
       reinjects: () => this.tick.device?.name === 'pit',
       schedClockTick: () => this.schedClock.tick(),
       // the wired tick (issue 12): what clockevents_program_event and the idle loop look at
-      ktime: () => this.timekeeper.get('monotonic'),
+      ktime: (cpu) => this.timekeeper.get('monotonic', cpu === 0 ? undefined : cpu),
       tscKhz: () => this.tscKhz,
       lapicTimerPeriod: () => this.lapicTimerPeriod,
       hresValid: () => this.timekeeper.cs.has(CLOCK_SOURCE_VALID_FOR_HRES),
-      idle: () => (opts.cpuMode ? opts.cpuMode(0) : 'idle') === 'idle',
+      idle: (cpu) => (opts.cpuMode ? opts.cpuMode(cpu) : 'idle') === 'idle',
       bits: k.bits === 32 ? 32 : 64,
       ...(opts.trace ? { trace: opts.trace } : {}),
     });
@@ -170,9 +171,10 @@ export class GuestKernel {
         ...(opts.platform.counterEpoch ? { counterEpoch: () => opts.platform.counterEpoch!() } : {}),
         longIntervalSkip: k.watchdogLongIntervalSkip ?? kernelAtLeast(k.version, 6, 3),
         // read through the platform each time: the VMM's lifecycle installs these after boot
-        vcpuRunning: () => !opts.platform.vcpuRunning || opts.platform.vcpuRunning(0),
-        nextVcpuRun: () => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(0) : opts.scheduler.now),
-        vcpuAlwaysRuns: () => !opts.platform.vcpuRunning || (opts.platform.vcpuAlwaysRuns?.(0) ?? false),
+        vcpuRunning: (cpu) => !opts.platform.vcpuRunning || opts.platform.vcpuRunning(cpu),
+        nextVcpuRun: (cpu) => (opts.platform.nextVcpuRun ? opts.platform.nextVcpuRun(cpu) : opts.scheduler.now),
+        vcpuAlwaysRuns: (cpu) => !opts.platform.vcpuRunning || (opts.platform.vcpuAlwaysRuns?.(cpu) ?? false),
+        cpus: opts.platform.vcpus,
         guestNs: () => this.timekeeper.get('monotonic'),
       },
     );
@@ -435,10 +437,18 @@ export class GuestKernel {
     const p = this.platform;
     const stealClock = kvmRegisterStealTime(p, this.kernel, this.cmdline.time);
     this.steal = new StealAccounting(p.vcpus, this.tickNsec, stealClock);
-    this.lastAccountedJiffies = this.uptimeNs() / this.tickNsec;
+    const j0 = this.uptimeNs() / this.tickNsec;
+    this.lastAccountedJiffies = Array.from({ length: p.vcpus }, () => j0);
     const interval = this.opts.updateIntervalNs ?? this.tickNsec;
-    // a wired tick runs update_wall_time from its interrupt handler (periodic-tick.ts)
-    if (this.periodicTick.startUpdates(interval, () => this.update())) return;
+    // a wired tick runs update_wall_time and each CPU's accounting from that CPU's interrupt (periodic-tick.ts)
+    if (
+      this.periodicTick.startUpdates(
+        interval,
+        () => this.timekeeper.advance(),
+        (cpu) => this.accountCpu(cpu),
+      )
+    )
+      return;
     this.updateTimer = this.opts.scheduler.timer(() => {
       // No vCPU runs while the VM is paused or descheduled: the tick that drives update_wall_time()
       // waits for it (the accumulation then catches up in one go, as logarithmic_accumulation does).
@@ -524,14 +534,19 @@ export class GuestKernel {
     this.accountTicks();
   }
 
-  /** Process accounting for the ticks since the last update (account_process_tick per tick). */
+  /** Process accounting for the ticks since the last update, every CPU at once (the side timer's update). */
   private accountTicks(): void {
+    for (let c = 0; c < this.platform.vcpus; c++) this.accountCpu(c);
+  }
+
+  /** update_process_times on CPU `cpu`: account_process_tick for each jiffy since its last, its steal now. */
+  private accountCpu(cpu: number): void {
     const now = this.uptimeNs() / this.tickNsec;
-    const n = Number(now - this.lastAccountedJiffies);
-    this.lastAccountedJiffies = now;
+    const n = Number(now - this.lastAccountedJiffies[cpu]!);
+    this.lastAccountedJiffies[cpu] = now;
     if (this.steal && n > 0) {
       const mode = this.opts.cpuMode;
-      for (let c = 0; c < this.platform.vcpus; c++) this.steal.ticks(c, mode ? mode(c) : 'idle', n);
+      this.steal.ticks(cpu, mode ? mode(cpu) : 'idle', n);
     }
   }
 

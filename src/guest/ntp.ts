@@ -88,27 +88,120 @@ export interface TimexResult {
   tick: bigint;
 }
 
+// NtpState's per-second state lives in one BigInt64Array so that second_overflow() runs on native
+// 64-bit integers without allocating: TurboFan (V8 11) lowers BigInt.asIntN(64, …) arithmetic on
+// typed-array elements, but boxes a BigInt held in a local across a branch, so even intermediate values
+// go through a slot (DELTA). The kernel's fields are 64-bit too (ntp.c: tick_length/tick_length_base u64, time_offset
+// s64, time_maxerror/time_adjust/time_constant long). Every value stays far inside 2^63 (bounds at
+// secondOverflow), so the wrapping arithmetic gives the same integers as unbounded BigInts.
+const TICK_LENGTH = 0;
+const TICK_LENGTH_BASE = 1;
+const TIME_OFFSET = 2;
+const TIME_MAXERROR = 3;
+const TIME_ADJUST = 4;
+const TIME_CONSTANT = 5;
+/** 1 << (SHIFT_PLL + time_constant): shift_right() by it is a division (both round toward zero). */
+const OFFSET_CHUNK_DIV = 6;
+const MAX_TICKADJ_SCALED = 7;
+const HZ = 8;
+const PHASE_LIMIT = 9; // NTP_PHASE_LIMIT
+const DELTA = 10; // scratch: second_overflow()'s phase chunk
+const MINUS_MAX_TICKADJ = 11; // −MAX_TICKADJ (a negative literal in a comparison is a heap BigInt made each time)
+const SLOTS = 12;
+
+const S64_MIN = -(1n << 63n);
+const S64_MAX = (1n << 63n) - 1n;
+
+/** A value for one of the kernel's 64-bit fields; one that does not fit is a model error, not a wrap. */
+function s64(v: bigint, what: string): bigint {
+  if (v < S64_MIN || v > S64_MAX) throw new RangeError(`ntp: ${what} ${v} does not fit the kernel's 64-bit field`);
+  return v;
+}
+
 export class NtpState {
   tickUsec: bigint;
-  tickLength = 0n;
-  tickLengthBase = 0n;
   timeState = TIME_OK;
   timeStatus = STA_UNSYNC;
-  timeOffset = 0n;
-  timeConstant = 2n;
-  timeMaxerror = NTP_PHASE_LIMIT;
   timeEsterror = NTP_PHASE_LIMIT;
   timeFreq = 0n;
   timeReftime = 0n;
-  timeAdjust = 0n; // µs
   ntpTickAdj = 0n;
   readonly hz: bigint;
+  /** The per-second state (see the slot constants above). */
+  readonly st = new BigInt64Array(SLOTS);
 
   constructor(hz: number) {
     this.hz = BigInt(hz);
+    this.st[HZ] = this.hz;
+    this.st[MAX_TICKADJ_SCALED] = ((MAX_TICKADJ * 1000n) << NTP_SCALE_SHIFT) / this.hz;
+    this.st[PHASE_LIMIT] = NTP_PHASE_LIMIT;
+    this.st[MINUS_MAX_TICKADJ] = -MAX_TICKADJ;
+    this.timeConstant = 2n;
+    this.timeMaxerror = NTP_PHASE_LIMIT;
     // USER_TICK_USEC = (1000000 + USER_HZ/2) / USER_HZ
     this.tickUsec = (1_000_000n + USER_HZ / 2n) / USER_HZ;
     this.clear();
+  }
+
+  get tickLength(): bigint {
+    return this.st[TICK_LENGTH];
+  }
+  set tickLength(v: bigint) {
+    this.st[TICK_LENGTH] = s64(v, 'tick_length');
+  }
+  get tickLengthBase(): bigint {
+    return this.st[TICK_LENGTH_BASE];
+  }
+  set tickLengthBase(v: bigint) {
+    this.st[TICK_LENGTH_BASE] = s64(v, 'tick_length_base');
+  }
+  get timeOffset(): bigint {
+    return this.st[TIME_OFFSET];
+  }
+  set timeOffset(v: bigint) {
+    this.st[TIME_OFFSET] = s64(v, 'time_offset');
+  }
+  get timeMaxerror(): bigint {
+    return this.st[TIME_MAXERROR];
+  }
+  set timeMaxerror(v: bigint) {
+    this.st[TIME_MAXERROR] = s64(v, 'time_maxerror');
+  }
+  /** adjtime()'s remaining slew, µs. */
+  get timeAdjust(): bigint {
+    return this.st[TIME_ADJUST];
+  }
+  set timeAdjust(v: bigint) {
+    this.st[TIME_ADJUST] = s64(v, 'time_adjust');
+  }
+  get timeConstant(): bigint {
+    return this.st[TIME_CONSTANT];
+  }
+  set timeConstant(v: bigint) {
+    // adjtimex clamps it to 0..MAXTC; the chunk divisor 1 << (SHIFT_PLL + tc) must stay a 64-bit power of two
+    if (v < 0n || v > 60n) throw new RangeError(`ntp: time_constant ${v} outside 0..60`);
+    this.st[TIME_CONSTANT] = v;
+    this.st[OFFSET_CHUNK_DIV] = 1n << (SHIFT_PLL + v);
+  }
+
+  /** Named fields (JSON, test comparisons). */
+  toJSON(): Record<string, bigint | number> {
+    return {
+      tickUsec: this.tickUsec,
+      tickLength: this.tickLength,
+      tickLengthBase: this.tickLengthBase,
+      timeState: this.timeState,
+      timeStatus: this.timeStatus,
+      timeOffset: this.timeOffset,
+      timeConstant: this.timeConstant,
+      timeMaxerror: this.timeMaxerror,
+      timeEsterror: this.timeEsterror,
+      timeFreq: this.timeFreq,
+      timeReftime: this.timeReftime,
+      timeAdjust: this.timeAdjust,
+      ntpTickAdj: this.ntpTickAdj,
+      hz: this.hz,
+    };
   }
 
   /** NTP_INTERVAL_LENGTH in ns. */
@@ -133,41 +226,46 @@ export class NtpState {
     secondLength += this.ntpTickAdj;
     secondLength += this.timeFreq;
     const newBase = secondLength / this.hz; // div_u64 on a positive value
-    this.tickLength += newBase - this.tickLengthBase;
+    this.tickLength = this.tickLength + newBase - this.tickLengthBase;
     this.tickLengthBase = newBase;
   }
 
   /** ntp_tick_length(): shifted ns per NTP interval (one tick). */
   ntpTickLength(): bigint {
-    return this.tickLength;
+    return this.st[TICK_LENGTH];
   }
 
-  private offsetChunk(offset: bigint): bigint {
-    return shiftRight(offset, SHIFT_PLL + this.timeConstant);
-  }
-
-  /** second_overflow(): once per second of CLOCK_REALTIME. Leap seconds are not modelled. */
+  /**
+   * second_overflow(): once per second of CLOCK_REALTIME. Leap seconds are not modelled.
+   * Bounds (why 64-bit wrapping arithmetic is exact here): |time_offset| ≤ MAXPHASE << 32 / HZ < 2^61
+   * (ntp_update_offset), tick_length_base ≈ tick_usec·10^5 << 32 / HZ < 2^62 for the kernel's tick_usec
+   * range (ntp_validate_timex: ±10 %), |time_adjust| is adjtime()'s argument (µs, a long),
+   * time_maxerror ≤ NTP_PHASE_LIMIT + 500 (clamped below and in adjtimex).
+   */
   secondOverflow(): number {
-    this.timeMaxerror += MAXFREQ / 1000n;
-    if (this.timeMaxerror > NTP_PHASE_LIMIT) {
-      this.timeMaxerror = NTP_PHASE_LIMIT;
+    const st = this.st;
+    st[TIME_MAXERROR] = BigInt.asIntN(64, st[TIME_MAXERROR]! + 500n); // MAXFREQ / NSEC_PER_USEC
+    if (st[TIME_MAXERROR]! > st[PHASE_LIMIT]!) {
+      st[TIME_MAXERROR] = st[PHASE_LIMIT]!;
       this.timeStatus |= STA_UNSYNC;
     }
-    this.tickLength = this.tickLengthBase;
-    const delta = this.offsetChunk(this.timeOffset);
-    this.timeOffset -= delta;
-    this.tickLength += delta;
-    if (this.timeAdjust === 0n) return 0;
-    const maxTickadjScaled = ((MAX_TICKADJ * 1000n) << NTP_SCALE_SHIFT) / this.hz;
-    if (this.timeAdjust > MAX_TICKADJ) {
-      this.timeAdjust -= MAX_TICKADJ;
-      this.tickLength += maxTickadjScaled;
-    } else if (this.timeAdjust < -MAX_TICKADJ) {
-      this.timeAdjust += MAX_TICKADJ;
-      this.tickLength -= maxTickadjScaled;
+    // ntp_offset_chunk(): shift_right(time_offset, SHIFT_PLL + time_constant)
+    st[DELTA] = BigInt.asIntN(64, st[TIME_OFFSET]! / st[OFFSET_CHUNK_DIV]!);
+    st[TIME_OFFSET] = BigInt.asIntN(64, st[TIME_OFFSET]! - st[DELTA]!);
+    st[TICK_LENGTH] = BigInt.asIntN(64, st[TICK_LENGTH_BASE]! + st[DELTA]!);
+    if (st[TIME_ADJUST] === 0n) return 0;
+    // adjtime(): at most MAX_TICKADJ (500 µs) per second
+    if (st[TIME_ADJUST]! > 500n) {
+      st[TIME_ADJUST] = BigInt.asIntN(64, st[TIME_ADJUST]! - 500n);
+      st[TICK_LENGTH] = BigInt.asIntN(64, st[TICK_LENGTH]! + st[MAX_TICKADJ_SCALED]!);
+    } else if (st[TIME_ADJUST]! < st[MINUS_MAX_TICKADJ]!) {
+      st[TIME_ADJUST] = BigInt.asIntN(64, st[TIME_ADJUST]! + 500n);
+      st[TICK_LENGTH] = BigInt.asIntN(64, st[TICK_LENGTH]! - st[MAX_TICKADJ_SCALED]!);
     } else {
-      this.tickLength += ((this.timeAdjust * 1000n) / this.hz) << NTP_SCALE_SHIFT;
-      this.timeAdjust = 0n;
+      // (s64)(time_adjust * NSEC_PER_USEC / NTP_INTERVAL_FREQ) << NTP_SCALE_SHIFT
+      st[DELTA] = BigInt.asIntN(64, BigInt.asIntN(64, st[TIME_ADJUST]! * 1000n) / st[HZ]!);
+      st[TICK_LENGTH] = BigInt.asIntN(64, st[TICK_LENGTH]! + BigInt.asIntN(64, st[DELTA]! << 32n));
+      st[TIME_ADJUST] = 0n;
     }
     return 0;
   }

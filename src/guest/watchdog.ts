@@ -11,8 +11,14 @@
 // reads both clocks there for real (the "last" interval), so the state it carries on with, the
 // pvclock last_value the reads leave behind and everything it prints are the ones the event-by-event
 // watchdog produces. Any interval that holds an event is checked event by event, and so is every
-// interval while vCPU 0 may wait for a host CPU (an overcommitted host): each check then runs when the
-// vCPU next runs, late by what the host's schedule says.
+// interval while a vCPU may wait for a host CPU (an overcommitted host): each check then runs when its
+// vCPU next runs, late by what the host's schedule says for that vCPU's thread.
+//
+// The timer rotates over the CPUs: clocksource_start_watchdog queues it on the first online CPU and every
+// run re-queues it with add_timer_on(&watchdog_timer, next_cpu), next_cpu = cpumask_next(this CPU) wrapping
+// to the first. It is a timer-wheel timer, so it runs from that CPU's timer softirq: when that vCPU takes its
+// next timer interrupt (an idle NOHZ CPU programs its clockevent for the timer), i.e. when it next runs. The
+// clocks are read as the boot CPU reads them (per-CPU TSC/pvclock differences are not checked here).
 //
 // The schedule does not slide: clocksource_watchdog() re-arms with `watchdog_timer.expires +=
 // WATCHDOG_INTERVAL (+ extra_wait)` and add_timer_on() (kernel/time/clocksource.c, every version since
@@ -59,12 +65,14 @@ export interface WatchdogOptions {
   counterEpoch?: () => number;
   /** Kernels since v6.3 skip the check when an interval ran longer than WATCHDOG_INTERVAL_MAX_NS. */
   longIntervalSkip?: boolean;
-  /** Whether vCPU 0 runs now, and when it next does (GuestPlatform.vcpuRunning/nextVcpuRun). */
-  vcpuRunning?: () => boolean;
-  nextVcpuRun?: () => Ns;
-  /** Whether vCPU 0 runs at every instant until the next scheduler event (GuestPlatform.vcpuAlwaysRuns);
+  /** Whether vCPU `cpu` runs now, and when it next does (GuestPlatform.vcpuRunning/nextVcpuRun). */
+  vcpuRunning?: (cpu: number) => boolean;
+  nextVcpuRun?: (cpu: number) => Ns;
+  /** Whether vCPU `cpu` runs at every instant until the next scheduler event (GuestPlatform.vcpuAlwaysRuns);
    *  absent with vcpuRunning given: it may wait, so no fast-forward. */
-  vcpuAlwaysRuns?: () => boolean;
+  vcpuAlwaysRuns?: (cpu: number) => boolean;
+  /** Online CPUs the timer rotates over (default 1). */
+  cpus?: number;
   /** The guest's CLOCK_MONOTONIC (what its jiffies follow): a late run finds how long the guest clock stood still. */
   guestNs?: () => Ns;
 }
@@ -82,13 +90,18 @@ export class ClocksourceWatchdog {
   fastForwardMisses = 0;
   private readonly nextEventTime: NextEventTime | null;
   private readonly counterEpoch: (() => number) | null;
-  private readonly vcpuRunning: (() => boolean) | null;
+  private readonly vcpuRunning: ((cpu: number) => boolean) | null;
   private readonly longIntervalSkip: boolean;
   private readonly intervalMaxNs: Ns;
   /** watchdog_max_interval: the longest skipped interval reported so far. */
   private maxInterval = 0n;
-  private readonly nextVcpuRun: (() => Ns) | null;
-  private readonly vcpuAlwaysRuns: () => boolean;
+  private readonly nextVcpuRun: ((cpu: number) => Ns) | null;
+  private readonly vcpuAlwaysRuns: (cpu: number) => boolean;
+  private readonly nrCpus: number;
+  /** The CPU the timer is queued on (add_timer_on). */
+  private cpu = 0;
+  /** clocksource_watchdog() runs per CPU (fast-forwarded ones counted where they would have run). */
+  readonly checksOnCpu: number[];
   /** Next foreign event after the last check (the end of the quiet span), null when unknown. */
   private quietUntil: Ns | null = null;
   private quietEpoch = 0;
@@ -128,6 +141,8 @@ export class ClocksourceWatchdog {
     this.nextVcpuRun = opts.nextVcpuRun ?? null;
     this.guestNs = opts.guestNs ?? null;
     this.vcpuAlwaysRuns = opts.vcpuAlwaysRuns ?? (() => this.vcpuRunning === null);
+    this.nrCpus = Math.max(1, opts.cpus ?? 1);
+    this.checksOnCpu = new Array<number>(this.nrCpus).fill(0);
     const engine = sched as Partial<Pick<Engine, 'nextEventTime'>>;
     this.nextEventTime = typeof engine.nextEventTime === 'function' ? () => engine.nextEventTime!.call(sched) : null;
   }
@@ -135,17 +150,24 @@ export class ClocksourceWatchdog {
   /** clocksource_start_watchdog(): runs while there is a watchdog and something to watch. */
   start(): void {
     if (this.timer.pending || !this.core.watchdog || this.core.watchdogList.length === 0) return;
-    // watchdog_timer.expires = jiffies + WATCHDOG_INTERVAL
+    // watchdog_timer.expires = jiffies + WATCHDOG_INTERVAL; add_timer_on(&watchdog_timer, cpumask_first(cpu_online_mask))
     this.expires = this.sched.now + this.intervalNs;
+    this.cpu = 0;
     this.lastRun = null;
     this.timer.armAt(this.expires);
   }
 
+  /** The CPU whose timer softirq runs the next check. */
+  get targetCpu(): number {
+    return this.cpu;
+  }
+
   private run(): void {
-    if (this.vcpuRunning && !this.vcpuRunning()) {
+    const cpu = this.cpu;
+    if (this.vcpuRunning && !this.vcpuRunning(cpu)) {
       // A kernel timer on a stopped vCPU fires when the vCPU runs again: after a pause the next check
       // spans the whole pause (so a TSC that ran on while kvmclock was restored shows the pause as skew).
-      const at = this.nextVcpuRun?.();
+      const at = this.nextVcpuRun?.(cpu);
       if (at !== undefined && at > this.sched.now) this.timer.armAt(at);
       else this.timer.armIn(this.intervalNs);
       return;
@@ -176,8 +198,11 @@ export class ClocksourceWatchdog {
     if (skip) {
       this.checksRun += skip.intervals - 1;
       this.fastForwarded += skip.intervals - 1;
+      const n = this.nrCpus;
+      this.countSkipped((((cpu - (skip.intervals - 1)) % n) + n) % n, skip.intervals - 1);
     }
     this.checksRun++;
+    this.checksOnCpu[cpu]!++;
     let quiet = inSpan;
     const list = this.core.watchdogList;
     for (const cs of list.length === 1 ? [list[0]!] : [...list]) {
@@ -228,7 +253,9 @@ export class ClocksourceWatchdog {
       st.skew = skew <= room && -skew <= room ? skew : null;
       if (st.skew === null) quiet = false;
       if (skew > md || -skew > md) {
-        this.log(`clocksource: timekeeping watchdog on CPU0: Marking clocksource '${cs.name}' as unstable because the skew is too large:`);
+        this.log(
+          `clocksource: timekeeping watchdog on CPU${cpu}: Marking clocksource '${cs.name}' as unstable because the skew is too large:`,
+        );
         this.log(
           `clocksource: ${PAD}'${wd.name}' wd_nsec: ${wdNsec} wd_now: ${hex(wdnow).slice(2)} wd_last: ${hex(wdLast).slice(2)} mask: ${hex(wd.mask).slice(2)}`,
         );
@@ -278,6 +305,18 @@ export class ClocksourceWatchdog {
     return this.checksRun + Math.min(passed, skip.intervals - 1);
   }
 
+  private allVcpusRun(): boolean {
+    for (let c = 0; c < this.nrCpus; c++) if (!this.vcpuAlwaysRuns(c)) return false;
+    return true;
+  }
+
+  /** `m` checks fast-forwarded, one per CPU in turn from `from`. */
+  private countSkipped(from: number, m: number): void {
+    const n = this.nrCpus;
+    const each = Math.floor(m / n);
+    for (let k = 0; k < n; k++) this.checksOnCpu[(from + k) % n]! += each + (k < m % n ? 1 : 0);
+  }
+
   private epoch(): number {
     return this.counterEpoch ? this.counterEpoch() : 0;
   }
@@ -290,22 +329,27 @@ export class ClocksourceWatchdog {
   private armNext(now: Ns): void {
     const I = this.intervalNs;
     const due = this.expires;
-    // the span's checks are on the grid only if vCPU 0 runs throughout it (the schedule changes only at events)
-    const next = this.fastForward && this.counterEpoch && this.nextEventTime && this.vcpuAlwaysRuns() ? this.nextEventTime() : null;
+    // the span's checks are on the grid only if every vCPU they rotate over runs throughout it (the schedule
+    // changes only at events)
+    const next = this.fastForward && this.counterEpoch && this.nextEventTime && this.allVcpusRun() ? this.nextEventTime() : null;
     // an event still due now (after this one) may schedule anything: no span
     this.quietUntil = next !== null && next > now ? next : null;
     this.quietEpoch = this.epoch();
-    // a quiet span's checks all run on time (vCPU 0 always runs), so `now` is on the grid
+    // a quiet span's checks all run on time (every vCPU always runs), so `now` is on the grid
     if (this.quietUntil !== null && this.streak >= 2 && now === due) {
       const intervals = Number((this.quietUntil - 1n - now) / I);
       if (intervals >= 2) {
         this.skip = { from: now, intervals };
         this.expires = due + BigInt(intervals) * I;
+        // the skipped checks run on the next intervals − 1 CPUs in turn; the last one is due on the one after
+        this.cpu = (this.cpu + intervals) % this.nrCpus;
         this.timer.armAt(this.expires);
         return;
       }
     }
-    // watchdog_timer.expires += WATCHDOG_INTERVAL: the grid, not the late run, times the next check
+    // watchdog_timer.expires += WATCHDOG_INTERVAL: the grid, not the late run, times the next check;
+    // add_timer_on(&watchdog_timer, next_cpu): the next online CPU, wrapping to the first
+    this.cpu = (this.cpu + 1) % this.nrCpus;
     this.expires = due + I;
     this.timer.armAt(this.expires > now ? this.expires : now + this.tickNs);
   }

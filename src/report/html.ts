@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { formatDuration } from '../core/index.ts';
 import type { RunData } from './data.ts';
 import { reportCharts } from './charts.ts';
+import { sharingTable } from './sharing.ts';
 import { verdicts } from './verdict.ts';
 
 const require = createRequire(import.meta.url);
@@ -96,6 +97,12 @@ export function reportHtml(res: RunData, opts: ReportOptions = {}): string {
   if (pauses.length) {
     parts.push('<h2>Pauses</h2>');
     parts.push(table(['vm', 'paused at', 'for', 'monotonic advanced', 'offset before', 'after resume', 'after sync'], pauses));
+  }
+  const sharing = sharingTable(s.vms);
+  if (sharing) {
+    parts.push('<h2>Host CPUs and timer interrupts</h2>');
+    parts.push(`<p class="what">${sharing.legend.map(escapeHtml).join('<br>')}</p>`);
+    parts.push(table(sharing.head, sharing.rows));
   }
   parts.push('<h2>Hosts</h2>');
   parts.push(

@@ -298,7 +298,7 @@ export class VirtualMachine {
         tscKhz: opts.tscFrequencyKhz ?? this.host.tscKhz,
         guestTsc: (cpu) => this.guestTsc(cpu),
         hvTimer: this.host.vendor === 'intel', // the VMX preemption timer; SVM has none
-        enterGuest: (cpu) => this.vcpus[cpu]?.enterGuest(),
+        enterGuest: (cpu) => this.enterBeforeInjection(cpu),
       },
       p.accel === 'kvm',
     );
@@ -417,6 +417,21 @@ export class VirtualMachine {
       this.deferredEntries[cpu] = d;
     }
     d.armAt(s.nextRun(cpu, now));
+  }
+
+  /**
+   * vcpu_enter_guest before an interrupt is injected: a thread scheduled in at this instant makes its
+   * kvm_sched_in entry (the steal update kvm_arch_vcpu_load requests) first, so the guest's handler reads the
+   * record as of its own schedule-in, whichever of the two timers the engine holds first.
+   */
+  private enterBeforeInjection(cpu: number): void {
+    const d = this.deferredEntries[cpu];
+    if (d?.pending && d.expires === this.sched.now && !this.vcpusPaused) {
+      d.cancel();
+      this.vcpus[cpu]?.run(cpu);
+      return;
+    }
+    this.vcpus[cpu]?.enterGuest();
   }
 
   /**

@@ -45,10 +45,13 @@ export function estimateWork(r: ResolvedScenario, rowsInMemory = true): WorkEsti
     // per update interval: a vCPU entry (KVM's clock/steal requests) and the timekeeper's update, which the
     // guest's tick_sched_timer takes from its LAPIC timer: the hrtimer, the VM entry held to the TSC deadline,
     // and for an interrupt a few ns early the reprogrammed second one (4); on shared host CPUs each vCPU's entry
-    // and the interrupt deferred until the thread runs (at most one each)
+    // and the interrupt deferred until the thread runs (at most one each); a wired tick runs on every vCPU's own
+    // LAPIC (3 more per secondary vCPU, and its deferred interrupt)
     const hosts = [vm.host, ...vm.snapshots.map((sn) => sn.restoreOn ?? vm.host), ...vm.migrations.map((m) => m.to)];
-    const deferred = hosts.some((h) => shared.has(h)) ? (vm.vcpus ?? vm.profile.defaultVcpus) + 1 : 0;
-    add(`vms[${vm.index}].update_interval`, ((5 + deferred) * alive) / seconds(vm.updateIntervalNs));
+    const nrVcpus = vm.vcpus ?? vm.profile.defaultVcpus;
+    const secondaryTicks = vm.directOneshotTick ? 0 : 3 * (nrVcpus - 1);
+    const deferred = hosts.some((h) => shared.has(h)) ? nrVcpus + (vm.directOneshotTick ? 1 : nrVcpus) : 0;
+    add(`vms[${vm.index}].update_interval`, ((5 + secondaryTicks + deferred) * alive) / seconds(vm.updateIntervalNs));
     rows += alive / seconds(r.sampleIntervalNs) + 2 * vm.pauses.length + 1;
   }
   add('sample_interval', dur / seconds(r.sampleIntervalNs));

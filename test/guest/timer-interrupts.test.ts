@@ -3,7 +3,7 @@
 // while the vCPU is off its CPU, and KVM's PIT reinjecting or discarding the ticks it missed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Engine, NSEC_PER_SEC, type Ns } from '../../src/core/index.ts';
+import { Engine, MSR_IA32_TSC_DEADLINE, NSEC_PER_SEC, TraceRecorder, type Ns } from '../../src/core/index.ts';
 import type { KvmPit } from '../../src/hypervisor/index.ts';
 import { bootVm, kernelPreset, machineProfile, type BootedVm } from '../../src/vmm/index.ts';
 
@@ -22,7 +22,7 @@ function boot(
   profile: string,
   kernel: string,
   cmdline: string,
-  opts: { policy?: 'reinject' | 'discard'; deschedule?: boolean; vendor?: 'amd' | 'intel' } = {},
+  opts: { policy?: 'reinject' | 'discard'; deschedule?: boolean; vendor?: 'amd' | 'intel'; trace?: TraceRecorder } = {},
 ): Run {
   const e = new Engine();
   const b = bootVm({
@@ -32,6 +32,7 @@ function boot(
     scheduler: e,
     ...(opts.vendor ? { host: { vendor: opts.vendor } } : {}),
     ...(opts.policy ? { pitLostTickPolicy: opts.policy } : {}),
+    ...(opts.trace ? { trace: opts.trace } : {}),
     ...((opts.deschedule ?? true) ? { deschedule: { periodNs: 100n * MS, runNs: 50n * MS } } : {}),
   });
   return { b, e };
@@ -122,18 +123,46 @@ test('a tickless kvm-clock guest loses no time on a 2:1 share: its clock advance
 });
 
 test('the tickless guest programs the LAPIC TSC-deadline timer through WRMSR 0x6e0, one deadline per tick_sched_timer', () => {
-  const r = boot('firecracker', 'distro', '', { deschedule: false });
+  const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'kvm_msr' });
+  const r = boot('firecracker', 'distro', '', { deschedule: false, trace });
   r.e.run(r.b.kernelEntryAt + 2n * NSEC_PER_SEC);
   const st0 = r.b.vm.devices.timerIrqStats();
+  const byCpu0 = r.b.guest.periodicTick.timerIrqsByCpu;
   const u0 = r.b.guest.timekeeper.advances;
+  const t0 = r.e.now;
   r.e.run(r.e.now + NSEC_PER_SEC);
   const st1 = r.b.vm.devices.timerIrqStats();
-  // update_wall_time ran from tick_sched_timer every 4 ms of ktime (the default update interval: every tick)
+  // update_wall_time ran from tick_sched_timer every 4 ms of ktime (the default update interval: every tick), on
+  // CPU 0 only: a tick 4 ms away is not stopped (tick_nohz_next_event), so CPU 0 keeps tick_do_timer_cpu
   const updates = r.b.guest.timekeeper.advances - u0;
   assert.ok(updates >= 249 && updates <= 251, `updates ${updates}`);
-  // each expiry arrives at the TSC deadline, which clockevents' truncating ns→TSC conversion puts a few ns
-  // before the hrtimer's expiry: hrtimer_interrupt finds nothing due and reprograms min_delta_ns (1 µs) later
-  assert.equal(st1.timerIrqs - st0.timerIrqs, 2 * updates);
+  assert.equal(r.b.guest.periodicTick.doTimerCpuNow, 0);
+  // each interrupt is taken at its TSC deadline and programs the next one. clockevents' truncating ns→TSC
+  // conversion can put a deadline before the hrtimer's expiry in ktime: then hrtimer_interrupt finds nothing
+  // due and reprograms min_delta_ns (1 µs: 324 ticks of tsc_khz/8, 2,592 cycles) after the deadline it was
+  // taken at (the TSC then reads the old deadline + 0..2 cycles at 2.6 cycles/ns). Whether a tick comes
+  // early depends on the rounding of both conversions: some ticks are one interrupt, the others two.
+  // Firecracker's 2 vCPUs each run tick_sched_timer on their own LAPIC on the same grid.
+  const byCpu1 = r.b.guest.periodicTick.timerIrqsByCpu;
+  const sources = [...new Set(trace.recorded.filter((e) => e.name === 'kvm_msr').map((e) => e.source))].sort();
+  assert.equal(sources.length, 2, `one LAPIC per vCPU: ${sources.join(', ')}`);
+  const earlyByCpu = sources.map((src) => {
+    const writes = trace.recorded
+      .filter((e) => e.name === 'kvm_msr' && e.source === src && e.args!.ecx === MSR_IA32_TSC_DEADLINE)
+      .map((e) => ({ ts: e.ts, d: BigInt(e.args!.data as bigint) }));
+    let early = 0;
+    for (let i = 1; i < writes.length; i++) {
+      const step = writes[i]!.d - writes[i - 1]!.d;
+      if (writes[i]!.ts > t0 && step >= 2592n && step <= 2594n) early++;
+    }
+    return early;
+  });
+  for (const early of earlyByCpu) assert.ok(early > 0 && early < updates, `early ${early} of ${updates}`);
+  assert.deepEqual(
+    byCpu1.map((n, c) => n - byCpu0[c]!),
+    earlyByCpu.map((early) => updates + early),
+  );
+  assert.equal(st1.timerIrqs - st0.timerIrqs, 2 * updates + earlyByCpu[0]! + earlyByCpu[1]!);
   assert.equal(st1.ticksLost, 0);
 });
 

@@ -108,6 +108,8 @@ test('with the VMX preemption timer, a halting vCPU moves its deadline to the so
     'kvm_lapic_switch_to_sw_timer', // HLT → vcpu_block
     'apic_timer_fn', // the hrtimer fires
     'apic_timer_expired<hrtimer_expire_entry<apic_timer_fn',
+    'kvm_apic_accept_irq<apic_timer_expired<kvm_apic_local_deliver<__apic_accept_irq', // the LVT vector into the IRR
+    'kvm_inj_virq<vcpu_enter_guest<kvm_check_and_inject_events', // the woken vCPU enters and takes it
   ]);
   assert.deepEqual(v.taken, [{ t: 1_000_000n, vector: LOCAL_TIMER_VECTOR }]);
 });

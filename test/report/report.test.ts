@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { offsetPng, parseTimelineCsv, readRunDir, reportHtml, verdicts } from '../../src/report/index.ts';
-import { loadScenario } from '../../src/world/scenario.ts';
+import { loadScenario, parseScenarioText } from '../../src/world/scenario.ts';
 import { simulate, timelineCsv } from '../../src/world/simulation.ts';
 import { countColour, decodePng } from './png-decode.ts';
 
@@ -145,4 +145,30 @@ test('a directory that is not a run: one line naming the file, exit 2, no report
   assert.match(c.stderr, /timeline\.csv: line 2: expected t_s,vm and three integer ns columns, got "1\.0,vm0,12,x,0"\n$/);
   assert.deepEqual(readdirSync(join(dir, 'x')).sort(), ['summary.json', 'timeline.csv']);
   assert.throws(() => readRunDir(join(dir, 'nope')), /no such file/);
+});
+
+test('the report has the host CPUs and timer interrupts table where a VM waited for a CPU or took a late tick, and none otherwise', () => {
+  const shared = simulate(
+    parseScenarioText(
+      `duration: 3s
+sample_interval: 1s
+hosts: [{ name: h, tsc: { freq_khz: 2596136 } }]
+vms:
+  - { name: discard, host: h, profile: kvmtool, kernel: yocto-qemux86, cmdline: nolapic, deschedule: { period: 100ms, run: 50ms }, pit_lost_tick_policy: discard }
+  - { name: alone, host: h, profile: qemu-kvm }
+`,
+      'shared.yaml',
+    ),
+  );
+  const html = reportHtml(shared);
+  const at = html.indexOf('<h2>Host CPUs and timer interrupts</h2>');
+  assert.ok(at > 0);
+  const tableHtml = html.slice(at, html.indexOf('</table>', at));
+  const cells = (row: string) => [...row.matchAll(/<t[dh]>([^<]*)<\/t[dh]>/g)].map((m) => m[1]);
+  const rows = tableHtml.split('<tr>').slice(1).map(cells);
+  assert.deepEqual(rows[0], ['vm', 'timer irqs', 'lost', 'late p50', 'late p99', 'late max']);
+  const v = shared.summary.vms[0]!;
+  assert.equal(rows.length, 2, 'the VM with nothing late has no row');
+  assert.deepEqual(rows[1]!.slice(0, 3), [v.name, v.timer_irqs, v.ticks_lost]);
+  assert.ok(!reportHtml(res).includes('Host CPUs and timer interrupts'), 'the pause fixture shares nothing');
 });

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TraceRecorder, type Ns } from '../../src/core/index.ts';
+import { MSR_IA32_TSC_DEADLINE, TraceRecorder, type Ns } from '../../src/core/index.ts';
+import type { LatenessHistogram } from '../../src/devices/index.ts';
+import { VmDevices } from '../../src/vmm/index.ts';
 import { estimateWork, loadScenario, parseScenarioText, resolveScenario, simulate } from '../../src/world/index.ts';
 import { FifoRoundRobin } from './fifo-round-robin.ts';
 
@@ -27,18 +29,18 @@ test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’
   }
   for (const vm of ['vm-a', 'vm-b']) {
     const cpus = [0, 1].map((c) => `${vm}/vcpu${c}`);
-    // registration (the guest's WRMSR at startRuntime) is the first record; the guest's update (which reads the
-    // records into /proc/stat) is due each second after it, and waits for vCPU 0's next slot when vCPU 0 waits
+    // registration (the guest's WRMSR at startRuntime) is the first record; each vCPU's tick_sched_timer (which
+    // reads its own record into /proc/stat) is due each second after it, and waits for that vCPU's next slot
     const tS = events.get(cpus[0]!)![0]!.ts;
-    const v0 = new FifoRoundRobin(2, slice, THREADS);
-    let tU = tS;
-    for (let t = tS + I; ; t += I) {
-      if (!v0.running(cpus[0]!, t)) t = v0.nextRun(cpus[0]!, t);
-      if (t > D) break;
-      tU = t;
-    }
     let expected = 0n;
     for (const name of cpus) {
+      const own = new FifoRoundRobin(2, slice, THREADS);
+      let tU = tS;
+      for (let t = tS + I; ; t += I) {
+        if (!own.running(name, t)) t = own.nextRun(name, t);
+        if (t > D) break;
+        tU = t;
+      }
       // KVM's entries: each second from creation (0) while the thread runs, else at its next slot
       const rr = new FifoRoundRobin(2, slice, THREADS);
       const entries: Ns[] = [];
@@ -48,8 +50,8 @@ test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’
       }
       const recorded = events.get(name)!.map((x) => x.ts);
       assert.deepEqual(recorded.slice(1), entries, `${name}: entries`);
+      // an entry at the same instant as the tick comes first: vcpu_enter_guest records steal before it injects
       const last = entries.filter((t) => t <= tU).at(-1)!;
-      assert.notEqual(last, tU, `${name}: an entry at the guest's last update (${tU}): order of the two not derived here`);
       const rd = new FifoRoundRobin(2, slice, THREADS);
       const atReg = rd.runDelay(name, tS);
       const atLast = rd.runDelay(name, last);
@@ -62,7 +64,7 @@ test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’
     }
     const v = summary.vms.find((x) => x.name === vm)!;
     assert.equal(v.steal_ns, String(expected), `${vm} steal`);
-    // the lateness distribution's max is the longest wait; its percentiles are ordered (full oracle derivation: not yet)
+    // the lateness distribution's max is the longest wait; its percentiles are ordered (the whole distribution: next test)
     const L = v.timer_lateness_ns;
     assert.equal(L.max, v.max_timer_lateness_ns, `${vm} lateness max`);
     assert.ok(
@@ -75,6 +77,101 @@ test('examples/overcommit-2to1.yaml: each guest’s steal is its vCPU threads’
   }
   // the work estimate made before the run covers the entries and updates that waited for a slot
   assert.ok(estimateWork(scenario).events >= summary.events_dispatched, `${estimateWork(scenario).events} < ${summary.events_dispatched}`);
+});
+
+/** Nearest-rank percentile of a sorted list (the definition summary.json states). */
+function nearestRank(sorted: readonly Ns[], p: number): Ns {
+  return sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1]!;
+}
+
+const cmp = (a: Ns, b: Ns) => (a < b ? -1 : a > b ? 1 : 0);
+
+test('examples/overcommit-2to1.yaml: every timer interrupt’s lateness, from the programmed deadlines and the round robin, is the summary’s histogram exactly', () => {
+  // each VM's whole histogram, as summary.ts takes it (one timerIrqStats() per VM, in summary order)
+  const taken: LatenessHistogram[] = [];
+  const timerIrqStats = VmDevices.prototype.timerIrqStats;
+  VmDevices.prototype.timerIrqStats = function (this: VmDevices) {
+    const st = timerIrqStats.call(this);
+    taken.push(st.lateness);
+    return st;
+  };
+  const scenario = resolveScenario(loadScenario(EXAMPLE));
+  const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'kvm_msr' || n === 'kvm_set_irq' });
+  let summary: ReturnType<typeof simulate>['summary'];
+  try {
+    summary = simulate(scenario, { trace }).summary;
+  } finally {
+    VmDevices.prototype.timerIrqStats = timerIrqStats;
+  }
+  assert.deepEqual(
+    taken.map((h) => String(h.max)),
+    summary.vms.map((v) => v.max_timer_lateness_ns),
+  );
+  const D = scenario.durationNs;
+  // the guest TSC: host0's 2,596,136 kHz TSC from 0 at true time 0 (ppm 0; kvm_write_tsc_offset: offset 0),
+  // floor(t · kHz / 10^6); a deadline is reached at the first ns the TSC reads it, ⌈deadline · 10^6 / kHz⌉
+  const khz = 2_596_136n;
+  const reached = (deadline: bigint) => (deadline * 1_000_000n + khz - 1n) / khz;
+  for (const [i, vm] of ['vm-a', 'vm-b'].entries()) {
+    type Req = { r: Ns; cpu: string; vector: string };
+    const requests: Req[] = [];
+    // a TSC-deadline write arms the vCPU's timer (replacing one not yet reached; 0 disarms); a deadline
+    // already past fires at the write; KVM's PIT raises IRQ0 on vCPU 0 at its kvm_set_irq
+    const armed = new Map<string, Req>();
+    for (const ev of trace.recorded) {
+      if (ev.name === 'kvm_set_irq' && ev.source === `${vm}/pit` && ev.args!.irq === 0)
+        requests.push({ r: ev.ts, cpu: `${vm}/vcpu0`, vector: 'IRQ0' });
+      if (ev.name !== 'kvm_msr' || !ev.source.startsWith(`${vm}/vcpu`) || ev.args!.ecx !== MSR_IA32_TSC_DEADLINE) continue;
+      const prev = armed.get(ev.source);
+      if (prev && prev.r > ev.ts) requests.splice(requests.indexOf(prev), 1);
+      armed.delete(ev.source);
+      const deadline = BigInt(ev.args!.data as bigint);
+      if (deadline === 0n) continue;
+      const at = reached(deadline);
+      const req = { r: at > ev.ts ? at : ev.ts, cpu: ev.source, vector: 'LVTT' };
+      armed.set(ev.source, req);
+      requests.push(req);
+    }
+    // each is taken at its vCPU thread's first running instant from the request on (the FIFO round robin:
+    // 6 threads, 2 CPUs, 1.4-ms slots); one still requested when the same vector comes again coalesces
+    const rr = new FifoRoundRobin(2, 1_400_000n, THREADS);
+    const entryOf = new Map<string, Ns>();
+    const lateness: Ns[] = [];
+    let coalesced = 0;
+    for (const q of requests.filter((x) => x.r <= D).sort((a, b) => cmp(a.r, b.r))) {
+      const key = `${q.cpu} ${q.vector}`;
+      const pendingUntil = entryOf.get(key);
+      assert.notEqual(pendingUntil, q.r, `${key}: a request at the instant the last one is taken: order not derived here`);
+      if (pendingUntil !== undefined && q.r < pendingUntil) {
+        coalesced++;
+        continue;
+      }
+      const entry = rr.nextRun(q.cpu, q.r);
+      entryOf.set(key, entry);
+      if (entry <= D) lateness.push(entry - q.r);
+    }
+    lateness.sort(cmp);
+    const v = summary.vms[i]!;
+    assert.equal(v.name, vm);
+    assert.equal(String(lateness.length), v.timer_irqs, `${vm}: interrupts taken`);
+    assert.equal(String(coalesced), v.ticks_lost, `${vm}: coalesced`);
+    const h = taken[i]!;
+    assert.ok(h.exact);
+    const flat = h.entries().flatMap(([ns, n]) => Array<Ns>(n).fill(ns));
+    assert.deepEqual(flat, lateness, `${vm}: the whole distribution`);
+    assert.deepEqual(v.timer_lateness_ns, {
+      p50: String(nearestRank(lateness, 50)),
+      p90: String(nearestRank(lateness, 90)),
+      p99: String(nearestRank(lateness, 99)),
+      max: String(lateness.at(-1)),
+    });
+    // Why p50 is tens of µs and not 0 (docs/fidelity.md): an interrupt on a running vCPU is taken at once, but
+    // the NOHZ tick's TSC deadline (lapic_next_deadline: ns · mult >> shift, mult rounded down) comes ~40 ns
+    // before its hrtimer, so hrtimer_interrupt reprograms min_delta_ns (1 µs) ahead: two 0-ns interrupts per
+    // tick that finds the vCPU running, one late interrupt per tick that does not. Just under half are 0.
+    const zeros = lateness.filter((x) => x === 0n).length;
+    assert.ok(zeros < Math.ceil(lateness.length / 2) && zeros > lateness.length * 0.45, `${vm}: ${zeros} of ${lateness.length} on time`);
+  }
 });
 
 test('examples/overcommit-2to1.yaml: same seed, byte-identical summary', () => {

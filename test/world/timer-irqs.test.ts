@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { InputError } from '../../src/core/index.ts';
+import { InputError, MSR_IA32_TSC_DEADLINE, TraceRecorder, type Ns } from '../../src/core/index.ts';
+import type { LatenessHistogram } from '../../src/devices/index.ts';
+import { VmDevices } from '../../src/vmm/index.ts';
 import { countPaths, runTrace, tracePipeLines } from '../../src/trace/index.ts';
 import { parseScenario, parseScenarioText, type ScenarioInput } from '../../src/world/scenario.ts';
 import { resolveScenario } from '../../src/world/resolve.ts';
@@ -45,6 +47,78 @@ test('the kvmtool jiffies example: discard loses exactly its lost ticks × 4,000
   // same scenario, same bytes
   const again = simulate(parseScenarioText(SHORT, 'kvmtool-jiffies-2to1'));
   assert.equal(JSON.stringify(again.summary), JSON.stringify(r.summary));
+});
+
+test('the kvmtool jiffies example, 20 s: every timer interrupt’s lateness, from the PIT’s edges, the TSC deadlines and the 50-of-100-ms schedule, is each VM’s histogram exactly', () => {
+  const taken: LatenessHistogram[] = [];
+  const timerIrqStats = VmDevices.prototype.timerIrqStats;
+  VmDevices.prototype.timerIrqStats = function (this: VmDevices) {
+    const st = timerIrqStats.call(this);
+    taken.push(st.lateness);
+    return st;
+  };
+  const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'kvm_msr' || n === 'kvm_set_irq' });
+  let summary: ReturnType<typeof simulate>['summary'];
+  try {
+    summary = simulate(parseScenarioText(readFileSync(EXAMPLE, 'utf8').replace('duration: 1h', 'duration: 20s'), 'kvmtool-jiffies-2to1'), {
+      trace,
+    }).summary;
+  } finally {
+    VmDevices.prototype.timerIrqStats = timerIrqStats;
+  }
+  const D = 20_000_000_000n;
+  // deschedule { period: 100ms, run: 50ms } from creation at 0: the vCPU threads run in [k·100, k·100 + 50) ms
+  const nextRun = (t: Ns) => (t % 100_000_000n < 50_000_000n ? t : (t / 100_000_000n + 1n) * 100_000_000n);
+  // the tickless guest's TSC: host0's 2,596,136 kHz from 0 (offset 0); a deadline is reached at ⌈d · 10^6 / kHz⌉
+  const khz = 2_596_136n;
+  for (const [i, v] of summary.vms.entries()) {
+    type Req = { r: Ns; key: string };
+    const requests: Req[] = [];
+    const armed = new Map<string, Req>();
+    for (const ev of trace.recorded) {
+      // KVM's PIT raising IRQ0 (from pit_timer_fn, or from the ack notifier releasing a reinjected tick)
+      if (ev.name === 'kvm_set_irq' && ev.source === `${v.name}/pit` && ev.args!.irq === 0) requests.push({ r: ev.ts, key: 'IRQ0' });
+      if (ev.name !== 'kvm_msr' || !ev.source.startsWith(`${v.name}/vcpu`) || ev.args!.ecx !== MSR_IA32_TSC_DEADLINE) continue;
+      const prev = armed.get(ev.source);
+      if (prev && prev.r > ev.ts) requests.splice(requests.indexOf(prev), 1);
+      armed.delete(ev.source);
+      const deadline = BigInt(ev.args!.data as bigint);
+      if (deadline === 0n) continue;
+      const at = (deadline * 1_000_000n + khz - 1n) / khz;
+      const req = { r: at > ev.ts ? at : ev.ts, key: `${ev.source} LVTT` };
+      armed.set(ev.source, req);
+      requests.push(req);
+    }
+    // a request finding the same vector still waiting coalesces; one at the instant the waiting one is taken is
+    // the tick the guest's EOI released (taken first, then acknowledged): it is taken at once
+    const entryOf = new Map<string, Ns>();
+    const lateness: Ns[] = [];
+    let coalesced = 0;
+    let released = 0;
+    for (const q of requests.filter((x) => x.r <= D).sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0))) {
+      const waiting = entryOf.get(q.key);
+      if (waiting === q.r) released++;
+      if (waiting !== undefined && q.r < waiting) {
+        coalesced++;
+        continue;
+      }
+      const entry = nextRun(q.r);
+      entryOf.set(q.key, entry);
+      if (entry <= D) lateness.push(entry - q.r);
+    }
+    lateness.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const h = taken[i]!;
+    assert.ok(h.exact, v.name);
+    assert.deepEqual(
+      h.entries().flatMap(([ns, n]) => Array<Ns>(n).fill(ns)),
+      lateness,
+      `${v.name}: the whole distribution`,
+    );
+    assert.equal(String(lateness.length), v.timer_irqs, v.name);
+    assert.equal(String(coalesced), v.ticks_lost, v.name);
+    // reinject: every missed tick comes back through an EOI; discard: they coalesce instead
+    assert.equal(released, v.name === 'jiffies-reinject' ? Number(v.ticks_reinjected) : 0, v.name);
+  }
 });
 
 /** Index of the first line matching each pattern, each searched after the previous one. */

@@ -18,7 +18,7 @@ import {
 import { AtomicFile, ensureDir, removeDirs, writeFileAtomic } from '../output.ts';
 import { progressBar } from '../progress.ts';
 import { workerBundle } from '../worker-bundle.ts';
-import { parseTimelineCsv, reportHtml } from '../../report/index.ts';
+import { parseTimelineCsv, reportHtml, sharingTable } from '../../report/index.ts';
 import type { RunJob, RunMessage } from '../run-worker.ts';
 
 function fmtOffset(nsStr: string): string {
@@ -69,6 +69,18 @@ function sparklines(res: Pick<SimulationResult, 'summary' | 'series'>, nameWidth
   return out;
 }
 
+/** Host CPU sharing and timer interrupts, where not trivial (src/report/sharing.ts). */
+function sharingLines(vms: SimulationResult['summary']['vms']): string[] {
+  const t = sharingTable(vms);
+  if (!t) return [];
+  return [
+    '',
+    'host CPUs and timer interrupts:',
+    ...table([t.head, ...t.rows], new Set(t.head.map((_, i) => i).filter((i) => i > 0))),
+    ...t.legend.map((l) => `  (${l})`),
+  ];
+}
+
 /** The human summary: what was simulated, and each guest's offset from true time, with a sparkline. */
 export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>): string {
   const s = res.summary;
@@ -100,12 +112,7 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
     ]);
   }
   lines.push(...table(rows, new Set([5, 6, 7, 8])));
-  const stolen = s.vms.filter((v) => v.steal_ns !== '0');
-  if (stolen.length > 0) {
-    lines.push('');
-    lines.push("steal (time the guest's vCPUs waited for a host CPU, its /proc/stat steal summed over vCPUs):");
-    lines.push(...table([['vm', 'steal'], ...stolen.map((v) => [v.name, formatDuration(BigInt(v.steal_ns))])], new Set([1])));
-  }
+  lines.push(...sharingLines(s.vms));
   const paused = s.vms.filter((v) => v.pauses.length > 0);
   if (paused.length > 0) {
     lines.push('');

@@ -1,0 +1,269 @@
+// kernel/time/ntp.c as it was before its per-second state moved onto a BigInt64Array: plain BigInt
+// fields. Kept unchanged as the reference for test/guest/timekeeper-reference.test.ts.
+// The kernel's NTP discipline (kernel/time/ntp.c): tick length from tick_usec and time_freq, the
+// offset PLL/FLL fed by adjtimex(ADJ_OFFSET), the per-second phase chunk applied in
+// second_overflow(), the 500 ppm frequency limit, adjtime()'s slew, and the adjtimex fields.
+// All quantities keep the kernel's scaling: time_freq and tick_length are ns << NTP_SCALE_SHIFT.
+
+export const NTP_SCALE_SHIFT = 32n;
+export const SHIFT_PLL = 2n;
+export const SHIFT_FLL = 2n;
+export const SHIFT_USEC = 16n;
+export const MAXPHASE = 500_000_000n; // ns
+export const MAXFREQ = 500_000n; // ns/s = 500 ppm
+export const MAXFREQ_SCALED = MAXFREQ << NTP_SCALE_SHIFT;
+export const MINSEC = 256n;
+export const MAXSEC = 2048n;
+export const MAXTC = 10n;
+export const NTP_PHASE_LIMIT = (MAXPHASE / 1000n) << 5n; // µs
+export const PPM_SCALE = 1000n << (NTP_SCALE_SHIFT - SHIFT_USEC);
+export const PPM_SCALE_INV_SHIFT = 19n;
+export const PPM_SCALE_INV = (1n << (PPM_SCALE_INV_SHIFT + NTP_SCALE_SHIFT)) / PPM_SCALE + 1n;
+export const MAX_TICKADJ = 500n; // µs
+export const USER_HZ = 100n;
+
+// include/uapi/linux/timex.h
+export const ADJ_OFFSET = 0x0001;
+export const ADJ_FREQUENCY = 0x0002;
+export const ADJ_MAXERROR = 0x0004;
+export const ADJ_ESTERROR = 0x0008;
+export const ADJ_STATUS = 0x0010;
+export const ADJ_TIMECONST = 0x0020;
+export const ADJ_TAI = 0x0080;
+export const ADJ_SETOFFSET = 0x0100;
+export const ADJ_MICRO = 0x1000;
+export const ADJ_NANO = 0x2000;
+export const ADJ_TICK = 0x4000;
+export const ADJ_OFFSET_SINGLESHOT = 0x8001;
+
+export const STA_PLL = 0x0001;
+export const STA_PPSFREQ = 0x0002;
+export const STA_PPSTIME = 0x0004;
+export const STA_FLL = 0x0008;
+export const STA_INS = 0x0010;
+export const STA_DEL = 0x0020;
+export const STA_UNSYNC = 0x0040;
+export const STA_FREQHOLD = 0x0080;
+export const STA_PPSSIGNAL = 0x0100;
+export const STA_PPSJITTER = 0x0200;
+export const STA_PPSWANDER = 0x0400;
+export const STA_PPSERROR = 0x0800;
+export const STA_CLOCKERR = 0x1000;
+export const STA_NANO = 0x2000;
+export const STA_MODE = 0x4000;
+export const STA_CLK = 0x8000;
+const STA_RONLY = STA_PPSSIGNAL | STA_PPSJITTER | STA_PPSWANDER | STA_PPSERROR | STA_CLOCKERR | STA_NANO | STA_MODE | STA_CLK;
+
+export const TIME_OK = 0;
+export const TIME_ERROR = 5;
+
+/** shift_right() from ntp.c: arithmetic shift that rounds toward zero for negatives. */
+export function shiftRight(x: bigint, s: bigint): bigint {
+  return x < 0n ? -(-x >> s) : x >> s;
+}
+
+const clamp = (x: bigint, lo: bigint, hi: bigint): bigint => (x < lo ? lo : x > hi ? hi : x);
+
+export interface Timex {
+  modes?: number;
+  offset?: number | bigint; // µs, or ns with ADJ_NANO / STA_NANO
+  freq?: number | bigint; // ppm << 16
+  maxerror?: number | bigint;
+  esterror?: number | bigint;
+  status?: number;
+  constant?: number | bigint;
+  tick?: number | bigint;
+  /** ADJ_SETOFFSET: the step, in ns (the kernel's struct timeval/timespec). */
+  setOffsetNs?: bigint;
+}
+
+export interface TimexResult {
+  state: number;
+  offset: bigint;
+  freq: bigint;
+  maxerror: bigint;
+  esterror: bigint;
+  status: number;
+  constant: bigint;
+  precision: bigint;
+  tolerance: bigint;
+  tick: bigint;
+}
+
+export class NtpState {
+  tickUsec: bigint;
+  tickLength = 0n;
+  tickLengthBase = 0n;
+  timeState = TIME_OK;
+  timeStatus = STA_UNSYNC;
+  timeOffset = 0n;
+  timeConstant = 2n;
+  timeMaxerror = NTP_PHASE_LIMIT;
+  timeEsterror = NTP_PHASE_LIMIT;
+  timeFreq = 0n;
+  timeReftime = 0n;
+  timeAdjust = 0n; // µs
+  ntpTickAdj = 0n;
+  readonly hz: bigint;
+
+  constructor(hz: number) {
+    this.hz = BigInt(hz);
+    // USER_TICK_USEC = (1000000 + USER_HZ/2) / USER_HZ
+    this.tickUsec = (1_000_000n + USER_HZ / 2n) / USER_HZ;
+    this.clear();
+  }
+
+  /** NTP_INTERVAL_LENGTH in ns. */
+  get intervalLength(): bigint {
+    return 1_000_000_000n / this.hz;
+  }
+
+  /** ntp_clear(). */
+  clear(): void {
+    this.timeAdjust = 0n;
+    this.timeStatus |= STA_UNSYNC;
+    this.timeMaxerror = NTP_PHASE_LIMIT;
+    this.timeEsterror = NTP_PHASE_LIMIT;
+    this.updateFrequency();
+    this.tickLength = this.tickLengthBase;
+    this.timeOffset = 0n;
+  }
+
+  /** ntp_update_frequency(). */
+  updateFrequency(): void {
+    let secondLength = (this.tickUsec * 1000n * USER_HZ) << NTP_SCALE_SHIFT;
+    secondLength += this.ntpTickAdj;
+    secondLength += this.timeFreq;
+    const newBase = secondLength / this.hz; // div_u64 on a positive value
+    this.tickLength += newBase - this.tickLengthBase;
+    this.tickLengthBase = newBase;
+  }
+
+  /** ntp_tick_length(): shifted ns per NTP interval (one tick). */
+  ntpTickLength(): bigint {
+    return this.tickLength;
+  }
+
+  private offsetChunk(offset: bigint): bigint {
+    return shiftRight(offset, SHIFT_PLL + this.timeConstant);
+  }
+
+  /** second_overflow(): once per second of CLOCK_REALTIME. Leap seconds are not modelled. */
+  secondOverflow(): number {
+    this.timeMaxerror += MAXFREQ / 1000n;
+    if (this.timeMaxerror > NTP_PHASE_LIMIT) {
+      this.timeMaxerror = NTP_PHASE_LIMIT;
+      this.timeStatus |= STA_UNSYNC;
+    }
+    this.tickLength = this.tickLengthBase;
+    const delta = this.offsetChunk(this.timeOffset);
+    this.timeOffset -= delta;
+    this.tickLength += delta;
+    if (this.timeAdjust === 0n) return 0;
+    const maxTickadjScaled = ((MAX_TICKADJ * 1000n) << NTP_SCALE_SHIFT) / this.hz;
+    if (this.timeAdjust > MAX_TICKADJ) {
+      this.timeAdjust -= MAX_TICKADJ;
+      this.tickLength += maxTickadjScaled;
+    } else if (this.timeAdjust < -MAX_TICKADJ) {
+      this.timeAdjust += MAX_TICKADJ;
+      this.tickLength -= maxTickadjScaled;
+    } else {
+      this.tickLength += ((this.timeAdjust * 1000n) / this.hz) << NTP_SCALE_SHIFT;
+      this.timeAdjust = 0n;
+    }
+    return 0;
+  }
+
+  private updateOffsetFll(offset64: bigint, secs: bigint): bigint {
+    this.timeStatus &= ~STA_MODE;
+    if (secs < MINSEC) return 0n;
+    if (!(this.timeStatus & STA_FLL) && secs <= MAXSEC) return 0n;
+    this.timeStatus |= STA_MODE;
+    return (offset64 << (NTP_SCALE_SHIFT - SHIFT_FLL)) / secs;
+  }
+
+  /** ntp_update_offset(offset), `realSecs` = __ktime_get_real_seconds(). */
+  updateOffset(offsetIn: bigint, realSecs: bigint): void {
+    if (!(this.timeStatus & STA_PLL)) return;
+    let offset = offsetIn;
+    if (!(this.timeStatus & STA_NANO)) {
+      offset = clamp(offset, -1_000_000n, 1_000_000n);
+      offset *= 1000n;
+    }
+    offset = clamp(offset, -MAXPHASE, MAXPHASE);
+    let secs = realSecs - this.timeReftime;
+    if (this.timeStatus & STA_FREQHOLD) secs = 0n;
+    this.timeReftime = realSecs;
+    const offset64 = offset;
+    let freqAdj = this.updateOffsetFll(offset64, secs);
+    const cap = 1n << (SHIFT_PLL + 1n + this.timeConstant);
+    if (secs > cap) secs = cap;
+    freqAdj += (offset64 * secs) << (NTP_SCALE_SHIFT - 2n * (SHIFT_PLL + 2n + this.timeConstant));
+    freqAdj = freqAdj + this.timeFreq < MAXFREQ_SCALED ? freqAdj + this.timeFreq : MAXFREQ_SCALED;
+    this.timeFreq = freqAdj > -MAXFREQ_SCALED ? freqAdj : -MAXFREQ_SCALED;
+    this.timeOffset = (offset64 << NTP_SCALE_SHIFT) / this.hz;
+  }
+
+  private processAdjStatus(status: number, realSecs: bigint): void {
+    if (this.timeStatus & STA_PLL && !(status & STA_PLL)) {
+      this.timeState = TIME_OK;
+      this.timeStatus = STA_UNSYNC;
+    }
+    if (!(this.timeStatus & STA_PLL) && status & STA_PLL) this.timeReftime = realSecs;
+    this.timeStatus &= STA_RONLY;
+    this.timeStatus |= status & ~STA_RONLY;
+  }
+
+  /** __do_adjtimex() minus ADJ_SETOFFSET (the timekeeper handles the step). */
+  adjtimex(txc: Timex, realSecs: bigint): TimexResult {
+    const modes = txc.modes ?? 0;
+    if ((modes & ADJ_OFFSET_SINGLESHOT) === ADJ_OFFSET_SINGLESHOT) {
+      // adjtime(): slew at most 500 µs per second
+      const save = this.timeAdjust;
+      if (!(modes & ADJ_OFFSET_READONLY)) this.timeAdjust = BigInt(txc.offset ?? 0);
+      return { ...this.result(), offset: save };
+    }
+    if (modes & ADJ_STATUS) this.processAdjStatus(txc.status ?? 0, realSecs);
+    if (modes & ADJ_NANO) this.timeStatus |= STA_NANO;
+    if (modes & ADJ_MICRO) this.timeStatus &= ~STA_NANO;
+    if (modes & ADJ_FREQUENCY) {
+      this.timeFreq = clamp(BigInt(txc.freq ?? 0) * PPM_SCALE, -MAXFREQ_SCALED, MAXFREQ_SCALED);
+    }
+    if (modes & ADJ_MAXERROR) this.timeMaxerror = clamp(BigInt(txc.maxerror ?? 0), 0n, NTP_PHASE_LIMIT);
+    if (modes & ADJ_ESTERROR) this.timeEsterror = clamp(BigInt(txc.esterror ?? 0), 0n, NTP_PHASE_LIMIT);
+    if (modes & ADJ_TIMECONST) {
+      let tc = clamp(BigInt(txc.constant ?? 0), 0n, MAXTC);
+      if (!(this.timeStatus & STA_NANO)) tc += 4n;
+      this.timeConstant = clamp(tc, 0n, MAXTC);
+    }
+    if (modes & ADJ_OFFSET) this.updateOffset(BigInt(txc.offset ?? 0), realSecs);
+    if (modes & ADJ_TICK) this.tickUsec = BigInt(txc.tick ?? this.tickUsec);
+    if (modes & (ADJ_TICK | ADJ_FREQUENCY | ADJ_OFFSET)) this.updateFrequency();
+    return this.result();
+  }
+
+  private result(): TimexResult {
+    let offset = shiftRight(this.timeOffset * this.hz, NTP_SCALE_SHIFT);
+    if (!(this.timeStatus & STA_NANO)) offset = offset / 1000n;
+    const unsync = (this.timeStatus & (STA_UNSYNC | STA_CLOCKERR)) !== 0;
+    return {
+      state: unsync ? TIME_ERROR : this.timeState,
+      offset,
+      freq: shiftRight((this.timeFreq >> PPM_SCALE_INV_SHIFT) * PPM_SCALE_INV, NTP_SCALE_SHIFT),
+      maxerror: this.timeMaxerror,
+      esterror: this.timeEsterror,
+      status: this.timeStatus,
+      constant: this.timeConstant,
+      precision: 1n,
+      tolerance: MAXFREQ_SCALED / PPM_SCALE,
+      tick: this.tickUsec,
+    };
+  }
+
+  /** time_freq in ppm, for reports. */
+  freqPpm(): number {
+    return Number(this.timeFreq) / 2 ** 32 / 1000;
+  }
+}
+
+export const ADJ_OFFSET_READONLY = 0x2000;
