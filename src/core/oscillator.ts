@@ -11,6 +11,8 @@ import type { Cycles, Ns } from './time.ts';
 const FRAC_BITS = 64n;
 const ONE = 1n << FRAC_BITS;
 const HALF = 1n << (FRAC_BITS - 1n);
+/** Below this, a time, a phase and their difference fit the int64 fast path of phaseAt. */
+const INT64_FAST_BELOW = 1n << 62n;
 
 export interface OscillatorConfig {
   /** Frequency error in parts per million (positive: runs fast). */
@@ -25,6 +27,11 @@ export class Oscillator {
   private segStart: Ns = 0n; // true time where the current rate began
   private segPhase: Ns = 0n; // oscillator phase at segStart
   private rateFrac: bigint; // rate error in units of 2^-64
+  // rateFrac = rateHi·2^32 + rateLo (rateHi floored, rateLo in [0, 2^32)), for phaseAt's int64 path
+  private rateHi = 0n;
+  private rateLo = 0n;
+  /** The segment (start, phase, rate) lets phaseAt take the int64 path for t < INT64_FAST_BELOW. */
+  private segInt64 = false;
   private ppmNow: number;
   readonly wanderSigmaPpm: number;
   readonly wanderIntervalNs: Ns;
@@ -36,6 +43,7 @@ export class Oscillator {
   ) {
     this.ppmNow = cfg.ppm;
     this.rateFrac = Oscillator.toFrac(cfg.ppm);
+    this.splitSegment();
     this.wanderSigmaPpm = cfg.wanderSigmaPpm ?? 0;
     this.wanderIntervalNs = cfg.wanderIntervalNs ?? 1_000_000_000n;
   }
@@ -51,10 +59,38 @@ export class Oscillator {
 
   /** Oscillator phase (its own elapsed ns) at true time t ≥ the last rate change. */
   phaseAt(t: Ns): Ns {
+    // a crystal without error: d·0 rounds to 0 (small BigInts: faster than the guards of the int64 path)
+    if (this.rateFrac === 0n) return this.segPhase + (t - this.segStart);
+    if (this.segInt64 && t >= this.segStart && t < INT64_FAST_BELOW) return this.phaseAtInt64(t);
     const d = t - this.segStart;
     // rounded to the nearest ns (>> on a BigInt floors, also for negative products)
     const adj = (d * this.rateFrac + HALF) >> FRAC_BITS;
     return this.segPhase + d + adj;
+  }
+
+  /**
+   * phaseAt's value with every intermediate in int64 (BigInt.asIntN/asUintN(64, …), which V8 computes
+   * without allocating): the 2^-64 rounding of d·rateFrac taken through 32-bit halves of both factors.
+   * With d = dh·2^32 + dl and rateFrac = rh·2^32 + rl, d·rateFrac + 2^63 = dh·rh·2^64 + m·2^32 + (dl·rl mod 2^32)
+   * where m = dh·rl + dl·rh + ⌊dl·rl / 2^32⌋ + 2^31, so the rounded quotient is dh·rh + ⌊m / 2^32⌋.
+   * Needs 0 ≤ d < 2^62, |rateFrac| < 2^62 and 0 ≤ segPhase < 2^62 (segInt64): then |m| < 2^63 and the sum fits.
+   */
+  private phaseAtInt64(t: Ns): Ns {
+    const d = BigInt.asIntN(64, t - this.segStart);
+    const dl = BigInt.asUintN(32, d);
+    const dh = d >> 32n;
+    const lowHi = BigInt.asUintN(64, dl * this.rateLo) >> 32n;
+    const m = BigInt.asIntN(64, dh * this.rateLo + dl * this.rateHi + lowHi + 0x8000_0000n);
+    return BigInt.asIntN(64, this.segPhase + d + BigInt.asIntN(64, dh * this.rateHi) + (m >> 32n));
+  }
+
+  /** rateHi/rateLo and whether the segment admits the int64 path. */
+  private splitSegment(): void {
+    const r = this.rateFrac;
+    this.rateHi = r >> 32n;
+    this.rateLo = BigInt.asUintN(32, r);
+    this.segInt64 =
+      r > -INT64_FAST_BELOW && r < INT64_FAST_BELOW && this.segStart >= 0n && this.segPhase >= 0n && this.segPhase < INT64_FAST_BELOW;
   }
 
   /** Change the rate at true time t (phase stays continuous). */
@@ -63,6 +99,7 @@ export class Oscillator {
     this.segStart = t;
     this.ppmNow = ppm;
     this.rateFrac = Oscillator.toFrac(ppm);
+    this.splitSegment();
   }
 
   /** One random-walk step at true time t. */
@@ -81,4 +118,27 @@ export function tscCyclesAt(phaseNs: Ns, khz: bigint): Cycles {
   // beyond 64 bits (a slow BigInt) for a century of phase at 100 GHz
   const ms = phaseNs / 1_000_000n;
   return ms * khz + ((phaseNs - ms * 1_000_000n) * khz) / 1_000_000n;
+}
+
+/**
+ * tscCyclesAt() at one rate, in int64 (BigInt.asIntN(64, …): no allocation in V8's optimized code) for
+ * phases in [0, int64Below), where ms·kHz and the sum stay below 2^63; exactly tscCyclesAt elsewhere.
+ */
+export class TscCounter {
+  /** ⌊(2^63 − 1) / kHz⌋ whole ms (ms·kHz + the sub-ms part's cycles < kHz ≤ 2^63 − 1), and the phase itself an s64. */
+  private readonly int64Below: bigint;
+
+  constructor(readonly khz: bigint) {
+    if (khz <= 0n) throw new RangeError(`TSC rate must be positive, got ${khz} kHz`);
+    const below = (((1n << 63n) - 1n) / khz) * 1_000_000n;
+    this.int64Below = below < 1n << 63n ? below : 1n << 63n;
+  }
+
+  cyclesAt(phaseNs: Ns): Cycles {
+    if (phaseNs < 0n || phaseNs >= this.int64Below) return tscCyclesAt(phaseNs, this.khz);
+    const p = BigInt.asIntN(64, phaseNs);
+    const khz = this.khz;
+    const ms = p / 1_000_000n;
+    return BigInt.asIntN(64, BigInt.asIntN(64, ms * khz) + BigInt.asIntN(64, (p - ms * 1_000_000n) * khz) / 1_000_000n);
+  }
 }

@@ -82,6 +82,34 @@ export interface KvmStealTime {
 export const KVM_STEAL_TIME_SIZE = 64;
 export const KVM_STEAL_TIME_LAYOUT = { steal: 0, version: 8, flags: 12, preempted: 16, u8_pad: 17, pad: 20 } as const;
 
+/**
+ * Word views on flat guest RAM for reading and writing the little-endian records above in place: a
+ * BigUint64Array element is a plain 64-bit load in V8's optimized code, a DataView's getBigUint64 a call.
+ * Offsets index bytes; a u64 field must be 8-byte aligned (pvclock records are 32-, steal-time records
+ * 64-byte aligned), a u32 4-byte aligned.
+ */
+export interface RamWords {
+  readonly u8: Uint8Array;
+  readonly s8: Int8Array;
+  readonly u32: Uint32Array;
+  readonly u64: BigUint64Array;
+}
+
+/** Whether this machine stores integers little-endian, as x86 guest memory does (typed arrays use host order). */
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** RamWords on `bytes`, or null (a big-endian host, or bytes not 8-byte aligned in their buffer): use the bytes. */
+export function ramWords(bytes: Uint8Array | undefined): RamWords | null {
+  if (!bytes || !HOST_LITTLE_ENDIAN || bytes.byteOffset % 8 !== 0) return null;
+  const { buffer, byteOffset, byteLength } = bytes;
+  return {
+    u8: bytes,
+    s8: new Int8Array(buffer, byteOffset, byteLength),
+    u32: new Uint32Array(buffer, byteOffset, byteLength >>> 2),
+    u64: new BigUint64Array(buffer, byteOffset, byteLength >>> 3),
+  };
+}
+
 /** A little-endian view on some bytes (guest memory, a test buffer). */
 function view(buf: Uint8Array): DataView {
   return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -183,6 +211,52 @@ export function pvclockScaleDelta(delta: bigint, mulFrac: number, shift: number)
   if (shift < 0) d >>= BigInt(-shift);
   else d = u64(d << BigInt(shift));
   return mulU64U32Shr(d, mulFrac, 32);
+}
+
+/**
+ * pvclock_scale_delta() for one (tsc_to_system_mul, tsc_shift) at a time, in int64: V8 computes
+ * BigInt.asUintN(64, …) of + − × ÷ and constant shifts on 64-bit operands (locals, BigUint64Array
+ * elements) without allocating, but neither a shift by a variable amount nor BigInt(number). So the
+ * factors are kept as words — mul, and 2^|tsc_shift| — rebuilt when the record's scale changes; the
+ * shift becomes a multiply (left: wraps at 64 bits like the u64 in C) or a divide (right: floors, as >>
+ * does on a u64). The 96-bit product is taken as include/linux/math64.h's generic mul_u64_u32_shr does:
+ * (lo32 · mul >> 32) + hi32 · mul, both products below 2^64, as is their sum (d · mul / 2^32 < 2^64).
+ * |tsc_shift| ≥ 64 (2^|shift| not a u64) goes through pvclockScaleDelta.
+ */
+export class PvclockScaler {
+  private mulFrac = -1;
+  private shift = 0;
+  /** [tsc_to_system_mul, 2^|tsc_shift|] */
+  private readonly factors = new BigUint64Array(2);
+
+  scaleDelta(delta: bigint, mulFrac: number, shift: number): bigint {
+    if (mulFrac !== this.mulFrac || shift !== this.shift) {
+      if (shift <= -64 || shift >= 64) return pvclockScaleDelta(delta, mulFrac, shift);
+      this.factors[0] = BigInt(mulFrac >>> 0);
+      this.factors[1] = 1n << BigInt(shift < 0 ? -shift : shift);
+      this.mulFrac = mulFrac;
+      this.shift = shift;
+    }
+    const f = this.factors;
+    const m = f[0]!;
+    // d and the operand of >> wrapped again: a right shift (or a quotient) of a value V8 cannot see is 64-bit
+    // does not commute with the truncation, so it would fall back to a BigInt call
+    const d = BigInt.asUintN(64, shift < 0 ? BigInt.asUintN(64, delta) / f[1]! : delta * f[1]!);
+    return BigInt.asUintN(
+      64,
+      (BigInt.asUintN(64, BigInt.asUintN(32, d) * m) >> 32n) + BigInt.asUintN(64, (BigInt.asUintN(64, d) >> 32n) * m),
+    );
+  }
+}
+
+/**
+ * __pvclock_read_cycles() on a record in flat guest RAM at byte offset `off` (32-byte aligned), read
+ * through word views: the hot path of every kvm-clock read. The same u64 arithmetic as pvclockReadCycles.
+ */
+export function pvclockReadCyclesWords(w: RamWords, off: number, tsc: Cycles, scaler: PvclockScaler): Ns {
+  const delta = BigInt.asUintN(64, tsc - w.u64[(off + 8) >>> 3]!); // tsc_timestamp
+  const scaled = scaler.scaleDelta(delta, w.u32[(off + 24) >>> 2]!, w.s8[off + 28]!); // tsc_to_system_mul, tsc_shift
+  return BigInt.asUintN(64, w.u64[(off + 16) >>> 3]! + scaled); // system_time
 }
 
 /**

@@ -16,9 +16,22 @@ import {
   PVCLOCK_WALL_CLOCK_SIZE,
   pvclockReadCycles,
   pvclockReadCyclesView,
+  pvclockReadCyclesWords,
+  PvclockScaler,
   type PvclockVcpuTimeInfo,
+  type RamWords,
+  ramWords,
 } from '../core/index.ts';
 import { NSEC_PER_SEC } from '../core/index.ts';
+
+// Module-level copies of the constants readNs tests on every read: an imported binding read in a hot
+// function costs a re-export getter call per access under tsx's module transform.
+const GUEST_STOPPED = PVCLOCK_GUEST_STOPPED;
+const TSC_STABLE = PVCLOCK_TSC_STABLE_BIT;
+const VERSION_AT = PVCLOCK_VCPU_TIME_INFO_LAYOUT.version;
+const FLAGS_AT = PVCLOCK_VCPU_TIME_INFO_LAYOUT.flags;
+const RECORD_SIZE = PVCLOCK_VCPU_TIME_INFO_SIZE;
+const readCyclesWords = pvclockReadCyclesWords;
 
 /**
  * kvm-unit-tests' PVCLOCK_RAW_CYCLE_BIT (x86/kvmclock.h): a valid flag of the test's own pvclock reader
@@ -74,6 +87,9 @@ export class PvclockGuest {
   /** The last record address found inside the view, and its offset. */
   private viewGpa = -1n;
   private viewOff = 0;
+  /** Word views on the same flat RAM (a little-endian host), and the record's scale factors as words. */
+  private words: RamWords | null = null;
+  private readonly scaler = new PvclockScaler();
 
   constructor(opts: { stableBitTrusted?: boolean } = {}) {
     if (opts.stableBitTrusted) this.validFlags |= PVCLOCK_TSC_STABLE_BIT;
@@ -86,12 +102,13 @@ export class PvclockGuest {
       const b = mem.bytes;
       this.viewMem = mem;
       this.view = b ? new DataView(b.buffer, b.byteOffset, b.byteLength) : null;
+      this.words = ramWords(b);
       this.viewGpa = -1n;
     }
     const v = this.view;
     if (!v) return null;
     if (gpa === this.viewGpa) return v;
-    if (gpa < 0n || gpa + BigInt(PVCLOCK_VCPU_TIME_INFO_SIZE) > BigInt(v.byteLength)) return null;
+    if (gpa < 0n || gpa + BigInt(RECORD_SIZE) > BigInt(v.byteLength)) return null;
     this.viewGpa = gpa;
     this.viewOff = Number(gpa);
     return v;
@@ -102,14 +119,15 @@ export class PvclockGuest {
     const v = this.recordView(mem, gpa);
     if (!v) return this.read(mem, gpa, rdtsc).ns;
     const off = this.viewOff;
-    const L = PVCLOCK_VCPU_TIME_INFO_LAYOUT;
     // In the model nothing writes guest memory during a read, so the version loop settles at once
     // unless the version is odd (the copying path then reports the stuck record).
-    const version = v.getUint32(off + L.version, true);
-    const flags = v.getUint8(off + L.flags);
-    if (version & 1 || flags & PVCLOCK_GUEST_STOPPED) return this.read(mem, gpa, rdtsc).ns;
-    const ret = pvclockReadCyclesView(v, off, rdtsc());
-    if (this.validFlags & PVCLOCK_RAW_CYCLE_BIT || (this.validFlags & PVCLOCK_TSC_STABLE_BIT && flags & PVCLOCK_TSC_STABLE_BIT)) return ret;
+    const version = v.getUint32(off + VERSION_AT, true);
+    const flags = v.getUint8(off + FLAGS_AT);
+    if (version & 1 || flags & GUEST_STOPPED) return this.read(mem, gpa, rdtsc).ns;
+    // word views need the record's u64 fields 8-byte aligned (kvmclock's records are 64-byte apart)
+    const w = this.words;
+    const ret = w !== null && (off & 7) === 0 ? readCyclesWords(w, off, rdtsc(), this.scaler) : pvclockReadCyclesView(v, off, rdtsc());
+    if (this.validFlags & PVCLOCK_RAW_CYCLE_BIT || (this.validFlags & TSC_STABLE && flags & TSC_STABLE)) return ret;
     if (ret <= this.lastValue) return this.lastValue;
     this.lastValue = ret;
     return ret;

@@ -1,11 +1,11 @@
 // What runs once the guest has booted: steal-time registration with KVM (arch/x86/kernel/kvm.c
 // kvm_guest_init → kvm_register_steal_time) and the source of steal for /proc/stat.
 import type { Ns } from '../core/index.ts';
-import { decodeStealTime, KVM_FEATURE_STEAL_TIME, KVM_STEAL_TIME_SIZE, MSR_KVM_STEAL_TIME } from '../core/index.ts';
+import { KVM_FEATURE_STEAL_TIME, MSR_KVM_STEAL_TIME } from '../core/index.ts';
 import type { TimeParams } from './cmdline.ts';
 import type { KernelConfig } from './kernel.ts';
 import type { GuestPlatform } from './platform.ts';
-import { kvmStealClock } from './steal.ts';
+import { kvmStealClockReader } from './steal.ts';
 
 /** Where this model's guest kernel places the per-CPU steal-time records. */
 export const STEAL_TIME_GPA = 0x10_2000n;
@@ -20,6 +20,5 @@ export function kvmRegisterStealTime(p: GuestPlatform, k: KernelConfig, t: TimeP
   const on = k.kvmGuest && !!kvm && ((kvm.features >>> KVM_FEATURE_STEAL_TIME) & 1) === 1 && !t.noSteal && !!p.memory && !!p.wrmsr;
   if (!on) return null;
   for (let c = 0; c < p.vcpus; c++) p.wrmsr!(c, MSR_KVM_STEAL_TIME, (STEAL_TIME_GPA + BigInt(c * 64)) | 1n);
-  const mem = p.memory!;
-  return (cpu) => kvmStealClock(() => decodeStealTime(mem.read(STEAL_TIME_GPA + BigInt(cpu * 64), KVM_STEAL_TIME_SIZE)));
+  return kvmStealClockReader(p.memory!, STEAL_TIME_GPA);
 }

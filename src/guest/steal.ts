@@ -3,7 +3,8 @@
 // USER_HZ clock ticks (nsec_to_clock_t). Time is accounted tick by tick, as with a periodic tick or
 // CONFIG_TICK_CPU_ACCOUNTING; the steal clock is read from the vCPU's steal-time record.
 import type { Ns } from '../core/index.ts';
-import type { KvmStealTime } from '../core/index.ts';
+import { decodeStealTime, KVM_STEAL_TIME_LAYOUT, KVM_STEAL_TIME_SIZE, type KvmStealTime, ramWords } from '../core/index.ts';
+import type { PvclockMemory } from './pvclock.ts';
 
 export type CpuMode = 'user' | 'nice' | 'system' | 'idle' | 'iowait' | 'irq' | 'softirq';
 
@@ -42,6 +43,29 @@ export function kvmStealClock(read: () => KvmStealTime): Ns {
   }
 }
 
+/**
+ * paravirt_steal_clock(cpu) for per-CPU records at `base` + 64·cpu: kvm_steal_clock() on each. In flat RAM
+ * the record is read in place — the retry loop settles on the first pass there, nothing writing the record
+ * during a read; an odd version (never settling) and records outside the RAM go through the copying read.
+ */
+export function kvmStealClockReader(mem: PvclockMemory, base: bigint): (cpu: number) => Ns {
+  const copying = (cpu: number): Ns => kvmStealClock(() => decodeStealTime(mem.read(base + BigInt(cpu * 64), KVM_STEAL_TIME_SIZE)));
+  const w = ramWords(mem.bytes);
+  if (!w || base < 0n || base % 64n !== 0n || base >= BigInt(w.u8.length)) return copying;
+  const baseOff = Number(base);
+  const limit = w.u8.length - KVM_STEAL_TIME_SIZE;
+  const versionAt = KVM_STEAL_TIME_LAYOUT.version;
+  const stealAt = KVM_STEAL_TIME_LAYOUT.steal;
+  return (cpu) => {
+    const off = baseOff + cpu * 64;
+    if (!(off >= 0 && off <= limit) || (w.u32[(off + versionAt) >>> 2]! & 1) !== 0) return copying(cpu);
+    return w.u64[(off + stealAt) >>> 3]!;
+  };
+}
+
+/** account_process_tick's maxtime (ULONG_MAX in cputime.c): the model's bound, above any steal it accumulates. */
+const TICK_MAXTIME = BigInt(Number.MAX_SAFE_INTEGER) * 1000n;
+
 export class StealAccounting {
   readonly cpus: CpuStat[];
   private readonly prevSteal: Ns[];
@@ -71,7 +95,7 @@ export class StealAccounting {
   /** account_process_tick(): one tick of `mode` on `cpu`, minus what was stolen. */
   tick(cpu: number, mode: CpuMode): void {
     let cputime = this.tickNsec;
-    const steal = this.stealAccount(cpu, BigInt(Number.MAX_SAFE_INTEGER) * 1000n);
+    const steal = this.stealAccount(cpu, TICK_MAXTIME);
     if (steal >= cputime) return;
     cputime -= steal;
     this.cpus[cpu]![mode] += cputime;

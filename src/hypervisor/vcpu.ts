@@ -22,6 +22,7 @@ import {
   MSR_KVM_WALL_CLOCK_NEW,
   PVCLOCK_GUEST_STOPPED,
   PVCLOCK_TSC_STABLE_BIT,
+  PVCLOCK_VCPU_TIME_INFO_LAYOUT,
   PVCLOCK_VCPU_TIME_INFO_SIZE,
   decodePvclock,
   decodeStealTime,
@@ -31,6 +32,7 @@ import {
   le32,
   putLe64,
   type PvclockVcpuTimeInfo,
+  type RamWords,
 } from '../core/index.ts';
 import type { KvmVm } from './kvm.ts';
 import { KVMCLOCK_UPDATE_DELAY_NS } from './kvm.ts';
@@ -40,6 +42,10 @@ import { TSC_TOLERANCE_PPM, adjustTscKhz, defaultTscScalingRatio, kvmScaleTsc, t
 /** The KVM requests this model processes, in vcpu_enter_guest's order. */
 export type KvmRequest = 'MASTERCLOCK_UPDATE' | 'GLOBAL_CLOCK_UPDATE' | 'CLOCK_UPDATE' | 'STEAL_UPDATE';
 const REQUEST_ORDER: readonly KvmRequest[] = ['MASTERCLOCK_UPDATE', 'GLOBAL_CLOCK_UPDATE', 'CLOCK_UPDATE', 'STEAL_UPDATE'];
+// Module-level copies of the record layouts read on every entry: an imported binding read in a hot
+// function costs a re-export getter call per access under tsx's module transform.
+const STEAL_LAYOUT = { ...KVM_STEAL_TIME_LAYOUT };
+const PVCLOCK_LAYOUT = { ...PVCLOCK_VCPU_TIME_INFO_LAYOUT };
 
 export interface KvmVcpuOptions {
   vm: KvmVm;
@@ -112,7 +118,22 @@ export class KvmVcpu {
   lastPvclock: PvclockVcpuTimeInfo | null = null;
 
   // steal time (vcpu->arch.st)
-  stealMsr = 0n;
+  /** MSR_KVM_STEAL_TIME as written (vcpu->arch.st.msr_val). */
+  get stealMsr(): bigint {
+    return this.stealMsrVal;
+  }
+  set stealMsr(v: bigint) {
+    this.stealMsrVal = v;
+    this.stealOn = (v & KVM_MSR_ENABLED) !== 0n;
+    const gpa = v & KVM_STEAL_VALID_BITS;
+    // the record in place when it lies in flat RAM; else (no word views, a bad GPA) through read/write
+    const ram = this.vm.memory.words;
+    this.stealOff = ram && gpa + 64n <= BigInt(ram.u8.length) ? Number(gpa) : -1;
+  }
+  private stealMsrVal = 0n;
+  private stealOn = false;
+  /** Byte offset of the steal-time record in vm.memory.words, or -1. */
+  private stealOff = -1;
   lastSteal: Ns = 0n;
   stealPreempted = 0;
 
@@ -184,6 +205,10 @@ export class KvmVcpu {
 
   /** kvm_read_l1_tsc(): the TSC the guest reads when the host TSC is `hostTsc`. */
   readL1Tsc(hostTsc: Cycles = this.hostRdtsc()): Cycles {
+    // l1_tsc_offset + kvm_scale_tsc(host_tsc, ratio), a u64 sum (x86.c); at the default ratio
+    // kvm_scale_tsc is the TSC itself. asUintN(64) lets V8 add in int64 instead of allocating.
+    if (this.rdtscExiting === null && this.l1TscScalingRatio === this.unitRatio)
+      return BigInt.asUintN(64, this.l1TscOffsetS64 + BigInt.asUintN(64, hostTsc));
     // the signed offset: the same sum mod 2^64 without a 65-bit BigInt operand
     const offset = this.rdtscExiting ? this.l1TscOffsetS64 - this.rdtscCompensation() : this.l1TscOffsetS64;
     // kvm_scale_tsc() at the default ratio is the TSC itself (checked here without rebuilding the ratio)
@@ -526,6 +551,11 @@ export class KvmVcpu {
    */
   private setupGuestPvclock(hv: PvclockVcpuTimeInfo): void {
     const gpa = this.pvTimeGpa!;
+    const w = this.vm.memory.words;
+    if (w && gpa % 8n === 0n && gpa + BigInt(PVCLOCK_VCPU_TIME_INFO_SIZE) <= BigInt(w.u8.length)) {
+      this.setupGuestPvclockInPlace(hv, w, Number(gpa));
+      return;
+    }
     const mem = this.vm.memory;
     const guest = decodePvclock(mem.read(gpa, PVCLOCK_VCPU_TIME_INFO_SIZE));
     hv.version = ((guest.version + 1) | 1) >>> 0;
@@ -534,6 +564,27 @@ export class KvmVcpu {
     mem.write(gpa, encodePvclock(hv));
     hv.version = (hv.version + 1) >>> 0;
     mem.write(gpa, encodePvclock(hv).subarray(0, 4));
+  }
+
+  /**
+   * setupGuestPvclock on a record in flat RAM: the bytes encodePvclock(hv) writes, with the final even
+   * version (nothing reads the record between KVM's odd and even version writes).
+   */
+  private setupGuestPvclockInPlace(hv: PvclockVcpuTimeInfo, w: RamWords, off: number): void {
+    const L = PVCLOCK_LAYOUT;
+    const version = w.u32[(off + L.version) >>> 2]!;
+    hv.version = ((version + 1) | 1) >>> 0;
+    hv.flags |= w.u8[off + L.flags]! & PVCLOCK_GUEST_STOPPED;
+    hv.version = (hv.version + 1) >>> 0;
+    w.u32[(off + L.version) >>> 2] = hv.version;
+    w.u32[(off + L.pad0) >>> 2] = 0;
+    w.u64[(off + L.tsc_timestamp) >>> 3] = BigInt.asUintN(64, hv.tscTimestamp);
+    w.u64[(off + L.system_time) >>> 3] = BigInt.asUintN(64, hv.systemTime);
+    w.u32[(off + L.tsc_to_system_mul) >>> 2] = hv.tscToSystemMul >>> 0;
+    w.s8[off + L.tsc_shift] = hv.tscShift;
+    w.u8[off + L.flags] = hv.flags & 0xff;
+    w.u8[off + L.pad] = 0;
+    w.u8[off + L.pad + 1] = 0;
   }
 
   /** KVM_KVMCLOCK_CTRL → kvm_set_guest_paused(): GUEST_STOPPED on the next record update. */
@@ -550,7 +601,13 @@ export class KvmVcpu {
    * record's steal field, bumping version around the update and clearing preempted.
    */
   recordStealTime(): void {
-    if (!(this.stealMsr & KVM_MSR_ENABLED)) return;
+    if (!this.stealOn) return;
+    const w = this.vm.memory.words;
+    const off = this.stealOff;
+    if (w && off >= 0) {
+      this.recordStealTimeInPlace(w, off);
+      return;
+    }
     const gpa = this.stealMsr & KVM_STEAL_VALID_BITS;
     const mem = this.vm.memory;
     const L = KVM_STEAL_TIME_LAYOUT;
@@ -579,11 +636,43 @@ export class KvmVcpu {
       });
   }
 
+  /**
+   * record_steal_time() on the record in flat RAM: the same bytes as the copying path leaves (KVM's two
+   * version bumps around the update are one +2 here: nothing reads the record in between).
+   */
+  private recordStealTimeInPlace(w: RamWords, off: number): void {
+    const L = STEAL_LAYOUT;
+    w.u8[off + L.preempted] = 0;
+    this.stealPreempted = 0;
+    const vi = (off + L.version) >>> 2;
+    let version = w.u32[vi]!;
+    if (version & 1) version += 1; // first time write, random junk
+    version = (version + 2) >>> 0;
+    w.u32[vi] = version;
+    const runDelay = this.runDelayNs();
+    const si = (off + L.steal) >>> 3;
+    // steal += run_delay - last_steal: u64 arithmetic in record_steal_time (x86.c)
+    const steal = BigInt.asUintN(64, w.u64[si]! + runDelay - this.lastSteal);
+    w.u64[si] = steal;
+    this.lastSteal = runDelay;
+    const vm = this.vm;
+    if (vm.trace.on)
+      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'record_steal_time', ['vcpu_enter_guest'], {
+        steal,
+        version,
+        run_delay: runDelay,
+      });
+  }
+
   /** kvm_steal_time_set_preempted(): on vcpu_put of a preempted vCPU. */
   private setStealPreempted(): void {
-    if (!(this.stealMsr & KVM_MSR_ENABLED) || this.stealPreempted) return;
-    const gpa = this.stealMsr & KVM_STEAL_VALID_BITS;
-    this.vm.memory.write(gpa + BigInt(KVM_STEAL_TIME_LAYOUT.preempted), Uint8Array.of(KVM_VCPU_PREEMPTED));
+    if (!this.stealOn || this.stealPreempted) return;
+    const w = this.vm.memory.words;
+    if (w && this.stealOff >= 0) w.u8[this.stealOff + STEAL_LAYOUT.preempted] = KVM_VCPU_PREEMPTED;
+    else {
+      const gpa = this.stealMsr & KVM_STEAL_VALID_BITS;
+      this.vm.memory.write(gpa + BigInt(KVM_STEAL_TIME_LAYOUT.preempted), Uint8Array.of(KVM_VCPU_PREEMPTED));
+    }
     this.stealPreempted = KVM_VCPU_PREEMPTED;
   }
 
@@ -685,10 +774,17 @@ export class KvmVcpu {
    * round with the record's version moved on by 2(n − 1). `hostTsc`: the host TSC at the last round's put.
    */
   runRepeated(n: number, hostTsc: Cycles): void {
-    this.run(this.id);
+    // On a quiet vCPU run(this.id) is: exit() and put() set lastGuestTsc/lastHostTsc (set below), load() on
+    // its own CPU requests only STEAL_UPDATE, and the entry handles just that.
+    if (this.quietEntry()) this.recordStealTime();
+    else this.run(this.id);
     this.lastHostTsc = hostTsc;
     this.lastGuestTsc = this.readL1Tsc(hostTsc); // exit() at the last round's entry
-    if (n > 1 && this.stealMsr & KVM_MSR_ENABLED) {
+    const w = this.vm.memory.words;
+    if (n > 1 && this.stealOn && w && this.stealOff >= 0) {
+      const vi = (this.stealOff + STEAL_LAYOUT.version) >>> 2;
+      w.u32[vi] = (w.u32[vi]! + 2 * (n - 1)) >>> 0;
+    } else if (n > 1 && this.stealOn) {
       const gpa = (this.stealMsr & KVM_STEAL_VALID_BITS) + BigInt(KVM_STEAL_TIME_LAYOUT.version);
       const b = this.vm.memory.read(gpa, 4);
       putLe32(b, 0, (le32(b, 0) + 2 * (n - 1)) >>> 0);

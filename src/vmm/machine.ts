@@ -2,7 +2,7 @@
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
 import type { QuietScheduler, Scheduler, Timer } from '../core/index.ts';
-import { InputError, Oscillator, quietScheduler, tscCyclesAt, u64 } from '../core/index.ts';
+import { InputError, Oscillator, quietScheduler, TscCounter, u64 } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
@@ -564,30 +564,31 @@ export class VirtualMachine {
     if (!this.vcpus.every((v) => v.quietEntry())) return null;
     const until = q.quietHorizon([t], { next, periodNs: I }); // the guest runs quiet participants inside
     if (until === null || until <= next) return null;
-    return {
-      until,
-      begin: () => t.cancel(),
-      end: (rearmUpdates) => {
-        // Every entry before `until` (e0 < next < until): those after the guest's last update too —
-        // nothing between that update and `until` can see them before they would have run.
-        const n = (until - 1n - e0) / I + 1n;
-        const last = e0 + (n - 1n) * I;
-        for (const v of this.vcpus) v.runRepeated(Number(n), this.hostTscAt(last));
-        q.countDispatched(Number(n));
-        // Re-arm in the order the last expiries would have: the later one last; on a tie the order
-        // they fall due in, which stays the one at the span's start (an entry still due then runs after).
-        const now = this.sched.now;
-        const updatesFirst = last > now || (last === now && e0 === start);
-        if (updatesFirst) rearmUpdates();
-        t.armAt(last + I);
-        if (!updatesFirst) rearmUpdates();
-      },
-    };
+    return new QuietEntrySpan(this, q, t, I, e0, start, until);
+  }
+
+  /**
+   * QuietEntrySpan.end: every entry before `until` (e0 < next < until) — those after the guest's last
+   * update too: nothing between that update and `until` can see them before they would have run.
+   */
+  endQuietEntries(q: QuietScheduler, t: Timer, I: Ns, e0: Ns, start: Ns, until: Ns, rearmUpdates: () => void): void {
+    const n = (until - 1n - e0) / I + 1n;
+    const last = e0 + (n - 1n) * I;
+    for (const v of this.vcpus) v.runRepeated(Number(n), this.hostTscAt(last));
+    q.countDispatched(Number(n));
+    // Re-arm in the order the last expiries would have: the later one last; on a tie the order
+    // they fall due in, which stays the one at the span's start (an entry still due then runs after).
+    const now = this.sched.now;
+    const updatesFirst = last > now || (last === now && e0 === start);
+    if (updatesFirst) rearmUpdates();
+    t.armAt(last + I);
+    if (!updatesFirst) rearmUpdates();
   }
 
   /** vCPU `cpu`'s thread's sched_info.run_delay now: time spent runnable but not running. */
   runDelay(cpu: number): Ns {
     if (this.schedule) return this.schedule.runDelay(cpu, this.sched.now);
+    if (this.stealFraction === 0) return 0n; // the product below is 0 (or −0): no conversions per entry
     return BigInt(Math.floor(Number(this.sched.now - this.createdAt) * this.stealFraction));
   }
 
@@ -599,8 +600,15 @@ export class VirtualMachine {
 
   /** Cycles of this VM's own host TSC (no world) over `ns`: the one host TSC model of src/core/oscillator.ts. */
   private cyclesFor(ns: Ns): Cycles {
-    return tscCyclesAt(this.crystal.phaseAt(ns), BigInt(this.host.tscKhz));
+    let c = this.ownTsc;
+    if (c === null || this.ownTscKhz !== this.host.tscKhz) {
+      c = this.ownTsc = new TscCounter(BigInt(this.host.tscKhz));
+      this.ownTscKhz = this.host.tscKhz;
+    }
+    return c.cyclesAt(this.crystal.phaseAt(ns));
   }
+  private ownTsc: TscCounter | null = null;
+  private ownTscKhz = 0;
 
   /**
    * What kvm-clock will read at scheduler time `t` (≥ now), as KVM_GET_CLOCK computes it from the
@@ -677,5 +685,29 @@ export class VirtualMachine {
     for (const d of this.deferredEntries) d.cancel();
     this.schedule?.setRunnable(false); // the VMM's threads exit: the host's CPUs go to the others
     this.kvm?.destroy();
+  }
+}
+
+/**
+ * The VMM's side of a guest's quiet span (GuestPlatform.quietEntries): a plain object with methods
+ * rather than closures made per span.
+ */
+class QuietEntrySpan implements QuietEntries {
+  constructor(
+    private readonly vm: VirtualMachine,
+    private readonly q: QuietScheduler,
+    private readonly timer: Timer,
+    private readonly intervalNs: Ns,
+    private readonly e0: Ns,
+    private readonly start: Ns,
+    readonly until: Ns,
+  ) {}
+
+  begin(): void {
+    this.timer.cancel();
+  }
+
+  end(rearmUpdates: () => void): void {
+    this.vm.endQuietEntries(this.q, this.timer, this.intervalNs, this.e0, this.start, this.until, rearmUpdates);
   }
 }

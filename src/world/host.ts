@@ -9,7 +9,7 @@
 import type { Cycles, Ns } from '../core/index.ts';
 import { NSEC_PER_SEC } from '../core/index.ts';
 import type { Prng } from '../core/index.ts';
-import { Oscillator, type OscillatorConfig, tscCyclesAt } from '../core/index.ts';
+import { Oscillator, type OscillatorConfig, TscCounter } from '../core/index.ts';
 
 export interface TscConfig {
   /** Nominal TSC frequency, kHz (what CPUID 0x15/0x16 or calibration reports). */
@@ -41,6 +41,7 @@ export class Host {
   readonly ntp: boolean;
   private readonly tsc0: Cycles;
   private readonly khz: bigint;
+  private readonly counter: TscCounter;
   private readonly realtimeError: Ns;
 
   constructor(
@@ -57,12 +58,14 @@ export class Host {
     this.oscillator = new Oscillator(cfg.oscillator, prng.fork(`host:${cfg.name}:oscillator`));
     this.tsc0 = cfg.tsc.initial ?? 0n;
     this.khz = BigInt(cfg.tsc.freqKhz);
+    this.counter = new TscCounter(this.khz);
     this.realtimeError = cfg.initialRealtimeErrorNs ?? 0n;
   }
 
   /** Host TSC reading at true time t (rdtsc on the host). */
   rdtsc(t: Ns): Cycles {
-    return this.tsc0 + tscCyclesAt(this.oscillator.phaseAt(t), this.khz);
+    const cycles = this.counter.cyclesAt(this.oscillator.phaseAt(t));
+    return this.tsc0 === 0n ? cycles : this.tsc0 + cycles;
   }
 
   /** CLOCK_MONOTONIC_RAW: the TSC scaled by its nominal frequency. */
