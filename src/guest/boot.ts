@@ -481,18 +481,28 @@ export class GuestKernel {
     const updates = (span.until - 1n - now) / interval; // expiries strictly before span.until
     if (updates < 1n) return false;
     span.begin();
-    const tk = this.timekeeper;
     const due = sched.quietParticipantDue ? (before: Ns) => sched.quietParticipantDue!(before) : () => null;
     let p = due(span.until);
-    for (let k = Number(updates), t = now + interval; k > 0; k--, t += interval) {
-      // quiet participants (the world's sampler, the NTP client's polls) due before this update, or at
-      // its time and armed before it, run first (QuietScheduler.quietParticipantDue)
-      while (p !== null && (p.at < t || (p.at === t && this.armedBefore(p.timer, t, interval, now)))) {
-        this.runParticipant(sched, p, t);
+    let t = now + interval;
+    for (let left = Number(updates); left > 0; ) {
+      // the updates before the next quiet participant (the world's sampler, the NTP client's polls:
+      // QuietScheduler.quietParticipantDue) — one at its time too when the participant was armed after
+      // that update — counted once, so that the loop below compares no BigInts
+      let c = left;
+      if (p !== null) {
+        const d = p.at - t;
+        if (d < 0n) c = 0;
+        else {
+          const q = Number(d / interval);
+          c = Math.min(left, d % interval !== 0n || !this.armedBefore(p.timer, p.at, interval, now) ? q + 1 : q);
+        }
+      }
+      t = this.quietUpdates(sched, c, t, interval);
+      left -= c;
+      if (left > 0) {
+        this.runParticipant(sched, p!, t);
         p = due(span.until);
       }
-      sched.advanceTo(t);
-      tk.advance();
     }
     // the rest fall due at the last update's time, after it (the engine ended the span so)
     while (p !== null) {
@@ -503,6 +513,16 @@ export class GuestKernel {
     sched.countDispatched(Number(updates));
     span.end(() => this.updateTimer!.armIn(interval));
     return true;
+  }
+
+  /** `n` updates of a span from `t` on, every `interval`, each at its own time; returns the next one's time. */
+  private quietUpdates(sched: QuietScheduler, n: number, t: Ns, interval: Ns): Ns {
+    const tk = this.timekeeper;
+    for (let k = n; k > 0; k--, t += interval) {
+      sched.advanceTo(t);
+      tk.advance();
+    }
+    return t;
   }
 
   /** Where each quiet participant's pending expiry was armed in the current span: when, and whether before the update then. */
