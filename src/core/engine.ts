@@ -55,11 +55,36 @@ export interface QuietScheduler extends Scheduler {
    * other timer, or the end of the current run(). Null when quiet spans are switched off, outside
    * run(), or while a stop() is pending.
    */
-  quietHorizon(except: readonly Timer[]): Ns | null;
+  quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null;
   /** Move time to `t` (no pending event may lie before it): see Engine.advanceTo. */
   advanceTo(t: Ns): void;
   /** Count `n` expiries a model ran itself inside a quiet span as dispatched events. */
   countDispatched(n: number): void;
+  /** The earliest pending expiry (by time, then arming order) of a quiet participant before `before`. */
+  quietParticipantDue?(before: Ns): { timer: Timer; at: Ns } | null;
+  /** Run participant `timer`'s expiry, due now, inside a quiet span: as run() would dispatch it. */
+  runParticipant?(timer: Timer): void;
+}
+
+/**
+ * The periodic expiries of a quiet span: the caller's own every `periodNs` from `next` on, and those of
+ * the `except` timers with the same period. Given to quietHorizon, it lets quiet participants
+ * (Engine.quietParticipant) fall inside the span: the caller runs their expiries there itself
+ * (quietParticipantDue, runParticipant), at their time and in their order among its own.
+ */
+export interface QuietGrid {
+  next: Ns;
+  periodNs: Ns;
+}
+
+/**
+ * A timer a quiet span may run inside itself: `next(at)` is the expiry its callback at `at` arms (null:
+ * none; undefined: it cannot say, so that expiry ends the span as any event does).
+ */
+interface QuietParticipant {
+  slot: number;
+  timer: Timer;
+  next: (at: Ns) => Ns | null | undefined;
 }
 
 /** The scheduler's quiet-span interface, when it has one. */
@@ -111,6 +136,7 @@ export class Engine implements QuietScheduler {
   private walk = new Int32Array(64); // quietHorizon's stack
   private runUntil: Ns | null = null; // run()'s `until`, while running
   private readonly timerSlots = new WeakMap<Timer, number>();
+  private readonly participants: QuietParticipant[] = [];
 
   constructor(initialCapacity = 1024) {
     this.cap = initialCapacity;
@@ -282,9 +308,71 @@ export class Engine implements QuietScheduler {
     }
   }
 
-  quietHorizon(except: readonly Timer[]): Ns | null {
+  /**
+   * Let `timer`'s expiries run inside quiet spans instead of ending them. Its callback must only read
+   * model state and re-arm `timer` itself, at exactly `next(at)` (checked: an EngineError otherwise);
+   * where `next(at)` is undefined, the expiry at `at` ends the span instead.
+   */
+  quietParticipant(timer: Timer, next: (at: Ns) => Ns | null | undefined): void {
+    const slot = this.timerSlots.get(timer);
+    if (slot === undefined) throw new EngineError('a quiet participant must be a timer of this engine');
+    this.participants.push({ slot, timer, next });
+  }
+
+  quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null {
     if (!this.quietSpans || !this.running || this.stopped) return null;
     const skip = except.map((t) => this.timerSlots.get(t) ?? -1);
+    if (grid && this.participants.length > 0) {
+      for (const p of this.participants) skip.push(p.slot);
+      const h = this.horizonSkipping(skip);
+      return h === null ? null : this.participantHorizon(h, grid, except);
+    }
+    return this.horizonSkipping(skip);
+  }
+
+  /**
+   * The span's end when the participants' expiries before `h` run inside it: at most `h`, earlier where
+   * (a) a participant falls due after the caller's last expiry before the end (the caller's models
+   * finish the span at that expiry's time) or cannot say what its callback will arm, or (b) a participant's last re-arm inside the span ties
+   * with one of the next expiries the caller re-arms at the span's end (on a grid, in [end, end +
+   * period): armed one period before) without being armed strictly before them (the span re-arms
+   * those last, so their arming order, which orders equal times, would change).
+   */
+  private participantHorizon(h: Ns, grid: QuietGrid, except: readonly Timer[]): Ns {
+    const I = grid.periodNs;
+    // the grids the span's periodic expiries lie on: the caller's, and each `except` timer's
+    const origins = [grid.next];
+    for (const t of except) {
+      const e = t.expires;
+      if (e !== null) origins.push(e);
+    }
+    const onGrid = (t: Ns): boolean => origins.some((o) => t >= o && (t - o) % I === 0n);
+    for (;;) {
+      const tl = h <= grid.next ? null : grid.next + ((h - 1n - grid.next) / I) * I; // the caller's last expiry < h
+      let cut: Ns | null = null;
+      for (const p of this.participants) {
+        let s = this.expiryOf(p.slot);
+        let prev: Ns | null = null;
+        while (s !== null && s < h) {
+          const n = tl === null || s > tl ? undefined : p.next(s);
+          if (n === undefined) {
+            cut = cut === null || s < cut ? s : cut;
+            break;
+          }
+          prev = s;
+          s = n;
+        }
+        // prev: its last expiry run inside; s: what that one arms
+        // (b): the tied expiry was armed at s − period
+        if (prev !== null && s !== null && s < h + I && prev >= s - I && onGrid(s) && (cut === null || prev < cut)) cut = prev;
+      }
+      if (cut === null) return h;
+      h = cut;
+    }
+  }
+
+  /** The earliest live entry outside `skip`, the far list included, or the end of run(). */
+  private horizonSkipping(skip: readonly number[]): Ns | null {
     let best = Infinity;
     // The earliest live entry outside `skip`: a depth-first walk that stops at the first such entry
     // on each path (the heap order puts everything below it later), so it visits few nodes.
@@ -316,6 +404,35 @@ export class Engine implements QuietScheduler {
 
   countDispatched(n: number): void {
     this.dispatched += n;
+  }
+
+  quietParticipantDue(before: Ns): { timer: Timer; at: Ns } | null {
+    let best: QuietParticipant | null = null;
+    let bestAt: Ns | null = null;
+    for (const p of this.participants) {
+      const at = this.expiryOf(p.slot);
+      if (at === null || at >= before) continue;
+      if (bestAt === null || at < bestAt || (at === bestAt && this.armedSeq[p.slot]! < this.armedSeq[best!.slot]!)) {
+        best = p;
+        bestAt = at;
+      }
+    }
+    return best ? { timer: best.timer, at: bestAt! } : null;
+  }
+
+  runParticipant(timer: Timer): void {
+    const p = this.participants.find((q) => q.timer === timer);
+    const at = p ? this.expiryOf(p.slot) : null;
+    if (!p || at === null || at !== this.now) throw new EngineError('runParticipant: not a quiet participant due now');
+    const want = p.next(at);
+    if (want === undefined) throw new EngineError(`quiet participant at ${at}: cannot say its next expiry, so it cannot run inside a span`);
+    const seq = this.nextSeq;
+    this.armedSeq[p.slot] = -1;
+    this.countDispatched(1);
+    this.callbacks[p.slot]!();
+    const armed = this.nextSeq - seq;
+    const ok = want === null ? armed === 0 : armed === 1 && this.armedSeq[p.slot] === seq && this.expiryOf(p.slot) === want;
+    if (!ok) throw new EngineError(`quiet participant at ${at}: its callback armed other than its own next expiry ${want}`);
   }
 
   /** Absolute time of the earliest live pending event, or null. */

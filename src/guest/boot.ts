@@ -8,7 +8,7 @@
 // ..TIMER), runtime.ts (steal time), sysfs.ts (dmesg and sysfs texts), with clocksources.ts, watchdog.ts,
 // sched-clock.ts, timekeeper.ts and clockevents.ts.
 import type { Scheduler, Timer } from '../core/index.ts';
-import { quietScheduler } from '../core/index.ts';
+import { quietScheduler, type QuietScheduler } from '../core/index.ts';
 import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
@@ -481,15 +481,71 @@ export class GuestKernel {
     const updates = (span.until - 1n - now) / interval; // expiries strictly before span.until
     if (updates < 1n) return false;
     span.begin();
-    const tk = this.timekeeper;
-    for (let k = Number(updates), t = now + interval; k > 0; k--, t += interval) {
-      sched.advanceTo(t);
-      tk.advance();
+    const due = sched.quietParticipantDue ? (before: Ns) => sched.quietParticipantDue!(before) : () => null;
+    let p = due(span.until);
+    let t = now + interval;
+    for (let left = Number(updates); left > 0; ) {
+      // the updates before the next quiet participant (the world's sampler, the NTP client's polls:
+      // QuietScheduler.quietParticipantDue) — one at its time too when the participant was armed after
+      // that update — counted once, so that the loop below compares no BigInts
+      let c = left;
+      if (p !== null) {
+        const d = p.at - t;
+        if (d < 0n) c = 0;
+        else {
+          const q = Number(d / interval);
+          c = Math.min(left, d % interval !== 0n || !this.armedBefore(p.timer, p.at, interval, now) ? q + 1 : q);
+        }
+      }
+      t = this.quietUpdates(sched, c, t, interval);
+      left -= c;
+      if (left > 0) {
+        this.runParticipant(sched, p!, t);
+        p = due(span.until);
+      }
+    }
+    // the rest fall due at the last update's time, after it (the engine ended the span so)
+    while (p !== null) {
+      this.runParticipant(sched, p, null);
+      p = due(span.until);
     }
     this.accountTicks();
     sched.countDispatched(Number(updates));
     span.end(() => this.updateTimer!.armIn(interval));
     return true;
+  }
+
+  /** `n` updates of a span from `t` on, every `interval`, each at its own time; returns the next one's time. */
+  private quietUpdates(sched: QuietScheduler, n: number, t: Ns, interval: Ns): Ns {
+    const tk = this.timekeeper;
+    for (let k = n; k > 0; k--, t += interval) {
+      sched.advanceTo(t);
+      tk.advance();
+    }
+    return t;
+  }
+
+  /** Where each quiet participant's pending expiry was armed in the current span: when, and whether before the update then. */
+  private readonly participantArmed = new Map<Timer, { at: Ns; beforeUpdate: boolean }>();
+
+  /**
+   * Whether participant `timer`'s expiry at `t` (an update's time too) comes before that update: it was
+   * armed before the update at t − interval armed the one at t. Armed before the span (at or before
+   * its start, which an update began): before.
+   */
+  private armedBefore(timer: Timer, t: Ns, interval: Ns, spanStart: Ns): boolean {
+    const a = this.participantArmed.get(timer);
+    if (!a || a.at < spanStart) return true;
+    const prev = t - interval;
+    return a.at < prev || (a.at === prev && a.beforeUpdate);
+  }
+
+  /** Run participant `p` at its time inside a span; `nextUpdate`: the span's next update's time (null: none). */
+  private runParticipant(sched: QuietScheduler, p: { timer: Timer; at: Ns }, nextUpdate: Ns | null): void {
+    sched.advanceTo(p.at);
+    sched.runParticipant!(p.timer);
+    // armed now: before the update at this time when that update is still to come
+    this.participantArmed.set(p.timer, { at: p.at, beforeUpdate: nextUpdate !== null && p.at === nextUpdate });
   }
 
   /** update_wall_time() and process accounting for the ticks since the last update. */

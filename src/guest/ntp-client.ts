@@ -50,6 +50,14 @@ export class NtpKernelClient {
     this.timer = o.scheduler.timer(() => this.poll());
   }
 
+  /** The poll timer: a poll only measures and calls adjtimex, so a quiet span may run it (Engine.quietParticipant). */
+  get pollTimer(): Timer {
+    return this.timer;
+  }
+
+  /** When the poll that runs at `at` polls next. */
+  readonly nextPollAt = (at: Ns): Ns => at + BigInt(2 ** this.pollExp) * 1_000_000_000n;
+
   start(): void {
     this.o.adjtimex({ modes: ADJ_STATUS | ADJ_NANO | ADJ_TIMECONST, status: STA_PLL | STA_NANO, constant: this.pollExp }); // ntpd: ntv.constant = sys_poll with a nanosecond kernel
     this.poll();

@@ -565,7 +565,7 @@ export class VirtualMachine {
     // a thread that waits (a host CPU schedule, deschedule, steal) or a skewed host: event by event
     if (this.stealFraction !== 0 || this.schedule || this.hostTscSkew || this.kvm?.trace.on) return null;
     if (!this.vcpus.every((v) => v.quietEntry())) return null;
-    const until = q.quietHorizon([t]);
+    const until = q.quietHorizon([t], { next, periodNs: I }); // the guest runs quiet participants inside
     if (until === null || until <= next) return null;
     return new QuietEntrySpan(this, q, t, I, e0, start, until);
   }

@@ -72,6 +72,19 @@ export class ThinnedSeries {
   }
 }
 
+/**
+ * When the sampler that fired at `at` fires next: every `interval` from 0, then once at `duration` when
+ * the interval does not divide it; null after that. The sampler's own re-arm and the engine's quiet
+ * participant (Engine.quietParticipant: samples run inside quiet spans) both use it.
+ */
+export function nextSampleAt(interval: Ns, duration: Ns): (at: Ns) => Ns | null {
+  return (at) => {
+    const next = at + interval;
+    if (next <= duration) return next;
+    return at < duration ? duration : null;
+  };
+}
+
 /** The CSV header and one row of the timeline (offsets in exact integer ns). */
 export const TIMELINE_CSV_HEADER = 't_s,vm,guest_offset_ns,monotonic_lag_ns,host_offset_ns';
 

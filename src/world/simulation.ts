@@ -8,7 +8,7 @@ import { type GuestReport, guestReport, VmLifecycle } from '../vmm/index.ts';
 import { scheduleHostSteps, scheduleMigrations, scheduleSnapshots } from './moves.ts';
 import { schedulePauses } from './pauses.ts';
 import { type ResolvedScenario, resolveScenario } from './resolve.ts';
-import type { TimelineRow } from './sampling.ts';
+import { nextSampleAt, type TimelineRow } from './sampling.ts';
 import type { Scenario } from './scenario.ts';
 import { buildSummary, type SimulationSummary } from './summary.ts';
 import { guestSync, USERSPACE_START_NS } from './sync.ts';
@@ -83,16 +83,17 @@ export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions
   scheduleHostSteps(world, runs);
 
   let samples = 0;
-  const interval = resolved.sampleIntervalNs;
+  const nextSample = nextSampleAt(resolved.sampleIntervalNs, duration);
   const sampler = engine.timer(() => {
     samples++;
     for (const r of runs) if (r.readable && r.stats.lastT !== engine.now) r.sample(engine.now);
-    const next = engine.now + interval;
-    if (next <= duration) sampler.armAt(next);
-    else if (engine.now < duration) sampler.armAt(duration);
+    const next = nextSample(engine.now);
+    if (next !== null) sampler.armAt(next);
     if (opts.onProgress) opts.onProgress(Number(engine.now) / Number(duration));
   });
   sampler.armAt(0n);
+  // a sample only reads the guests' clocks: it runs inside a VM's quiet span (src/guest/boot.ts runQuiet)
+  engine.quietParticipant(sampler, nextSample);
   engine.run(duration);
 
   const summary = buildSummary(world, runs, samples);

@@ -195,6 +195,15 @@ class NtpSync implements GuestSync {
       pollExp: sync.ntp_poll_exp,
       stepThresholdNs: sync.ntp_step_threshold,
     });
+    // a poll reads the guest's clock, measures (the VM's own path and random stream) and calls adjtimex:
+    // it runs inside quiet spans at its time (src/guest/boot.ts runQuiet) — when its vCPU runs throughout
+    // (GuestPlatform.vcpuAlwaysRuns); one that may wait re-arms for the vCPU's next run (vcpuTimer)
+    const p = () => run.boot?.vm.platform;
+    const alwaysRuns = (): boolean => {
+      const pl = p();
+      return pl !== undefined && (pl.vcpuAlwaysRuns ? pl.vcpuAlwaysRuns(USERSPACE_VCPU) : !pl.vcpuRunning);
+    };
+    engine.quietParticipant(this.client.pollTimer, (at) => (alwaysRuns() ? this.client.nextPollAt(at) : undefined));
   }
 
   onBoot(): void {
