@@ -16,9 +16,9 @@ const REBASE_AT_N = BigInt(REBASE_AT);
 /** Events further ahead than this (≈ 52 days) wait in an exact BigInt side list until they come near. */
 const NEAR = 2 ** 52;
 /** The near heap hands its later entries to the wheel once it holds this many. */
-const SPILL_AT = 1024;
+const SPILL_AT = 512;
 /** The wheel's bucket width is chosen so the first bucket holds about this many entries. */
-const BUCKET_TARGET = 32;
+const BUCKET_TARGET = 8;
 /** Wheel bucket counts (powers of two). */
 const MIN_BUCKETS = 256;
 const MAX_BUCKETS = 65536;
@@ -399,6 +399,20 @@ export class Engine implements QuietScheduler, NearHeap {
   }
 
   private arm(slot: number, delay: number | bigint): void {
+    // the common case, a number of ns that lands within float64 keys, kept small so that it inlines
+    if (typeof delay === 'number' && delay >= 0 && Number.isSafeInteger(delay)) {
+      const key = this.nowRel + delay;
+      if (key < NEAR) {
+        const seq = this.nextSeq++;
+        this.armedSeq[slot] = seq;
+        this.armedRel[slot] = key;
+        return this.push(key, seq, slot);
+      }
+    }
+    this.armSlow(slot, delay);
+  }
+
+  private armSlow(slot: number, delay: number | bigint): void {
     let key: number;
     if (typeof delay === 'number') {
       if (!(delay >= 0) || !Number.isSafeInteger(delay))
@@ -475,17 +489,18 @@ export class Engine implements QuietScheduler, NearHeap {
   }
 
   private push(key: number, seq: number, slot: number): void {
-    if (key >= this.wheel.nearEnd) {
-      this.settleTop();
-      this.wheel.add(key, seq, slot);
-      return;
-    }
+    if (key >= this.wheel.nearEnd) return this.toWheel(key, seq, slot);
     if (this.topDead) {
       this.topDead = false;
       return this.replaceTop(key, seq, slot);
     }
     this.pushNear(key, seq, slot);
     if (this.size >= this.spillAt) this.relayout(0);
+  }
+
+  private toWheel(key: number, seq: number, slot: number): void {
+    this.settleTop();
+    this.wheel.add(key, seq, slot);
   }
 
   /** Push onto the near heap (the wheel's refill delivers here). */
