@@ -308,3 +308,28 @@ test('queue = sorted reference: run(until) in steps ends each step at the same t
   }
   assert.deepEqual(got, want);
 });
+
+test('advanceTo from a callback past the rebase point (2^50 ns from the epoch) moves time there', () => {
+  const e = new Engine();
+  const log: bigint[] = [];
+  const t = e.timer(() => log.push(e.now));
+  e.at(10n, () => {
+    e.advanceTo(2n ** 50n + 5n);
+    log.push(e.now);
+    t.armIn(7); // relative to the new now
+  });
+  e.run();
+  assert.deepEqual(log, [2n ** 50n + 5n, 2n ** 50n + 12n]);
+});
+
+test('a cancelled far event (past 2^52 ns) is neither the next event nor a bar to advanceTo', () => {
+  const e = new Engine();
+  const h = e.at(2n ** 53n, () => assert.fail('cancelled'));
+  const log: bigint[] = [];
+  e.at(2n ** 53n + 5n, () => log.push(e.now));
+  e.cancel(h);
+  assert.equal(e.nextEventTime(), 2n ** 53n + 5n);
+  e.advanceTo(2n ** 53n + 1n);
+  e.run();
+  assert.deepEqual(log, [2n ** 53n + 5n]);
+});
