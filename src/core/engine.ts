@@ -4,9 +4,10 @@
 // keyed by (time, sequence): the sequence number is the insertion order, so simultaneous events run
 // in the order they were scheduled and runs are reproducible. Once many events are pending, only the
 // earliest few stay in that ("near") heap and the rest wait, unsorted, in a timing wheel
-// (event-wheel.ts) that hands the heap one bucket at a time: the heap alone decides the order. Keys are float64 nanoseconds relative
-// to a BigInt epoch, and the epoch moves forward ("rebase") long before a key could exceed 2^53, so
-// every key is an exact integer however long the run: a simulated year or a century.
+// (event-wheel.ts) that hands the heap one bucket at a time: the heap alone decides the order. Keys
+// are float64 nanoseconds relative to a BigInt epoch, and the epoch moves forward ("rebase") long
+// before a key could exceed 2^53, so every key is an exact integer however long the run: a simulated
+// year or a century.
 import { EventWheel, type NearHeap } from './event-wheel.ts';
 import type { Ns } from './time.ts';
 
@@ -537,7 +538,7 @@ export class Engine implements QuietScheduler, NearHeap {
     this.slots = grown(this.slots, this.cap);
   }
 
-  /** The near heap ran dry: move the wheel's next bucket into it, and lay the wheel out anew when it fits badly. */
+  /** The near heap ran dry: move the wheel's next bucket into it; lay the wheel out anew when it fits badly. */
   private refill(): void {
     const w = this.wheel;
     w.refill(this, this.armedSeq);
