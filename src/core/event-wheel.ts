@@ -116,10 +116,6 @@ export class EventWheel {
    * wheel is empty).
    */
   refill(near: NearHeap, armedSeq: Float64Array): number {
-    const nKey = this.nKey;
-    const nSeq = this.nSeq;
-    const nSlot = this.nSlot;
-    const nNext = this.nNext;
     for (;;) {
       if (this.bucketCount === 0) {
         if (this.overflowCount === 0) return 0;
@@ -140,6 +136,11 @@ export class EventWheel {
       let node = this.head[b]!;
       if (node === -1) continue;
       this.head[b] = -1;
+      // read the pool only now: pulling from the overflow above may have grown it
+      const nKey = this.nKey;
+      const nSeq = this.nSeq;
+      const nSlot = this.nSlot;
+      const nNext = this.nNext;
       let moved = 0;
       while (node !== -1) {
         const next = nNext[node]!;

@@ -263,6 +263,30 @@ test('queue = sorted reference: times on a coarse grid (crowds of equal times) a
   compare(12, { timers: 2000, events: 40_000, delay: (p) => BigInt(p.int(4)) });
 });
 
+test('queue = sorted reference: crowds of 2,000 equal times on a 4 ms beat, pulled from the overflow at once', () => {
+  // periodic ticks that line up (as many guests' would) and 50 odd periods between them, each timer
+  // re-arming itself: every beat's 2,000 entries come out of the overflow heap into one bucket
+  const p = new Prng(51);
+  const periods = Array.from({ length: 2050 }, (_, i) => BigInt(i < 2000 ? 4_000_000 : 1000 + p.int(10_000_000)));
+  const logs = [new Engine(), new RefEngine()].map((x) => {
+    const d = x instanceof Engine ? engineDriver(x) : refDriver(x);
+    const log: string[] = [];
+    let left = 20_000;
+    periods.forEach((period, i) => {
+      const id = d.timer(() => {
+        log.push(`${i}@${d.now()}`);
+        if (--left > 0) d.armAt(id, d.now() + period);
+        else d.stop();
+      });
+      d.armAt(id, period);
+    });
+    x.run();
+    return log;
+  });
+  assert.equal(logs[0]!.length, 20_000);
+  assert.deepEqual(logs[0], logs[1]);
+});
+
 test('queue = sorted reference: gaps from 1 ns to past 2^53 ns (far list, epoch rebases, wheel overflow)', () => {
   const wide = (p: Prng): bigint => {
     const r = p.int(20);
