@@ -2,9 +2,13 @@
 //
 // Time is exact integer nanoseconds. Pending events live in a binary heap on parallel typed arrays
 // keyed by (time, sequence): the sequence number is the insertion order, so simultaneous events run
-// in the order they were scheduled and runs are reproducible. Keys are float64 nanoseconds relative
-// to a BigInt epoch, and the epoch moves forward ("rebase") long before a key could exceed 2^53, so
-// every key is an exact integer however long the run: a simulated year or a century.
+// in the order they were scheduled and runs are reproducible. Once many events are pending, only the
+// earliest few stay in that ("near") heap and the rest wait, unsorted, in a timing wheel
+// (event-wheel.ts) that hands the heap one bucket at a time: the heap alone decides the order. Keys
+// are float64 nanoseconds relative to a BigInt epoch, and the epoch moves forward ("rebase") long
+// before a key could exceed 2^53, so every key is an exact integer however long the run: a simulated
+// year or a century.
+import { EventWheel, type NearHeap } from './event-wheel.ts';
 import type { Ns } from './time.ts';
 
 /** Relative keys stay below this; the epoch is moved forward when `now` passes REBASE_AT. */
@@ -12,6 +16,13 @@ const REBASE_AT = 2 ** 50;
 const REBASE_AT_N = BigInt(REBASE_AT);
 /** Events further ahead than this (≈ 52 days) wait in an exact BigInt side list until they come near. */
 const NEAR = 2 ** 52;
+/** The near heap hands its later entries to the wheel once it holds this many. */
+const SPILL_AT = 512;
+/** The wheel's bucket width is chosen so the first bucket holds about this many entries. */
+const BUCKET_TARGET = 8;
+/** Wheel bucket counts (powers of two). */
+const MIN_BUCKETS = 256;
+const MAX_BUCKETS = 65536;
 
 export type EventCallback = () => void;
 
@@ -101,7 +112,7 @@ interface FarEvent {
   slot: number;
 }
 
-export class Engine implements QuietScheduler {
+export class Engine implements QuietScheduler, NearHeap {
   /**
    * Whether models may run their periodic work in quiet spans (quietHorizon). Switching it off forces
    * every expiry through the heap, event by event: the reference the fast paths are tested against.
@@ -127,6 +138,8 @@ export class Engine implements QuietScheduler {
   private freeSlots: number[] = [];
 
   private far: FarEvent[] = [];
+  private readonly wheel = new EventWheel();
+  private spillAt = SPILL_AT; // near heap size that triggers a (re)layout of the wheel
   private topDead = false; // the root entry was dispatched and awaits replacement or removal
   private nextSeq = 0;
   private dispatched = 0;
@@ -135,7 +148,6 @@ export class Engine implements QuietScheduler {
   private rebases = 0; // epoch moves so far
   private walk = new Int32Array(64); // quietHorizon's stack
   private runUntil: Ns | null = null; // run()'s `until`, while running
-  private readonly timerSlots = new WeakMap<Timer, number>();
   private readonly participants: QuietParticipant[] = [];
 
   constructor(initialCapacity = 1024) {
@@ -158,7 +170,7 @@ export class Engine implements QuietScheduler {
 
   /** Events waiting (including cancelled entries not yet discarded). */
   get pendingCount(): number {
-    return this.size + this.far.length;
+    return this.size + this.wheel.count + this.far.length;
   }
 
   /** Schedule a one-shot callback at absolute time `at`. Returns a handle for `cancel`. */
@@ -183,29 +195,34 @@ export class Engine implements QuietScheduler {
   }
 
   timer(callback: EventCallback): Timer {
-    const slot = this.allocSlot(callback, false);
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const engine = this;
-    const t: Timer = {
-      armAt(at: Ns) {
-        engine.arm(slot, at - engine.now);
-      },
-      armIn(delayNs: number | bigint) {
-        engine.arm(slot, delayNs);
-      },
-      cancel() {
-        engine.armedSeq[slot] = -1;
-      },
-      get pending() {
-        return engine.armedSeq[slot] !== -1;
-      },
-      get expires() {
-        return engine.expiryOf(slot);
-      },
-    };
-    this.timerSlots.set(t, slot);
-    return t;
+    return new Engine.SlotTimer(this, this.allocSlot(callback, false));
   }
+
+  /**
+   * A timer is one small object (engine, slot) with its methods on the prototype: a model with
+   * thousands of timers touches one object per arm, not a handful of per-timer closures.
+   */
+  private static readonly SlotTimer = class implements Timer {
+    constructor(
+      readonly engine: Engine,
+      readonly slot: number,
+    ) {}
+    armAt(at: Ns): void {
+      this.engine.arm(this.slot, at - this.engine.now);
+    }
+    armIn(delayNs: number | bigint): void {
+      this.engine.arm(this.slot, delayNs);
+    }
+    cancel(): void {
+      this.engine.armedSeq[this.slot] = -1;
+    }
+    get pending(): boolean {
+      return this.engine.armedSeq[this.slot] !== -1;
+    }
+    get expires(): Ns | null {
+      return this.engine.expiryOf(this.slot);
+    }
+  };
 
   /** Stop the current run() after the event being dispatched. */
   stop(): void {
@@ -233,10 +250,15 @@ export class Engine implements QuietScheduler {
     let limit = this.limitRel(until);
     for (;;) {
       if (this.size === 0) {
+        if (this.wheel.count > 0) {
+          this.refill();
+          continue;
+        }
         if (this.far.length === 0) break;
         // Nothing near: the earliest far event is next. Jump the epoch to it (no one can observe the gap).
         const next = this.far[0]!.at;
         if (until !== undefined && next > until) break;
+        this.wheel.disengage(); // empty: its buckets were laid out for the old epoch
         this.epoch = next;
         this.nowRel = 0;
         this.nowCache = null;
@@ -285,8 +307,7 @@ export class Engine implements QuietScheduler {
       // the common case (a model stepping through a quiet span): checked against the heap in float64 keys
       const r = Number(rel);
       if (r < this.nowRel) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
-      this.settleTop();
-      while (this.size > 0 && this.armedSeq[this.slots[0]!] !== this.seqs[0]) this.popTop();
+      this.liveTop();
       if (this.size > 0 && this.keys[0]! < r)
         throw new EngineError(`advanceTo(${t}) would skip an event pending at ${this.epoch + BigInt(this.keys[0]!)}`);
       this.nowRel = r; // far events lie ≥ NEAR past the epoch: after t
@@ -297,9 +318,13 @@ export class Engine implements QuietScheduler {
     const next = this.nextEventTime();
     if (next !== null && next < t) throw new EngineError(`advanceTo(${t}) would skip an event pending at ${next}`);
     if (rel < BigInt(NEAR)) {
+      // the epoch moves to t (rebaseBy keeps `now`), then time moves there too
       this.rebaseBy(Number(rel));
+      this.nowRel = 0;
+      this.nowCache = t;
     } else {
       this.size = 0; // only stale entries can remain (checked above)
+      if (this.wheel.engaged) this.relayout(0);
       this.rebases++;
       this.epoch = t;
       this.nowRel = 0;
@@ -314,14 +339,14 @@ export class Engine implements QuietScheduler {
    * where `next(at)` is undefined, the expiry at `at` ends the span instead.
    */
   quietParticipant(timer: Timer, next: (at: Ns) => Ns | null | undefined): void {
-    const slot = this.timerSlots.get(timer);
+    const slot = this.slotOf(timer);
     if (slot === undefined) throw new EngineError('a quiet participant must be a timer of this engine');
     this.participants.push({ slot, timer, next });
   }
 
   quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null {
     if (!this.quietSpans || !this.running || this.stopped) return null;
-    const skip = except.map((t) => this.timerSlots.get(t) ?? -1);
+    const skip = except.map((t) => this.slotOf(t) ?? -1);
     if (grid && this.participants.length > 0) {
       for (const p of this.participants) skip.push(p.slot);
       const h = this.horizonSkipping(skip);
@@ -393,6 +418,8 @@ export class Engine implements QuietScheduler {
       if (c < this.size) stack[top++] = c;
       if (c + 1 < this.size) stack[top++] = c + 1;
     }
+    // every wheel entry lies after every near-heap entry
+    if (best === Infinity && this.wheel.count > 0) best = this.wheel.earliestLive(this.armedSeq, skip);
     let h: Ns | null = best === Infinity ? null : this.epoch + BigInt(best);
     if (h === null) {
       const f = this.far.find((e) => this.armedSeq[e.slot] === e.seq && !skip.includes(e.slot));
@@ -435,12 +462,21 @@ export class Engine implements QuietScheduler {
     if (!ok) throw new EngineError(`quiet participant at ${at}: its callback armed other than its own next expiry ${want}`);
   }
 
+  /** The slot of `timer` when it is one of this engine's timers. */
+  private slotOf(timer: Timer): number | undefined {
+    return timer instanceof Engine.SlotTimer && timer.engine === this ? timer.slot : undefined;
+  }
+
   /** Absolute time of the earliest live pending event, or null. */
   nextEventTime(): Ns | null {
-    this.settleTop();
-    while (this.size > 0 && this.armedSeq[this.slots[0]!] !== this.seqs[0]) this.popTop();
+    this.liveTop();
     if (this.size > 0) return this.epoch + BigInt(this.keys[0]!);
-    return this.far.length > 0 ? this.far[0]!.at : null;
+    // cancelled or re-armed far events are dropped here, not reported
+    const far = this.far;
+    let n = 0;
+    while (n < far.length && this.armedSeq[far[n]!.slot] !== far[n]!.seq) n++;
+    if (n > 0) far.splice(0, n);
+    return far.length > 0 ? far[0]!.at : null;
   }
 
   private expiryOf(slot: number): Ns | null {
@@ -486,6 +522,20 @@ export class Engine implements QuietScheduler {
   }
 
   private arm(slot: number, delay: number | bigint): void {
+    // the common case, a number of ns that lands within float64 keys, kept small so that it inlines
+    if (typeof delay === 'number' && delay >= 0 && Number.isSafeInteger(delay)) {
+      const key = this.nowRel + delay;
+      if (key < NEAR) {
+        const seq = this.nextSeq++;
+        this.armedSeq[slot] = seq;
+        this.armedRel[slot] = key;
+        return this.push(key, seq, slot);
+      }
+    }
+    this.armSlow(slot, delay);
+  }
+
+  private armSlow(slot: number, delay: number | bigint): void {
     let key: number;
     if (typeof delay === 'number') {
       if (!(delay >= 0) || !Number.isSafeInteger(delay))
@@ -551,11 +601,33 @@ export class Engine implements QuietScheduler {
     slots[i] = slot;
   }
 
+  /** Settle the root, then pop stale entries (refilling from the wheel) until a live one is on top or none is left. */
+  private liveTop(): void {
+    this.settleTop();
+    for (;;) {
+      while (this.size > 0 && this.armedSeq[this.slots[0]!] !== this.seqs[0]) this.popTop();
+      if (this.size > 0 || this.wheel.count === 0) return;
+      this.refill();
+    }
+  }
+
   private push(key: number, seq: number, slot: number): void {
+    if (key >= this.wheel.nearEnd) return this.toWheel(key, seq, slot);
     if (this.topDead) {
       this.topDead = false;
       return this.replaceTop(key, seq, slot);
     }
+    this.pushNear(key, seq, slot);
+    if (this.size >= this.spillAt) this.relayout(0);
+  }
+
+  private toWheel(key: number, seq: number, slot: number): void {
+    this.settleTop();
+    this.wheel.add(key, seq, slot);
+  }
+
+  /** Push onto the near heap (the wheel's refill delivers here). */
+  pushNear(key: number, seq: number, slot: number): void {
     if (this.size === this.cap) this.grow();
     const keys = this.keys;
     const seqs = this.seqs;
@@ -588,11 +660,82 @@ export class Engine implements QuietScheduler {
     this.slots = grown(this.slots, this.cap);
   }
 
+  /** The near heap ran dry: move the wheel's next bucket into it; lay the wheel out anew when it fits badly. */
+  private refill(): void {
+    const w = this.wheel;
+    w.refill(this, this.armedSeq);
+    // Buckets too narrow (many empty steps per entry delivered) or too wide (a big heap per bucket)
+    // for the events as they now come, judged only after as much work as a layout costs so layouts
+    // stay amortised; or so few entries left that the wheel is dropped.
+    if (
+      this.size >= this.spillAt ||
+      w.count + this.size < SPILL_AT / 8 || // few left: the near heap alone does better
+      (w.steps > 2 * w.buckets + w.count && w.steps > 4 * w.moved) ||
+      (w.moved > 2 * w.count && w.moved > 4 * BUCKET_TARGET * w.steps && w.bucketWidth > 1)
+    )
+      this.relayout(0);
+  }
+
+  /**
+   * Lay out the pending entries afresh, keys reduced by `shift`: stale entries are dropped; with fewer
+   * than SPILL_AT / 2 left everything goes to the near heap, else the wheel gets a bucket width that
+   * puts about BUCKET_TARGET entries in its first bucket and enough buckets to span the rest (up to
+   * MAX_BUCKETS; the overflow heap takes what lies beyond).
+   */
+  private relayout(shift: number): void {
+    this.settleTop();
+    const keys: number[] = [];
+    const seqs: number[] = [];
+    const slots: number[] = [];
+    const keep = (key: number, seq: number, slot: number): void => {
+      if (this.armedSeq[slot] !== seq) return;
+      keys.push(key - shift);
+      seqs.push(seq);
+      slots.push(slot);
+    };
+    for (let i = 0; i < this.size; i++) keep(this.keys[i]!, this.seqs[i]!, this.slots[i]!);
+    this.wheel.drain(keep);
+    this.size = 0;
+    const n = keys.length;
+    if (n < SPILL_AT / 2) {
+      this.wheel.disengage();
+      this.spillAt = SPILL_AT;
+      for (let i = 0; i < n; i++) this.pushNear(keys[i]!, seqs[i]!, slots[i]!);
+      return;
+    }
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const k of keys) {
+      if (k < lo) lo = k;
+      if (k > hi) hi = k;
+    }
+    // within[0]: keys equal to lo; within[j]: keys with 2^(j-1) ≤ key - lo < 2^j
+    const within = new Float64Array(54);
+    for (const k of keys) within[k === lo ? 0 : Math.min(53, Math.floor(Math.log2(k - lo)) + 1)]!++;
+    let bits = 0;
+    let acc = within[0]!;
+    for (let b = 1; b <= 53; b++) {
+      acc += within[b]!;
+      if (acc > BUCKET_TARGET) break;
+      bits = b;
+    }
+    let buckets = MIN_BUCKETS;
+    while (buckets < MAX_BUCKETS && buckets * 2 ** bits <= hi - lo) buckets *= 2;
+    this.wheel.layout(bits, buckets, lo);
+    for (let i = 0; i < n; i++) {
+      if (keys[i]! < this.wheel.nearEnd) this.pushNear(keys[i]!, seqs[i]!, slots[i]!);
+      else this.wheel.add(keys[i]!, seqs[i]!, slots[i]!);
+    }
+    // a crowd of equal keys cannot be split: wait for the near heap to double before trying again
+    this.spillAt = Math.max(SPILL_AT, 2 * this.size);
+  }
+
   /** Move the epoch forward by `shift` ns (≤ every live key), keeping every absolute time unchanged. */
   private rebaseBy(shift: number): void {
     this.rebases++;
     const now = this.epoch + BigInt(this.nowRel);
-    for (let i = 0; i < this.size; i++) this.keys[i] = this.keys[i]! - shift;
+    if (this.wheel.engaged) this.relayout(shift);
+    else for (let i = 0; i < this.size; i++) this.keys[i] = this.keys[i]! - shift;
     for (let s = 0; s < this.slotCount; s++) if (this.armedSeq[s] !== -1) this.armedRel[s] = this.armedRel[s]! - shift;
     this.epoch += BigInt(shift);
     this.nowRel = Number(now - this.epoch);
