@@ -69,6 +69,8 @@ export interface QuietScheduler extends Scheduler {
   quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null;
   /** Move time to `t` (no pending event may lie before it): see Engine.advanceTo. */
   advanceTo(t: Ns): void;
+  /** advanceTo(t), t = now + by, inside a quiet span (nothing pending before t): see Engine.spanStep. */
+  spanStep?(t: Ns, by: number): void;
   /** Count `n` expiries a model ran itself inside a quiet span as dispatched events. */
   countDispatched(n: number): void;
   /** The earliest pending expiry (by time, then arming order) of a quiet participant before `before`. */
@@ -302,6 +304,7 @@ export class Engine implements QuietScheduler, NearHeap {
    * models that advance periodic work analytically. Pending events must all lie at or after `t`.
    */
   advanceTo(t: Ns): void {
+    this.spanSeq = -1; // the next spanStep checks again
     const rel = t - this.epoch;
     if (rel >= 0n && rel < REBASE_AT_N) {
       // the common case (a model stepping through a quiet span): checked against the heap in float64 keys
@@ -331,6 +334,27 @@ export class Engine implements QuietScheduler, NearHeap {
       this.nowCache = t;
       this.pullFar();
     }
+  }
+
+  /** Check every spanStep as advanceTo does (tests switch it on; results are the same either way). */
+  checkSpanSteps = false;
+  private spanSeq = -1; // nextSeq at spanStep's last advanceTo check
+
+  /**
+   * Move time `by` ns forward to `t` (= now + by) inside a quiet span: the caller's horizon
+   * (quietHorizon, quietParticipantDue) says nothing pending lies before `t`, so no heap check per step.
+   * An event armed since the last check, a step near a rebase, or checkSpanSteps: advanceTo's checks.
+   */
+  spanStep(t: Ns, by: number): void {
+    const r = this.nowRel + by;
+    if (this.nextSeq === this.spanSeq && r < REBASE_AT && !this.checkSpanSteps) {
+      this.nowRel = r;
+      this.nowCache = t;
+      return;
+    }
+    if (this.checkSpanSteps && t !== this.now + BigInt(by)) throw new EngineError(`spanStep(${t}, ${by}) from ${this.now}`);
+    this.advanceTo(t);
+    this.spanSeq = this.nextSeq;
   }
 
   /**

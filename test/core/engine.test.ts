@@ -177,3 +177,51 @@ test('a callback may move time through a quiet span itself: later events keep th
   assert.equal(e.now, 2n ** 51n + 5n);
   assert.equal(e.eventsDispatched, 5);
 });
+
+test('spanStep moves time as advanceTo does, across the rebase point, and keeps the run in order', () => {
+  const e = new Engine();
+  const log: [string, bigint][] = [];
+  const by = 999_999_937; // a prime interval: steps land on no round key
+  const start = 2n ** 50n - 40n * BigInt(by); // the last steps cross REBASE_AT (advanceTo's rebase there)
+  e.at(start + 100n * BigInt(by) + 1n, () => log.push(['after', e.now]));
+  const side = e.timer(() => log.push(['side', e.now]));
+  e.at(start, () => {
+    for (let k = 1; k <= 100; k++) {
+      const t = start + BigInt(k) * BigInt(by);
+      e.spanStep(t, by);
+      assert.equal(e.now, t, `step ${k}`);
+      if (k % 7 === 0) {
+        side.armIn(1); // an arm inside the span (then cancelled): the next step checks the heap again
+        side.cancel();
+      }
+    }
+    log.push(['span', e.now]);
+  });
+  e.run();
+  assert.deepEqual(log, [
+    ['span', start + 100n * BigInt(by)],
+    ['after', start + 100n * BigInt(by) + 1n],
+  ]);
+});
+
+test('spanStep: an event armed inside the span is not stepped over; checkSpanSteps checks every step', () => {
+  const e = new Engine();
+  e.spanStep(10n, 10); // the first step checks (and finds nothing)
+  e.spanStep(20n, 10); // unchecked: nothing armed since
+  assert.equal(e.now, 20n);
+  e.at(25n, () => {}); // armed inside the span (a callback the caller did not foresee)
+  assert.throws(() => e.spanStep(30n, 10), /skip/);
+  assert.equal(e.now, 20n);
+
+  // armed before the span: the caller's horizon must cover it; checkSpanSteps finds a caller that did not
+  const c = new Engine();
+  c.spanStep(10n, 10);
+  c.checkSpanSteps = true;
+  assert.throws(() => c.spanStep(25n, 10), /spanStep\(25, 10\) from 10/); // t is not now + by
+  c.at(15n, () => {});
+  c.spanStep(15n, 5); // checked: the event at 15 is not skipped (it runs after, as with advanceTo)
+  c.checkSpanSteps = false;
+  c.spanStep(16n, 1); // checks once: an arm happened since
+  c.checkSpanSteps = true;
+  assert.throws(() => c.spanStep(26n, 10), /skip/);
+});

@@ -34,6 +34,27 @@ function bothWays(yaml: string, where: string): number {
   return spans;
 }
 
+/**
+ * Runs `yaml` with quiet spans and every span step checked against the heap (Engine.checkSpanSteps:
+ * an EngineError where a step would skip a pending event); returns how many steps it checked.
+ */
+function checkedSpanSteps(yaml: string, where: string): number {
+  const s = parseScenarioText(yaml, where);
+  let steps = 0;
+  const step = Engine.prototype.spanStep;
+  Engine.prototype.spanStep = function (t: bigint, by: number) {
+    steps++;
+    this.checkSpanSteps = true;
+    step.call(this, t, by);
+  };
+  try {
+    simulate(s, { quietSpans: true });
+  } finally {
+    Engine.prototype.spanStep = step;
+  }
+  return steps;
+}
+
 const one = (vm: string, host = '', extra = '', duration = '6h') => `
 name: fast-path
 duration: ${duration}
@@ -96,6 +117,7 @@ for (const [name, yaml] of CASES) {
   test(`quiet spans give the same bytes as event by event: ${name}`, () => {
     const spans = bothWays(yaml, name);
     assert.ok(spans > 0, 'the quiet run took no span: this case tests nothing');
+    assert.ok(checkedSpanSteps(yaml, name) > 0, 'no span step to check');
   });
 }
 
