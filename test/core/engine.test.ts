@@ -196,11 +196,13 @@ test('spanStep moves time as advanceTo does, across the rebase point, and keeps 
       }
     }
     log.push(['span', e.now]);
+    e.after(1, () => log.push(['1 ns on', e.now])); // a delay counted from the relative time the steps left
   });
   e.run();
   assert.deepEqual(log, [
     ['span', start + 100n * BigInt(by)],
-    ['after', start + 100n * BigInt(by) + 1n],
+    ['after', start + 100n * BigInt(by) + 1n], // the same time, armed earlier: first
+    ['1 ns on', start + 100n * BigInt(by) + 1n],
   ]);
 });
 
