@@ -627,13 +627,7 @@ export class KvmVcpu {
     version = (version + 1) >>> 0;
     putLe32(buf, L.version, version);
     mem.write(gpa, buf.subarray(0, 20));
-    const vm = this.vm;
-    if (vm.trace.on)
-      vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'record_steal_time', ['vcpu_enter_guest'], {
-        steal,
-        version,
-        run_delay: runDelay,
-      });
+    this.traceStealRecord(steal, version, runDelay);
   }
 
   /**
@@ -655,6 +649,10 @@ export class KvmVcpu {
     const steal = BigInt.asUintN(64, w.u64[si]! + runDelay - this.lastSteal);
     w.u64[si] = steal;
     this.lastSteal = runDelay;
+    this.traceStealRecord(steal, version, runDelay);
+  }
+
+  private traceStealRecord(steal: bigint, version: number, runDelay: bigint): void {
     const vm = this.vm;
     if (vm.trace.on)
       vm.trace.instant(vm.traceNow(), `${vm.name}/vcpu${this.id}`, 'record_steal_time', ['vcpu_enter_guest'], {
