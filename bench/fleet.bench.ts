@@ -5,9 +5,8 @@
 // are extrapolated from the largest size run, and say so; BENCH_FLEET_YEAR=1 runs the whole year instead
 // of 30 days scaled up; BENCH_FLEET_SIZES=100,1000 picks the fleet sizes (empty: none).
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { runPool } from '../src/cli/sweep-pool.ts';
-import { workerBundle } from '../src/cli/worker-bundle.ts';
+import { moduleWorker, workerBundle } from '../src/cli/worker-bundle.ts';
 import { parseSweepText } from '../src/world/index.ts';
 import type { Bench } from './run.ts';
 import type { SimJob } from './sim-worker.ts';
@@ -15,9 +14,7 @@ import type { SimJob } from './sim-worker.ts';
 /** Simulate on a worker thread running the bundle, as `timevisor run` does; CPU and wall ms per repeat. */
 async function simulateBundled(job: SimJob): Promise<{ cpuMs: number[]; wallMs: number[] }> {
   const module = new URL('./sim-worker.ts', import.meta.url);
-  const w = new Worker(new URL('../src/cli/worker-entry.mjs', import.meta.url), {
-    workerData: { ...job, module: module.href, bundle: await workerBundle(module) },
-  });
+  const w = moduleWorker(module, await workerBundle(module), job);
   return new Promise((resolvePromise, reject) => {
     w.once('message', (m: { cpuMs: number[]; wallMs: number[] }) => {
       void w.terminate();

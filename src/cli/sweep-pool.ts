@@ -1,10 +1,10 @@
 // The worker threads of a sweep: each simulates the points it is handed, one at a time, each as its
 // own scenario; outcomes come back in the points' order whatever the number of workers.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { InputError } from '../core/index.ts';
 import { type PointOutcome, pointLabel, type Scenario, type SweepPoint } from '../world/index.ts';
 import type { SweepMessage, SweepTask } from './sweep-worker.ts';
-import { workerBundle } from './worker-bundle.ts';
+import { moduleWorker, workerBundle } from './worker-bundle.ts';
 
 function workerError(e: Extract<SweepMessage, { kind: 'error' }>['error'], point: SweepPoint, where: string): Error {
   if (e.name === 'InputError')
@@ -63,9 +63,7 @@ export async function runPool(
       return resolvePromise(outcomes);
     }
     for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-        workerData: { module: module.href, bundle },
-      });
+      const w = moduleWorker(module, bundle);
       workers.push(w);
       w.on('message', (m: SweepMessage) => {
         if (m.kind === 'error') return fail(workerError(m.error, jobs[m.pos]!.point, where));

@@ -9,8 +9,10 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 
 interface Inputs {
   /** [path relative to the project root, size, mtimeMs] of every file bundled. */
@@ -80,4 +82,9 @@ export async function workerBundle(module: URL): Promise<string | null> {
   } catch {
     return null;
   }
+}
+
+/** A worker thread running `module`: from `bundle` (what workerBundle gave) when there is one, else its sources through tsx. */
+export function moduleWorker(module: URL, bundle: string | null, data: object = {}): Worker {
+  return new Worker(ENTRY, { workerData: { ...data, module: module.href, bundle } });
 }

@@ -2,7 +2,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import type { Command } from 'commander';
 import { InputError } from '../../core/index.ts';
 import { formatDuration } from '../../core/index.ts';
@@ -17,7 +16,7 @@ import {
 } from '../../world/index.ts';
 import { AtomicFile, ensureDir, removeDirs, writeFileAtomic } from '../output.ts';
 import { progressBar } from '../progress.ts';
-import { workerBundle } from '../worker-bundle.ts';
+import { moduleWorker, workerBundle } from '../worker-bundle.ts';
 import { parseTimelineCsv, reportHtml, sharingTable } from '../../report/index.ts';
 import type { RunJob, RunMessage } from '../run-worker.ts';
 
@@ -150,9 +149,7 @@ export function humanSummary(res: Pick<SimulationResult, 'summary' | 'series'>):
 /** Run the simulation on a worker thread; SIGINT/SIGTERM end it at once and remove what it was writing. */
 async function simulateInWorker(job: RunJob, onProgress: (f: number) => void, cleanup: () => void): Promise<RunResult> {
   const module = new URL('../run-worker.ts', import.meta.url);
-  const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), {
-    workerData: { ...job, module: module.href, bundle: await workerBundle(module) },
-  });
+  const worker = moduleWorker(module, await workerBundle(module), job);
   const stop = (signal: NodeJS.Signals) => {
     void worker.terminate().finally(() => {
       cleanup();
