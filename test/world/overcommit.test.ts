@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MSR_IA32_TSC_DEADLINE, TraceRecorder, type Ns } from '../../src/core/index.ts';
-import type { LatenessHistogram } from '../../src/devices/index.ts';
-import { VmDevices } from '../../src/vmm/index.ts';
+import { captureLateness, cmpNs } from './lateness-capture.ts';
 import { estimateWork, loadScenario, parseScenarioText, resolveScenario, simulate } from '../../src/world/index.ts';
 import { FifoRoundRobin } from './fifo-round-robin.ts';
 
@@ -84,25 +83,11 @@ function nearestRank(sorted: readonly Ns[], p: number): Ns {
   return sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1]!;
 }
 
-const cmp = (a: Ns, b: Ns) => (a < b ? -1 : a > b ? 1 : 0);
-
 test('examples/overcommit-2to1.yaml: every timer interrupt’s lateness, from the programmed deadlines and the round robin, is the summary’s histogram exactly', () => {
-  // each VM's whole histogram, as summary.ts takes it (one timerIrqStats() per VM, in summary order)
-  const taken: LatenessHistogram[] = [];
-  const timerIrqStats = VmDevices.prototype.timerIrqStats;
-  VmDevices.prototype.timerIrqStats = function (this: VmDevices) {
-    const st = timerIrqStats.call(this);
-    taken.push(st.lateness);
-    return st;
-  };
   const scenario = resolveScenario(loadScenario(EXAMPLE));
   const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'kvm_msr' || n === 'kvm_set_irq' });
-  let summary: ReturnType<typeof simulate>['summary'];
-  try {
-    summary = simulate(scenario, { trace }).summary;
-  } finally {
-    VmDevices.prototype.timerIrqStats = timerIrqStats;
-  }
+  const { result, taken } = captureLateness(() => simulate(scenario, { trace }));
+  const summary = result.summary;
   assert.deepEqual(
     taken.map((h) => String(h.max)),
     summary.vms.map((v) => v.max_timer_lateness_ns),
@@ -138,7 +123,7 @@ test('examples/overcommit-2to1.yaml: every timer interrupt’s lateness, from th
     const entryOf = new Map<string, Ns>();
     const lateness: Ns[] = [];
     let coalesced = 0;
-    for (const q of requests.filter((x) => x.r <= D).sort((a, b) => cmp(a.r, b.r))) {
+    for (const q of requests.filter((x) => x.r <= D).sort((a, b) => cmpNs(a.r, b.r))) {
       const key = `${q.cpu} ${q.vector}`;
       const pendingUntil = entryOf.get(key);
       assert.notEqual(pendingUntil, q.r, `${key}: a request at the instant the last one is taken: order not derived here`);
@@ -150,7 +135,7 @@ test('examples/overcommit-2to1.yaml: every timer interrupt’s lateness, from th
       entryOf.set(key, entry);
       if (entry <= D) lateness.push(entry - q.r);
     }
-    lateness.sort(cmp);
+    lateness.sort(cmpNs);
     const v = summary.vms[i]!;
     assert.equal(v.name, vm);
     assert.equal(String(lateness.length), v.timer_irqs, `${vm}: interrupts taken`);

@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError, MSR_IA32_TSC_DEADLINE, TraceRecorder, type Ns } from '../../src/core/index.ts';
-import type { LatenessHistogram } from '../../src/devices/index.ts';
-import { VmDevices } from '../../src/vmm/index.ts';
+import { captureLateness, cmpNs } from './lateness-capture.ts';
 import { countPaths, runTrace, tracePipeLines } from '../../src/trace/index.ts';
 import { parseScenario, parseScenarioText, type ScenarioInput } from '../../src/world/scenario.ts';
 import { resolveScenario } from '../../src/world/resolve.ts';
@@ -50,22 +49,13 @@ test('the kvmtool jiffies example: discard loses exactly its lost ticks × 4,000
 });
 
 test('the kvmtool jiffies example, 20 s: every timer interrupt’s lateness, from the PIT’s edges, the TSC deadlines and the 50-of-100-ms schedule, is each VM’s histogram exactly', () => {
-  const taken: LatenessHistogram[] = [];
-  const timerIrqStats = VmDevices.prototype.timerIrqStats;
-  VmDevices.prototype.timerIrqStats = function (this: VmDevices) {
-    const st = timerIrqStats.call(this);
-    taken.push(st.lateness);
-    return st;
-  };
   const trace = new TraceRecorder({ enabled: true, filter: (n) => n === 'kvm_msr' || n === 'kvm_set_irq' });
-  let summary: ReturnType<typeof simulate>['summary'];
-  try {
-    summary = simulate(parseScenarioText(readFileSync(EXAMPLE, 'utf8').replace('duration: 1h', 'duration: 20s'), 'kvmtool-jiffies-2to1'), {
+  const { result, taken } = captureLateness(() =>
+    simulate(parseScenarioText(readFileSync(EXAMPLE, 'utf8').replace('duration: 1h', 'duration: 20s'), 'kvmtool-jiffies-2to1'), {
       trace,
-    }).summary;
-  } finally {
-    VmDevices.prototype.timerIrqStats = timerIrqStats;
-  }
+    }),
+  );
+  const summary = result.summary;
   const D = 20_000_000_000n;
   // deschedule { period: 100ms, run: 50ms } from creation at 0: the vCPU threads run in [k·100, k·100 + 50) ms
   const nextRun = (t: Ns) => (t % 100_000_000n < 50_000_000n ? t : (t / 100_000_000n + 1n) * 100_000_000n);
@@ -95,7 +85,7 @@ test('the kvmtool jiffies example, 20 s: every timer interrupt’s lateness, fro
     const lateness: Ns[] = [];
     let coalesced = 0;
     let released = 0;
-    for (const q of requests.filter((x) => x.r <= D).sort((a, b) => (a.r < b.r ? -1 : a.r > b.r ? 1 : 0))) {
+    for (const q of requests.filter((x) => x.r <= D).sort((a, b) => cmpNs(a.r, b.r))) {
       const waiting = entryOf.get(q.key);
       if (waiting === q.r) released++;
       if (waiting !== undefined && q.r < waiting) {
@@ -106,7 +96,7 @@ test('the kvmtool jiffies example, 20 s: every timer interrupt’s lateness, fro
       entryOf.set(q.key, entry);
       if (entry <= D) lateness.push(entry - q.r);
     }
-    lateness.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    lateness.sort(cmpNs);
     const h = taken[i]!;
     assert.ok(h.exact, v.name);
     assert.deepEqual(
