@@ -57,6 +57,17 @@ export class Oscillator {
     return (Number(this.rateFrac) / Number(ONE)) * 1e6;
   }
 
+  /**
+   * A TscPlan of `counter` over the current segment, plus `add`: phaseAt(t) for t in [segStart, 2^62) on
+   * its int64 path (or, at a zero rate error, segPhase + d below 2^63); null when the segment allows none.
+   */
+  tscPlan(counter: TscCounter, add: bigint): TscPlan | null {
+    const rateZero = this.rateFrac === 0n;
+    if (rateZero ? this.segStart < 0n || this.segPhase < 0n || this.segPhase >= INT64_FAST_BELOW : !this.segInt64) return null;
+    const below = counter.int64Below < 1n << 63n ? counter.int64Below : (1n << 63n) - 1n;
+    return new TscPlan(this.segStart, this.segPhase, this.rateHi, this.rateLo, rateZero, counter.khz, below, BigInt.asIntN(64, add));
+  }
+
   /** Oscillator phase (its own elapsed ns) at true time t ≥ the last rate change. */
   phaseAt(t: Ns): Ns {
     // a crystal without error: d·0 rounds to 0 (small BigInts: faster than the guards of the int64 path)
@@ -126,7 +137,7 @@ export function tscCyclesAt(phaseNs: Ns, khz: bigint): Cycles {
  */
 export class TscCounter {
   /** ⌊(2^63 − 1) / kHz⌋ whole ms (ms·kHz + the sub-ms part's cycles < kHz ≤ 2^63 − 1), and the phase itself an s64. */
-  private readonly int64Below: bigint;
+  readonly int64Below: bigint;
 
   constructor(readonly khz: bigint) {
     if (khz <= 0n) throw new RangeError(`TSC rate must be positive, got ${khz} kHz`);
@@ -141,4 +152,43 @@ export class TscCounter {
     const ms = p / 1_000_000n;
     return BigInt.asIntN(64, BigInt.asIntN(64, ms * khz) + BigInt.asIntN(64, (p - ms * 1_000_000n) * khz) / 1_000_000n);
   }
+}
+
+/**
+ * A TSC read as a formula of true time, for a quiet span in which nothing but time moves: the value is
+ * (add + cyclesAt(phaseAt(t))) mod 2^64, with phaseAt an Oscillator's current segment and cyclesAt a
+ * TscCounter at `khz` on their int64 paths (t in [segStart, 2^62), phase in [0, int64Below)); `add` (an
+ * s64 bit pattern) is what the readers above the counter add: a host's initial TSC, a vCPU's TSC offset.
+ * Each layer that reads the TSC through another states its own `add` (withTscAdd) or none (null: its
+ * read is not of this form). The timekeeper's WebAssembly loop (src/guest/quiet-wasm.ts) reads by it.
+ */
+export class TscPlan {
+  constructor(
+    readonly segStart: Ns,
+    readonly segPhase: Ns,
+    readonly rateHi: bigint,
+    readonly rateLo: bigint,
+    readonly rateZero: boolean,
+    readonly khz: bigint,
+    /** TscCounter.int64Below, at most 2^63 − 1. */
+    readonly int64Below: bigint,
+    readonly add: bigint,
+  ) {}
+}
+
+/** `plan` read through a layer that adds `add` (mod 2^64). */
+export function withTscAdd(plan: TscPlan | null, add: bigint): TscPlan | null {
+  if (!plan) return null;
+  const p = plan;
+  return new TscPlan(p.segStart, p.segPhase, p.rateHi, p.rateLo, p.rateZero, p.khz, p.int64Below, BigInt.asIntN(64, p.add + add));
+}
+
+/** The plan's value at true time t, in BigInts (what the WebAssembly loop computes; tests). */
+export function tscPlanRead(plan: TscPlan, t: Ns): Cycles | null {
+  if (t < plan.segStart || t >= INT64_FAST_BELOW) return null;
+  const d = t - plan.segStart;
+  const rateFrac = plan.rateHi * (1n << 32n) + plan.rateLo;
+  const phase = plan.segPhase + d + (plan.rateZero ? 0n : (d * rateFrac + HALF) >> FRAC_BITS);
+  if (phase < 0n || phase >= plan.int64Below) return null;
+  return BigInt.asUintN(64, plan.add + tscCyclesAt(phase, plan.khz));
 }

@@ -521,6 +521,8 @@ export class GuestKernel {
     // after the first (checked) update, spanStep: no heap check per update (the span's horizon covers
     // them); Number(interval) exact below 2^53
     if (sched.spanStep && n > 1 && interval < 1n << 53n) {
+      // the clocksource read by its plan: all n in the WebAssembly loop
+      if (tk.advanceEvery(t, interval, n, (at) => sched.advanceTo(at))) return t + BigInt(n) * interval;
       const by = Number(interval);
       sched.advanceTo(t);
       tk.advance();

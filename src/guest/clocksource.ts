@@ -2,7 +2,7 @@
 // frequency, maxadj, max_idle_ns and max_cycles (kernel/time/clocksource.c
 // __clocksource_update_freq_scale, clocks_calc_max_nsecs, clocksource_max_adjustment), and the
 // line clocksource_register prints. Numbers are computed with the kernel's integer types.
-import type { Cycles, Ns } from '../core/index.ts';
+import type { Cycles, Ns, TscPlan } from '../core/index.ts';
 import { NSEC_PER_SEC, NSEC_PER_USEC } from '../core/index.ts';
 import { U32_MAX, U64_MAX, clocksCalcMultShift, cyc2ns, hex } from '../core/index.ts';
 
@@ -39,6 +39,8 @@ export interface ClocksourceSpec {
   read: () => Cycles;
   /** Reads the counter on CPU `cpu`, for counters that are per CPU (the TSC, kvm-clock's per-CPU record). */
   readOn?: (cpu: number) => Cycles;
+  /** What read() returns as a formula of true time while nothing but time moves (null: it is not one). */
+  plan?: () => TscPlan | null;
 }
 
 /** A registered clocksource with everything the kernel derives at registration. */
@@ -58,6 +60,8 @@ export class Clocksource {
   read: () => Cycles;
   /** ClocksourceSpec.readOn: the read on a given CPU (absent: the counter is global). */
   readOn: ((cpu: number) => Cycles) | undefined;
+  /** ClocksourceSpec.plan. */
+  plan: (() => TscPlan | null) | undefined;
   /** Frequency it was registered with, Hz (0 for the jiffies clocksources). */
   freqHz = 0n;
 
@@ -68,6 +72,7 @@ export class Clocksource {
     this.flags = spec.flags;
     this.read = spec.read;
     this.readOn = spec.readOn;
+    this.plan = spec.plan;
     this.vdsoClockMode = spec.vdsoClockMode ?? 'none';
     if (spec.mult !== undefined) this.mult = spec.mult;
     if (spec.shift !== undefined) this.shift = spec.shift;

@@ -2,7 +2,7 @@
 // buses, the counters it can read, and the paravirtual records KVM writes into its memory. The
 // guest model touches nothing else (docs/architecture.md: the guest sees the hypervisor only through CPUID,
 // MSRs, ports/MMIO, shared memory and interrupts). The vmm layer builds one per VM.
-import type { Cycles, Ns } from '../core/index.ts';
+import type { Cycles, Ns, TscPlan } from '../core/index.ts';
 import type { PvclockMemory } from './pvclock.ts';
 
 export type CpuVendor = 'intel' | 'amd';
@@ -126,6 +126,8 @@ export interface GuestPlatform {
   vcpus: number;
   /** Guest TSC now: RDTSC on vCPU `cpu` (default 0); vCPUs can differ (unsynchronised host TSCs). */
   rdtsc(cpu?: number): Cycles;
+  /** rdtsc() on vCPU 0 as a formula of true time while nothing but time moves (null or absent: not one). */
+  rdtscPlan?(): TscPlan | null;
   /**
    * Cost in ns of one RDTSC as the guest pays it, when it is not the native ~10 ns: a VMM with RDTSC
    * exiting makes each one a VM exit. `compensated`: the VMM hides the exit from the guest TSC.

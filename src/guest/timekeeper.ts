@@ -18,7 +18,21 @@ import type { Cycles, Ns } from '../core/index.ts';
 import { NSEC_PER_SEC } from '../core/index.ts';
 import { CLOCK_SOURCE_IS_CONTINUOUS, Clocksource, clocksourceUpdateFreqScale } from './clocksource.ts';
 import { U64_MAX } from '../core/index.ts';
-import { ADJ_FREQUENCY, ADJ_SETOFFSET, ADJ_TICK, NTP_SCALE_SHIFT, NtpState, type Timex, type TimexResult } from './ntp.ts';
+import { ADJ_FREQUENCY, ADJ_SETOFFSET, ADJ_TICK, NTP_SCALE_SHIFT, NtpState, STA_UNSYNC, type Timex, type TimexResult } from './ntp.ts';
+import {
+  IO_ADVANCES,
+  IO_ERR_HIGH,
+  IO_MASK64,
+  IO_MAX_RAW_DELTA,
+  IO_SKIP,
+  IO_STATUS,
+  IO_UNSYNC,
+  type QuietLoop,
+  WASM_NTP,
+  WASM_TK,
+  quietLoop,
+  setPlan,
+} from './quiet-wasm.ts';
 
 // Slots of Timekeeper.st.
 const MONO_CYCLE_LAST = 0; // u64 bit pattern (a counter may read ≥ 2^63)
@@ -378,6 +392,69 @@ export class Timekeeper {
       this.adjustExact(st[OFFSET]!);
     }
     this.finishAdvance();
+  }
+
+  /**
+   * `n` advance()s at true times t, t + interval, …, t + (n − 1)·interval, the clocksource read by its
+   * plan (ClocksourceSpec.plan) in the WebAssembly loop (quiet-wasm.ts): the same integers as n calls of
+   * advance() with the caller's time at each. An update the loop's guards leave out runs here, after
+   * `moveTo(its time)`; at the end the caller's time is moved to the last update's. False (nothing
+   * done): no plan, or the loop is off — the caller runs the updates itself.
+   */
+  advanceEvery(t: Ns, interval: Ns, n: number, moveTo: (t: Ns) => void): boolean {
+    if (n < 1 || !this.fastClocksource || this.chunked) return false;
+    const plan = this.cs.plan?.();
+    const loop = plan ? quietLoop() : null;
+    if (!plan || !loop) return false;
+    const m = loop.mem;
+    setPlan(m, plan);
+    m[IO_MAX_RAW_DELTA] = BigInt.asIntN(64, this.cs.maxRawDelta);
+    m[IO_MASK64] = this.mask64 ? 1n : 0n;
+    this.toLoop(loop);
+    let at = t;
+    for (let left = n; ; ) {
+      const done = loop.run(left, at, interval);
+      left -= done;
+      at += BigInt(done) * interval;
+      this.fromLoop(loop);
+      if (left === 0) break;
+      // the update at `at`, which the loop left to the exact paths: before it started, or after accumulating
+      moveTo(at);
+      if (m[IO_STATUS] === 1n) this.advance();
+      else {
+        this.exactPasses++;
+        this.adjustExact(this.st[OFFSET]!);
+        this.finishAdvance();
+      }
+      left--;
+      at += interval;
+      if (left === 0) break;
+      this.toLoop(loop);
+    }
+    moveTo(at - interval);
+    return true;
+  }
+
+  /** The fields the loop reads and writes, into its memory. */
+  private toLoop(loop: QuietLoop): void {
+    const m = loop.mem;
+    m.set(this.st, WASM_TK);
+    m.set(this.ntp.st, WASM_NTP);
+    m[IO_ERR_HIGH] = BigInt(this.ntpErrorHigh);
+    m[IO_SKIP] = this.skipSecondOverflow ? 1n : 0n;
+    m[IO_ADVANCES] = 0n;
+    m[IO_UNSYNC] = 0n;
+  }
+
+  /** The loop's results back into the fields. */
+  private fromLoop(loop: QuietLoop): void {
+    const m = loop.mem;
+    this.st.set(m.subarray(WASM_TK, WASM_TK + SLOTS));
+    this.ntp.st.set(m.subarray(WASM_NTP, WASM_NTP + this.ntp.st.length));
+    this.ntpErrorHigh = Number(m[IO_ERR_HIGH]);
+    this.skipSecondOverflow = m[IO_SKIP] !== 0n;
+    this.advances += Number(m[IO_ADVANCES]);
+    if (m[IO_UNSYNC] !== 0n) this.ntp.timeStatus |= STA_UNSYNC;
   }
 
   /**

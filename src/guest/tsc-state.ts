@@ -184,7 +184,7 @@ export class TscState {
     }
     const read = (): bigint => p.rdtsc();
     this.tscEarly = tscEarlyClocksource(read);
-    this.tsc = tscClocksource(read);
+    this.tsc = tscClocksource(read, () => p.rdtscPlan?.() ?? null);
     // rdtsc on the CPU the read runs on: the TSCs of a VM's vCPUs can differ
     this.tscEarly.readOn = this.tsc.readOn = (cpu: number): bigint => p.rdtsc(cpu);
     if (disableWatchdog) {

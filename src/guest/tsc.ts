@@ -3,7 +3,7 @@
 // (a CPUID leaf, a working PIT channel 2 with its gate on port 0x61, an HPET or PM timer
 // reference, port reads fast enough) and what frequency it then reports, computed from the TSC's
 // and the reference's true rates with the kernel's integer divisions.
-import type { Cycles } from '../core/index.ts';
+import type { Cycles, TscPlan } from '../core/index.ts';
 import { U64_MAX } from '../core/index.ts';
 import {
   CLOCK_SOURCE_IS_CONTINUOUS,
@@ -32,7 +32,7 @@ export function tscEarlyClocksource(read: () => Cycles): Clocksource {
 }
 
 /** clocksource_tsc: rating 300. */
-export function tscClocksource(read: () => Cycles): Clocksource {
+export function tscClocksource(read: () => Cycles, plan?: () => TscPlan | null): Clocksource {
   return new Clocksource({
     name: 'tsc',
     rating: 300,
@@ -40,6 +40,7 @@ export function tscClocksource(read: () => Cycles): Clocksource {
     flags: CLOCK_SOURCE_IS_CONTINUOUS | CLOCK_SOURCE_VALID_FOR_HRES | CLOCK_SOURCE_MUST_VERIFY | CLOCK_SOURCE_VERIFY_PERCPU,
     vdsoClockMode: 'tsc',
     read,
+    ...(plan ? { plan } : {}),
   });
 }
 

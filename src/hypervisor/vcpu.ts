@@ -4,9 +4,9 @@
 // (kvm_guest_time_update → kvm_setup_guest_pvclock), KVMCLOCK_CTRL (kvm_set_guest_paused), steal
 // time (record_steal_time, kvm_steal_time_set_preempted), and the request processing of
 // vcpu_enter_guest in the order KVM checks the requests.
-import type { Cycles, Ns } from '../core/index.ts';
+import type { Cycles, Ns, TscPlan } from '../core/index.ts';
 import { InputError } from '../core/index.ts';
-import { s64, u64 } from '../core/index.ts';
+import { s64, u64, withTscAdd } from '../core/index.ts';
 import {
   KVM_MSR_ENABLED,
   KVM_STEAL_RESERVED_MASK,
@@ -201,6 +201,15 @@ export class KvmVcpu {
     // exits so far = elapsed / hostHz · rate; each hides exitCostNs · hostHz / 10^9 host cycles
     const hostCycles = (elapsed * BigInt(Math.round(x.ratePerSec)) * x.exitCostNs) / 1_000_000_000n;
     return kvmScaleTsc(hostCycles, this.l1TscScalingRatio, this.vm.tscScaling);
+  }
+
+  /**
+   * readL1Tsc() as a TscPlan, given the host TSC's (`hostPlan`, the one hostRdtsc reads): the host TSC
+   * plus l1_tsc_offset, mod 2^64, at the default ratio without RDTSC exiting; null otherwise.
+   */
+  tscPlan(hostPlan: TscPlan | null): TscPlan | null {
+    if (this.rdtscExiting !== null || this.l1TscScalingRatio !== this.unitRatio) return null;
+    return withTscAdd(hostPlan, this.l1TscOffsetS64);
   }
 
   /** kvm_read_l1_tsc(): the TSC the guest reads when the host TSC is `hostTsc`. */

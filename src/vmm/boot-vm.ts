@@ -1,7 +1,7 @@
 // Boot a guest kernel preset on a machine profile: create the VM now, enter the kernel after the
 // profile's firmware/loader time, and report what the guest prints and shows in sysfs.
 import type { Scheduler } from '../core/index.ts';
-import type { Cycles, Ns } from '../core/index.ts';
+import type { Cycles, Ns, TscPlan } from '../core/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { bootGuest, type BootGuestOptions, type GuestKernel } from '../guest/index.ts';
 import { parseCmdline } from '../guest/index.ts';
@@ -38,6 +38,8 @@ export interface BootVmOptions {
   vcpuSchedule?: (nrVcpus: number) => VcpuSchedule;
   /** The host's TSC at scheduler time t, when the world owns the host (see VirtualMachineOptions.hostTscAt). */
   hostTscAt?: (t: Ns) => Cycles;
+  /** See VirtualMachineOptions.hostTscPlan. */
+  hostTscPlan?: () => TscPlan | null;
   /** How long the host had been up (counting its TSC from 0) at scheduler time 0. */
   hostUptimeNs?: Ns;
   /** QEMU's `-rtc base=…,clock=…` for the qemu-* profiles (see VirtualMachineOptions.rtc). */
@@ -101,6 +103,7 @@ export class BootedVm {
       ...(opts.tscRateChange ? { tscRateChange: opts.tscRateChange } : {}),
       ...(opts.vcpuEntryIntervalNs !== undefined ? { vcpuEntryIntervalNs: opts.vcpuEntryIntervalNs } : {}),
       ...(opts.hostTscAt ? { hostTscAt: opts.hostTscAt } : {}),
+      ...(opts.hostTscPlan ? { hostTscPlan: opts.hostTscPlan } : {}),
       ...(opts.hostUptimeNs !== undefined ? { hostUptimeNs: opts.hostUptimeNs } : {}),
       ...(opts.deschedule ? { deschedule: opts.deschedule } : {}),
       ...(opts.pitLostTickPolicy ? { pitLostTickPolicy: opts.pitLostTickPolicy } : {}),

@@ -2,7 +2,7 @@
 // runs in model time, with KVM's clock semantics (src/hypervisor) behind kvmclock and steal time.
 // Builds the GuestPlatform that src/guest boots on.
 import type { QuietScheduler, Scheduler, Timer } from '../core/index.ts';
-import { InputError, Oscillator, quietScheduler, TscCounter, u64 } from '../core/index.ts';
+import { InputError, Oscillator, quietScheduler, TscCounter, type TscPlan, u64, withTscAdd } from '../core/index.ts';
 import { NSEC_PER_SEC, type Cycles, type Ns } from '../core/index.ts';
 import {
   FlatGuestMemory,
@@ -101,6 +101,8 @@ export interface VirtualMachineOptions {
   /** The host's TSC at scheduler time t (≥ now), when a world model owns the host (its oscillator);
    *  otherwise the VM runs its own host TSC at tscKhz·(1+ppm). */
   hostTscAt?: (t: Ns) => Cycles;
+  /** hostTscAt as a formula of true time while nothing but time moves (TscPlan; null: not one now). */
+  hostTscPlan?: () => TscPlan | null;
   /** QEMU's `-rtc base=…,clock=…` (qemu-* profiles); default base=utc (the epoch), clock=host. */
   rtc?: RtcConfig;
   /** The host's CLOCK_REALTIME (ns since the epoch) now, when a world model owns the host: what
@@ -155,6 +157,8 @@ export interface VmClockState {
 export interface RestoreTarget {
   host: HostCpu;
   hostTscAt: (t: Ns) => Cycles;
+  /** See VirtualMachineOptions.hostTscPlan. */
+  hostTscPlan?: () => TscPlan | null;
   hostRealtime: () => Ns;
   hostRealtimeSteps?: () => Ns;
   /** The destination CPU scales the TSC (VMX/SVM TSC multiplier). */
@@ -219,6 +223,7 @@ export class VirtualMachine {
   }
 
   private hostTscAtFn: ((t: Ns) => Cycles) | null;
+  private hostTscPlanFn: (() => TscPlan | null) | null;
   private hostRealtimeFn: () => Ns;
   private hostRealtimeStepsFn: () => Ns;
   private hostTscSkew: HostTscSkew | undefined;
@@ -229,6 +234,7 @@ export class VirtualMachine {
     this.sched = opts.scheduler;
     this.currentHost = resolveHost(opts.host);
     this.hostTscAtFn = opts.hostTscAt ?? null;
+    this.hostTscPlanFn = opts.hostTscPlan ?? null;
     this.hostRealtimeStepsFn = opts.hostRealtimeSteps ?? (() => 0n);
     this.hostTscSkew = opts.hostTscSkew;
     const p = opts.profile;
@@ -251,6 +257,7 @@ export class VirtualMachine {
       devices: p.devices,
       vcpus: nrVcpus,
       rdtsc: (cpu?: number) => this.guestTsc(cpu),
+      rdtscPlan: () => this.guestTscPlan(),
       tscTrueHz: () => this.tscTrueHz(),
       pitRateRatio: 1,
       pioReadNs: p.pioReadNs,
@@ -467,6 +474,7 @@ export class VirtualMachine {
   restoreClockState(state: VmClockState | null, target: RestoreTarget): RestoreOutcome {
     this.currentHost = target.host;
     this.hostTscAtFn = target.hostTscAt;
+    this.hostTscPlanFn = target.hostTscPlan ?? null;
     this.hostRealtimeFn = target.hostRealtime;
     this.hostRealtimeStepsFn = target.hostRealtimeSteps ?? (() => 0n);
     this.hostTscSkew = target.hostTscSkew;
@@ -603,12 +611,15 @@ export class VirtualMachine {
 
   /** Cycles of this VM's own host TSC (no world) over `ns`: the one host TSC model of src/core/oscillator.ts. */
   private cyclesFor(ns: Ns): Cycles {
+    return this.ownCounter().cyclesAt(this.crystal.phaseAt(ns));
+  }
+  private ownCounter(): TscCounter {
     let c = this.ownTsc;
     if (c === null || this.ownTscKhz !== this.host.tscKhz) {
       c = this.ownTsc = new TscCounter(BigInt(this.host.tscKhz));
       this.ownTscKhz = this.host.tscKhz;
     }
-    return c.cyclesAt(this.crystal.phaseAt(ns));
+    return c;
   }
   private ownTsc: TscCounter | null = null;
   private ownTscKhz = 0;
@@ -632,6 +643,23 @@ export class VirtualMachine {
    */
   private hostRealtimeAtTsc(tsc: Cycles): Ns {
     return this.hostRealtimeFn() + ((tsc - this.hostTsc()) * 1_000_000n) / BigInt(this.host.tscKhz);
+  }
+
+  /** hostTscAt as a TscPlan (null: not one now). */
+  private hostTscPlan(): TscPlan | null {
+    if (!this.hostTscAtFn) return this.crystal.tscPlan(this.ownCounter(), this.hostTsc0);
+    return this.hostTscPlanFn ? this.hostTscPlanFn() : null;
+  }
+
+  /**
+   * guestTsc(0) as a TscPlan while nothing but time moves (null: not one): KVM's vCPU 0 reads the host
+   * TSC plus its offset (KvmVcpu.tscPlan); TCG counts the host TSC from reset, minus its stops.
+   */
+  guestTscPlan(): TscPlan | null {
+    if (this.opts.tscRateChange || this.hostTscSkew) return null; // skewed host CPUs: each reads its own
+    if (this.kvm) return this.vcpus[0]!.tscPlan(this.hostTscPlan());
+    if (this.ticksStoppedAt !== null) return null;
+    return withTscAdd(this.hostTscPlan(), -this.hostTscAtCreate - this.ticksStoppedCycles);
   }
 
   /** The host TSC now. */

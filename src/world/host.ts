@@ -9,7 +9,7 @@
 import type { Cycles, Ns } from '../core/index.ts';
 import { NSEC_PER_SEC } from '../core/index.ts';
 import type { Prng } from '../core/index.ts';
-import { Oscillator, type OscillatorConfig, TscCounter } from '../core/index.ts';
+import { Oscillator, type OscillatorConfig, TscCounter, type TscPlan } from '../core/index.ts';
 
 export interface TscConfig {
   /** Nominal TSC frequency, kHz (what CPUID 0x15/0x16 or calibration reports). */
@@ -66,6 +66,11 @@ export class Host {
   rdtsc(t: Ns): Cycles {
     const cycles = this.counter.cyclesAt(this.oscillator.phaseAt(t));
     return this.tsc0 === 0n ? cycles : this.tsc0 + cycles;
+  }
+
+  /** rdtsc(t) as a TscPlan over the oscillator's current segment (null: the segment allows none). */
+  tscPlan(): TscPlan | null {
+    return this.oscillator.tscPlan(this.counter, this.tsc0);
   }
 
   /** CLOCK_MONOTONIC_RAW: the TSC scaled by its nominal frequency. */

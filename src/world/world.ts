@@ -79,6 +79,7 @@ export class World {
     return {
       host: { ...cpu, ppm: host.oscillator.ppm },
       hostTscAt: (t) => host.rdtsc(t),
+      hostTscPlan: () => host.tscPlan(),
       hostRealtime: () => host.realtime(engine.now),
       hostRealtimeSteps: () => host.realtimeStepsNs,
       tscScaling: opts.tscScaling,
@@ -111,6 +112,7 @@ export class World {
       cmdline: vm.cmdline,
       host: { ...cpu, ppm: host.oscillator.ppm },
       hostTscAt: (t) => host.rdtsc(t),
+      hostTscPlan: () => host.tscPlan(),
       hostUptimeNs: 0n, // the world's host TSC counts from 0 at the scenario's start
       hostRealtime: () => host.realtime(engine.now), // what the VMM's RTC (and kvmtool's time()) read
       hostRealtimeSteps: () => host.realtimeStepsNs,

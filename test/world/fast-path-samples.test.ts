@@ -38,6 +38,8 @@ function ordered<T>(sim: () => T): { result: T; order: string[] } {
   let engine: Engine | null = null;
   const runEngine = Engine.prototype.run;
   const advance = Timekeeper.prototype.advance;
+  const every = Timekeeper.prototype.advanceEvery;
+  let inEvery = false;
   const sample = VmRun.prototype.sample;
   const adjtimex = GuestKernel.prototype.adjtimex;
   Engine.prototype.run = function (this: Engine, until) {
@@ -45,8 +47,20 @@ function ordered<T>(sim: () => T): { result: T; order: string[] } {
     runEngine.call(this, until);
   };
   Timekeeper.prototype.advance = function (this: Timekeeper, freqChange) {
-    order.push(`update ${engine?.now}`);
+    if (!inEvery) order.push(`update ${engine?.now}`);
     advance.call(this, freqChange);
+  };
+  // the WebAssembly loop's updates (and those it leaves to advance()), in their order, at their times
+  Timekeeper.prototype.advanceEvery = function (this: Timekeeper, t, interval, n, moveTo) {
+    inEvery = true;
+    let ran: boolean;
+    try {
+      ran = every.call(this, t, interval, n, moveTo);
+    } finally {
+      inEvery = false;
+    }
+    if (ran) for (let k = 0n; k < BigInt(n); k++) order.push(`update ${t + k * interval}`);
+    return ran;
   };
   VmRun.prototype.sample = function (this: VmRun, t) {
     order.push(`sample ${t}`);
@@ -61,6 +75,7 @@ function ordered<T>(sim: () => T): { result: T; order: string[] } {
   } finally {
     Engine.prototype.run = runEngine;
     Timekeeper.prototype.advance = advance;
+    Timekeeper.prototype.advanceEvery = every;
     VmRun.prototype.sample = sample;
     GuestKernel.prototype.adjtimex = adjtimex;
   }

@@ -1,0 +1,75 @@
+// The timekeeper's updates in a quiet span as one WebAssembly loop (wasm/quiet-updates.ts, AssemblyScript,
+// built into quiet-updates-wasm.ts by scripts/build-wasm.mjs). Timekeeper.advanceEvery copies its slots
+// and NtpState's in, the loop runs the updates on i64 — the same integers as advance() on BigInt64Array
+// slots (test/guest/quiet-wasm.test.ts) — and the slots are copied back. One instance per thread: its
+// memory holds one timekeeper's state, only during a call.
+import type { TscPlan } from '../core/index.ts';
+import { QUIET_UPDATES_WASM_BASE64 } from './quiet-updates-wasm.ts';
+
+/** Slot index (in an i64 view of the loop's memory) of Timekeeper.st, NtpState.st and the loop's I/O. */
+export const WASM_TK = 0;
+export const WASM_NTP = 64;
+const IO = 128;
+// I/O slots: the plan, the timekeeper's fields that are not in its slots, and the outputs
+const SEG_START = IO + 0;
+const SEG_PHASE = IO + 1;
+const RATE_HI = IO + 2;
+const RATE_LO = IO + 3;
+const RATE_ZERO = IO + 4;
+const KHZ = IO + 5;
+const INT64_BELOW = IO + 6;
+const ADD = IO + 7;
+export const IO_MAX_RAW_DELTA = IO + 8;
+export const IO_MASK64 = IO + 9;
+export const IO_ERR_HIGH = IO + 10;
+export const IO_SKIP = IO + 11;
+export const IO_ADVANCES = IO + 12;
+export const IO_UNSYNC = IO + 13;
+export const IO_STATUS = IO + 14;
+
+/** The loop's exports: run(n, t0, interval) runs up to n updates, returns how many (IO_STATUS: why it stopped). */
+export interface QuietLoop {
+  readonly mem: BigInt64Array;
+  run(n: number, t0: bigint, interval: bigint): number;
+}
+
+// the WebAssembly global (lib ES2022 and @types/node 20 leave its classes out)
+const wasm = (
+  globalThis as unknown as {
+    WebAssembly: { Module: new (bytes: Uint8Array) => object; Instance: new (module: object, imports: object) => { exports: unknown } };
+  }
+).WebAssembly;
+
+let loop: QuietLoop | null | undefined;
+let enabled = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.TIMEVISOR_NO_WASM !== '1';
+
+/** Switch the loop off (the TypeScript paths run instead: benchmarks, tests). TIMEVISOR_NO_WASM=1 starts it off. */
+export function setQuietWasm(on: boolean): void {
+  enabled = on;
+}
+
+/** This thread's loop, instantiated on first use; null when switched off. */
+export function quietLoop(): QuietLoop | null {
+  if (!enabled) return null;
+  if (loop === undefined) {
+    const bytes = Uint8Array.from(atob(QUIET_UPDATES_WASM_BASE64), (c) => c.charCodeAt(0));
+    const exports = new wasm.Instance(new wasm.Module(bytes), {}).exports as {
+      memory: { buffer: ArrayBuffer };
+      run(n: number, t0: bigint, interval: bigint): number;
+    };
+    loop = { mem: new BigInt64Array(exports.memory.buffer), run: exports.run };
+  }
+  return loop;
+}
+
+/** Write `plan` into the loop's I/O slots. */
+export function setPlan(mem: BigInt64Array, plan: TscPlan): void {
+  mem[SEG_START] = plan.segStart;
+  mem[SEG_PHASE] = plan.segPhase;
+  mem[RATE_HI] = plan.rateHi;
+  mem[RATE_LO] = plan.rateLo;
+  mem[RATE_ZERO] = plan.rateZero ? 1n : 0n;
+  mem[KHZ] = plan.khz;
+  mem[INT64_BELOW] = plan.int64Below;
+  mem[ADD] = plan.add;
+}
