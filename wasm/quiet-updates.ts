@@ -98,180 +98,308 @@ const FAST_BELOW: i64 = (<i64>1) << 62;
   store<i64>(IO + (s << 3), v);
 }
 
-let readOk = true;
+const TWO_48: i64 = (<i64>1) << 48;
+const TWO_32: i64 = (<i64>1) << 32;
 
-/** The plan's TSC at true time t: Oscillator.phaseAt, TscCounter.cyclesAt on their int64 paths, + ADD. */
-function guestRead(t: i64): i64 {
-  const segStart = io(SEG_START);
-  if (t < segStart || t >= FAST_BELOW) {
-    readOk = false;
-    return 0;
-  }
-  const d = t - segStart;
-  let phase: i64;
-  if (io(RATE_ZERO) != 0) phase = io(SEG_PHASE) + d;
-  else {
-    // phaseAtInt64: d·rateFrac rounded at 2^-64 through 32-bit halves
-    const rateHi = io(RATE_HI);
-    const rateLo = io(RATE_LO);
-    const dl: i64 = d & 0xffffffff;
-    const dh: i64 = d >> 32;
-    const lowHi: i64 = <i64>(<u64>(dl * rateLo) >> 32);
-    const m: i64 = dh * rateLo + dl * rateHi + lowHi + 0x80000000;
-    phase = io(SEG_PHASE) + d + dh * rateHi + (m >> 32);
-  }
-  if (phase < 0 || phase >= io(INT64_BELOW)) {
-    readOk = false;
-    return 0;
-  }
-  const khz = io(KHZ);
-  const ms = phase / 1000000;
-  return io(ADD) + (ms * khz + ((phase - ms * 1000000) * khz) / 1000000);
+/** a / 2^k rounded toward zero: shift_right() in ntp.c (NtpState divides by OFFSET_CHUNK_DIV = 2^k). */
+@inline function divPow2(a: i64, k: i64): i64 {
+  return (a + ((a >> 63) & (((<i64>1) << k) - 1))) >> k;
 }
 
-/** NtpState.secondOverflow(). */
-function secondOverflow(): void {
-  setNtp(N_TIME_MAXERROR, ntp(N_TIME_MAXERROR) + 500);
-  if (ntp(N_TIME_MAXERROR) > ntp(N_PHASE_LIMIT)) {
-    setNtp(N_TIME_MAXERROR, ntp(N_PHASE_LIMIT));
-    setIo(UNSYNC, 1);
-  }
-  setNtp(N_DELTA, ntp(N_TIME_OFFSET) / ntp(N_OFFSET_CHUNK_DIV));
-  setNtp(N_TIME_OFFSET, ntp(N_TIME_OFFSET) - ntp(N_DELTA));
-  setNtp(N_TICK_LENGTH, ntp(N_TICK_LENGTH_BASE) + ntp(N_DELTA));
-  const adjust = ntp(N_TIME_ADJUST);
-  if (adjust == 0) return;
-  if (adjust > 500) {
-    setNtp(N_TIME_ADJUST, adjust - 500);
-    setNtp(N_TICK_LENGTH, ntp(N_TICK_LENGTH) + ntp(N_MAX_TICKADJ_SCALED));
-  } else if (adjust < -500) {
-    setNtp(N_TIME_ADJUST, adjust + 500);
-    setNtp(N_TICK_LENGTH, ntp(N_TICK_LENGTH) - ntp(N_MAX_TICKADJ_SCALED));
-  } else {
-    setNtp(N_DELTA, (adjust * 1000) / ntp(N_HZ));
-    setNtp(N_TICK_LENGTH, ntp(N_TICK_LENGTH) + (ntp(N_DELTA) << 32));
-    setNtp(N_TIME_ADJUST, 0);
-  }
-}
-
-/** Timekeeper.accumulateNsecsToSecs(). */
-function accumulateNsecsToSecs(): void {
-  while (tk(MONO_XTIME_NSEC) >= tk(MONO_NSECPS)) {
-    setTk(MONO_XTIME_NSEC, tk(MONO_XTIME_NSEC) - tk(MONO_NSECPS));
-    setTk(XTIME_SEC, tk(XTIME_SEC) + 1);
-    if (io(SKIP) != 0) setIo(SKIP, 0);
-    else secondOverflow();
-  }
-}
-
-/** Timekeeper.accumulateFits(). */
-function accumulateFits(): bool {
-  if (io(ERR_HIGH) != 0) return false;
-  if (tk(NTP_TICK) < 0 || tk(NTP_TICK) >= FAST_BELOW) return false;
-  if (tk(MONO_XTIME_NSEC) < 0 || tk(MONO_XTIME_NSEC) >= FAST_BELOW) return false;
-  if (tk(RAW_XTIME_NSEC) < 0 || tk(RAW_XTIME_NSEC) >= FAST_BELOW) return false;
-  setTk(SHIFTED, tk(XTIME_INTERVAL) + tk(XTIME_REMAINDER));
-  if (tk(SHIFTED) < 0 || tk(SHIFTED) >= tk(SHIFTED_LIMIT)) return false;
-  setTk(PER_INTERVAL, tk(NTP_TICK) - tk(SHIFTED) * tk(ERR_SCALE));
-  setTk(LARGEST, tk(RAW_INTERVAL));
-  if (tk(XTIME_INTERVAL) > tk(LARGEST)) setTk(LARGEST, tk(XTIME_INTERVAL));
-  if (tk(PER_INTERVAL) > tk(LARGEST)) setTk(LARGEST, tk(PER_INTERVAL));
-  if (-tk(PER_INTERVAL) > tk(LARGEST)) setTk(LARGEST, -tk(PER_INTERVAL));
-  if (tk(INTERVALS) < 0x4000 && tk(LARGEST) < 0x1000000000000) return true;
-  return tk(LARGEST) > 0 && tk(INTERVALS) <= FAST_BELOW / tk(LARGEST);
-}
-
-/** Timekeeper.accumulateFast(). */
-function accumulateFast(): void {
-  setTk(CYCLES, tk(INTERVALS) * tk(CYCLE_INTERVAL));
-  setTk(MONO_CYCLE_LAST, tk(MONO_CYCLE_LAST) + tk(CYCLES));
-  setTk(RAW_CYCLE_LAST, tk(RAW_CYCLE_LAST) + tk(CYCLES));
-  setTk(OFFSET, tk(OFFSET) - tk(CYCLES));
-  setTk(MONO_XTIME_NSEC, tk(MONO_XTIME_NSEC) + tk(INTERVALS) * tk(XTIME_INTERVAL));
-  accumulateNsecsToSecs();
-  setTk(RAW_XTIME_NSEC, tk(RAW_XTIME_NSEC) + tk(INTERVALS) * tk(RAW_INTERVAL));
-  while (tk(RAW_XTIME_NSEC) >= tk(RAW_NSECPS)) {
-    setTk(RAW_XTIME_NSEC, tk(RAW_XTIME_NSEC) - tk(RAW_NSECPS));
-    setTk(RAW_SEC, tk(RAW_SEC) + 1);
-  }
-  setTk(ERROR_ADD, tk(INTERVALS) * tk(PER_INTERVAL));
-  setTk(ERROR_SUM, tk(NTP_ERROR) + tk(ERROR_ADD));
-  if (tk(ERROR_ADD) > 0 && tk(ERROR_SUM) < tk(NTP_ERROR)) setIo(ERR_HIGH, io(ERR_HIGH) + 1);
-  else if (tk(ERROR_ADD) < 0 && tk(ERROR_SUM) > tk(NTP_ERROR)) setIo(ERR_HIGH, io(ERR_HIGH) - 1);
-  setTk(NTP_ERROR, tk(ERROR_SUM));
-}
-
-/** Timekeeper.adjustFast(). */
-function adjustFast(): bool {
-  setTk(TICK_LENGTH, ntp(N_TICK_LENGTH));
-  if (tk(NTP_TICK) == tk(TICK_LENGTH)) setTk(MULT, tk(MONO_MULT) - tk(NTP_ERR_MULT));
-  else if (tk(TICK_LENGTH) >= 0 && tk(TICK_LENGTH) < FAST_BELOW) {
-    setTk(MULT, tk(TICK_LENGTH) / tk(ERR_SCALE));
-    setTk(MULT, (tk(MULT) - tk(XTIME_REMAINDER)) / tk(CYCLE_INTERVAL));
-  } else return false;
-  const high = io(ERR_HIGH);
-  if (high > 0 || (high == 0 && tk(NTP_ERROR) > 0)) setTk(ERR_MULT, 1);
-  else setTk(ERR_MULT, 0);
-  setTk(MULT_ADJ, tk(MULT) + tk(ERR_MULT) - tk(MONO_MULT));
-  if (tk(MULT_ADJ) > 0x100000000 || tk(MULT_ADJ) < -0x100000000) return false;
-  setTk(NTP_TICK, tk(TICK_LENGTH));
-  setTk(NTP_ERR_MULT, tk(ERR_MULT));
-  const adj = tk(MULT_ADJ);
-  if (adj != 0 && !(adj > 0 && tk(MONO_MULT) + adj > 0xffffffff)) {
-    setTk(MONO_MULT, tk(MONO_MULT) + adj);
-    setTk(XTIME_INTERVAL, tk(XTIME_INTERVAL) + tk(CYCLE_INTERVAL) * adj);
-    setTk(MONO_XTIME_NSEC, tk(MONO_XTIME_NSEC) - tk(OFFSET) * adj);
-  }
-  if (tk(MONO_XTIME_NSEC) < 0) {
-    setTk(MONO_XTIME_NSEC, tk(MONO_XTIME_NSEC) + tk(MONO_NSECPS));
-    setTk(XTIME_SEC, tk(XTIME_SEC) - 1);
-    setIo(SKIP, 1);
-  }
-  return true;
-}
+const TWO_31: i64 = (<i64>1) << 31;
 
 /**
- * Timekeeper.advance() at true time t. 0: done; 1: not started (a guard of the fast path failed before
- * anything changed); 2: accumulated, timekeeping_adjust() left to the exact path.
+ * a / b for b > 0, as i64.div_s rounds it, given a guess: consecutive updates divide nearly the same
+ * numbers (a second of cycles by cycle_interval, a tick length by it), so last update's quotient or one
+ * next to it is this one's — checked on the remainder, exactly — and a 64-bit division is left for the rest.
  */
-function step(t: i64): i32 {
-  const now = guestRead(t);
-  if (!readOk) {
-    readOk = true;
-    return 1;
+@inline function divNear(a: i64, b: i64, guess: i64): i64 {
+  if (a >= 0 && guess >= 0 && guess < TWO_31 && b < TWO_31) {
+    const r = a - guess * b; // |guess·b| < 2^62
+    if (r >= 0) {
+      if (r < b) return guess;
+      if (r - b < b) return guess + 1;
+    } else if (r + b >= 0) return guess - 1;
   }
-  let offset = now - tk(MONO_CYCLE_LAST);
-  if (io(MASK64) == 0) offset &= tk(MASK);
-  if (offset < 0 || offset >= FAST_BELOW) return 1;
-  setTk(TMP, io(MAX_RAW_DELTA));
-  if (tk(TMP) >= 0 && offset > tk(TMP)) offset = 0;
-  setTk(OFFSET, offset);
-  if (offset < tk(CYCLE_INTERVAL)) return 0;
-  setTk(INTERVALS, offset / tk(CYCLE_INTERVAL));
-  if (tk(INTERVALS) != 0) {
-    if (!accumulateFits()) return 1;
-    setIo(ADVANCES, io(ADVANCES) + 1);
-    accumulateFast();
-  } else setIo(ADVANCES, io(ADVANCES) + 1);
-  if (!adjustFast()) return 2;
-  accumulateNsecsToSecs();
-  return 0;
+  return a / b;
 }
 
 /**
- * `n` updates at t0, t0 + interval, …: returns how many ran; STATUS says why it stopped early
- * (step()'s code for the update after them).
+ * `n` updates at t0, t0 + interval, …: returns how many ran; STATUS says why it stopped early — 1: the
+ * next update did not start (a guard of a fast path failed before anything changed), 2: it accumulated
+ * and left timekeeping_adjust() to the exact path. Each update is, in order, Oscillator.phaseAt and
+ * TscCounter.cyclesAt on their int64 paths plus ADD, then Timekeeper.advance(): accumulateFits,
+ * accumulateFast (with accumulateNsecsToSecs and NtpState.secondOverflow), adjustFast and the closing
+ * accumulateNsecsToSecs. The fields live in locals for the whole loop (a field in memory would be a
+ * store and a reload at each use), and every slot is written back at the end, scratch slots included,
+ * as the TypeScript paths leave them.
  */
 export function run(n: i32, t0: i64, interval: i64): i32 {
+  // the plan
+  const segStart = io(SEG_START);
+  const segPhase = io(SEG_PHASE);
+  const rateHi = io(RATE_HI);
+  const rateLo = io(RATE_LO);
+  const rateZero = io(RATE_ZERO) != 0;
+  const khz = io(KHZ);
+  const int64Below = io(INT64_BELOW);
+  const add = io(ADD);
+  const maxRawDelta = io(MAX_RAW_DELTA);
+  const mask64 = io(MASK64) != 0;
+  // the timekeeper: fields the loop writes, then those it only reads
+  let monoCycleLast = tk(MONO_CYCLE_LAST);
+  let monoMult = tk(MONO_MULT);
+  let monoXtimeNsec = tk(MONO_XTIME_NSEC);
+  let rawCycleLast = tk(RAW_CYCLE_LAST);
+  let rawXtimeNsec = tk(RAW_XTIME_NSEC);
+  let xtimeSec = tk(XTIME_SEC);
+  let rawSec = tk(RAW_SEC);
+  let xtimeInterval = tk(XTIME_INTERVAL);
+  let ntpError = tk(NTP_ERROR);
+  let ntpTick = tk(NTP_TICK);
+  let ntpErrMult = tk(NTP_ERR_MULT);
+  const cycleInterval = tk(CYCLE_INTERVAL);
+  const xtimeRemainder = tk(XTIME_REMAINDER);
+  const rawInterval = tk(RAW_INTERVAL);
+  const monoNsecps = tk(MONO_NSECPS);
+  const rawNsecps = tk(RAW_NSECPS);
+  const errScale = tk(ERR_SCALE);
+  const errShift = ctz(errScale); // ERR_SCALE = 1 << ntp_error_shift
+  const shiftedLimit = tk(SHIFTED_LIMIT);
+  const mask = tk(MASK);
+  // the timekeeper's scratch slots
+  let offset = tk(OFFSET);
+  let intervals = tk(INTERVALS);
+  let shifted = tk(SHIFTED);
+  let perInterval = tk(PER_INTERVAL);
+  let largest = tk(LARGEST);
+  let cycles = tk(CYCLES);
+  let errorAdd = tk(ERROR_ADD);
+  let errorSum = tk(ERROR_SUM);
+  let tickLengthNow = tk(TICK_LENGTH);
+  let mult = tk(MULT);
+  let errMult = tk(ERR_MULT);
+  let multAdj = tk(MULT_ADJ);
+  let tmp = tk(TMP);
+  // NTP
+  let tickLength = ntp(N_TICK_LENGTH);
+  let timeOffset = ntp(N_TIME_OFFSET);
+  let timeMaxerror = ntp(N_TIME_MAXERROR);
+  let timeAdjust = ntp(N_TIME_ADJUST);
+  let delta = ntp(N_DELTA);
+  const tickLengthBase = ntp(N_TICK_LENGTH_BASE);
+  const chunkShift = ctz(ntp(N_OFFSET_CHUNK_DIV)); // 1 << (SHIFT_PLL + time_constant)
+  const maxTickadjScaled = ntp(N_MAX_TICKADJ_SCALED);
+  const hz = ntp(N_HZ);
+  const phaseLimit = ntp(N_PHASE_LIMIT);
+  // the timekeeper's fields outside its slots, and the outputs
+  let errHigh = io(ERR_HIGH);
+  let skip = io(SKIP) != 0;
+  let advances = io(ADVANCES);
+  let unsync = io(UNSYNC);
+
+  let status: i64 = 0;
+  let k = 0;
   let t = t0;
-  for (let k = 0; k < n; k++) {
-    const s = step(t);
-    if (s != 0) {
-      setIo(STATUS, s);
-      return k;
+  for (; k < n; k++, t += interval) {
+    // the guest TSC at t
+    if (t < segStart || t >= FAST_BELOW) {
+      status = 1;
+      break;
     }
-    t += interval;
+    const d = t - segStart;
+    let phase: i64;
+    if (rateZero) phase = segPhase + d;
+    else {
+      // phaseAtInt64: d·rateFrac rounded at 2^-64 through 32-bit halves
+      const dl: i64 = d & 0xffffffff;
+      const dh: i64 = d >> 32;
+      const lowHi: i64 = <i64>(<u64>(dl * rateLo) >> 32);
+      const m: i64 = dh * rateLo + dl * rateHi + lowHi + 0x80000000;
+      phase = segPhase + d + dh * rateHi + (m >> 32);
+    }
+    if (phase < 0 || phase >= int64Below) {
+      status = 1;
+      break;
+    }
+    const ms = phase / 1000000;
+    const now = add + (ms * khz + ((phase - ms * 1000000) * khz) / 1000000);
+
+    // advance(): clocksource_delta()
+    let off = now - monoCycleLast;
+    if (!mask64) off &= mask;
+    if (off < 0 || off >= FAST_BELOW) {
+      status = 1;
+      break;
+    }
+    tmp = maxRawDelta;
+    if (tmp >= 0 && off > tmp) off = 0;
+    offset = off;
+    if (offset < cycleInterval) continue;
+    intervals = divNear(offset, cycleInterval, intervals);
+    if (intervals != 0) {
+      // accumulateFits()
+      let fits = false;
+      if (
+        errHigh == 0 &&
+        ntpTick >= 0 &&
+        ntpTick < FAST_BELOW &&
+        monoXtimeNsec >= 0 &&
+        monoXtimeNsec < FAST_BELOW &&
+        rawXtimeNsec >= 0 &&
+        rawXtimeNsec < FAST_BELOW
+      ) {
+        shifted = xtimeInterval + xtimeRemainder;
+        if (shifted >= 0 && shifted < shiftedLimit) {
+          perInterval = ntpTick - shifted * errScale;
+          largest = rawInterval;
+          if (xtimeInterval > largest) largest = xtimeInterval;
+          if (perInterval > largest) largest = perInterval;
+          if (-perInterval > largest) largest = -perInterval;
+          fits = (intervals < 0x4000 && largest < TWO_48) || (largest > 0 && intervals <= FAST_BELOW / largest);
+        }
+      }
+      if (!fits) {
+        status = 1;
+        break;
+      }
+      advances++;
+      // accumulateFast()
+      cycles = intervals * cycleInterval;
+      monoCycleLast += cycles;
+      rawCycleLast += cycles;
+      offset -= cycles;
+      monoXtimeNsec += intervals * xtimeInterval;
+      // accumulateNsecsToSecs() (the same block closes the update below)
+      while (monoXtimeNsec >= monoNsecps) {
+        monoXtimeNsec -= monoNsecps;
+        xtimeSec++;
+        if (skip) skip = false;
+        else {
+          // NtpState.secondOverflow()
+          timeMaxerror += 500;
+          if (timeMaxerror > phaseLimit) {
+            timeMaxerror = phaseLimit;
+            unsync = 1;
+          }
+          delta = divPow2(timeOffset, chunkShift);
+          timeOffset -= delta;
+          tickLength = tickLengthBase + delta;
+          if (timeAdjust > 500) {
+            timeAdjust -= 500;
+            tickLength += maxTickadjScaled;
+          } else if (timeAdjust < -500) {
+            timeAdjust += 500;
+            tickLength -= maxTickadjScaled;
+          } else if (timeAdjust != 0) {
+            delta = (timeAdjust * 1000) / hz;
+            tickLength += delta << 32;
+            timeAdjust = 0;
+          }
+        }
+      }
+      rawXtimeNsec += intervals * rawInterval;
+      while (rawXtimeNsec >= rawNsecps) {
+        rawXtimeNsec -= rawNsecps;
+        rawSec++;
+      }
+      errorAdd = intervals * perInterval;
+      errorSum = ntpError + errorAdd;
+      if (errorAdd > 0 && errorSum < ntpError) errHigh++;
+      else if (errorAdd < 0 && errorSum > ntpError) errHigh--;
+      ntpError = errorSum;
+    } else advances++;
+
+    // adjustFast()
+    tickLengthNow = tickLength;
+    if (ntpTick == tickLengthNow) mult = monoMult - ntpErrMult;
+    else if (tickLengthNow >= 0 && tickLengthNow < FAST_BELOW) {
+      mult = tickLengthNow >> errShift;
+      mult = divNear(mult - xtimeRemainder, cycleInterval, monoMult);
+    } else {
+      status = 2;
+      break;
+    }
+    errMult = errHigh > 0 || (errHigh == 0 && ntpError > 0) ? 1 : 0;
+    multAdj = mult + errMult - monoMult;
+    if (multAdj > TWO_32 || multAdj < -TWO_32) {
+      status = 2;
+      break;
+    }
+    ntpTick = tickLengthNow;
+    ntpErrMult = errMult;
+    if (multAdj != 0 && !(multAdj > 0 && monoMult + multAdj > 0xffffffff)) {
+      monoMult += multAdj;
+      xtimeInterval += cycleInterval * multAdj;
+      monoXtimeNsec -= offset * multAdj;
+    }
+    if (monoXtimeNsec < 0) {
+      monoXtimeNsec += monoNsecps;
+      xtimeSec--;
+      skip = true;
+    }
+    // accumulateNsecsToSecs()
+    while (monoXtimeNsec >= monoNsecps) {
+      monoXtimeNsec -= monoNsecps;
+      xtimeSec++;
+      if (skip) skip = false;
+      else {
+        timeMaxerror += 500;
+        if (timeMaxerror > phaseLimit) {
+          timeMaxerror = phaseLimit;
+          unsync = 1;
+        }
+        delta = divPow2(timeOffset, chunkShift);
+        timeOffset -= delta;
+        tickLength = tickLengthBase + delta;
+        if (timeAdjust > 500) {
+          timeAdjust -= 500;
+          tickLength += maxTickadjScaled;
+        } else if (timeAdjust < -500) {
+          timeAdjust += 500;
+          tickLength -= maxTickadjScaled;
+        } else if (timeAdjust != 0) {
+          delta = (timeAdjust * 1000) / hz;
+          tickLength += delta << 32;
+          timeAdjust = 0;
+        }
+      }
+    }
   }
-  setIo(STATUS, 0);
-  return n;
+
+  setTk(MONO_CYCLE_LAST, monoCycleLast);
+  setTk(MONO_MULT, monoMult);
+  setTk(MONO_XTIME_NSEC, monoXtimeNsec);
+  setTk(RAW_CYCLE_LAST, rawCycleLast);
+  setTk(RAW_XTIME_NSEC, rawXtimeNsec);
+  setTk(XTIME_SEC, xtimeSec);
+  setTk(RAW_SEC, rawSec);
+  setTk(XTIME_INTERVAL, xtimeInterval);
+  setTk(NTP_ERROR, ntpError);
+  setTk(NTP_TICK, ntpTick);
+  setTk(NTP_ERR_MULT, ntpErrMult);
+  setTk(OFFSET, offset);
+  setTk(INTERVALS, intervals);
+  setTk(SHIFTED, shifted);
+  setTk(PER_INTERVAL, perInterval);
+  setTk(LARGEST, largest);
+  setTk(CYCLES, cycles);
+  setTk(ERROR_ADD, errorAdd);
+  setTk(ERROR_SUM, errorSum);
+  setTk(TICK_LENGTH, tickLengthNow);
+  setTk(MULT, mult);
+  setTk(ERR_MULT, errMult);
+  setTk(MULT_ADJ, multAdj);
+  setTk(TMP, tmp);
+  setNtp(N_TICK_LENGTH, tickLength);
+  setNtp(N_TIME_OFFSET, timeOffset);
+  setNtp(N_TIME_MAXERROR, timeMaxerror);
+  setNtp(N_TIME_ADJUST, timeAdjust);
+  setNtp(N_DELTA, delta);
+  setIo(ERR_HIGH, errHigh);
+  setIo(SKIP, skip ? 1 : 0);
+  setIo(ADVANCES, advances);
+  setIo(UNSYNC, unsync);
+  setIo(STATUS, status);
+  return k;
 }

@@ -9,7 +9,7 @@
 // sched-clock.ts, timekeeper.ts and clockevents.ts.
 import type { Scheduler, Timer } from '../core/index.ts';
 import { quietScheduler, type QuietScheduler } from '../core/index.ts';
-import { NSEC_PER_SEC, type Ns } from '../core/index.ts';
+import { NSEC_PER_SEC, type Ns, type TscPlan } from '../core/index.ts';
 import type { TraceRecorder } from '../core/index.ts';
 import { calibrateDelayLine, lpjFromKhz } from './calibrate-delay.ts';
 import { setupTick, type TickSetup } from './clockevents.ts';
@@ -481,6 +481,9 @@ export class GuestKernel {
     const updates = (span.until - 1n - now) / interval; // expiries strictly before span.until
     if (updates < 1n) return false;
     span.begin();
+    // the clocksource's read as a formula of time (a quiet participant only reads the TSC: it holds for the span)
+    const plan = this.timekeeper.quietPlan();
+    const moveTo = (at: Ns) => sched.advanceTo(at);
     const due = sched.quietParticipantDue ? (before: Ns) => sched.quietParticipantDue!(before) : () => null;
     let p = due(span.until);
     let t = now + interval;
@@ -497,7 +500,7 @@ export class GuestKernel {
           c = Math.min(left, d % interval !== 0n || !this.armedBefore(p.timer, p.at, interval, now) ? q + 1 : q);
         }
       }
-      t = this.quietUpdates(sched, c, t, interval);
+      t = this.quietUpdates(sched, c, t, interval, plan, moveTo);
       left -= c;
       if (left > 0) {
         this.runParticipant(sched, p!, t);
@@ -516,13 +519,13 @@ export class GuestKernel {
   }
 
   /** `n` updates of a span from `t` on, every `interval`, each at its own time; returns the next one's time. */
-  private quietUpdates(sched: QuietScheduler, n: number, t: Ns, interval: Ns): Ns {
+  private quietUpdates(sched: QuietScheduler, n: number, t: Ns, interval: Ns, plan: TscPlan | null, moveTo: (at: Ns) => void): Ns {
     const tk = this.timekeeper;
     // after the first (checked) update, spanStep: no heap check per update (the span's horizon covers
     // them); Number(interval) exact below 2^53
     if (sched.spanStep && n > 1 && interval < 1n << 53n) {
       // the clocksource read by its plan: all n in the WebAssembly loop
-      if (tk.advanceEvery(t, interval, n, (at) => sched.advanceTo(at))) return t + BigInt(n) * interval;
+      if (plan && tk.advanceEvery(plan, t, interval, n, moveTo)) return t + BigInt(n) * interval;
       const by = Number(interval);
       sched.advanceTo(t);
       tk.advance();

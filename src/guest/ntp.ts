@@ -3,6 +3,8 @@
 // second_overflow(), the 500 ppm frequency limit, adjtime()'s slew, and the adjtimex fields.
 // All quantities keep the kernel's scaling: time_freq and tick_length are ns << NTP_SCALE_SHIFT.
 
+import { NTP_SLOTS } from './quiet-wasm.ts';
+
 export const NTP_SCALE_SHIFT = 32n;
 export const SHIFT_PLL = 2n;
 export const SHIFT_FLL = 2n;
@@ -107,7 +109,7 @@ const HZ = 8;
 const PHASE_LIMIT = 9; // NTP_PHASE_LIMIT
 const DELTA = 10; // scratch: second_overflow()'s phase chunk
 const MINUS_MAX_TICKADJ = 11; // −MAX_TICKADJ (a negative literal in a comparison is a heap BigInt made each time)
-const SLOTS = 12;
+const SLOTS = NTP_SLOTS; // the WebAssembly loop's memory holds them too
 
 const S64_MIN = -(1n << 63n);
 const S64_MAX = (1n << 63n) - 1n;

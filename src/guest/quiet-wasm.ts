@@ -7,8 +7,11 @@ import type { TscPlan } from '../core/index.ts';
 import { QUIET_UPDATES_WASM_BASE64 } from './quiet-updates-wasm.ts';
 
 /** Slot index (in an i64 view of the loop's memory) of Timekeeper.st, NtpState.st and the loop's I/O. */
-export const WASM_TK = 0;
-export const WASM_NTP = 64;
+const WASM_TK = 0;
+const WASM_NTP = 64;
+/** How many slots Timekeeper.st and NtpState.st have (their SLOTS). */
+export const TK_SLOTS = 37;
+export const NTP_SLOTS = 12;
 const IO = 128;
 // I/O slots: the plan, the timekeeper's fields that are not in its slots, and the outputs
 const SEG_START = IO + 0;
@@ -30,6 +33,9 @@ export const IO_STATUS = IO + 14;
 /** The loop's exports: run(n, t0, interval) runs up to n updates, returns how many (IO_STATUS: why it stopped). */
 export interface QuietLoop {
   readonly mem: BigInt64Array;
+  /** Timekeeper.st's and NtpState.st's slots in mem. */
+  readonly tk: BigInt64Array;
+  readonly ntp: BigInt64Array;
   run(n: number, t0: bigint, interval: bigint): number;
 }
 
@@ -57,7 +63,13 @@ export function quietLoop(): QuietLoop | null {
       memory: { buffer: ArrayBuffer };
       run(n: number, t0: bigint, interval: bigint): number;
     };
-    loop = { mem: new BigInt64Array(exports.memory.buffer), run: exports.run };
+    const buffer = exports.memory.buffer;
+    loop = {
+      mem: new BigInt64Array(buffer),
+      tk: new BigInt64Array(buffer, WASM_TK * 8, TK_SLOTS),
+      ntp: new BigInt64Array(buffer, WASM_NTP * 8, NTP_SLOTS),
+      run: exports.run,
+    };
   }
   return loop;
 }

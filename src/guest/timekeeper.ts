@@ -14,7 +14,7 @@
 // test/guest/reference/, which test/guest/timekeeper-reference.test.ts compares them with. Stored
 // values are s64: a u64 field only ever holds values below 2^63 here (xtime_nsec < NSEC_PER_SEC << shift,
 // shift ≤ 33), except cycle_last, kept as its u64 bit pattern.
-import type { Cycles, Ns } from '../core/index.ts';
+import type { Cycles, Ns, TscPlan } from '../core/index.ts';
 import { NSEC_PER_SEC } from '../core/index.ts';
 import { CLOCK_SOURCE_IS_CONTINUOUS, Clocksource, clocksourceUpdateFreqScale } from './clocksource.ts';
 import { U64_MAX } from '../core/index.ts';
@@ -28,8 +28,7 @@ import {
   IO_STATUS,
   IO_UNSYNC,
   type QuietLoop,
-  WASM_NTP,
-  WASM_TK,
+  TK_SLOTS,
   quietLoop,
   setPlan,
 } from './quiet-wasm.ts';
@@ -74,7 +73,7 @@ const MULT_ADJ = 33;
 const TMP = 34;
 const MASK = 35; // the clocksource's mask as s64 (−1: 64 bits)
 const MINUS_2_32 = 36; // −2^32 (a negative literal in a comparison is a heap BigInt made each time)
-const SLOTS = 37;
+const SLOTS = TK_SLOTS; // the WebAssembly loop's memory holds them too
 
 const S64_MIN = -(1n << 63n);
 const S64_MAX = (1n << 63n) - 1n;
@@ -395,17 +394,25 @@ export class Timekeeper {
   }
 
   /**
-   * `n` advance()s at true times t, t + interval, …, t + (n − 1)·interval, the clocksource read by its
-   * plan (ClocksourceSpec.plan) in the WebAssembly loop (quiet-wasm.ts): the same integers as n calls of
-   * advance() with the caller's time at each. An update the loop's guards leave out runs here, after
-   * `moveTo(its time)`; at the end the caller's time is moved to the last update's. False (nothing
-   * done): no plan, or the loop is off — the caller runs the updates itself.
+   * The clocksource's read as a TscPlan (ClocksourceSpec.plan) while nothing but time moves, when the
+   * WebAssembly loop can take this timekeeper's updates (advanceEvery); null otherwise.
    */
-  advanceEvery(t: Ns, interval: Ns, n: number, moveTo: (t: Ns) => void): boolean {
+  quietPlan(): TscPlan | null {
+    if (!this.fastClocksource || this.chunked || !quietLoop()) return null;
+    return this.cs.plan?.() ?? null;
+  }
+
+  /**
+   * `n` advance()s at true times t, t + interval, …, t + (n − 1)·interval, the clocksource read by
+   * `plan` (quietPlan(), while it holds) in the WebAssembly loop (quiet-wasm.ts): the same integers as n
+   * calls of advance() with the caller's time at each. An update the loop's guards leave out runs here,
+   * after `moveTo(its time)`; at the end the caller's time is moved to the last update's. False (nothing
+   * done): the loop cannot take them — the caller runs the updates itself.
+   */
+  advanceEvery(plan: TscPlan, t: Ns, interval: Ns, n: number, moveTo: (t: Ns) => void): boolean {
     if (n < 1 || !this.fastClocksource || this.chunked) return false;
-    const plan = this.cs.plan?.();
-    const loop = plan ? quietLoop() : null;
-    if (!plan || !loop) return false;
+    const loop = quietLoop();
+    if (!loop) return false;
     const m = loop.mem;
     setPlan(m, plan);
     m[IO_MAX_RAW_DELTA] = BigInt.asIntN(64, this.cs.maxRawDelta);
@@ -438,8 +445,8 @@ export class Timekeeper {
   /** The fields the loop reads and writes, into its memory. */
   private toLoop(loop: QuietLoop): void {
     const m = loop.mem;
-    m.set(this.st, WASM_TK);
-    m.set(this.ntp.st, WASM_NTP);
+    loop.tk.set(this.st);
+    loop.ntp.set(this.ntp.st);
     m[IO_ERR_HIGH] = BigInt(this.ntpErrorHigh);
     m[IO_SKIP] = this.skipSecondOverflow ? 1n : 0n;
     m[IO_ADVANCES] = 0n;
@@ -449,8 +456,8 @@ export class Timekeeper {
   /** The loop's results back into the fields. */
   private fromLoop(loop: QuietLoop): void {
     const m = loop.mem;
-    this.st.set(m.subarray(WASM_TK, WASM_TK + SLOTS));
-    this.ntp.st.set(m.subarray(WASM_NTP, WASM_NTP + this.ntp.st.length));
+    this.st.set(loop.tk);
+    this.ntp.st.set(loop.ntp);
     this.ntpErrorHigh = Number(m[IO_ERR_HIGH]);
     this.skipSecondOverflow = m[IO_SKIP] !== 0n;
     this.advances += Number(m[IO_ADVANCES]);

@@ -51,11 +51,11 @@ function ordered<T>(sim: () => T): { result: T; order: string[] } {
     advance.call(this, freqChange);
   };
   // the WebAssembly loop's updates (and those it leaves to advance()), in their order, at their times
-  Timekeeper.prototype.advanceEvery = function (this: Timekeeper, t, interval, n, moveTo) {
+  Timekeeper.prototype.advanceEvery = function (this: Timekeeper, plan, t, interval, n, moveTo) {
     inEvery = true;
     let ran: boolean;
     try {
-      ran = every.call(this, t, interval, n, moveTo);
+      ran = every.call(this, plan, t, interval, n, moveTo);
     } finally {
       inEvery = false;
     }

@@ -18,8 +18,8 @@ const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 
 function wasmUpdates<T>(sim: () => T): { result: T; updates: number } {
   let updates = 0;
   const every = Timekeeper.prototype.advanceEvery;
-  Timekeeper.prototype.advanceEvery = function (this: Timekeeper, t, interval, n, moveTo) {
-    const ran = every.call(this, t, interval, n, moveTo);
+  Timekeeper.prototype.advanceEvery = function (this: Timekeeper, plan, t, interval, n, moveTo) {
+    const ran = every.call(this, plan, t, interval, n, moveTo);
     if (ran) updates += n;
     return ran;
   };
