@@ -563,7 +563,12 @@ export class GuestKernel {
     sched.advanceTo(p.at);
     sched.runParticipant!(p.timer);
     // armed now: before the update at this time when that update is still to come
-    this.participantArmed.set(p.timer, { at: p.at, beforeUpdate: nextUpdate !== null && p.at === nextUpdate });
+    const beforeUpdate = nextUpdate !== null && p.at === nextUpdate;
+    const a = this.participantArmed.get(p.timer);
+    if (a) {
+      a.at = p.at;
+      a.beforeUpdate = beforeUpdate;
+    } else this.participantArmed.set(p.timer, { at: p.at, beforeUpdate });
   }
 
   /** update_wall_time() and process accounting for the ticks since the last update. */

@@ -422,10 +422,10 @@ export class Timekeeper {
     for (let left = n; ; ) {
       const done = loop.run(left, at, interval);
       left -= done;
-      at += BigInt(done) * interval;
       this.fromLoop(loop);
       if (left === 0) break;
       // the update at `at`, which the loop left to the exact paths: before it started, or after accumulating
+      at += BigInt(done) * interval;
       moveTo(at);
       if (m[IO_STATUS] === 1n) this.advance();
       else {
@@ -434,11 +434,11 @@ export class Timekeeper {
         this.finishAdvance();
       }
       left--;
-      at += interval;
       if (left === 0) break;
+      at += interval;
       this.toLoop(loop);
     }
-    moveTo(at - interval);
+    moveTo(t + BigInt(n - 1) * interval);
     return true;
   }
 
