@@ -77,6 +77,8 @@ export interface QuietScheduler extends Scheduler {
   quietParticipantDue?(before: Ns): { timer: Timer; at: Ns } | null;
   /** Run participant `timer`'s expiry, due now, inside a quiet span: as run() would dispatch it. */
   runParticipant?(timer: Timer): void;
+  /** Let `timer`'s expiries run inside quiet spans: see Engine.quietParticipant. */
+  quietParticipant?(timer: Timer, next: (at: Ns) => Ns | null | undefined, alsoArms?: readonly Timer[]): void;
 }
 
 /**
@@ -98,6 +100,8 @@ interface QuietParticipant {
   slot: number;
   timer: Timer;
   next: (at: Ns) => Ns | null | undefined;
+  /** Slots of other participants its callback may arm (each at most once, at or after now). */
+  alsoArms: readonly number[];
 }
 
 /** The scheduler's quiet-span interface, when it has one. */
@@ -360,12 +364,20 @@ export class Engine implements QuietScheduler, NearHeap {
   /**
    * Let `timer`'s expiries run inside quiet spans instead of ending them. Its callback must only read
    * model state and re-arm `timer` itself, at exactly `next(at)` (checked: an EngineError otherwise);
-   * where `next(at)` is undefined, the expiry at `at` ends the span instead.
+   * where `next(at)` is undefined, the expiry at `at` ends the span instead. It may also arm the
+   * participants `alsoArms` (registered before it), each at most once: the span runs those expiries
+   * too, at their time and in their arming order (KVM's kvmclock_sync_fn arming kvmclock_update_fn).
    */
-  quietParticipant(timer: Timer, next: (at: Ns) => Ns | null | undefined): void {
+  quietParticipant(timer: Timer, next: (at: Ns) => Ns | null | undefined, alsoArms: readonly Timer[] = []): void {
     const slot = this.slotOf(timer);
     if (slot === undefined) throw new EngineError('a quiet participant must be a timer of this engine');
-    this.participants.push({ slot, timer, next });
+    const also = alsoArms.map((t) => {
+      const s = this.slotOf(t);
+      if (s === undefined || !this.participants.some((p) => p.slot === s))
+        throw new EngineError('a quiet participant may only arm quiet participants registered before it');
+      return s;
+    });
+    this.participants.push({ slot, timer, next, alsoArms: also });
   }
 
   quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null {
@@ -481,8 +493,11 @@ export class Engine implements QuietScheduler, NearHeap {
     this.armedSeq[p.slot] = -1;
     this.countDispatched(1);
     this.callbacks[p.slot]!();
-    const armed = this.nextSeq - seq;
-    const ok = want === null ? armed === 0 : armed === 1 && this.armedSeq[p.slot] === seq && this.expiryOf(p.slot) === want;
+    let also = 0; // the other participants it armed (seq ≥ seq: armed in the callback)
+    for (const s of p.alsoArms) if (this.armedSeq[s]! >= seq) also++;
+    const armed = this.nextSeq - seq - also;
+    const own = this.armedSeq[p.slot]!;
+    const ok = want === null ? armed === 0 : armed === 1 && own >= seq && this.expiryOf(p.slot) === want;
     if (!ok) throw new EngineError(`quiet participant at ${at}: its callback armed other than its own next expiry ${want}`);
   }
 
