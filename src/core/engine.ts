@@ -16,6 +16,7 @@ const REBASE_AT = 2 ** 50;
 const REBASE_AT_N = BigInt(REBASE_AT);
 /** Events further ahead than this (≈ 52 days) wait in an exact BigInt side list until they come near. */
 const NEAR = 2 ** 52;
+const NEAR_N = BigInt(NEAR);
 /** The near heap hands its later entries to the wheel once it holds this many. */
 const SPILL_AT = 512;
 /** The wheel's bucket width is chosen so the first bucket holds about this many entries. */
@@ -214,7 +215,7 @@ export class Engine implements QuietScheduler, NearHeap {
       readonly slot: number,
     ) {}
     armAt(at: Ns): void {
-      this.engine.arm(this.slot, at - this.engine.now);
+      this.engine.armAtAbs(this.slot, at);
     }
     armIn(delayNs: number | bigint): void {
       this.engine.arm(this.slot, delayNs);
@@ -324,7 +325,7 @@ export class Engine implements QuietScheduler, NearHeap {
     if (t < this.now) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
     const next = this.nextEventTime();
     if (next !== null && next < t) throw new EngineError(`advanceTo(${t}) would skip an event pending at ${next}`);
-    if (rel < BigInt(NEAR)) {
+    if (rel < NEAR_N) {
       // the epoch moves to t (rebaseBy keeps `now`), then time moves there too
       this.rebaseBy(Number(rel));
       this.nowRel = 0;
@@ -470,6 +471,31 @@ export class Engine implements QuietScheduler, NearHeap {
   }
 
   quietParticipantDue(before: Ns): { timer: Timer; at: Ns } | null {
+    // in float64 keys (exact integers: the same order) while every pending one has a near key
+    const b = before - this.epoch;
+    const bRel = b >= NEAR_N ? Infinity : Number(b);
+    let bestSlot = -1;
+    let bestRel = Infinity;
+    let bestIdx = -1;
+    const ps = this.participants;
+    for (let i = 0; i < ps.length; i++) {
+      const slot = ps[i]!.slot;
+      const seq = this.armedSeq[slot]!;
+      if (seq === -1) continue;
+      const rel = this.armedRel[slot]!;
+      if (Number.isNaN(rel)) return this.quietParticipantDueFar(before);
+      if (rel >= bRel) continue;
+      if (rel < bestRel || (rel === bestRel && seq < this.armedSeq[bestSlot]!)) {
+        bestSlot = slot;
+        bestRel = rel;
+        bestIdx = i;
+      }
+    }
+    return bestIdx === -1 ? null : { timer: ps[bestIdx]!.timer, at: this.epoch + BigInt(bestRel) };
+  }
+
+  /** quietParticipantDue when some participant waits in the far list: through exact BigInt expiries. */
+  private quietParticipantDueFar(before: Ns): { timer: Timer; at: Ns } | null {
     let best: QuietParticipant | null = null;
     let bestAt: Ns | null = null;
     for (const p of this.participants) {
@@ -484,8 +510,18 @@ export class Engine implements QuietScheduler, NearHeap {
   }
 
   runParticipant(timer: Timer): void {
-    const p = this.participants.find((q) => q.timer === timer);
-    const at = p ? this.expiryOf(p.slot) : null;
+    let p: QuietParticipant | undefined;
+    for (const q of this.participants)
+      if (q.timer === timer) {
+        p = q;
+        break;
+      }
+    // due now: its key is now's (one in the far list compared exactly)
+    let at: Ns | null = null;
+    if (p && this.armedSeq[p.slot] !== -1) {
+      const rel = this.armedRel[p.slot]!;
+      at = rel === this.nowRel ? this.now : Number.isNaN(rel) ? this.expiryOf(p.slot) : null;
+    }
     if (!p || at === null || at !== this.now) throw new EngineError('runParticipant: not a quiet participant due now');
     const want = p.next(at);
     if (want === undefined) throw new EngineError(`quiet participant at ${at}: cannot say its next expiry, so it cannot run inside a span`);
@@ -531,7 +567,7 @@ export class Engine implements QuietScheduler, NearHeap {
   private limitRel(until: Ns | undefined): number {
     if (until === undefined) return Infinity;
     const rel = until - this.epoch;
-    return rel >= BigInt(NEAR) ? Infinity : Number(rel);
+    return rel >= NEAR_N ? Infinity : Number(rel);
   }
 
   private allocSlot(callback: EventCallback, oneShot: boolean): number {
@@ -574,8 +610,33 @@ export class Engine implements QuietScheduler, NearHeap {
     this.armSlow(slot, delay);
   }
 
+  /** arm(slot, at − now) without the BigInt `now`: at − epoch is the key itself. */
+  private armAtAbs(slot: number, at: Ns): void {
+    const rel = at - this.epoch;
+    if (rel >= 0n && rel < NEAR_N) {
+      const key = Number(rel); // exact below 2^52
+      if (key >= this.nowRel) {
+        const seq = this.nextSeq++;
+        this.armedSeq[slot] = seq;
+        this.armedRel[slot] = key;
+        return this.push(key, seq, slot);
+      }
+    }
+    this.arm(slot, at - this.now);
+  }
+
   private armSlow(slot: number, delay: number | bigint): void {
     let key: number;
+    if (typeof delay === 'bigint' && delay >= 0n && delay < NEAR_N) {
+      // nowRel < 2^52 (a key) and delay < 2^52: the float64 sum is exact, the same key as the BigInt sum
+      key = this.nowRel + Number(delay);
+      if (key < NEAR) {
+        const seq = this.nextSeq++;
+        this.armedSeq[slot] = seq;
+        this.armedRel[slot] = key;
+        return this.push(key, seq, slot);
+      }
+    }
     if (typeof delay === 'number') {
       if (!(delay >= 0) || !Number.isSafeInteger(delay))
         throw new EngineError(`delay must be a non-negative integer number of ns, got ${delay}`);
@@ -584,7 +645,7 @@ export class Engine implements QuietScheduler, NearHeap {
     } else {
       if (delay < 0n) throw new EngineError(`cannot schedule in the past (delay ${delay} ns)`);
       const rel = BigInt(this.nowRel) + delay;
-      if (rel >= BigInt(NEAR)) return this.armFar(slot, this.now + delay);
+      if (rel >= NEAR_N) return this.armFar(slot, this.now + delay);
       key = Number(rel);
     }
     const seq = this.nextSeq++;
@@ -787,7 +848,7 @@ export class Engine implements QuietScheduler, NearHeap {
     let n = 0;
     for (const f of this.far) {
       const rel = f.at - this.epoch;
-      if (rel >= BigInt(NEAR)) break;
+      if (rel >= NEAR_N) break;
       n++;
       if (this.armedSeq[f.slot] !== f.seq) continue;
       this.armedRel[f.slot] = Number(rel);
