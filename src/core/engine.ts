@@ -166,8 +166,18 @@ export class Engine implements QuietScheduler, NearHeap {
 
   /** Current simulated time, exact. */
   get now(): Ns {
-    if (this.nowCache === null) this.nowCache = this.epoch + BigInt(this.nowRel);
+    if (this.nowCache === null) this.nowCache = this.abs(this.nowRel);
     return this.nowCache;
+  }
+
+  /** Absolute time of relative key `rel`: with the epoch at 0 (a run's first 2^50 ns) one BigInt, not two. */
+  private abs(rel: number): Ns {
+    return this.epoch === 0n ? BigInt(rel) : this.epoch + BigInt(rel);
+  }
+
+  /** `t` − epoch: `t` itself while the epoch is 0 (no BigInt made). */
+  private rel(t: Ns): bigint {
+    return this.epoch === 0n ? t : t - this.epoch;
   }
 
   /** Number of events dispatched so far. */
@@ -310,7 +320,7 @@ export class Engine implements QuietScheduler, NearHeap {
    */
   advanceTo(t: Ns): void {
     this.spanSeq = -1; // the next spanStep checks again
-    const rel = t - this.epoch;
+    const rel = this.rel(t);
     if (rel >= 0n && rel < REBASE_AT_N) {
       // the common case (a model stepping through a quiet span): checked against the heap in float64 keys
       const r = Number(rel);
@@ -457,7 +467,7 @@ export class Engine implements QuietScheduler, NearHeap {
     }
     // every wheel entry lies after every near-heap entry
     if (best === Infinity && this.wheel.count > 0) best = this.wheel.earliestLive(this.armedSeq, skip);
-    let h: Ns | null = best === Infinity ? null : this.epoch + BigInt(best);
+    let h: Ns | null = best === Infinity ? null : this.abs(best);
     if (h === null) {
       const f = this.far.find((e) => this.armedSeq[e.slot] === e.seq && !skip.includes(e.slot));
       if (f) h = f.at;
@@ -472,7 +482,7 @@ export class Engine implements QuietScheduler, NearHeap {
 
   quietParticipantDue(before: Ns): { timer: Timer; at: Ns } | null {
     // in float64 keys (exact integers: the same order) while every pending one has a near key
-    const b = before - this.epoch;
+    const b = this.rel(before);
     const bRel = b >= NEAR_N ? Infinity : Number(b);
     let bestSlot = -1;
     let bestRel = Infinity;
@@ -491,7 +501,7 @@ export class Engine implements QuietScheduler, NearHeap {
         bestIdx = i;
       }
     }
-    return bestIdx === -1 ? null : { timer: ps[bestIdx]!.timer, at: this.epoch + BigInt(bestRel) };
+    return bestIdx === -1 ? null : { timer: ps[bestIdx]!.timer, at: this.abs(bestRel) };
   }
 
   /** quietParticipantDue when some participant waits in the far list: through exact BigInt expiries. */
@@ -545,7 +555,7 @@ export class Engine implements QuietScheduler, NearHeap {
   /** Absolute time of the earliest live pending event, or null. */
   nextEventTime(): Ns | null {
     this.liveTop();
-    if (this.size > 0) return this.epoch + BigInt(this.keys[0]!);
+    if (this.size > 0) return this.abs(this.keys[0]!);
     // cancelled or re-armed far events are dropped here, not reported
     const far = this.far;
     let n = 0;
@@ -558,7 +568,7 @@ export class Engine implements QuietScheduler, NearHeap {
     const seq = this.armedSeq[slot];
     if (seq === -1) return null;
     const rel = this.armedRel[slot]!;
-    if (!Number.isNaN(rel)) return this.epoch + BigInt(rel);
+    if (!Number.isNaN(rel)) return this.abs(rel);
     return this.far.find((f) => f.seq === seq)!.at;
   }
 
@@ -612,7 +622,7 @@ export class Engine implements QuietScheduler, NearHeap {
 
   /** arm(slot, at − now) without the BigInt `now`: at − epoch is the key itself. */
   private armAtAbs(slot: number, at: Ns): void {
-    const rel = at - this.epoch;
+    const rel = this.rel(at);
     if (rel >= 0n && rel < NEAR_N) {
       const key = Number(rel); // exact below 2^52
       if (key >= this.nowRel) {
