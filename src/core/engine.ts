@@ -374,7 +374,9 @@ export class Engine implements QuietScheduler, NearHeap {
 
   /**
    * Let `timer`'s expiries run inside quiet spans instead of ending them. Its callback must only read
-   * model state and re-arm `timer` itself, at exactly `next(at)` (checked: an EngineError otherwise);
+   * model state (or change state nothing in the span reads and whose owner's span accounts for it, as
+   * KVM's clock-update requests, handled by the VMM's entries at the span's end) and re-arm `timer`
+   * itself, at exactly `next(at)` (checked: an EngineError otherwise);
    * where `next(at)` is undefined, the expiry at `at` ends the span instead. It may also arm the
    * participants `alsoArms` (registered before it), each at most once: the span runs those expiries
    * too, at their time and in their arming order (KVM's kvmclock_sync_fn arming kvmclock_update_fn).
