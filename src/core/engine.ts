@@ -16,6 +16,7 @@ const REBASE_AT = 2 ** 50;
 const REBASE_AT_N = BigInt(REBASE_AT);
 /** Events further ahead than this (≈ 52 days) wait in an exact BigInt side list until they come near. */
 const NEAR = 2 ** 52;
+const NEAR_N = BigInt(NEAR);
 /** The near heap hands its later entries to the wheel once it holds this many. */
 const SPILL_AT = 512;
 /** The wheel's bucket width is chosen so the first bucket holds about this many entries. */
@@ -77,6 +78,8 @@ export interface QuietScheduler extends Scheduler {
   quietParticipantDue?(before: Ns): { timer: Timer; at: Ns } | null;
   /** Run participant `timer`'s expiry, due now, inside a quiet span: as run() would dispatch it. */
   runParticipant?(timer: Timer): void;
+  /** Let `timer`'s expiries run inside quiet spans: see Engine.quietParticipant. */
+  quietParticipant?(timer: Timer, next: (at: Ns) => Ns | null | undefined, alsoArms?: readonly Timer[]): void;
 }
 
 /**
@@ -98,6 +101,8 @@ interface QuietParticipant {
   slot: number;
   timer: Timer;
   next: (at: Ns) => Ns | null | undefined;
+  /** Slots of other participants its callback may arm (each at most once, at or after now). */
+  alsoArms: readonly number[];
 }
 
 /** The scheduler's quiet-span interface, when it has one. */
@@ -161,8 +166,18 @@ export class Engine implements QuietScheduler, NearHeap {
 
   /** Current simulated time, exact. */
   get now(): Ns {
-    if (this.nowCache === null) this.nowCache = this.epoch + BigInt(this.nowRel);
+    if (this.nowCache === null) this.nowCache = this.abs(this.nowRel);
     return this.nowCache;
+  }
+
+  /** Absolute time of relative key `rel`: with the epoch at 0 (a run's first 2^50 ns) one BigInt, not two. */
+  private abs(rel: number): Ns {
+    return this.epoch === 0n ? BigInt(rel) : this.epoch + BigInt(rel);
+  }
+
+  /** `t` − epoch: `t` itself while the epoch is 0 (no BigInt made). */
+  private rel(t: Ns): bigint {
+    return this.epoch === 0n ? t : t - this.epoch;
   }
 
   /** Number of events dispatched so far. */
@@ -210,7 +225,7 @@ export class Engine implements QuietScheduler, NearHeap {
       readonly slot: number,
     ) {}
     armAt(at: Ns): void {
-      this.engine.arm(this.slot, at - this.engine.now);
+      this.engine.armAtAbs(this.slot, at);
     }
     armIn(delayNs: number | bigint): void {
       this.engine.arm(this.slot, delayNs);
@@ -305,7 +320,7 @@ export class Engine implements QuietScheduler, NearHeap {
    */
   advanceTo(t: Ns): void {
     this.spanSeq = -1; // the next spanStep checks again
-    const rel = t - this.epoch;
+    const rel = this.rel(t);
     if (rel >= 0n && rel < REBASE_AT_N) {
       // the common case (a model stepping through a quiet span): checked against the heap in float64 keys
       const r = Number(rel);
@@ -320,7 +335,7 @@ export class Engine implements QuietScheduler, NearHeap {
     if (t < this.now) throw new EngineError(`cannot move time backwards: ${t} < ${this.now}`);
     const next = this.nextEventTime();
     if (next !== null && next < t) throw new EngineError(`advanceTo(${t}) would skip an event pending at ${next}`);
-    if (rel < BigInt(NEAR)) {
+    if (rel < NEAR_N) {
       // the epoch moves to t (rebaseBy keeps `now`), then time moves there too
       this.rebaseBy(Number(rel));
       this.nowRel = 0;
@@ -359,13 +374,23 @@ export class Engine implements QuietScheduler, NearHeap {
 
   /**
    * Let `timer`'s expiries run inside quiet spans instead of ending them. Its callback must only read
-   * model state and re-arm `timer` itself, at exactly `next(at)` (checked: an EngineError otherwise);
-   * where `next(at)` is undefined, the expiry at `at` ends the span instead.
+   * model state (or change state nothing in the span reads and whose owner's span accounts for it, as
+   * KVM's clock-update requests, handled by the VMM's entries at the span's end) and re-arm `timer`
+   * itself, at exactly `next(at)` (checked: an EngineError otherwise);
+   * where `next(at)` is undefined, the expiry at `at` ends the span instead. It may also arm the
+   * participants `alsoArms` (registered before it), each at most once: the span runs those expiries
+   * too, at their time and in their arming order (KVM's kvmclock_sync_fn arming kvmclock_update_fn).
    */
-  quietParticipant(timer: Timer, next: (at: Ns) => Ns | null | undefined): void {
+  quietParticipant(timer: Timer, next: (at: Ns) => Ns | null | undefined, alsoArms: readonly Timer[] = []): void {
     const slot = this.slotOf(timer);
     if (slot === undefined) throw new EngineError('a quiet participant must be a timer of this engine');
-    this.participants.push({ slot, timer, next });
+    const also = alsoArms.map((t) => {
+      const s = this.slotOf(t);
+      if (s === undefined || !this.participants.some((p) => p.slot === s))
+        throw new EngineError('a quiet participant may only arm quiet participants registered before it');
+      return s;
+    });
+    this.participants.push({ slot, timer, next, alsoArms: also });
   }
 
   quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null {
@@ -444,7 +469,7 @@ export class Engine implements QuietScheduler, NearHeap {
     }
     // every wheel entry lies after every near-heap entry
     if (best === Infinity && this.wheel.count > 0) best = this.wheel.earliestLive(this.armedSeq, skip);
-    let h: Ns | null = best === Infinity ? null : this.epoch + BigInt(best);
+    let h: Ns | null = best === Infinity ? null : this.abs(best);
     if (h === null) {
       const f = this.far.find((e) => this.armedSeq[e.slot] === e.seq && !skip.includes(e.slot));
       if (f) h = f.at;
@@ -458,6 +483,31 @@ export class Engine implements QuietScheduler, NearHeap {
   }
 
   quietParticipantDue(before: Ns): { timer: Timer; at: Ns } | null {
+    // in float64 keys (exact integers: the same order) while every pending one has a near key
+    const b = this.rel(before);
+    const bRel = b >= NEAR_N ? Infinity : Number(b);
+    let bestSlot = -1;
+    let bestRel = Infinity;
+    let bestIdx = -1;
+    const ps = this.participants;
+    for (let i = 0; i < ps.length; i++) {
+      const slot = ps[i]!.slot;
+      const seq = this.armedSeq[slot]!;
+      if (seq === -1) continue;
+      const rel = this.armedRel[slot]!;
+      if (Number.isNaN(rel)) return this.quietParticipantDueFar(before);
+      if (rel >= bRel) continue;
+      if (rel < bestRel || (rel === bestRel && seq < this.armedSeq[bestSlot]!)) {
+        bestSlot = slot;
+        bestRel = rel;
+        bestIdx = i;
+      }
+    }
+    return bestIdx === -1 ? null : { timer: ps[bestIdx]!.timer, at: this.abs(bestRel) };
+  }
+
+  /** quietParticipantDue when some participant waits in the far list: through exact BigInt expiries. */
+  private quietParticipantDueFar(before: Ns): { timer: Timer; at: Ns } | null {
     let best: QuietParticipant | null = null;
     let bestAt: Ns | null = null;
     for (const p of this.participants) {
@@ -472,8 +522,18 @@ export class Engine implements QuietScheduler, NearHeap {
   }
 
   runParticipant(timer: Timer): void {
-    const p = this.participants.find((q) => q.timer === timer);
-    const at = p ? this.expiryOf(p.slot) : null;
+    let p: QuietParticipant | undefined;
+    for (const q of this.participants)
+      if (q.timer === timer) {
+        p = q;
+        break;
+      }
+    // due now: its key is now's (one in the far list compared exactly)
+    let at: Ns | null = null;
+    if (p && this.armedSeq[p.slot] !== -1) {
+      const rel = this.armedRel[p.slot]!;
+      at = rel === this.nowRel ? this.now : Number.isNaN(rel) ? this.expiryOf(p.slot) : null;
+    }
     if (!p || at === null || at !== this.now) throw new EngineError('runParticipant: not a quiet participant due now');
     const want = p.next(at);
     if (want === undefined) throw new EngineError(`quiet participant at ${at}: cannot say its next expiry, so it cannot run inside a span`);
@@ -481,8 +541,11 @@ export class Engine implements QuietScheduler, NearHeap {
     this.armedSeq[p.slot] = -1;
     this.countDispatched(1);
     this.callbacks[p.slot]!();
-    const armed = this.nextSeq - seq;
-    const ok = want === null ? armed === 0 : armed === 1 && this.armedSeq[p.slot] === seq && this.expiryOf(p.slot) === want;
+    let also = 0; // the other participants it armed (seq ≥ seq: armed in the callback)
+    for (const s of p.alsoArms) if (this.armedSeq[s]! >= seq) also++;
+    const armed = this.nextSeq - seq - also;
+    const own = this.armedSeq[p.slot]!;
+    const ok = want === null ? armed === 0 : armed === 1 && own >= seq && this.expiryOf(p.slot) === want;
     if (!ok) throw new EngineError(`quiet participant at ${at}: its callback armed other than its own next expiry ${want}`);
   }
 
@@ -494,7 +557,7 @@ export class Engine implements QuietScheduler, NearHeap {
   /** Absolute time of the earliest live pending event, or null. */
   nextEventTime(): Ns | null {
     this.liveTop();
-    if (this.size > 0) return this.epoch + BigInt(this.keys[0]!);
+    if (this.size > 0) return this.abs(this.keys[0]!);
     // cancelled or re-armed far events are dropped here, not reported
     const far = this.far;
     let n = 0;
@@ -507,7 +570,7 @@ export class Engine implements QuietScheduler, NearHeap {
     const seq = this.armedSeq[slot];
     if (seq === -1) return null;
     const rel = this.armedRel[slot]!;
-    if (!Number.isNaN(rel)) return this.epoch + BigInt(rel);
+    if (!Number.isNaN(rel)) return this.abs(rel);
     return this.far.find((f) => f.seq === seq)!.at;
   }
 
@@ -516,7 +579,7 @@ export class Engine implements QuietScheduler, NearHeap {
   private limitRel(until: Ns | undefined): number {
     if (until === undefined) return Infinity;
     const rel = until - this.epoch;
-    return rel >= BigInt(NEAR) ? Infinity : Number(rel);
+    return rel >= NEAR_N ? Infinity : Number(rel);
   }
 
   private allocSlot(callback: EventCallback, oneShot: boolean): number {
@@ -559,8 +622,33 @@ export class Engine implements QuietScheduler, NearHeap {
     this.armSlow(slot, delay);
   }
 
+  /** arm(slot, at − now) without the BigInt `now`: at − epoch is the key itself. */
+  private armAtAbs(slot: number, at: Ns): void {
+    const rel = this.rel(at);
+    if (rel >= 0n && rel < NEAR_N) {
+      const key = Number(rel); // exact below 2^52
+      if (key >= this.nowRel) {
+        const seq = this.nextSeq++;
+        this.armedSeq[slot] = seq;
+        this.armedRel[slot] = key;
+        return this.push(key, seq, slot);
+      }
+    }
+    this.arm(slot, at - this.now);
+  }
+
   private armSlow(slot: number, delay: number | bigint): void {
     let key: number;
+    if (typeof delay === 'bigint' && delay >= 0n && delay < NEAR_N) {
+      // nowRel < 2^52 (a key) and delay < 2^52: the float64 sum is exact, the same key as the BigInt sum
+      key = this.nowRel + Number(delay);
+      if (key < NEAR) {
+        const seq = this.nextSeq++;
+        this.armedSeq[slot] = seq;
+        this.armedRel[slot] = key;
+        return this.push(key, seq, slot);
+      }
+    }
     if (typeof delay === 'number') {
       if (!(delay >= 0) || !Number.isSafeInteger(delay))
         throw new EngineError(`delay must be a non-negative integer number of ns, got ${delay}`);
@@ -569,7 +657,7 @@ export class Engine implements QuietScheduler, NearHeap {
     } else {
       if (delay < 0n) throw new EngineError(`cannot schedule in the past (delay ${delay} ns)`);
       const rel = BigInt(this.nowRel) + delay;
-      if (rel >= BigInt(NEAR)) return this.armFar(slot, this.now + delay);
+      if (rel >= NEAR_N) return this.armFar(slot, this.now + delay);
       key = Number(rel);
     }
     const seq = this.nextSeq++;
@@ -772,7 +860,7 @@ export class Engine implements QuietScheduler, NearHeap {
     let n = 0;
     for (const f of this.far) {
       const rel = f.at - this.epoch;
-      if (rel >= BigInt(NEAR)) break;
+      if (rel >= NEAR_N) break;
       n++;
       if (this.armedSeq[f.slot] !== f.seq) continue;
       this.armedRel[f.slot] = Number(rel);

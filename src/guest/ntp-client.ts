@@ -45,8 +45,12 @@ export class NtpKernelClient {
   polls = 0;
   lastOffsetNs: Ns = 0n;
 
+  /** The poll interval, ns (2^pollExp s). */
+  private readonly pollNs: Ns;
+
   constructor(private readonly o: NtpClientOptions) {
     this.pollExp = o.pollExp ?? 6;
+    this.pollNs = BigInt(2 ** this.pollExp) * 1_000_000_000n;
     this.timer = o.scheduler.timer(() => this.poll());
   }
 
@@ -56,7 +60,7 @@ export class NtpKernelClient {
   }
 
   /** When the poll that runs at `at` polls next. */
-  readonly nextPollAt = (at: Ns): Ns => at + BigInt(2 ** this.pollExp) * 1_000_000_000n;
+  readonly nextPollAt = (at: Ns): Ns => at + this.pollNs;
 
   start(): void {
     this.o.adjtimex({ modes: ADJ_STATUS | ADJ_NANO | ADJ_TIMECONST, status: STA_PLL | STA_NANO, constant: this.pollExp }); // ntpd: ntv.constant = sys_poll with a nanosecond kernel
@@ -71,7 +75,7 @@ export class NtpKernelClient {
     this.polls++;
     const m = this.o.measure();
     if (m === null) {
-      this.timer.armIn(BigInt(2 ** this.pollExp) * 1_000_000_000n);
+      this.timer.armIn(this.pollNs);
       return;
     }
     this.lastOffsetNs = m.offsetNs;
@@ -88,6 +92,6 @@ export class NtpKernelClient {
         esterror: err / 1000n,
       });
     }
-    this.timer.armIn(BigInt(2 ** this.pollExp) * 1_000_000_000n);
+    this.timer.armIn(this.pollNs);
   }
 }

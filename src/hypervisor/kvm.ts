@@ -5,7 +5,7 @@
 // (kvm_write_wall_clock / kvm_get_wall_clock_epoch) and the delayed clock-update work
 // (kvmclock_update_fn every 100 ms after a global update, kvmclock_sync_fn every 300 s).
 import type { Cycles, Ns } from '../core/index.ts';
-import type { Scheduler, Timer } from '../core/index.ts';
+import { quietScheduler, type Scheduler, type Timer } from '../core/index.ts';
 import { TraceRecorder } from '../core/index.ts';
 import { InputError } from '../core/index.ts';
 import { s64, u32, u64 } from '../core/index.ts';
@@ -153,6 +153,13 @@ export class KvmVm {
     this.kvmclockOffset = s64(-this.getKvmclockBaseNs());
     this.updateWork = this.scheduler ? this.scheduler.timer(() => this.kvmclockUpdateFn()) : null;
     this.syncWork = this.scheduler ? this.scheduler.timer(() => this.kvmclockSyncFn()) : null;
+    // The delayed work only makes requests (and arms the update work): a quiet span may run it at its
+    // time (Engine.quietParticipant); the VMM's entries then handle the requests (src/vmm/machine.ts).
+    const q = this.scheduler ? quietScheduler(this.scheduler) : null;
+    if (q?.quietParticipant && this.updateWork && this.syncWork) {
+      q.quietParticipant(this.updateWork, () => null);
+      q.quietParticipant(this.syncWork, (at) => at + KVMCLOCK_SYNC_PERIOD_NS, [this.updateWork]);
+    }
     this.pvclockUpdateVmGtodCopy();
   }
 
@@ -405,8 +412,22 @@ export class KvmVm {
     if (this.updateWork && !this.updateWork.pending) this.updateWork.armIn(delayNs);
   }
 
+  /** When the periodic kvmclock_sync_fn runs next (null: not armed). */
+  get kvmclockSyncAt(): Ns | null {
+    return this.syncWork?.expires ?? null;
+  }
+
+  /** When the delayed kvmclock_update_fn runs (null: not armed). */
+  get kvmclockUpdateAt(): Ns | null {
+    return this.updateWork?.expires ?? null;
+  }
+
+  /** How many times kvmclock_update_fn has run: a quiet span counts the clock updates it requested. */
+  kvmclockUpdates = 0;
+
   /** kvmclock_update_fn(): KVM_REQ_CLOCK_UPDATE + kick on every vCPU. */
   private kvmclockUpdateFn(): void {
+    this.kvmclockUpdates++;
     if (this.trace.on) this.trace.instant(this.traceNow(), this.name, 'kvmclock_update_fn', []);
     for (const v of this.vcpus) {
       v.makeRequest('CLOCK_UPDATE');

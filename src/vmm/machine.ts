@@ -12,6 +12,7 @@ import {
   type KvmVcpu,
   KvmIoctlError,
   KvmVm,
+  KVMCLOCK_SYNC_PERIOD_NS,
   kvmEmulateHypercall,
   type RdtscExiting,
   LinuxHostTimekeeper,
@@ -575,17 +576,46 @@ export class VirtualMachine {
     if (!this.vcpus.every((v) => v.quietEntry())) return null;
     const until = q.quietHorizon([t], { next, periodNs: I }); // the guest runs quiet participants inside
     if (until === null || until <= next) return null;
-    return new QuietEntrySpan(this, q, t, I, e0, start, until);
+    if (!this.clockSyncsFit(e0, I, until)) return null;
+    return new QuietEntrySpan(this, q, t, I, e0, start, until, this.kvm?.kvmclockUpdates ?? 0);
+  }
+
+  /**
+   * Whether KVM's periodic kvmclock sync (kvmclock_sync_fn → kvmclock_update_fn: KVM_REQ_CLOCK_UPDATE on
+   * every vCPU, arch/x86/kvm/x86.c), run inside the span as a quiet participant, can be followed by the
+   * entries after the fact: each sync before `until` is handled by the first entry after it
+   * (kvm_guest_time_update), which must lie in the span and not be its last (whose exit sets
+   * last_guest_tsc); with the master clock that update reads no time, so it can run at the span's end.
+   * An update work already pending (a global clock update's 100 ms) is left to run event by event.
+   */
+  private clockSyncsFit(e0: Ns, I: Ns, until: Ns): boolean {
+    const kvm = this.kvm;
+    if (!kvm) return true;
+    const u = kvm.kvmclockUpdateAt;
+    if (u !== null && u < until) return false;
+    const s0 = kvm.kvmclockSyncAt;
+    if (s0 === null || s0 >= until) return true;
+    if (!kvm.useMasterClock || this.vcpus.some((v) => v.tscCatchup)) return false;
+    const sLast = s0 + ((until - 1n - s0) / KVMCLOCK_SYNC_PERIOD_NS) * KVMCLOCK_SYNC_PERIOD_NS;
+    const last = e0 + ((until - 1n - e0) / I) * I; // the span's last entry
+    const first = sLast < e0 ? e0 : e0 + ((sLast - e0) / I + 1n) * I; // the first entry after it
+    return first < last && I < KVMCLOCK_SYNC_PERIOD_NS;
   }
 
   /**
    * QuietEntrySpan.end: every entry before `until` (e0 < next < until) — those after the guest's last
    * update too: nothing between that update and `until` can see them before they would have run.
    */
-  endQuietEntries(q: QuietScheduler, t: Timer, I: Ns, e0: Ns, start: Ns, until: Ns, rearmUpdates: () => void): void {
+  endQuietEntries(q: QuietScheduler, t: Timer, I: Ns, e0: Ns, start: Ns, until: Ns, clockUpdates0: number, rearmUpdates: () => void): void {
     const n = (until - 1n - e0) / I + 1n;
     const last = e0 + (n - 1n) * I;
-    for (const v of this.vcpus) v.runRepeated(Number(n), this.hostTscAt(last));
+    // kvmclock syncs run in the span (clockSyncsFit): the first round handles the pending
+    // KVM_REQ_CLOCK_UPDATE, each later sync's entry rewrites the same record once more (version + 2)
+    const syncs = (this.kvm?.kvmclockUpdates ?? 0) - clockUpdates0;
+    for (const v of this.vcpus) {
+      v.runRepeated(Number(n), this.hostTscAt(last));
+      for (let k = 1; k < syncs; k++) v.guestTimeUpdate();
+    }
     q.countDispatched(Number(n));
     // Re-arm in the order the last expiries would have: the later one last; on a tie the order
     // they fall due in, which stays the one at the span's start (an entry still due then runs after).
@@ -750,6 +780,7 @@ class QuietEntrySpan implements QuietEntries {
     private readonly e0: Ns,
     private readonly start: Ns,
     readonly until: Ns,
+    private readonly clockUpdates0: number,
   ) {}
 
   begin(): void {
@@ -757,6 +788,6 @@ class QuietEntrySpan implements QuietEntries {
   }
 
   end(rearmUpdates: () => void): void {
-    this.vm.endQuietEntries(this.q, this.timer, this.intervalNs, this.e0, this.start, this.until, rearmUpdates);
+    this.vm.endQuietEntries(this.q, this.timer, this.intervalNs, this.e0, this.start, this.until, this.clockUpdates0, rearmUpdates);
   }
 }

@@ -48,13 +48,14 @@ export class VmRun {
   /** Record the guest's clocks at t into the timeline and the statistics. */
   sample(t: Ns): void {
     const g = this.boot!.guest;
-    const off = g.clockGettime('realtime') - this.world.truth(t);
+    const truth = this.world.truth(t);
+    const off = g.clockGettime('realtime') - truth;
     this.emit({
       t,
       vm: this.vm.name,
       guestOffsetNs: off,
       monotonicLagNs: g.clockGettime('monotonic') - (t - this.createdAt),
-      hostOffsetNs: this.host.realtime(t) - this.world.truth(t),
+      hostOffsetNs: this.host.realtime(t) - truth,
     });
     this.stats.record(t, off);
     this.series.push(t, off);

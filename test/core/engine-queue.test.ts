@@ -113,7 +113,13 @@ function engineDriver(e: Engine): Driver {
       timers.push(e.timer(cb));
       return timers.length - 1;
     },
-    armAt: (id, at) => timers[id]!.armAt(at),
+    // every arming path: armAt, armIn with a BigInt delay, armIn with a number where it is exact
+    armAt: (id, at) => {
+      const d = at - e.now;
+      if (id % 3 === 0) timers[id]!.armAt(at);
+      else if (id % 3 === 1 || d >= 2n ** 53n) timers[id]!.armIn(d);
+      else timers[id]!.armIn(Number(d));
+    },
     cancel: (id) => timers[id]!.cancel(),
     pending: (id) => timers[id]!.pending,
     nextEventTime: () => e.nextEventTime(),
@@ -356,4 +362,36 @@ test('a cancelled far event (past 2^52 ns) is neither the next event nor a bar t
   e.advanceTo(2n ** 53n + 1n);
   e.run();
   assert.deepEqual(log, [2n ** 53n + 5n]);
+});
+
+test('quietParticipantDue: the earliest participant expiry before a bound (arming order on ties), near keys and the far list alike', () => {
+  const p = new Prng(77);
+  for (let round = 0; round < 200; round++) {
+    const e = new Engine();
+    const ts = Array.from({ length: 6 }, () => e.timer(() => {}));
+    for (const t of ts) e.quietParticipant(t, () => null);
+    const at: (bigint | null)[] = [];
+    const seq: number[] = [];
+    let n = 0;
+    // arm in a random order, some twice, some not at all; times on a coarse grid (ties), some far (past 2^52 ns)
+    for (let k = 0; k < 9; k++) {
+      const i = p.int(6);
+      const far = p.int(5) === 0;
+      const t = far ? 2n ** 52n + BigInt(p.int(3)) * 1000n : BigInt(p.int(4)) * 1000n;
+      ts[i]!.armAt(t);
+      at[i] = t;
+      seq[i] = n++;
+    }
+    for (const before of [0n, 1000n, 2500n, 4000n, 2n ** 52n + 1000n, 2n ** 60n]) {
+      let want: number | null = null;
+      for (let i = 0; i < 6; i++) {
+        const a = at[i];
+        if (a === undefined || a === null || a >= before) continue;
+        if (want === null || a < at[want]! || (a === at[want]! && seq[i]! < seq[want]!)) want = i;
+      }
+      const got = e.quietParticipantDue(before);
+      assert.equal(got === null ? null : ts.indexOf(got.timer as (typeof ts)[number]), want, `round ${round}, before ${before}`);
+      if (got) assert.equal(got.at, at[want!]);
+    }
+  }
 });

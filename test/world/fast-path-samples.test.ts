@@ -292,3 +292,57 @@ test('a quiet participant whose callback does not re-arm it exactly as it said i
   s2.armAt(0n);
   e2.run(10n);
 });
+
+test('a quiet participant may arm the participants it names (alsoArms), once each; others are refused', () => {
+  const e = new Engine();
+  const log: string[] = [];
+  const work = e.timer(() => log.push(`work ${e.now}`));
+  const sync = e.timer(() => {
+    log.push(`sync ${e.now}`);
+    if (!work.pending) work.armIn(0n);
+    sync.armIn(10n);
+  });
+  e.quietParticipant(work, () => null);
+  e.quietParticipant(sync, (at) => at + 10n, [work]);
+  sync.armAt(5n);
+  const span = e.timer(() => {
+    // the model's span: it runs whatever participant falls due before 30, in order
+    for (let p = e.quietParticipantDue(30n); p !== null; p = e.quietParticipantDue(30n)) {
+      e.advanceTo(p.at);
+      e.runParticipant(p.timer);
+    }
+  });
+  span.armAt(0n);
+  e.run(29n);
+  assert.deepEqual(log, ['sync 5', 'work 5', 'sync 15', 'work 15', 'sync 25', 'work 25']);
+  assert.equal(sync.expires, 35n);
+  assert.equal(e.eventsDispatched, 7);
+  // naming a timer that is not a participant (registered before) is refused
+  const e2 = new Engine();
+  const t = e2.timer(() => {});
+  assert.throws(
+    () =>
+      e2.quietParticipant(
+        e2.timer(() => {}),
+        () => null,
+        [t],
+      ),
+    /may only arm quiet participants/,
+  );
+  // arming a named participant twice is refused
+  const e3 = new Engine();
+  const w3 = e3.timer(() => {});
+  const s3 = e3.timer(() => {
+    w3.armIn(1n);
+    w3.armIn(2n);
+  });
+  e3.quietParticipant(w3, () => null);
+  e3.quietParticipant(s3, () => null, [w3]);
+  s3.armAt(3n);
+  const span3 = e3.timer(() => {
+    e3.advanceTo(3n);
+    assert.throws(() => e3.runParticipant(s3), /armed other than/);
+  });
+  span3.armAt(0n);
+  e3.run(10n);
+});

@@ -11,6 +11,7 @@ import { setQuietWasm } from '../../src/guest/quiet-wasm.ts';
 import { Timekeeper } from '../../src/guest/timekeeper.ts';
 import { parseScenarioText } from '../../src/world/scenario.ts';
 import { simulate, timelineCsv } from '../../src/world/simulation.ts';
+import { VirtualMachine } from '../../src/vmm/machine.ts';
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? `${x}n` : x), 1);
 
@@ -209,4 +210,22 @@ test('with tracing on every expiry runs event by event (each entry is traced): t
   assert.equal(runs[0]!.spans, 0);
   assert.equal(runs[0]!.out, runs[1]!.out);
   assert.ok(runs[0]!.out.includes('record_steal_time'));
+});
+
+test("KVM's 300-s kvmclock sync runs inside quiet spans (the entry after it handles the clock update): a day in a handful of spans, the same bytes", () => {
+  let spans = 0;
+  const end = VirtualMachine.prototype.endQuietEntries;
+  VirtualMachine.prototype.endQuietEntries = function (this: VirtualMachine, ...args: Parameters<typeof end>) {
+    spans++;
+    end.apply(this, args);
+  };
+  let expiries: number;
+  try {
+    expiries = bothWays(one('pauses: [{ at: 6h, duration: 30s }], sync: { method: ntp }', '', '', '1d'), 'a day, NTP, a pause');
+  } finally {
+    VirtualMachine.prototype.endQuietEntries = end;
+  }
+  // 288 syncs a day: one span each before; now the pause and the run's end cut them
+  assert.ok(spans > 0 && spans < 10, `${spans} spans`);
+  assert.ok(expiries > 170_000, `${expiries} expiries in spans`);
 });
