@@ -71,11 +71,16 @@ const INT64_BELOW: i32 = 6;
 const ADD: i32 = 7;
 const MAX_RAW_DELTA: i32 = 8;
 const MASK64: i32 = 9;
-const ERR_HIGH: i32 = 10;
-const SKIP: i32 = 11;
-const ADVANCES: i32 = 12;
-const UNSYNC: i32 = 13;
-const STATUS: i32 = 14;
+
+// 32-bit flags at byte FLAGS (read by TypeScript without a BigInt): the timekeeper's fields outside its
+// slots, in and out, and what the loop reports. ERR_HIGH: ntp_error's high part, clamped to ±2^30 (the
+// loop only reads its sign and adds a carry).
+const FLAGS: i32 = 1536;
+const ERR_HIGH: i32 = 0;
+const SKIP: i32 = 1;
+const ADVANCES: i32 = 2;
+const UNSYNC: i32 = 3;
+const STATUS: i32 = 4;
 
 const FAST_BELOW: i64 = (<i64>1) << 62;
 
@@ -94,8 +99,11 @@ const FAST_BELOW: i64 = (<i64>1) << 62;
 @inline function io(s: i32): i64 {
   return load<i64>(IO + (s << 3));
 }
-@inline function setIo(s: i32, v: i64): void {
-  store<i64>(IO + (s << 3), v);
+@inline function flag(s: i32): i32 {
+  return load<i32>(FLAGS + (s << 2));
+}
+@inline function setFlag(s: i32, v: i32): void {
+  store<i32>(FLAGS + (s << 2), v);
 }
 
 const TWO_48: i64 = (<i64>1) << 48;
@@ -193,12 +201,12 @@ export function run(n: i32, t0: i64, interval: i64): i32 {
   const hz = ntp(N_HZ);
   const phaseLimit = ntp(N_PHASE_LIMIT);
   // the timekeeper's fields outside its slots, and the outputs
-  let errHigh = io(ERR_HIGH);
-  let skip = io(SKIP) != 0;
-  let advances = io(ADVANCES);
-  let unsync = io(UNSYNC);
+  let errHigh = flag(ERR_HIGH);
+  let skip = flag(SKIP) != 0;
+  let advances = flag(ADVANCES);
+  let unsync = flag(UNSYNC);
 
-  let status: i64 = 0;
+  let status = 0;
   let k = 0;
   let t = t0;
   for (; k < n; k++, t += interval) {
@@ -396,10 +404,10 @@ export function run(n: i32, t0: i64, interval: i64): i32 {
   setNtp(N_TIME_MAXERROR, timeMaxerror);
   setNtp(N_TIME_ADJUST, timeAdjust);
   setNtp(N_DELTA, delta);
-  setIo(ERR_HIGH, errHigh);
-  setIo(SKIP, skip ? 1 : 0);
-  setIo(ADVANCES, advances);
-  setIo(UNSYNC, unsync);
-  setIo(STATUS, status);
+  setFlag(ERR_HIGH, errHigh);
+  setFlag(SKIP, skip ? 1 : 0);
+  setFlag(ADVANCES, advances);
+  setFlag(UNSYNC, unsync);
+  setFlag(STATUS, status);
   return k;
 }

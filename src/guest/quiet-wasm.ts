@@ -24,11 +24,14 @@ const INT64_BELOW = IO + 6;
 const ADD = IO + 7;
 export const IO_MAX_RAW_DELTA = IO + 8;
 export const IO_MASK64 = IO + 9;
-export const IO_ERR_HIGH = IO + 10;
-export const IO_SKIP = IO + 11;
-export const IO_ADVANCES = IO + 12;
-export const IO_UNSYNC = IO + 13;
-export const IO_STATUS = IO + 14;
+// 32-bit flags (QuietLoop.flags, at byte 1536): the timekeeper's fields outside its slots, and the outputs
+/** ntp_error's high part, clamped to ±2^30 (the loop reads only its sign and adds a carry). */
+export const FLAG_ERR_HIGH = 0;
+export const FLAG_SKIP = 1;
+export const FLAG_ADVANCES = 2;
+export const FLAG_UNSYNC = 3;
+/** Why run() stopped early: 1, the next update did not start; 2, it accumulated and left the adjustment. */
+export const FLAG_STATUS = 4;
 
 /** The loop's exports: run(n, t0, interval) runs up to n updates, returns how many (IO_STATUS: why it stopped). */
 export interface QuietLoop {
@@ -36,6 +39,9 @@ export interface QuietLoop {
   /** Timekeeper.st's and NtpState.st's slots in mem. */
   readonly tk: BigInt64Array;
   readonly ntp: BigInt64Array;
+  readonly flags: Int32Array;
+  /** The plan last written into mem (setPlan skips a rewrite of the same one). */
+  plan: TscPlan | null;
   run(n: number, t0: bigint, interval: bigint): number;
 }
 
@@ -68,14 +74,19 @@ export function quietLoop(): QuietLoop | null {
       mem: new BigInt64Array(buffer),
       tk: new BigInt64Array(buffer, WASM_TK * 8, TK_SLOTS),
       ntp: new BigInt64Array(buffer, WASM_NTP * 8, NTP_SLOTS),
+      flags: new Int32Array(buffer, 1536, 8),
+      plan: null,
       run: exports.run,
     };
   }
   return loop;
 }
 
-/** Write `plan` into the loop's I/O slots. */
-export function setPlan(mem: BigInt64Array, plan: TscPlan): void {
+/** Write `plan` into the loop's I/O slots (unless it is the one there). */
+export function setPlan(loop: QuietLoop, plan: TscPlan): void {
+  if (loop.plan === plan) return;
+  loop.plan = plan;
+  const mem = loop.mem;
   mem[SEG_START] = plan.segStart;
   mem[SEG_PHASE] = plan.segPhase;
   mem[RATE_HI] = plan.rateHi;

@@ -20,13 +20,13 @@ import { CLOCK_SOURCE_IS_CONTINUOUS, Clocksource, clocksourceUpdateFreqScale } f
 import { U64_MAX } from '../core/index.ts';
 import { ADJ_FREQUENCY, ADJ_SETOFFSET, ADJ_TICK, NTP_SCALE_SHIFT, NtpState, STA_UNSYNC, type Timex, type TimexResult } from './ntp.ts';
 import {
-  IO_ADVANCES,
-  IO_ERR_HIGH,
+  FLAG_ADVANCES,
+  FLAG_ERR_HIGH,
+  FLAG_SKIP,
+  FLAG_STATUS,
+  FLAG_UNSYNC,
   IO_MASK64,
   IO_MAX_RAW_DELTA,
-  IO_SKIP,
-  IO_STATUS,
-  IO_UNSYNC,
   type QuietLoop,
   TK_SLOTS,
   quietLoop,
@@ -414,7 +414,7 @@ export class Timekeeper {
     const loop = quietLoop();
     if (!loop) return false;
     const m = loop.mem;
-    setPlan(m, plan);
+    setPlan(loop, plan);
     m[IO_MAX_RAW_DELTA] = BigInt.asIntN(64, this.cs.maxRawDelta);
     m[IO_MASK64] = this.mask64 ? 1n : 0n;
     this.toLoop(loop);
@@ -427,7 +427,7 @@ export class Timekeeper {
       // the update at `at`, which the loop left to the exact paths: before it started, or after accumulating
       at += BigInt(done) * interval;
       moveTo(at);
-      if (m[IO_STATUS] === 1n) this.advance();
+      if (loop.flags[FLAG_STATUS] === 1) this.advance();
       else {
         this.exactPasses++;
         this.adjustExact(this.st[OFFSET]!);
@@ -444,24 +444,25 @@ export class Timekeeper {
 
   /** The fields the loop reads and writes, into its memory. */
   private toLoop(loop: QuietLoop): void {
-    const m = loop.mem;
     loop.tk.set(this.st);
     loop.ntp.set(this.ntp.st);
-    m[IO_ERR_HIGH] = BigInt(this.ntpErrorHigh);
-    m[IO_SKIP] = this.skipSecondOverflow ? 1n : 0n;
-    m[IO_ADVANCES] = 0n;
-    m[IO_UNSYNC] = 0n;
+    const f = loop.flags;
+    f[FLAG_ERR_HIGH] = Math.max(-0x4000_0000, Math.min(0x4000_0000, this.ntpErrorHigh));
+    f[FLAG_SKIP] = this.skipSecondOverflow ? 1 : 0;
+    f[FLAG_ADVANCES] = 0;
+    f[FLAG_UNSYNC] = 0;
   }
 
   /** The loop's results back into the fields. */
   private fromLoop(loop: QuietLoop): void {
-    const m = loop.mem;
     this.st.set(loop.tk);
     this.ntp.st.set(loop.ntp);
-    this.ntpErrorHigh = Number(m[IO_ERR_HIGH]);
-    this.skipSecondOverflow = m[IO_SKIP] !== 0n;
-    this.advances += Number(m[IO_ADVANCES]);
-    if (m[IO_UNSYNC] !== 0n) this.ntp.timeStatus |= STA_UNSYNC;
+    const f = loop.flags;
+    // the loop carried into the high part (clamped on the way in: only the change counts)
+    this.ntpErrorHigh += f[FLAG_ERR_HIGH]! - Math.max(-0x4000_0000, Math.min(0x4000_0000, this.ntpErrorHigh));
+    this.skipSecondOverflow = f[FLAG_SKIP] !== 0;
+    this.advances += f[FLAG_ADVANCES]!;
+    if (f[FLAG_UNSYNC] !== 0) this.ntp.timeStatus |= STA_UNSYNC;
   }
 
   /**
