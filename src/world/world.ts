@@ -106,7 +106,7 @@ export class World {
     const { engine } = this;
     const host = this.host(vm.host);
     const cpu = this.scenario.hosts.find((h) => h.name === vm.host)!.cpu;
-    return bootVm({
+    const b = bootVm({
       profile: vm.profile,
       kernel: vm.kernel,
       cmdline: vm.cmdline,
@@ -134,5 +134,15 @@ export class World {
       name: vm.name,
       ...this.vcpuSchedule(vm.host, vm.name),
     });
+    this.booted.push(b);
+    return b;
+  }
+
+  private readonly booted: BootedVm[] = [];
+
+  /** The run is over and its results are taken: the VMs' RAM goes to the next world's VMs in this thread. */
+  release(): void {
+    for (const b of this.booted) b.vm.releaseRam();
+    this.booted.length = 0;
   }
 }
