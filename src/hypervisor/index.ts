@@ -55,7 +55,7 @@ export {
   HOST_HPET_PERIOD_FS,
   hz32MultShift,
 } from './host-time.ts';
-export { type GuestMemory, FlatGuestMemory } from './guest-memory.ts';
+export { type GuestMemory, FlatGuestMemory, guestRamSpares } from './guest-memory.ts';
 export {
   KvmVm,
   type KvmVmOptions,

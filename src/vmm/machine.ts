@@ -765,6 +765,11 @@ export class VirtualMachine {
     this.schedule?.setRunnable(false); // the VMM's threads exit: the host's CPUs go to the others
     this.kvm?.destroy();
   }
+
+  /** The run is over and nothing reads this VM again: its RAM goes to the next VM (FlatGuestMemory.recycle). */
+  releaseRam(): void {
+    this.memory.recycle();
+  }
 }
 
 /**

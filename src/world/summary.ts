@@ -1,5 +1,6 @@
 // The run's summary: per host and per VM, what summary.json holds (integer ns as strings).
 import { VMCLOCK_COUNTER_X86_TSC, vmclockReadNs } from '../core/index.ts';
+import { dmesgLines, type LogLine } from '../guest/index.ts';
 import { vmgenidChanges } from './moves.ts';
 import { runKvmclockTest, type WarpCount } from '../vmm/index.ts';
 import type { VmRun } from './vm-run.ts';
@@ -196,10 +197,12 @@ function hostSummary(world: World, name: string): HostSummary {
   };
 }
 
-/** Seconds since boot of a dmesg line "[    3.000001] …". */
-function uptimeOf(line: string): number {
-  const m = /^\[\s*(\d+\.\d+)\]/.exec(line);
-  return m ? Number(m[1]) : 0;
+/** kernel_log's lines: those stamped after 3 s (dmesg's whole µs, as `[    3.000001]`). */
+const KERNEL_LOG_AFTER_US = 3_000_000n;
+
+/** What the guest kernel printed after boot: its dmesg lines stamped after 3 s, only those formatted. */
+export function kernelLogAfterBoot(log: readonly LogLine[]): string[] {
+  return dmesgLines(log.filter((l) => l.t / 1000n > KERNEL_LOG_AFTER_US));
 }
 
 function vmclockSummary(r: VmRun): Pick<VmSummary, 'vmclock'> {
@@ -292,7 +295,7 @@ function vmSummary(world: World, r: VmRun): VmSummary {
     final_clocksource: g ? g.currentClocksource().trim() : '',
     ...vmclockSummary(r),
     ...vmgenidSummary(r),
-    kernel_log: g ? g.dmesg().filter((l) => uptimeOf(l) > 3) : [],
+    kernel_log: g ? kernelLogAfterBoot(g.log) : [],
     ...chronySummary(r),
     ...timerIrqSummary(r),
     ...kvmclockWarpsSummary(world, r),
