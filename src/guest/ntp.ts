@@ -114,6 +114,24 @@ const SLOTS = NTP_SLOTS; // the WebAssembly loop's memory holds them too
 const S64_MIN = -(1n << 63n);
 const S64_MAX = (1n << 63n) - 1n;
 
+// Negated constants made once (a unary minus on a BigInt makes a heap BigInt at each use).
+const MINUS_MAXPHASE = -MAXPHASE;
+const MINUS_MAXFREQ_SCALED = -MAXFREQ_SCALED;
+const MINUS_USEC_PER_SEC = -1_000_000n;
+/** The result's tolerance: MAXFREQ_SCALED / PPM_SCALE (a constant in ntp.c's __do_adjtimex). */
+const TOLERANCE = MAXFREQ_SCALED / PPM_SCALE;
+
+// NtpState.rs: the result's arithmetic on s64 slots (see result()).
+const RS_OFFSET = 0;
+const RS_FREQ = 1;
+const RS_PPM_SCALE_INV = 2;
+/** |time_offset| below it: time_offset·HZ (HZ < 2^20) stays below 2^60. */
+const RS_OFFSET_LIMIT = 1n << 40n;
+const RS_MINUS_OFFSET_LIMIT = -RS_OFFSET_LIMIT;
+/** |time_freq| up to it: (time_freq >> 19)·PPM_SCALE_INV (< 2^26) stays below 2^60. */
+const RS_FREQ_LIMIT = 1n << 52n;
+const RS_MINUS_FREQ_LIMIT = -RS_FREQ_LIMIT;
+
 /** A value for one of the kernel's 64-bit fields; one that does not fit is a model error, not a wrap. */
 function s64(v: bigint, what: string): bigint {
   if (v < S64_MIN || v > S64_MAX) throw new RangeError(`ntp: ${what} ${v} does not fit the kernel's 64-bit field`);
@@ -131,6 +149,14 @@ export class NtpState {
   readonly hz: bigint;
   /** The per-second state (see the slot constants above). */
   readonly st = new BigInt64Array(SLOTS);
+  /** result()'s scratch slots (RS_*). */
+  private readonly rs = new BigInt64Array(3);
+  /** ntp_update_offset()'s PLL terms for the current time_constant: the cap on secs, and the shift of offset·secs. */
+  private pllSecsCap = 0n;
+  private pllShift = 0n;
+  /** ntp_update_frequency()'s (tick_usec · NSEC_PER_USEC · USER_HZ) << NTP_SCALE_SHIFT, for `secondLengthTickUsec`. */
+  private secondLengthBase = 0n;
+  private secondLengthTickUsec = -1n;
 
   constructor(hz: number) {
     this.hz = BigInt(hz);
@@ -138,6 +164,7 @@ export class NtpState {
     this.st[MAX_TICKADJ_SCALED] = ((MAX_TICKADJ * 1000n) << NTP_SCALE_SHIFT) / this.hz;
     this.st[PHASE_LIMIT] = NTP_PHASE_LIMIT;
     this.st[MINUS_MAX_TICKADJ] = -MAX_TICKADJ;
+    this.rs[RS_PPM_SCALE_INV] = PPM_SCALE_INV;
     this.timeConstant = 2n;
     this.timeMaxerror = NTP_PHASE_LIMIT;
     // USER_TICK_USEC = (1000000 + USER_HZ/2) / USER_HZ
@@ -184,6 +211,8 @@ export class NtpState {
     if (v < 0n || v > 60n) throw new RangeError(`ntp: time_constant ${v} outside 0..60`);
     this.st[TIME_CONSTANT] = v;
     this.st[OFFSET_CHUNK_DIV] = 1n << (SHIFT_PLL + v);
+    this.pllSecsCap = 1n << (SHIFT_PLL + 1n + v);
+    this.pllShift = NTP_SCALE_SHIFT - 2n * (SHIFT_PLL + 2n + v);
   }
 
   /** Named fields (JSON, test comparisons). */
@@ -224,7 +253,11 @@ export class NtpState {
 
   /** ntp_update_frequency(). */
   updateFrequency(): void {
-    let secondLength = (this.tickUsec * 1000n * USER_HZ) << NTP_SCALE_SHIFT;
+    if (this.tickUsec !== this.secondLengthTickUsec) {
+      this.secondLengthBase = (this.tickUsec * 1000n * USER_HZ) << NTP_SCALE_SHIFT;
+      this.secondLengthTickUsec = this.tickUsec;
+    }
+    let secondLength = this.secondLengthBase;
     secondLength += this.ntpTickAdj;
     secondLength += this.timeFreq;
     const newBase = secondLength / this.hz; // div_u64 on a positive value
@@ -285,20 +318,21 @@ export class NtpState {
     if (!(this.timeStatus & STA_PLL)) return;
     let offset = offsetIn;
     if (!(this.timeStatus & STA_NANO)) {
-      offset = clamp(offset, -1_000_000n, 1_000_000n);
+      offset = clamp(offset, MINUS_USEC_PER_SEC, 1_000_000n);
       offset *= 1000n;
     }
-    offset = clamp(offset, -MAXPHASE, MAXPHASE);
+    offset = clamp(offset, MINUS_MAXPHASE, MAXPHASE);
     let secs = realSecs - this.timeReftime;
     if (this.timeStatus & STA_FREQHOLD) secs = 0n;
     this.timeReftime = realSecs;
     const offset64 = offset;
     let freqAdj = this.updateOffsetFll(offset64, secs);
-    const cap = 1n << (SHIFT_PLL + 1n + this.timeConstant);
-    if (secs > cap) secs = cap;
-    freqAdj += (offset64 * secs) << (NTP_SCALE_SHIFT - 2n * (SHIFT_PLL + 2n + this.timeConstant));
-    freqAdj = freqAdj + this.timeFreq < MAXFREQ_SCALED ? freqAdj + this.timeFreq : MAXFREQ_SCALED;
-    this.timeFreq = freqAdj > -MAXFREQ_SCALED ? freqAdj : -MAXFREQ_SCALED;
+    // 1 << (SHIFT_PLL + 1 + time_constant) and NTP_SCALE_SHIFT − 2·(SHIFT_PLL + 2 + time_constant), made when time_constant is set
+    if (secs > this.pllSecsCap) secs = this.pllSecsCap;
+    freqAdj += (offset64 * secs) << this.pllShift;
+    const sum = freqAdj + this.timeFreq;
+    freqAdj = sum < MAXFREQ_SCALED ? sum : MAXFREQ_SCALED;
+    this.timeFreq = freqAdj > MINUS_MAXFREQ_SCALED ? freqAdj : MINUS_MAXFREQ_SCALED;
     this.timeOffset = (offset64 << NTP_SCALE_SHIFT) / this.hz;
   }
 
@@ -325,7 +359,7 @@ export class NtpState {
     if (modes & ADJ_NANO) this.timeStatus |= STA_NANO;
     if (modes & ADJ_MICRO) this.timeStatus &= ~STA_NANO;
     if (modes & ADJ_FREQUENCY) {
-      this.timeFreq = clamp(BigInt(txc.freq ?? 0) * PPM_SCALE, -MAXFREQ_SCALED, MAXFREQ_SCALED);
+      this.timeFreq = clamp(BigInt(txc.freq ?? 0) * PPM_SCALE, MINUS_MAXFREQ_SCALED, MAXFREQ_SCALED);
     }
     if (modes & ADJ_MAXERROR) this.timeMaxerror = clamp(BigInt(txc.maxerror ?? 0), 0n, NTP_PHASE_LIMIT);
     if (modes & ADJ_ESTERROR) this.timeEsterror = clamp(BigInt(txc.esterror ?? 0), 0n, NTP_PHASE_LIMIT);
@@ -341,21 +375,49 @@ export class NtpState {
   }
 
   private result(): TimexResult {
-    let offset = shiftRight(this.timeOffset * this.hz, NTP_SCALE_SHIFT);
-    if (!(this.timeStatus & STA_NANO)) offset = offset / 1000n;
     const unsync = (this.timeStatus & (STA_UNSYNC | STA_CLOCKERR)) !== 0;
     return {
       state: unsync ? TIME_ERROR : this.timeState,
-      offset,
-      freq: shiftRight((this.timeFreq >> PPM_SCALE_INV_SHIFT) * PPM_SCALE_INV, NTP_SCALE_SHIFT),
+      offset: this.resultOffset(),
+      freq: this.resultFreq(),
       maxerror: this.timeMaxerror,
       esterror: this.timeEsterror,
       status: this.timeStatus,
       constant: this.timeConstant,
       precision: 1n,
-      tolerance: MAXFREQ_SCALED / PPM_SCALE,
+      tolerance: TOLERANCE,
       tick: this.tickUsec,
     };
+  }
+
+  /**
+   * txc->offset: shift_right(time_offset · NTP_INTERVAL_FREQ, NTP_SCALE_SHIFT), in µs without STA_NANO.
+   * On s64 slots while the product stays far inside 2^63 (a division by 2^32 rounds toward zero, as
+   * shift_right() does); exact BigInts otherwise.
+   */
+  private resultOffset(): bigint {
+    const st = this.st;
+    const rs = this.rs;
+    if (st[TIME_OFFSET]! < RS_OFFSET_LIMIT && st[TIME_OFFSET]! > RS_MINUS_OFFSET_LIMIT && st[HZ]! < 0x10_0000n) {
+      rs[RS_OFFSET] = BigInt.asIntN(64, BigInt.asIntN(64, st[TIME_OFFSET]! * st[HZ]!) / 0x1_0000_0000n);
+      if (!(this.timeStatus & STA_NANO)) rs[RS_OFFSET] = BigInt.asIntN(64, rs[RS_OFFSET]! / 1000n);
+      return rs[RS_OFFSET]!;
+    }
+    let offset = shiftRight(this.timeOffset * this.hz, NTP_SCALE_SHIFT);
+    if (!(this.timeStatus & STA_NANO)) offset = offset / 1000n;
+    return offset;
+  }
+
+  /** txc->freq: shift_right((time_freq >> PPM_SCALE_INV_SHIFT) · PPM_SCALE_INV, NTP_SCALE_SHIFT), as resultOffset(). */
+  private resultFreq(): bigint {
+    const rs = this.rs;
+    const f = this.timeFreq;
+    if (f <= RS_FREQ_LIMIT && f >= RS_MINUS_FREQ_LIMIT) {
+      rs[RS_FREQ] = f;
+      rs[RS_FREQ] = BigInt.asIntN(64, BigInt.asIntN(64, (rs[RS_FREQ]! >> 19n) * rs[RS_PPM_SCALE_INV]!) / 0x1_0000_0000n);
+      return rs[RS_FREQ]!;
+    }
+    return shiftRight((f >> PPM_SCALE_INV_SHIFT) * PPM_SCALE_INV, NTP_SCALE_SHIFT);
   }
 
   /** time_freq in ppm, for reports. */
