@@ -121,10 +121,28 @@ const MINUS_USEC_PER_SEC = -1_000_000n;
 /** The result's tolerance: MAXFREQ_SCALED / PPM_SCALE (a constant in ntp.c's __do_adjtimex). */
 const TOLERANCE = MAXFREQ_SCALED / PPM_SCALE;
 
-// NtpState.rs: the result's arithmetic on s64 slots (see result()).
+// NtpState.rs: adjtimex's arithmetic on s64 slots (result(), updateOffsetFast(), updateFrequency()),
+// with the constants it compares with (a module-level BigInt is a heap value, a slot is not).
 const RS_OFFSET = 0;
 const RS_FREQ = 1;
 const RS_PPM_SCALE_INV = 2;
+const U_OFFSET = 3;
+const U_SECS = 4;
+const U_FREQ_ADJ = 5;
+const U_CAP = 6; // 1 << (SHIFT_PLL + 1 + time_constant)
+const U_MINUS_CAP = 7;
+const U_PLL_MUL = 8; // 1 << (NTP_SCALE_SHIFT − 2·(SHIFT_PLL + 2 + time_constant)), when that shift is ≥ 0
+const U_MAXFREQ = 9; // MAXFREQ_SCALED
+const U_MINUS_MAXFREQ = 10;
+const F_BASE = 11; // ntp_update_frequency()'s tick_usec term (secondLengthBase)
+const F_NEW_BASE = 12;
+const RS_SLOTS = 13;
+const TWO_60 = 1n << 60n;
+const MINUS_TWO_60 = -TWO_60;
+const TWO_61 = 1n << 61n;
+const MINUS_TWO_61 = -TWO_61;
+const TWO_62 = 1n << 62n;
+const MINUS_TWO_62 = -TWO_62;
 /** |time_offset| below it: time_offset·HZ (HZ < 2^20) stays below 2^60. */
 const RS_OFFSET_LIMIT = 1n << 40n;
 const RS_MINUS_OFFSET_LIMIT = -RS_OFFSET_LIMIT;
@@ -149,8 +167,12 @@ export class NtpState {
   readonly hz: bigint;
   /** The per-second state (see the slot constants above). */
   readonly st = new BigInt64Array(SLOTS);
-  /** result()'s scratch slots (RS_*). */
-  private readonly rs = new BigInt64Array(3);
+  /** adjtimex's scratch slots (RS_*, U_*, F_*). */
+  private readonly rs = new BigInt64Array(RS_SLOTS);
+  /** The PLL shift for this time_constant is ≥ 0 (U_PLL_MUL holds it): updateOffsetFast() applies. */
+  private pllFast = false;
+  /** secondLengthBase is below 2^62.2 (F_BASE holds it): updateFrequency()'s s64 path applies. */
+  private secondLengthFast = false;
   /** ntp_update_offset()'s PLL terms for the current time_constant: the cap on secs, and the shift of offset·secs. */
   private pllSecsCap = 0n;
   private pllShift = 0n;
@@ -165,6 +187,8 @@ export class NtpState {
     this.st[PHASE_LIMIT] = NTP_PHASE_LIMIT;
     this.st[MINUS_MAX_TICKADJ] = -MAX_TICKADJ;
     this.rs[RS_PPM_SCALE_INV] = PPM_SCALE_INV;
+    this.rs[U_MAXFREQ] = MAXFREQ_SCALED;
+    this.rs[U_MINUS_MAXFREQ] = MINUS_MAXFREQ_SCALED;
     this.timeConstant = 2n;
     this.timeMaxerror = NTP_PHASE_LIMIT;
     // USER_TICK_USEC = (1000000 + USER_HZ/2) / USER_HZ
@@ -213,6 +237,10 @@ export class NtpState {
     this.st[OFFSET_CHUNK_DIV] = 1n << (SHIFT_PLL + v);
     this.pllSecsCap = 1n << (SHIFT_PLL + 1n + v);
     this.pllShift = NTP_SCALE_SHIFT - 2n * (SHIFT_PLL + 2n + v);
+    this.pllFast = this.pllShift >= 0n;
+    this.rs[U_CAP] = this.pllSecsCap;
+    this.rs[U_MINUS_CAP] = -this.pllSecsCap;
+    this.rs[U_PLL_MUL] = this.pllFast ? 1n << this.pllShift : 0n;
   }
 
   /** Named fields (JSON, test comparisons). */
@@ -256,6 +284,29 @@ export class NtpState {
     if (this.tickUsec !== this.secondLengthTickUsec) {
       this.secondLengthBase = (this.tickUsec * 1000n * USER_HZ) << NTP_SCALE_SHIFT;
       this.secondLengthTickUsec = this.tickUsec;
+      this.secondLengthFast = this.secondLengthBase >= 0n && this.secondLengthBase < 0x4800_0000_0000_0000n;
+      this.rs[F_BASE] = this.secondLengthFast ? this.secondLengthBase : 0n;
+    }
+    const st = this.st;
+    const rs = this.rs;
+    // on s64 slots: second_length < 2^62.2 + 2·2^60 and each term of the new tick_length below 2^61
+    if (
+      this.secondLengthFast &&
+      this.ntpTickAdj < TWO_60 &&
+      this.ntpTickAdj > MINUS_TWO_60 &&
+      this.timeFreq < TWO_60 &&
+      this.timeFreq > MINUS_TWO_60 &&
+      st[TICK_LENGTH]! < TWO_61 &&
+      st[TICK_LENGTH]! > MINUS_TWO_61 &&
+      st[TICK_LENGTH_BASE]! < TWO_61 &&
+      st[TICK_LENGTH_BASE]! > MINUS_TWO_61
+    ) {
+      rs[F_NEW_BASE] = BigInt.asIntN(64, BigInt.asIntN(64, BigInt.asIntN(64, rs[F_BASE]! + this.ntpTickAdj) + this.timeFreq) / st[HZ]!);
+      if (rs[F_NEW_BASE]! < TWO_61 && rs[F_NEW_BASE]! > MINUS_TWO_61) {
+        st[TICK_LENGTH] = BigInt.asIntN(64, BigInt.asIntN(64, st[TICK_LENGTH]! + rs[F_NEW_BASE]!) - st[TICK_LENGTH_BASE]!);
+        st[TICK_LENGTH_BASE] = rs[F_NEW_BASE]!;
+        return;
+      }
     }
     let secondLength = this.secondLengthBase;
     secondLength += this.ntpTickAdj;
@@ -322,6 +373,7 @@ export class NtpState {
       offset *= 1000n;
     }
     offset = clamp(offset, MINUS_MAXPHASE, MAXPHASE);
+    if (this.updateOffsetFast(offset, realSecs)) return;
     let secs = realSecs - this.timeReftime;
     if (this.timeStatus & STA_FREQHOLD) secs = 0n;
     this.timeReftime = realSecs;
@@ -334,6 +386,44 @@ export class NtpState {
     freqAdj = sum < MAXFREQ_SCALED ? sum : MAXFREQ_SCALED;
     this.timeFreq = freqAdj > MINUS_MAXFREQ_SCALED ? freqAdj : MINUS_MAXFREQ_SCALED;
     this.timeOffset = (offset64 << NTP_SCALE_SHIFT) / this.hz;
+  }
+
+  /**
+   * ntp_update_offset() after its clamps on s64 slots: |offset| ≤ MAXPHASE < 2^29, secs capped at
+   * 2^(3 + time_constant) above and taken only down to minus that, the PLL shift 24 − 2·time_constant ≥ 0,
+   * so offset·secs << shift < 2^(56 − time_constant); the FLL term < 2^59; |time_freq| < 2^61 before.
+   * False (nothing changed) outside those bounds: updateOffset() goes on with unbounded BigInts.
+   */
+  private updateOffsetFast(offset: bigint, realSecs: bigint): boolean {
+    const rs = this.rs;
+    const reftime = this.timeReftime;
+    if (!this.pllFast || realSecs >= TWO_62 || realSecs <= MINUS_TWO_62 || reftime >= TWO_62 || reftime <= MINUS_TWO_62) return false;
+    if (this.timeFreq >= TWO_61 || this.timeFreq <= MINUS_TWO_61) return false;
+    rs[U_SECS] = BigInt.asIntN(64, realSecs - reftime);
+    if (this.timeStatus & STA_FREQHOLD) rs[U_SECS] = 0n;
+    if (rs[U_SECS]! < rs[U_MINUS_CAP]!) return false;
+    rs[U_OFFSET] = offset;
+    this.timeReftime = realSecs;
+    // ntp_update_offset_fll()
+    this.timeStatus &= ~STA_MODE;
+    rs[U_FREQ_ADJ] = 0n;
+    if (rs[U_SECS]! >= 256n && (this.timeStatus & STA_FLL || rs[U_SECS]! > 2048n)) {
+      // secs ≥ MINSEC, and FLL or secs > MAXSEC: div64_long(offset << (NTP_SCALE_SHIFT − SHIFT_FLL), secs)
+      this.timeStatus |= STA_MODE;
+      rs[U_FREQ_ADJ] = BigInt.asIntN(64, BigInt.asIntN(64, rs[U_OFFSET]! * 0x4000_0000n) / rs[U_SECS]!);
+    }
+    if (rs[U_SECS]! > rs[U_CAP]!) rs[U_SECS] = rs[U_CAP]!;
+    rs[U_FREQ_ADJ] = BigInt.asIntN(
+      64,
+      rs[U_FREQ_ADJ]! + BigInt.asIntN(64, BigInt.asIntN(64, rs[U_OFFSET]! * rs[U_SECS]!) * rs[U_PLL_MUL]!),
+    );
+    rs[U_FREQ_ADJ] = BigInt.asIntN(64, rs[U_FREQ_ADJ]! + this.timeFreq);
+    if (rs[U_FREQ_ADJ]! > rs[U_MAXFREQ]!) rs[U_FREQ_ADJ] = rs[U_MAXFREQ]!;
+    if (rs[U_FREQ_ADJ]! < rs[U_MINUS_MAXFREQ]!) rs[U_FREQ_ADJ] = rs[U_MINUS_MAXFREQ]!;
+    this.timeFreq = rs[U_FREQ_ADJ]!;
+    // time_offset = div_s64(offset << NTP_SCALE_SHIFT, NTP_INTERVAL_FREQ): below 2^61
+    this.st[TIME_OFFSET] = BigInt.asIntN(64, BigInt.asIntN(64, rs[U_OFFSET]! * 0x1_0000_0000n) / this.st[HZ]!);
+    return true;
   }
 
   private processAdjStatus(status: number, realSecs: bigint): void {
