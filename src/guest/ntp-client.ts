@@ -73,8 +73,16 @@ export class NtpKernelClient {
     return this.timer;
   }
 
-  /** When the poll that runs at `at` polls next. */
-  readonly nextPollAt = (at: Ns): Ns => at + this.pollNs;
+  /** When the poll that runs at `at` polls next (the last answer kept: a span asks more than once per poll). */
+  readonly nextPollAt = (at: Ns): Ns => {
+    if (at !== this.askedAt) {
+      this.askedAt = at;
+      this.nextAt = at + this.pollNs;
+    }
+    return this.nextAt;
+  };
+  private askedAt: Ns = -1n;
+  private nextAt: Ns = 0n;
 
   start(): void {
     this.o.adjtimex({ modes: ADJ_STATUS | ADJ_NANO | ADJ_TIMECONST, status: STA_PLL | STA_NANO, constant: this.pollExp }); // ntpd: ntv.constant = sys_poll with a nanosecond kernel

@@ -136,7 +136,9 @@ const U_MAXFREQ = 9; // MAXFREQ_SCALED
 const U_MINUS_MAXFREQ = 10;
 const F_BASE = 11; // ntp_update_frequency()'s tick_usec term (secondLengthBase)
 const F_NEW_BASE = 12;
-const RS_SLOTS = 13;
+const R_MAXERROR = 13; // the time_maxerror resultMaxerror was made for
+const R_CONSTANT = 14; // the time_constant resultConstant was made for
+const RS_SLOTS = 15;
 const TWO_60 = 1n << 60n;
 const MINUS_TWO_60 = -TWO_60;
 const TWO_61 = 1n << 61n;
@@ -173,6 +175,9 @@ export class NtpState {
   private pllFast = false;
   /** secondLengthBase is below 2^62.2 (F_BASE holds it): updateFrequency()'s s64 path applies. */
   private secondLengthFast = false;
+  /** The result's maxerror and constant as last returned (they seldom change between calls). */
+  private resultMaxerror = 0n;
+  private resultConstant = 0n;
   /** ntp_update_offset()'s PLL terms for the current time_constant: the cap on secs, and the shift of offset·secs. */
   private pllSecsCap = 0n;
   private pllShift = 0n;
@@ -189,6 +194,8 @@ export class NtpState {
     this.rs[RS_PPM_SCALE_INV] = PPM_SCALE_INV;
     this.rs[U_MAXFREQ] = MAXFREQ_SCALED;
     this.rs[U_MINUS_MAXFREQ] = MINUS_MAXFREQ_SCALED;
+    this.rs[R_MAXERROR] = this.resultMaxerror;
+    this.rs[R_CONSTANT] = this.resultConstant;
     this.timeConstant = 2n;
     this.timeMaxerror = NTP_PHASE_LIMIT;
     // USER_TICK_USEC = (1000000 + USER_HZ/2) / USER_HZ
@@ -470,14 +477,26 @@ export class NtpState {
       state: unsync ? TIME_ERROR : this.timeState,
       offset: this.resultOffset(),
       freq: this.resultFreq(),
-      maxerror: this.timeMaxerror,
+      maxerror: this.rs[R_MAXERROR] === this.st[TIME_MAXERROR] ? this.resultMaxerror : this.newResultMaxerror(),
       esterror: this.timeEsterror,
       status: this.timeStatus,
-      constant: this.timeConstant,
+      constant: this.rs[R_CONSTANT] === this.st[TIME_CONSTANT] ? this.resultConstant : this.newResultConstant(),
       precision: 1n,
       tolerance: TOLERANCE,
       tick: this.tickUsec,
     };
+  }
+
+  private newResultMaxerror(): bigint {
+    this.resultMaxerror = this.timeMaxerror;
+    this.rs[R_MAXERROR] = this.resultMaxerror;
+    return this.resultMaxerror;
+  }
+
+  private newResultConstant(): bigint {
+    this.resultConstant = this.timeConstant;
+    this.rs[R_CONSTANT] = this.resultConstant;
+    return this.resultConstant;
   }
 
   /**
