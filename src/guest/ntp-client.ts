@@ -28,7 +28,7 @@ export interface NtpMeasurement {
 
 export interface NtpClientOptions {
   scheduler: Scheduler;
-  /** adjtimex(2) of the guest kernel. */
+  /** adjtimex(2) of the guest kernel; like the syscall it must not keep `txc` (the client reuses it). */
   adjtimex: (txc: Timex) => TimexResult;
   /** One client/server exchange now; null when no reply came (this poll does nothing). */
   measure: () => NtpMeasurement | null;
@@ -47,10 +47,24 @@ export class NtpKernelClient {
 
   /** The poll interval, ns (2^pollExp s). */
   private readonly pollNs: Ns;
+  private readonly stepThresholdNs: Ns;
+  private readonly minusStepThresholdNs: Ns;
+  /** A poll's ADJ_OFFSET call, filled in each time (adjtimex(2) copies the struct: it keeps nothing of it). */
+  private readonly offsetTxc: Timex = {
+    modes: ADJ_OFFSET | ADJ_NANO | ADJ_MAXERROR | ADJ_ESTERROR,
+    offset: 0n,
+    maxerror: 0n,
+    esterror: 0n,
+  };
+  /** The last round-trip delay and its maxerror/esterror, µs (a server's delay often repeats). */
+  private errorDelayNs: Ns = -1n;
+  private errorUs: bigint = 0n;
 
   constructor(private readonly o: NtpClientOptions) {
     this.pollExp = o.pollExp ?? 6;
     this.pollNs = BigInt(2 ** this.pollExp) * 1_000_000_000n;
+    this.stepThresholdNs = o.stepThresholdNs ?? 128_000_000n;
+    this.minusStepThresholdNs = -this.stepThresholdNs;
     this.timer = o.scheduler.timer(() => this.poll());
   }
 
@@ -59,8 +73,16 @@ export class NtpKernelClient {
     return this.timer;
   }
 
-  /** When the poll that runs at `at` polls next. */
-  readonly nextPollAt = (at: Ns): Ns => at + this.pollNs;
+  /** When the poll that runs at `at` polls next (the last answer kept: a span asks more than once per poll). */
+  readonly nextPollAt = (at: Ns): Ns => {
+    if (at !== this.askedAt) {
+      this.askedAt = at;
+      this.nextAt = at + this.pollNs;
+    }
+    return this.nextAt;
+  };
+  private askedAt: Ns = -1n;
+  private nextAt: Ns = 0n;
 
   start(): void {
     this.o.adjtimex({ modes: ADJ_STATUS | ADJ_NANO | ADJ_TIMECONST, status: STA_PLL | STA_NANO, constant: this.pollExp }); // ntpd: ntv.constant = sys_poll with a nanosecond kernel
@@ -78,19 +100,22 @@ export class NtpKernelClient {
       this.timer.armIn(this.pollNs);
       return;
     }
-    this.lastOffsetNs = m.offsetNs;
-    const threshold = this.o.stepThresholdNs ?? 128_000_000n;
-    if (m.offsetNs > threshold || -m.offsetNs > threshold) {
-      this.o.adjtimex({ modes: ADJ_SETOFFSET | ADJ_NANO, setOffsetNs: m.offsetNs });
+    const off = m.offsetNs;
+    this.lastOffsetNs = off;
+    if (off > this.stepThresholdNs || off < this.minusStepThresholdNs) {
+      this.o.adjtimex({ modes: ADJ_SETOFFSET | ADJ_NANO, setOffsetNs: off });
       this.steps++;
     } else {
-      const err = m.delayNs / 2n;
-      this.o.adjtimex({
-        modes: ADJ_OFFSET | ADJ_NANO | ADJ_MAXERROR | ADJ_ESTERROR,
-        offset: m.offsetNs,
-        maxerror: err / 1000n,
-        esterror: err / 1000n,
-      });
+      // maxerror = esterror = delay / 2 in µs: (d / 2) / 1000 is d / 2000 (both round toward zero)
+      if (m.delayNs !== this.errorDelayNs) {
+        this.errorDelayNs = m.delayNs;
+        this.errorUs = m.delayNs / 2000n;
+      }
+      const txc = this.offsetTxc;
+      txc.offset = off;
+      txc.maxerror = this.errorUs;
+      txc.esterror = this.errorUs;
+      this.o.adjtimex(txc);
     }
     this.timer.armIn(this.pollNs);
   }

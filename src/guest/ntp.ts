@@ -114,6 +114,44 @@ const SLOTS = NTP_SLOTS; // the WebAssembly loop's memory holds them too
 const S64_MIN = -(1n << 63n);
 const S64_MAX = (1n << 63n) - 1n;
 
+// Negated constants made once (a unary minus on a BigInt makes a heap BigInt at each use).
+const MINUS_MAXPHASE = -MAXPHASE;
+const MINUS_MAXFREQ_SCALED = -MAXFREQ_SCALED;
+const MINUS_USEC_PER_SEC = -1_000_000n;
+/** The result's tolerance: MAXFREQ_SCALED / PPM_SCALE (a constant in ntp.c's __do_adjtimex). */
+const TOLERANCE = MAXFREQ_SCALED / PPM_SCALE;
+
+// NtpState.rs: adjtimex's arithmetic on s64 slots (result(), updateOffsetFast(), updateFrequency()),
+// with the constants it compares with (a module-level BigInt is a heap value, a slot is not).
+const RS_OFFSET = 0;
+const RS_FREQ = 1;
+const RS_PPM_SCALE_INV = 2;
+const U_OFFSET = 3;
+const U_SECS = 4;
+const U_FREQ_ADJ = 5;
+const U_CAP = 6; // 1 << (SHIFT_PLL + 1 + time_constant)
+const U_MINUS_CAP = 7;
+const U_PLL_MUL = 8; // 1 << (NTP_SCALE_SHIFT − 2·(SHIFT_PLL + 2 + time_constant)), when that shift is ≥ 0
+const U_MAXFREQ = 9; // MAXFREQ_SCALED
+const U_MINUS_MAXFREQ = 10;
+const F_BASE = 11; // ntp_update_frequency()'s tick_usec term (secondLengthBase)
+const F_NEW_BASE = 12;
+const R_MAXERROR = 13; // the time_maxerror resultMaxerror was made for
+const R_CONSTANT = 14; // the time_constant resultConstant was made for
+const RS_SLOTS = 15;
+const TWO_60 = 1n << 60n;
+const MINUS_TWO_60 = -TWO_60;
+const TWO_61 = 1n << 61n;
+const MINUS_TWO_61 = -TWO_61;
+const TWO_62 = 1n << 62n;
+const MINUS_TWO_62 = -TWO_62;
+/** |time_offset| below it: time_offset·HZ (HZ < 2^20) stays below 2^60. */
+const RS_OFFSET_LIMIT = 1n << 40n;
+const RS_MINUS_OFFSET_LIMIT = -RS_OFFSET_LIMIT;
+/** |time_freq| up to it: (time_freq >> 19)·PPM_SCALE_INV (< 2^26) stays below 2^60. */
+const RS_FREQ_LIMIT = 1n << 52n;
+const RS_MINUS_FREQ_LIMIT = -RS_FREQ_LIMIT;
+
 /** A value for one of the kernel's 64-bit fields; one that does not fit is a model error, not a wrap. */
 function s64(v: bigint, what: string): bigint {
   if (v < S64_MIN || v > S64_MAX) throw new RangeError(`ntp: ${what} ${v} does not fit the kernel's 64-bit field`);
@@ -131,6 +169,21 @@ export class NtpState {
   readonly hz: bigint;
   /** The per-second state (see the slot constants above). */
   readonly st = new BigInt64Array(SLOTS);
+  /** adjtimex's scratch slots (RS_*, U_*, F_*). */
+  private readonly rs = new BigInt64Array(RS_SLOTS);
+  /** The PLL shift for this time_constant is ≥ 0 (U_PLL_MUL holds it): updateOffsetFast() applies. */
+  private pllFast = false;
+  /** secondLengthBase is below 2^62.2 (F_BASE holds it): updateFrequency()'s s64 path applies. */
+  private secondLengthFast = false;
+  /** The result's maxerror and constant as last returned (they seldom change between calls). */
+  private resultMaxerror = 0n;
+  private resultConstant = 0n;
+  /** ntp_update_offset()'s PLL terms for the current time_constant: the cap on secs, and the shift of offset·secs. */
+  private pllSecsCap = 0n;
+  private pllShift = 0n;
+  /** ntp_update_frequency()'s (tick_usec · NSEC_PER_USEC · USER_HZ) << NTP_SCALE_SHIFT, for `secondLengthTickUsec`. */
+  private secondLengthBase = 0n;
+  private secondLengthTickUsec = -1n;
 
   constructor(hz: number) {
     this.hz = BigInt(hz);
@@ -138,6 +191,11 @@ export class NtpState {
     this.st[MAX_TICKADJ_SCALED] = ((MAX_TICKADJ * 1000n) << NTP_SCALE_SHIFT) / this.hz;
     this.st[PHASE_LIMIT] = NTP_PHASE_LIMIT;
     this.st[MINUS_MAX_TICKADJ] = -MAX_TICKADJ;
+    this.rs[RS_PPM_SCALE_INV] = PPM_SCALE_INV;
+    this.rs[U_MAXFREQ] = MAXFREQ_SCALED;
+    this.rs[U_MINUS_MAXFREQ] = MINUS_MAXFREQ_SCALED;
+    this.rs[R_MAXERROR] = this.resultMaxerror;
+    this.rs[R_CONSTANT] = this.resultConstant;
     this.timeConstant = 2n;
     this.timeMaxerror = NTP_PHASE_LIMIT;
     // USER_TICK_USEC = (1000000 + USER_HZ/2) / USER_HZ
@@ -184,6 +242,12 @@ export class NtpState {
     if (v < 0n || v > 60n) throw new RangeError(`ntp: time_constant ${v} outside 0..60`);
     this.st[TIME_CONSTANT] = v;
     this.st[OFFSET_CHUNK_DIV] = 1n << (SHIFT_PLL + v);
+    this.pllSecsCap = 1n << (SHIFT_PLL + 1n + v);
+    this.pllShift = NTP_SCALE_SHIFT - 2n * (SHIFT_PLL + 2n + v);
+    this.pllFast = this.pllShift >= 0n;
+    this.rs[U_CAP] = this.pllSecsCap;
+    this.rs[U_MINUS_CAP] = -this.pllSecsCap;
+    this.rs[U_PLL_MUL] = this.pllFast ? 1n << this.pllShift : 0n;
   }
 
   /** Named fields (JSON, test comparisons). */
@@ -224,7 +288,34 @@ export class NtpState {
 
   /** ntp_update_frequency(). */
   updateFrequency(): void {
-    let secondLength = (this.tickUsec * 1000n * USER_HZ) << NTP_SCALE_SHIFT;
+    if (this.tickUsec !== this.secondLengthTickUsec) {
+      this.secondLengthBase = (this.tickUsec * 1000n * USER_HZ) << NTP_SCALE_SHIFT;
+      this.secondLengthTickUsec = this.tickUsec;
+      this.secondLengthFast = this.secondLengthBase >= 0n && this.secondLengthBase < 0x4800_0000_0000_0000n;
+      this.rs[F_BASE] = this.secondLengthFast ? this.secondLengthBase : 0n;
+    }
+    const st = this.st;
+    const rs = this.rs;
+    // on s64 slots: second_length < 2^62.2 + 2·2^60 and each term of the new tick_length below 2^61
+    if (
+      this.secondLengthFast &&
+      this.ntpTickAdj < TWO_60 &&
+      this.ntpTickAdj > MINUS_TWO_60 &&
+      this.timeFreq < TWO_60 &&
+      this.timeFreq > MINUS_TWO_60 &&
+      st[TICK_LENGTH]! < TWO_61 &&
+      st[TICK_LENGTH]! > MINUS_TWO_61 &&
+      st[TICK_LENGTH_BASE]! < TWO_61 &&
+      st[TICK_LENGTH_BASE]! > MINUS_TWO_61
+    ) {
+      rs[F_NEW_BASE] = BigInt.asIntN(64, BigInt.asIntN(64, BigInt.asIntN(64, rs[F_BASE]! + this.ntpTickAdj) + this.timeFreq) / st[HZ]!);
+      if (rs[F_NEW_BASE]! < TWO_61 && rs[F_NEW_BASE]! > MINUS_TWO_61) {
+        st[TICK_LENGTH] = BigInt.asIntN(64, BigInt.asIntN(64, st[TICK_LENGTH]! + rs[F_NEW_BASE]!) - st[TICK_LENGTH_BASE]!);
+        st[TICK_LENGTH_BASE] = rs[F_NEW_BASE]!;
+        return;
+      }
+    }
+    let secondLength = this.secondLengthBase;
     secondLength += this.ntpTickAdj;
     secondLength += this.timeFreq;
     const newBase = secondLength / this.hz; // div_u64 on a positive value
@@ -285,21 +376,61 @@ export class NtpState {
     if (!(this.timeStatus & STA_PLL)) return;
     let offset = offsetIn;
     if (!(this.timeStatus & STA_NANO)) {
-      offset = clamp(offset, -1_000_000n, 1_000_000n);
+      offset = clamp(offset, MINUS_USEC_PER_SEC, 1_000_000n);
       offset *= 1000n;
     }
-    offset = clamp(offset, -MAXPHASE, MAXPHASE);
+    offset = clamp(offset, MINUS_MAXPHASE, MAXPHASE);
+    if (this.updateOffsetFast(offset, realSecs)) return;
     let secs = realSecs - this.timeReftime;
     if (this.timeStatus & STA_FREQHOLD) secs = 0n;
     this.timeReftime = realSecs;
     const offset64 = offset;
     let freqAdj = this.updateOffsetFll(offset64, secs);
-    const cap = 1n << (SHIFT_PLL + 1n + this.timeConstant);
-    if (secs > cap) secs = cap;
-    freqAdj += (offset64 * secs) << (NTP_SCALE_SHIFT - 2n * (SHIFT_PLL + 2n + this.timeConstant));
-    freqAdj = freqAdj + this.timeFreq < MAXFREQ_SCALED ? freqAdj + this.timeFreq : MAXFREQ_SCALED;
-    this.timeFreq = freqAdj > -MAXFREQ_SCALED ? freqAdj : -MAXFREQ_SCALED;
+    // 1 << (SHIFT_PLL + 1 + time_constant) and NTP_SCALE_SHIFT − 2·(SHIFT_PLL + 2 + time_constant), made when time_constant is set
+    if (secs > this.pllSecsCap) secs = this.pllSecsCap;
+    freqAdj += (offset64 * secs) << this.pllShift;
+    const sum = freqAdj + this.timeFreq;
+    freqAdj = sum < MAXFREQ_SCALED ? sum : MAXFREQ_SCALED;
+    this.timeFreq = freqAdj > MINUS_MAXFREQ_SCALED ? freqAdj : MINUS_MAXFREQ_SCALED;
     this.timeOffset = (offset64 << NTP_SCALE_SHIFT) / this.hz;
+  }
+
+  /**
+   * ntp_update_offset() after its clamps on s64 slots: |offset| ≤ MAXPHASE < 2^29, secs capped at
+   * 2^(3 + time_constant) above and taken only down to minus that, the PLL shift 24 − 2·time_constant ≥ 0,
+   * so offset·secs << shift < 2^(56 − time_constant); the FLL term < 2^59; |time_freq| < 2^61 before.
+   * False (nothing changed) outside those bounds: updateOffset() goes on with unbounded BigInts.
+   */
+  private updateOffsetFast(offset: bigint, realSecs: bigint): boolean {
+    const rs = this.rs;
+    const reftime = this.timeReftime;
+    if (!this.pllFast || realSecs >= TWO_62 || realSecs <= MINUS_TWO_62 || reftime >= TWO_62 || reftime <= MINUS_TWO_62) return false;
+    if (this.timeFreq >= TWO_61 || this.timeFreq <= MINUS_TWO_61) return false;
+    rs[U_SECS] = BigInt.asIntN(64, realSecs - reftime);
+    if (this.timeStatus & STA_FREQHOLD) rs[U_SECS] = 0n;
+    if (rs[U_SECS]! < rs[U_MINUS_CAP]!) return false;
+    rs[U_OFFSET] = offset;
+    this.timeReftime = realSecs;
+    // ntp_update_offset_fll()
+    this.timeStatus &= ~STA_MODE;
+    rs[U_FREQ_ADJ] = 0n;
+    if (rs[U_SECS]! >= 256n && (this.timeStatus & STA_FLL || rs[U_SECS]! > 2048n)) {
+      // secs ≥ MINSEC, and FLL or secs > MAXSEC: div64_long(offset << (NTP_SCALE_SHIFT − SHIFT_FLL), secs)
+      this.timeStatus |= STA_MODE;
+      rs[U_FREQ_ADJ] = BigInt.asIntN(64, BigInt.asIntN(64, rs[U_OFFSET]! * 0x4000_0000n) / rs[U_SECS]!);
+    }
+    if (rs[U_SECS]! > rs[U_CAP]!) rs[U_SECS] = rs[U_CAP]!;
+    rs[U_FREQ_ADJ] = BigInt.asIntN(
+      64,
+      rs[U_FREQ_ADJ]! + BigInt.asIntN(64, BigInt.asIntN(64, rs[U_OFFSET]! * rs[U_SECS]!) * rs[U_PLL_MUL]!),
+    );
+    rs[U_FREQ_ADJ] = BigInt.asIntN(64, rs[U_FREQ_ADJ]! + this.timeFreq);
+    if (rs[U_FREQ_ADJ]! > rs[U_MAXFREQ]!) rs[U_FREQ_ADJ] = rs[U_MAXFREQ]!;
+    if (rs[U_FREQ_ADJ]! < rs[U_MINUS_MAXFREQ]!) rs[U_FREQ_ADJ] = rs[U_MINUS_MAXFREQ]!;
+    this.timeFreq = rs[U_FREQ_ADJ]!;
+    // time_offset = div_s64(offset << NTP_SCALE_SHIFT, NTP_INTERVAL_FREQ): below 2^61
+    this.st[TIME_OFFSET] = BigInt.asIntN(64, BigInt.asIntN(64, rs[U_OFFSET]! * 0x1_0000_0000n) / this.st[HZ]!);
+    return true;
   }
 
   private processAdjStatus(status: number, realSecs: bigint): void {
@@ -325,7 +456,7 @@ export class NtpState {
     if (modes & ADJ_NANO) this.timeStatus |= STA_NANO;
     if (modes & ADJ_MICRO) this.timeStatus &= ~STA_NANO;
     if (modes & ADJ_FREQUENCY) {
-      this.timeFreq = clamp(BigInt(txc.freq ?? 0) * PPM_SCALE, -MAXFREQ_SCALED, MAXFREQ_SCALED);
+      this.timeFreq = clamp(BigInt(txc.freq ?? 0) * PPM_SCALE, MINUS_MAXFREQ_SCALED, MAXFREQ_SCALED);
     }
     if (modes & ADJ_MAXERROR) this.timeMaxerror = clamp(BigInt(txc.maxerror ?? 0), 0n, NTP_PHASE_LIMIT);
     if (modes & ADJ_ESTERROR) this.timeEsterror = clamp(BigInt(txc.esterror ?? 0), 0n, NTP_PHASE_LIMIT);
@@ -341,21 +472,61 @@ export class NtpState {
   }
 
   private result(): TimexResult {
-    let offset = shiftRight(this.timeOffset * this.hz, NTP_SCALE_SHIFT);
-    if (!(this.timeStatus & STA_NANO)) offset = offset / 1000n;
     const unsync = (this.timeStatus & (STA_UNSYNC | STA_CLOCKERR)) !== 0;
     return {
       state: unsync ? TIME_ERROR : this.timeState,
-      offset,
-      freq: shiftRight((this.timeFreq >> PPM_SCALE_INV_SHIFT) * PPM_SCALE_INV, NTP_SCALE_SHIFT),
-      maxerror: this.timeMaxerror,
+      offset: this.resultOffset(),
+      freq: this.resultFreq(),
+      maxerror: this.rs[R_MAXERROR] === this.st[TIME_MAXERROR] ? this.resultMaxerror : this.newResultMaxerror(),
       esterror: this.timeEsterror,
       status: this.timeStatus,
-      constant: this.timeConstant,
+      constant: this.rs[R_CONSTANT] === this.st[TIME_CONSTANT] ? this.resultConstant : this.newResultConstant(),
       precision: 1n,
-      tolerance: MAXFREQ_SCALED / PPM_SCALE,
+      tolerance: TOLERANCE,
       tick: this.tickUsec,
     };
+  }
+
+  private newResultMaxerror(): bigint {
+    this.resultMaxerror = this.timeMaxerror;
+    this.rs[R_MAXERROR] = this.resultMaxerror;
+    return this.resultMaxerror;
+  }
+
+  private newResultConstant(): bigint {
+    this.resultConstant = this.timeConstant;
+    this.rs[R_CONSTANT] = this.resultConstant;
+    return this.resultConstant;
+  }
+
+  /**
+   * txc->offset: shift_right(time_offset · NTP_INTERVAL_FREQ, NTP_SCALE_SHIFT), in µs without STA_NANO.
+   * On s64 slots while the product stays far inside 2^63 (a division by 2^32 rounds toward zero, as
+   * shift_right() does); exact BigInts otherwise.
+   */
+  private resultOffset(): bigint {
+    const st = this.st;
+    const rs = this.rs;
+    if (st[TIME_OFFSET]! < RS_OFFSET_LIMIT && st[TIME_OFFSET]! > RS_MINUS_OFFSET_LIMIT && st[HZ]! < 0x10_0000n) {
+      rs[RS_OFFSET] = BigInt.asIntN(64, BigInt.asIntN(64, st[TIME_OFFSET]! * st[HZ]!) / 0x1_0000_0000n);
+      if (!(this.timeStatus & STA_NANO)) rs[RS_OFFSET] = BigInt.asIntN(64, rs[RS_OFFSET]! / 1000n);
+      return rs[RS_OFFSET]!;
+    }
+    let offset = shiftRight(this.timeOffset * this.hz, NTP_SCALE_SHIFT);
+    if (!(this.timeStatus & STA_NANO)) offset = offset / 1000n;
+    return offset;
+  }
+
+  /** txc->freq: shift_right((time_freq >> PPM_SCALE_INV_SHIFT) · PPM_SCALE_INV, NTP_SCALE_SHIFT), as resultOffset(). */
+  private resultFreq(): bigint {
+    const rs = this.rs;
+    const f = this.timeFreq;
+    if (f <= RS_FREQ_LIMIT && f >= RS_MINUS_FREQ_LIMIT) {
+      rs[RS_FREQ] = f;
+      rs[RS_FREQ] = BigInt.asIntN(64, BigInt.asIntN(64, (rs[RS_FREQ]! >> 19n) * rs[RS_PPM_SCALE_INV]!) / 0x1_0000_0000n);
+      return rs[RS_FREQ]!;
+    }
+    return shiftRight((f >> PPM_SCALE_INV_SHIFT) * PPM_SCALE_INV, NTP_SCALE_SHIFT);
   }
 
   /** time_freq in ppm, for reports. */

@@ -75,6 +75,14 @@ const MASK = 35; // the clocksource's mask as s64 (−1: 64 bits)
 const MINUS_2_32 = 36; // −2^32 (a negative literal in a comparison is a heap BigInt made each time)
 const SLOTS = TK_SLOTS; // the WebAssembly loop's memory holds them too
 
+// Slots of Timekeeper.rd: clockNs()'s intermediate values, and 1 << shift per tk_read_base with the
+// shift it was made for (a shift changes only with the clocksource).
+const RD_DELTA = 0;
+const RD_TMP = 1;
+const RD_MONO_DIV = 2; // and RD_MONO_DIV + 1: its shift
+const RD_RAW_DIV = 4; // and RD_RAW_DIV + 1: its shift
+const RD_SLOTS = 6;
+
 const S64_MIN = -(1n << 63n);
 const S64_MAX = (1n << 63n) - 1n;
 const TWO_62 = 1n << 62n;
@@ -139,6 +147,8 @@ export class Timekeeper {
   cs: Clocksource;
   /** The timekeeper's integers (slot constants above). */
   readonly st = new BigInt64Array(SLOTS);
+  /** clockNs()'s scratch (RD_* slots). */
+  private readonly rd = new BigInt64Array(RD_SLOTS);
   readonly mono = new TkReadBase(this.st, MONO_CYCLE_LAST);
   readonly raw = new TkReadBase(this.st, RAW_CYCLE_LAST);
   /**
@@ -166,6 +176,8 @@ export class Timekeeper {
     this.ntp = new NtpState(hz);
     this.cs = cs;
     this.st[MINUS_2_32] = -(1n << 32n);
+    this.rd[RD_MONO_DIV + 1] = -1n; // no shift seen yet
+    this.rd[RD_RAW_DIV + 1] = -1n;
     this.setupInternals(cs, null);
     this.setXtime(wallNs);
     this.rawSec = 0n;
@@ -663,17 +675,55 @@ export class Timekeeper {
     this.mono.xtimeNsec = xtimeNsec < st[MONO_NSECPS]! ? xtimeNsec : this.nsecsToSecsExact(xtimeNsec);
   }
 
-  private getNs(base: number, cpu?: number): bigint {
+  /**
+   * ktime_get_real() / ktime_get_raw() in ns: the seconds at `sec` (xtime_sec, raw_sec) plus
+   * timekeeping_get_ns() of the tk_read_base at `base`, read now (on CPU `cpu` when given). On s64
+   * slots of `rd` (no heap BigInt but the result) while every term is inside the bounds below; the
+   * same sum with unbounded BigInts otherwise.
+   */
+  private clockNs(base: number, sec: number, cpu?: number): Ns {
     const st = this.st;
-    const now = cpu !== undefined && this.cs.readOn ? this.cs.readOn(cpu) : this.read();
+    const rd = this.rd;
+    const cs = this.cs;
+    const now = cpu !== undefined && cs.readOn ? cs.readOn(cpu) : cs.read();
+    // clocksource_delta() as s64 (the u64 difference's bits)
+    rd[RD_DELTA] = BigInt.asIntN(64, now - st[base]!);
+    if (!this.mask64) rd[RD_DELTA] = BigInt.asIntN(64, rd[RD_DELTA]! & st[MASK]!);
+    // delta < 2^32, mult < 2^29: delta·mult < 2^61, plus xtime_nsec in [0, 2^62) stays below 2^63;
+    // sec in [0, 2^32): sec·NSEC_PER_SEC < 2^62, plus the ns (below 2^62) too; shift < 62: 1 << shift is s64
+    if (
+      rd[RD_DELTA]! >= 0n &&
+      rd[RD_DELTA]! < 0x1_0000_0000n &&
+      st[base + 1]! >= 0n &&
+      st[base + 1]! < 0x2000_0000n &&
+      st[base + 3]! >= 0n &&
+      st[base + 3]! < 0x4000_0000_0000_0000n &&
+      st[sec]! >= 0n &&
+      st[sec]! < 0x1_0000_0000n &&
+      st[base + 2]! < 62n &&
+      cs.maxRawDelta >= 0n
+    ) {
+      // the 6.x max_raw_delta guard (a maxRawDelta ≥ 2^63 is negative as s64: above any delta here)
+      rd[RD_TMP] = BigInt.asIntN(64, cs.maxRawDelta);
+      if (rd[RD_TMP]! >= 0n && rd[RD_DELTA]! > rd[RD_TMP]!) rd[RD_DELTA] = 0n;
+      // >> shift of a non-negative value as a division by 1 << shift (V8 lowers the division, not a variable shift)
+      const div = base === MONO_CYCLE_LAST ? RD_MONO_DIV : RD_RAW_DIV;
+      if (rd[div + 1] !== st[base + 2]) {
+        rd[div] = 1n << st[base + 2]!;
+        rd[div + 1] = st[base + 2]!;
+      }
+      rd[RD_DELTA] = BigInt.asIntN(64, BigInt.asIntN(64, BigInt.asIntN(64, rd[RD_DELTA]! * st[base + 1]!) + st[base + 3]!) / rd[div]!);
+      rd[RD_DELTA] = BigInt.asIntN(64, BigInt.asIntN(64, st[sec]! * 1_000_000_000n) + rd[RD_DELTA]!);
+      return rd[RD_DELTA]!;
+    }
     const delta = this.delta(now, st[base]!);
-    return (delta * st[base + 1]! + st[base + 3]!) >> st[base + 2]!;
+    return st[sec]! * NSEC_PER_SEC + ((delta * st[base + 1]! + st[base + 3]!) >> st[base + 2]!);
   }
 
   /** clock_gettime(id) in ns, on CPU `cpu` (its clocksource read) when given. */
   get(id: ClockId, cpu?: number): Ns {
-    if (id === 'monotonic_raw') return this.rawSec * NSEC_PER_SEC + this.getNs(RAW_CYCLE_LAST, cpu);
-    const real = this.xtimeSec * NSEC_PER_SEC + this.getNs(MONO_CYCLE_LAST, cpu);
+    if (id === 'monotonic_raw') return this.clockNs(RAW_CYCLE_LAST, RAW_SEC, cpu);
+    const real = this.clockNs(MONO_CYCLE_LAST, XTIME_SEC, cpu);
     if (id === 'realtime') return real;
     const mono = real + this.wallToMonotonic;
     return id === 'monotonic' ? mono : mono + this.offsBoot;

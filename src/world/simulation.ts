@@ -83,7 +83,17 @@ export function simulate(s: Scenario | ResolvedScenario, opts: SimulationOptions
   scheduleHostSteps(world, runs);
 
   let samples = 0;
-  const nextSample = nextSampleAt(resolved.sampleIntervalNs, duration);
+  // asked twice per sample (the span's runParticipant, then the sampler's callback): the same BigInt both times
+  const nextSampleOf = nextSampleAt(resolved.sampleIntervalNs, duration);
+  let askedAt: Ns = -1n;
+  let answer: Ns | null = null;
+  const nextSample = (at: Ns): Ns | null => {
+    if (at !== askedAt) {
+      askedAt = at;
+      answer = nextSampleOf(at);
+    }
+    return answer;
+  };
   const sampler = engine.timer(() => {
     samples++;
     for (const r of runs) if (r.readable && r.stats.lastT !== engine.now) r.sample(engine.now);

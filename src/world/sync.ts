@@ -2,7 +2,7 @@
 // client in the guest polling a server. Each is a policy object the pause schedule calls into.
 import { NSEC_PER_SEC, type Ns, type Timer } from '../core/index.ts';
 import { Chronyd } from '../guest/index.ts';
-import type { NtpServerLink } from '../guest/index.ts';
+import type { NtpMeasurement, NtpServerLink } from '../guest/index.ts';
 import { NtpKernelClient } from '../guest/index.ts';
 import { QgaAgent } from '../guest/index.ts';
 import { USERSPACE_VCPU, type VcpuGate, vcpuScheduler, whenVcpuRuns } from '../guest/index.ts';
@@ -186,12 +186,18 @@ class NtpSync implements GuestSync {
     const sync = run.vm.sync;
     this.gate = userspaceGate(run);
     const server = (sync.servers ?? (world.scenario.ntpServers ?? []).map((n) => n.name))[0];
+    const guestRealtime = () => run.boot!.guest.clockGettime('realtime');
+    // the ideal server's measurement, filled in at each poll (the client reads it at once and keeps nothing of it)
+    const ideal: NtpMeasurement = { offsetNs: 0n, delayNs: 1_000_000n };
     this.client = new NtpKernelClient({
       scheduler: vcpuScheduler(engine, this.gate, USERSPACE_VCPU),
       adjtimex: (txc) => run.boot!.guest.adjtimex(txc),
       measure: server
-        ? () => world.ntp.measureNow(server, run.vm.name, () => run.boot!.guest.clockGettime('realtime'))
-        : () => ({ offsetNs: world.truth(engine.now) - run.boot!.guest.clockGettime('realtime'), delayNs: 1_000_000n }),
+        ? () => world.ntp.measureNow(server, run.vm.name, guestRealtime)
+        : () => {
+            ideal.offsetNs = world.truth(engine.now) - guestRealtime();
+            return ideal;
+          },
       pollExp: sync.ntp_poll_exp,
       stepThresholdNs: sync.ntp_step_threshold,
     });

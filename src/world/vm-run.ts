@@ -49,12 +49,15 @@ export class VmRun {
   sample(t: Ns): void {
     const g = this.boot!.guest;
     const truth = this.world.truth(t);
-    const off = g.clockGettime('realtime') - truth;
+    // CLOCK_MONOTONIC from the same clocksource read: REALTIME + wall_to_monotonic (ktime_get's sum,
+    // kernel/time/timekeeping.c), and a read at the same instant returns the same counter
+    const real = g.clockGettime('realtime');
+    const off = real - truth;
     this.emit({
       t,
       vm: this.vm.name,
       guestOffsetNs: off,
-      monotonicLagNs: g.clockGettime('monotonic') - (t - this.createdAt),
+      monotonicLagNs: real + g.timekeeper.wallToMonotonic - (t - this.createdAt),
       hostOffsetNs: this.host.realtime(t) - truth,
     });
     this.stats.record(t, off);

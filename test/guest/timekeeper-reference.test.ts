@@ -115,6 +115,8 @@ for (const c of COUNTERS) {
         fast.changeClocksource(fastCs[on]!);
         ref.changeClocksource(refCs[on]!);
       }
+      // read before the update too: up to a day's cycles since cycle_last (clock_gettime's s64 path and its exact fallback)
+      assert.equal(json(readAll(fast)), json(readAll(ref)), `step ${i}: clock readings before the update`);
       fast.advance();
       ref.advance();
       assert.equal(json(readAll(fast)), json(readAll(ref)), `step ${i}: clock readings`);
@@ -160,4 +162,26 @@ test('ntp_error past 2^63 stays exact where the kernel s64 would wrap, and its s
   }
   assert.ok(ref.ntpError > 1n << 63n, `ntp_error ${ref.ntpError} is past s64`);
   assert.equal(fast.ntpError, ref.ntpError);
+});
+
+test('clock reads stay exact across clocksource changes that change mult and shift (clock_gettime caches 1 << shift per shift)', () => {
+  let cycles = 5_000_000_000n;
+  const counters = COUNTERS.filter((c) => c.freq > 0 && c.start === undefined);
+  const make = () => counters.map((c, i) => clocksource(c, () => ((cycles * BigInt(c.freq)) / 2_596_136_000n) & c.mask, 300 - i));
+  const fastCs = make();
+  const refCs = make();
+  assert.ok(new Set(fastCs.map((cs) => cs.shift)).size >= 3, `shifts ${fastCs.map((cs) => cs.shift)}`);
+  const wall = 1_767_225_600_123_456_789n;
+  const fast = new Timekeeper(fastCs[0]!, 250, wall, 0n);
+  const ref = new ReferenceTimekeeper(refCs[0]!, 250, wall, 0n);
+  for (let i = 0; i < 200; i++) {
+    cycles += 2_596_136_000n / 3n + BigInt(i * 7919);
+    if (i % 5 === 4) {
+      fast.changeClocksource(fastCs[((i / 5) % fastCs.length) | 0]!);
+      ref.changeClocksource(refCs[((i / 5) % refCs.length) | 0]!);
+    }
+    assert.equal(json(CLOCKS.map((id) => fast.get(id))), json(CLOCKS.map((id) => ref.get(id))), `read ${i} on ${fast.cs.name}`);
+    fast.advance();
+    ref.advance();
+  }
 });
