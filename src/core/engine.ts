@@ -64,10 +64,10 @@ export interface Scheduler {
 export interface QuietScheduler extends Scheduler {
   /**
    * The earliest time anything other than `except` can happen: the next live pending event of any
-   * other timer, or the end of the current run(). Null when quiet spans are switched off, outside
-   * run(), or while a stop() is pending.
+   * other timer, or the end of the current run(); at most `before` (a caller that must end its span
+   * earlier). Null when quiet spans are switched off, outside run(), or while a stop() is pending.
    */
-  quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null;
+  quietHorizon(except: readonly Timer[], grid?: QuietGrid, before?: Ns): Ns | null;
   /** Move time to `t` (no pending event may lie before it): see Engine.advanceTo. */
   advanceTo(t: Ns): void;
   /** advanceTo(t), t = now + by, inside a quiet span (nothing pending before t): see Engine.spanStep. */
@@ -393,15 +393,14 @@ export class Engine implements QuietScheduler, NearHeap {
     this.participants.push({ slot, timer, next, alsoArms: also });
   }
 
-  quietHorizon(except: readonly Timer[], grid?: QuietGrid): Ns | null {
+  quietHorizon(except: readonly Timer[], grid?: QuietGrid, before?: Ns): Ns | null {
     if (!this.quietSpans || !this.running || this.stopped) return null;
     const skip = except.map((t) => this.slotOf(t) ?? -1);
-    if (grid && this.participants.length > 0) {
-      for (const p of this.participants) skip.push(p.slot);
-      const h = this.horizonSkipping(skip);
-      return h === null ? null : this.participantHorizon(h, grid, except);
-    }
-    return this.horizonSkipping(skip);
+    const withParticipants = grid !== undefined && this.participants.length > 0;
+    if (withParticipants) for (const p of this.participants) skip.push(p.slot);
+    let h = this.horizonSkipping(skip);
+    if (h !== null && before !== undefined && before < h) h = before;
+    return h === null || !withParticipants ? h : this.participantHorizon(h, grid, except);
   }
 
   /**

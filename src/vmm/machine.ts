@@ -32,6 +32,8 @@ import { VmgenidDevice, vmgenidFlavor, type VmgenidOptions } from './vmgenid.ts'
 
 /** Where the VMClock page sits in guest memory (the last page of the model's RAM). */
 export const VMCLOCK_GPA = 0x1f_f000n;
+/** The longest quiet span a VM takes (1 h): see quietEntries. */
+const MAX_QUIET_SPAN_NS = 3_600_000_000_000n;
 /** Where the VMGenID buffer sits: the page below VMClock, at QEMU's VMGENID_GUID_OFFSET (40) into its blob. */
 export const VMGENID_GPA = 0x1f_e028n;
 
@@ -574,10 +576,18 @@ export class VirtualMachine {
     // a thread that waits (a host CPU schedule, deschedule, steal) or a skewed host: event by event
     if (this.stealFraction !== 0 || this.schedule || this.hostTscSkew || this.kvm?.trace.on) return null;
     if (!this.vcpus.every((v) => v.quietEntry())) return null;
-    const until = q.quietHorizon([t], { next, periodNs: I }); // the guest runs quiet participants inside
-    if (until === null || until <= next) return null;
-    if (!this.clockSyncsFit(e0, I, until)) return null;
-    return new QuietEntrySpan(this, q, t, I, e0, start, until, this.kvm?.kvmclockUpdates ?? 0);
+    // at most MAX_QUIET_SPAN_NS: the horizon walks every participant expiry up to the span's end, so a
+    // span that must be declined (and asked for again at the next update) costs a bounded walk
+    let cap = next + MAX_QUIET_SPAN_NS;
+    for (;;) {
+      const until = q.quietHorizon([t], { next, periodNs: I }, cap); // the guest runs quiet participants inside
+      if (until === null || until <= next) return null;
+      const fit = this.clockSyncsFit(e0, I, until);
+      if (fit === true) return new QuietEntrySpan(this, q, t, I, e0, start, until, this.kvm?.kvmclockUpdates ?? 0);
+      // a span that ends earlier may fit (before the sync or update it cannot take)
+      if (fit === null || fit >= until) return null;
+      cap = fit;
+    }
   }
 
   /**
@@ -587,19 +597,21 @@ export class VirtualMachine {
    * (kvm_guest_time_update), which must lie in the span and not be its last (whose exit sets
    * last_guest_tsc); with the master clock that update reads no time, so it can run at the span's end.
    * An update work already pending (a global clock update's 100 ms) is left to run event by event.
+   * True: they fit; a time: a span that ends there may (before the pending update, or the last sync);
+   * null: no span.
    */
-  private clockSyncsFit(e0: Ns, I: Ns, until: Ns): boolean {
+  private clockSyncsFit(e0: Ns, I: Ns, until: Ns): true | Ns | null {
     const kvm = this.kvm;
     if (!kvm) return true;
     const u = kvm.kvmclockUpdateAt;
-    if (u !== null && u < until) return false;
+    if (u !== null && u < until) return u; // a span that ends before it
     const s0 = kvm.kvmclockSyncAt;
     if (s0 === null || s0 >= until) return true;
-    if (!kvm.useMasterClock || this.vcpus.some((v) => v.tscCatchup)) return false;
+    if (!kvm.useMasterClock || this.vcpus.some((v) => v.tscCatchup) || I >= KVMCLOCK_SYNC_PERIOD_NS) return null;
     const sLast = s0 + ((until - 1n - s0) / KVMCLOCK_SYNC_PERIOD_NS) * KVMCLOCK_SYNC_PERIOD_NS;
     const last = e0 + ((until - 1n - e0) / I) * I; // the span's last entry
     const first = sLast < e0 ? e0 : e0 + ((sLast - e0) / I + 1n) * I; // the first entry after it
-    return first < last && I < KVMCLOCK_SYNC_PERIOD_NS;
+    return first < last ? true : sLast; // else a span that ends before the last sync
   }
 
   /**
