@@ -179,8 +179,8 @@ export class TscPlan {
 /** `plan` read through a layer that adds `add` (mod 2^64). */
 export function withTscAdd(plan: TscPlan | null, add: bigint): TscPlan | null {
   if (!plan) return null;
-  const p = plan;
-  return new TscPlan(p.segStart, p.segPhase, p.rateHi, p.rateLo, p.rateZero, p.khz, p.int64Below, BigInt.asIntN(64, p.add + add));
+  const { segStart, segPhase, rateHi, rateLo, rateZero, khz, int64Below } = plan;
+  return new TscPlan(segStart, segPhase, rateHi, rateLo, rateZero, khz, int64Below, BigInt.asIntN(64, plan.add + add));
 }
 
 /** The plan's value at true time t, in BigInts (what the WebAssembly loop computes; tests). */

@@ -13,7 +13,7 @@ const WASM_NTP = 64;
 export const TK_SLOTS = 37;
 export const NTP_SLOTS = 12;
 const IO = 128;
-// I/O slots: the plan, the timekeeper's fields that are not in its slots, and the outputs
+// I/O slots: the plan, and the clocksource's max_raw_delta and whether its mask is 64 bits
 const SEG_START = IO + 0;
 const SEG_PHASE = IO + 1;
 const RATE_HI = IO + 2;
@@ -24,7 +24,9 @@ const INT64_BELOW = IO + 6;
 const ADD = IO + 7;
 export const IO_MAX_RAW_DELTA = IO + 8;
 export const IO_MASK64 = IO + 9;
-// 32-bit flags (QuietLoop.flags, at byte 1536): the timekeeper's fields outside its slots, and the outputs
+// 32-bit flags (QuietLoop.flags, at byte FLAGS_BYTE: wasm/quiet-updates.ts FLAGS): the timekeeper's
+// fields outside its slots, and the outputs
+const FLAGS_BYTE = 1536;
 /** ntp_error's high part, clamped to ±2^30 (the loop reads only its sign and adds a carry). */
 export const FLAG_ERR_HIGH = 0;
 export const FLAG_SKIP = 1;
@@ -33,7 +35,7 @@ export const FLAG_UNSYNC = 3;
 /** Why run() stopped early: 1, the next update did not start; 2, it accumulated and left the adjustment. */
 export const FLAG_STATUS = 4;
 
-/** The loop's exports: run(n, t0, interval) runs up to n updates, returns how many (IO_STATUS: why it stopped). */
+/** The loop's exports: run(n, t0, interval) runs up to n updates, returns how many (FLAG_STATUS: why it stopped). */
 export interface QuietLoop {
   readonly mem: BigInt64Array;
   /** Timekeeper.st's and NtpState.st's slots in mem. */
@@ -74,7 +76,7 @@ export function quietLoop(): QuietLoop | null {
       mem: new BigInt64Array(buffer),
       tk: new BigInt64Array(buffer, WASM_TK * 8, TK_SLOTS),
       ntp: new BigInt64Array(buffer, WASM_NTP * 8, NTP_SLOTS),
-      flags: new Int32Array(buffer, 1536, 8),
+      flags: new Int32Array(buffer, FLAGS_BYTE, 8),
       plan: null,
       run: exports.run,
     };
