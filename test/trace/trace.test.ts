@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { inOrder } from './in-order.ts';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,19 +20,6 @@ const tv = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { 
 
 const run = runTrace(loadScenario(FIXTURE));
 const pipe = run.events.flatMap((e) => tracePipeLines(e, run.vmOrder));
-
-/** Index of the first line matching each pattern, each searched after the previous one. */
-function inOrder(lines: readonly string[], patterns: readonly RegExp[]): number[] {
-  const at: number[] = [];
-  let from = 0;
-  for (const p of patterns) {
-    const i = lines.findIndex((l, n) => n >= from && p.test(l));
-    assert.ok(i >= 0, `no line matching ${p} after line ${from}`);
-    at.push(i);
-    from = i + 1;
-  }
-  return at;
-}
 
 test('trace_pipe lines have the kernel layout: task-pid, [cpu], flags, timestamp, event: fields', () => {
   const line = pipe.find((l) => l.includes('kvm_pvclock_update:'))!;

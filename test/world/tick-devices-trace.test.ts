@@ -3,6 +3,7 @@
 // on KVM's in-kernel PIT in one-shot mode (pit_load_count → create_pit_timer, the hrtimer, kvm_set_irq).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { inOrder } from '../trace/in-order.ts';
 import { countPaths, runTrace, tracePipeLines } from '../../src/trace/index.ts';
 import { parseScenarioText } from '../../src/world/scenario.ts';
 
@@ -25,15 +26,6 @@ vms:
     cmdline: nolapic
     timer_interrupts: wired
 `;
-
-function inOrder(lines: readonly string[], patterns: readonly RegExp[]): void {
-  let from = 0;
-  for (const p of patterns) {
-    const i = lines.findIndex((l, n) => n >= from && p.test(l));
-    assert.ok(i >= 0, `no line matching ${p} after line ${from}`);
-    from = i + 1;
-  }
-}
 
 test('the trace reads as the kernel runs it: hpet_timer → timer_interrupt → tick_handle_periodic, then hrtimer_interrupt → tick_sched_timer; the one-shot PIT through create_pit_timer and pit_timer_fn', () => {
   const run = runTrace(parseScenarioText(SCENARIO, 'global-ticks'));

@@ -2,6 +2,7 @@
 // the per-VM summary fields, the trace's kernel call paths in order, and bad input for the new keys.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { inOrder } from '../trace/in-order.ts';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError, MSR_IA32_TSC_DEADLINE, TraceRecorder, type Ns } from '../../src/core/index.ts';
@@ -110,16 +111,6 @@ test('the kvmtool jiffies example, 20 s: every timer interrupt’s lateness, fro
     assert.equal(released, v.name === 'jiffies-reinject' ? Number(v.ticks_reinjected) : 0, v.name);
   }
 });
-
-/** Index of the first line matching each pattern, each searched after the previous one. */
-function inOrder(lines: readonly string[], patterns: readonly RegExp[]): void {
-  let from = 0;
-  for (const p of patterns) {
-    const i = lines.findIndex((l, n) => n >= from && p.test(l));
-    assert.ok(i >= 0, `no line matching ${p} after line ${from}`);
-    from = i + 1;
-  }
-}
 
 const TRACED = `
 name: traced-ticks
